@@ -1,0 +1,52 @@
+"""Encoders: BGE-M3 (native or FlagEmbedding), dense, SPLADE and dense+sparse pairs.
+
+Use :func:`load_encoder` to get the one shared instance for a configuration; the
+classes are importable for direct use.  Heavy modules (torch, transformers) load on
+first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .base import ALL_OUTPUTS, BaseEncoder, Entry, LRUCache, TruncationWarning
+from .registry import clear_registry, detect_model_kind, load_encoder
+
+if TYPE_CHECKING:
+    from .bge_m3 import BGEM3Encoder
+    from .dense import DenseEncoder
+    from .flag import FlagM3Encoder
+    from .pair import PairEncoder
+    from .splade import SpladeEncoder
+
+__all__ = [
+    "ALL_OUTPUTS",
+    "BGEM3Encoder",
+    "BaseEncoder",
+    "DenseEncoder",
+    "Entry",
+    "FlagM3Encoder",
+    "LRUCache",
+    "PairEncoder",
+    "SpladeEncoder",
+    "TruncationWarning",
+    "clear_registry",
+    "detect_model_kind",
+    "load_encoder",
+]
+
+_LAZY = {
+    "BGEM3Encoder": ".bge_m3",
+    "DenseEncoder": ".dense",
+    "FlagM3Encoder": ".flag",
+    "PairEncoder": ".pair",
+    "SpladeEncoder": ".splade",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

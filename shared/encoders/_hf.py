@@ -1,0 +1,308 @@
+"""Transformers plumbing shared by the native encoders: resolving a hub id or a
+directory, device/dtype selection, tokenisation with truncation flags, and the
+length-sorted batch loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError, InvalidTypeError, ModelLoadError
+from ..types import FloatArray, SparseDict, TextKind
+from .base import BaseEncoder, Entry
+
+__all__ = [
+    "ResolvedModel",
+    "TransformerEncoder",
+    "local_model_hash",
+    "resolve_model",
+    "select_device",
+    "tokenize_with_flags",
+]
+
+#: Longest input any encoder accepts by default (BGE-M3's limit).
+MAX_LENGTH_CAP = 8192
+# Files never needed to run a model from the hub snapshot (BGE-M3 ships a 2 GB ONNX copy).
+_IGNORE_PATTERNS = ["onnx/*", "*.onnx", "*.msgpack", "*.h5", "*.ot", "imgs/*", "*.png", "*.jpg"]
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model directory on disk and the id it is known by (hub id or the path)."""
+
+    path: Path
+    model_id: str
+    from_hub: bool
+
+
+def _looks_like_path(name: str) -> bool:
+    # Hub ids are "name" or "org/name"; anything else is meant as a directory.
+    return os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name or name.count("/") > 1
+
+
+def resolve_model(name: str | os.PathLike[str], *, what: str = "model") -> ResolvedModel:
+    """A local directory as is, or a hub id downloaded with ``snapshot_download``.
+
+    Offline (or unknown ids) raise :class:`ModelLoadError` saying how to pass a local
+    directory instead.
+    """
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if not isinstance(name, str):
+        raise InvalidTypeError(f"{what} must be a hub id or a directory path, not {type(name).__name__}")
+    if not name.strip():
+        raise InvalidInputError(f"{what} must not be empty")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return ResolvedModel(path.resolve(), str(path.resolve()), False)
+    if path.exists():
+        raise ModelLoadError(f"{what} {name!r} is a file; pass the model's directory")
+    if _looks_like_path(name):
+        raise ModelLoadError(f"{what} directory {name!r} does not exist")
+    try:
+        from huggingface_hub import snapshot_download
+
+        local = snapshot_download(repo_id=name, ignore_patterns=_IGNORE_PATTERNS)
+    except Exception as exc:  # offline, unknown repo, auth, network: all mean "not loadable"
+        raise ModelLoadError(
+            f"could not download {what} {name!r} from the Hugging Face hub "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+            f"If you are offline, download it once elsewhere (e.g. `huggingface-cli download {name} "
+            f"--local-dir ./{name.split('/')[-1]}`) and pass that local directory as the model name."
+        ) from exc
+    return ResolvedModel(Path(local), name, True)
+
+
+def local_model_hash(path: Path) -> str:
+    """sha256 over ``config.json`` (and pooling config) contents plus weight file names/sizes.
+
+    Cheap (no weight bytes are read) yet changes when the checkpoint is swapped.
+    """
+    h = hashlib.sha256()
+    for rel in ("config.json", "1_Pooling/config.json", "modules.json"):
+        f = path / rel
+        if f.is_file():
+            h.update(rel.encode() + b"\0" + f.read_bytes() + b"\0")
+    for f in sorted(path.iterdir()):
+        if f.is_file() and f.name.endswith(_WEIGHT_SUFFIXES):
+            h.update(f"{f.name}:{f.stat().st_size}\0".encode())
+    return h.hexdigest()
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    cfg = path / "config.json"
+    if not cfg.is_file():
+        raise ModelLoadError(f"{path} has no config.json: it is not a transformers model directory")
+    try:
+        data = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read {cfg}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{cfg} is not a JSON object")
+    return data
+
+
+def select_device(device: str | None) -> Any:
+    """``torch.device`` for ``device`` or the best available (cuda, mps, cpu)."""
+    import torch
+
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if not isinstance(device, (str, torch.device)):
+        raise InvalidTypeError(f"device must be a str such as 'cpu' or 'cuda:0', not {type(device).__name__}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise InvalidInputError(f"invalid device {device!r}: {exc}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError(f"device {device!r} requested but CUDA is not available")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise InvalidInputError(f"device {device!r} requested but MPS is not available")
+    return dev
+
+
+def default_max_length(config: dict[str, Any], tokenizer: Any) -> int:
+    """Longest input the model can take: positions (minus XLM-R's pad offset), capped."""
+    limit = MAX_LENGTH_CAP
+    positions = config.get("max_position_embeddings")
+    if isinstance(positions, int) and positions > 0:
+        if config.get("model_type") in ("xlm-roberta", "roberta", "camembert", "xlm-roberta-xl"):
+            # RoBERTa-style position ids start after the padding index (usually 2 slots lost).
+            positions -= int(config.get("pad_token_id", 1) or 0) + 1
+        limit = min(limit, positions)
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_max, int) and 0 < tok_max < limit:
+        limit = tok_max
+    return limit
+
+
+def load_tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path))
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load the tokenizer from {path}: {exc}") from exc
+    if not getattr(tok, "is_fast", False):
+        raise ModelLoadError(f"{path} has no fast tokenizer (tokenizer.json); one is required")
+    return tok
+
+
+def sparse_from_token_weights(
+    input_ids: np.ndarray, weights: np.ndarray, lengths: Sequence[int], skip_ids: np.ndarray
+) -> list[SparseDict]:
+    """Per row: max weight per token id over the first ``length`` tokens, specials and zeros dropped."""
+    out: list[SparseDict] = []
+    for row, n in enumerate(lengths):
+        ids = input_ids[row, :n]
+        w = weights[row, :n]
+        keep = (w > 0) & ~np.isin(ids, skip_ids)
+        ids, w = ids[keep], w[keep]
+        if ids.size == 0:
+            out.append({})
+            continue
+        order = np.lexsort((w, ids))  # by id, then weight: the last of each id run is its max
+        ids, w = ids[order], w[order]
+        last = np.append(ids[1:] != ids[:-1], True)
+        out.append(dict(zip(ids[last].tolist(), w[last].astype(np.float64).tolist(), strict=True)))
+    return out
+
+
+def tokenize_with_flags(
+    tokenizer: Any, texts: list[str], max_length: int
+) -> tuple[list[list[int]], list[bool]]:
+    """Token ids (specials included, truncated to ``max_length``) and per-text truncation flags."""
+    enc = tokenizer(texts, truncation=True, max_length=max_length, verbose=False)
+    ids: list[list[int]] = enc["input_ids"]
+    encodings = enc.encodings
+    if encodings is not None:
+        # The Rust tokenizer keeps what truncation cut off in `overflowing`.
+        return ids, [bool(e.overflowing) for e in encodings]
+    full = tokenizer(texts, truncation=False, verbose=False)["input_ids"]  # pragma: no cover
+    return ids, [len(f) > len(i) for f, i in zip(full, ids, strict=True)]  # pragma: no cover
+
+
+@dataclass
+class BatchOutput:
+    """What one model batch produced, rows in batch order."""
+
+    dense: FloatArray | None = None
+    sparse: list[SparseDict] | None = None
+    colbert: list[FloatArray] | None = None
+
+
+class TransformerEncoder(BaseEncoder):
+    """An encoder backed by one transformers model and its fast tokenizer."""
+
+    def __init__(
+        self,
+        resolved: ResolvedModel,
+        *,
+        device: str | None = None,
+        fp16: bool | None = None,
+        max_length: int | None = None,
+        query_prompt: str = "",
+        document_prompt: str = "",
+        batch_size: int = 32,
+        show_progress: bool = True,
+        cache_size: int = 1024,
+    ) -> None:
+        super().__init__(
+            query_prompt=query_prompt,
+            document_prompt=document_prompt,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            cache_size=cache_size,
+        )
+        self.resolved = resolved
+        self.config = read_config(resolved.path)
+        self.device = select_device(device)
+        self.fp16 = bool(self.device.type in ("cuda", "mps") if fp16 is None else fp16)
+        self.tokenizer = load_tokenizer(resolved.path)
+        limit = default_max_length(self.config, self.tokenizer)
+        if max_length is None:
+            self.max_length = limit
+        else:
+            if isinstance(max_length, bool) or not isinstance(max_length, int):
+                raise InvalidTypeError(f"max_length must be an int, not {type(max_length).__name__}")
+            if max_length < 4 or max_length > limit:
+                raise InvalidInputError(
+                    f"max_length={max_length} is out of range: this model takes 4..{limit}"
+                )
+            self.max_length = max_length
+        specials = {
+            getattr(self.tokenizer, f"{name}_token_id", None) for name in ("cls", "eos", "sep", "pad", "unk")
+        }
+        self._skip_ids = np.array(sorted(i for i in specials if i is not None), dtype=np.int64)
+        self._pad_id = int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0)
+
+    def _place(self, module: Any) -> Any:
+        """Move to the device and an explicit dtype (transformers 5 loads 'auto' dtype by default)."""
+        import torch
+
+        return module.to(device=self.device, dtype=torch.float16 if self.fp16 else torch.float32).eval()
+
+    # -- tokenisation and batching ----------------------------------------------------
+
+    def tokenize(self, texts: list[str]) -> tuple[list[list[int]], list[bool]]:
+        """Token ids (with specials, truncated to ``max_length``) and per-text truncation flags."""
+        return tokenize_with_flags(self.tokenizer, texts, self.max_length)
+
+    def _pad(self, rows: list[list[int]]) -> tuple[Any, Any]:
+        import torch
+
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
+            mask[i, : len(r)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _compute(
+        self, texts: list[str], kind: TextKind, outputs: frozenset[str], batch_size: int, show_progress: bool
+    ) -> list[Entry]:
+        import torch
+        from tqdm.auto import tqdm
+
+        prompt = self.prompt_for(kind)
+        ids, truncated = self.tokenize([prompt + t for t in texts])
+        # Longest first: less padding per batch, and an out-of-memory error shows up at once.
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+        results: list[Entry | None] = [None] * len(ids)
+        bar = tqdm(
+            batches, desc=f"Encoding {kind}s", unit="batch", disable=not (show_progress and len(batches) > 1)
+        )
+        with torch.inference_mode():
+            for batch in bar:
+                input_ids, mask = self._pad([ids[i] for i in batch])
+                out = self._forward_batch(input_ids, mask, outputs)
+                for row, i in enumerate(batch):
+                    results[i] = Entry(
+                        dense=out.dense[row] if out.dense is not None else None,
+                        sparse=out.sparse[row] if out.sparse is not None else None,
+                        colbert=out.colbert[row] if out.colbert is not None else None,
+                        token_count=len(ids[i]),
+                        truncated=truncated[i],
+                    )
+        return [r for r in results if r is not None]
+
+    @abstractmethod
+    def _forward_batch(self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]) -> BatchOutput:
+        """Run the model on one padded batch (inside ``torch.inference_mode``)."""

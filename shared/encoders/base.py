@@ -1,0 +1,341 @@
+"""What every encoder shares: input validation, the result cache, prompts, MRL
+truncation, NaN checks and the truncation warning.
+
+Subclasses implement one method, :meth:`BaseEncoder._compute`, which turns a list of
+unique, uncached texts into per-text :class:`Entry` objects; everything else (input
+order, duplicates, caching, which outputs to return) lives here once.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
+from ..mrl import truncate, validate_truncate_dim
+from ..types import EncodeResult, EncoderIdentity, FloatArray, SparseDict, TextKind
+
+__all__ = ["ALL_OUTPUTS", "BaseEncoder", "Entry", "LRUCache", "TruncationWarning"]
+
+ALL_OUTPUTS = frozenset({"dense", "sparse", "colbert"})
+_KINDS = ("query", "document")
+
+
+class TruncationWarning(UserWarning):
+    """Some texts were longer than ``max_length`` tokens and were cut."""
+
+
+@dataclass
+class Entry:
+    """The outputs computed for one text (before MRL truncation when from ``_compute``)."""
+
+    dense: FloatArray | None
+    sparse: SparseDict | None
+    colbert: FloatArray | None
+    token_count: int
+    truncated: bool
+
+
+class LRUCache:
+    """A small thread-safe LRU map; ``maxsize <= 0`` disables it."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = int(maxsize)
+        self._data: OrderedDict[Any, Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Any) -> Entry | None:
+        with self._lock:
+            entry = self._data.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return entry
+
+    def put(self, key: Any, entry: Entry) -> None:
+        if self.maxsize <= 0:
+            return
+        with self._lock:
+            self._data[key] = entry
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def resize(self, maxsize: int) -> None:
+        with self._lock:
+            self.maxsize = int(maxsize)
+            while len(self._data) > max(self.maxsize, 0):
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def validate_texts(texts: Any) -> list[str]:
+    """``texts`` as a list of str, or InvalidTypeError naming the first bad item."""
+    if isinstance(texts, (str, bytes)):
+        raise InvalidTypeError(
+            f"texts must be a sequence of str, not a single {type(texts).__name__}; wrap it in a list"
+        )
+    if not isinstance(texts, Iterable):
+        raise InvalidTypeError(f"texts must be a sequence of str, not {type(texts).__name__}")
+    out = list(texts)
+    for i, t in enumerate(out):
+        if not isinstance(t, str):
+            raise InvalidTypeError(f"texts[{i}] must be a str, not {type(t).__name__}")
+    return out
+
+
+def _check_finite(entry: Entry, index: int) -> None:
+    bad = (entry.dense is not None and not np.isfinite(entry.dense).all()) or (
+        entry.colbert is not None and not np.isfinite(entry.colbert).all()
+    )
+    if not bad and entry.sparse:
+        bad = not np.isfinite(np.fromiter(entry.sparse.values(), dtype=np.float64)).all()
+    if bad:
+        raise InvalidInputError(
+            f"the model produced NaN or inf for texts[{index}]; the text or the model weights are "
+            "not usable (try fp16=False)"
+        )
+
+
+class BaseEncoder(ABC):
+    """Shared machinery of all encoders (see the module docstring).
+
+    Subclasses set ``_outputs``, ``_full_dim``, ``_identity`` (via
+    :meth:`_make_identity`), and implement :meth:`_compute`.
+    """
+
+    _outputs: frozenset[str]
+    _full_dim: int | None
+    _identity: EncoderIdentity
+
+    def __init__(
+        self,
+        *,
+        query_prompt: str = "",
+        document_prompt: str = "",
+        batch_size: int = 32,
+        show_progress: bool = True,
+        cache_size: int = 1024,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise InvalidInputError(f"cache_size must be an int >= 0, got {cache_size!r}")
+        self._prompts = {"query": query_prompt, "document": document_prompt}
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+        self._cache = LRUCache(cache_size)
+        self._truncate_dim: int | None = None
+        self._forward_passes = 0
+        self._counter_lock = threading.Lock()
+
+    # -- the Encoder protocol -------------------------------------------------------
+
+    @property
+    def identity(self) -> EncoderIdentity:
+        return self._identity
+
+    @property
+    def dense_dim(self) -> int | None:
+        if "dense" not in self._outputs or self._full_dim is None:
+            return None
+        return self._truncate_dim or self._full_dim
+
+    @property
+    def outputs(self) -> frozenset[str]:
+        return self._outputs
+
+    @property
+    def forward_passes(self) -> int:
+        return self._forward_passes
+
+    @property
+    def truncate_dim(self) -> int | None:
+        return self._truncate_dim
+
+    @property
+    def cache(self) -> LRUCache:
+        return self._cache
+
+    def prompt_for(self, kind: TextKind) -> str:
+        """The instruction prefix applied to texts of ``kind``."""
+        return self._prompts[kind]
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        kind: TextKind = "document",
+        *,
+        outputs: Sequence[str] | None = None,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
+    ) -> EncodeResult:
+        """Encode ``texts`` (see :class:`shared.types.Encoder`); results are in input order.
+
+        ``outputs`` defaults to everything this encoder makes except ColBERT.  Cheap
+        outputs are always computed together (a dense-only call also fills the sparse
+        cache), so a later call for another output on the same texts is a cache hit.
+        """
+        items = validate_texts(texts)
+        if kind not in _KINDS:
+            raise InvalidInputError(f"kind must be 'query' or 'document', got {kind!r}")
+        wanted = self._validate_outputs(outputs)
+        bs = self.batch_size if batch_size is None else batch_size
+        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
+            raise InvalidInputError(f"batch_size must be a positive int, got {bs!r}")
+        progress = self.show_progress if show_progress is None else bool(show_progress)
+        prompt = self.prompt_for(kind)
+
+        entries: list[Entry | None] = [None] * len(items)
+        missing: dict[str, list[int]] = {}
+        for i, text in enumerate(items):
+            hit = self._cache.get((kind, prompt, text))
+            if hit is not None and ("colbert" not in wanted or hit.colbert is not None):
+                entries[i] = hit
+            else:
+                missing.setdefault(text, []).append(i)
+
+        if missing:
+            unique = list(missing)
+            compute = self._outputs - {"colbert"}
+            if "colbert" in wanted:
+                compute = compute | {"colbert"}
+            computed = self._compute(unique, kind, frozenset(compute), bs, progress)
+            if len(computed) != len(unique):  # a subclass bug, never user input
+                raise RuntimeError(f"{type(self).__name__}._compute returned {len(computed)} results")
+            for text, entry in zip(unique, computed, strict=True):
+                idx = missing[text]
+                _check_finite(entry, idx[0])
+                if entry.dense is not None and self._truncate_dim is not None:
+                    entry.dense = truncate(entry.dense, self._truncate_dim)
+                if entry.sparse is not None and not text.strip():
+                    # A blank text has no terms; drop what the prompt/specials produced.
+                    entry.sparse = {}
+                self._cache.put((kind, prompt, text), entry)
+                for i in idx:
+                    entries[i] = entry
+        return self._assemble(entries, wanted, prompt)
+
+    # -- for subclasses -------------------------------------------------------------
+
+    @abstractmethod
+    def _compute(
+        self, texts: list[str], kind: TextKind, outputs: frozenset[str], batch_size: int, show_progress: bool
+    ) -> list[Entry]:
+        """Run the model(s) on ``texts`` (raw, without prompt) in their order.
+
+        Dense rows must be L2-normalised at full size; the base class truncates.
+        """
+
+    def _count_forward(self, n: int = 1) -> None:
+        with self._counter_lock:
+            self._forward_passes += n
+
+    def _set_truncate_dim(self, truncate_dim: int | None, model_id: str) -> None:
+        if truncate_dim is not None and self._full_dim is None:
+            raise InvalidInputError("truncate_dim needs a dense model; this encoder has no dense output")
+        self._truncate_dim = (
+            validate_truncate_dim(truncate_dim, self._full_dim, model_id) if self._full_dim else None
+        )
+
+    def _make_identity(
+        self,
+        *,
+        model_id: str,
+        model_hash: str,
+        sparse_kind: str | None,
+        sparse_model_id: str | None = None,
+        colbert_dim: int | None = None,
+    ) -> EncoderIdentity:
+        return EncoderIdentity(
+            model_id=model_id,
+            model_hash=model_hash,
+            dense_dim=self.dense_dim,
+            truncate_dim=self._truncate_dim,
+            query_prompt=self._prompts["query"],
+            document_prompt=self._prompts["document"],
+            sparse_kind=sparse_kind,
+            sparse_model_id=sparse_model_id,
+            colbert_dim=colbert_dim,
+        )
+
+    # -- internals ------------------------------------------------------------------
+
+    def _validate_outputs(self, outputs: Sequence[str] | None) -> frozenset[str]:
+        if outputs is None:
+            return self._outputs - {"colbert"}
+        if isinstance(outputs, str):
+            outputs = [outputs]
+        wanted = frozenset(outputs)
+        unknown = sorted(o for o in wanted if o not in ALL_OUTPUTS)
+        if unknown:
+            raise InvalidInputError(f"unknown outputs {unknown}; choose from dense, sparse, colbert")
+        if not wanted:
+            raise InvalidInputError("outputs must name at least one of dense, sparse, colbert")
+        unsupported = sorted(wanted - self._outputs)
+        if unsupported:
+            raise UnsupportedOperationError(
+                f"{self._identity.model_id} cannot produce {unsupported}; it makes {sorted(self._outputs)}"
+            )
+        return wanted
+
+    def _assemble(self, entries: list[Entry | None], wanted: frozenset[str], prompt: str) -> EncodeResult:
+        done = [e for e in entries if e is not None]
+        assert len(done) == len(entries)
+        dense = None
+        if "dense" in wanted:
+            dim = self.dense_dim or 0
+            dense = (
+                np.stack([e.dense for e in done if e.dense is not None]).astype(np.float32, copy=False)
+                if done
+                else np.zeros((0, dim), dtype=np.float32)
+            )
+        # Copies: callers may mutate what they get without corrupting the cache.
+        sparse = [dict(e.sparse or {}) for e in done] if "sparse" in wanted else None
+        colbert = (
+            [np.array(e.colbert, dtype=np.float32, copy=True) for e in done if e.colbert is not None]
+            if "colbert" in wanted
+            else None
+        )
+        truncated = [e.truncated for e in done]
+        if any(truncated):
+            cut = [i for i, t in enumerate(truncated) if t]
+            shown = ", ".join(map(str, cut[:10])) + (", ..." if len(cut) > 10 else "")
+            warnings.warn(
+                f"{len(cut)} of {len(done)} texts were longer than max_length="
+                f"{getattr(self, 'max_length', '?')} tokens and were truncated (indices {shown})",
+                TruncationWarning,
+                stacklevel=3,
+            )
+        return EncodeResult(
+            dense=dense,
+            sparse=sparse,
+            colbert=colbert,
+            token_counts=[e.token_count for e in done],
+            truncated=truncated,
+            prompt=prompt,
+        )
+
+    def __repr__(self) -> str:
+        ident = self._identity
+        return (
+            f"{type(self).__name__}(model_id={ident.model_id!r}, outputs={sorted(self._outputs)}, "
+            f"dense_dim={self.dense_dim}, truncate_dim={self._truncate_dim})"
+        )

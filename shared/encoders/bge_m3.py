@@ -1,0 +1,150 @@
+"""Native BGE-M3: dense, sparse (lexical) and ColBERT outputs from ONE forward pass.
+
+The math is BGE-M3's (and FlagEmbedding's ``BGEM3FlagModel``):
+
+* dense  = normalise(last_hidden[:, 0])                        (CLS pooling)
+* sparse = relu(sparse_linear(last_hidden)), max per token id,
+  with cls/eos/pad/unk removed and zero weights dropped
+* colbert = normalise(colbert_linear(last_hidden[:, 1:]) * mask[:, 1:]), the rows of
+  real tokens only (the trailing ``</s>`` included, the CLS excluded)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelLoadError
+from ..prompts import resolve_prompts
+from ._hf import (
+    BatchOutput,
+    ResolvedModel,
+    TransformerEncoder,
+    local_model_hash,
+    read_config,
+    resolve_model,
+    sparse_from_token_weights,
+)
+
+__all__ = ["BGEM3Encoder", "check_bge_m3_layout", "load_head"]
+
+HEAD_FILES = ("sparse_linear.pt", "colbert_linear.pt")
+
+
+def check_bge_m3_layout(path: Path) -> dict[str, Any]:
+    """Config of a BGE-M3 checkpoint directory, or ModelLoadError naming what is wrong.
+
+    Never falls back to randomly initialised heads (FlagEmbedding silently does).
+    """
+    config = read_config(path)
+    model_type = config.get("model_type")
+    if model_type != "xlm-roberta":
+        raise ModelLoadError(
+            f"{path} is not a BGE-M3 checkpoint: config.json model_type is {model_type!r}, "
+            "expected 'xlm-roberta'"
+        )
+    missing = [f for f in HEAD_FILES if not (path / f).is_file()]
+    if missing:
+        raise ModelLoadError(
+            f"{path} is not a complete BGE-M3 checkpoint: missing {', '.join(missing)} "
+            "(BGE-M3's sparse/ColBERT heads; copy them from the BAAI/bge-m3 snapshot)"
+        )
+    return config
+
+
+def load_head(path: Path, in_features: int) -> Any:
+    """A ``torch.nn.Linear`` from a BGE-M3 head state dict (loaded with weights_only)."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot read {path.name} in {path.parent}: {exc}") from exc
+    weight = state.get("weight") if isinstance(state, dict) else None
+    bias = state.get("bias") if isinstance(state, dict) else None
+    if not isinstance(weight, torch.Tensor) or weight.ndim != 2 or weight.shape[1] != in_features:
+        raise ModelLoadError(
+            f"{path.name} in {path.parent} is not a Linear({in_features}, k) state dict "
+            f"(weight shape {tuple(weight.shape) if isinstance(weight, torch.Tensor) else None})"
+        )
+    layer = torch.nn.Linear(in_features, weight.shape[0], bias=bias is not None)
+    layer.load_state_dict(state)
+    return layer
+
+
+class BGEM3Encoder(TransformerEncoder):
+    """BGE-M3 (or any checkpoint in its layout) with transformers, all outputs in one pass."""
+
+    def __init__(
+        self,
+        model_name: str | os.PathLike[str] | ResolvedModel = "BAAI/bge-m3",
+        *,
+        device: str | None = None,
+        fp16: bool | None = None,
+        max_length: int | None = None,
+        truncate_dim: int | None = None,
+        query_instruction: str | None = None,
+        document_instruction: str | None = None,
+        batch_size: int = 32,
+        show_progress: bool = True,
+        cache_size: int = 1024,
+    ) -> None:
+        import torch
+        from transformers import AutoModel
+
+        resolved = model_name if isinstance(model_name, ResolvedModel) else resolve_model(model_name)
+        config = check_bge_m3_layout(resolved.path)
+        query, document = resolve_prompts(resolved.model_id, query_instruction, document_instruction)
+        super().__init__(
+            resolved,
+            device=device,
+            fp16=fp16,
+            max_length=max_length,
+            query_prompt=query,
+            document_prompt=document,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            cache_size=cache_size,
+        )
+        hidden = int(config["hidden_size"])
+        try:
+            model = AutoModel.from_pretrained(str(resolved.path))
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load the BGE-M3 encoder from {resolved.path}: {exc}") from exc
+        self.model = self._place(model)
+        self.sparse_linear = self._place(load_head(resolved.path / "sparse_linear.pt", hidden))
+        self.colbert_linear = self._place(load_head(resolved.path / "colbert_linear.pt", hidden))
+        if self.sparse_linear.out_features != 1:
+            raise ModelLoadError(f"sparse_linear.pt in {resolved.path} must map {hidden} -> 1")
+        self._outputs = frozenset({"dense", "sparse", "colbert"})
+        self._full_dim = hidden
+        self._set_truncate_dim(truncate_dim, resolved.model_id)
+        self._identity = self._make_identity(
+            model_id=resolved.model_id,
+            model_hash="" if resolved.from_hub else local_model_hash(resolved.path),
+            sparse_kind="bge-m3",
+            colbert_dim=int(self.colbert_linear.out_features),
+        )
+        self._torch = torch
+
+    def _forward_batch(self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]) -> BatchOutput:
+        F = self._torch.nn.functional
+        out_model = self.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
+        hidden = out_model.last_hidden_state
+        self._count_forward()
+        out = BatchOutput()
+        lengths = attention_mask.sum(dim=1).tolist()
+        if "dense" in outputs:
+            out.dense = F.normalize(hidden[:, 0].float(), dim=-1).cpu().numpy()
+        if "sparse" in outputs:
+            weights = self._torch.relu(self.sparse_linear(hidden)).squeeze(-1).float()
+            out.sparse = sparse_from_token_weights(
+                input_ids.cpu().numpy(), weights.cpu().numpy(), lengths, self._skip_ids
+            )
+        if "colbert" in outputs:
+            vecs = self.colbert_linear(hidden[:, 1:]) * attention_mask[:, 1:, None].to(hidden.dtype)
+            vecs = F.normalize(vecs.float(), dim=-1).cpu().numpy()
+            # Row i keeps its real tokens after the CLS: length - 1 vectors (</s> included).
+            out.colbert = [vecs[i, : n - 1] for i, n in enumerate(lengths)]
+        return out

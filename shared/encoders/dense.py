@@ -1,0 +1,143 @@
+"""Dense encoders for sentence-transformers-layout models (MiniLM, BGE v1.5, E5, ...).
+
+Pooling comes from ``1_Pooling/config.json`` (CLS or mean; mean when the file is
+absent, as sentence-transformers does); vectors are always L2-normalised.  Layouts
+with modules we do not implement (Dense projections, max pooling, ...) are refused
+rather than silently producing different vectors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelLoadError
+from ..prompts import resolve_prompts
+from ._hf import BatchOutput, ResolvedModel, TransformerEncoder, local_model_hash, resolve_model
+
+__all__ = ["DenseEncoder", "read_pooling"]
+
+_KNOWN_MODULES = ("Transformer", "Pooling", "Normalize")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc}") from exc
+
+
+def read_pooling(path: Path) -> str:
+    """``"cls"`` or ``"mean"`` from the sentence-transformers files of ``path``."""
+    modules = path / "modules.json"
+    if modules.is_file():
+        for module in _read_json(modules):
+            kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+            if kind not in _KNOWN_MODULES:
+                raise ModelLoadError(
+                    f"{path} uses a sentence-transformers module {kind!r} that this encoder does not "
+                    "implement (only Transformer, Pooling, Normalize)"
+                )
+    pooling = path / "1_Pooling" / "config.json"
+    if not pooling.is_file():
+        return "mean"
+    cfg = _read_json(pooling)
+    modes = [k for k, v in cfg.items() if k.startswith("pooling_mode_") and v]
+    if modes == ["pooling_mode_cls_token"]:
+        return "cls"
+    if modes == ["pooling_mode_mean_tokens"]:
+        return "mean"
+    raise ModelLoadError(f"{pooling} asks for pooling {modes}; only CLS or mean pooling is supported")
+
+
+def _shipped_prompts(path: Path) -> dict[str, str]:
+    cfg = path / "config_sentence_transformers.json"
+    if not cfg.is_file():
+        return {}
+    prompts = _read_json(cfg).get("prompts") or {}
+    return {k: v for k, v in prompts.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _sbert_max_length(path: Path) -> int | None:
+    cfg = path / "sentence_bert_config.json"
+    if cfg.is_file():
+        value = _read_json(cfg).get("max_seq_length")
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+class DenseEncoder(TransformerEncoder):
+    """A transformers encoder with CLS or mean pooling; dense output only."""
+
+    def __init__(
+        self,
+        model_name: str | os.PathLike[str] | ResolvedModel,
+        *,
+        device: str | None = None,
+        fp16: bool | None = None,
+        max_length: int | None = None,
+        truncate_dim: int | None = None,
+        query_instruction: str | None = None,
+        document_instruction: str | None = None,
+        pooling: str | None = None,
+        batch_size: int = 32,
+        show_progress: bool = True,
+        cache_size: int = 1024,
+    ) -> None:
+        from transformers import AutoModel
+
+        resolved = model_name if isinstance(model_name, ResolvedModel) else resolve_model(model_name)
+        self.pooling = pooling or read_pooling(resolved.path)
+        if self.pooling not in ("cls", "mean"):
+            raise ModelLoadError(f"pooling must be 'cls' or 'mean', got {self.pooling!r}")
+        query, document = resolve_prompts(
+            resolved.model_id,
+            query_instruction,
+            document_instruction,
+            model_prompts=_shipped_prompts(resolved.path),
+        )
+        super().__init__(
+            resolved,
+            device=device,
+            fp16=fp16,
+            max_length=max_length,
+            query_prompt=query,
+            document_prompt=document,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            cache_size=cache_size,
+        )
+        # sentence-transformers' own limit (e.g. 256 for MiniLM) is what the model was tuned for.
+        sbert_limit = _sbert_max_length(resolved.path)
+        if max_length is None and sbert_limit is not None:
+            self.max_length = min(self.max_length, sbert_limit)
+        try:
+            model = AutoModel.from_pretrained(str(resolved.path))
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load a transformers encoder from {resolved.path}: {exc}") from exc
+        self.model = self._place(model)
+        self._outputs = frozenset({"dense"})
+        self._full_dim = int(self.config.get("hidden_size") or model.config.hidden_size)
+        self._set_truncate_dim(truncate_dim, resolved.model_id)
+        self._identity = self._make_identity(
+            model_id=resolved.model_id,
+            model_hash="" if resolved.from_hub else local_model_hash(resolved.path),
+            sparse_kind=None,
+        )
+
+    def _forward_batch(self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]) -> BatchOutput:
+        import torch.nn.functional as F
+
+        out_model = self.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
+        hidden = out_model.last_hidden_state
+        self._count_forward()
+        hidden = hidden.float()
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return BatchOutput(dense=F.normalize(pooled, dim=-1).cpu().numpy())

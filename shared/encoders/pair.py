@@ -1,0 +1,79 @@
+"""A dense model plus a sparse model (e.g. MiniLM + SPLADE) as one Encoder.
+
+Each model applies its own prompts (a SPLADE model must not see an E5 "query: "
+prefix); the result reports the dense model's prompt.  ``forward_passes`` counts the
+passes of both models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ..errors import InvalidInputError
+from ..types import TextKind
+from .base import BaseEncoder, Entry
+
+__all__ = ["PairEncoder"]
+
+
+class PairEncoder(BaseEncoder):
+    """``dense`` supplies the dense vectors, ``sparse`` the sparse ones."""
+
+    def __init__(
+        self,
+        dense: BaseEncoder,
+        sparse: BaseEncoder,
+        *,
+        truncate_dim: int | None = None,
+        batch_size: int = 32,
+        show_progress: bool = True,
+        cache_size: int = 1024,
+    ) -> None:
+        if "dense" not in dense.outputs:
+            raise InvalidInputError(f"{dense.identity.model_id} makes no dense vectors")
+        if "sparse" not in sparse.outputs:
+            raise InvalidInputError(f"{sparse.identity.model_id} makes no sparse vectors")
+        super().__init__(
+            query_prompt=dense.prompt_for("query"),
+            document_prompt=dense.prompt_for("document"),
+            batch_size=batch_size,
+            show_progress=show_progress,
+            cache_size=cache_size,
+        )
+        self.dense_encoder = dense
+        self.sparse_encoder = sparse
+        self.max_length = getattr(dense, "max_length", None)
+        self._outputs = frozenset({"dense", "sparse"})
+        self._full_dim = dense._full_dim
+        d_id, s_id = dense.identity, sparse.identity
+        self._set_truncate_dim(truncate_dim, d_id.model_id)
+        model_hash = ""
+        if d_id.model_hash or s_id.model_hash:
+            # Either model changing changes the stored vectors.
+            model_hash = hashlib.sha256(f"{d_id.model_hash}:{s_id.model_hash}".encode()).hexdigest()
+        self._identity = self._make_identity(
+            model_id=d_id.model_id,
+            model_hash=model_hash,
+            sparse_kind=s_id.sparse_kind,
+            sparse_model_id=s_id.model_id,
+        )
+
+    @property
+    def forward_passes(self) -> int:
+        return self.dense_encoder.forward_passes + self.sparse_encoder.forward_passes
+
+    def _compute(
+        self, texts: list[str], kind: TextKind, outputs: frozenset[str], batch_size: int, show_progress: bool
+    ) -> list[Entry]:
+        dense = self.dense_encoder._compute(texts, kind, frozenset({"dense"}), batch_size, show_progress)
+        sparse = self.sparse_encoder._compute(texts, kind, frozenset({"sparse"}), batch_size, show_progress)
+        return [
+            Entry(
+                dense=d.dense,
+                sparse=s.sparse,
+                colbert=None,
+                token_count=d.token_count,
+                truncated=d.truncated or s.truncated,
+            )
+            for d, s in zip(dense, sparse, strict=True)
+        ]
