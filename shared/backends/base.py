@@ -1,0 +1,141 @@
+"""The interface both storage backends implement, and the neutral data they exchange.
+
+Sync and async share one code path: an operation is written once as a generator
+that yields :class:`Call` requests (client method + arguments) and receives their
+results; :func:`drive` runs it with a sync client and :func:`adrive` with an
+async one. The embedded backend has no async engine, so its async methods run
+the sync ones in a worker thread (``asyncio.to_thread``), one line each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from ..query_planning import QueryPlan
+from ..schema import CollectionSchema
+
+T = TypeVar("T")
+
+
+@dataclass
+class PointData:
+    """One point ready to write: point id (UUID str), named vectors, payload.
+
+    Vectors: ``dense``/``dense_mrl`` lists of floats, ``sparse`` an
+    ``(indices, values)`` pair, ``colbert`` a list of rows.
+    """
+
+    id: str
+    vectors: dict[str, Any]
+    payload: dict[str, Any]
+
+
+@dataclass
+class ResultPoint:
+    """A point read back: its point id, score (None for plain reads), payload, vectors.
+
+    Returned vectors: ``dense`` a list of floats, ``sparse`` a dict token id -> weight.
+    """
+
+    id: str
+    score: float | None
+    payload: dict[str, Any]
+    vectors: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One client call requested by an operation generator."""
+
+    method: str
+    kwargs: dict[str, Any]
+
+
+Op = Generator[Call, Any, T]
+
+
+def drive(op: Op[T], client: Any) -> T:
+    """Run an operation generator against a sync client."""
+    try:
+        call = next(op)
+        while True:
+            call = op.send(getattr(client, call.method)(**call.kwargs))
+    except StopIteration as stop:
+        return stop.value
+
+
+async def adrive(op: Op[T], aclient: Any) -> T:
+    """Run the same operation generator against an async client."""
+    try:
+        call = next(op)
+        while True:
+            call = op.send(await getattr(aclient, call.method)(**call.kwargs))
+    except StopIteration as stop:
+        return stop.value
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Storage of one collection. Point ids given to a backend are already UUID strings."""
+
+    is_remote: bool
+    #: Human-readable location for messages (path or collection name; never credentials).
+    location: str
+
+    def read_guard(self) -> dict[str, Any] | None:
+        """The guard record of the collection; None when it does not exist; {} when foreign."""
+        ...
+
+    def create(self, schema: CollectionSchema) -> None:
+        """Create the collection for ``schema`` and record its guard."""
+        ...
+
+    def drop(self) -> None:
+        """Delete the collection and all its points (``recreate=True``)."""
+        ...
+
+    def upsert(self, points: Sequence[PointData]) -> None: ...
+
+    def finish_bulk(self) -> None:
+        """Called once at the end of an ``add``: build indexes / optimize."""
+        ...
+
+    def query(self, plan: QueryPlan) -> list[ResultPoint]: ...
+
+    def retrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]: ...
+
+    def delete_ids(self, ids: Sequence[str]) -> None: ...
+
+    def delete_filter(self, flt: Any) -> None: ...
+
+    def count(self, flt: Any) -> int: ...
+
+    def clear(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    async def aread_guard(self) -> dict[str, Any] | None: ...
+
+    async def acreate(self, schema: CollectionSchema) -> None: ...
+
+    async def adrop(self) -> None: ...
+
+    async def aupsert(self, points: Sequence[PointData]) -> None: ...
+
+    async def afinish_bulk(self) -> None: ...
+
+    async def aquery(self, plan: QueryPlan) -> list[ResultPoint]: ...
+
+    async def aretrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]: ...
+
+    async def adelete_ids(self, ids: Sequence[str]) -> None: ...
+
+    async def adelete_filter(self, flt: Any) -> None: ...
+
+    async def acount(self, flt: Any) -> int: ...
+
+    async def aclear(self) -> None: ...
+
+    async def aclose(self) -> None: ...

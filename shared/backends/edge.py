@@ -1,0 +1,457 @@
+"""Embedded backend: one Qdrant Edge shard per collection, at ``<path>/<collection_name>``.
+
+* Persistent: reopening the same path finds the points without re-ingesting.
+  Without a path the shard lives in a temporary directory removed on close.
+* The guard record is a JSON sidecar ``m3_hybrid.json`` in the shard directory,
+  written atomically (temporary file + ``os.replace``) before the shard itself
+  is created, so a crash never leaves a shard without its guard.
+* Locking: Qdrant Edge locks the shard's write-ahead log while it is open. A
+  second process opening the same shard gets :class:`StoreLockedError` naming
+  the path (the engine's raw ``WouldBlock`` error is translated). Within one
+  process a second open of the same path is refused the same way before the
+  engine is touched; close the first store (or reuse it) instead.
+* ``add`` calls :meth:`finish_bulk` once at the end, which runs ``optimize()``
+  so HNSW indexes and quantized codes are built for the new points.
+* Async methods run the sync ones in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as qe
+
+from ..errors import BackendError, InvalidInputError, StoreLockedError
+from ..filters import to_edge_filter
+from ..quantization import QuantizationPreset
+from ..query_planning import (
+    DbsfFusion,
+    MmrQuery,
+    Nearest,
+    QueryPlan,
+    RrfFusion,
+    SearchOptions,
+    SparseQuery,
+    Stage,
+    WeightedSum,
+)
+from ..schema import COLBERT, DENSE, DENSE_MRL, DOC_ID_KEY, REF_DOC_ID_KEY, SPARSE, CollectionSchema
+from .base import PointData, ResultPoint
+
+GUARD_FILE = "m3_hybrid.json"
+_EDGE_MARKER = "edge_config.json"
+
+# Paths of shards open in this process (the engine's own lock is per process).
+_OPEN_PATHS: set[str] = set()
+_OPEN_LOCK = threading.Lock()
+
+_BINARY_ENCODING = {
+    "one_bit": qe.BinaryQuantizationEncoding.OneBit,
+    "one_and_half_bits": qe.BinaryQuantizationEncoding.OneAndHalfBits,
+    "two_bits": qe.BinaryQuantizationEncoding.TwoBits,
+}
+_COMPRESSION = {
+    "x4": qe.CompressionRatio.X4,
+    "x8": qe.CompressionRatio.X8,
+    "x16": qe.CompressionRatio.X16,
+    "x32": qe.CompressionRatio.X32,
+    "x64": qe.CompressionRatio.X64,
+}
+_DATATYPE = {
+    "float32": qe.VectorStorageDatatype.Float32,
+    "float16": qe.VectorStorageDatatype.Float16,
+    "uint8": qe.VectorStorageDatatype.Uint8,
+}
+
+
+# An HNSW graph with m=0 is never built: for vectors only used to re-score candidates.
+def _required_filter(flt: Any) -> qe.Filter:
+    edge = to_edge_filter(flt)
+    if edge is None:  # never let a missing filter turn into "delete everything"
+        raise InvalidInputError("delete by filter needs a filter")
+    return edge
+
+
+def _no_hnsw() -> qe.HnswIndexConfig:
+    return qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000)
+
+
+@contextmanager
+def _engine_errors(what: str, path: str) -> Iterator[None]:
+    """Translate the engine's untyped exceptions into our error classes."""
+    try:
+        yield
+    except (InvalidInputError, BackendError, StoreLockedError):
+        raise
+    except Exception as exc:  # the engine raises plain Exception
+        msg = str(exc)
+        if "WouldBlock" in msg:
+            raise StoreLockedError(
+                f"the embedded store at {path} is locked: another process holds it open. "
+                "Only one process may open an embedded store at a time; close it there, "
+                "or use a Qdrant server (url=...) to share a collection."
+            ) from None
+        if "dimension error" in msg.lower():
+            raise InvalidInputError(f"{what}: {msg}") from None
+        raise BackendError(f"{what} failed on the embedded store at {path}: {msg}") from exc
+
+
+def quantization_config(preset: QuantizationPreset, on_disk: bool) -> Any:
+    """The qdrant_edge quantization config of a preset (None when not quantized)."""
+    # Codes stay in RAM whenever the originals are on disk, else searches would page them in.
+    memory = qe.Memory.Pinned if on_disk else None
+    if preset.method == "scalar":
+        return qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=preset.scalar_quantile, memory=memory)
+    if preset.method == "binary":
+        return qe.BinaryQuantizationConfig(
+            encoding=_BINARY_ENCODING[preset.binary_encoding or "one_bit"], memory=memory
+        )
+    if preset.method == "product":
+        return qe.ProductQuantizationConfig(_COMPRESSION[preset.product_compression or "x16"], memory=memory)
+    return None
+
+
+def edge_config(schema: CollectionSchema) -> qe.EdgeConfig:
+    """The shard configuration of a schema."""
+    memory = qe.Memory.Cold if schema.on_disk else None
+    vectors: dict[str, qe.EdgeVectorParams] = {}
+    if schema.dense_dim is not None:
+        q = schema.quantization
+        vectors[DENSE] = qe.EdgeVectorParams(
+            size=schema.dense_dim,
+            distance=qe.Distance.Cosine,
+            datatype=_DATATYPE[q.datatype],
+            quantization_config=quantization_config(q, schema.on_disk),
+            # With the MRL funnel the full vector only re-scores candidates: no graph needed.
+            hnsw_config=_no_hnsw() if schema.mrl_dim is not None else None,
+            memory=memory,
+        )
+        if schema.mrl_dim is not None:
+            mq = schema.mrl_quantization
+            vectors[DENSE_MRL] = qe.EdgeVectorParams(
+                size=schema.mrl_dim,
+                distance=qe.Distance.Cosine,
+                datatype=_DATATYPE[mq.datatype],
+                quantization_config=quantization_config(mq, schema.on_disk),
+                memory=memory,
+            )
+    if schema.colbert and schema.colbert_dim is not None:
+        vectors[COLBERT] = qe.EdgeVectorParams(
+            size=schema.colbert_dim,
+            distance=qe.Distance.Cosine,
+            multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+            hnsw_config=_no_hnsw(),
+            memory=memory,
+        )
+    sparse: dict[str, qe.EdgeSparseVectorParams] = {}
+    if schema.sparse:
+        sparse[SPARSE] = qe.EdgeSparseVectorParams(
+            modifier=qe.Modifier.Idf if schema.sparse_idf else None,
+            datatype=_DATATYPE[schema.sparse_datatype],
+        )
+    return qe.EdgeConfig(vectors=vectors or None, sparse_vectors=sparse or None)
+
+
+# ---------------------------------------------------------------------------
+# plan -> qdrant_edge request
+# ---------------------------------------------------------------------------
+
+
+def _edge_vector(value: Any) -> Any:
+    if isinstance(value, SparseQuery):
+        return qe.SparseVector(indices=list(value.indices), values=list(value.values))
+    return value
+
+
+def _edge_params(p: SearchOptions | None) -> qe.SearchParams | None:
+    if p is None:
+        return None
+    quant = None
+    if p.rescore is not None or p.oversampling is not None:
+        quant = qe.QuantizationSearchParams(rescore=p.rescore, oversampling=p.oversampling)
+    return qe.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant)
+
+
+def _edge_query(q: Any) -> Any:
+    if isinstance(q, Nearest):
+        return qe.Query.Nearest(_edge_vector(q.vector), using=q.using)
+    if isinstance(q, RrfFusion):
+        return qe.Fusion.Rrf(k=q.k, weights=list(q.weights) if q.weights is not None else None)
+    if isinstance(q, DbsfFusion):
+        return qe.Fusion.Dbsf()
+    if isinstance(q, WeightedSum):
+        e = qe.Expression
+        terms = [e.Mult([e.Constant(w), e.Variable(f"$score[{i}]")]) for i, w in enumerate(q.weights)]
+        # A point missing from one re-scored side has no overlap with it: its score there is 0.
+        defaults = {f"$score[{i}]": 0.0 for i in range(len(q.weights))}
+        return qe.Formula(e.Sum(terms), defaults=defaults)
+    if isinstance(q, MmrQuery):
+        return qe.Mmr(q.vector, lambda_=q.lambda_mult, candidates_limit=q.candidates_limit, using=q.using)
+    raise TypeError(f"unknown plan query {type(q).__name__}")
+
+
+def _edge_prefetch(stage: Stage) -> qe.Prefetch:
+    return qe.Prefetch(
+        limit=stage.limit,
+        query=_edge_query(stage.query),
+        prefetches=[_edge_prefetch(p) for p in stage.prefetches] or None,
+        params=_edge_params(stage.params),
+        filter=to_edge_filter(stage.filter),
+        score_threshold=stage.score_threshold,
+    )
+
+
+def edge_request(plan: QueryPlan) -> qe.QueryRequest:
+    """The one qdrant_edge request that runs ``plan``."""
+    root = plan.root
+    return qe.QueryRequest(
+        limit=root.limit,
+        offset=plan.offset or None,
+        query=_edge_query(root.query),
+        prefetches=[_edge_prefetch(p) for p in root.prefetches] or None,
+        with_vector=list(plan.with_vectors) if plan.with_vectors else False,
+        with_payload=True,
+        filter=to_edge_filter(root.filter),
+        score_threshold=root.score_threshold,
+        params=_edge_params(root.params),
+    )
+
+
+def _edge_point(p: PointData) -> qe.Point:
+    vectors: dict[str, Any] = {}
+    for name, value in p.vectors.items():
+        if name == SPARSE:
+            indices, values = value
+            vectors[name] = qe.SparseVector(indices=list(indices), values=list(values))
+        else:
+            vectors[name] = value
+    return qe.Point(p.id, vectors, p.payload)
+
+
+def _result(point: Any, score: float | None) -> ResultPoint:
+    vectors: dict[str, Any] = {}
+    raw = point.vector
+    if isinstance(raw, dict):
+        for name, value in raw.items():
+            if isinstance(value, qe.SparseVector):
+                vectors[name] = dict(zip(value.indices, value.values, strict=True))
+            else:
+                vectors[name] = value
+    return ResultPoint(id=str(point.id), score=score, payload=point.payload or {}, vectors=vectors)
+
+
+# ---------------------------------------------------------------------------
+# backend
+# ---------------------------------------------------------------------------
+
+
+class EdgeBackend:
+    """A Qdrant Edge shard holding one collection."""
+
+    is_remote = False
+
+    def __init__(self, collection_name: str, path: str | os.PathLike[str] | None = None) -> None:
+        if (
+            not collection_name
+            or "/" in collection_name
+            or "\\" in collection_name
+            or collection_name
+            in (
+                ".",
+                "..",
+            )
+        ):
+            raise InvalidInputError(f"invalid collection_name {collection_name!r} (used as a directory name)")
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if path is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="m3-hybrid-")
+            path = self._tmp.name
+        self.path = Path(path).expanduser().resolve() / collection_name
+        self.location = str(self.path)
+        self._shard: qe.EdgeShard | None = None
+        self._closed = False
+        with _OPEN_LOCK:
+            if self.location in _OPEN_PATHS:
+                if self._tmp is not None:
+                    self._tmp.cleanup()
+                raise StoreLockedError(
+                    f"the embedded store at {self.location} is already open in this process; close the "
+                    "other HybridStore first (or reuse it): an embedded store has one owner at a time"
+                )
+            _OPEN_PATHS.add(self.location)
+        try:
+            if (self.path / _EDGE_MARKER).exists():
+                # Take the engine's lock right away, before any guard check or write.
+                with _engine_errors("opening the shard", self.location):
+                    self._shard = qe.EdgeShard.load(str(self.path))
+        except BaseException:
+            self._release()
+            raise
+
+    def __repr__(self) -> str:
+        return f"EdgeBackend(path={self.location!r})"
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def _release(self) -> None:
+        with _OPEN_LOCK:
+            _OPEN_PATHS.discard(self.location)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def _require(self) -> qe.EdgeShard:
+        if self._closed:
+            raise BackendError(f"the embedded store at {self.location} is closed")
+        if self._shard is None:
+            raise BackendError(f"the collection at {self.location} does not exist yet")
+        return self._shard
+
+    def read_guard(self) -> dict[str, Any] | None:
+        guard_path = self.path / GUARD_FILE
+        if guard_path.exists():
+            with open(guard_path, encoding="utf-8") as fh:
+                data: dict[str, Any] = json.load(fh)
+            return data
+        if self._shard is not None:
+            return {}  # an Edge shard we did not create
+        return None
+
+    def create(self, schema: CollectionSchema) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / f".{GUARD_FILE}.{uuid.uuid4().hex}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(schema.guard_dict(), fh, indent=2, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path / GUARD_FILE)
+        if self._shard is None:
+            with _engine_errors("creating the shard", self.location):
+                self._shard = qe.EdgeShard.create(str(self.path), edge_config(schema))
+                for key in (DOC_ID_KEY, REF_DOC_ID_KEY):
+                    self._shard.update(
+                        qe.UpdateOperation.create_field_index(key, qe.PayloadSchemaType.Keyword)
+                    )
+
+    def drop(self) -> None:
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None
+        if self.path.exists():
+            shutil.rmtree(self.path)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._shard is not None:
+                with _engine_errors("closing the shard", self.location):
+                    self._shard.flush()
+                    self._shard.close()
+        finally:
+            self._shard = None
+            self._release()
+
+    # -- writes ------------------------------------------------------------
+
+    def upsert(self, points: Sequence[PointData]) -> None:
+        shard = self._require()
+        with _engine_errors("upsert", self.location):
+            shard.update(qe.UpdateOperation.upsert_points([_edge_point(p) for p in points]))
+
+    def finish_bulk(self) -> None:
+        shard = self._require()
+        with _engine_errors("optimize", self.location):
+            shard.optimize()
+
+    def delete_ids(self, ids: Sequence[str]) -> None:
+        if self._shard is None or not ids:
+            return
+        with _engine_errors("delete", self.location):
+            self._require().update(qe.UpdateOperation.delete_points(list(ids)))
+
+    def delete_filter(self, flt: Any) -> None:
+        if self._shard is None:
+            return
+        with _engine_errors("delete by filter", self.location):
+            self._require().update(qe.UpdateOperation.delete_points_by_filter(_required_filter(flt)))
+
+    def clear(self) -> None:
+        if self._shard is None:
+            return
+        with _engine_errors("clear", self.location):
+            # An empty filter matches every point.
+            self._require().update(qe.UpdateOperation.delete_points_by_filter(qe.Filter()))
+            self._require().optimize()
+
+    # -- reads -------------------------------------------------------------
+
+    def query(self, plan: QueryPlan) -> list[ResultPoint]:
+        if self._shard is None:
+            return []
+        with _engine_errors("query", self.location):
+            points = self._require().query(edge_request(plan))
+        return [_result(p, p.score) for p in points]
+
+    def retrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]:
+        if self._shard is None or not ids:
+            return []
+        with_vector: Any = list(vector_names) if vector_names else False
+        with _engine_errors("retrieve", self.location):
+            points = self._require().retrieve(list(ids), with_payload=True, with_vector=with_vector)
+        return [_result(p, None) for p in points]
+
+    def count(self, flt: Any) -> int:
+        if self._shard is None:
+            return 0
+        with _engine_errors("count", self.location):
+            return int(self._require().count(qe.CountRequest(exact=True, filter=to_edge_filter(flt))))
+
+    # -- async: the same code in a worker thread ----------------------------
+
+    async def aread_guard(self) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self.read_guard)
+
+    async def acreate(self, schema: CollectionSchema) -> None:
+        await asyncio.to_thread(self.create, schema)
+
+    async def adrop(self) -> None:
+        await asyncio.to_thread(self.drop)
+
+    async def aupsert(self, points: Sequence[PointData]) -> None:
+        await asyncio.to_thread(self.upsert, points)
+
+    async def afinish_bulk(self) -> None:
+        await asyncio.to_thread(self.finish_bulk)
+
+    async def aquery(self, plan: QueryPlan) -> list[ResultPoint]:
+        return await asyncio.to_thread(self.query, plan)
+
+    async def aretrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]:
+        return await asyncio.to_thread(self.retrieve, ids, vector_names)
+
+    async def adelete_ids(self, ids: Sequence[str]) -> None:
+        await asyncio.to_thread(self.delete_ids, ids)
+
+    async def adelete_filter(self, flt: Any) -> None:
+        await asyncio.to_thread(self.delete_filter, flt)
+
+    async def acount(self, flt: Any) -> int:
+        return await asyncio.to_thread(self.count, flt)
+
+    async def aclear(self) -> None:
+        await asyncio.to_thread(self.clear)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)

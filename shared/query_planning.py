@@ -1,0 +1,548 @@
+"""Backend-neutral query planning: one engine request per query.
+
+:func:`plan_query` is a pure function from query vectors and options to a
+:class:`QueryPlan`, a tree of :class:`Stage` objects that mirrors Qdrant's
+Query API (a stage = a query over the union of its prefetches' results). Each
+backend translates the tree to its own request types and runs it in one call.
+
+Modes and score semantics of the returned hits:
+
+* ``dense``: cosine similarity of the full dense vectors (with ``mrl_dim`` the
+  candidates come from the quantized truncated ``dense_mrl`` copy, then are
+  re-scored with the full vector: the MRL funnel).
+* ``sparse``: dot product of the sparse weights (Qdrant applies IDF when the
+  collection has the IDF modifier).
+* ``hybrid``: dense and sparse prefetches, each with ``max(limit + offset,
+  candidate_k)`` candidates, fused inside Qdrant:
+
+  - ``rrf``: weighted reciprocal rank fusion, ``sum_side w / (k + rank)`` with a
+    0-based rank; scores are rank-based, not similarities. Qdrant's own default
+    k is 2; we default to 60 (the value of the RRF paper, and what most hybrid
+    search stacks use) so that a single side's top hit cannot dominate.
+  - ``dbsf``: distribution-based score fusion (each side normalised by its
+    mean +- 3 std, then summed); no per-side weights.
+  - ``m3``: the BGE-M3 paper's weighted sum ``w_d * dense + w_s * sparse``
+    (defaults 1.0 and 0.3). The union of the dense and sparse candidates is
+    re-scored on both sides, so a candidate found by one side only still gets
+    its true score on the other (0 when it shares no term with the query).
+    Scores are the weighted similarity sums.
+
+* ``colbert_rerank``: the fused candidates are re-ranked by ColBERT MaxSim on
+  ``colbert``; scores are then MaxSim sums (not normalised).
+* MMR (:func:`plan_mmr`): Qdrant's MMR on ``dense``; scores are the dense
+  similarities of the selected points.
+
+Filters are applied inside every prefetch and at the final stage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
+from .schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema, truncate_renormalise
+from .types import FloatArray, SparseDict
+
+try:  # Python 3.11+
+    from enum import StrEnum as _StrEnum
+except ImportError:  # pragma: no cover - Python 3.10
+
+    class _StrEnum(str, Enum):  # type: ignore[no-redef]
+        pass
+
+
+class RetrievalMode(_StrEnum):
+    DENSE = "dense"
+    SPARSE = "sparse"
+    HYBRID = "hybrid"
+
+
+class FusionMethod(_StrEnum):
+    RRF = "rrf"
+    DBSF = "dbsf"
+    M3 = "m3"
+
+
+#: Default weight of the sparse side per fusion (BGE-M3 paper for m3).
+DEFAULT_SPARSE_WEIGHT = {FusionMethod.RRF: 1.0, FusionMethod.DBSF: 1.0, FusionMethod.M3: 0.3}
+DEFAULT_RRF_K = 60
+DEFAULT_CANDIDATE_K = 100
+MIN_HNSW_EF = 128
+
+
+def parse_mode(value: str | RetrievalMode) -> RetrievalMode:
+    try:
+        return RetrievalMode(value)
+    except ValueError:
+        raise InvalidInputError(
+            f"unknown retrieval mode {value!r}; choose one of {', '.join(m.value for m in RetrievalMode)}"
+        ) from None
+
+
+def parse_fusion(value: str | FusionMethod) -> FusionMethod:
+    try:
+        return FusionMethod(value)
+    except ValueError:
+        raise InvalidInputError(
+            f"unknown fusion {value!r}; choose one of {', '.join(m.value for m in FusionMethod)}"
+        ) from None
+
+
+# ---------------------------------------------------------------------------
+# plan tree
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Search parameters of one stage (None: engine default)."""
+
+    hnsw_ef: int | None = None
+    exact: bool = False
+    rescore: bool | None = None
+    oversampling: float | None = None
+
+
+@dataclass(frozen=True)
+class SparseQuery:
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Nearest:
+    """Score by similarity to ``vector`` on the named vector ``using``."""
+
+    using: str
+    #: list of floats (dense), SparseQuery, or list of rows (colbert multivector).
+    vector: Any
+
+
+@dataclass(frozen=True)
+class RrfFusion:
+    k: int
+    weights: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class DbsfFusion:
+    pass
+
+
+@dataclass(frozen=True)
+class WeightedSum:
+    """``sum_i weights[i] * score of prefetch i``; a point absent from prefetch i counts 0."""
+
+    weights: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class MmrQuery:
+    using: str
+    vector: Any
+    lambda_mult: float
+    candidates_limit: int
+
+
+QueryKind = Nearest | RrfFusion | DbsfFusion | WeightedSum | MmrQuery
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: ``query`` over the union of the ``prefetches`` results (or the whole collection)."""
+
+    query: QueryKind
+    limit: int
+    prefetches: tuple[Stage, ...] = ()
+    filter: Any = None
+    params: SearchOptions | None = None
+    score_threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """A whole query: the root stage plus the request-level options."""
+
+    root: Stage
+    offset: int = 0
+    #: vector names to return with the hits (empty: none).
+    with_vectors: tuple[str, ...] = ()
+    mode: str = "dense"
+    fusion: str | None = None
+
+
+# ---------------------------------------------------------------------------
+# validation helpers
+# ---------------------------------------------------------------------------
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise InvalidTypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value <= 0:
+        raise InvalidInputError(f"{name} must be > 0, got {value}")
+    return int(value)
+
+
+def _weight(value: Any, name: str) -> float:
+    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
+        raise InvalidTypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise InvalidInputError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
+def dense_query_vector(vector: Any, dim: int | None, name: str = "dense query vector") -> FloatArray:
+    """Validate a dense query vector: 1-d, right size, finite, non-zero."""
+    if dim is None:
+        raise UnsupportedOperationError("this collection has no dense vector")
+    try:
+        arr = np.asarray(vector, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidTypeError(f"{name} must be a sequence of numbers: {exc}") from None
+    if arr.ndim != 1:
+        raise InvalidInputError(f"{name} must be 1-dimensional, got shape {arr.shape}")
+    if arr.shape[0] != dim:
+        raise InvalidInputError(f"{name} has size {arr.shape[0]}, the collection expects {dim}")
+    if not np.all(np.isfinite(arr)):
+        raise InvalidInputError(f"{name} contains NaN or infinity")
+    if not np.any(arr):
+        raise InvalidInputError(f"{name} is all zeros (cosine similarity is undefined)")
+    return arr
+
+
+def sparse_query_vector(vector: Any, name: str = "sparse query vector") -> SparseQuery:
+    """Validate a sparse query (token id -> weight); zero weights are dropped."""
+    if not isinstance(vector, Mapping):
+        raise InvalidTypeError(f"{name} must be a mapping of token id -> weight, got {type(vector).__name__}")
+    pairs = sorted(sparse_items(vector, name))
+    return SparseQuery(tuple(i for i, _ in pairs), tuple(v for _, v in pairs))
+
+
+def sparse_items(vector: Mapping[Any, Any], name: str) -> list[tuple[int, float]]:
+    """(index, weight) pairs of a sparse mapping; raises on bad indices or weights."""
+    out = []
+    for key, value in vector.items():
+        if not isinstance(key, (int, np.integer)) or isinstance(key, bool) or not 0 <= key < 2**32:
+            raise InvalidInputError(f"{name}: token ids must be ints in [0, 2**32), got {key!r}")
+        if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
+            raise InvalidTypeError(
+                f"{name}: weight of token {key} must be a number, got {type(value).__name__}"
+            )
+        fval = float(value)
+        if not math.isfinite(fval):
+            raise InvalidInputError(f"{name}: weight of token {key} is NaN or infinity")
+        if fval != 0.0:
+            out.append((int(key), fval))
+    return out
+
+
+def colbert_query_vectors(vectors: Any, dim: int | None, name: str = "colbert query vectors") -> FloatArray:
+    try:
+        arr = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidTypeError(f"{name} must be a 2-d array of numbers: {exc}") from None
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise InvalidInputError(f"{name} must be a non-empty 2-d array, got shape {arr.shape}")
+    if dim is not None and arr.shape[1] != dim:
+        raise InvalidInputError(f"{name} have width {arr.shape[1]}, the collection expects {dim}")
+    if not np.all(np.isfinite(arr)):
+        raise InvalidInputError(f"{name} contain NaN or infinity")
+    return arr
+
+
+# ---------------------------------------------------------------------------
+# planning
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    """Everything about a query except its vectors (already resolved to store defaults)."""
+
+    mode: RetrievalMode = RetrievalMode.HYBRID
+    limit: int = 10
+    offset: int = 0
+    filter: Any = None
+    fusion: FusionMethod = FusionMethod.RRF
+    rrf_k: int = DEFAULT_RRF_K
+    dense_weight: float = 1.0
+    sparse_weight: float | None = None
+    candidate_k: int = DEFAULT_CANDIDATE_K
+    colbert_rerank: bool = False
+    exact: bool = False
+    hnsw_ef: int | None = None
+    rescore: bool | None = None
+    oversampling: float | None = None
+    score_threshold: float | None = None
+    with_vectors: bool = False
+
+
+def _search_options(
+    schema: CollectionSchema,
+    preset_quantized: bool,
+    rescore: bool | None,
+    oversampling: float | None,
+    opts: QueryOptions,
+    stage_limit: int,
+) -> SearchOptions:
+    hnsw_ef = opts.hnsw_ef if opts.hnsw_ef is not None else max(MIN_HNSW_EF, 2 * stage_limit)
+    if not preset_quantized:
+        return SearchOptions(hnsw_ef=hnsw_ef, exact=opts.exact)
+    return SearchOptions(
+        hnsw_ef=hnsw_ef,
+        exact=opts.exact,
+        rescore=opts.rescore if opts.rescore is not None else rescore,
+        oversampling=opts.oversampling if opts.oversampling is not None else oversampling,
+    )
+
+
+def _dense_stage(
+    schema: CollectionSchema, dense: FloatArray, limit: int, opts: QueryOptions, flt: Any
+) -> Stage:
+    """Dense retrieval of ``limit`` points: direct, or the MRL funnel when mrl_dim is set."""
+    q = schema.quantization
+    full = [float(x) for x in dense]
+    if schema.mrl_dim is None:
+        return Stage(
+            Nearest(DENSE, full),
+            limit,
+            filter=flt,
+            params=_search_options(schema, q.quantized, q.rescore, q.oversampling, opts, limit),
+        )
+    mq = schema.mrl_quantization
+    head = truncate_renormalise(dense, schema.mrl_dim)
+    # The funnel hands at least candidate_k truncated-vector candidates to the full re-score.
+    wide = max(limit, opts.candidate_k)
+    funnel = Stage(
+        Nearest(DENSE_MRL, [float(x) for x in head]),
+        wide,
+        filter=flt,
+        params=_search_options(schema, mq.quantized, mq.rescore, mq.oversampling, opts, wide),
+    )
+    # The full-vector stage only re-scores the funnel's candidates (no index search).
+    return Stage(
+        Nearest(DENSE, full),
+        limit,
+        prefetches=(funnel,),
+        filter=flt,
+        params=_search_options(schema, q.quantized, q.rescore, q.oversampling, opts, limit),
+    )
+
+
+def _sparse_stage(sparse: SparseQuery, limit: int, flt: Any) -> Stage:
+    return Stage(Nearest(SPARSE, sparse), limit, filter=flt)
+
+
+def resolve_options(
+    *,
+    mode: str | RetrievalMode,
+    limit: Any,
+    offset: Any,
+    fusion: str | FusionMethod,
+    rrf_k: Any,
+    dense_weight: Any,
+    sparse_weight: Any,
+    candidate_k: Any,
+    **rest: Any,
+) -> QueryOptions:
+    """Validate the raw query arguments into :class:`QueryOptions`."""
+    limit = _positive_int(limit, "limit")
+    if not isinstance(offset, (int, np.integer)) or isinstance(offset, bool):
+        raise InvalidTypeError(f"offset must be an int, got {type(offset).__name__}")
+    if offset < 0:
+        raise InvalidInputError(f"offset must be >= 0, got {offset}")
+    if not isinstance(rrf_k, (int, np.integer)) or isinstance(rrf_k, bool) or rrf_k < 0:
+        raise InvalidInputError(f"rrf_k must be an int >= 0, got {rrf_k!r}")
+    fusion_m = parse_fusion(fusion)
+    sw = None if sparse_weight is None else _weight(sparse_weight, "sparse_weight")
+    if rest.get("hnsw_ef") is not None:
+        rest["hnsw_ef"] = _positive_int(rest["hnsw_ef"], "hnsw_ef")
+    if rest.get("oversampling") is not None:
+        ov = _weight(rest["oversampling"], "oversampling")
+        if ov < 1.0:
+            raise InvalidInputError(f"oversampling must be >= 1, got {ov}")
+        rest["oversampling"] = ov
+    st = rest.get("score_threshold")
+    if st is not None and not (isinstance(st, (int, float)) and math.isfinite(float(st))):
+        raise InvalidInputError(f"score_threshold must be a finite number, got {st!r}")
+    return QueryOptions(
+        mode=parse_mode(mode),
+        limit=limit,
+        offset=int(offset),
+        fusion=fusion_m,
+        rrf_k=int(rrf_k),
+        dense_weight=_weight(dense_weight, "dense_weight"),
+        sparse_weight=sw,
+        candidate_k=_positive_int(candidate_k, "candidate_k"),
+        **rest,
+    )
+
+
+def plan_query(
+    schema: CollectionSchema,
+    opts: QueryOptions,
+    *,
+    dense: FloatArray | None = None,
+    sparse: SparseQuery | None = None,
+    colbert: FloatArray | None = None,
+) -> QueryPlan:
+    """Build the one-request plan of a query (pure; vectors already validated)."""
+    flt = opts.filter
+    window = opts.limit + opts.offset
+    candidates = max(window, opts.candidate_k)
+    mode = opts.mode
+    if mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID) and dense is None:
+        raise InvalidInputError(
+            f"{mode.value} retrieval needs a dense query vector (or query text and an encoder)"
+        )
+    if mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID) and sparse is None:
+        raise InvalidInputError(
+            f"{mode.value} retrieval needs a sparse query vector (or query text and an encoder)"
+        )
+    if mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID) and not schema.has_dense:
+        raise UnsupportedOperationError(f"{mode.value} retrieval: this collection stores no dense vectors")
+    if mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID) and not schema.sparse:
+        raise UnsupportedOperationError(f"{mode.value} retrieval: this collection stores no sparse vectors")
+    if opts.colbert_rerank:
+        if not schema.colbert:
+            raise UnsupportedOperationError("colbert_rerank: this collection stores no ColBERT vectors")
+        if colbert is None:
+            raise InvalidInputError(
+                "colbert_rerank needs ColBERT query vectors (or query text and an encoder)"
+            )
+
+    # With a ColBERT rerank the first stage hands over a candidate window, not the final page.
+    first_limit = candidates if opts.colbert_rerank else window
+    fusion_name: str | None = None
+    if mode is RetrievalMode.DENSE:
+        assert dense is not None
+        first = _dense_stage(schema, dense, first_limit, opts, flt)
+    elif mode is RetrievalMode.SPARSE:
+        assert sparse is not None
+        first = _sparse_stage(sparse, first_limit, flt)
+    else:
+        assert dense is not None and sparse is not None
+        fusion_name = opts.fusion.value
+        dense_side = _dense_stage(schema, dense, candidates, opts, flt)
+        sparse_side = _sparse_stage(sparse, candidates, flt)
+        wd = opts.dense_weight
+        ws = opts.sparse_weight if opts.sparse_weight is not None else DEFAULT_SPARSE_WEIGHT[opts.fusion]
+        if opts.fusion is FusionMethod.RRF:
+            weights = None if (wd == 1.0 and ws == 1.0) else (wd, ws)
+            first = Stage(RrfFusion(opts.rrf_k, weights), first_limit, (dense_side, sparse_side), filter=flt)
+        elif opts.fusion is FusionMethod.DBSF:
+            if wd != 1.0 or ws != 1.0:
+                raise UnsupportedOperationError(
+                    "dbsf fusion has no per-side weights in Qdrant; use fusion='rrf' or 'm3' for weights"
+                )
+            first = Stage(DbsfFusion(), first_limit, (dense_side, sparse_side), filter=flt)
+        else:
+            union = (dense_side, sparse_side)
+            union_size = 2 * candidates
+            dense_full = [float(x) for x in dense]
+            by_dense = Stage(Nearest(DENSE, dense_full), union_size, union, filter=flt)
+            by_sparse = Stage(Nearest(SPARSE, sparse), union_size, union, filter=flt)
+            first = Stage(WeightedSum((wd, ws)), first_limit, (by_dense, by_sparse), filter=flt)
+
+    root = first
+    if opts.colbert_rerank:
+        assert colbert is not None
+        rows = [[float(x) for x in row] for row in colbert]
+        root = Stage(Nearest(COLBERT, rows), window, (first,), filter=flt)
+    if opts.score_threshold is not None:
+        root = Stage(
+            root.query, root.limit, root.prefetches, root.filter, root.params, float(opts.score_threshold)
+        )
+    # The engine applies the offset to the root only; its limit must cover the skipped hits.
+    root = Stage(root.query, opts.limit, root.prefetches, root.filter, root.params, root.score_threshold)
+    return QueryPlan(
+        root=root,
+        offset=opts.offset,
+        with_vectors=_returned_vectors(schema, opts.with_vectors),
+        mode=mode.value,
+        fusion=fusion_name,
+    )
+
+
+def plan_mmr(
+    schema: CollectionSchema,
+    dense: FloatArray,
+    *,
+    limit: int,
+    fetch_k: int,
+    lambda_mult: float,
+    filter: Any = None,
+    with_vectors: bool = False,
+) -> QueryPlan:
+    """Maximal marginal relevance on ``dense``: ``lambda_mult`` 1 = pure relevance, 0 = max diversity."""
+    limit = _positive_int(limit, "limit")
+    fetch_k = _positive_int(fetch_k, "fetch_k")
+    lam = _weight(lambda_mult, "lambda_mult")
+    if lam > 1.0:
+        raise InvalidInputError(f"lambda_mult must be within [0, 1], got {lam}")
+    if not schema.has_dense:
+        raise UnsupportedOperationError("mmr: this collection stores no dense vectors")
+    candidates = max(fetch_k, limit)
+    q = schema.quantization
+    params = SearchOptions(
+        hnsw_ef=max(MIN_HNSW_EF, 2 * candidates),
+        rescore=q.rescore if q.quantized else None,
+        oversampling=q.oversampling if q.quantized else None,
+    )
+    root = Stage(
+        MmrQuery(DENSE, [float(x) for x in dense], lam, candidates), limit, filter=filter, params=params
+    )
+    return QueryPlan(root=root, with_vectors=_returned_vectors(schema, with_vectors), mode="mmr")
+
+
+def _returned_vectors(schema: CollectionSchema, with_vectors: bool) -> tuple[str, ...]:
+    if not with_vectors:
+        return ()
+    return tuple(n for n in (DENSE, SPARSE) if n in schema.vector_names)
+
+
+def stage_count(stage: Stage) -> int:
+    """Number of stages in a plan tree (for tests and debugging)."""
+    return 1 + sum(stage_count(p) for p in stage.prefetches)
+
+
+def iter_stages(stage: Stage) -> Sequence[Stage]:
+    """All stages of a tree, root first."""
+    out = [stage]
+    for p in stage.prefetches:
+        out.extend(iter_stages(p))
+    return out
+
+
+__all__ = [
+    "DEFAULT_CANDIDATE_K",
+    "DEFAULT_RRF_K",
+    "DbsfFusion",
+    "FusionMethod",
+    "MmrQuery",
+    "Nearest",
+    "QueryOptions",
+    "QueryPlan",
+    "RetrievalMode",
+    "RrfFusion",
+    "SearchOptions",
+    "SparseDict",
+    "SparseQuery",
+    "Stage",
+    "WeightedSum",
+    "colbert_query_vectors",
+    "dense_query_vector",
+    "iter_stages",
+    "plan_mmr",
+    "plan_query",
+    "resolve_options",
+    "sparse_query_vector",
+]

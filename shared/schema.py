@@ -1,0 +1,288 @@
+"""Collection layout shared by both backends: vector names, payload, point ids, guard.
+
+A :class:`CollectionSchema` is built from an encoder identity plus store options
+and fully describes the named vectors of a collection. Its :meth:`guard_dict` is
+what a collection records when it is created, and :meth:`check_guard` compares a
+recorded guard with the schema a store is opened with (the collection guard).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidInputError, InvalidTypeError, ModelMismatchError
+from .quantization import QuantizationPreset, get_preset, validate_sparse_datatype
+from .types import EncoderIdentity, FloatArray
+
+DENSE = "dense"
+SPARSE = "sparse"
+DENSE_MRL = "dense_mrl"
+COLBERT = "colbert"
+
+#: Payload keys. Caller metadata lives under ``metadata`` so filters address ``metadata.<key>``.
+TEXT_KEY = "text"
+METADATA_KEY = "metadata"
+DOC_ID_KEY = "doc_id"
+REF_DOC_ID_KEY = "ref_doc_id"
+
+#: Namespace of the deterministic point ids; never change it (ids of existing collections depend on it).
+POINT_ID_NAMESPACE = uuid.UUID("6a1c3f0e-2d5b-5b7e-9a44-3e0f8c1d2b7a")
+
+#: Version of the guard record layout.
+GUARD_FORMAT = 1
+
+#: Guard fields that change what vectors mean or their shape: a difference refuses the open.
+_SHAPE_FIELDS = (
+    "dense_dim",
+    "sparse",
+    "sparse_idf",
+    "colbert",
+    "colbert_dim",
+    "mrl_dim",
+    "distance",
+)
+
+
+def point_id(original_id: str) -> str:
+    """The deterministic Qdrant point id (UUIDv5 string) of a caller's id."""
+    if not isinstance(original_id, str):
+        raise InvalidTypeError(f"ids must be str, got {type(original_id).__name__}: {original_id!r}")
+    return str(uuid.uuid5(POINT_ID_NAMESPACE, original_id))
+
+
+def build_payload(
+    doc_id: str, text: str | None, metadata: Mapping[str, Any], ref_doc_id: str | None
+) -> dict[str, Any]:
+    """The payload stored with every point (same layout on both backends)."""
+    return {
+        TEXT_KEY: text,
+        METADATA_KEY: dict(metadata),
+        DOC_ID_KEY: doc_id,
+        REF_DOC_ID_KEY: ref_doc_id,
+    }
+
+
+def truncate_renormalise(vector: FloatArray, dim: int) -> FloatArray:
+    """First ``dim`` components of ``vector`` scaled back to unit length (the MRL copy)."""
+    head = np.asarray(vector, dtype=np.float32)[..., :dim]
+    norm = np.linalg.norm(head, axis=-1, keepdims=True)
+    # A zero head cannot be normalised; leave it (cosine treats it as no similarity).
+    return np.divide(head, norm, out=np.zeros_like(head), where=norm > 0)
+
+
+@dataclass(frozen=True)
+class CollectionSchema:
+    """Named vectors and storage options of one collection.
+
+    ``dense_dim`` None means the collection has no dense vector (sparse-only) or,
+    while :attr:`complete` is False, that the size is learned from the first add.
+    """
+
+    dense_dim: int | None = None
+    sparse: bool = True
+    sparse_idf: bool = False
+    sparse_datatype: str = "float32"
+    colbert: bool = False
+    colbert_dim: int | None = None
+    mrl_dim: int | None = None
+    mrl_quantization: QuantizationPreset = field(default_factory=lambda: get_preset("binary"))
+    quantization: QuantizationPreset = field(default_factory=lambda: get_preset("none"))
+    on_disk: bool = False
+    distance: str = "cosine"
+    identity: EncoderIdentity | None = None
+    #: False while a size is still unknown (no encoder, no dense_dim, no add yet).
+    complete: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("dense_dim", "colbert_dim", "mrl_dim"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise InvalidInputError(f"{name} must be a positive int, got {value!r}")
+        validate_sparse_datatype(self.sparse_datatype)
+        if self.mrl_dim is not None and self.dense_dim is not None and self.mrl_dim >= self.dense_dim:
+            raise InvalidInputError(
+                f"mrl_dim ({self.mrl_dim}) must be smaller than the dense size ({self.dense_dim})"
+            )
+        if self.distance != "cosine":
+            raise InvalidInputError(f"only cosine distance is supported, got {self.distance!r}")
+
+    @classmethod
+    def build(
+        cls,
+        identity: EncoderIdentity | None = None,
+        *,
+        dense_dim: int | None = None,
+        sparse: bool | None = None,
+        sparse_idf: bool = False,
+        sparse_datatype: str = "float32",
+        colbert: bool = False,
+        colbert_dim: int | None = None,
+        mrl_dim: int | None = None,
+        mrl_quantization: str | QuantizationPreset | Any = "binary",
+        quantization: str | QuantizationPreset | Any = "none",
+        on_disk: bool = False,
+    ) -> CollectionSchema:
+        """Schema from an encoder identity (may be None) and the store options."""
+        if identity is not None:
+            enc_dim = identity.truncate_dim or identity.dense_dim
+            if dense_dim is not None and enc_dim is not None and dense_dim != enc_dim:
+                raise InvalidInputError(
+                    f"dense_dim={dense_dim} contradicts the encoder's dense size {enc_dim}"
+                )
+            dense_dim = dense_dim or enc_dim
+            if sparse is None:
+                sparse = identity.sparse_kind is not None
+            if colbert:
+                colbert_dim = colbert_dim or identity.colbert_dim
+            complete = (dense_dim is not None or identity.dense_dim is None) and (
+                not colbert or colbert_dim is not None
+            )
+        else:
+            if sparse is None:
+                sparse = True
+            complete = dense_dim is not None and (not colbert or colbert_dim is not None)
+        return cls(
+            dense_dim=dense_dim,
+            sparse=bool(sparse),
+            sparse_idf=sparse_idf,
+            sparse_datatype=sparse_datatype,
+            colbert=colbert,
+            colbert_dim=colbert_dim if colbert else None,
+            mrl_dim=mrl_dim,
+            mrl_quantization=get_preset(mrl_quantization),
+            quantization=get_preset(quantization),
+            on_disk=on_disk,
+            identity=identity,
+            complete=complete,
+        )
+
+    def with_sizes(self, dense_dim: int | None, colbert_dim: int | None) -> CollectionSchema:
+        """The completed schema once the first add has shown the vector sizes."""
+        return replace(
+            self,
+            dense_dim=self.dense_dim if self.dense_dim is not None else dense_dim,
+            colbert_dim=self.colbert_dim if self.colbert_dim is not None else colbert_dim,
+            complete=True,
+        )
+
+    @property
+    def has_dense(self) -> bool:
+        return self.dense_dim is not None
+
+    @property
+    def vector_names(self) -> tuple[str, ...]:
+        names = []
+        if self.has_dense:
+            names.append(DENSE)
+            if self.mrl_dim is not None:
+                names.append(DENSE_MRL)
+        if self.sparse:
+            names.append(SPARSE)
+        if self.colbert:
+            names.append(COLBERT)
+        return tuple(names)
+
+    def guard_dict(self) -> dict[str, Any]:
+        """What a collection records about how it was built (JSON-serialisable)."""
+        return {
+            "format": GUARD_FORMAT,
+            "identity": self.identity.to_dict() if self.identity is not None else None,
+            "schema": {
+                "dense_dim": self.dense_dim,
+                "sparse": self.sparse,
+                "sparse_idf": self.sparse_idf,
+                "sparse_datatype": self.sparse_datatype,
+                "colbert": self.colbert,
+                "colbert_dim": self.colbert_dim,
+                "mrl_dim": self.mrl_dim,
+                "mrl_quantization": self.mrl_quantization.to_dict(),
+                "quantization": self.quantization.to_dict(),
+                "on_disk": self.on_disk,
+                "distance": self.distance,
+            },
+        }
+
+    @classmethod
+    def from_guard(cls, guard: Mapping[str, Any]) -> CollectionSchema:
+        """The schema a collection was created with, from its recorded guard."""
+        s = guard["schema"]
+        ident = guard.get("identity")
+        return cls(
+            dense_dim=s["dense_dim"],
+            sparse=s["sparse"],
+            sparse_idf=s["sparse_idf"],
+            sparse_datatype=s.get("sparse_datatype", "float32"),
+            colbert=s["colbert"],
+            colbert_dim=s["colbert_dim"],
+            mrl_dim=s["mrl_dim"],
+            mrl_quantization=QuantizationPreset.from_dict(s["mrl_quantization"]),
+            quantization=QuantizationPreset.from_dict(s["quantization"]),
+            on_disk=s.get("on_disk", False),
+            distance=s.get("distance", "cosine"),
+            identity=EncoderIdentity.from_dict(ident) if ident is not None else None,
+            complete=True,
+        )
+
+    def check_guard(
+        self, guard: Mapping[str, Any], where: str, *, loose: frozenset[str] = frozenset()
+    ) -> dict[str, tuple[Any, Any]]:
+        """Refuse a collection built differently; return the storage-only differences.
+
+        Raises :class:`ModelMismatchError` listing every differing encoder or vector
+        field. Fields left unknown on our side (no encoder, size learned later) are
+        not compared. Storage options (quantization, on_disk) may differ: the
+        collection's own settings win, and the differences are returned for a warning.
+        ``loose`` names shape fields the caller left at their default (not compared).
+        """
+        if guard.get("format") != GUARD_FORMAT or "schema" not in guard:
+            raise ModelMismatchError(
+                f"{where} was not created by m3-hybrid (no guard record); "
+                "pass recreate=True to drop and rebuild it"
+            )
+        stored = guard["schema"]
+        mine = self.guard_dict()
+        diffs: dict[str, tuple[Any, Any]] = {}
+        stored_ident = guard.get("identity")
+        if self.identity is not None and stored_ident is not None:
+            other = EncoderIdentity.from_dict(stored_ident)
+            for key, (ours, theirs) in self.identity.differences(other).items():
+                diffs[f"identity.{key}"] = (theirs, ours)
+        for key in _SHAPE_FIELDS:
+            ours = mine["schema"][key]
+            if key in ("dense_dim", "colbert_dim") and ours is None and not self.complete:
+                continue
+            if key in loose:
+                continue
+            if stored.get(key) != ours:
+                diffs[key] = (stored.get(key), ours)
+        if diffs:
+            listed = "; ".join(f"{k}: collection has {a!r}, store asks {b!r}" for k, (a, b) in diffs.items())
+            raise ModelMismatchError(
+                f"{where} was built with a different encoder or vector layout ({listed}); "
+                "open it with the same encoder, or pass recreate=True to drop and rebuild it"
+            )
+        storage: dict[str, tuple[Any, Any]] = {}
+        for key in ("quantization", "mrl_quantization", "on_disk", "sparse_datatype"):
+            if stored.get(key) != mine["schema"][key]:
+                storage[key] = (stored.get(key), mine["schema"][key])
+        return storage
+
+
+def check_finite(values: np.ndarray, what: str) -> None:
+    """Raise InvalidInputError when ``values`` holds NaN or infinity."""
+    if not np.all(np.isfinite(values)):
+        raise InvalidInputError(f"{what} contains NaN or infinity")
+
+
+def is_finite_number(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and (math.isfinite(float(value)))
+    )

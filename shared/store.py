@@ -1,0 +1,983 @@
+"""``HybridStore``: dense + sparse (+ ColBERT) hybrid retrieval on Qdrant, the class both adapters wrap.
+
+Backends: an embedded Qdrant Edge shard (default; ``path`` or a temporary
+directory) or a Qdrant server / qdrant-client local mode (``url``, ``client``,
+``aclient``). Both store the same layout (:mod:`shared.schema`) and answer the
+same one-request query plans (:mod:`shared.query_planning`).
+
+Every operation is written once, as a generator of steps (CPU work or a backend
+call); :meth:`HybridStore._run` executes it synchronously and
+:meth:`HybridStore._arun` asynchronously (CPU work and embedded calls in a worker
+thread, remote calls on the async client), so sync and async share one code path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .backends.base import Backend, PointData, ResultPoint
+from .errors import BackendError, InvalidInputError, InvalidTypeError, UnsupportedOperationError
+from .filters import check_filter, resolve_ids
+from .quantization import QuantizationPreset
+from .query_planning import (
+    DEFAULT_CANDIDATE_K,
+    DEFAULT_RRF_K,
+    FusionMethod,
+    QueryOptions,
+    RetrievalMode,
+    colbert_query_vectors,
+    dense_query_vector,
+    parse_mode,
+    plan_mmr,
+    plan_query,
+    resolve_options,
+    sparse_items,
+    sparse_query_vector,
+)
+from .schema import (
+    COLBERT,
+    DENSE,
+    DENSE_MRL,
+    DOC_ID_KEY,
+    METADATA_KEY,
+    REF_DOC_ID_KEY,
+    SPARSE,
+    TEXT_KEY,
+    CollectionSchema,
+    build_payload,
+    point_id,
+    truncate_renormalise,
+)
+from .types import Encoder, EncoderIdentity, Hit, Record
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Backend:
+    """Step: call backend method ``name``."""
+
+    name: str
+    args: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Work:
+    """Step: CPU work (encoding, validation); run in a worker thread by the async driver."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+
+
+Steps = Generator[_Backend | _Work, Any, T]
+
+_MISSING: Any = object()
+
+
+def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _clean_json(value: Any, where: str) -> Any:
+    """A JSON-safe copy of ``value`` (numpy scalars and tuples converted); raises on anything else."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        if not math.isfinite(f):
+            raise InvalidInputError(f"{where} is {f} (NaN and infinity are not JSON)")
+        return f
+    if isinstance(value, (list, tuple)):
+        return [_clean_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidInputError(f"{where} has a non-str key {k!r} (JSON keys must be str)")
+            out[k] = _clean_json(v, f"{where}[{k!r}]")
+        return out
+    raise InvalidInputError(f"{where} is not JSON-serialisable: {type(value).__name__} {value!r:.60}")
+
+
+class HybridStore:
+    """Hybrid dense + sparse retrieval over one Qdrant collection (see docs/DESIGN.md)."""
+
+    def __init__(
+        self,
+        collection_name: str = "m3_hybrid",
+        *,
+        encoder: Encoder | None = None,
+        path: str | os.PathLike[str] | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        client: Any = None,
+        aclient: Any = None,
+        timeout: float | None = None,
+        dense_dim: int | None = None,
+        sparse: bool | None = None,
+        sparse_idf: bool = False,
+        sparse_datatype: str = "float32",
+        colbert: bool = False,
+        quantization: str | QuantizationPreset | Any = "none",
+        on_disk: bool = False,
+        mrl_dim: int | None = None,
+        mrl_quantization: str | QuantizationPreset | Any = "binary",
+        retrieval_mode: str | RetrievalMode = "hybrid",
+        fusion: str | FusionMethod = "rrf",
+        rrf_k: int = DEFAULT_RRF_K,
+        dense_weight: float = 1.0,
+        sparse_weight: float | None = None,
+        candidate_k: int = DEFAULT_CANDIDATE_K,
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+        write_consistency_factor: int | None = None,
+        recreate: bool = False,
+    ) -> None:
+        if not isinstance(collection_name, str) or not collection_name:
+            raise InvalidInputError(f"collection_name must be a non-empty str, got {collection_name!r}")
+        if encoder is not None and not isinstance(encoder, Encoder):
+            raise InvalidTypeError(
+                f"encoder must implement shared.types.Encoder, got {type(encoder).__name__}"
+            )
+        self.collection_name = collection_name
+        self._encoder = encoder
+        identity = encoder.identity if encoder is not None else None
+        if colbert and encoder is not None and "colbert" not in encoder.outputs:
+            raise InvalidInputError("colbert=True but the encoder does not produce ColBERT vectors")
+        self._requested = CollectionSchema.build(
+            identity,
+            dense_dim=dense_dim
+            if dense_dim is not None
+            else (encoder.dense_dim if encoder is not None else None),
+            sparse=sparse,
+            sparse_idf=sparse_idf,
+            sparse_datatype=sparse_datatype,
+            colbert=colbert,
+            mrl_dim=mrl_dim,
+            mrl_quantization=mrl_quantization,
+            quantization=quantization,
+            on_disk=on_disk,
+        )
+        self._loose = frozenset({"sparse"}) if sparse is None and encoder is None else frozenset()
+        # Validate the query defaults now, so a typo fails at construction, not at the first query.
+        self._defaults = resolve_options(
+            mode=retrieval_mode,
+            limit=10,
+            offset=0,
+            fusion=fusion,
+            rrf_k=rrf_k,
+            dense_weight=dense_weight,
+            sparse_weight=sparse_weight,
+            candidate_k=candidate_k,
+        )
+        self._recreate = recreate
+        self._schema: CollectionSchema | None = None
+        self._opened = False
+        self._closed = False
+
+        remote = url is not None or client is not None or aclient is not None
+        self._backend: Backend
+        if remote:
+            if path is not None:
+                raise InvalidInputError("pass either path (embedded store) or url/client (remote), not both")
+            from .backends.remote import RemoteBackend
+
+            self._backend = RemoteBackend(
+                collection_name,
+                url=url,
+                api_key=api_key,
+                client=client,
+                aclient=aclient,
+                timeout=timeout,
+                shard_number=shard_number,
+                replication_factor=replication_factor,
+                write_consistency_factor=write_consistency_factor,
+            )
+        else:
+            if api_key is not None:
+                raise InvalidInputError("api_key is only used with url= (a Qdrant server)")
+            from .backends.edge import EdgeBackend
+
+            self._backend = EdgeBackend(collection_name, path)
+        # Open now when a sync path exists, so a mismatching collection fails here.
+        if getattr(self._backend, "can_sync", True):
+            try:
+                self._run(self._open_steps())
+            except BaseException:
+                self._backend.close()
+                raise
+
+    def __repr__(self) -> str:
+        return (
+            f"HybridStore(collection_name={self.collection_name!r}, backend={self._backend!r}, "
+            f"encoder={self.identity.model_id if self.identity else None!r})"
+        )
+
+    # -- properties --------------------------------------------------------
+
+    @property
+    def identity(self) -> EncoderIdentity | None:
+        """Identity of the encoder the collection was built with (or will be)."""
+        if self._schema is not None and self._schema.identity is not None:
+            return self._schema.identity
+        return self._requested.identity
+
+    @property
+    def schema(self) -> CollectionSchema:
+        """The collection's schema (the requested one until the collection exists)."""
+        return self._schema if self._schema is not None else self._requested
+
+    @property
+    def is_remote(self) -> bool:
+        return self._backend.is_remote
+
+    @property
+    def encoder(self) -> Encoder | None:
+        return self._encoder
+
+    # -- drivers -----------------------------------------------------------
+
+    def _run(self, steps: Steps[T]) -> T:
+        backend = self._backend
+        try:
+            step = next(steps)
+            while True:
+                try:
+                    if isinstance(step, _Backend):
+                        result = getattr(backend, step.name)(*step.args)
+                    else:
+                        result = step.fn(*step.args)
+                except Exception as exc:
+                    # The operation sees its steps' errors (to add context or finish up).
+                    step = steps.throw(exc)
+                    continue
+                step = steps.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+    async def _arun(self, steps: Steps[T]) -> T:
+        backend = self._backend
+        try:
+            step = next(steps)
+            while True:
+                try:
+                    if isinstance(step, _Backend):
+                        result = await getattr(backend, "a" + step.name)(*step.args)
+                    else:
+                        result = await asyncio.to_thread(step.fn, *step.args)
+                except Exception as exc:
+                    step = steps.throw(exc)
+                    continue
+                step = steps.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+    # -- opening -----------------------------------------------------------
+
+    def _open_steps(self) -> Steps[None]:
+        where = f"collection {self.collection_name!r} at {self._backend.location}"
+        guard = yield _Backend("read_guard")
+        if guard is not None and self._recreate:
+            logger.warning("recreate=True: dropping %s", where)
+            yield _Backend("drop")
+            guard = None
+        if guard is None:
+            if self._requested.complete:
+                yield _Backend("create", (self._requested,))
+                self._schema = self._requested
+        else:
+            storage = self._requested.check_guard(guard, where, loose=self._loose)
+            if storage:
+                logger.warning(
+                    "%s keeps its own storage settings %s (recreate=True to rebuild with the new ones)",
+                    where,
+                    {k: a for k, (a, _) in storage.items()},
+                )
+            self._schema = CollectionSchema.from_guard(guard)
+        self._opened = True
+
+    def _ready(self) -> Steps[None]:
+        if self._closed:
+            raise BackendError(f"HybridStore {self.collection_name!r} is closed")
+        if not self._opened:
+            yield from self._open_steps()
+
+    # -- add ---------------------------------------------------------------
+
+    def add(
+        self, records: Iterable[Record], *, batch_size: int = 256, show_progress: bool = False
+    ) -> list[str]:
+        """Store records (upsert by id); returns their ids. Vectors left None are encoded."""
+        return self._run(self._add_steps(records, batch_size, show_progress))
+
+    async def aadd(
+        self, records: Iterable[Record], *, batch_size: int = 256, show_progress: bool = False
+    ) -> list[str]:
+        return await self._arun(self._add_steps(records, batch_size, show_progress))
+
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: Iterable[Mapping[str, Any] | None] | None = None,
+        ids: Iterable[str] | None = None,
+        ref_doc_ids: Iterable[str | None] | None = None,
+        *,
+        batch_size: int = 256,
+        show_progress: bool = False,
+    ) -> list[str]:
+        """Encode and store texts; ids default to random UUIDs (pass ids to make re-adding idempotent)."""
+        return self.add(
+            self._records_from_texts(texts, metadatas, ids, ref_doc_ids),
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
+
+    async def aadd_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: Iterable[Mapping[str, Any] | None] | None = None,
+        ids: Iterable[str] | None = None,
+        ref_doc_ids: Iterable[str | None] | None = None,
+        *,
+        batch_size: int = 256,
+        show_progress: bool = False,
+    ) -> list[str]:
+        return await self.aadd(
+            self._records_from_texts(texts, metadatas, ids, ref_doc_ids),
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
+
+    @staticmethod
+    def _records_from_texts(
+        texts: Iterable[str],
+        metadatas: Iterable[Mapping[str, Any] | None] | None,
+        ids: Iterable[str] | None,
+        ref_doc_ids: Iterable[str | None] | None,
+    ) -> Iterator[Record]:
+        if isinstance(texts, str):
+            raise InvalidTypeError("texts must be an iterable of str, not a single str")
+        import uuid
+
+        def column(values: Iterable[Any] | None, name: str) -> Iterator[Any]:
+            if values is None:
+                while True:
+                    yield None
+            it = iter(values)
+            yield from it
+            while True:
+                yield _MISSING
+
+        md_it, id_it, ref_it = column(metadatas, "metadatas"), column(ids, "ids"), column(ref_doc_ids, "ref")
+        count = 0
+        for i, text in enumerate(texts):
+            md, rid, ref = next(md_it), next(id_it), next(ref_it)
+            for name, value in (("metadatas", md), ("ids", rid), ("ref_doc_ids", ref)):
+                if value is _MISSING:
+                    raise InvalidInputError(f"{name} is shorter than texts (no item for text {i})")
+            yield Record(
+                id=rid if rid is not None else str(uuid.uuid4()),
+                text=text,
+                metadata=dict(md) if md is not None else {},
+                ref_doc_id=ref,
+            )
+            count += 1
+        for name, it in (("metadatas", metadatas), ("ids", ids), ("ref_doc_ids", ref_doc_ids)):
+            if isinstance(it, Sequence) and len(it) > count:
+                raise InvalidInputError(f"{name} is longer than texts ({len(it)} > {count})")
+
+    def _add_steps(self, records: Iterable[Record], batch_size: int, show_progress: bool) -> Steps[list[str]]:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+            raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
+        if isinstance(records, (Record, str)):
+            raise InvalidTypeError("add() takes an iterable of Record, not a single item")
+        yield from self._ready()
+        if isinstance(records, Sequence):
+            # A materialised input is checked whole before anything is written.
+            yield _Work(self._check_all, (records,))
+        bar = None
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(records) if isinstance(records, Sequence) else None, desc="add", unit="rec")
+        ids: list[str] = []
+        try:
+            for chunk in _batched(records, batch_size):
+                start = len(ids)
+                try:
+                    points = yield _Work(self._prepare_batch, (chunk, start))
+                except InvalidInputError as exc:
+                    if start:
+                        raise type(exc)(
+                            f"{exc} (the {start} records before this batch were stored)"
+                        ) from None
+                    raise
+                if self._schema is None:
+                    yield from self._create_from_points(points)
+                yield _Backend("upsert", (points,))
+                ids.extend(r.id for r in chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+        except Exception:
+            if ids:
+                # Index what was stored before the failure, then report it.
+                yield _Backend("finish_bulk")
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        if ids:
+            # Build indexes / quantized codes once for the whole call.
+            yield _Backend("finish_bulk")
+        return ids
+
+    def _create_from_points(self, points: Sequence[PointData]) -> Steps[None]:
+        dense_dim = next((len(p.vectors[DENSE]) for p in points if DENSE in p.vectors), None)
+        colbert_dim = next((len(p.vectors[COLBERT][0]) for p in points if COLBERT in p.vectors), None)
+        schema = self._requested.with_sizes(dense_dim, colbert_dim)
+        if schema.mrl_dim is not None and schema.dense_dim is not None and schema.mrl_dim >= schema.dense_dim:
+            raise InvalidInputError(
+                f"mrl_dim ({schema.mrl_dim}) must be smaller than the dense size {dense_dim}"
+            )
+        yield _Backend("create", (schema,))
+        self._schema = schema
+        if schema.mrl_dim is not None:
+            for p in points:
+                if DENSE in p.vectors:
+                    p.vectors[DENSE_MRL] = truncate_renormalise(
+                        np.asarray(p.vectors[DENSE]), schema.mrl_dim
+                    ).tolist()
+
+    # validation ---------------------------------------------------------
+
+    def _check_all(self, records: Sequence[Record]) -> None:
+        dims: dict[str, int] = {}
+        for i, rec in enumerate(records):
+            self._check_record(rec, i, dims)
+
+    def _check_record(self, rec: Any, index: int, dims: dict[str, int]) -> dict[str, Any]:
+        """Validate one record's fields and given vectors; returns the cleaned parts."""
+        if not isinstance(rec, Record):
+            raise InvalidTypeError(f"item {index} is a {type(rec).__name__}, expected shared.types.Record")
+        if not isinstance(rec.id, str) or not rec.id:
+            raise InvalidInputError(f"record {index}: id must be a non-empty str, got {rec.id!r}")
+        where = f"record {rec.id!r} (index {index})"
+        if rec.text is not None and not isinstance(rec.text, str):
+            raise InvalidTypeError(f"{where}: text must be str or None, got {type(rec.text).__name__}")
+        if rec.ref_doc_id is not None and not isinstance(rec.ref_doc_id, str):
+            raise InvalidTypeError(
+                f"{where}: ref_doc_id must be str or None, got {type(rec.ref_doc_id).__name__}"
+            )
+        if not isinstance(rec.metadata, Mapping):
+            raise InvalidTypeError(f"{where}: metadata must be a dict, got {type(rec.metadata).__name__}")
+        metadata = _clean_json(rec.metadata, f"{where}: metadata")
+        schema = self.schema
+        out: dict[str, Any] = {"metadata": metadata}
+        if rec.dense is not None:
+            if not schema.has_dense and schema.complete:
+                raise InvalidInputError(f"{where}: has a dense vector but the collection stores none")
+            dense = self._dense_vector(rec.dense, where, schema.dense_dim, dims)
+            out[DENSE] = dense
+        if rec.sparse is not None:
+            if not schema.sparse:
+                raise InvalidInputError(f"{where}: has a sparse vector but the collection stores none")
+            if not isinstance(rec.sparse, Mapping):
+                raise InvalidTypeError(f"{where}: sparse must be a mapping token id -> weight")
+            out[SPARSE] = sparse_items(rec.sparse, f"{where}: sparse vector")
+        if rec.colbert is not None:
+            if not schema.colbert:
+                raise InvalidInputError(
+                    f"{where}: has ColBERT vectors but the collection stores none (colbert=False)"
+                )
+            cb = colbert_query_vectors(
+                rec.colbert, schema.colbert_dim or dims.get(COLBERT), f"{where}: colbert vectors"
+            )
+            dims.setdefault(COLBERT, cb.shape[1])
+            out[COLBERT] = cb
+        needs = self._missing_outputs(rec, schema)
+        if needs:
+            if self._encoder is None:
+                raise InvalidInputError(
+                    f"{where}: no {'/'.join(needs)} vector given and the store has no encoder to compute it"
+                )
+            if rec.text is None:
+                raise InvalidInputError(
+                    f"{where}: no text to encode the missing {'/'.join(needs)} vector from"
+                )
+        return out
+
+    @staticmethod
+    def _dense_vector(value: Any, where: str, dim: int | None, dims: dict[str, int]) -> np.ndarray:
+        try:
+            arr = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise InvalidTypeError(f"{where}: dense vector must be a sequence of numbers") from None
+        if arr.ndim != 1 or arr.shape[0] == 0:
+            raise InvalidInputError(
+                f"{where}: dense vector must be a non-empty 1-d sequence, got shape {arr.shape}"
+            )
+        expected = dim if dim is not None else dims.get(DENSE)
+        if expected is not None and arr.shape[0] != expected:
+            raise InvalidInputError(
+                f"{where}: dense vector has size {arr.shape[0]}, the collection expects {expected}"
+            )
+        dims.setdefault(DENSE, arr.shape[0])
+        if not np.all(np.isfinite(arr)):
+            raise InvalidInputError(f"{where}: dense vector contains NaN or infinity")
+        if not np.any(arr):
+            raise InvalidInputError(f"{where}: dense vector is all zeros (cosine similarity is undefined)")
+        return arr
+
+    def _missing_outputs(self, rec: Record, schema: CollectionSchema) -> list[str]:
+        needs = []
+        if rec.dense is None and (schema.has_dense or (not schema.complete and self._encoder is None)):
+            # Without an encoder and before the size is known, a dense vector is still required.
+            needs.append("dense")
+        if (
+            rec.sparse is None
+            and schema.sparse
+            and self._encoder is not None
+            and "sparse" in self._encoder.outputs
+        ):
+            needs.append("sparse")
+        if rec.colbert is None and schema.colbert:
+            needs.append("colbert")
+        return needs
+
+    def _prepare_batch(self, chunk: Sequence[Record], start: int) -> list[PointData]:
+        """Validate a batch, encode what is missing, and build the points (nothing written yet)."""
+        dims: dict[str, int] = {}
+        cleaned = [self._check_record(rec, start + i, dims) for i, rec in enumerate(chunk)]
+        schema = self.schema
+        todo: dict[str, list[int]] = {}
+        for i, rec in enumerate(chunk):
+            for out in self._missing_outputs(rec, schema):
+                todo.setdefault(out, []).append(i)
+        if todo:
+            assert self._encoder is not None
+            rows = sorted({i for idx in todo.values() for i in idx})
+            outputs = sorted(todo)
+            result = self._encoder.encode([chunk[i].text or "" for i in rows], "document", outputs=outputs)
+            for pos, i in enumerate(rows):
+                where = f"record {chunk[i].id!r} (index {start + i})"
+                if "dense" in todo and i in todo["dense"]:
+                    if result.dense is None:
+                        raise InvalidInputError(f"{where}: the encoder returned no dense vector")
+                    cleaned[i][DENSE] = self._dense_vector(result.dense[pos], where, schema.dense_dim, dims)
+                if "sparse" in todo and result.sparse is not None and i in todo["sparse"]:
+                    cleaned[i][SPARSE] = sparse_items(result.sparse[pos], f"{where}: sparse vector")
+                if "colbert" in todo and i in todo["colbert"]:
+                    if result.colbert is None:
+                        raise InvalidInputError(f"{where}: the encoder returned no ColBERT vectors")
+                    cleaned[i][COLBERT] = colbert_query_vectors(
+                        result.colbert[pos],
+                        schema.colbert_dim or dims.get(COLBERT),
+                        f"{where}: colbert vectors",
+                    )
+                    dims.setdefault(COLBERT, cleaned[i][COLBERT].shape[1])
+        points: list[PointData] = []
+        for rec, parts in zip(chunk, cleaned, strict=True):
+            vectors: dict[str, Any] = {}
+            if DENSE in parts:
+                vectors[DENSE] = parts[DENSE].tolist()
+                if schema.mrl_dim is not None and schema.complete:
+                    vectors[DENSE_MRL] = truncate_renormalise(parts[DENSE], schema.mrl_dim).tolist()
+            if parts.get(SPARSE):
+                pairs = sorted(parts[SPARSE])
+                vectors[SPARSE] = ([i for i, _ in pairs], [v for _, v in pairs])
+            if COLBERT in parts:
+                vectors[COLBERT] = parts[COLBERT].tolist()
+            if not vectors:
+                raise InvalidInputError(
+                    f"record {rec.id!r} (index {start + len(points)}): no vector to store"
+                )
+            payload = build_payload(rec.id, rec.text, parts["metadata"], rec.ref_doc_id)
+            points.append(PointData(point_id(rec.id), vectors, payload))
+        return points
+
+    # -- query -------------------------------------------------------------
+
+    def query(
+        self,
+        text: str | None = None,
+        *,
+        dense: Any = None,
+        sparse: Mapping[int, float] | None = None,
+        colbert: Any = None,
+        mode: str | RetrievalMode | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        filter: Any = None,
+        fusion: str | FusionMethod | None = None,
+        rrf_k: int | None = None,
+        dense_weight: float | None = None,
+        sparse_weight: float | None = None,
+        candidate_k: int | None = None,
+        colbert_rerank: bool | None = None,
+        exact: bool = False,
+        hnsw_ef: int | None = None,
+        rescore: bool | None = None,
+        oversampling: float | None = None,
+        score_threshold: float | None = None,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        """Search by text (encoded with the store's encoder) and/or explicit query vectors.
+
+        ``mode`` defaults to the store's ``retrieval_mode``; with vectors and no text
+        it follows what is given (dense only -> dense, sparse only -> sparse). Score
+        semantics per mode: see :mod:`shared.query_planning`.
+        """
+        return self._run(self._query_steps(locals()))
+
+    async def aquery(
+        self,
+        text: str | None = None,
+        *,
+        dense: Any = None,
+        sparse: Mapping[int, float] | None = None,
+        colbert: Any = None,
+        mode: str | RetrievalMode | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        filter: Any = None,
+        fusion: str | FusionMethod | None = None,
+        rrf_k: int | None = None,
+        dense_weight: float | None = None,
+        sparse_weight: float | None = None,
+        candidate_k: int | None = None,
+        colbert_rerank: bool | None = None,
+        exact: bool = False,
+        hnsw_ef: int | None = None,
+        rescore: bool | None = None,
+        oversampling: float | None = None,
+        score_threshold: float | None = None,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        return await self._arun(self._query_steps(locals()))
+
+    def _query_steps(self, args: dict[str, Any]) -> Steps[list[Hit]]:
+        args = {k: v for k, v in args.items() if k != "self"}
+        text = args.pop("text")
+        if text is not None and not isinstance(text, str):
+            raise InvalidTypeError(f"query text must be str, got {type(text).__name__}")
+        yield from self._ready()
+        schema = self.schema
+        d = self._defaults
+        mode = args.pop("mode")
+        if mode is None:
+            mode = self._default_mode(text, args["dense"], args["sparse"], schema)
+        opts = resolve_options(
+            mode=mode,
+            limit=args.pop("limit"),
+            offset=args.pop("offset"),
+            fusion=args.pop("fusion") or d.fusion,
+            rrf_k=d.rrf_k if args["rrf_k"] is None else args.pop("rrf_k"),
+            dense_weight=d.dense_weight if args["dense_weight"] is None else args.pop("dense_weight"),
+            sparse_weight=d.sparse_weight if args["sparse_weight"] is None else args.pop("sparse_weight"),
+            candidate_k=d.candidate_k if args["candidate_k"] is None else args.pop("candidate_k"),
+            filter=resolve_ids(check_filter(args["filter"])),
+            colbert_rerank=self._default_rerank(args["colbert_rerank"], args["colbert"], schema),
+            exact=bool(args["exact"]),
+            hnsw_ef=args["hnsw_ef"],
+            rescore=args["rescore"],
+            oversampling=args["oversampling"],
+            score_threshold=args["score_threshold"],
+            with_vectors=bool(args["with_vectors"]),
+        )
+        if self._schema is None:
+            return []  # nothing stored yet: the collection is created by the first add
+        vectors = yield _Work(
+            self._query_vectors, (text, args["dense"], args["sparse"], args["colbert"], opts)
+        )
+        plan = plan_query(schema, opts, **vectors)
+        results = yield _Backend("query", (plan,))
+        return [self._hit(r) for r in results]
+
+    def _default_mode(self, text: Any, dense: Any, sparse: Any, schema: CollectionSchema) -> RetrievalMode:
+        if text is None:
+            if dense is None and sparse is None:
+                raise InvalidInputError("query needs text or query vectors (dense=/sparse=)")
+            if sparse is None:
+                return RetrievalMode.DENSE
+            if dense is None:
+                return RetrievalMode.SPARSE
+        mode = self._defaults.mode
+        # The store default adapts to what the collection can do (an explicit mode= does not).
+        if mode is RetrievalMode.HYBRID and not schema.sparse:
+            return RetrievalMode.DENSE
+        if mode is RetrievalMode.HYBRID and schema.complete and not schema.has_dense:
+            return RetrievalMode.SPARSE
+        return mode
+
+    def _default_rerank(self, rerank: bool | None, colbert: Any, schema: CollectionSchema) -> bool:
+        if rerank is not None:
+            return bool(rerank)
+        if not schema.colbert:
+            return False
+        return colbert is not None or (self._encoder is not None and "colbert" in self._encoder.outputs)
+
+    def _query_vectors(
+        self, text: str | None, dense: Any, sparse: Any, colbert: Any, opts: QueryOptions
+    ) -> dict[str, Any]:
+        schema = self.schema
+        need_dense = opts.mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID)
+        need_sparse = opts.mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID)
+        missing = []
+        if need_dense and dense is None:
+            missing.append("dense")
+        if need_sparse and sparse is None:
+            missing.append("sparse")
+        if opts.colbert_rerank and colbert is None:
+            missing.append("colbert")
+        if missing:
+            if text is None:
+                raise InvalidInputError(
+                    f"{opts.mode.value} query needs {'/'.join(missing)} query vectors or text"
+                )
+            if self._encoder is None:
+                raise InvalidInputError(
+                    f"query text given but the store has no encoder; pass {'/'.join(missing)} query vectors"
+                )
+            result = self._encoder.encode([text], "query", outputs=missing)
+            if "dense" in missing:
+                dense = None if result.dense is None else result.dense[0]
+            if "sparse" in missing:
+                sparse = None if result.sparse is None else result.sparse[0]
+            if "colbert" in missing:
+                colbert = None if result.colbert is None else result.colbert[0]
+        out: dict[str, Any] = {}
+        if need_dense and dense is not None:
+            out["dense"] = dense_query_vector(dense, schema.dense_dim)
+        if need_sparse and sparse is not None:
+            out["sparse"] = sparse_query_vector(sparse)
+        if opts.colbert_rerank and colbert is not None:
+            out["colbert"] = colbert_query_vectors(colbert, schema.colbert_dim)
+        return out
+
+    def _hit(self, r: ResultPoint) -> Hit:
+        p = r.payload
+        dense = r.vectors.get(DENSE)
+        return Hit(
+            id=p.get(DOC_ID_KEY, r.id),
+            score=float(r.score if r.score is not None else 0.0),
+            text=p.get(TEXT_KEY),
+            metadata=p.get(METADATA_KEY) or {},
+            ref_doc_id=p.get(REF_DOC_ID_KEY),
+            dense=np.asarray(dense, dtype=np.float32) if dense is not None else None,
+            sparse={int(k): float(v) for k, v in r.vectors[SPARSE].items()} if SPARSE in r.vectors else None,
+        )
+
+    # -- mmr ---------------------------------------------------------------
+
+    def mmr(
+        self,
+        text: str | None = None,
+        *,
+        dense: Any = None,
+        limit: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Any = None,
+    ) -> list[Hit]:
+        """Maximal marginal relevance on the dense vectors (Qdrant's MMR).
+
+        ``lambda_mult`` 1 = relevance only, 0 = maximal diversity.
+        """
+        return self._run(self._mmr_steps(text, dense, limit, fetch_k, lambda_mult, filter))
+
+    async def ammr(
+        self,
+        text: str | None = None,
+        *,
+        dense: Any = None,
+        limit: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Any = None,
+    ) -> list[Hit]:
+        return await self._arun(self._mmr_steps(text, dense, limit, fetch_k, lambda_mult, filter))
+
+    def _mmr_steps(
+        self, text: str | None, dense: Any, limit: int, fetch_k: int, lambda_mult: float, flt: Any
+    ) -> Steps[list[Hit]]:
+        yield from self._ready()
+        flt = resolve_ids(check_filter(flt))
+        if self._schema is None:
+            return []
+        opts = QueryOptions(mode=RetrievalMode.DENSE)
+        vectors = yield _Work(self._query_vectors, (text, dense, None, None, opts))
+        plan = plan_mmr(
+            self.schema, vectors["dense"], limit=limit, fetch_k=fetch_k, lambda_mult=lambda_mult, filter=flt
+        )
+        results = yield _Backend("query", (plan,))
+        return [self._hit(r) for r in results]
+
+    # -- get / delete / count / clear --------------------------------------
+
+    def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
+        """Records of ``ids`` in the order given; ids not stored are skipped."""
+        return self._run(self._get_steps(ids, with_vectors))
+
+    async def aget(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
+        return await self._arun(self._get_steps(ids, with_vectors))
+
+    @staticmethod
+    def _check_ids(ids: Any, name: str = "ids") -> list[str]:
+        if isinstance(ids, str) or not isinstance(ids, Iterable):
+            raise InvalidTypeError(f"{name} must be a sequence of str, got {type(ids).__name__}")
+        out = list(ids)
+        for i, x in enumerate(out):
+            if not isinstance(x, str):
+                raise InvalidTypeError(f"{name}[{i}] must be str, got {type(x).__name__}: {x!r}")
+        return out
+
+    def _get_steps(self, ids: Sequence[str], with_vectors: bool) -> Steps[list[Record]]:
+        wanted = self._check_ids(ids)
+        yield from self._ready()
+        if not wanted or self._schema is None:
+            return []
+        names = [n for n in (DENSE, SPARSE) if n in self._schema.vector_names] if with_vectors else []
+        pids = [point_id(i) for i in wanted]
+        found = yield _Backend("retrieve", (list(dict.fromkeys(pids)), names))
+        by_pid = {r.id: r for r in found}
+        records = []
+        for pid in pids:
+            r = by_pid.get(pid)
+            if r is None:
+                continue
+            h = self._hit(r)
+            records.append(
+                Record(
+                    id=h.id,
+                    text=h.text,
+                    metadata=h.metadata,
+                    ref_doc_id=h.ref_doc_id,
+                    dense=h.dense,
+                    sparse=h.sparse,
+                )
+            )
+        return records
+
+    def delete(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        ref_doc_ids: Sequence[str] | None = None,
+        filter: Any = None,
+    ) -> None:
+        """Delete the points of ``ids``, of ``ref_doc_ids``, and matching ``filter`` (each given one)."""
+        self._run(self._delete_steps(ids, ref_doc_ids, filter))
+
+    async def adelete(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        ref_doc_ids: Sequence[str] | None = None,
+        filter: Any = None,
+    ) -> None:
+        await self._arun(self._delete_steps(ids, ref_doc_ids, filter))
+
+    def _delete_steps(self, ids: Any, ref_doc_ids: Any, flt: Any) -> Steps[None]:
+        if ids is None and ref_doc_ids is None and flt is None:
+            raise InvalidInputError(
+                "delete() needs ids, ref_doc_ids or filter (use clear() to delete everything)"
+            )
+        id_list = self._check_ids(ids) if ids is not None else []
+        refs = self._check_ids(ref_doc_ids, "ref_doc_ids") if ref_doc_ids is not None else []
+        flt = resolve_ids(check_filter(flt))
+        yield from self._ready()
+        if self._schema is None:
+            return
+        if id_list:
+            yield _Backend("delete_ids", ([point_id(i) for i in id_list],))
+        if refs:
+            from qdrant_client import models
+
+            ref_filter = models.Filter(
+                must=[models.FieldCondition(key=REF_DOC_ID_KEY, match=models.MatchAny(any=refs))]
+            )
+            yield _Backend("delete_filter", (ref_filter,))
+        if flt is not None:
+            yield _Backend("delete_filter", (flt,))
+
+    def count(self, filter: Any = None) -> int:
+        """Number of stored points (matching ``filter`` when given)."""
+        return self._run(self._count_steps(filter))
+
+    async def acount(self, filter: Any = None) -> int:
+        return await self._arun(self._count_steps(filter))
+
+    def _count_steps(self, flt: Any) -> Steps[int]:
+        flt = resolve_ids(check_filter(flt))
+        yield from self._ready()
+        if self._schema is None:
+            return 0
+        n = yield _Backend("count", (flt,))
+        return int(n)
+
+    def clear(self) -> None:
+        """Delete every point (the collection and its guard stay)."""
+        self._run(self._clear_steps())
+
+    async def aclear(self) -> None:
+        await self._arun(self._clear_steps())
+
+    def _clear_steps(self) -> Steps[None]:
+        yield from self._ready()
+        if self._schema is not None:
+            yield _Backend("clear")
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the backend (the embedded shard's lock; a temporary store is deleted)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._backend.close()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._backend.aclose()
+
+    def __enter__(self) -> HybridStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> HybridStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        # Best effort: release the embedded lock of a store that was never closed.
+        try:
+            if not getattr(self, "_closed", True):
+                self.close()
+        except Exception:
+            pass
+
+
+__all__ = ["FusionMethod", "HybridStore", "RetrievalMode"]
+# Re-exported for callers that only import the store.
+_ = (parse_mode, UnsupportedOperationError)
