@@ -1,0 +1,450 @@
+"""Remote backend: a Qdrant server (or qdrant-client local mode) through qdrant-client.
+
+* Clients: built from ``url``/``api_key``/``timeout`` (a sync and an async one),
+  or passed in (``client`` and/or ``aclient``). With only a sync client the async
+  methods run it in a worker thread; with only an async client the sync methods
+  raise :class:`UnsupportedOperationError`.
+* New collections get ``shard_number``, ``replication_factor`` and
+  ``write_consistency_factor`` when given.
+* The guard record lives in the collection's metadata under ``"m3_hybrid"``
+  (``create_collection(metadata=...)``; qdrant-client local mode keeps it too).
+* Every operation is one generator of client calls (:class:`~.base.Call`), run by
+  :func:`~.base.drive` on the sync client or :func:`~.base.adrive` on the async one.
+* The api key is never part of a repr, log line or error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from qdrant_client import AsyncQdrantClient, QdrantClient, models
+
+from ..errors import BackendError, M3HybridError, UnsupportedOperationError
+from ..quantization import QuantizationPreset
+from ..query_planning import (
+    DbsfFusion,
+    MmrQuery,
+    Nearest,
+    QueryPlan,
+    RrfFusion,
+    SearchOptions,
+    SparseQuery,
+    Stage,
+    WeightedSum,
+)
+from ..schema import COLBERT, DENSE, DENSE_MRL, DOC_ID_KEY, REF_DOC_ID_KEY, SPARSE, CollectionSchema
+from .base import Call, Op, PointData, ResultPoint, adrive, drive
+
+METADATA_GUARD_KEY = "m3_hybrid"
+
+_DATATYPE = {
+    "float32": models.Datatype.FLOAT32,
+    "float16": models.Datatype.FLOAT16,
+    "uint8": models.Datatype.UINT8,
+}
+_BINARY_ENCODING = {
+    "one_bit": models.BinaryQuantizationEncoding.ONE_BIT,
+    "one_and_half_bits": models.BinaryQuantizationEncoding.ONE_AND_HALF_BITS,
+    "two_bits": models.BinaryQuantizationEncoding.TWO_BITS,
+}
+
+
+def quantization_config(preset: QuantizationPreset, on_disk: bool) -> Any:
+    """The qdrant_client quantization config of a preset (None when not quantized)."""
+    always_ram = True if on_disk else None
+    if preset.method == "scalar":
+        return models.ScalarQuantization(
+            scalar=models.ScalarQuantizationConfig(
+                type=models.ScalarType.INT8, quantile=preset.scalar_quantile, always_ram=always_ram
+            )
+        )
+    if preset.method == "binary":
+        return models.BinaryQuantization(
+            binary=models.BinaryQuantizationConfig(
+                always_ram=always_ram, encoding=_BINARY_ENCODING[preset.binary_encoding or "one_bit"]
+            )
+        )
+    if preset.method == "product":
+        return models.ProductQuantization(
+            product=models.ProductQuantizationConfig(
+                compression=models.CompressionRatio(preset.product_compression or "x16"),
+                always_ram=always_ram,
+            )
+        )
+    return None
+
+
+def collection_config(schema: CollectionSchema) -> dict[str, Any]:
+    """``create_collection`` keyword arguments for a schema (vectors and sparse vectors)."""
+    on_disk = True if schema.on_disk else None
+    no_hnsw = models.HnswConfigDiff(m=0)
+    vectors: dict[str, models.VectorParams] = {}
+    if schema.dense_dim is not None:
+        q = schema.quantization
+        vectors[DENSE] = models.VectorParams(
+            size=schema.dense_dim,
+            distance=models.Distance.COSINE,
+            on_disk=on_disk,
+            datatype=_DATATYPE[q.datatype],
+            quantization_config=quantization_config(q, schema.on_disk),
+            # With the MRL funnel the full vector only re-scores candidates: no graph needed.
+            hnsw_config=no_hnsw if schema.mrl_dim is not None else None,
+        )
+        if schema.mrl_dim is not None:
+            mq = schema.mrl_quantization
+            vectors[DENSE_MRL] = models.VectorParams(
+                size=schema.mrl_dim,
+                distance=models.Distance.COSINE,
+                on_disk=on_disk,
+                datatype=_DATATYPE[mq.datatype],
+                quantization_config=quantization_config(mq, schema.on_disk),
+            )
+    if schema.colbert and schema.colbert_dim is not None:
+        vectors[COLBERT] = models.VectorParams(
+            size=schema.colbert_dim,
+            distance=models.Distance.COSINE,
+            on_disk=on_disk,
+            multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
+            hnsw_config=no_hnsw,
+        )
+    sparse: dict[str, models.SparseVectorParams] = {}
+    if schema.sparse:
+        sparse[SPARSE] = models.SparseVectorParams(
+            index=models.SparseIndexParams(datatype=_DATATYPE[schema.sparse_datatype]),
+            modifier=models.Modifier.IDF if schema.sparse_idf else None,
+        )
+    return {"vectors_config": vectors, "sparse_vectors_config": sparse or None}
+
+
+# ---------------------------------------------------------------------------
+# plan -> qdrant_client request
+# ---------------------------------------------------------------------------
+
+
+def _vector(value: Any) -> Any:
+    if isinstance(value, SparseQuery):
+        return models.SparseVector(indices=list(value.indices), values=list(value.values))
+    return value
+
+
+def _params(p: SearchOptions | None) -> models.SearchParams | None:
+    if p is None:
+        return None
+    quant = None
+    if p.rescore is not None or p.oversampling is not None:
+        quant = models.QuantizationSearchParams(rescore=p.rescore, oversampling=p.oversampling)
+    return models.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant)
+
+
+def _query(q: Any) -> tuple[Any, str | None]:
+    """(query, using) of a plan query."""
+    if isinstance(q, Nearest):
+        return _vector(q.vector), q.using
+    if isinstance(q, RrfFusion):
+        weights = list(q.weights) if q.weights is not None else None
+        return models.RrfQuery(rrf=models.Rrf(k=q.k, weights=weights)), None
+    if isinstance(q, DbsfFusion):
+        return models.FusionQuery(fusion=models.Fusion.DBSF), None
+    if isinstance(q, WeightedSum):
+        terms: list[Any] = [models.MultExpression(mult=[w, f"$score[{i}]"]) for i, w in enumerate(q.weights)]
+        # A point missing from one re-scored side has no overlap with it: its score there is 0.
+        defaults = {f"$score[{i}]": 0.0 for i in range(len(q.weights))}
+        return models.FormulaQuery(formula=models.SumExpression(sum=terms), defaults=defaults), None
+    if isinstance(q, MmrQuery):
+        # Qdrant's API takes diversity = 1 - lambda (the engine's internal lambda).
+        mmr = models.Mmr(diversity=1.0 - q.lambda_mult, candidates_limit=q.candidates_limit)
+        return models.NearestQuery(nearest=q.vector, mmr=mmr), q.using
+    raise TypeError(f"unknown plan query {type(q).__name__}")
+
+
+def _prefetch(stage: Stage, with_params: bool) -> models.Prefetch:
+    query, using = _query(stage.query)
+    return models.Prefetch(
+        prefetch=[_prefetch(p, with_params) for p in stage.prefetches] or None,
+        query=query,
+        using=using,
+        filter=stage.filter,
+        params=_params(stage.params) if with_params else None,
+        score_threshold=stage.score_threshold,
+        limit=stage.limit,
+    )
+
+
+def query_kwargs(collection_name: str, plan: QueryPlan, with_params: bool = True) -> dict[str, Any]:
+    """``query_points`` keyword arguments that run ``plan`` in one request.
+
+    ``with_params=False`` leaves out the search parameters (local mode ignores them and warns).
+    """
+    root = plan.root
+    query, using = _query(root.query)
+    return {
+        "collection_name": collection_name,
+        "query": query,
+        "using": using,
+        "prefetch": [_prefetch(p, with_params) for p in root.prefetches] or None,
+        "query_filter": root.filter,
+        "search_params": _params(root.params) if with_params else None,
+        "limit": root.limit,
+        "offset": plan.offset or None,
+        "with_payload": True,
+        "with_vectors": list(plan.with_vectors) if plan.with_vectors else False,
+        "score_threshold": root.score_threshold,
+    }
+
+
+def _point(p: PointData) -> models.PointStruct:
+    vectors: dict[str, Any] = {}
+    for name, value in p.vectors.items():
+        if name == SPARSE:
+            indices, values = value
+            vectors[name] = models.SparseVector(indices=list(indices), values=list(values))
+        else:
+            vectors[name] = value
+    return models.PointStruct(id=p.id, vector=vectors, payload=p.payload)
+
+
+def _result(point: Any, score: float | None) -> ResultPoint:
+    vectors: dict[str, Any] = {}
+    if isinstance(point.vector, dict):
+        for name, value in point.vector.items():
+            if isinstance(value, models.SparseVector):
+                vectors[name] = dict(zip(value.indices, value.values, strict=True))
+            else:
+                vectors[name] = value
+    return ResultPoint(id=str(point.id), score=score, payload=point.payload or {}, vectors=vectors)
+
+
+# ---------------------------------------------------------------------------
+# backend
+# ---------------------------------------------------------------------------
+
+
+class RemoteBackend:
+    """One collection on a Qdrant server or in qdrant-client local mode."""
+
+    is_remote = True
+
+    def __init__(
+        self,
+        collection_name: str,
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+        client: QdrantClient | None = None,
+        aclient: AsyncQdrantClient | None = None,
+        timeout: float | None = None,
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+        write_consistency_factor: int | None = None,
+    ) -> None:
+        self.collection_name = collection_name
+        self._owns_clients = client is None and aclient is None
+        int_timeout = None if timeout is None else max(1, math.ceil(timeout))
+        if self._owns_clients:
+            try:
+                client = QdrantClient(url=url, api_key=api_key, timeout=int_timeout)
+                aclient = AsyncQdrantClient(url=url, api_key=api_key, timeout=int_timeout)
+            except Exception as exc:
+                raise BackendError(f"cannot create a Qdrant client for {url}: {type(exc).__name__}") from None
+        self._client = client
+        self._aclient = aclient
+        # qdrant-client local mode: exact search only, no payload indexes (it warns about both).
+        inner = getattr(client if client is not None else aclient, "_client", None)
+        self._local = type(inner).__name__ in ("QdrantLocal", "AsyncQdrantLocal")
+        self._url = url
+        self.location = f"collection {collection_name!r} on {url or 'the given Qdrant client'}"
+        self._distribution = {
+            k: v
+            for k, v in (
+                ("shard_number", shard_number),
+                ("replication_factor", replication_factor),
+                ("write_consistency_factor", write_consistency_factor),
+            )
+            if v is not None
+        }
+
+    def __repr__(self) -> str:
+        # Never the api key.
+        return f"RemoteBackend(collection={self.collection_name!r}, url={self._url!r})"
+
+    @property
+    def can_sync(self) -> bool:
+        return self._client is not None
+
+    # -- drivers -----------------------------------------------------------
+
+    def _run(self, op: Op[Any], what: str) -> Any:
+        if self._client is None:
+            op.close()
+            raise UnsupportedOperationError(
+                f"{what}: this store was given only an async client; use the a* methods or pass client="
+            )
+        try:
+            return drive(op, self._client)
+        except M3HybridError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"{what} failed on {self.location}: {type(exc).__name__}: {exc}") from exc
+
+    async def _arun(self, op: Op[Any], what: str) -> Any:
+        if self._aclient is None:
+            # Only a sync client: run the same operation in a worker thread.
+            return await asyncio.to_thread(self._run, op, what)
+        try:
+            return await adrive(op, self._aclient)
+        except M3HybridError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"{what} failed on {self.location}: {type(exc).__name__}: {exc}") from exc
+
+    # -- operations (generators of client calls) ----------------------------
+
+    def _col(self, **kwargs: Any) -> dict[str, Any]:
+        return {"collection_name": self.collection_name, **kwargs}
+
+    def _read_guard_op(self) -> Op[dict[str, Any] | None]:
+        exists = yield Call("collection_exists", self._col())
+        if not exists:
+            return None
+        info = yield Call("get_collection", self._col())
+        metadata = getattr(info.config, "metadata", None) or {}
+        guard = metadata.get(METADATA_GUARD_KEY)
+        return dict(guard) if isinstance(guard, dict) else {}
+
+    def _create_op(self, schema: CollectionSchema) -> Op[None]:
+        yield Call(
+            "create_collection",
+            self._col(
+                **collection_config(schema),
+                metadata={METADATA_GUARD_KEY: schema.guard_dict()},
+                **self._distribution,
+            ),
+        )
+        for key in () if self._local else (DOC_ID_KEY, REF_DOC_ID_KEY):
+            yield Call(
+                "create_payload_index",
+                self._col(field_name=key, field_schema=models.PayloadSchemaType.KEYWORD, wait=True),
+            )
+
+    def _drop_op(self) -> Op[None]:
+        yield Call("delete_collection", self._col())
+
+    def _upsert_op(self, points: Sequence[PointData]) -> Op[None]:
+        yield Call("upsert", self._col(points=[_point(p) for p in points], wait=True))
+
+    def _query_op(self, plan: QueryPlan) -> Op[list[ResultPoint]]:
+        response = yield Call("query_points", query_kwargs(self.collection_name, plan, not self._local))
+        return [_result(p, p.score) for p in response.points]
+
+    def _retrieve_op(self, ids: Sequence[str], vector_names: Sequence[str]) -> Op[list[ResultPoint]]:
+        if not ids:
+            return []
+        with_vectors: Any = list(vector_names) if vector_names else False
+        points = yield Call(
+            "retrieve", self._col(ids=list(ids), with_payload=True, with_vectors=with_vectors)
+        )
+        return [_result(p, None) for p in points]
+
+    def _delete_ids_op(self, ids: Sequence[str]) -> Op[None]:
+        if ids:
+            yield Call("delete", self._col(points_selector=models.PointIdsList(points=list(ids)), wait=True))
+
+    def _delete_filter_op(self, flt: Any) -> Op[None]:
+        if flt is None:  # never let a missing filter turn into "delete everything"
+            raise ValueError("delete by filter needs a filter")
+        yield Call("delete", self._col(points_selector=models.FilterSelector(filter=flt), wait=True))
+
+    def _count_op(self, flt: Any) -> Op[int]:
+        result = yield Call("count", self._col(count_filter=flt, exact=True))
+        return int(result.count)
+
+    def _clear_op(self) -> Op[None]:
+        # An empty filter matches every point; the collection and its guard stay.
+        yield Call(
+            "delete", self._col(points_selector=models.FilterSelector(filter=models.Filter()), wait=True)
+        )
+
+    def _close_op(self) -> Op[None]:
+        if self._owns_clients:
+            yield Call("close", {})
+
+    # -- Backend API ---------------------------------------------------------
+
+    def read_guard(self) -> dict[str, Any] | None:
+        return self._run(self._read_guard_op(), "reading the collection")  # type: ignore[no-any-return]
+
+    def create(self, schema: CollectionSchema) -> None:
+        self._run(self._create_op(schema), "creating the collection")
+
+    def drop(self) -> None:
+        self._run(self._drop_op(), "dropping the collection")
+
+    def upsert(self, points: Sequence[PointData]) -> None:
+        self._run(self._upsert_op(points), "upsert")
+
+    def finish_bulk(self) -> None:
+        """Nothing to do: the server indexes in the background."""
+
+    def query(self, plan: QueryPlan) -> list[ResultPoint]:
+        return self._run(self._query_op(plan), "query")  # type: ignore[no-any-return]
+
+    def retrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]:
+        return self._run(self._retrieve_op(ids, vector_names), "retrieve")  # type: ignore[no-any-return]
+
+    def delete_ids(self, ids: Sequence[str]) -> None:
+        self._run(self._delete_ids_op(ids), "delete")
+
+    def delete_filter(self, flt: Any) -> None:
+        self._run(self._delete_filter_op(flt), "delete by filter")
+
+    def count(self, flt: Any) -> int:
+        return self._run(self._count_op(flt), "count")  # type: ignore[no-any-return]
+
+    def clear(self) -> None:
+        self._run(self._clear_op(), "clear")
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._run(self._close_op(), "close")
+
+    async def aread_guard(self) -> dict[str, Any] | None:
+        return await self._arun(self._read_guard_op(), "reading the collection")  # type: ignore[no-any-return]
+
+    async def acreate(self, schema: CollectionSchema) -> None:
+        await self._arun(self._create_op(schema), "creating the collection")
+
+    async def adrop(self) -> None:
+        await self._arun(self._drop_op(), "dropping the collection")
+
+    async def aupsert(self, points: Sequence[PointData]) -> None:
+        await self._arun(self._upsert_op(points), "upsert")
+
+    async def afinish_bulk(self) -> None:
+        """Nothing to do: the server indexes in the background."""
+
+    async def aquery(self, plan: QueryPlan) -> list[ResultPoint]:
+        return await self._arun(self._query_op(plan), "query")  # type: ignore[no-any-return]
+
+    async def aretrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]:
+        return await self._arun(self._retrieve_op(ids, vector_names), "retrieve")  # type: ignore[no-any-return]
+
+    async def adelete_ids(self, ids: Sequence[str]) -> None:
+        await self._arun(self._delete_ids_op(ids), "delete")
+
+    async def adelete_filter(self, flt: Any) -> None:
+        await self._arun(self._delete_filter_op(flt), "delete by filter")
+
+    async def acount(self, flt: Any) -> int:
+        return await self._arun(self._count_op(flt), "count")  # type: ignore[no-any-return]
+
+    async def aclear(self) -> None:
+        await self._arun(self._clear_op(), "clear")
+
+    async def aclose(self) -> None:
+        if self._aclient is not None:
+            await self._arun(self._close_op(), "close")
+        if self._client is not None and self._owns_clients:
+            self._run(self._close_op(), "close")
