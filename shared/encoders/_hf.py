@@ -171,7 +171,8 @@ def sparse_from_token_weights(
     for row, n in enumerate(lengths):
         ids = input_ids[row, :n]
         w = weights[row, :n]
-        keep = (w > 0) & ~np.isin(ids, skip_ids)
+        # Non-finite weights are kept (and win the max) so the caller's NaN check sees them.
+        keep = ((w > 0) | ~np.isfinite(w)) & ~np.isin(ids, skip_ids)
         ids, w = ids[keep], w[keep]
         if ids.size == 0:
             out.append({})
