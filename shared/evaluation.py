@@ -344,6 +344,22 @@ class EncodedTexts:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def select(self, ids: Sequence[str], what: str = "text") -> EncodedTexts:
+        """The rows of ``ids``, in that order; an id that was not encoded is an error."""
+        pos = {d: i for i, d in enumerate(self.ids)}
+        missing = [d for d in ids if d not in pos]
+        if missing:
+            raise InvalidInputError(
+                f"{what} id {missing[0]!r} has no encoded vectors ({len(missing)} missing)"
+            )
+        rows = [pos[d] for d in ids]
+        return EncodedTexts(
+            list(ids),
+            self.dense[rows] if self.dense is not None else None,
+            [self.sparse[r] for r in rows] if self.sparse is not None else None,
+            [self.colbert[r] for r in rows] if self.colbert is not None else None,
+        )
+
     def _arrays(self, prefix: str) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {f"{prefix}ids": np.array(self.ids, dtype=str)}
         if self.dense is not None:
@@ -428,6 +444,14 @@ class EncodedDataset:
             doc_seconds=float(header.get("doc_seconds", 0.0)),
             query_seconds=float(header.get("query_seconds", 0.0)),
             meta=dict(header.get("meta", {})),
+        )
+
+    def select(self, dataset: BeirDataset) -> EncodedDataset:
+        """The rows for ``dataset``'s documents and queries (e.g. a subset of the encoded set)."""
+        return replace(
+            self,
+            docs=self.docs.select(dataset.doc_ids, "document"),
+            queries=self.queries.select(list(dataset.queries), "query"),
         )
 
     def matches(self, dataset: BeirDataset) -> bool:
@@ -528,6 +552,11 @@ class EvalMode:
     rescore: bool | None = None
     dense_weight: float | None = None
     sparse_weight: float | None = None
+    #: Divide the sparse query weights by the query's own sparse dot product (q.q), so
+    #: the sparse side of a score fusion is on a per-query scale near [0, 1] whatever the
+    #: sparse model's weight scale (an experiment for ``m3`` with non-BGE-M3 sparse models;
+    #: rankings of sparse-only, rrf and dbsf do not change).
+    sparse_query_norm: bool = False
 
     @property
     def needs(self) -> frozenset[str]:
@@ -545,11 +574,11 @@ class EvalMode:
         return self.retrieval_mode in ("dense", "sparse") and not self.colbert_rerank
 
     def query_kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {"mode": self.retrieval_mode}
+        # colbert_rerank is always explicit: the store's default turns it on for ColBERT
+        # collections, which would re-encode the query with the model inside the timing.
+        kw: dict[str, Any] = {"mode": self.retrieval_mode, "colbert_rerank": self.colbert_rerank}
         if self.fusion is not None:
             kw["fusion"] = self.fusion
-        if self.colbert_rerank:
-            kw["colbert_rerank"] = True
         if self.rescore is not None:
             kw["rescore"] = self.rescore
         if self.dense_weight is not None:
@@ -1084,6 +1113,10 @@ def evaluate(
     if k < 100:
         raise InvalidInputError(f"k must be >= 100 to compute Recall@100, got {k}")
     mode_list = parse_modes(modes)
+    from .quantization import get_preset
+
+    for c in configs:
+        get_preset(c.quantization)  # an unknown preset fails before the (slow) encoding
     outputs = set(encoder.outputs)
     want_colbert = any(c.colbert for c in configs)
 
@@ -1121,7 +1154,7 @@ def evaluate(
 
     base = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="m3-eval-"))
     base.mkdir(parents=True, exist_ok=True)
-    sparse_done = False
+    sparse_done: set[str] = set()
     bar = None
     total_steps = len(configs) * (1 + len(mode_list))
     if show_progress:
@@ -1152,8 +1185,12 @@ def evaluate(
                 elif m.colbert_rerank and not config.colbert:
                     if not want_colbert:
                         notes.append(f"mode {m.name} skipped: no colbert configuration (use --colbert)")
-                elif m.retrieval_mode == "sparse" and sparse_done:
+                elif m.retrieval_mode == "sparse" and m.name in sparse_done:
                     pass  # identical on every configuration: scored once
+                elif m.rescore is False and not _rescore_applies(config):
+                    notes.append(
+                        f"mode {m.name} skipped on {config.name}: nothing is quantized, no rescoring"
+                    )
                 else:
                     runnable.append(m)
             if config.mrl_dim and "dense" not in outputs:
@@ -1172,7 +1209,7 @@ def evaluate(
                 for m in runnable:
                     ranked, lat = _run_queries(store, m, qv, k, warmup)
                     if m.retrieval_mode == "sparse":
-                        sparse_done = True
+                        sparse_done.add(m.name)
                     row = score_run(
                         dataset,
                         ranked,
@@ -1217,6 +1254,19 @@ def evaluate(
     return report
 
 
+def _self_normalised(s: SparseDict) -> SparseDict:
+    norm = sum(v * v for v in s.values())
+    return {k: v / norm for k, v in s.items()} if norm > 0 else dict(s)
+
+
+def _rescore_applies(config: EvalConfig) -> bool:
+    if config.mrl_dim:
+        return True
+    from .quantization import get_preset
+
+    return get_preset(config.quantization).quantized
+
+
 def _run_queries(
     store: HybridStore, mode: EvalMode, qv: EncodedTexts, k: int, warmup: int
 ) -> tuple[dict[str, list[str]], list[float]]:
@@ -1224,11 +1274,14 @@ def _run_queries(
     use_dense = "dense" in mode.needs and qv.dense is not None
     use_sparse = "sparse" in mode.needs and qv.sparse is not None
     use_colbert = mode.colbert_rerank and qv.colbert is not None
+    sparse = qv.sparse
+    if use_sparse and sparse is not None and mode.sparse_query_norm:
+        sparse = [_self_normalised(s) for s in sparse]
 
     def one(i: int) -> list[str]:
         hits = store.query(
             dense=qv.dense[i] if use_dense and qv.dense is not None else None,
-            sparse=qv.sparse[i] if use_sparse and qv.sparse is not None else None,
+            sparse=sparse[i] if use_sparse and sparse is not None else None,
             colbert=qv.colbert[i] if use_colbert and qv.colbert is not None else None,
             limit=k,
             **kwargs,

@@ -123,7 +123,7 @@ def test_bad_jsonl_lines_name_file_and_line(tmp_path: Path) -> None:
 
 def test_missing_files_are_named(tmp_path: Path) -> None:
     c, q, r = write_beir(tmp_path)
-    with pytest.raises(InvalidInputError, match="queries file not found: .*nope.jsonl"):
+    with pytest.raises(InvalidInputError, match=r"queries file not found: .*nope\.jsonl"):
         load_beir(c, tmp_path / "nope.jsonl", r)
     with pytest.raises(InvalidInputError, match="qrels file not found"):
         load_beir(c, q, tmp_path / "none.tsv")
@@ -299,8 +299,9 @@ def test_add_row_refuses_a_row_scored_on_other_queries() -> None:
 def test_parse_modes_names_aliases_and_errors() -> None:
     modes = parse_modes("dense, rrf,m3,dense-norescore")
     assert [m.name for m in modes] == ["dense", "hybrid-rrf", "hybrid-m3", "dense-norescore"]
-    assert modes[1].query_kwargs() == {"mode": "hybrid", "fusion": "rrf"}
-    assert modes[3].query_kwargs() == {"mode": "dense", "rescore": False}
+    assert modes[1].query_kwargs() == {"mode": "hybrid", "fusion": "rrf", "colbert_rerank": False}
+    assert modes[3].query_kwargs() == {"mode": "dense", "rescore": False, "colbert_rerank": False}
+    assert MODES["colbert"].query_kwargs()["colbert_rerank"] is True
     assert MODES["colbert"].needs == {"dense", "sparse", "colbert"}
     with pytest.raises(InvalidInputError, match=r"unknown mode 'bm25' \(item 1\)"):
         parse_modes("dense,bm25")
@@ -334,7 +335,11 @@ def test_encoded_dataset_npz_round_trip_without_pickle(tmp_path: Path) -> None:
         ["a", "b", "c"],
         rng.random((3, 4), dtype=np.float32),
         [{1: 0.5, 7: 1.25}, {}, {3: 2.0}],
-        [rng.random((2, 4), dtype=np.float32), rng.random((1, 4), dtype=np.float32), rng.random((3, 4), dtype=np.float32)],
+        [
+            rng.random((2, 4), dtype=np.float32),
+            rng.random((1, 4), dtype=np.float32),
+            rng.random((3, 4), dtype=np.float32),
+        ],
     )
     queries = EncodedTexts(["q"], rng.random((1, 4), dtype=np.float32), [{2: 1.0}], None)
     enc = EncodedDataset(docs, queries, encoder_fingerprint="abc", doc_seconds=1.5, meta={"model_id": "m"})
