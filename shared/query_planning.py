@@ -104,9 +104,12 @@ class SearchOptions:
     """Search parameters of one stage (None: engine default)."""
 
     hnsw_ef: int | None = None
+    #: Brute force instead of HNSW; on a quantized vector also skips the quantized codes,
+    #: so ``exact=True`` means exact float scores on every backend.
     exact: bool = False
     rescore: bool | None = None
     oversampling: float | None = None
+    ignore_quantization: bool = False
 
 
 @dataclass(frozen=True)
@@ -296,6 +299,8 @@ def _search_options(
     hnsw_ef = opts.hnsw_ef if opts.hnsw_ef is not None else max(MIN_HNSW_EF, 2 * stage_limit)
     if not preset_quantized:
         return SearchOptions(hnsw_ef=hnsw_ef, exact=opts.exact)
+    if opts.exact:
+        return SearchOptions(hnsw_ef=hnsw_ef, exact=True, ignore_quantization=True)
     return SearchOptions(
         hnsw_ef=hnsw_ef,
         exact=opts.exact,

@@ -40,6 +40,26 @@ def make_records(n: int = 40, seed: int = 0, dim: int = DIM) -> list[Record]:
     return recs
 
 
+def assert_same_hits(a: list, b: list, tol: float = 1e-4) -> None:
+    """Same scores position by position and the same ids, up to the order of tied scores."""
+    assert len(a) == len(b) > 0
+    assert [x.score for x in a] == pytest.approx([y.score for y in b], abs=tol)
+
+    def groups(hits: list) -> list[set[str]]:
+        out: list[set[str]] = []
+        last = None
+        for h in hits:
+            if last is None or abs(h.score - last) > tol:
+                out.append(set())
+            out[-1].add(h.id)
+            last = h.score
+        return out
+
+    ga, gb = groups(a), groups(b)
+    # The last group may be cut by the limit differently on each side.
+    assert ga[:-1] == gb[:-1]
+
+
 def cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 

@@ -45,7 +45,7 @@ from ..query_planning import (
     Stage,
     WeightedSum,
 )
-from ..schema import COLBERT, DENSE, DENSE_MRL, DOC_ID_KEY, REF_DOC_ID_KEY, SPARSE, CollectionSchema
+from ..schema import COLBERT, DENSE, DENSE_MRL, REF_DOC_ID_KEY, SPARSE, CollectionSchema
 from .base import PointData, ResultPoint
 
 GUARD_FILE = "m3_hybrid.json"
@@ -121,8 +121,8 @@ def quantization_config(preset: QuantizationPreset, on_disk: bool) -> Any:
     return None
 
 
-def edge_config(schema: CollectionSchema) -> qe.EdgeConfig:
-    """The shard configuration of a schema."""
+def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
+    """The shard configuration of a schema (``wal=False`` for throw-away temporary stores)."""
     memory = qe.Memory.Cold if schema.on_disk else None
     vectors: dict[str, qe.EdgeVectorParams] = {}
     if schema.dense_dim is not None:
@@ -159,7 +159,7 @@ def edge_config(schema: CollectionSchema) -> qe.EdgeConfig:
             modifier=qe.Modifier.Idf if schema.sparse_idf else None,
             datatype=_DATATYPE[schema.sparse_datatype],
         )
-    return qe.EdgeConfig(vectors=vectors or None, sparse_vectors=sparse or None)
+    return qe.EdgeConfig(vectors=vectors or None, sparse_vectors=sparse or None, wal_enabled=wal)
 
 
 # ---------------------------------------------------------------------------
@@ -177,7 +177,9 @@ def _edge_params(p: SearchOptions | None) -> qe.SearchParams | None:
     if p is None:
         return None
     quant = None
-    if p.rescore is not None or p.oversampling is not None:
+    if p.ignore_quantization:
+        quant = qe.QuantizationSearchParams(ignore=True)
+    elif p.rescore is not None or p.oversampling is not None:
         quant = qe.QuantizationSearchParams(rescore=p.rescore, oversampling=p.oversampling)
     return qe.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant)
 
@@ -337,11 +339,12 @@ class EdgeBackend:
         os.replace(tmp, self.path / GUARD_FILE)
         if self._shard is None:
             with _engine_errors("creating the shard", self.location):
-                self._shard = qe.EdgeShard.create(str(self.path), edge_config(schema))
-                for key in (DOC_ID_KEY, REF_DOC_ID_KEY):
-                    self._shard.update(
-                        qe.UpdateOperation.create_field_index(key, qe.PayloadSchemaType.Keyword)
-                    )
+                # A temporary store is deleted on close: a write-ahead log would only cost fsyncs.
+                self._shard = qe.EdgeShard.create(str(self.path), edge_config(schema, wal=self._tmp is None))
+                # Keyword index for delete(ref_doc_ids=...); ids are looked up by point id.
+                self._shard.update(
+                    qe.UpdateOperation.create_field_index(REF_DOC_ID_KEY, qe.PayloadSchemaType.Keyword)
+                )
 
     def drop(self) -> None:
         if self._shard is not None:
@@ -357,7 +360,8 @@ class EdgeBackend:
         try:
             if self._shard is not None:
                 with _engine_errors("closing the shard", self.location):
-                    self._shard.flush()
+                    if self._tmp is None:
+                        self._shard.flush()
                     self._shard.close()
         finally:
             self._shard = None

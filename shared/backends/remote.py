@@ -134,7 +134,9 @@ def _params(p: SearchOptions | None) -> models.SearchParams | None:
     if p is None:
         return None
     quant = None
-    if p.rescore is not None or p.oversampling is not None:
+    if p.ignore_quantization:
+        quant = models.QuantizationSearchParams(ignore=True)
+    elif p.rescore is not None or p.oversampling is not None:
         quant = models.QuantizationSearchParams(rescore=p.rescore, oversampling=p.oversampling)
     return models.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant)
 
@@ -374,7 +376,7 @@ class RemoteBackend:
     # -- Backend API ---------------------------------------------------------
 
     def read_guard(self) -> dict[str, Any] | None:
-        return self._run(self._read_guard_op(), "reading the collection")  # type: ignore[no-any-return]
+        return self._run(self._read_guard_op(), "reading the collection")
 
     def create(self, schema: CollectionSchema) -> None:
         self._run(self._create_op(schema), "creating the collection")
@@ -389,10 +391,10 @@ class RemoteBackend:
         """Nothing to do: the server indexes in the background."""
 
     def query(self, plan: QueryPlan) -> list[ResultPoint]:
-        return self._run(self._query_op(plan), "query")  # type: ignore[no-any-return]
+        return self._run(self._query_op(plan), "query")
 
     def retrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]:
-        return self._run(self._retrieve_op(ids, vector_names), "retrieve")  # type: ignore[no-any-return]
+        return self._run(self._retrieve_op(ids, vector_names), "retrieve")
 
     def delete_ids(self, ids: Sequence[str]) -> None:
         self._run(self._delete_ids_op(ids), "delete")
@@ -401,7 +403,7 @@ class RemoteBackend:
         self._run(self._delete_filter_op(flt), "delete by filter")
 
     def count(self, flt: Any) -> int:
-        return self._run(self._count_op(flt), "count")  # type: ignore[no-any-return]
+        return self._run(self._count_op(flt), "count")
 
     def clear(self) -> None:
         self._run(self._clear_op(), "clear")
@@ -411,7 +413,7 @@ class RemoteBackend:
             self._run(self._close_op(), "close")
 
     async def aread_guard(self) -> dict[str, Any] | None:
-        return await self._arun(self._read_guard_op(), "reading the collection")  # type: ignore[no-any-return]
+        return await self._arun(self._read_guard_op(), "reading the collection")
 
     async def acreate(self, schema: CollectionSchema) -> None:
         await self._arun(self._create_op(schema), "creating the collection")
@@ -426,10 +428,10 @@ class RemoteBackend:
         """Nothing to do: the server indexes in the background."""
 
     async def aquery(self, plan: QueryPlan) -> list[ResultPoint]:
-        return await self._arun(self._query_op(plan), "query")  # type: ignore[no-any-return]
+        return await self._arun(self._query_op(plan), "query")
 
     async def aretrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]:
-        return await self._arun(self._retrieve_op(ids, vector_names), "retrieve")  # type: ignore[no-any-return]
+        return await self._arun(self._retrieve_op(ids, vector_names), "retrieve")
 
     async def adelete_ids(self, ids: Sequence[str]) -> None:
         await self._arun(self._delete_ids_op(ids), "delete")
@@ -438,7 +440,7 @@ class RemoteBackend:
         await self._arun(self._delete_filter_op(flt), "delete by filter")
 
     async def acount(self, flt: Any) -> int:
-        return await self._arun(self._count_op(flt), "count")  # type: ignore[no-any-return]
+        return await self._arun(self._count_op(flt), "count")
 
     async def aclear(self) -> None:
         await self._arun(self._clear_op(), "clear")
