@@ -18,7 +18,14 @@ from shared.errors import InvalidInputError, InvalidTypeError
 from shared.filters import to_edge_filter
 
 ROWS: dict[int, dict[str, Any]] = {
-    1: {"lang": "en", "year": 2019, "score": 0.5, "tags": ["a", "b"], "ok": True, "when": "2020-01-05T00:00:00"},
+    1: {
+        "lang": "en",
+        "year": 2019,
+        "score": 0.5,
+        "tags": ["a", "b"],
+        "ok": True,
+        "when": "2020-01-05T00:00:00",
+    },
     2: {"lang": "de", "year": 2021, "score": 1.5, "tags": ["b"], "ok": False, "when": "2021-06-01T00:00:00"},
     3: {"lang": "en", "year": 2023, "score": 2.5, "tags": [], "ok": True, "nested": {"k": "x"}},
     4: {"lang": "fr", "year": 2024, "score": 0.5, "note": None},
@@ -83,12 +90,16 @@ def matching(client: QdrantClient, flt: Any) -> set[int]:
         (None, {1, 2, 3, 4, 5}),
     ],
 )
-def test_filter_dicts_select_the_documented_points(client: QdrantClient, flt: Any, expected: set[int]) -> None:
+def test_filter_dicts_select_the_documented_points(
+    client: QdrantClient, flt: Any, expected: set[int]
+) -> None:
     assert matching(client, flt) == expected
 
 
 def test_a_qdrant_filter_passes_through_unchanged() -> None:
-    flt = models.Filter(must=[models.FieldCondition(key="metadata.lang", match=models.MatchValue(value="en"))])
+    flt = models.Filter(
+        must=[models.FieldCondition(key="metadata.lang", match=models.MatchValue(value="en"))]
+    )
     assert to_qdrant_filter(flt) is flt
 
 
@@ -120,4 +131,16 @@ def test_bad_filters_raise_errors_naming_the_problem(flt: Any, error: type[Excep
 
 
 def test_supported_operators_are_the_documented_set() -> None:
-    assert {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$and", "$or", "$not"} <= SUPPORTED_OPERATORS
+    assert {
+        "$eq",
+        "$ne",
+        "$gt",
+        "$gte",
+        "$lt",
+        "$lte",
+        "$in",
+        "$nin",
+        "$and",
+        "$or",
+        "$not",
+    } <= SUPPORTED_OPERATORS
