@@ -43,9 +43,10 @@ from llama_index.core.vector_stores.types import (
 from qdrant_client import models
 
 from shared.errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
+from shared.schema import METADATA_KEY
 
 #: Caller metadata lives under this payload key (see the payload layout in docs/DESIGN.md).
-METADATA_PREFIX = "metadata"
+METADATA_PREFIX = METADATA_KEY
 
 _RANGE_OPS = {
     FilterOperator.GT: "gt",

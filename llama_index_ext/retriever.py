@@ -1,0 +1,188 @@
+"""``HybridQdrantRetriever``: a drop-in LlamaIndex retriever over :class:`HybridQdrantVectorStore`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.callbacks.base import CallbackManager
+from llama_index.core.ingestion import run_transformations
+from llama_index.core.schema import Document, NodeWithScore, QueryBundle, TransformComponent
+from llama_index.core.settings import Settings
+from llama_index.core.vector_stores.types import MetadataFilters, VectorStoreQuery, VectorStoreQueryMode
+
+from shared.errors import InvalidInputError, InvalidTypeError
+
+from .vector_store import HybridQdrantVectorStore
+
+__all__ = ["HybridQdrantRetriever"]
+
+#: Mode names accepted besides LlamaIndex's own ("default" is dense).
+_MODE_ALIASES = {"dense": VectorStoreQueryMode.DEFAULT}
+_SUPPORTED_MODES = (
+    VectorStoreQueryMode.DEFAULT,
+    VectorStoreQueryMode.SPARSE,
+    VectorStoreQueryMode.HYBRID,
+    VectorStoreQueryMode.MMR,
+)
+
+
+def _parse_mode(mode: str | VectorStoreQueryMode) -> VectorStoreQueryMode:
+    if isinstance(mode, str) and mode in _MODE_ALIASES:
+        return _MODE_ALIASES[mode]
+    try:
+        parsed = VectorStoreQueryMode(mode)
+    except ValueError:
+        parsed = None
+    if parsed not in _SUPPORTED_MODES:
+        raise InvalidInputError(f"mode must be one of dense, sparse, hybrid, mmr; got {mode!r}")
+    assert parsed is not None
+    return parsed
+
+
+class HybridQdrantRetriever(BaseRetriever):
+    """Retrieve nodes from a :class:`HybridQdrantVectorStore` (dense, sparse, hybrid or MMR).
+
+    ``embed_model`` computes the dense query vector; when omitted, the store's own
+    models compute every query vector.  ``alpha`` (hybrid only) in [0, 1] weighs dense
+    against sparse: 0 is sparse only, 1 dense only.  ``vector_store_kwargs`` go to
+    :meth:`HybridQdrantVectorStore.query` (e.g. ``fusion``, ``hnsw_ef``, ``qdrant_filters``).
+    """
+
+    def __init__(
+        self,
+        vector_store: HybridQdrantVectorStore,
+        embed_model: BaseEmbedding | None = None,
+        similarity_top_k: int = 10,
+        mode: str | VectorStoreQueryMode = "hybrid",
+        filters: MetadataFilters | None = None,
+        alpha: float | None = None,
+        sparse_top_k: int | None = None,
+        hybrid_top_k: int | None = None,
+        doc_ids: list[str] | None = None,
+        node_ids: list[str] | None = None,
+        mmr_threshold: float | None = None,
+        vector_store_kwargs: dict[str, Any] | None = None,
+        callback_manager: CallbackManager | None = None,
+        verbose: bool = False,
+    ) -> None:
+        if not isinstance(vector_store, HybridQdrantVectorStore):
+            raise InvalidTypeError(
+                f"vector_store must be a HybridQdrantVectorStore, got {type(vector_store).__name__}"
+            )
+        if embed_model is not None and not isinstance(embed_model, BaseEmbedding):
+            raise InvalidTypeError(
+                f"embed_model must be a LlamaIndex BaseEmbedding, got {type(embed_model).__name__}"
+            )
+        if (
+            isinstance(similarity_top_k, bool)
+            or not isinstance(similarity_top_k, int)
+            or similarity_top_k <= 0
+        ):
+            raise InvalidInputError(f"similarity_top_k must be a positive int, got {similarity_top_k!r}")
+        if filters is not None and not isinstance(filters, MetadataFilters):
+            raise InvalidTypeError(f"filters must be MetadataFilters, got {type(filters).__name__}")
+        self._vector_store = vector_store
+        self._embed_model = embed_model
+        self._similarity_top_k = similarity_top_k
+        self._mode = _parse_mode(mode)
+        self._filters = filters
+        self._alpha = alpha
+        self._sparse_top_k = sparse_top_k
+        self._hybrid_top_k = hybrid_top_k
+        self._doc_ids = doc_ids
+        self._node_ids = node_ids
+        self._mmr_threshold = mmr_threshold
+        self._kwargs = dict(vector_store_kwargs or {})
+        super().__init__(callback_manager=callback_manager, verbose=verbose)
+
+    @property
+    def vector_store(self) -> HybridQdrantVectorStore:
+        return self._vector_store
+
+    @property
+    def similarity_top_k(self) -> int:
+        return self._similarity_top_k
+
+    @classmethod
+    def from_documents(
+        cls,
+        documents: Sequence[Document],
+        embed_model: BaseEmbedding | None = None,
+        *,
+        transformations: Sequence[TransformComponent] | None = None,
+        show_progress: bool = False,
+        similarity_top_k: int = 10,
+        mode: str | VectorStoreQueryMode = "hybrid",
+        filters: MetadataFilters | None = None,
+        alpha: float | None = None,
+        **store_kwargs: Any,
+    ) -> HybridQdrantRetriever:
+        """Split ``documents`` (``transformations``, default LlamaIndex's node parser), store
+        them in a new :class:`HybridQdrantVectorStore` built with ``embed_model`` and
+        ``store_kwargs`` (it embeds the nodes), and return a retriever over it."""
+        if isinstance(documents, Document) or not isinstance(documents, Sequence):
+            raise InvalidTypeError(f"documents must be a list of Document, got {type(documents).__name__}")
+        for i, doc in enumerate(documents):
+            if not isinstance(doc, Document):
+                raise InvalidTypeError(
+                    f"documents[{i}] is a {type(doc).__name__}, expected a LlamaIndex Document"
+                )
+        store = HybridQdrantVectorStore(embed_model=embed_model, **store_kwargs)
+        try:
+            steps = list(transformations) if transformations is not None else list(Settings.transformations)
+            nodes = run_transformations(list(documents), steps, show_progress=show_progress)
+            store.add(list(nodes))
+        except BaseException:
+            store.close()
+            raise
+        return cls(store, similarity_top_k=similarity_top_k, mode=mode, filters=filters, alpha=alpha)
+
+    # -- retrieval: one planning step, sync and async calls around it ---------------
+
+    def _needs_dense(self, bundle: QueryBundle) -> bool:
+        if self._embed_model is None or bundle.embedding is not None:
+            return False
+        if self._mode == VectorStoreQueryMode.SPARSE:
+            return False
+        # alpha=0 is sparse only: no dense query vector to compute.
+        return not (self._mode == VectorStoreQueryMode.HYBRID and self._alpha == 0.0)
+
+    def _query(self, bundle: QueryBundle, embedding: list[float] | None) -> VectorStoreQuery:
+        return VectorStoreQuery(
+            query_embedding=embedding,
+            similarity_top_k=self._similarity_top_k,
+            doc_ids=self._doc_ids,
+            node_ids=self._node_ids,
+            query_str=bundle.query_str,
+            mode=self._mode,
+            alpha=self._alpha,
+            filters=self._filters,
+            mmr_threshold=self._mmr_threshold,
+            sparse_top_k=self._sparse_top_k,
+            hybrid_top_k=self._hybrid_top_k,
+        )
+
+    @staticmethod
+    def _scored(result: Any) -> list[NodeWithScore]:
+        nodes = result.nodes or []
+        scores = result.similarities or [None] * len(nodes)
+        return [NodeWithScore(node=n, score=s) for n, s in zip(nodes, scores, strict=True)]
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        embedding = query_bundle.embedding
+        if self._needs_dense(query_bundle):
+            assert self._embed_model is not None
+            embedding = self._embed_model.get_agg_embedding_from_queries(query_bundle.embedding_strs)
+        result = self._vector_store.query(self._query(query_bundle, embedding), **self._kwargs)
+        return self._scored(result)
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        embedding = query_bundle.embedding
+        if self._needs_dense(query_bundle):
+            assert self._embed_model is not None
+            embedding = await self._embed_model.aget_agg_embedding_from_queries(query_bundle.embedding_strs)
+        result = await self._vector_store.aquery(self._query(query_bundle, embedding), **self._kwargs)
+        return self._scored(result)
