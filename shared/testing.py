@@ -24,9 +24,9 @@ from typing import Any
 __all__ = ["BASE_SIZE", "TINY_SIZE", "make_bge_m3_checkpoint", "sample_corpus"]
 
 #: Keyword arguments of :func:`make_bge_m3_checkpoint` for the default tiny model.
-TINY_SIZE: dict[str, int] = {"num_layers": 2, "hidden_size": 32}
+TINY_SIZE: dict[str, Any] = {"num_layers": 2, "hidden_size": 32}
 #: Keyword arguments for a base-size model (XLM-R base / BGE-M3-like compute per token).
-BASE_SIZE: dict[str, int] = {"num_layers": 12, "hidden_size": 768, "num_heads": 12, "intermediate_size": 3072}
+BASE_SIZE: dict[str, Any] = {"num_layers": 12, "hidden_size": 768, "num_heads": 12, "intermediate_size": 3072}
 
 # A fixed English text the tokenizer vocabulary is built from.  Embedded (rather than
 # read from stdlib docstrings) so the vocabulary cannot drift between Python versions.

@@ -41,7 +41,8 @@ def test_tokenizer_is_xlmr_style(tiny_bge_m3_dir: Path) -> None:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(tiny_bge_m3_dir))
-    assert type(tok).__name__ == "XLMRobertaTokenizerFast"
+    # transformers 5 names the (Rust-backed) class XLMRobertaTokenizer, 4.x XLMRobertaTokenizerFast.
+    assert type(tok).__name__.startswith("XLMRobertaTokenizer") and tok.is_fast
     assert (tok.cls_token_id, tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (0, 1, 2, 3)
     assert tok.mask_token_id == len(tok) - 1
     ids = tok("The quick brown fox")["input_ids"]
