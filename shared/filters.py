@@ -166,7 +166,20 @@ def _edge_condition(c: Any) -> Any:
     )
 
 
+def _refuse_bools(values: Any) -> None:
+    # qdrant-edge-py 0.9 turns a Python bool into the integer 0/1 when it builds the match,
+    # so `flag == True` would silently match `flag == 1` and never a stored true.
+    if any(isinstance(v, bool) for v in values):
+        raise UnsupportedOperationError(
+            "the embedded Qdrant Edge backend cannot match boolean values (its filter binding turns "
+            "True/False into 1/0); store the flag as a string or an int, or use a Qdrant server (url=)"
+        )
+
+
 def _edge_match(m: Any) -> Any:
+    if isinstance(m, (models.MatchValue, models.MatchAny, models.MatchExcept)):
+        _refuse_bools([m.value] if isinstance(m, models.MatchValue) else
+                      (m.any if isinstance(m, models.MatchAny) else m.except_))
     if isinstance(m, models.MatchValue):
         return qe.MatchValue(m.value)
     if isinstance(m, models.MatchAny):

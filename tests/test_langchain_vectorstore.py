@@ -32,7 +32,13 @@ from langchain_ext import (
     HybridQdrantVectorStore,
     RetrievalMode,
 )
-from shared.errors import InvalidInputError, InvalidTypeError, ModelMismatchError, StoreLockedError
+from shared.errors import (
+    InvalidInputError,
+    InvalidTypeError,
+    ModelMismatchError,
+    StoreLockedError,
+    UnsupportedOperationError,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = [
@@ -248,6 +254,22 @@ def test_filters_restrict_every_mode(
     if mode != "sparse":
         assert {d.id for d in docs} == expected
     assert corpus_store.count(filter=flt) == len(expected)
+
+
+def test_boolean_filters_work_remotely_and_are_refused_on_edge(tmp_path: Path) -> None:
+    fake = DeterministicFakeEmbedding(size=8)
+    metas = [{"flag": True}, {"flag": False}, {"flag": 1}]
+    client = QdrantClient(":memory:")
+    with HybridQdrantVectorStore(fake, client=client) as remote:
+        remote.add_texts(["a", "b", "c"], metas, ids=["a", "b", "c"])
+        assert [d.id for d in remote.similarity_search("a", k=5, filter={"flag": True})] == ["a"]
+        assert [d.id for d in remote.similarity_search("a", k=5, filter={"flag": False})] == ["b"]
+    client.close()
+    with HybridQdrantVectorStore(fake, path=tmp_path / "edge") as edge:
+        edge.add_texts(["a", "b", "c"], metas, ids=["a", "b", "c"])
+        # Qdrant Edge cannot match booleans: a clear error instead of silently matching flag == 1.
+        with pytest.raises(UnsupportedOperationError, match="boolean"):
+            edge.similarity_search("a", k=5, filter={"flag": True})
 
 
 def test_bad_filter_and_unknown_search_argument_are_refused(corpus_store: HybridQdrantVectorStore) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from ..errors import BackendError, InvalidInputError, StoreLockedError
+from ..errors import BackendError, InvalidInputError, M3HybridError, StoreLockedError
 from ..filters import to_edge_filter
 from ..quantization import QuantizationPreset
 from ..query_planning import (
@@ -91,7 +91,7 @@ def _engine_errors(what: str, path: str) -> Iterator[None]:
     """Translate the engine's untyped exceptions into our error classes."""
     try:
         yield
-    except (InvalidInputError, BackendError, StoreLockedError):
+    except M3HybridError:  # already typed (e.g. UnsupportedOperationError from the filter conversion)
         raise
     except Exception as exc:  # the engine raises plain Exception
         msg = str(exc)
