@@ -5,16 +5,24 @@ that yields :class:`Call` requests (client method + arguments) and receives thei
 results; :func:`drive` runs it with a sync client and :func:`adrive` with an
 async one. The embedded backend has no async engine, so its async methods run
 the sync ones in a worker thread (``asyncio.to_thread``), one line each.
+Both drivers retry a call under a :class:`~shared.retry.RetryPolicy` (transient
+failures of idempotent calls only; the decision is :func:`~shared.retry.retry_delay`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ..query_planning import QueryPlan
+from ..retry import RetryPolicy, describe_error, retry_delay
 from ..schema import CollectionSchema
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -56,22 +64,53 @@ class Call:
 Op = Generator[Call, Any, T]
 
 
-def drive(op: Op[T], client: Any) -> T:
+def _retry_wait(retry: RetryPolicy | None, call: Call, exc: Exception, attempt: int) -> float | None:
+    delay = None if retry is None else retry_delay(retry, call.method, exc, attempt)
+    if delay is not None:
+        logger.warning(
+            "%s failed (%s); retry %d in %.2f s", call.method, describe_error(exc), attempt + 1, delay
+        )
+    return delay
+
+
+def drive(op: Op[T], client: Any, retry: RetryPolicy | None = None) -> T:
     """Run an operation generator against a sync client."""
     try:
         call = next(op)
         while True:
-            call = op.send(getattr(client, call.method)(**call.kwargs))
+            attempt = 0
+            while True:
+                try:
+                    result = getattr(client, call.method)(**call.kwargs)
+                    break
+                except Exception as exc:
+                    delay = _retry_wait(retry, call, exc, attempt)
+                    if delay is None:
+                        raise
+                    time.sleep(delay)
+                    attempt += 1
+            call = op.send(result)
     except StopIteration as stop:
         return stop.value
 
 
-async def adrive(op: Op[T], aclient: Any) -> T:
+async def adrive(op: Op[T], aclient: Any, retry: RetryPolicy | None = None) -> T:
     """Run the same operation generator against an async client."""
     try:
         call = next(op)
         while True:
-            call = op.send(await getattr(aclient, call.method)(**call.kwargs))
+            attempt = 0
+            while True:
+                try:
+                    result = await getattr(aclient, call.method)(**call.kwargs)
+                    break
+                except Exception as exc:
+                    delay = _retry_wait(retry, call, exc, attempt)
+                    if delay is None:
+                        raise
+                    await asyncio.sleep(delay)
+                    attempt += 1
+            call = op.send(result)
     except StopIteration as stop:
         return stop.value
 

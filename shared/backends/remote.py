@@ -11,13 +11,22 @@
 * Every operation is one generator of client calls (:class:`~.base.Call`), run by
   :func:`~.base.drive` on the sync client or :func:`~.base.adrive` on the async one.
 * The api key is never part of a repr, log line or error message.
+* Transient failures (refused/reset connections, 429/502/503/504) of idempotent
+  calls are retried with exponential backoff (:mod:`shared.retry`); a timeout is
+  not retried, so ``timeout=`` bounds each call.
+* qdrant-client local mode (``QdrantClient(":memory:")`` / ``path=``) is not
+  thread-safe: calls on one local client are serialised by a lock shared by every
+  backend using that client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import threading
+import weakref
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
@@ -35,10 +44,24 @@ from ..query_planning import (
     Stage,
     WeightedSum,
 )
+from ..retry import RetryPolicy, describe_error
 from ..schema import COLBERT, DENSE, DENSE_MRL, DOC_ID_KEY, REF_DOC_ID_KEY, SPARSE, CollectionSchema
 from .base import Call, Op, PointData, ResultPoint, adrive, drive
 
 METADATA_GUARD_KEY = "m3_hybrid"
+
+# One lock per local-mode client object (its in-process engine is not thread-safe).
+_LOCAL_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_LOCAL_LOCKS_GUARD = threading.Lock()
+
+
+def _local_lock(client: Any) -> threading.Lock:
+    with _LOCAL_LOCKS_GUARD:
+        lock = _LOCAL_LOCKS.get(client)
+        if lock is None:
+            lock = _LOCAL_LOCKS[client] = threading.Lock()
+        return lock
+
 
 _DATATYPE = {
     "float32": models.Datatype.FLOAT32,
@@ -241,8 +264,10 @@ class RemoteBackend:
         shard_number: int | None = None,
         replication_factor: int | None = None,
         write_consistency_factor: int | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.collection_name = collection_name
+        self._retry = retry if retry is not None else RetryPolicy()
         self._owns_clients = client is None and aclient is None
         int_timeout = None if timeout is None else max(1, math.ceil(timeout))
         if self._owns_clients:
@@ -256,6 +281,7 @@ class RemoteBackend:
         # qdrant-client local mode: exact search only, no payload indexes (it warns about both).
         inner = getattr(client if client is not None else aclient, "_client", None)
         self._local = type(inner).__name__ in ("QdrantLocal", "AsyncQdrantLocal")
+        self._lock: Any = _local_lock(client) if self._local and client is not None else nullcontext()
         self._url = url
         self.location = f"collection {collection_name!r} on {url or 'the given Qdrant client'}"
         self._distribution = {
@@ -285,22 +311,23 @@ class RemoteBackend:
                 f"{what}: this store was given only an async client; use the a* methods or pass client="
             )
         try:
-            return drive(op, self._client)
+            with self._lock:
+                return drive(op, self._client, self._retry)
         except M3HybridError:
             raise
         except Exception as exc:
-            raise BackendError(f"{what} failed on {self.location}: {type(exc).__name__}: {exc}") from exc
+            raise BackendError(f"{what} failed on {self.location}: {describe_error(exc)}") from exc
 
     async def _arun(self, op: Op[Any], what: str) -> Any:
         if self._aclient is None:
             # Only a sync client: run the same operation in a worker thread.
             return await asyncio.to_thread(self._run, op, what)
         try:
-            return await adrive(op, self._aclient)
+            return await adrive(op, self._aclient, self._retry)
         except M3HybridError:
             raise
         except Exception as exc:
-            raise BackendError(f"{what} failed on {self.location}: {type(exc).__name__}: {exc}") from exc
+            raise BackendError(f"{what} failed on {self.location}: {describe_error(exc)}") from exc
 
     # -- operations (generators of client calls) ----------------------------
 
