@@ -296,6 +296,8 @@ class EdgeBackend:
                 # Take the engine's lock right away, before any guard check or write.
                 with _engine_errors("opening the shard", self.location):
                     self._shard = qe.EdgeShard.load(str(self.path))
+            elif (self.path / GUARD_FILE).exists():
+                self._finish_interrupted_create()
         except BaseException:
             self._release()
             raise
@@ -318,6 +320,26 @@ class EdgeBackend:
         if self._shard is None:
             raise BackendError(f"the collection at {self.location} does not exist yet")
         return self._shard
+
+    def _finish_interrupted_create(self) -> None:
+        """Complete a creation that was killed after the guard was written but before the shard was.
+
+        The guard is written first and Qdrant Edge writes ``edge_config.json`` last, so a
+        guard without that marker means ``create`` never returned and no point was stored.
+        The shard is created now with the recorded schema over the ``wal/``/``segments/``
+        the interrupted creation may have left (``EdgeShard.load`` with a config accepts
+        them; ``EdgeShard.create`` would refuse them and leave the store unwritable).
+        """
+        try:
+            with open(self.path / GUARD_FILE, encoding="utf-8") as fh:
+                schema = CollectionSchema.from_guard(json.load(fh))
+        except (KeyError, TypeError, ValueError):
+            return  # not our guard: read_guard/check_guard report it
+        with _engine_errors("completing the interrupted creation of the shard", self.location):
+            self._shard = qe.EdgeShard.load(str(self.path), edge_config(schema))
+            self._shard.update(
+                qe.UpdateOperation.create_field_index(REF_DOC_ID_KEY, qe.PayloadSchemaType.Keyword)
+            )
 
     def read_guard(self) -> dict[str, Any] | None:
         guard_path = self.path / GUARD_FILE
