@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -608,14 +608,23 @@ def test_as_retriever_search_types(corpus_store: HybridQdrantVectorStore) -> Non
     assert thr.invoke("volcano eruption magma") == []
 
 
-@pytest.fixture
-async def async_store(tmp_path: Path, dense: BGEM3Embeddings) -> AsyncIterator[HybridQdrantVectorStore]:
-    store = HybridQdrantVectorStore(dense, path=tmp_path / "as")
-    yield store
-    await store.aclose()
+async def test_async_context_manager_releases_the_store(tmp_path: Path, dense: BGEM3Embeddings) -> None:
+    path = tmp_path / "as"
+    async with HybridQdrantVectorStore(dense, path=path) as store:
+        doc = Document(page_content="async doc", metadata={"a": 1}, id="x")
+        assert await store.aadd_documents([doc]) == ["x"]
+        assert await store.aget_by_ids(["x"]) == [doc]
+    async with HybridQdrantVectorStore(dense, path=path) as again:  # the lock was released
+        assert await again.acount() == 1
 
 
-async def test_async_context_manager_and_from_documents(async_store: HybridQdrantVectorStore) -> None:
-    ids = await async_store.aadd_documents([Document(page_content="async doc", metadata={"a": 1}, id="x")])
-    assert ids == ["x"]
-    assert (await async_store.aget_by_ids(["x"]))[0].metadata == {"a": 1}
+def test_from_documents_without_a_path_uses_a_temporary_store(dense: BGEM3Embeddings) -> None:
+    docs = [
+        Document(id=i, page_content=t, metadata={"k": i}) for i, t in zip(IDS[:5], TEXTS[:5], strict=True)
+    ]
+    store = HybridQdrantVectorStore.from_documents(docs, dense, collection_name="tmp", batch_size=2)
+    try:
+        assert store.collection_name == "tmp" and store.retrieval_mode == "dense"
+        assert store.get_by_ids(IDS[:5]) == docs
+    finally:
+        store.close()
