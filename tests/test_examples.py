@@ -12,7 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_example(name: str, *args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_example(
+    name: str, *args: str, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env_extra or {})}
     return subprocess.run(
         [sys.executable, str(ROOT / "examples" / name), *args],
@@ -25,7 +27,9 @@ def run_example(name: str, *args: str, env_extra: dict[str, str] | None = None) 
 
 
 def test_quickstart_small_models_answers_with_hybrid_retrieval() -> None:
-    proc = run_example("quickstart.py", "--small-models", "--query", "how does reciprocal rank fusion combine rankings?")
+    proc = run_example(
+        "quickstart.py", "--small-models", "--query", "how does reciprocal rank fusion combine rankings?"
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     first_hit = next(line for line in lines if line.strip().startswith("1."))
