@@ -21,6 +21,8 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.types import Encoder, EncodeResult, TextKind
 
+from ._validation import our_errors
+
 __all__ = ["DEFAULT_MODEL", "BGEM3Embedding", "BGEM3SparseEmbedding"]
 
 DEFAULT_MODEL = "BAAI/bge-m3"
@@ -132,7 +134,8 @@ class BGEM3Embedding(_EncoderMixin, BaseEmbedding):
     def __init__(self, *, encoder: Encoder | None = None, **data: Any) -> None:
         # The encoder is attached after validation (not in a validator), so that load
         # errors surface as our own exceptions rather than pydantic ValidationErrors.
-        super().__init__(**data)
+        with our_errors(type(self).__name__):
+            super().__init__(**data)
         self._attach_encoder(encoder)
 
     def _load_kwargs(self) -> dict[str, Any]:
@@ -210,7 +213,8 @@ class BGEM3SparseEmbedding(_EncoderMixin, BaseSparseEmbedding):
     def __init__(self, *, encoder: Encoder | None = None, **data: Any) -> None:
         # The encoder is attached after validation (not in a validator), so that load
         # errors surface as our own exceptions rather than pydantic ValidationErrors.
-        super().__init__(**data)
+        with our_errors(type(self).__name__):
+            super().__init__(**data)
         self._attach_encoder(encoder)
 
     @classmethod

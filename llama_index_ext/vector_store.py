@@ -41,6 +41,7 @@ from shared.store import HybridStore
 from shared.types import Hit, Record
 
 from ._encoders import EncoderPlan, plan_encoders
+from ._validation import our_errors
 from .filters import to_qdrant_filter
 
 __all__ = ["HybridQdrantVectorStore"]
@@ -146,7 +147,8 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
             "collection_name": collection_name,
             "path": None if path is None else os.fspath(path),
         }
-        super().__init__(**fields, **kwargs)
+        with our_errors(type(self).__name__):
+            super().__init__(**fields, **kwargs)
         self._encoders = plan_encoders(self.embed_model, self.sparse_embed_model, self.sparse)
         self._store = HybridStore(
             self.collection_name,
@@ -188,9 +190,11 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
         return self._store
 
     def __repr__(self) -> str:
+        # Never the api_key; the core store's repr names backend and encoder.
+        store = (self.__pydantic_private__ or {}).get("_store")
         return (
             f"HybridQdrantVectorStore(collection_name={self.collection_name!r}, path={self.path!r}, "
-            f"url={self.url!r}, fusion={self.fusion!r}, store={self._store!r})"
+            f"url={self.url!r}, fusion={self.fusion!r}, store={store!r})"
         )
 
     # -- nodes <-> records ------------------------------------------------------

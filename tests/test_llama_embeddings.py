@@ -153,3 +153,10 @@ def test_serialises_settings_not_the_model(minilm: BGEM3Embedding) -> None:
     assert data["class_name"] == "BGEM3Embedding"
     assert data["model_name"] == minilm.model_name and data["embed_batch_size"] == 32
     assert "_encoder" not in data and "encoder" not in data
+
+
+def test_bad_settings_raise_our_errors_naming_the_field(minilm_dir: Path) -> None:
+    with pytest.raises(InvalidInputError, match="embed_batch_size"):
+        BGEM3Embedding(model_name=str(minilm_dir), embed_batch_size=0)
+    with pytest.raises(InvalidTypeError, match="query_instruction"):
+        BGEM3Embedding(model_name=str(minilm_dir), query_instruction=3)  # type: ignore[arg-type]
