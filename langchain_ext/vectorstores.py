@@ -184,11 +184,23 @@ def _resolve_sources(embedding: Embeddings | None, sparse_embedding: Any | None)
         # Same BGE-M3 model: the dense encoder's forward pass already yields the sparse vector.
         return _Sources(encoder=dense_encoder, dense=None, sparse=None)
     # Two models (e.g. MiniLM + SPLADE): one core pair encoder, so the collection guard records both.
-    from shared.encoders import load_encoder
+    from shared.encoders import BaseEncoder, PairEncoder, load_encoder
 
-    pair = load_encoder(
-        ours_dense.model_name, sparse_model=ours_sparse.model_name, **ours_dense._load_kwargs()
-    )
+    if isinstance(dense_encoder, BaseEncoder) and isinstance(sparse_encoder, BaseEncoder):
+        # Pair the already loaded models (no second copy in memory); the dense encoder's own
+        # truncation is not applied inside a pair, so the pair truncates.
+        pair: Encoder = PairEncoder(
+            dense_encoder,
+            sparse_encoder,
+            truncate_dim=ours_dense.truncate_dim,
+            batch_size=ours_dense.batch_size,
+            show_progress=ours_dense.show_progress,
+            cache_size=ours_dense.cache_size,
+        )
+    else:
+        pair = load_encoder(
+            ours_dense.model_name, sparse_model=ours_sparse.model_name, **ours_dense._load_kwargs()
+        )
     return _Sources(encoder=pair, dense=None, sparse=None)
 
 

@@ -628,3 +628,25 @@ def test_from_documents_without_a_path_uses_a_temporary_store(dense: BGEM3Embedd
         assert store.get_by_ids(IDS[:5]) == docs
     finally:
         store.close()
+
+
+def test_two_model_store_reuses_the_loaded_models_and_opens_core_collections(
+    tmp_path: Path, dense: BGEM3Embeddings, sparse: BGEM3SparseEmbeddings, minilm_dir: Path, splade_dir: Path
+) -> None:
+    from shared.encoders import load_encoder
+    from shared.store import HybridStore
+
+    path = tmp_path / "shared"
+    # A collection written by the core directly (as the quickstart and the LlamaIndex adapter do) ...
+    with HybridStore(
+        "kb", encoder=load_encoder(str(minilm_dir), sparse_model=str(splade_dir)), path=path
+    ) as core:
+        core.add_texts(TEXTS, ids=IDS)
+    # ... opens in the LangChain store built from the two embedding classes (same identity, no guard error).
+    with HybridQdrantVectorStore(dense, sparse_embedding=sparse, path=path, collection_name="kb") as store:
+        pair = store.store.encoder
+        assert (
+            pair is not None and pair.dense_encoder is dense.encoder and pair.sparse_encoder is sparse.encoder
+        )  # type: ignore[attr-defined]
+        assert store.count() == len(TEXTS)
+        assert store.similarity_search("who discovered penicillin?", k=1)[0].id == "penicillin"
