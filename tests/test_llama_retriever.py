@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from llama_index.core.llms import MockLLM
 from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
 from test_llama_support import METADATA, ModelSetup, documents, embed_text, make_setup
 
@@ -117,3 +119,12 @@ def test_from_documents_on_a_path_persists(setup: ModelSetup, tmp_path: Path) ->
         assert refs(HybridQdrantRetriever(store, similarity_top_k=1).retrieve(embed_text("orwell"))) == [
             "orwell"
         ]
+
+
+async def test_works_inside_a_query_engine(setup: ModelSetup, retriever: HybridQdrantRetriever) -> None:
+    engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM())
+    question = "why do plants need sunlight?" if setup.trained else embed_text("photosynthesis")
+    response = engine.query(question)
+    assert response.source_nodes[0].node.ref_doc_id == "photosynthesis"
+    aresponse = await engine.aquery(question)
+    assert [n.node.node_id for n in aresponse.source_nodes] == [n.node.node_id for n in response.source_nodes]
