@@ -310,13 +310,47 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
     def get_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
     ) -> list[BaseNode]:
-        """The stored nodes of ``node_ids``, in that order (ids not stored are skipped)."""
-        return [self._node(r) for r in self._store.get(_get_ids(node_ids, filters))]
+        """Stored nodes of ``node_ids`` and/or matching ``filters``.
+
+        With ``node_ids`` the result follows their order (ids not stored are skipped).
+        """
+        ids, flt = _get_request(node_ids, filters)
+        if flt is None:
+            return [self._node(r) for r in self._store.get(ids or [])]
+        count = self._store.count(flt)
+        hits = self._store.query(**self._scan(flt, count)) if count else []
+        return self._ordered(hits, ids)
 
     async def aget_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
     ) -> list[BaseNode]:
-        return [self._node(r) for r in await self._store.aget(_get_ids(node_ids, filters))]
+        ids, flt = _get_request(node_ids, filters)
+        if flt is None:
+            return [self._node(r) for r in await self._store.aget(ids or [])]
+        count = await self._store.acount(flt)
+        hits = await self._store.aquery(**self._scan(flt, count)) if count else []
+        return self._ordered(hits, ids)
+
+    def _scan(self, flt: models.Filter, count: int) -> dict[str, Any]:
+        """A query that returns every point matching ``flt``: ``count`` of them.
+
+        The core has no scroll yet; an exact (full-scan, unquantized) dense query with
+        ``limit`` = the filtered count returns exactly the matching points, since every
+        point of a collection with dense vectors has one.  Scores are meaningless here.
+        """
+        schema = self._store.schema
+        if not schema.has_dense or schema.dense_dim is None:
+            raise UnsupportedOperationError(
+                "get_nodes by filters needs a collection with dense vectors; pass node_ids"
+            )
+        probe = [1.0] + [0.0] * (schema.dense_dim - 1)
+        return {"dense": probe, "mode": "dense", "limit": count, "filter": flt, "exact": True}
+
+    def _ordered(self, hits: list[Hit], ids: list[str] | None) -> list[BaseNode]:
+        if ids is None:
+            return [self._node(h) for h in hits]
+        by_id = {h.id: h for h in hits}
+        return [self._node(by_id[i]) for i in dict.fromkeys(ids) if i in by_id]
 
     def clear(self) -> None:
         """Delete every node (the collection and its encoder record stay)."""
@@ -537,15 +571,17 @@ def _nodes_filter(node_ids: Any, filters: MetadataFilters | None) -> models.Filt
     return flt
 
 
-def _get_ids(node_ids: Any, filters: MetadataFilters | None) -> list[str]:
-    if filters is not None and filters.filters:
-        raise UnsupportedOperationError(
-            "get_nodes by filters needs a scroll in shared.store.HybridStore, which it does not offer yet; "
-            "pass node_ids"
-        )
-    if node_ids is None:
-        raise InvalidInputError("get_nodes needs node_ids")
-    return _id_list(node_ids, "node_ids")
+def _get_request(
+    node_ids: Any, filters: MetadataFilters | None
+) -> tuple[list[str] | None, models.Filter | None]:
+    """(ids, filter) of a get_nodes call; the filter also holds the ids when both are given."""
+    if node_ids is None and (filters is None or not filters.filters):
+        raise InvalidInputError("get_nodes needs node_ids or filters")
+    ids = None if node_ids is None else _id_list(node_ids, "node_ids")
+    flt = to_qdrant_filter(filters)
+    if flt is not None and ids:
+        flt = and_filters(flt, _has_ids(ids, "node_ids"))
+    return ids, flt
 
 
 def _top_k(value: Any, name: str) -> int:

@@ -8,6 +8,7 @@ the encoder's own vectors).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -466,6 +467,10 @@ def test_delete_nodes_get_nodes_and_clear(setup: ModelSetup, tmp_path: Path) -> 
         got = store.get_nodes(["n4", "missing", "n1"])
         assert [n.node_id for n in got] == ["n4", "n1"]
         assert got[0].get_content() == "passage number 4 about topic 1" and got[0].metadata == {"group": 1}
+        group0 = MetadataFilters(filters=[MetadataFilter(key="group", value=0)])
+        assert sorted(n.node_id for n in store.get_nodes(filters=group0)) == ["n0", "n3"]
+        assert [n.node_id for n in store.get_nodes(["n3", "n1", "n0"], filters=group0)] == ["n3", "n0"]
+        assert [n.node_id for n in asyncio.run(store.aget_nodes(filters=group0, node_ids=["n0"]))] == ["n0"]
         store.delete_nodes(
             ["n0", "n1"], filters=MetadataFilters(filters=[MetadataFilter(key="group", value=1)])
         )
