@@ -168,6 +168,7 @@ def test_load_encoder_shares_one_instance_per_configuration(tiny_bge_m3_dir: Pat
     assert a is b
     c = load_encoder(tiny_bge_m3_dir, device="cpu", query_instruction="q: ")
     assert c is not a and c.identity.query_prompt == "q: "
+    assert load_encoder(tiny_bge_m3_dir, device="cpu", fp16=False) is a  # False is the CPU default
     # The dense and the sparse adapter classes: one forward pass for both.
     a.encode(TEXTS[:3], outputs=["dense"])
     passes = a.forward_passes

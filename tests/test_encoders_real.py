@@ -216,3 +216,34 @@ def test_pair_truncation_flags_come_from_either_model(minilm_dir: Path, splade_d
     with pytest.warns(UserWarning, match="truncated"):
         r = pair.encode(["one two", "a much longer text than eight tokens can ever hold, surely"])
     assert r.truncated == [False, True] and r.token_counts[1] == 8
+
+
+def test_pair_reuses_the_caches_of_its_models(minilm_dir: Path, splade_dir: Path) -> None:
+    """A store's pair and a framework class sharing the dense encoder: one pass per text."""
+    dense = DenseEncoder(minilm_dir, device="cpu", show_progress=False)
+    sparse = SpladeEncoder(splade_dir, device="cpu", show_progress=False)
+    dense.encode(DOCS)  # e.g. the dense embedding class embedded these already
+    assert dense.forward_passes == 1
+    pair = PairEncoder(dense, sparse)
+    r = pair.encode(DOCS)
+    assert dense.forward_passes == 1 and sparse.forward_passes == 1
+    np.testing.assert_array_equal(r.dense, dense.encode(DOCS).dense)  # type: ignore[arg-type]
+    sparse.encode(DOCS, kind="query")
+    assert sparse.forward_passes == 2  # the query side is cached separately
+
+
+def test_pair_with_a_truncating_dense_encoder_truncates_once(
+    tiny_bge_m3_dir: Path, splade_dir: Path, splade: SpladeEncoder
+) -> None:
+    from shared.encoders import BGEM3Encoder
+
+    with pytest.warns(UserWarning, match="Matryoshka"):
+        m3 = BGEM3Encoder(tiny_bge_m3_dir, device="cpu", show_progress=False, truncate_dim=16)
+    pair = PairEncoder(m3, splade, truncate_dim=16)  # what the LlamaIndex store does
+    r = pair.encode(DOCS[:2])
+    assert pair.dense_dim == 16 and r.dense is not None and r.dense.shape == (2, 16)
+    np.testing.assert_allclose(r.dense, m3.encode(DOCS[:2]).dense, atol=1e-6)  # type: ignore[arg-type]
+    assert pair.identity.truncate_dim == 16 and pair.identity.dense_dim == 16
+    with pytest.warns(UserWarning, match="Matryoshka"):
+        smaller = PairEncoder(m3, splade, truncate_dim=8)
+    assert smaller.encode(DOCS[:1]).dense.shape == (1, 8)  # type: ignore[union-attr]

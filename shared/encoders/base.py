@@ -201,8 +201,17 @@ class BaseEncoder(ABC):
         if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
             raise InvalidInputError(f"batch_size must be a positive int, got {bs!r}")
         progress = self.show_progress if show_progress is None else bool(show_progress)
-        prompt = self.prompt_for(kind)
+        entries = self._encode_entries(items, kind, wanted, bs, progress)
+        return self._assemble(entries, wanted, self.prompt_for(kind))
 
+    def _encode_entries(
+        self, items: list[str], kind: TextKind, wanted: frozenset[str], batch_size: int, show_progress: bool
+    ) -> list[Entry]:
+        """Cached-or-computed entries for validated ``items``, in input order (no warnings).
+
+        Entries are shared with the cache: callers must not mutate them.
+        """
+        prompt = self.prompt_for(kind)
         entries: list[Entry | None] = [None] * len(items)
         missing: dict[str, list[int]] = {}
         for i, text in enumerate(items):
@@ -217,7 +226,7 @@ class BaseEncoder(ABC):
             compute = self._outputs - {"colbert"}
             if "colbert" in wanted:
                 compute = compute | {"colbert"}
-            computed = self._compute(unique, kind, frozenset(compute), bs, progress)
+            computed = self._compute(unique, kind, frozenset(compute), batch_size, show_progress)
             if len(computed) != len(unique):  # a subclass bug, never user input
                 raise RuntimeError(f"{type(self).__name__}._compute returned {len(computed)} results")
             for text, entry in zip(unique, computed, strict=True):
@@ -231,7 +240,9 @@ class BaseEncoder(ABC):
                 self._cache.put((kind, prompt, text), entry)
                 for i in idx:
                     entries[i] = entry
-        return self._assemble(entries, wanted, prompt)
+        done = [e for e in entries if e is not None]
+        assert len(done) == len(items)  # every index was filled from the cache or computed
+        return done
 
     # -- for subclasses -------------------------------------------------------------
 
@@ -296,9 +307,7 @@ class BaseEncoder(ABC):
             )
         return wanted
 
-    def _assemble(self, entries: list[Entry | None], wanted: frozenset[str], prompt: str) -> EncodeResult:
-        done = [e for e in entries if e is not None]
-        assert len(done) == len(entries)
+    def _assemble(self, done: list[Entry], wanted: frozenset[str], prompt: str) -> EncodeResult:
         dense = None
         if "dense" in wanted:
             dim = self.dense_dim or 0

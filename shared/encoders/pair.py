@@ -1,8 +1,9 @@
 """A dense model plus a sparse model (e.g. MiniLM + SPLADE) as one Encoder.
 
 Each model applies its own prompts (a SPLADE model must not see an E5 "query: "
-prefix); the result reports the dense model's prompt.  ``forward_passes`` counts the
-passes of both models.
+prefix); the result reports the dense model's prompt.  The pair goes through the
+two encoders' own caches, so texts one of them (or a framework class sharing it)
+already encoded cost no new pass.  ``forward_passes`` counts the passes of both.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 
 from ..errors import InvalidInputError
-from ..types import TextKind
+from ..types import EncoderIdentity, TextKind
 from .base import BaseEncoder, Entry
 
 __all__ = ["PairEncoder"]
@@ -44,16 +45,22 @@ class PairEncoder(BaseEncoder):
         self.sparse_encoder = sparse
         self.max_length = getattr(dense, "max_length", None)
         self._outputs = frozenset({"dense", "sparse"})
-        self._full_dim = dense._full_dim
+        # Vectors arrive already truncated when the dense encoder truncates itself; the
+        # pair's own truncate_dim then applies on top (equal to it: nothing more to do).
+        self._full_dim = dense.dense_dim
         d_id, s_id = dense.identity, sparse.identity
         self._set_truncate_dim(truncate_dim, d_id.model_id)
         model_hash = ""
         if d_id.model_hash or s_id.model_hash:
             # Either model changing changes the stored vectors.
             model_hash = hashlib.sha256(f"{d_id.model_hash}:{s_id.model_hash}".encode()).hexdigest()
-        self._identity = self._make_identity(
+        self._identity = EncoderIdentity(
             model_id=d_id.model_id,
             model_hash=model_hash,
+            dense_dim=self.dense_dim,
+            truncate_dim=self._truncate_dim or dense.truncate_dim,
+            query_prompt=self.prompt_for("query"),
+            document_prompt=self.prompt_for("document"),
             sparse_kind=s_id.sparse_kind,
             sparse_model_id=s_id.model_id,
         )
@@ -65,8 +72,13 @@ class PairEncoder(BaseEncoder):
     def _compute(
         self, texts: list[str], kind: TextKind, outputs: frozenset[str], batch_size: int, show_progress: bool
     ) -> list[Entry]:
-        dense = self.dense_encoder._compute(texts, kind, frozenset({"dense"}), batch_size, show_progress)
-        sparse = self.sparse_encoder._compute(texts, kind, frozenset({"sparse"}), batch_size, show_progress)
+        dense = self.dense_encoder._encode_entries(
+            texts, kind, frozenset({"dense"}), batch_size, show_progress
+        )
+        sparse = self.sparse_encoder._encode_entries(
+            texts, kind, frozenset({"sparse"}), batch_size, show_progress
+        )
+        # New Entry objects: the sub-encoders' cached entries are never mutated.
         return [
             Entry(
                 dense=d.dense,

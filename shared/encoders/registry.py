@@ -100,6 +100,8 @@ def load_encoder(
     if fp16 is not None and not isinstance(fp16, bool):
         raise InvalidTypeError(f"fp16 must be a bool or None, not {type(fp16).__name__}")
     dev = select_device(device)
+    if fp16 is None:  # resolve the default so fp16=None and an explicit equal value share an instance
+        fp16 = dev.type in ("cuda", "mps")
     key = (
         backend,
         _key_part(model_name),
