@@ -324,6 +324,21 @@ def test_nan_output_names_the_text(tiny_bge_m3_dir: Path) -> None:
     assert all(np.all(np.isfinite(v.dense)) for v in e.cache._data.values())  # type: ignore[arg-type]
 
 
+def test_fp16_runs_and_returns_float32(tiny_bge_m3_dir: Path, enc: BGEM3Encoder) -> None:
+    """The half-precision path (the GPU default) on CPU: same outputs within fp16 error."""
+    half = fresh(tiny_bge_m3_dir, fp16=True)
+    assert half.fp16 and next(half.model.parameters()).dtype == torch.float16
+    a = half.encode(TEXTS[:4], outputs=["dense", "sparse", "colbert"])
+    b = enc.encode(TEXTS[:4], outputs=["dense", "sparse", "colbert"])
+    assert a.dense is not None and a.dense.dtype == np.float32 and a.colbert[0].dtype == np.float32  # type: ignore[index]
+    assert np.sum(a.dense * b.dense, axis=1).min() > 0.999  # type: ignore[operator]
+    for x, y in zip(a.sparse, b.sparse, strict=True):  # type: ignore[arg-type]
+        assert all(type(v) is float for v in x.values())
+        common = x.keys() & y.keys()
+        assert len(common) >= 0.9 * len(y)
+        assert max(abs(x[k] - y[k]) for k in common) < 0.02
+
+
 def test_unsupported_device(tiny_bge_m3_dir: Path) -> None:
     with pytest.raises(InvalidInputError, match="device"):
         fresh(tiny_bge_m3_dir, device="nonsense")
