@@ -34,7 +34,7 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryMode,
 )
 from llama_index.core.vector_stores.utils import build_metadata_filter_fn
-from test_llama_support import METADATA, ModelSetup, documents, embed_text, make_setup
+from test_llama_support import METADATA, ModelSetup, assert_same_ranking, documents, embed_text, make_setup
 
 from llama_index_ext import HybridQdrantVectorStore
 from shared.errors import InvalidInputError, ModelMismatchError, StoreLockedError, UnsupportedOperationError
@@ -155,7 +155,7 @@ async def test_alpha_extremes_are_exact_in_sync_and_async(
     hybrid = index.as_retriever(vector_store_query_mode="hybrid", alpha=alpha, similarity_top_k=5)
     sync_hits = hybrid.retrieve(query)
     async_hits = await hybrid.aretrieve(query)
-    assert [(n.node.node_id, n.score) for n in sync_hits] == [(n.node.node_id, n.score) for n in async_hits]
+    assert_same_ranking(sync_hits, async_hits)
     if alpha == 0.0:
         reference = index.as_retriever(vector_store_query_mode="sparse", similarity_top_k=5).retrieve(query)
     elif alpha == 1.0:
@@ -165,7 +165,7 @@ async def test_alpha_extremes_are_exact_in_sync_and_async(
         dense = index.as_retriever(similarity_top_k=5).retrieve(query)
         assert [n.score for n in sync_hits] != [n.score for n in dense]
         return
-    assert [(n.node.node_id, n.score) for n in sync_hits] == [(n.node.node_id, n.score) for n in reference]
+    assert_same_ranking(sync_hits, reference)
 
 
 def test_alpha_weights_dense_against_sparse(
@@ -358,7 +358,7 @@ async def test_query_engine_with_mock_llm_cites_the_right_source(
     assert response.source_nodes[0].node.ref_doc_id == "photosynthesis" or not setup.trained
     assert "photosynthesis" in {n.node.ref_doc_id for n in response.source_nodes}
     aresponse = await engine.aquery(question)
-    assert [n.node.node_id for n in aresponse.source_nodes] == [n.node.node_id for n in response.source_nodes]
+    assert_same_ranking(aresponse.source_nodes, response.source_nodes)
 
 
 # -- persistence, guard, lock -------------------------------------------------------------

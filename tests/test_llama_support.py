@@ -150,3 +150,15 @@ def make_setup(name: str, minilm_dir: Path, splade_dir: Path, tiny_dir: Path) ->
             trained=True,
         )
     return ModelSetup(name, BGEM3Embedding(model_name=str(tiny_dir), embed_batch_size=8), None, trained=False)
+
+
+def assert_same_ranking(a: Any, b: Any) -> None:
+    """Two retrieval results agree: same scores in order, same nodes (ties may swap places).
+
+    Fused (RRF) scores tie often; Qdrant may order tied points either way and, at the
+    top-k cut, pick either of them, so the last score's nodes are compared by count only.
+    """
+    scores_a, scores_b = [h.score for h in a], [h.score for h in b]
+    assert scores_a == scores_b
+    last = scores_a[-1] if scores_a else None
+    assert {h.node.node_id for h in a if h.score != last} == {h.node.node_id for h in b if h.score != last}
