@@ -214,9 +214,11 @@ def dense_query_vector(vector: Any, dim: int | None, name: str = "dense query ve
         raise InvalidInputError(f"{name} must be 1-dimensional, got shape {arr.shape}")
     if arr.shape[0] != dim:
         raise InvalidInputError(f"{name} has size {arr.shape[0]}, the collection expects {dim}")
-    if not np.all(np.isfinite(arr)):
-        raise InvalidInputError(f"{name} contains NaN or infinity")
-    if not np.any(arr):
+    # One dot product checks both: NaN/inf propagate, and only a zero vector has norm 0.
+    sq = float(arr @ arr)
+    if not math.isfinite(sq):
+        raise InvalidInputError(f"{name} contains NaN or infinity (or values too large for float32)")
+    if sq == 0.0:
         raise InvalidInputError(f"{name} is all zeros (cosine similarity is undefined)")
     return arr
 
@@ -225,12 +227,52 @@ def sparse_query_vector(vector: Any, name: str = "sparse query vector") -> Spars
     """Validate a sparse query (token id -> weight); zero weights are dropped."""
     if not isinstance(vector, Mapping):
         raise InvalidTypeError(f"{name} must be a mapping of token id -> weight, got {type(vector).__name__}")
-    pairs = sorted(sparse_items(vector, name))
-    return SparseQuery(tuple(i for i, _ in pairs), tuple(v for _, v in pairs))
+    indices, values = sparse_arrays(vector, name)
+    return SparseQuery(tuple(indices), tuple(values))
 
 
-def sparse_items(vector: Mapping[Any, Any], name: str) -> list[tuple[int, float]]:
-    """(index, weight) pairs of a sparse mapping; raises on bad indices or weights."""
+def sparse_arrays(vector: Mapping[Any, Any], name: str) -> tuple[list[int], list[float]]:
+    """Index and weight lists of a sparse mapping, zero weights dropped; raises on bad items.
+
+    Vectorised with numpy (this runs once per stored document); the item-by-item
+    check only runs to name the offending token once something is wrong.
+    """
+    if not vector:
+        return [], []
+    keys_l, vals_l = list(vector), list(vector.values())
+    if (
+        set(map(type, keys_l)) <= {int}
+        and set(map(type, vals_l)) <= {float, int}
+        and min(keys_l) >= 0
+        and max(keys_l) < 2**32
+        and all(map(math.isfinite, vals_l))
+    ):
+        # Plain Python ints and floats (encoders' SparseDict): builtins only, no numpy round trip.
+        if 0 in vals_l:
+            kept = [(k, v) for k, v in zip(keys_l, vals_l, strict=True) if v != 0]
+            return [k for k, _ in kept], [float(v) for _, v in kept]
+        return keys_l, [float(v) for v in vals_l]
+    keys = np.asarray(list(vector.keys()))
+    vals = np.asarray(list(vector.values()))
+    ok = (
+        keys.dtype.kind in "iu"
+        and vals.dtype.kind in "iuf"
+        and bool not in set(map(type, vector))
+        and int(keys.min()) >= 0
+        and int(keys.max()) < 2**32
+        and bool(np.isfinite(vals).all())
+    )
+    if not ok:
+        _sparse_items_checked(vector, name)  # raises with the offending token
+    vals = vals.astype(np.float64, copy=False)
+    nonzero = vals != 0.0
+    if not nonzero.all():
+        keys, vals = keys[nonzero], vals[nonzero]
+    return keys.tolist(), vals.tolist()
+
+
+def _sparse_items_checked(vector: Mapping[Any, Any], name: str) -> list[tuple[int, float]]:
+    """Item-by-item check of a sparse mapping (slow; names the offending token)."""
     out = []
     for key, value in vector.items():
         if not isinstance(key, (int, np.integer)) or isinstance(key, bool) or not 0 <= key < 2**32:
@@ -310,11 +352,13 @@ def _search_options(
 
 
 def _dense_stage(
-    schema: CollectionSchema, dense: FloatArray, limit: int, opts: QueryOptions, flt: Any
+    schema: CollectionSchema, dense: FloatArray, full: list[float], limit: int, opts: QueryOptions, flt: Any
 ) -> Stage:
-    """Dense retrieval of ``limit`` points: direct, or the MRL funnel when mrl_dim is set."""
+    """Dense retrieval of ``limit`` points: direct, or the MRL funnel when mrl_dim is set.
+
+    ``full`` is ``dense`` as a list (converted once per query: it is a measurable cost).
+    """
     q = schema.quantization
-    full = [float(x) for x in dense]
     if schema.mrl_dim is None:
         return Stage(
             Nearest(DENSE, full),
@@ -327,7 +371,7 @@ def _dense_stage(
     # The funnel hands at least candidate_k truncated-vector candidates to the full re-score.
     wide = max(limit, opts.candidate_k)
     funnel = Stage(
-        Nearest(DENSE_MRL, [float(x) for x in head]),
+        Nearest(DENSE_MRL, head.tolist()),
         wide,
         filter=flt,
         params=_search_options(schema, mq.quantized, mq.rescore, mq.oversampling, opts, wide),
@@ -429,14 +473,15 @@ def plan_query(
     fusion_name: str | None = None
     if mode is RetrievalMode.DENSE:
         assert dense is not None
-        first = _dense_stage(schema, dense, first_limit, opts, flt)
+        first = _dense_stage(schema, dense, dense.tolist(), first_limit, opts, flt)
     elif mode is RetrievalMode.SPARSE:
         assert sparse is not None
         first = _sparse_stage(sparse, first_limit, flt)
     else:
         assert dense is not None and sparse is not None
         fusion_name = opts.fusion.value
-        dense_side = _dense_stage(schema, dense, candidates, opts, flt)
+        dense_full = dense.tolist()
+        dense_side = _dense_stage(schema, dense, dense_full, candidates, opts, flt)
         sparse_side = _sparse_stage(sparse, candidates, flt)
         wd = opts.dense_weight
         ws = opts.sparse_weight if opts.sparse_weight is not None else DEFAULT_SPARSE_WEIGHT[opts.fusion]
@@ -452,7 +497,6 @@ def plan_query(
         else:
             union = (dense_side, sparse_side)
             union_size = 2 * candidates
-            dense_full = [float(x) for x in dense]
             by_dense = Stage(Nearest(DENSE, dense_full), union_size, union, filter=flt)
             by_sparse = Stage(Nearest(SPARSE, sparse), union_size, union, filter=flt)
             first = Stage(WeightedSum((wd, ws)), first_limit, (by_dense, by_sparse), filter=flt)
@@ -460,7 +504,7 @@ def plan_query(
     root = first
     if opts.colbert_rerank:
         assert colbert is not None
-        rows = [[float(x) for x in row] for row in colbert]
+        rows = np.asarray(colbert, dtype=np.float32).tolist()
         root = Stage(Nearest(COLBERT, rows), window, (first,), filter=flt)
     if opts.score_threshold is not None:
         root = Stage(
@@ -503,7 +547,10 @@ def plan_mmr(
         oversampling=q.oversampling if q.quantized else None,
     )
     root = Stage(
-        MmrQuery(DENSE, [float(x) for x in dense], lam, candidates), limit, filter=filter, params=params
+        MmrQuery(DENSE, np.asarray(dense, dtype=np.float32).tolist(), lam, candidates),
+        limit,
+        filter=filter,
+        params=params,
     )
     return QueryPlan(root=root, with_vectors=_returned_vectors(schema, with_vectors), mode="mmr")
 
@@ -549,5 +596,6 @@ __all__ = [
     "plan_mmr",
     "plan_query",
     "resolve_options",
+    "sparse_arrays",
     "sparse_query_vector",
 ]

@@ -40,14 +40,13 @@ from .query_planning import (
     plan_mmr,
     plan_query,
     resolve_options,
-    sparse_items,
+    sparse_arrays,
     sparse_query_vector,
 )
 from .schema import (
     COLBERT,
     DENSE,
     DENSE_MRL,
-    DOC_ID_KEY,
     METADATA_KEY,
     REF_DOC_ID_KEY,
     SPARSE,
@@ -131,12 +130,12 @@ class HybridStore:
         dense_dim: int | None = None,
         sparse: bool | None = None,
         sparse_idf: bool = False,
-        sparse_datatype: str = "float32",
+        sparse_datatype: str | None = None,
         colbert: bool = False,
-        quantization: str | QuantizationPreset | Any = "none",
-        on_disk: bool = False,
+        quantization: str | QuantizationPreset | Any = None,
+        on_disk: bool | None = None,
         mrl_dim: int | None = None,
-        mrl_quantization: str | QuantizationPreset | Any = "binary",
+        mrl_quantization: str | QuantizationPreset | Any = None,
         retrieval_mode: str | RetrievalMode = "hybrid",
         fusion: str | FusionMethod = "rrf",
         rrf_k: int = DEFAULT_RRF_K,
@@ -166,14 +165,26 @@ class HybridStore:
             else (encoder.dense_dim if encoder is not None else None),
             sparse=sparse,
             sparse_idf=sparse_idf,
-            sparse_datatype=sparse_datatype,
+            sparse_datatype=sparse_datatype if sparse_datatype is not None else "float32",
             colbert=colbert,
             mrl_dim=mrl_dim,
-            mrl_quantization=mrl_quantization,
-            quantization=quantization,
-            on_disk=on_disk,
+            mrl_quantization=mrl_quantization if mrl_quantization is not None else "binary",
+            quantization=quantization if quantization is not None else "none",
+            on_disk=bool(on_disk),
         )
-        self._loose = frozenset({"sparse"}) if sparse is None and encoder is None else frozenset()
+        # Layout options left at their defaults follow an existing collection instead of
+        # contradicting it (reopen with just a path); explicit values are checked.
+        self._loose = frozenset(
+            name
+            for name, unspecified in (
+                ("sparse", sparse is None),
+                ("sparse_idf", not sparse_idf),
+                ("colbert", not colbert),
+                ("colbert_dim", not colbert),
+                ("mrl_dim", mrl_dim is None),
+            )
+            if unspecified
+        )
         # Validate the query defaults now, so a typo fails at construction, not at the first query.
         self._defaults = resolve_options(
             mode=retrieval_mode,
@@ -184,6 +195,18 @@ class HybridStore:
             dense_weight=dense_weight,
             sparse_weight=sparse_weight,
             candidate_k=candidate_k,
+        )
+        # Storage options given explicitly (None = "none"/False/"binary"/"float32" for a new
+        # collection, or whatever an existing collection uses, without a warning).
+        self._explicit_storage = frozenset(
+            name
+            for name, value in (
+                ("quantization", quantization),
+                ("mrl_quantization", mrl_quantization),
+                ("on_disk", on_disk),
+                ("sparse_datatype", sparse_datatype),
+            )
+            if value is not None
         )
         self._recreate = recreate
         self._schema: CollectionSchema | None = None
@@ -302,6 +325,7 @@ class HybridStore:
                 self._schema = self._requested
         else:
             storage = self._requested.check_guard(guard, where, loose=self._loose)
+            storage = {k: v for k, v in storage.items() if k in self._explicit_storage}
             if storage:
                 logger.warning(
                     "%s keeps its own storage settings %s (recreate=True to rebuild with the new ones)",
@@ -409,7 +433,7 @@ class HybridStore:
         yield from self._ready()
         if isinstance(records, Sequence):
             # A materialised input is checked whole before anything is written.
-            yield _Work(self._check_all, (records,))
+            yield _Work(self._check_all, (records, batch_size))
         bar = None
         if show_progress:
             from tqdm.auto import tqdm
@@ -465,13 +489,19 @@ class HybridStore:
 
     # validation ---------------------------------------------------------
 
-    def _check_all(self, records: Sequence[Record]) -> None:
+    def _check_all(self, records: Sequence[Record], batch_size: int) -> None:
+        """Validate a whole materialised input (batch by batch: bounded extra memory)."""
         dims: dict[str, int] = {}
-        for i, rec in enumerate(records):
-            self._check_record(rec, i, dims)
+        for start in range(0, len(records), batch_size):
+            chunk = records[start : start + batch_size]
+            cleaned = [self._check_record(rec, start + i, dims) for i, rec in enumerate(chunk)]
+            self._dense_matrix(chunk, cleaned, start, dims)
 
     def _check_record(self, rec: Any, index: int, dims: dict[str, int]) -> dict[str, Any]:
-        """Validate one record's fields and given vectors; returns the cleaned parts."""
+        """Validate one record's fields and given vectors; returns the cleaned parts.
+
+        Dense vectors are only collected here; :meth:`_dense_matrix` checks them per batch.
+        """
         if not isinstance(rec, Record):
             raise InvalidTypeError(f"item {index} is a {type(rec).__name__}, expected shared.types.Record")
         if not isinstance(rec.id, str) or not rec.id:
@@ -491,14 +521,13 @@ class HybridStore:
         if rec.dense is not None:
             if not schema.has_dense and schema.complete:
                 raise InvalidInputError(f"{where}: has a dense vector but the collection stores none")
-            dense = self._dense_vector(rec.dense, where, schema.dense_dim, dims)
-            out[DENSE] = dense
+            out[DENSE] = rec.dense
         if rec.sparse is not None:
             if not schema.sparse:
                 raise InvalidInputError(f"{where}: has a sparse vector but the collection stores none")
             if not isinstance(rec.sparse, Mapping):
                 raise InvalidTypeError(f"{where}: sparse must be a mapping token id -> weight")
-            out[SPARSE] = sparse_items(rec.sparse, f"{where}: sparse vector")
+            out[SPARSE] = sparse_arrays(rec.sparse, f"{where}: sparse vector")
         if rec.colbert is not None:
             if not schema.colbert:
                 raise InvalidInputError(
@@ -521,8 +550,41 @@ class HybridStore:
                 )
         return out
 
+    def _dense_matrix(
+        self, chunk: Sequence[Record], cleaned: list[dict[str, Any]], start: int, dims: dict[str, int]
+    ) -> tuple[list[int], np.ndarray | None]:
+        """Rows holding a dense vector and those vectors as one validated float32 matrix."""
+        rows = [i for i, parts in enumerate(cleaned) if DENSE in parts]
+        if not rows:
+            return rows, None
+        expected = self.schema.dense_dim if self.schema.dense_dim is not None else dims.get(DENSE)
+        try:
+            mat = np.asarray([cleaned[i][DENSE] for i in rows], dtype=np.float32)
+        except (TypeError, ValueError):
+            mat = None  # ragged or not numeric: find the offending record one by one
+        if mat is None or mat.ndim != 2 or (expected is not None and mat.shape[1] != expected):
+            for i in rows:
+                self._dense_vector(cleaned[i][DENSE], self._where(chunk, start, i), expected, dims)
+            raise AssertionError("unreachable: a dense vector failed the batch check")  # pragma: no cover
+        if mat.shape[1] == 0:
+            raise InvalidInputError(f"{self._where(chunk, start, rows[0])}: dense vector is empty")
+        dims.setdefault(DENSE, mat.shape[1])
+        bad = ~np.isfinite(mat).all(axis=1)
+        if bad.any():
+            where = self._where(chunk, start, rows[int(np.argmax(bad))])
+            raise InvalidInputError(f"{where}: dense vector contains NaN or infinity")
+        zero = ~mat.any(axis=1)
+        if zero.any():
+            where = self._where(chunk, start, rows[int(np.argmax(zero))])
+            raise InvalidInputError(f"{where}: dense vector is all zeros (cosine similarity is undefined)")
+        return rows, mat
+
     @staticmethod
-    def _dense_vector(value: Any, where: str, dim: int | None, dims: dict[str, int]) -> np.ndarray:
+    def _where(chunk: Sequence[Record], start: int, i: int) -> str:
+        return f"record {chunk[i].id!r} (index {start + i})"
+
+    @staticmethod
+    def _dense_vector(value: Any, where: str, expected: int | None, dims: dict[str, int]) -> np.ndarray:
         try:
             arr = np.asarray(value, dtype=np.float32)
         except (TypeError, ValueError):
@@ -531,16 +593,12 @@ class HybridStore:
             raise InvalidInputError(
                 f"{where}: dense vector must be a non-empty 1-d sequence, got shape {arr.shape}"
             )
-        expected = dim if dim is not None else dims.get(DENSE)
+        expected = expected if expected is not None else dims.get(DENSE)
         if expected is not None and arr.shape[0] != expected:
             raise InvalidInputError(
                 f"{where}: dense vector has size {arr.shape[0]}, the collection expects {expected}"
             )
         dims.setdefault(DENSE, arr.shape[0])
-        if not np.all(np.isfinite(arr)):
-            raise InvalidInputError(f"{where}: dense vector contains NaN or infinity")
-        if not np.any(arr):
-            raise InvalidInputError(f"{where}: dense vector is all zeros (cosine similarity is undefined)")
         return arr
 
     def _missing_outputs(self, rec: Record, schema: CollectionSchema) -> list[str]:
@@ -574,13 +632,13 @@ class HybridStore:
             outputs = sorted(todo)
             result = self._encoder.encode([chunk[i].text or "" for i in rows], "document", outputs=outputs)
             for pos, i in enumerate(rows):
-                where = f"record {chunk[i].id!r} (index {start + i})"
+                where = self._where(chunk, start, i)
                 if "dense" in todo and i in todo["dense"]:
                     if result.dense is None:
                         raise InvalidInputError(f"{where}: the encoder returned no dense vector")
-                    cleaned[i][DENSE] = self._dense_vector(result.dense[pos], where, schema.dense_dim, dims)
+                    cleaned[i][DENSE] = result.dense[pos]
                 if "sparse" in todo and result.sparse is not None and i in todo["sparse"]:
-                    cleaned[i][SPARSE] = sparse_items(result.sparse[pos], f"{where}: sparse vector")
+                    cleaned[i][SPARSE] = sparse_arrays(result.sparse[pos], f"{where}: sparse vector")
                 if "colbert" in todo and i in todo["colbert"]:
                     if result.colbert is None:
                         raise InvalidInputError(f"{where}: the encoder returned no ColBERT vectors")
@@ -590,22 +648,29 @@ class HybridStore:
                         f"{where}: colbert vectors",
                     )
                     dims.setdefault(COLBERT, cleaned[i][COLBERT].shape[1])
+        dense_rows, mat = self._dense_matrix(chunk, cleaned, start, dims)
+        if mat is not None:
+            # One conversion per batch (per-row tolist() is several times slower).
+            for i, row in zip(dense_rows, mat.tolist(), strict=True):
+                cleaned[i][DENSE] = row
+            if schema.mrl_dim is not None and schema.complete:
+                for i, row in zip(
+                    dense_rows, truncate_renormalise(mat, schema.mrl_dim).tolist(), strict=True
+                ):
+                    cleaned[i][DENSE_MRL] = row
         points: list[PointData] = []
-        for rec, parts in zip(chunk, cleaned, strict=True):
+        for i, (rec, parts) in enumerate(zip(chunk, cleaned, strict=True)):
             vectors: dict[str, Any] = {}
             if DENSE in parts:
-                vectors[DENSE] = parts[DENSE].tolist()
-                if schema.mrl_dim is not None and schema.complete:
-                    vectors[DENSE_MRL] = truncate_renormalise(parts[DENSE], schema.mrl_dim).tolist()
-            if parts.get(SPARSE):
-                pairs = sorted(parts[SPARSE])
-                vectors[SPARSE] = ([i for i, _ in pairs], [v for _, v in pairs])
+                vectors[DENSE] = parts[DENSE]
+                if DENSE_MRL in parts:
+                    vectors[DENSE_MRL] = parts[DENSE_MRL]
+            if SPARSE in parts and parts[SPARSE][0]:
+                vectors[SPARSE] = parts[SPARSE]
             if COLBERT in parts:
                 vectors[COLBERT] = parts[COLBERT].tolist()
             if not vectors:
-                raise InvalidInputError(
-                    f"record {rec.id!r} (index {start + len(points)}): no vector to store"
-                )
+                raise InvalidInputError(f"{self._where(chunk, start, i)}: no vector to store")
             payload = build_payload(rec.id, rec.text, parts["metadata"], rec.ref_doc_id)
             points.append(PointData(point_id(rec.id), vectors, payload))
         return points
@@ -773,7 +838,7 @@ class HybridStore:
         p = r.payload
         dense = r.vectors.get(DENSE)
         return Hit(
-            id=p.get(DOC_ID_KEY, r.id),
+            id=r.id,
             score=float(r.score if r.score is not None else 0.0),
             text=p.get(TEXT_KEY),
             metadata=p.get(METADATA_KEY) or {},
@@ -852,12 +917,11 @@ class HybridStore:
         if not wanted or self._schema is None:
             return []
         names = [n for n in (DENSE, SPARSE) if n in self._schema.vector_names] if with_vectors else []
-        pids = [point_id(i) for i in wanted]
-        found = yield _Backend("retrieve", (list(dict.fromkeys(pids)), names))
-        by_pid = {r.id: r for r in found}
+        found = yield _Backend("retrieve", (list(dict.fromkeys(point_id(i) for i in wanted)), names))
+        by_id = {r.id: r for r in found}  # ResultPoint.id is the caller's id
         records = []
-        for pid in pids:
-            r = by_pid.get(pid)
+        for wanted_id in wanted:
+            r = by_id.get(wanted_id)
             if r is None:
                 continue
             h = self._hit(r)

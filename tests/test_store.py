@@ -259,6 +259,16 @@ def test_reopen_persists_without_reingest(tmp_path, recs: list[Record]) -> None:
         assert s.query(dense=np.asarray(recs[3].dense), limit=1)[0].id == "doc-3"
 
 
+def test_reopen_with_defaults_adopts_the_collection_layout(tmp_path, recs: list[Record]) -> None:
+    with HybridStore("c", path=tmp_path, dense_dim=DIM, mrl_dim=4, sparse_idf=True) as s:
+        s.add(recs[:5])
+    with HybridStore("c", path=tmp_path) as s:
+        assert (s.schema.mrl_dim, s.schema.sparse_idf) == (4, True)
+        assert s.query(dense=np.asarray(recs[2].dense), limit=1)[0].id == "doc-2"
+    with pytest.raises(ModelMismatchError, match="mrl_dim: collection has 4, store asks 8"):
+        HybridStore("c", path=tmp_path, mrl_dim=8)
+
+
 def test_reopen_with_other_size_is_refused_before_any_write(tmp_path, recs: list[Record]) -> None:
     with HybridStore("c", path=tmp_path, dense_dim=DIM) as s:
         s.add(recs[:5])

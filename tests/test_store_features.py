@@ -65,14 +65,19 @@ def test_quantization_presets_keep_top_hits(quantization, on_disk: bool) -> None
         assert stored["on_disk"] is on_disk
 
 
-def test_quantization_is_recorded_and_kept_on_reopen(tmp_path) -> None:
+def test_quantization_is_recorded_and_kept_on_reopen(tmp_path, caplog) -> None:
     _, recs = clustered(50)
     with HybridStore("q", path=tmp_path, dense_dim=DIM, quantization="binary-2bit") as s:
         s.add(recs)
-    # Asking for another preset does not rebuild silently: the collection keeps its own.
-    with HybridStore("q", path=tmp_path, dense_dim=DIM, quantization="int8") as s:
-        assert s.schema.quantization.name == "binary-2bit"
-        assert s.count() == 50
+    with caplog.at_level("WARNING", logger="shared.store"):
+        with HybridStore("q", path=tmp_path) as s:  # defaults: follow the collection quietly
+            assert s.schema.quantization.name == "binary-2bit"
+        assert not caplog.records
+        # Asking for another preset does not rebuild: the collection keeps its own, with a warning.
+        with HybridStore("q", path=tmp_path, dense_dim=DIM, quantization="int8") as s:
+            assert s.schema.quantization.name == "binary-2bit"
+            assert s.count() == 50
+        assert "keeps its own storage settings" in caplog.text and "recreate=True" in caplog.text
 
 
 @pytest.mark.parametrize("datatype", ["float16", "uint8"])

@@ -42,7 +42,8 @@ class PointData:
 
 @dataclass
 class ResultPoint:
-    """A point read back: its point id, score (None for plain reads), payload, vectors.
+    """A point read back: the caller's id (payload ``doc_id``; the point id when absent),
+    score (None for plain reads), payload and vectors.
 
     Returned vectors: ``dense`` a list of floats, ``sparse`` a dict token id -> weight.
     """

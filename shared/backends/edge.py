@@ -45,7 +45,7 @@ from ..query_planning import (
     Stage,
     WeightedSum,
 )
-from ..schema import COLBERT, DENSE, DENSE_MRL, REF_DOC_ID_KEY, SPARSE, CollectionSchema
+from ..schema import COLBERT, DENSE, DENSE_MRL, DOC_ID_KEY, REF_DOC_ID_KEY, SPARSE, CollectionSchema
 from .base import PointData, ResultPoint
 
 GUARD_FILE = "m3_hybrid.json"
@@ -234,7 +234,7 @@ def _edge_point(p: PointData) -> qe.Point:
     for name, value in p.vectors.items():
         if name == SPARSE:
             indices, values = value
-            vectors[name] = qe.SparseVector(indices=list(indices), values=list(values))
+            vectors[name] = qe.SparseVector(indices=indices, values=values)
         else:
             vectors[name] = value
     return qe.Point(p.id, vectors, p.payload)
@@ -249,7 +249,12 @@ def _result(point: Any, score: float | None) -> ResultPoint:
                 vectors[name] = dict(zip(value.indices, value.values, strict=True))
             else:
                 vectors[name] = value
-    return ResultPoint(id=str(point.id), score=score, payload=point.payload or {}, vectors=vectors)
+    payload = point.payload or {}
+    # The caller's id is in the payload; building the engine's UUID object costs more than the rest.
+    doc_id = payload.get(DOC_ID_KEY)
+    return ResultPoint(
+        id=doc_id if doc_id is not None else str(point.id), score=score, payload=payload, vectors=vectors
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -239,7 +239,11 @@ def _result(point: Any, score: float | None) -> ResultPoint:
                 vectors[name] = dict(zip(value.indices, value.values, strict=True))
             else:
                 vectors[name] = value
-    return ResultPoint(id=str(point.id), score=score, payload=point.payload or {}, vectors=vectors)
+    payload = point.payload or {}
+    doc_id = payload.get(DOC_ID_KEY)
+    return ResultPoint(
+        id=doc_id if doc_id is not None else str(point.id), score=score, payload=payload, vectors=vectors
+    )
 
 
 # ---------------------------------------------------------------------------
