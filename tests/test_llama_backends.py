@@ -225,3 +225,22 @@ def test_embed_model_is_optional_for_our_dense_class(tiny_bge_m3_dir: Path) -> N
         store.add([TextNode(id_="x", text="only dense vectors here")])
         with pytest.raises(Exception, match="sparse"):
             store.query(VectorStoreQuery(query_str="dense", mode=VectorStoreQueryMode.SPARSE))
+
+
+def test_quantization_mrl_and_fusion_settings_reach_the_collection(small: ModelSetup, tmp_path: Path) -> None:
+    options = {"quantization": "int8", "mrl_dim": 128, "fusion": "m3", "sparse_weight": 0.5}
+    with HybridQdrantVectorStore("tuned", path=tmp_path, **small.store_kwargs(), **options) as store:
+        store.add([TextNode(id_=doc_id, text=embed_text(doc_id)) for doc_id in METADATA])
+        schema = store.store.schema
+        assert schema.quantization.name == "int8" and schema.mrl_dim == 128
+        q = VectorStoreQuery(query_str="why do plants need sunlight?", mode=VectorStoreQueryMode.HYBRID)
+        q.similarity_top_k = 3
+        hybrid = store.query(q)
+        dense = store.query(VectorStoreQuery(query_str=q.query_str, similarity_top_k=8))
+        sparse = store.query(VectorStoreQuery(query_str=q.query_str, mode=VectorStoreQueryMode.SPARSE))
+        assert hybrid.ids and hybrid.ids[0] == "photosynthesis"
+        d = dict(zip(dense.ids or [], dense.similarities or [], strict=True))
+        s = dict(zip(sparse.ids or [], sparse.similarities or [], strict=True))
+        # m3 with the store's weights: 1.0 * dense + 0.5 * sparse (int8 rescored with the originals).
+        top = hybrid.ids[0]
+        assert (hybrid.similarities or [])[0] == pytest.approx(d[top] + 0.5 * s.get(top, 0.0), abs=2e-3)
