@@ -892,14 +892,11 @@ class EvalReport:
     def refresh(self) -> None:
         """Recompute the paired deltas vs the best single mode and the % of the reference config."""
         best = self.best_single()
-        ref_by_mode = {
-            r.mode: r
-            for r in self.rows
-            if r.system == "m3-hybrid"
-            and r.config_obj is not None
-            and r.config_obj.is_reference
-            and not r.config_obj.colbert
-        }
+        ref_by_mode: dict[str, EvalRow] = {}
+        for r in self.rows:  # the first reference configuration listed wins
+            c = r.config_obj
+            if r.system == "m3-hybrid" and c is not None and c.is_reference and not c.colbert:
+                ref_by_mode.setdefault(r.mode, r)
         rng = np.random.default_rng(self.seed + 1)
         for r in self.rows:
             if best is not None:
@@ -985,6 +982,7 @@ class EvalReport:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter
 
         fig, (ax_mem, ax_lat) = plt.subplots(1, 2, figsize=(14, 6))
         modes = sorted({r.mode for r in self.rows})
@@ -1005,6 +1003,8 @@ class EvalReport:
             (ax_lat, "store query latency p50 (ms, log; queries pre-encoded)"),
         ):
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
             ax.set_xlabel(xlabel)
             ax.set_ylabel("nDCG@10 (95% bootstrap CI)")
             ax.grid(True, which="both", alpha=0.3)
