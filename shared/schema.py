@@ -49,6 +49,39 @@ _SHAPE_FIELDS = (
 )
 
 
+#: Longest collection name, in UTF-8 bytes (a directory name on the embedded store; Qdrant's limit).
+MAX_COLLECTION_NAME_BYTES = 255
+
+
+def validate_collection_name(name: object) -> str:
+    """``name`` if it is a usable collection name on both backends, else InvalidInputError.
+
+    The embedded store uses it as a directory name under ``path`` and qdrant-client
+    local mode does too, so anything that could leave that directory or is not a
+    portable file name is refused: path separators, ``.``/``..``, NUL and other
+    control characters, more than 255 bytes.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"collection_name must be a non-empty str, got {name!r}")
+    bad = sorted({c for c in name if c in "/\\" or ord(c) < 32 or ord(c) == 127})
+    if bad:
+        raise InvalidInputError(
+            f"collection_name {name!r:.80} contains {', '.join(map(repr, bad))} "
+            "(path separators and control characters are not allowed)"
+        )
+    if name in (".", ".."):
+        raise InvalidInputError(f"collection_name {name!r} is not allowed (it names a directory itself)")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"collection_name {name!r:.80} is not valid Unicode text") from None
+    if size > MAX_COLLECTION_NAME_BYTES:
+        raise InvalidInputError(
+            f"collection_name is {size} bytes long in UTF-8; at most {MAX_COLLECTION_NAME_BYTES} are allowed"
+        )
+    return name
+
+
 def point_id(original_id: str) -> str:
     """The deterministic Qdrant point id (UUIDv5 string) of a caller's id."""
     if not isinstance(original_id, str):

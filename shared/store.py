@@ -55,6 +55,7 @@ from .schema import (
     build_payload,
     point_id,
     truncate_renormalise,
+    validate_collection_name,
 )
 from .types import Encoder, EncoderIdentity, Hit, Record
 
@@ -90,25 +91,52 @@ def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def _clean_json(value: Any, where: str) -> Any:
+#: Deepest metadata nesting accepted: Qdrant stores deeper payloads but cannot read them back
+#: (serde_json's 128-level limit), which would break every read and query returning the point.
+MAX_METADATA_DEPTH = 64
+#: Qdrant keeps JSON integers as i64/u64; larger ones would silently come back as floats.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
+def _utf8(value: str, where: str) -> str:
+    """``value`` if it can be encoded as UTF-8 (JSON, Qdrant, tokenizers); lone surrogates cannot."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = value[exc.start]
+            raise InvalidInputError(
+                f"{where} is not valid Unicode text: lone surrogate {bad!r} at position {exc.start}"
+            ) from None
+    return value
+
+
+def _clean_json(value: Any, where: str, depth: int = 0) -> Any:
     """A JSON-safe copy of ``value`` (numpy scalars and tuples converted); raises on anything else."""
-    if value is None or isinstance(value, (bool, str)):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return _utf8(value, where)
     if isinstance(value, (int, np.integer)):
-        return int(value)
+        i = int(value)
+        if not _INT_MIN <= i <= _INT_MAX:
+            raise InvalidInputError(f"{where} is {i}, outside the 64-bit integer range Qdrant stores exactly")
+        return i
     if isinstance(value, (float, np.floating)):
         f = float(value)
         if not math.isfinite(f):
             raise InvalidInputError(f"{where} is {f} (NaN and infinity are not JSON)")
         return f
+    if isinstance(value, (list, tuple, Mapping)) and depth >= MAX_METADATA_DEPTH:
+        raise InvalidInputError(f"{where} is nested deeper than {MAX_METADATA_DEPTH} levels")
     if isinstance(value, (list, tuple)):
-        return [_clean_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_clean_json(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 raise InvalidInputError(f"{where} has a non-str key {k!r} (JSON keys must be str)")
-            out[k] = _clean_json(v, f"{where}[{k!r}]")
+            out[_utf8(k, f"{where} key")] = _clean_json(v, f"{where}[{k!r}]", depth + 1)
         return out
     raise InvalidInputError(f"{where} is not JSON-serialisable: {type(value).__name__} {value!r:.60}")
 
@@ -147,8 +175,7 @@ class HybridStore:
         write_consistency_factor: int | None = None,
         recreate: bool = False,
     ) -> None:
-        if not isinstance(collection_name, str) or not collection_name:
-            raise InvalidInputError(f"collection_name must be a non-empty str, got {collection_name!r}")
+        validate_collection_name(collection_name)
         if encoder is not None and not isinstance(encoder, Encoder):
             raise InvalidTypeError(
                 f"encoder must implement shared.types.Encoder, got {type(encoder).__name__}"
@@ -506,13 +533,18 @@ class HybridStore:
             raise InvalidTypeError(f"item {index} is a {type(rec).__name__}, expected shared.types.Record")
         if not isinstance(rec.id, str) or not rec.id:
             raise InvalidInputError(f"record {index}: id must be a non-empty str, got {rec.id!r}")
+        _utf8(rec.id, f"record {index}: id")
         where = f"record {rec.id!r} (index {index})"
         if rec.text is not None and not isinstance(rec.text, str):
             raise InvalidTypeError(f"{where}: text must be str or None, got {type(rec.text).__name__}")
+        if rec.text is not None:
+            _utf8(rec.text, f"{where}: text")
         if rec.ref_doc_id is not None and not isinstance(rec.ref_doc_id, str):
             raise InvalidTypeError(
                 f"{where}: ref_doc_id must be str or None, got {type(rec.ref_doc_id).__name__}"
             )
+        if rec.ref_doc_id is not None:
+            _utf8(rec.ref_doc_id, f"{where}: ref_doc_id")
         if not isinstance(rec.metadata, Mapping):
             raise InvalidTypeError(f"{where}: metadata must be a dict, got {type(rec.metadata).__name__}")
         metadata = _clean_json(rec.metadata, f"{where}: metadata")
@@ -740,6 +772,8 @@ class HybridStore:
         text = args.pop("text")
         if text is not None and not isinstance(text, str):
             raise InvalidTypeError(f"query text must be str, got {type(text).__name__}")
+        if text is not None:
+            _utf8(text, "query text")
         yield from self._ready()
         schema = self.schema
         d = self._defaults
@@ -880,6 +914,10 @@ class HybridStore:
     def _mmr_steps(
         self, text: str | None, dense: Any, limit: int, fetch_k: int, lambda_mult: float, flt: Any
     ) -> Steps[list[Hit]]:
+        if text is not None and not isinstance(text, str):
+            raise InvalidTypeError(f"mmr text must be str, got {type(text).__name__}")
+        if text is not None:
+            _utf8(text, "mmr text")
         yield from self._ready()
         flt = resolve_ids(check_filter(flt))
         if self._schema is None:
