@@ -732,12 +732,16 @@ class HybridStore:
         oversampling: float | None = None,
         score_threshold: float | None = None,
         with_vectors: bool = False,
+        mrl_candidates: int | None = None,
     ) -> list[Hit]:
         """Search by text (encoded with the store's encoder) and/or explicit query vectors.
 
         ``mode`` defaults to the store's ``retrieval_mode``; with vectors and no text
         it follows what is given (dense only -> dense, sparse only -> sparse). Score
-        semantics per mode: see :mod:`shared.query_planning`.
+        semantics per mode: see :mod:`shared.query_planning`. ``exact=True`` searches
+        brute force with the float originals (no HNSW, no quantized codes).
+        ``mrl_candidates``: how many truncated-vector candidates the MRL funnel re-scores
+        with the full vector (default 4 x the candidates).
         """
         return self._run(self._query_steps(locals()))
 
@@ -764,6 +768,7 @@ class HybridStore:
         oversampling: float | None = None,
         score_threshold: float | None = None,
         with_vectors: bool = False,
+        mrl_candidates: int | None = None,
     ) -> list[Hit]:
         return await self._arun(self._query_steps(locals()))
 
@@ -797,6 +802,7 @@ class HybridStore:
             oversampling=args["oversampling"],
             score_threshold=args["score_threshold"],
             with_vectors=bool(args["with_vectors"]),
+            mrl_candidates=args["mrl_candidates"],
         )
         if self._schema is None:
             return []  # nothing stored yet: the collection is created by the first add

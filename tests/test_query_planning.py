@@ -96,11 +96,16 @@ def test_mrl_funnel_and_colbert_stage() -> None:
     (dense_stage,) = root.prefetches
     assert dense_stage.query.using == "dense" and dense_stage.limit == 40  # type: ignore[union-attr]
     (funnel,) = dense_stage.prefetches
-    assert funnel.query.using == "dense_mrl" and funnel.limit == 40  # type: ignore[union-attr]
+    # The funnel takes 4x the candidates from the truncated vector (a coarse proxy).
+    assert funnel.query.using == "dense_mrl" and funnel.limit == 160  # type: ignore[union-attr]
     head = np.asarray(funnel.query.vector)  # type: ignore[union-attr]
     assert head.shape == (4,) and np.linalg.norm(head) == pytest.approx(1.0)
     # MRL preset defaults (binary): rescore with oversampling 3.
     assert funnel.params.oversampling == 3.0  # type: ignore[union-attr]
+    plan = plan_query(MRL, opts(mode="dense", limit=5, candidate_k=40, mrl_candidates=50), dense=DENSE)
+    assert plan.root.prefetches[0].limit == 50
+    with pytest.raises(InvalidInputError, match="mrl_candidates"):
+        opts(mrl_candidates=0)
 
 
 def test_exact_ignores_quantization_and_overrides_apply() -> None:

@@ -142,9 +142,9 @@ def test_mrl_funnel_really_prefilters_on_the_truncated_vector() -> None:
         funnel.add(recs)
         full.add(recs)
         assert full.query(dense=q, limit=1, exact=True)[0].id == "hidden"
-        narrow = [h.id for h in funnel.query(dense=q, limit=3, candidate_k=5, exact=True)]
+        narrow = [h.id for h in funnel.query(dense=q, limit=3, candidate_k=5, mrl_candidates=5, exact=True)]
         assert "hidden" not in narrow
-        wide = funnel.query(dense=q, limit=3, candidate_k=41, exact=True)
+        wide = funnel.query(dense=q, limit=3, candidate_k=5, mrl_candidates=41, exact=True)
         assert wide[0].id == "hidden"
 
 

@@ -158,6 +158,8 @@ def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
         sparse[SPARSE] = qe.EdgeSparseVectorParams(
             modifier=qe.Modifier.Idf if schema.sparse_idf else None,
             datatype=_DATATYPE[schema.sparse_datatype],
+            # on_disk: the inverted index is mmapped too (the page cache keeps its hot lists).
+            memory=qe.Memory.Cached if schema.on_disk else None,
         )
     return qe.EdgeConfig(vectors=vectors or None, sparse_vectors=sparse or None, wal_enabled=wal)
 
