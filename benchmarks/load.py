@@ -1,0 +1,336 @@
+"""Load: stream N synthetic documents from a generator into the embedded store, then query.
+
+Realistic sizes: 384-d dense (all-MiniLM size), ~50-term sparse vector, ~300-char
+text payload plus a little metadata. The documents come from a generator, so the
+benchmark itself holds one batch at a time; the store is fed with ONE
+``store.add(generator, batch_size=...)`` call (how a user streams an ingest).
+
+Memory: a sampler thread reads ``/proc/self/status`` every 0.2 s (VmRSS = resident
+set, split into RssAnon = heap/anonymous and RssFile = mapped files, i.e. the
+store's memory-mapped segments, which the kernel can drop and re-read). The table
+shows the values when the generator has produced 10%, 25%, 50% and 100% of N
+(100k/250k/500k/1M for N = 1M), after ``optimize`` (HNSW build at the end of
+``add``), and the peak. Then ``--queries`` dense, sparse and hybrid queries give
+p50/p95 latency (the store's query call with explicit query vectors).
+
+    python benchmarks/load.py --points 1000000            # appends the table to benchmarks/RESULTS.md
+    python benchmarks/load.py --points 20000 --no-append  # quick look
+
+``tests/test_reliability_load.py`` runs small versions of ``run_load`` and checks
+that resident memory does not grow with N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+VOCAB = [f"w{i:04d}" for i in range(5000)]
+SPARSE_VOCAB = 250_002  # XLM-R / BGE-M3 vocabulary size
+
+
+def read_status() -> dict[str, int]:
+    """Resident memory figures of this process in bytes (Linux /proc/self/status)."""
+    out: dict[str, int] = {}
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"):
+                out[key] = int(rest.split()[0]) * 1024
+    return out
+
+
+class Sampler:
+    """Background sampling of resident memory; keeps the peaks."""
+
+    def __init__(self, interval_s: float = 0.2) -> None:
+        self.interval_s = interval_s
+        self.peak_rss = 0
+        self.peak_anon = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval_s)
+
+    def sample(self) -> dict[str, int]:
+        s = read_status()
+        self.peak_rss = max(self.peak_rss, s["VmRSS"])
+        self.peak_anon = max(self.peak_anon, s["RssAnon"])
+        return s
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
+def documents(
+    n: int, *, dim: int, sparse_terms: int, text_chars: int, seed: int, chunk: int = 1000
+) -> Iterator[Any]:
+    """N deterministic synthetic records, generated ``chunk`` at a time (vectorised)."""
+    from shared.types import Record
+
+    rng = np.random.default_rng(seed)
+    made = 0
+    while made < n:
+        k = min(chunk, n - made)
+        dense = rng.standard_normal((k, dim), dtype=np.float32)
+        terms = rng.integers(0, SPARSE_VOCAB, size=(k, sparse_terms))
+        weights = rng.uniform(0.01, 0.5, size=(k, sparse_terms)).astype(np.float32)
+        words = rng.integers(0, len(VOCAB), size=(k, text_chars // 5 + 1))
+        for j in range(k):
+            i = made + j
+            yield Record(
+                id=f"doc-{i}",
+                text=" ".join(VOCAB[w] for w in words[j])[:text_chars],
+                metadata={"i": i, "source": f"file-{i // 1000}.txt", "lang": "en" if i % 3 else "de"},
+                ref_doc_id=f"file-{i // 1000}",
+                dense=dense[j],
+                # Duplicate term ids collapse (as a tokenizer's would): about 50 distinct terms.
+                sparse=dict(zip(terms[j].tolist(), weights[j].tolist(), strict=True)),
+            )
+        made += k
+
+
+@dataclass
+class LoadResult:
+    points: int
+    dim: int
+    sparse_terms: int
+    text_chars: int
+    on_disk: bool
+    checkpoints: list[tuple[int, float, dict[str, int]]] = field(default_factory=list)  # (n, s, status)
+    after_optimize: dict[str, int] = field(default_factory=dict)
+    ingest_s: float = 0.0
+    optimize_s: float = 0.0
+    peak_rss: int = 0
+    peak_anon: int = 0
+    baseline: dict[str, int] = field(default_factory=dict)
+    latency_ms: dict[str, tuple[float, float]] = field(default_factory=dict)  # mode -> (p50, p95)
+    count: int = 0
+    queries: int = 0
+    found: int = 0
+    disk_bytes: int = 0
+
+
+def _du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def run_load(
+    points: int,
+    path: str | os.PathLike[str],
+    *,
+    dim: int = 384,
+    sparse_terms: int = 50,
+    text_chars: int = 300,
+    batch_size: int = 1000,
+    on_disk: bool = True,
+    queries: int = 100,
+    seed: int = 0,
+    checkpoints: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0),
+    log: Any = None,
+) -> LoadResult:
+    """Stream ``points`` documents into a new embedded store at ``path``, sample memory, query."""
+    import gc
+
+    from shared.store import HybridStore
+
+    gc.collect()
+    res = LoadResult(points, dim, sparse_terms, text_chars, on_disk)
+    marks = sorted({max(1, int(points * c)) for c in checkpoints})
+    t0 = time.perf_counter()
+    with Sampler() as sampler:
+        res.baseline = sampler.sample()
+        store = HybridStore("load", path=path, dense_dim=dim, sparse=True, on_disk=on_disk)
+        try:
+
+            def counted() -> Iterator[Any]:
+                for i, rec in enumerate(
+                    documents(points, dim=dim, sparse_terms=sparse_terms, text_chars=text_chars, seed=seed)
+                ):
+                    if marks and i == marks[0]:
+                        # The store has taken everything up to the previous batch.
+                        marks.pop(0)
+                        res.checkpoints.append((i, time.perf_counter() - t0, sampler.sample()))
+                        if log:
+                            log(
+                                f"  {i:>9,} points  {time.perf_counter() - t0:7.1f} s  "
+                                f"{_fmt(res.checkpoints[-1][2])}"
+                            )
+                    yield rec
+                res.checkpoints.append((points, time.perf_counter() - t0, sampler.sample()))
+
+            # optimize runs inside add() after the generator is exhausted: its time is the rest.
+            store.add(counted(), batch_size=batch_size)
+            end = time.perf_counter()
+            res.ingest_s = res.checkpoints[-1][1]
+            res.optimize_s = end - t0 - res.ingest_s
+            gc.collect()
+            res.after_optimize = sampler.sample()
+            if log:
+                log(f"  optimize {res.optimize_s:.1f} s  {_fmt(res.after_optimize)}")
+            res.count = store.count()
+            res.queries = min(queries, points)
+            res.latency_ms, res.found = _queries(store, points, queries, dim, sparse_terms, text_chars, seed)
+        finally:
+            store.close()
+    res.peak_rss, res.peak_anon = sampler.peak_rss, sampler.peak_anon
+    res.disk_bytes = _du(Path(path))
+    return res
+
+
+def _queries(
+    store: Any, points: int, n: int, dim: int, sparse_terms: int, text_chars: int, seed: int
+) -> tuple[dict[str, tuple[float, float]], int]:
+    """Latency per mode; queries are stored documents' vectors (slightly perturbed) so hits are known."""
+    rng = np.random.default_rng(seed + 1)
+    targets = sorted(rng.choice(points, size=min(n, points), replace=False).tolist())
+    # Regenerate just those documents (same generator, skipping the rest cheaply enough).
+    wanted = set(targets)
+    docs = {}
+    for i, rec in enumerate(
+        documents(points, dim=dim, sparse_terms=sparse_terms, text_chars=text_chars, seed=seed)
+    ):
+        if i in wanted:
+            docs[i] = rec
+            if len(docs) == len(wanted):
+                break
+    lat: dict[str, list[float]] = {"dense": [], "sparse": [], "hybrid": []}
+    found = 0
+    for i in targets:
+        rec = docs[i]
+        qd = np.asarray(rec.dense) + rng.normal(scale=0.05, size=dim).astype(np.float32)
+        for mode in lat:
+            t = time.perf_counter()
+            hits = store.query(dense=qd, sparse=rec.sparse, mode=mode, limit=10)
+            lat[mode].append((time.perf_counter() - t) * 1000)
+            if mode == "dense" and hits and hits[0].id == rec.id:
+                found += 1
+    return {m: (float(np.percentile(v, 50)), float(np.percentile(v, 95))) for m, v in lat.items()}, found
+
+
+def _mb(b: int) -> str:
+    return f"{b / 2**20:,.0f}"
+
+
+def _fmt(s: dict[str, int]) -> str:
+    return f"RSS {_mb(s['VmRSS'])} MB (anon {_mb(s['RssAnon'])}, file {_mb(s['RssFile'])})"
+
+
+def table(res: LoadResult) -> str:
+    base_anon = res.baseline.get("RssAnon", 0)
+    rows = [
+        "| points ingested | elapsed (s) | RSS (MB) | anon RSS (MB) | file-backed RSS (MB) "
+        "| anon growth since start (MB) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| 0 (store open) | 0 | {_mb(res.baseline['VmRSS'])} | {_mb(base_anon)} | "
+        f"{_mb(res.baseline['RssFile'])} | 0 |",
+    ]
+    for n, t, s in res.checkpoints:
+        rows.append(
+            f"| {n:,} | {t:.0f} | {_mb(s['VmRSS'])} | {_mb(s['RssAnon'])} | {_mb(s['RssFile'])} | "
+            f"{_mb(s['RssAnon'] - base_anon)} |"
+        )
+    a = res.after_optimize
+    rows.append(
+        f"| after optimize | {res.ingest_s + res.optimize_s:.0f} | {_mb(a['VmRSS'])} | {_mb(a['RssAnon'])} | "
+        f"{_mb(a['RssFile'])} | {_mb(a['RssAnon'] - base_anon)} |"
+    )
+    rows.append(f"| **peak** | | **{_mb(res.peak_rss)}** | **{_mb(res.peak_anon)}** | | |")
+    rows.append("")
+    rows.append("| mode | p50 (ms) | p95 (ms) |")
+    rows.append("| --- | ---: | ---: |")
+    for mode, (p50, p95) in res.latency_ms.items():
+        rows.append(f"| {mode} | {p50:.1f} | {p95:.1f} |")
+    rows.append("")
+    rows.append(
+        f"Ingest {res.points:,} points in {res.ingest_s:.0f} s "
+        f"({res.points / max(res.ingest_s, 1e-9):,.0f} points/s), optimize (index build) "
+        f"{res.optimize_s:.0f} s; count after = {res.count:,}; store on disk "
+        f"{res.disk_bytes / 2**30:.2f} GiB; a dense query with a stored vector (+noise) found it "
+        f"first in {res.found} of {res.queries} queries."
+    )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--points", type=int, default=1_000_000)
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--sparse-terms", type=int, default=50)
+    ap.add_argument("--text-chars", type=int, default=300)
+    ap.add_argument("--batch-size", type=int, default=1000)
+    ap.add_argument("--in-ram", action="store_true", help="on_disk=False (originals in RAM)")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--dir", default=None, help="where the store goes (default: a temporary directory)")
+    ap.add_argument("--keep", action="store_true", help="keep the store directory")
+    ap.add_argument("--no-append", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print the result as one JSON line (for the tests)")
+    args = ap.parse_args(argv)
+    tmp = tempfile.mkdtemp(prefix="m3-load-", dir=args.dir)
+    if not args.json:
+        print(f"store at {tmp}", flush=True)
+    try:
+        res = run_load(
+            args.points,
+            tmp,
+            dim=args.dim,
+            sparse_terms=args.sparse_terms,
+            text_chars=args.text_chars,
+            batch_size=args.batch_size,
+            on_disk=not args.in_ram,
+            queries=args.queries,
+            log=None if args.json else (lambda m: print(m, flush=True)),
+        )
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        print(json.dumps(asdict(res)))
+        return 0
+    cmd = "python benchmarks/load.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    header = (
+        f"## Load: {args.points:,} documents streamed into the embedded store, "
+        f"{_dt.date.today().isoformat()}\n\n"
+        f"Machine: {platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, shared), Python "
+        f"{platform.python_version()}. Command: `{cmd.strip()}`. {args.dim}-d dense, "
+        f"~{args.sparse_terms}-term sparse, {args.text_chars}-char text + 3 metadata fields; "
+        f"one `add(generator, batch_size="
+        f"{args.batch_size})` call; on_disk={not args.in_ram}.\n"
+    )
+    report = header + "\n" + table(res) + "\n"
+    print(report)
+    if not args.no_append:
+        with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as fh:
+            fh.write("\n" + report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
