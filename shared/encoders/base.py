@@ -98,6 +98,15 @@ def validate_texts(texts: Any) -> list[str]:
     for i, t in enumerate(out):
         if not isinstance(t, str):
             raise InvalidTypeError(f"texts[{i}] must be a str, not {type(t).__name__}")
+        if not t.isascii():
+            # Lone surrogates cannot be tokenized (the tokenizer raises an obscure TypeError).
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InvalidInputError(
+                    f"texts[{i}] is not valid Unicode text: lone surrogate {t[exc.start]!r} "
+                    f"at position {exc.start}"
+                ) from None
     return out
 
 
