@@ -539,3 +539,14 @@ def test_model_mismatch_against_an_existing_collection(
 def text_snapshot_ids(store: HybridStore, ids: list[str]) -> tuple[int, list[tuple[Any, ...]]]:
     got = store.get(ids, with_vectors=True)
     return store.count(), [(g.id, g.text, g.dense.tobytes(), g.sparse) for g in got]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("kind", ["document", "query"])
+def test_encoder_refuses_lone_surrogates_naming_the_text(tiny_bge_m3_dir: Path, kind: str) -> None:
+    """The encoders (used directly by both adapters' embedding classes) give the same clear error."""
+    from shared.encoders import load_encoder
+
+    enc = load_encoder(str(tiny_bge_m3_dir), show_progress=False)
+    with pytest.raises(InvalidInputError, match=r"texts\[1\].*surrogate"):
+        enc.encode(["fine", "bro\udc80ken"], kind)  # type: ignore[arg-type]
+    assert len(enc.encode(["fine", "ünï 😀"], kind)) == 2
