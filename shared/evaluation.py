@@ -1025,11 +1025,15 @@ class EvalReport:
 
 
 def _dir_size(path: Path) -> int:
+    """Bytes the folder really occupies (allocated blocks, like ``du``): preallocated but
+    unwritten file tails do not count, where the platform reports blocks."""
     total = 0
     for root, _, files in os.walk(path):
         for f in files:
             with contextlib.suppress(OSError):
-                total += os.path.getsize(os.path.join(root, f))
+                st = os.stat(os.path.join(root, f))
+                blocks = getattr(st, "st_blocks", None)
+                total += blocks * 512 if blocks is not None else st.st_size
     return total
 
 
@@ -1206,35 +1210,35 @@ def evaluate(
                 store.add(_records(dataset, encoded.docs, config.colbert), batch_size=256)
                 index_s = time.perf_counter() - t0
                 tick(f"{config.name}: indexed")
+                runs = []
                 for m in runnable:
-                    ranked, lat = _run_queries(store, m, qv, k, warmup)
+                    runs.append((m, *_run_queries(store, m, qv, k, warmup)))
                     if m.retrieval_mode == "sparse":
                         sparse_done.add(m.name)
-                    row = score_run(
-                        dataset,
-                        ranked,
-                        config=config.name,
-                        mode=m.name,
-                        latencies_s=lat,
-                        bootstrap=bootstrap,
-                        seed=seed,
-                    )
-                    row.config_obj, row.mode_obj = config, m
-                    row.index_seconds = index_s
-                    row.ram_bytes_per_doc = vector_ram_bytes(
-                        config,
-                        dense_dim if "dense" in m.needs else None,
-                        sparse_nnz if "sparse" in m.needs else 0.0,
-                    )
-                    report.rows.append(row)
                     tick(f"{config.name}: {m.name}")
+                # Before scoring: ranx's own allocations must not count as the index's memory.
                 rss1 = _rss()
             finally:
                 store.close()
             disk = _dir_size(path)
-            for r in report.rows:
-                if r.config_obj is config:
-                    r.disk_bytes, r.rss_delta_bytes = disk, rss1 - rss0
+            for m, ranked, lat in runs:
+                row = score_run(
+                    dataset,
+                    ranked,
+                    config=config.name,
+                    mode=m.name,
+                    latencies_s=lat,
+                    bootstrap=bootstrap,
+                    seed=seed,
+                )
+                row.config_obj, row.mode_obj = config, m
+                row.index_seconds, row.disk_bytes, row.rss_delta_bytes = index_s, disk, rss1 - rss0
+                row.ram_bytes_per_doc = vector_ram_bytes(
+                    config,
+                    dense_dim if "dense" in m.needs else None,
+                    sparse_nnz if "sparse" in m.needs else 0.0,
+                )
+                report.rows.append(row)
             if not keep_indexes:
                 shutil.rmtree(path, ignore_errors=True)
             for _ in range(len(mode_list) - len(runnable)):

@@ -1,0 +1,564 @@
+"""Retrieval quality and latency of every m3-hybrid mode and preset, next to two anchors.
+
+Data: ``benchmarks/data/bible-dev`` (23,093 KJV Old Testament verses; 2,000 WEB
+queries, one relevant verse each).  Models: all-MiniLM-L6-v2 (dense, 384-d) +
+SPLADE-tiny (sparse), the small real models that ship as Python packages.
+
+Ours: one Qdrant Edge index per stored configuration (presets none, float16, int8,
+binary, binary-1.5bit, binary-2bit; the MRL funnel at 96 = 384/4 dims), every mode on
+each (dense, sparse, hybrid rrf/dbsf/m3, dense without rescoring).
+
+Anchors, on the SAME pre-computed vectors (so only retrieval differs) and in
+qdrant-client local mode (``QdrantClient(path=...)``: how their users run them
+embedded):
+  * langchain-qdrant ``QdrantVectorStore`` in ``RetrievalMode.HYBRID`` (RRF in Qdrant),
+    with a ``SparseEmbeddings`` wrapper around the same SPLADE vectors;
+  * llama-index ``QdrantVectorStore(enable_hybrid=True)`` with ``sparse_doc_fn`` /
+    ``sparse_query_fn`` returning the same SPLADE vectors (its default relative-score
+    fusion, alpha 0.5).
+Latency = the store's query call only, for every system (query vectors are looked up,
+not computed).
+
+Encoded vectors are cached in ``benchmarks/.cache/`` (npz, no pickle).  The first full
+run encodes 23k verses on CPU (about half an hour on 2 shared cores); later runs reuse it.
+
+    python benchmarks/quality.py                      # full run, appends to benchmarks/RESULTS.md
+    python benchmarks/quality.py --limit-queries 200 --corpus-limit 3000 --no-append   # dev run
+    python benchmarks/quality.py --encode-only        # fill the cache
+
+Benchmark-only dependencies: ``langchain-qdrant``, ``llama-index-vector-stores-qdrant``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import hashlib
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shared.evaluation import (  # noqa: E402
+    PRIMARY,
+    BeirDataset,
+    EncodedDataset,
+    EvalConfig,
+    EvalMode,
+    EvalReport,
+    EvalRow,
+    encode_dataset,
+    evaluate,
+    load_beir,
+    parse_modes,
+    score_run,
+    vector_ram_bytes,
+)
+from shared.types import Encoder, SparseDict  # noqa: E402
+
+DATA = ROOT / "benchmarks" / "data" / "bible-dev"
+CACHE = ROOT / "benchmarks" / ".cache"
+PRESETS = ("none", "float16", "int8", "binary", "binary-1.5bit", "binary-2bit")
+MRL_DIM = 96  # a quarter of MiniLM's 384 dims
+K = 100
+
+
+# --------------------------------------------------------------------------- data and vectors
+
+
+def load_data(limit_queries: int | None, corpus_limit: int | None) -> BeirDataset:
+    ds = load_beir(
+        DATA / "corpus.jsonl", DATA / "queries_web.jsonl", DATA / "qrels_web.tsv", name="bible-dev"
+    )
+    if limit_queries or corpus_limit:
+        ds = ds.subset(limit_queries=limit_queries, corpus_limit=corpus_limit, seed=0)
+    return ds
+
+
+def load_models() -> Encoder:
+    from shared.encoders import load_encoder
+    from shared.models import minilm_path, splade_tiny_path
+
+    return load_encoder(str(minilm_path()), sparse_model=str(splade_tiny_path()), show_progress=True)
+
+
+def _ids_hash(ds: BeirDataset) -> str:
+    h = hashlib.sha256()
+    for i in [*ds.doc_ids, "\x00", *ds.queries]:
+        h.update(i.encode() + b"\x00")
+    return h.hexdigest()[:12]
+
+
+def encoded_vectors(encoder: Encoder, ds: BeirDataset, full: BeirDataset) -> EncodedDataset:
+    """Vectors for ``ds``: from the full-set cache when present, else encoded (and cached)."""
+    fp = encoder.identity.fingerprint()
+    full_path = CACHE / f"bible-dev-{fp}.npz"
+    if full_path.is_file():
+        cached = EncodedDataset.load_npz(full_path)
+        if cached.encoder_fingerprint == fp and cached.matches(full):
+            print(f"vectors: {full_path.relative_to(ROOT)} (cached)", file=sys.stderr)
+            return cached if ds is full else cached.select(ds)
+    path = full_path if ds is full else CACHE / f"bible-dev-{fp}-{_ids_hash(ds)}.npz"
+    if path.is_file() and path != full_path:
+        cached = EncodedDataset.load_npz(path)
+        if cached.matches(ds):
+            return cached
+    print(f"encoding {ds.num_docs:,} documents and {ds.num_queries:,} queries ...", file=sys.stderr)
+    enc = encode_dataset(encoder, ds, batch_size=64, show_progress=True)
+    enc.save_npz(path)
+    print(
+        f"encoded in {enc.doc_seconds:.0f} s + {enc.query_seconds:.0f} s; cached to {path.relative_to(ROOT)}",
+        file=sys.stderr,
+    )
+    return enc
+
+
+# --------------------------------------------------------------------------- anchors
+
+
+def _rss() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+def _dir_size(path: Path) -> int:
+    return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file())
+
+
+def _text_index(texts: Sequence[str]) -> dict[str, int]:
+    # Identical texts have identical vectors, so the first row is right for all of them.
+    index: dict[str, int] = {}
+    for i, t in enumerate(texts):
+        index.setdefault(t, i)
+    return index
+
+
+def _sparse_lists(s: SparseDict) -> tuple[list[int], list[float]]:
+    items = sorted(s.items())
+    return [i for i, _ in items], [float(v) for _, v in items]
+
+
+class _Lookup:
+    """Pre-computed vectors by text, for the anchors' embedding interfaces.
+
+    Documents and queries are looked up (so every system searches the same vectors);
+    an unknown text is an error, except the anchors' one-off dimension probe.
+    """
+
+    def __init__(self, ds: BeirDataset, enc: EncodedDataset) -> None:
+        self.doc_index = _text_index(ds.doc_texts)
+        self.query_index = _text_index(list(ds.queries.values()))
+        self.enc = enc
+        assert enc.docs.dense is not None and enc.queries.dense is not None
+        assert enc.docs.sparse is not None and enc.queries.sparse is not None
+        self.dim = int(enc.docs.dense.shape[1])
+
+    def doc_dense(self, text: str) -> list[float]:
+        if text not in self.doc_index:
+            if text == "dummy_text":  # langchain-qdrant probes the size with this text
+                return [1.0] + [0.0] * (self.dim - 1)
+            raise KeyError(f"document text not in the corpus: {text[:60]!r}")
+        return self.enc.docs.dense[self.doc_index[text]].tolist()  # type: ignore[index]
+
+    def doc_sparse(self, text: str) -> SparseDict:
+        return self.enc.docs.sparse[self.doc_index[text]]  # type: ignore[index]
+
+    def query_dense(self, text: str) -> list[float]:
+        return self.enc.queries.dense[self.query_index[text]].tolist()  # type: ignore[index]
+
+    def query_sparse(self, text: str) -> SparseDict:
+        return self.enc.queries.sparse[self.query_index[text]]  # type: ignore[index]
+
+
+def _local_mode_ram(enc: EncodedDataset) -> float:
+    """qdrant-client local mode keeps float32 dense and sparse vectors in numpy, all in RAM."""
+    assert enc.docs.dense is not None and enc.docs.sparse is not None
+    nnz = float(np.mean([len(s) for s in enc.docs.sparse]))
+    return vector_ram_bytes(EvalConfig("none"), int(enc.docs.dense.shape[1]), nnz)
+
+
+def _timed_queries(
+    ds: BeirDataset, search: Callable[[str], list[str]], warmup: int = 5
+) -> tuple[dict[str, list[str]], list[float]]:
+    from tqdm.auto import tqdm
+
+    items = list(ds.queries.items())
+    for _, text in items[:warmup]:
+        search(text)
+    ranked: dict[str, list[str]] = {}
+    lat: list[float] = []
+    for qid, text in tqdm(items, desc="queries", unit="q", leave=False):
+        t0 = time.perf_counter()
+        ranked[qid] = search(text)
+        lat.append(time.perf_counter() - t0)
+    return ranked, lat
+
+
+def run_langchain(ds: BeirDataset, enc: EncodedDataset, workdir: Path, bootstrap: int) -> EvalRow:
+    from langchain_core.embeddings import Embeddings
+    from langchain_qdrant import QdrantVectorStore, RetrievalMode
+    from langchain_qdrant.sparse_embeddings import SparseEmbeddings, SparseVector
+
+    look = _Lookup(ds, enc)
+
+    class Dense(Embeddings):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return [look.doc_dense(t) for t in texts]
+
+        def embed_query(self, text: str) -> list[float]:
+            return look.query_dense(text)
+
+    class Sparse(SparseEmbeddings):
+        def embed_documents(self, texts: list[str]) -> list[SparseVector]:
+            return [
+                SparseVector(indices=a, values=b) for a, b in map(_sparse_lists, map(look.doc_sparse, texts))
+            ]
+
+        def embed_query(self, text: str) -> SparseVector:
+            a, b = _sparse_lists(look.query_sparse(text))
+            return SparseVector(indices=a, values=b)
+
+    path = workdir / "langchain"
+    gc.collect()
+    rss0 = _rss()
+    t0 = time.perf_counter()
+    store = QdrantVectorStore.from_texts(
+        ds.doc_texts,
+        Dense(),
+        metadatas=[{"doc_id": d} for d in ds.doc_ids],
+        ids=[str(uuid.uuid5(uuid.NAMESPACE_URL, d)) for d in ds.doc_ids],
+        path=str(path),
+        collection_name="bench",
+        retrieval_mode=RetrievalMode.HYBRID,
+        sparse_embedding=Sparse(),
+        batch_size=256,
+    )
+    index_s = time.perf_counter() - t0
+
+    def search(text: str) -> list[str]:
+        return [doc.metadata["doc_id"] for doc, _ in store.similarity_search_with_score(text, k=K)]
+
+    ranked, lat = _timed_queries(ds, search)
+    rss1 = _rss()
+    store.client.close()
+    row = score_run(
+        ds,
+        ranked,
+        system="langchain-qdrant",
+        config="local path",
+        mode="HYBRID (rrf)",
+        latencies_s=lat,
+        bootstrap=bootstrap,
+        note="QdrantVectorStore, RetrievalMode.HYBRID, QdrantClient(path=...); k=100 (prefetch 100 per side)",
+    )
+    row.index_seconds, row.disk_bytes, row.rss_delta_bytes = index_s, _dir_size(path), rss1 - rss0
+    row.ram_bytes_per_doc = _local_mode_ram(enc)
+    return row
+
+
+def run_llama_index(ds: BeirDataset, enc: EncodedDataset, workdir: Path, bootstrap: int) -> EvalRow:
+    from llama_index.core.schema import TextNode
+    from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
+    from llama_index.vector_stores.qdrant import QdrantVectorStore
+    from qdrant_client import QdrantClient
+
+    look = _Lookup(ds, enc)
+    assert enc.docs.dense is not None and enc.queries.dense is not None
+
+    def sparse_doc_fn(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:
+        pairs = [_sparse_lists(look.doc_sparse(t)) for t in texts]
+        return [a for a, _ in pairs], [b for _, b in pairs]
+
+    def sparse_query_fn(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:
+        pairs = [_sparse_lists(look.query_sparse(t)) for t in texts]
+        return [a for a, _ in pairs], [b for _, b in pairs]
+
+    path = workdir / "llama_index"
+    gc.collect()
+    rss0 = _rss()
+    t0 = time.perf_counter()
+    client = QdrantClient(path=str(path))
+    store = QdrantVectorStore(
+        "bench",
+        client=client,
+        enable_hybrid=True,
+        sparse_doc_fn=sparse_doc_fn,
+        sparse_query_fn=sparse_query_fn,
+        batch_size=256,
+    )
+    node_to_doc: dict[str, str] = {}
+    nodes = []
+    for i, (did, text) in enumerate(zip(ds.doc_ids, ds.doc_texts, strict=True)):
+        nid = str(uuid.uuid5(uuid.NAMESPACE_URL, did))
+        node_to_doc[nid] = did
+        nodes.append(TextNode(id_=nid, text=text, embedding=enc.docs.dense[i].tolist()))
+    store.add(nodes)
+    index_s = time.perf_counter() - t0
+    qvec = {text: enc.queries.dense[i].tolist() for i, text in enumerate(ds.queries.values())}
+
+    def search(text: str) -> list[str]:
+        res = store.query(
+            VectorStoreQuery(
+                query_embedding=qvec[text],
+                query_str=text,
+                similarity_top_k=K,
+                sparse_top_k=K,
+                hybrid_top_k=K,
+                mode=VectorStoreQueryMode.HYBRID,
+            )
+        )
+        return [node_to_doc[i] for i in (res.ids or [])]
+
+    ranked, lat = _timed_queries(ds, search)
+    rss1 = _rss()
+    client.close()
+    row = score_run(
+        ds,
+        ranked,
+        system="llama-index-qdrant",
+        config="local path",
+        mode="HYBRID (relative score, alpha 0.5)",
+        latencies_s=lat,
+        bootstrap=bootstrap,
+        note="QdrantVectorStore(enable_hybrid=True), QdrantClient(path=...); top_k=100 per side",
+    )
+    row.index_seconds, row.disk_bytes, row.rss_delta_bytes = index_s, _dir_size(path), rss1 - rss0
+    row.ram_bytes_per_doc = _local_mode_ram(enc)
+    return row
+
+
+# --------------------------------------------------------------------------- m3 fusion scale
+
+
+def sparse_scale_stats(enc: EncodedDataset, n: int = 200) -> dict[str, float]:
+    """Typical top-1 dense cosine vs top-1 sparse dot product (what m3's raw weighted sum adds)."""
+    assert enc.docs.dense is not None and enc.queries.dense is not None
+    assert enc.docs.sparse is not None and enc.queries.sparse is not None
+    n = min(n, len(enc.queries))
+    dense_top = (enc.queries.dense[:n] @ enc.docs.dense.T).max(axis=1)
+    # Sparse dot products through an inverted index over the corpus.
+    inv: dict[int, list[tuple[int, float]]] = {}
+    for d, vec in enumerate(enc.docs.sparse):
+        for t, w in vec.items():
+            inv.setdefault(t, []).append((d, w))
+    sparse_top = []
+    for q in enc.queries.sparse[:n]:
+        acc: dict[int, float] = {}
+        for t, w in q.items():
+            for d, dw in inv.get(t, ()):
+                acc[d] = acc.get(d, 0.0) + w * dw
+        sparse_top.append(max(acc.values(), default=0.0))
+    return {
+        "dense_top1_median": float(np.median(dense_top)),
+        "sparse_top1_median": float(np.median(sparse_top)),
+        "ratio": float(np.median(sparse_top) / max(np.median(dense_top), 1e-9)),
+    }
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def targets_table(report: EvalReport, anchors: Sequence[EvalRow]) -> str:
+    """Each target of issue 6 with the measured number and whether it is met."""
+
+    def pct(config: str, mode: str) -> float | None:
+        try:
+            return report.row(config, mode).pct_of_reference
+        except KeyError:
+            return None
+
+    ours = [r for r in report.rows if r.system == "m3-hybrid"]
+    best_single = report.best_single()
+    # Store defaults only: the m3 weight/normalisation rows are experiments tuned on this set.
+    hybrids = [r for r in ours if r.mode in ("hybrid-rrf", "hybrid-dbsf", "hybrid-m3") and r.config == "none"]
+    best_h = max(hybrids, key=lambda r: r.metrics[PRIMARY]) if hybrids else None
+    lines = ["| target | measured | met |", "| --- | --- | --- |"]
+
+    def add(name: str, measured: str, ok: bool | None) -> None:
+        lines.append(f"| {name} | {measured} | {'yes' if ok else 'no' if ok is not None else '–'} |")
+
+    if best_h and best_single and best_h.delta_vs_best_single:
+        d = best_h.delta_vs_best_single
+        add(
+            "best hybrid nDCG@10 >= best single mode + 0.005",
+            f"{best_h.mode} {best_h.metrics[PRIMARY]:.4f} vs {best_single.mode} "
+            f"{best_single.metrics[PRIMARY]:.4f}: "
+            f"Δ {d[0]:+.4f} (95% CI {d[1]:+.4f}, {d[2]:+.4f})",
+            d[0] >= 0.005,
+        )
+    for a in anchors:
+        if best_h:
+            add(
+                f"best hybrid >= {a.system} hybrid",
+                f"{best_h.metrics[PRIMARY]:.4f} vs {a.metrics[PRIMARY]:.4f}",
+                best_h.metrics[PRIMARY] >= a.metrics[PRIMARY],
+            )
+    for config, need in (
+        ("int8+on-disk", 99.5),
+        ("binary-2bit+on-disk", 98.0),
+        (f"none+mrl{MRL_DIM}+on-disk", 98.0),
+    ):
+        for mode in ("dense", best_h.mode if best_h else "hybrid-rrf"):
+            p = pct(config, mode)
+            label = (
+                f"{config} {mode} (rescore) >= {need}% of float"
+                if "mrl" not in config
+                else (f"MRL funnel at {MRL_DIM} dims, {mode}, >= {need}% of full")
+            )
+            add(label, "–" if p is None else f"{p:.2f}%", None if p is None else p >= need)
+    for a in anchors:
+        if best_h and best_h.latency_p50_ms and a.latency_p50_ms:
+            ratio = a.latency_p50_ms / best_h.latency_p50_ms
+            add(
+                f"query latency >= 100x lower than {a.system} (p50, equal or better quality)",
+                f"{best_h.latency_p50_ms:.2f} ms vs {a.latency_p50_ms:.1f} ms = {ratio:.0f}x",
+                ratio >= 100 and best_h.metrics[PRIMARY] >= a.metrics[PRIMARY],
+            )
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import psutil
+
+    mem = psutil.virtual_memory().total / 2**30
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs (shared), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}"
+    )
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--limit-queries", type=int, help="seeded sample of N queries (dev runs)")
+    ap.add_argument("--corpus-limit", type=int, help="N documents: all relevant + a sample (dev runs)")
+    ap.add_argument("--encode-only", action="store_true", help="fill the vector cache and stop")
+    ap.add_argument("--no-anchors", action="store_true", help="skip langchain-qdrant and llama-index")
+    ap.add_argument("--presets", default=",".join(PRESETS))
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
+    ap.add_argument("--plot", default=str(ROOT / "benchmarks" / "quality.png"))
+    args = ap.parse_args(argv)
+
+    full = load_data(None, None)
+    ds = (
+        load_data(args.limit_queries, args.corpus_limit)
+        if (args.limit_queries or args.corpus_limit)
+        else full
+    )
+    encoder = load_models()
+    enc = encoded_vectors(encoder, ds, full)
+    if args.encode_only:
+        return 0
+
+    # Quantized indexes keep their float originals on disk (codes pinned in RAM): the
+    # deployment quantization is for; without it they would cost more RAM, not less.
+    quantized = {"int8", "binary", "binary-1.5bit", "binary-2bit"}
+    configs = [EvalConfig(p, on_disk=p in quantized) for p in args.presets.split(",")]
+    configs.append(EvalConfig("none", mrl_dim=MRL_DIM, on_disk=True))
+    modes: list[EvalMode] = parse_modes("dense,sparse,hybrid-rrf,hybrid-dbsf,hybrid-m3,dense-norescore")
+    stats = sparse_scale_stats(enc)
+    workdir = Path(tempfile.mkdtemp(prefix="m3-bench-"))
+    t0 = time.perf_counter()
+    try:
+        report = evaluate(
+            encoder,
+            ds,
+            configs,
+            modes,
+            encoded=enc,
+            k=K,
+            bootstrap=args.bootstrap,
+            show_progress=True,
+            workdir=workdir,
+        )
+        # The m3 fusion's raw weighted sum under SPLADE's score scale (unquantized index only):
+        # the sparse-weight sensitivity, and a per-query normalised sparse side.
+        m3_modes = [
+            EvalMode("hybrid-m3-sw0.1", "hybrid", "m3", sparse_weight=0.1),
+            EvalMode("hybrid-m3-sw0.03", "hybrid", "m3", sparse_weight=0.03),
+            EvalMode("hybrid-m3-sw0.01", "hybrid", "m3", sparse_weight=0.01),
+            EvalMode("hybrid-m3-qnorm", "hybrid", "m3", sparse_query_norm=True),
+            EvalMode("hybrid-m3-qnorm-sw1", "hybrid", "m3", sparse_weight=1.0, sparse_query_norm=True),
+        ]
+        extra = evaluate(
+            encoder,
+            ds,
+            [EvalConfig("none")],
+            m3_modes,
+            encoded=enc,
+            k=K,
+            bootstrap=args.bootstrap,
+            show_progress=True,
+            workdir=workdir,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    for row in extra.rows:
+        report.add_row(row)
+    ours_s = time.perf_counter() - t0
+    anchors: list[EvalRow] = []
+    if not args.no_anchors:
+        work = Path(tempfile.mkdtemp(prefix="m3-anchors-"))
+        try:
+            for runner in (run_langchain, run_llama_index):
+                print(f"anchor: {runner.__name__} ...", file=sys.stderr)
+                row = runner(ds, enc, work, args.bootstrap)
+                report.add_row(row)
+                anchors.append(row)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    report.meta["m3 scale: median top-1 dense cosine"] = round(stats["dense_top1_median"], 3)
+    report.meta["m3 scale: median top-1 SPLADE dot product"] = round(stats["sparse_top1_median"], 2)
+    table = report.to_markdown()
+    targets = targets_table(report, anchors)
+    plot = report.plot(
+        args.plot,
+        title=f"bible-dev ({ds.num_docs:,} verses, {ds.num_queries:,} queries): MiniLM-L6 + SPLADE-tiny",
+    )
+    command = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    section = (
+        f"\n## Retrieval quality on bible-dev ({_dt.date.today().isoformat()})\n\n"
+        f"- machine: {machine()}\n- command: `{command.strip()}`\n"
+        f"- models: all-MiniLM-L6-v2 (dense) + SPLADE-tiny (sparse), vectors computed once and shared "
+        f"by every system; our indexes: Qdrant Edge; anchors: qdrant-client local mode (path)\n"
+        f"- our {len(configs)} indexes and {len(report.rows) - len(anchors)} rows took {ours_s:.0f} s\n"
+        f"- plot: `{Path(plot).relative_to(ROOT) if Path(plot).is_relative_to(ROOT) else plot}`\n\n"
+        f"### Targets\n\n{targets}\n### All rows\n\n{table}"
+    )
+    print(section)
+    if not args.no_append:
+        with (ROOT / "benchmarks" / "RESULTS.md").open("a", encoding="utf-8") as fh:
+            fh.write(section)
+        (ROOT / "benchmarks" / "quality.json").write_text(report.to_json(), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
