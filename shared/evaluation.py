@@ -160,7 +160,8 @@ class BeirDataset:
 def _read_jsonl(path: Path, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise InvalidInputError(f"{what} file not found: {path}")
-    with path.open(encoding="utf-8") as fh:
+    # utf-8-sig: files saved by some Windows tools start with a byte-order mark.
+    with path.open(encoding="utf-8-sig") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -189,16 +190,15 @@ def _entry_text(obj: Mapping[str, Any], path: Path, lineno: int, *, with_title: 
         raise InvalidInputError(f'{path}:{lineno}: "title" must be a string, got {type(title).__name__}')
     # BEIR convention: the title is part of what is indexed.
     full = f"{title.strip()}. {text}" if title and title.strip() else text
-    if not full.strip():
-        raise InvalidInputError(f"{path}:{lineno}: empty text")
-    return full
+    # "" for an empty entry: the caller skips it with a note (public BEIR sets have a few).
+    return full if full.strip() else ""
 
 
 def _read_qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
     """Yield (line, query id, doc id, grade); BEIR TSV (3 columns, optional header) or TREC (4)."""
     if not path.is_file():
         raise InvalidInputError(f"qrels file not found: {path}")
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:
         first = True
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -266,6 +266,8 @@ def load_beir(
     doc_ids: list[str] = []
     doc_texts: list[str] = []
     seen_docs: dict[str, int] = {}
+    empty_docs: list[str] = []
+    empty_queries: set[str] = set()
     for lineno, obj in _read_jsonl(corpus_p, "corpus"):
         did = _entry_id(obj, corpus_p, lineno)
         if did in seen_docs:
@@ -273,10 +275,15 @@ def load_beir(
                 f"{corpus_p}:{lineno}: duplicate id {did!r} (first on line {seen_docs[did]})"
             )
         seen_docs[did] = lineno
+        text = _entry_text(obj, corpus_p, lineno, with_title=True)
+        if not text:
+            empty_docs.append(did)
+            continue
         doc_ids.append(did)
-        doc_texts.append(_entry_text(obj, corpus_p, lineno, with_title=True))
+        doc_texts.append(text)
     if not doc_ids:
-        raise InvalidInputError(f"{corpus_p}: no documents")
+        raise InvalidInputError(f"{corpus_p}: no documents with text")
+    kept_docs = set(doc_ids)
 
     all_queries: dict[str, str] = {}
     seen_q: dict[str, int] = {}
@@ -287,14 +294,20 @@ def load_beir(
                 f"{queries_p}:{lineno}: duplicate id {qid!r} (first on line {seen_q[qid]})"
             )
         seen_q[qid] = lineno
-        all_queries[qid] = _entry_text(obj, queries_p, lineno, with_title=False)
+        text = _entry_text(obj, queries_p, lineno, with_title=False)
+        if text:
+            all_queries[qid] = text
+        else:
+            empty_queries.add(qid)
 
     judged: dict[str, dict[str, int]] = {}
     missing_docs: set[str] = set()
     for lineno, qid, did, grade in _read_qrels(qrels_p):
+        if qid in empty_queries:
+            continue
         if qid not in all_queries:
             raise InvalidInputError(f"{qrels_p}:{lineno}: query id {qid!r} is not in {queries_p}")
-        if did not in seen_docs:
+        if did not in kept_docs:
             missing_docs.add(did)
         prev = judged.setdefault(qid, {}).get(did)
         if prev is not None and prev != grade:
@@ -304,6 +317,12 @@ def load_beir(
         judged[qid][did] = grade
 
     notes: list[str] = []
+    if empty_docs:
+        notes.append(f"{len(empty_docs)} documents have no text and were skipped (e.g. {empty_docs[0]!r})")
+    if empty_queries:
+        notes.append(
+            f"{len(empty_queries)} queries have no text and were skipped (e.g. {sorted(empty_queries)[0]!r})"
+        )
     positive = {q: {d: g for d, g in rel.items() if g > 0} for q, rel in judged.items()}
     no_positive = [q for q, rel in positive.items() if not rel]
     if no_positive:

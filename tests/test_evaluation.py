@@ -133,6 +133,29 @@ def test_missing_files_are_named(tmp_path: Path) -> None:
         load_beir(c)
 
 
+def test_empty_entries_are_skipped_with_a_note_and_bom_is_accepted(tmp_path: Path) -> None:
+    c, q, r = write_beir(
+        tmp_path,
+        corpus=[
+            {"_id": "d1", "text": "Paris is in France."},
+            {"_id": "d2", "title": " ", "text": "  "},
+            {"_id": "d3", "title": "Only a title", "text": ""},
+        ],
+        queries=[{"_id": "q1", "text": "France"}, {"_id": "q2", "text": ""}],
+        qrels="q1\td1\t1\nq1\td2\t1\nq2\td3\t1\n",
+    )
+    c.write_bytes(b"\xef\xbb\xbf" + c.read_bytes())
+    ds = load_beir(c, q, r)
+    assert ds.doc_ids == ["d1", "d3"] and ds.doc_texts[1] == "Only a title. "
+    assert ds.queries == {"q1": "France"}
+    # d2 was judged relevant but has no text: it stays judged (a miss), and is reported.
+    assert ds.qrels == {"q1": {"d1": 1, "d2": 1}}
+    notes = " ".join(ds.notes)
+    assert "1 documents have no text and were skipped (e.g. 'd2')" in notes
+    assert "1 queries have no text and were skipped (e.g. 'q2')" in notes
+    assert "not in the corpus (e.g. 'd2')" in notes
+
+
 def test_judgement_of_unknown_document_is_noted_not_silent(tmp_path: Path) -> None:
     ds = load_beir(*write_beir(tmp_path, qrels="q1\td1\t1\nq1\tgone\t1\n"))
     assert ds.qrels == {"q1": {"d1": 1, "gone": 1}}  # kept: it lowers recall, as it should
