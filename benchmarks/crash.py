@@ -355,11 +355,15 @@ class IngestRun:
         self.seed = seed
         self.acked: list[int] = []
 
-    def trial(self, rng: random.Random, min_delay_s: float, max_delay_s: float) -> TrialResult:
+    def trial(
+        self, rng: random.Random, min_delay_s: float, max_delay_s: float, after: str = "ready"
+    ) -> TrialResult:
+        """Kill ``delay`` s after the child's ``after`` line: "ready" (the store is open; the kill
+        may land in the first add's optimize) or "ack " (the first batch is acknowledged)."""
         start = (max(self.acked) + 1) if self.acked else 0
         delay = rng.uniform(min_delay_s, max_delay_s)
         acks, _ = run_child_and_kill(
-            self.path, start, self.batch_size, self.seed, after="ready", delay_s=delay
+            self.path, start, self.batch_size, self.seed, after=after, delay_s=delay, startup_timeout_s=300
         )
         self.acked.extend(acks)
         inflight = (max(self.acked) + 1) if self.acked else 0
@@ -370,7 +374,8 @@ class IngestRun:
             )
         except Exception as exc:
             problems.append(f"{type(exc).__name__}: {exc}")
-        return TrialResult("ingest", delay, len(acks), len(self.acked), present, lost, problems)
+        kind = "ingest (after open)" if after == "ready" else "ingest (after 1st ack)"
+        return TrialResult(kind, delay, len(acks), len(self.acked), present, lost, problems)
 
 
 # ---------------------------------------------------------------------------
@@ -436,8 +441,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"create trial: {results[-1]}", flush=True)
         run = IngestRun(root, args.batch_size, args.seed)
-        for _ in range(args.ingest_trials):
-            results.append(run.trial(rng, args.min_delay, args.max_delay))
+        for i in range(args.ingest_trials):
+            # Alternate: kills timed from the open (open, first optimize, ingest) and from the
+            # first acknowledgement (always inside the ingest loop).
+            after = "ready" if i % 2 == 0 else "ack "
+            results.append(run.trial(rng, args.min_delay, args.max_delay, after))
             print(f"ingest trial: {results[-1]}", flush=True)
         final_write = _write_after(
             run.path, (max(run.acked) + 2) if run.acked else 1, args.batch_size, args.seed

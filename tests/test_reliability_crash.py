@@ -43,7 +43,7 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="SIGKILL trials 
 def test_sigkill_during_ingest_loses_no_acknowledged_batch(tmp_path: Path) -> None:
     run = crash.IngestRun(tmp_path, batch_size=32, seed=1)
     rng = random.Random(1)
-    results = [run.trial(rng, 0.2, 1.0) for _ in range(3)]
+    results = [run.trial(rng, 0.2, 1.0, after) for after in ("ready", "ack ", "ready")]
     for r in results:
         assert r.ok, r.problems
         assert r.points_lost == 0
