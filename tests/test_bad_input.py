@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from qdrant_client import models
 
@@ -40,9 +41,11 @@ from shared.store import HybridStore
 from shared.types import Record
 
 DIM = 8
+# M3_BAD_INPUT_EXAMPLES=1000 for a long sweep (the figures in RELIABILITY.md).
+EXAMPLES = int(os.environ.get("M3_BAD_INPUT_EXAMPLES", "60"))
 SETTINGS = settings(
     deadline=None,
-    max_examples=60,
+    max_examples=EXAMPLES,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 CLEAR_ERRORS = (InvalidInputError, InvalidTypeError)
@@ -291,6 +294,7 @@ def check_add(store: HybridStore, batch: list[Record], ok: bool, bad_index: int 
 def test_any_record_is_stored_exactly_or_refused_clearly(store: HybridStore, gen: Any) -> None:
     rec, bad_field = gen
     assume(rec.id not in EXISTING_IDS)
+    event(f"invalid {bad_field}" if bad_field else "valid record")  # --hypothesis-show-statistics
     check_add(store, [rec], bad_field is None, 0 if bad_field else None)
 
 
@@ -458,7 +462,11 @@ def text_snapshot(store: HybridStore) -> tuple[int, list[tuple[Any, ...]]]:
     return store.count(), [(g.id, g.text, g.dense.tobytes(), g.sparse) for g in got]  # type: ignore[union-attr]
 
 
-@settings(deadline=None, max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    deadline=None,
+    max_examples=max(20, EXAMPLES // 3),
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     texts=st.lists(
         st.one_of(st.text(max_size=300), st.just(""), st.just(" \t\n"), long_text.map(lambda t: t[:20_000])),
