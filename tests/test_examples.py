@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -50,10 +48,3 @@ def test_quickstart_named_model_that_cannot_load_exits_with_advice(tmp_path: Pat
     assert proc.returncode != 0
     assert "could not load model" in proc.stderr
     assert "local directory" in proc.stderr
-
-
-@pytest.mark.parametrize("name", ["llama_index_hybrid.py", "langchain_hybrid.py"])
-def test_framework_examples_run_on_small_models(name: str) -> None:
-    proc = run_example(name, "--small-models")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip(), "example printed nothing"
