@@ -178,8 +178,11 @@ def _refuse_bools(values: Any) -> None:
 
 def _edge_match(m: Any) -> Any:
     if isinstance(m, (models.MatchValue, models.MatchAny, models.MatchExcept)):
-        _refuse_bools([m.value] if isinstance(m, models.MatchValue) else
-                      (m.any if isinstance(m, models.MatchAny) else m.except_))
+        _refuse_bools(
+            [m.value]
+            if isinstance(m, models.MatchValue)
+            else (m.any if isinstance(m, models.MatchAny) else m.except_)
+        )
     if isinstance(m, models.MatchValue):
         return qe.MatchValue(m.value)
     if isinstance(m, models.MatchAny):

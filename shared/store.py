@@ -340,7 +340,11 @@ class HybridStore:
     # -- opening -----------------------------------------------------------
 
     def _open_steps(self) -> Steps[None]:
-        where = f"collection {self.collection_name!r} at {self._backend.location}"
+        where = (
+            self._backend.location
+            if self._backend.is_remote
+            else f"collection {self.collection_name!r} at {self._backend.location}"
+        )
         guard = yield _Backend("read_guard")
         if guard is not None and self._recreate:
             logger.warning("recreate=True: dropping %s", where)
@@ -795,7 +799,7 @@ class HybridStore:
             sparse_weight=d.sparse_weight if args["sparse_weight"] is None else args.pop("sparse_weight"),
             candidate_k=d.candidate_k if args["candidate_k"] is None else args.pop("candidate_k"),
             filter=resolve_ids(check_filter(args["filter"])),
-            colbert_rerank=self._default_rerank(args["colbert_rerank"], args["colbert"], schema),
+            colbert_rerank=self._default_rerank(args["colbert_rerank"], text, args["colbert"], schema),
             exact=bool(args["exact"]),
             hnsw_ef=args["hnsw_ef"],
             rescore=args["rescore"],
@@ -829,12 +833,14 @@ class HybridStore:
             return RetrievalMode.SPARSE
         return mode
 
-    def _default_rerank(self, rerank: bool | None, colbert: Any, schema: CollectionSchema) -> bool:
+    def _default_rerank(self, rerank: bool | None, text: Any, colbert: Any, schema: CollectionSchema) -> bool:
+        """ColBERT rerank by default on a ColBERT collection when query ColBERT vectors are at hand."""
         if rerank is not None:
             return bool(rerank)
         if not schema.colbert:
             return False
-        return colbert is not None or (self._encoder is not None and "colbert" in self._encoder.outputs)
+        can_encode = text is not None and self._encoder is not None and "colbert" in self._encoder.outputs
+        return colbert is not None or can_encode
 
     def _query_vectors(
         self, text: str | None, dense: Any, sparse: Any, colbert: Any, opts: QueryOptions

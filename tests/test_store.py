@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from qdrant_client import models
@@ -278,6 +280,18 @@ def test_reopen_with_other_size_is_refused_before_any_write(tmp_path, recs: list
         assert s.count() == 5
     with HybridStore("c", path=tmp_path, dense_dim=DIM * 2, recreate=True) as s:
         assert s.count() == 0 and s.schema.dense_dim == DIM * 2
+
+
+def test_guard_written_but_shard_missing_is_completed(tmp_path, recs: list[Record]) -> None:
+    # A crash between writing the guard (first) and creating the shard leaves only the guard.
+    HybridStore("c", path=tmp_path, dense_dim=DIM).close()
+    for child in (tmp_path / "c").iterdir():
+        if child.name != "m3_hybrid.json":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    with HybridStore("c", path=tmp_path) as s:
+        assert s.count() == 0 and s.schema.dense_dim == DIM
+        s.add(recs[:3])
+        assert s.count() == 3
 
 
 def test_second_store_on_same_path_in_process_is_refused(tmp_path) -> None:

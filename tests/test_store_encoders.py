@@ -48,6 +48,9 @@ def test_bge_m3_one_forward_pass_per_batch_and_text_queries(bge) -> None:
         assert hits[0].score == pytest.approx(float((q @ d.T).max(axis=1).sum()), rel=1e-4)
         for mode in ("dense", "sparse"):
             assert s.query(TEXTS[1], mode=mode, colbert_rerank=False, limit=1)[0].id == "t1"
+        # Explicit vectors and no text: no ColBERT query vectors at hand, so no default rerank.
+        by_vector = s.query(dense=enc.dense[0], mode="dense", limit=1)[0]
+        assert by_vector.id == "t2" and by_vector.score == pytest.approx(1.0, abs=1e-5)
         m3 = s.query(TEXTS[4], fusion="m3", colbert_rerank=False, limit=1)[0]
         qd = bge.encode([TEXTS[4]], "query", outputs=["dense", "sparse"])
         dd = bge.encode([TEXTS[4]], "document", outputs=["dense", "sparse"])

@@ -220,3 +220,25 @@ def test_colbert_needs_a_colbert_collection() -> None:
             s.query(dense=np.ones(DIM), mode="dense", colbert=np.ones((2, 4)), colbert_rerank=True)
         with pytest.raises(InvalidInputError, match="ColBERT vectors but the collection stores none"):
             s.add([Record(id="b", dense=np.ones(DIM), colbert=np.ones((2, 4)))])
+
+
+# -- sparse IDF --------------------------------------------------------------------
+
+
+def test_sparse_idf_modifier_weights_rare_terms_on_both_backends() -> None:
+    # Term 1 is in every document, term 2 in one: with equal weights IDF ranks the rare one first.
+    recs = [Record(id=f"c{i}", dense=np.eye(DIM)[i], sparse={1: 1.0}) for i in range(20)]
+    recs.append(Record(id="rare", dense=np.eye(DIM)[30], sparse={2: 1.0}))
+    recs.append(Record(id="common", dense=np.eye(DIM)[31], sparse={1: 1.0, 3: 0.1}))
+    q = {1: 1.0, 2: 1.0}
+    with (
+        HybridStore(dense_dim=DIM, sparse_idf=True) as e,
+        HybridStore("r", client=QdrantClient(":memory:"), dense_dim=DIM, sparse_idf=True) as r,
+        HybridStore(dense_dim=DIM) as plain,
+    ):
+        for s in (e, r, plain):
+            s.add(recs)
+        assert e.query(sparse=q, limit=1)[0].id == "rare"
+        assert_same_hits(e.query(sparse=q, limit=5), r.query(sparse=q, limit=5))
+        # Without IDF every matching document scores 1.0 (learned weights are used as they are).
+        assert {h.score for h in plain.query(sparse=q, limit=5)} == {1.0}
