@@ -312,14 +312,13 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
     ) -> list[BaseNode]:
         """Stored nodes of ``node_ids`` and/or matching ``filters``.
 
-        With ``node_ids`` the result follows their order (ids not stored are skipped).
+        With ``node_ids`` the result follows their order (ids not stored are skipped);
+        by ``filters`` alone every matching node is read (paged scroll, any collection).
         """
         ids, flt = _get_request(node_ids, filters)
         if flt is None:
             return [self._node(r) for r in self._store.get(ids or [])]
-        count = self._store.count(flt)
-        hits = self._store.query(**self._scan(flt, count)) if count else []
-        return self._ordered(hits, ids)
+        return self._ordered(self._store.scroll(flt), ids)
 
     async def aget_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
@@ -327,29 +326,13 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
         ids, flt = _get_request(node_ids, filters)
         if flt is None:
             return [self._node(r) for r in await self._store.aget(ids or [])]
-        count = await self._store.acount(flt)
-        hits = await self._store.aquery(**self._scan(flt, count)) if count else []
-        return self._ordered(hits, ids)
+        return self._ordered(await self._store.ascroll(flt), ids)
 
-    def _scan(self, flt: models.Filter, count: int) -> dict[str, Any]:
-        """A query that returns every point matching ``flt``: ``count`` of them.
-
-        The core has no scroll yet; an exact (full-scan, unquantized) dense query with
-        ``limit`` = the filtered count returns exactly the matching points, since every
-        point of a collection with dense vectors has one.  Scores are meaningless here.
-        """
-        schema = self._store.schema
-        if not schema.has_dense or schema.dense_dim is None:
-            raise UnsupportedOperationError(
-                "get_nodes by filters needs a collection with dense vectors; pass node_ids"
-            )
-        probe = [1.0] + [0.0] * (schema.dense_dim - 1)
-        return {"dense": probe, "mode": "dense", "limit": count, "filter": flt, "exact": True}
-
-    def _ordered(self, hits: list[Hit], ids: list[str] | None) -> list[BaseNode]:
+    def _ordered(self, records: list[Record], ids: list[str] | None) -> list[BaseNode]:
+        """Nodes of the scrolled ``records``: in ``ids`` order when given (each once), else as read."""
         if ids is None:
-            return [self._node(h) for h in hits]
-        by_id = {h.id: h for h in hits}
+            return [self._node(r) for r in records]
+        by_id = {r.id: r for r in records}
         return [self._node(by_id[i]) for i in dict.fromkeys(ids) if i in by_id]
 
     def clear(self) -> None:

@@ -966,26 +966,89 @@ class HybridStore:
         yield from self._ready()
         if not wanted or self._schema is None:
             return []
-        names = [n for n in (DENSE, SPARSE) if n in self._schema.vector_names] if with_vectors else []
+        names = self._vector_names(with_vectors)
         found = yield _Backend("retrieve", (list(dict.fromkeys(point_id(i) for i in wanted)), names))
         by_id = {r.id: r for r in found}  # ResultPoint.id is the caller's id
-        records = []
-        for wanted_id in wanted:
-            r = by_id.get(wanted_id)
-            if r is None:
-                continue
-            h = self._hit(r)
-            records.append(
-                Record(
-                    id=h.id,
-                    text=h.text,
-                    metadata=h.metadata,
-                    ref_doc_id=h.ref_doc_id,
-                    dense=h.dense,
-                    sparse=h.sparse,
+        return [self._record(by_id[i]) for i in wanted if i in by_id]
+
+    def _record(self, r: ResultPoint) -> Record:
+        h = self._hit(r)
+        return Record(
+            id=h.id, text=h.text, metadata=h.metadata, ref_doc_id=h.ref_doc_id, dense=h.dense, sparse=h.sparse
+        )
+
+    def _vector_names(self, with_vectors: bool) -> list[str]:
+        assert self._schema is not None
+        return [n for n in (DENSE, SPARSE) if n in self._schema.vector_names] if with_vectors else []
+
+    # -- scroll ------------------------------------------------------------
+
+    #: Points read from the engine per scroll request (bounds each request's memory).
+    scroll_page_size: int = 256
+
+    def scroll(
+        self,
+        filter: Any = None,
+        *,
+        limit: int | None = None,
+        offset: str | None = None,
+        with_vectors: bool = False,
+    ) -> list[Record]:
+        """Every stored record matching ``filter`` (all of them without one), in the engine's point order.
+
+        Read from the engine a page of at most :attr:`scroll_page_size` points at a time.
+        ``limit``: at most this many records (None: all). ``offset`` is a cursor: the id of
+        the last record of the previous page; the scroll resumes right after it (None: from
+        the start). So ``page = store.scroll(f, limit=n, offset=page[-1].id)`` walks a
+        collection page by page; an empty or short page means the end.
+        """
+        return self._run(self._scroll_steps(filter, limit, offset, with_vectors))
+
+    async def ascroll(
+        self,
+        filter: Any = None,
+        *,
+        limit: int | None = None,
+        offset: str | None = None,
+        with_vectors: bool = False,
+    ) -> list[Record]:
+        return await self._arun(self._scroll_steps(filter, limit, offset, with_vectors))
+
+    def _scroll_steps(self, flt: Any, limit: Any, offset: Any, with_vectors: bool) -> Steps[list[Record]]:
+        flt = resolve_ids(check_filter(flt))
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+            raise InvalidTypeError(f"scroll limit must be an int or None, got {type(limit).__name__}")
+        if limit is not None and limit <= 0:
+            raise InvalidInputError(f"scroll limit must be > 0, got {limit}")
+        if offset is not None:
+            if not isinstance(offset, str):
+                raise InvalidTypeError(
+                    f"scroll offset must be a record id (str) or None, got {type(offset).__name__}"
                 )
-            )
-        return records
+            if not offset:
+                raise InvalidInputError("scroll offset must be a non-empty record id (or None)")
+            _utf8(offset, "scroll offset")
+        yield from self._ready()
+        if self._schema is None:
+            return []
+        names = self._vector_names(bool(with_vectors))
+        page_size = max(1, int(self.scroll_page_size))
+        # The engine's cursor is inclusive: start at the offset's own point and skip it.
+        cursor = point_id(offset) if offset is not None else None
+        skip = offset
+        out: list[Record] = []
+        while limit is None or len(out) < limit:
+            # One more on the first page when the cursor's own point may come back first.
+            extra = 1 if skip is not None else 0
+            want = page_size if limit is None else min(page_size, limit - len(out) + extra)
+            points, cursor = yield _Backend("scroll", (flt, cursor, want, names))
+            if skip is not None and points and points[0].id == skip:
+                points = points[1:]
+            skip = None
+            out.extend(self._record(r) for r in points)
+            if cursor is None:
+                break
+        return out if limit is None else out[:limit]
 
     def delete(
         self,

@@ -445,6 +445,22 @@ class EdgeBackend:
             points = self._require().retrieve(list(ids), with_payload=True, with_vector=with_vector)
         return [_result(p, None) for p in points]
 
+    def scroll(
+        self, flt: Any, offset: str | None, limit: int, vector_names: Sequence[str]
+    ) -> tuple[list[ResultPoint], str | None]:
+        if self._shard is None:
+            return [], None
+        request = qe.ScrollRequest(
+            offset=offset,
+            limit=limit,
+            filter=to_edge_filter(flt),
+            with_payload=True,
+            with_vector=list(vector_names) if vector_names else False,
+        )
+        with _engine_errors("scroll", self.location):
+            points, next_offset = self._require().scroll(request)
+        return [_result(p, None) for p in points], None if next_offset is None else str(next_offset)
+
     def count(self, flt: Any) -> int:
         if self._shard is None:
             return 0
@@ -473,6 +489,11 @@ class EdgeBackend:
 
     async def aretrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]:
         return await asyncio.to_thread(self.retrieve, ids, vector_names)
+
+    async def ascroll(
+        self, flt: Any, offset: str | None, limit: int, vector_names: Sequence[str]
+    ) -> tuple[list[ResultPoint], str | None]:
+        return await asyncio.to_thread(self.scroll, flt, offset, limit, vector_names)
 
     async def adelete_ids(self, ids: Sequence[str]) -> None:
         await asyncio.to_thread(self.delete_ids, ids)

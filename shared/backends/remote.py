@@ -381,6 +381,18 @@ class RemoteBackend:
         )
         return [_result(p, None) for p in points]
 
+    def _scroll_op(
+        self, flt: Any, offset: str | None, limit: int, vector_names: Sequence[str]
+    ) -> Op[tuple[list[ResultPoint], str | None]]:
+        with_vectors: Any = list(vector_names) if vector_names else False
+        points, next_offset = yield Call(
+            "scroll",
+            self._col(
+                scroll_filter=flt, limit=limit, offset=offset, with_payload=True, with_vectors=with_vectors
+            ),
+        )
+        return [_result(p, None) for p in points], None if next_offset is None else str(next_offset)
+
     def _delete_ids_op(self, ids: Sequence[str]) -> Op[None]:
         if ids:
             yield Call("delete", self._col(points_selector=models.PointIdsList(points=list(ids)), wait=True))
@@ -427,6 +439,11 @@ class RemoteBackend:
     def retrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]:
         return self._run(self._retrieve_op(ids, vector_names), "retrieve")
 
+    def scroll(
+        self, flt: Any, offset: str | None, limit: int, vector_names: Sequence[str]
+    ) -> tuple[list[ResultPoint], str | None]:
+        return self._run(self._scroll_op(flt, offset, limit, vector_names), "scroll")
+
     def delete_ids(self, ids: Sequence[str]) -> None:
         self._run(self._delete_ids_op(ids), "delete")
 
@@ -463,6 +480,11 @@ class RemoteBackend:
 
     async def aretrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]:
         return await self._arun(self._retrieve_op(ids, vector_names), "retrieve")
+
+    async def ascroll(
+        self, flt: Any, offset: str | None, limit: int, vector_names: Sequence[str]
+    ) -> tuple[list[ResultPoint], str | None]:
+        return await self._arun(self._scroll_op(flt, offset, limit, vector_names), "scroll")
 
     async def adelete_ids(self, ids: Sequence[str]) -> None:
         await self._arun(self._delete_ids_op(ids), "delete")
