@@ -98,6 +98,9 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
       ``dense_weight``, ``sparse_weight``, ``candidate_k``: see :class:`shared.store.HybridStore`.
     * Hybrid queries: ``alpha`` in [0, 1] weighs dense against sparse (``alpha=0``
       sparse only, ``alpha=1`` dense only, otherwise weights ``alpha`` / ``1 - alpha``).
+      Sizes as in LlamaIndex's own Qdrant store: ``similarity_top_k`` dense and
+      ``sparse_top_k`` (default ``similarity_top_k``) sparse candidates are fused into
+      ``hybrid_top_k`` (default ``similarity_top_k``) results.
     """
 
     stores_text: bool = True
@@ -127,7 +130,11 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
     rrf_k: int = Field(default=60, gt=0, description="RRF constant")
     dense_weight: float = Field(default=1.0, ge=0, description="dense weight in hybrid fusion")
     sparse_weight: float | None = Field(default=None, ge=0, description="sparse weight (None: per fusion)")
-    candidate_k: int = Field(default=100, gt=0, description="candidates per side in hybrid queries")
+    candidate_k: int = Field(
+        default=100,
+        gt=0,
+        description="ColBERT re-rank window (hybrid sides: similarity_top_k / sparse_top_k)",
+    )
     batch_size: int = Field(default=256, gt=0, description="nodes per write")
     recreate: bool = Field(default=False, description="drop a collection built by another encoder")
 
@@ -420,14 +427,12 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
             call.kwargs.update(mode="sparse", limit=limit)
             call.need = ("sparse",)
         elif mode == VectorStoreQueryMode.HYBRID:
-            limit = top_k if query.hybrid_top_k is None else _top_k(query.hybrid_top_k, "hybrid_top_k")
-            call.kwargs["limit"] = limit
-            # similarity_top_k / sparse_top_k are LlamaIndex's per-side candidate counts;
-            # the core fuses at least candidate_k per side, so they can only raise it.
-            sides = [top_k, options.get("candidate_k", self.candidate_k)]
-            if query.sparse_top_k is not None:
-                sides.append(_top_k(query.sparse_top_k, "sparse_top_k"))
-            call.kwargs["candidate_k"] = max(sides)
+            # As LlamaIndex's own Qdrant store defines them: a dense prefetch of similarity_top_k,
+            # a sparse prefetch of sparse_top_k (default similarity_top_k), fused to hybrid_top_k
+            # (default similarity_top_k) results.
+            final = top_k if query.hybrid_top_k is None else _top_k(query.hybrid_top_k, "hybrid_top_k")
+            sparse_k = top_k if query.sparse_top_k is None else _top_k(query.sparse_top_k, "sparse_top_k")
+            call.kwargs.update(limit=final, dense_candidates=top_k, sparse_candidates=sparse_k)
             self._apply_alpha(call, query.alpha)
         else:
             raise UnsupportedOperationError(
@@ -445,13 +450,15 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
         if "dense_weight" in call.kwargs or "sparse_weight" in call.kwargs:
             raise InvalidInputError("give either alpha or dense_weight/sparse_weight, not both")
         alpha = float(alpha)
-        # alpha is LlamaIndex's dense share: 0 means sparse only and 1 dense only, exactly.
-        if alpha == 0.0:
-            call.kwargs["mode"] = "sparse"
-            call.need = ("sparse",)
-        elif alpha == 1.0:
-            call.kwargs["mode"] = "dense"
-            call.need = ("dense",)
+        # alpha is LlamaIndex's dense share: 0 means sparse only and 1 dense only, exactly:
+        # the one side's prefetch, cut to the final size.
+        if alpha in (0.0, 1.0):
+            side = "sparse" if alpha == 0.0 else "dense"
+            prefetch = call.kwargs.pop(f"{side}_candidates")
+            call.kwargs.pop("dense_candidates", None)
+            call.kwargs.pop("sparse_candidates", None)
+            call.kwargs.update(mode=side, limit=min(call.kwargs["limit"], prefetch))
+            call.need = (side,)
         else:
             fusion = call.kwargs.get("fusion", self.fusion)
             if fusion == "dbsf":

@@ -12,8 +12,9 @@ Modes and score semantics of the returned hits:
   re-scored with the full vector: the MRL funnel).
 * ``sparse``: dot product of the sparse weights (Qdrant applies IDF when the
   collection has the IDF modifier).
-* ``hybrid``: dense and sparse prefetches, each with ``max(limit + offset,
-  candidate_k)`` candidates, fused inside Qdrant:
+* ``hybrid``: a dense prefetch of ``dense_candidates`` and a sparse prefetch of
+  ``sparse_candidates`` points (each ``max(limit + offset, candidate_k)`` unless
+  given; a given count is used as is, even below the final limit), fused inside Qdrant:
 
   - ``rrf``: weighted reciprocal rank fusion, ``sum_side w / (k + rank)`` with a
     0-based rank; scores are rank-based, not similarities. Qdrant's own default
@@ -333,6 +334,9 @@ class QueryOptions:
     with_vectors: bool = False
     #: Candidates the MRL funnel takes from ``dense_mrl`` (None: MRL_FUNNEL_FACTOR x the candidates).
     mrl_candidates: int | None = None
+    #: Hybrid only: size of the dense / sparse prefetch (None: ``max(limit + offset, candidate_k)``).
+    dense_candidates: int | None = None
+    sparse_candidates: int | None = None
 
 
 def _search_options(
@@ -357,11 +361,19 @@ def _search_options(
 
 
 def _dense_stage(
-    schema: CollectionSchema, dense: FloatArray, full: list[float], limit: int, opts: QueryOptions, flt: Any
+    schema: CollectionSchema,
+    dense: FloatArray,
+    full: list[float],
+    limit: int,
+    opts: QueryOptions,
+    flt: Any,
+    pool: int,
 ) -> Stage:
     """Dense retrieval of ``limit`` points: direct, or the MRL funnel when mrl_dim is set.
 
     ``full`` is ``dense`` as a list (converted once per query: it is a measurable cost).
+    ``pool``: the candidate count the funnel widens (MRL_FUNNEL_FACTOR x) unless
+    ``mrl_candidates`` is given.
     """
     q = schema.quantization
     if schema.mrl_dim is None:
@@ -375,11 +387,7 @@ def _dense_stage(
     head = truncate_renormalise(dense, schema.mrl_dim)
     # The truncated vector is a coarse proxy: the funnel hands MRL_FUNNEL_FACTOR times more
     # candidates than the stage returns to the full-vector re-score (cheap: no index search).
-    wide = (
-        opts.mrl_candidates
-        if opts.mrl_candidates is not None
-        else MRL_FUNNEL_FACTOR * max(limit, opts.candidate_k)
-    )
+    wide = opts.mrl_candidates if opts.mrl_candidates is not None else MRL_FUNNEL_FACTOR * pool
     wide = max(wide, limit)
     funnel = Stage(
         Nearest(DENSE_MRL, head.tolist()),
@@ -425,8 +433,9 @@ def resolve_options(
     sw = None if sparse_weight is None else _weight(sparse_weight, "sparse_weight")
     if rest.get("hnsw_ef") is not None:
         rest["hnsw_ef"] = _positive_int(rest["hnsw_ef"], "hnsw_ef")
-    if rest.get("mrl_candidates") is not None:
-        rest["mrl_candidates"] = _positive_int(rest["mrl_candidates"], "mrl_candidates")
+    for name in ("mrl_candidates", "dense_candidates", "sparse_candidates"):
+        if rest.get(name) is not None:
+            rest[name] = _positive_int(rest[name], name)
     if rest.get("oversampling") is not None:
         ov = _weight(rest["oversampling"], "oversampling")
         if ov < 1.0:
@@ -486,7 +495,8 @@ def plan_query(
     fusion_name: str | None = None
     if mode is RetrievalMode.DENSE:
         assert dense is not None
-        first = _dense_stage(schema, dense, dense.tolist(), first_limit, opts, flt)
+        pool = max(first_limit, opts.candidate_k)
+        first = _dense_stage(schema, dense, dense.tolist(), first_limit, opts, flt, pool)
     elif mode is RetrievalMode.SPARSE:
         assert sparse is not None
         first = _sparse_stage(sparse, first_limit, flt)
@@ -494,8 +504,11 @@ def plan_query(
         assert dense is not None and sparse is not None
         fusion_name = opts.fusion.value
         dense_full = dense.tolist()
-        dense_side = _dense_stage(schema, dense, dense_full, candidates, opts, flt)
-        sparse_side = _sparse_stage(sparse, candidates, flt)
+        # Each side's own prefetch size (LlamaIndex's similarity_top_k / sparse_top_k).
+        n_dense = opts.dense_candidates if opts.dense_candidates is not None else candidates
+        n_sparse = opts.sparse_candidates if opts.sparse_candidates is not None else candidates
+        dense_side = _dense_stage(schema, dense, dense_full, n_dense, opts, flt, n_dense)
+        sparse_side = _sparse_stage(sparse, n_sparse, flt)
         wd = opts.dense_weight
         ws = opts.sparse_weight if opts.sparse_weight is not None else DEFAULT_SPARSE_WEIGHT[opts.fusion]
         if opts.fusion is FusionMethod.RRF:
@@ -509,7 +522,7 @@ def plan_query(
             first = Stage(DbsfFusion(), first_limit, (dense_side, sparse_side), filter=flt)
         else:
             union = (dense_side, sparse_side)
-            union_size = 2 * candidates
+            union_size = n_dense + n_sparse  # the most points the two prefetches can hold
             by_dense = Stage(Nearest(DENSE, dense_full), union_size, union, filter=flt)
             by_sparse = Stage(Nearest(SPARSE, sparse), union_size, union, filter=flt)
             first = Stage(WeightedSum((wd, ws)), first_limit, (by_dense, by_sparse), filter=flt)

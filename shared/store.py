@@ -737,6 +737,8 @@ class HybridStore:
         score_threshold: float | None = None,
         with_vectors: bool = False,
         mrl_candidates: int | None = None,
+        dense_candidates: int | None = None,
+        sparse_candidates: int | None = None,
     ) -> list[Hit]:
         """Search by text (encoded with the store's encoder) and/or explicit query vectors.
 
@@ -746,6 +748,9 @@ class HybridStore:
         brute force with the float originals (no HNSW, no quantized codes).
         ``mrl_candidates``: how many truncated-vector candidates the MRL funnel re-scores
         with the full vector (default 4 x the candidates).
+        ``dense_candidates`` / ``sparse_candidates`` (hybrid only): the size of the dense and of
+        the sparse prefetch fused into the result (default each ``max(limit + offset,
+        candidate_k)``); a given size is used as is, so the fused list holds at most their sum.
         """
         return self._run(self._query_steps(locals()))
 
@@ -773,6 +778,8 @@ class HybridStore:
         score_threshold: float | None = None,
         with_vectors: bool = False,
         mrl_candidates: int | None = None,
+        dense_candidates: int | None = None,
+        sparse_candidates: int | None = None,
     ) -> list[Hit]:
         return await self._arun(self._query_steps(locals()))
 
@@ -807,6 +814,8 @@ class HybridStore:
             score_threshold=args["score_threshold"],
             with_vectors=bool(args["with_vectors"]),
             mrl_candidates=args["mrl_candidates"],
+            dense_candidates=args["dense_candidates"],
+            sparse_candidates=args["sparse_candidates"],
         )
         if self._schema is None:
             return []  # nothing stored yet: the collection is created by the first add
