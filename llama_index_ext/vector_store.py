@@ -100,7 +100,9 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
       sparse only, ``alpha=1`` dense only, otherwise weights ``alpha`` / ``1 - alpha``).
       Sizes as in LlamaIndex's own Qdrant store: ``similarity_top_k`` dense and
       ``sparse_top_k`` (default ``similarity_top_k``) sparse candidates are fused into
-      ``hybrid_top_k`` (default ``similarity_top_k``) results.
+      ``hybrid_top_k`` (default ``similarity_top_k``) results, except that each side
+      fetches at least ``candidate_k`` (default 100) candidates; ``candidate_k=1`` gives
+      LlamaIndex's exact sizes.
     """
 
     stores_text: bool = True
@@ -133,7 +135,7 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
     candidate_k: int = Field(
         default=100,
         gt=0,
-        description="ColBERT re-rank window (hybrid sides: similarity_top_k / sparse_top_k)",
+        description="least candidates per side in hybrid (and the ColBERT re-rank window)",
     )
     batch_size: int = Field(default=256, gt=0, description="nodes per write")
     recreate: bool = Field(default=False, description="drop a collection built by another encoder")
@@ -429,10 +431,16 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
         elif mode == VectorStoreQueryMode.HYBRID:
             # As LlamaIndex's own Qdrant store defines them: a dense prefetch of similarity_top_k,
             # a sparse prefetch of sparse_top_k (default similarity_top_k), fused to hybrid_top_k
-            # (default similarity_top_k) results.
+            # (default similarity_top_k) results; but never fewer than candidate_k per side, since
+            # fusing LlamaIndex's default 2 + 2 candidates throws away most of what hybrid adds
+            # (set candidate_k=1 for LlamaIndex's exact sizes).
             final = top_k if query.hybrid_top_k is None else _top_k(query.hybrid_top_k, "hybrid_top_k")
             sparse_k = top_k if query.sparse_top_k is None else _top_k(query.sparse_top_k, "sparse_top_k")
-            call.kwargs.update(limit=final, dense_candidates=top_k, sparse_candidates=sparse_k)
+            call.kwargs.update(
+                limit=final,
+                dense_candidates=max(top_k, self.candidate_k),
+                sparse_candidates=max(sparse_k, self.candidate_k),
+            )
             self._apply_alpha(call, query.alpha)
         else:
             raise UnsupportedOperationError(

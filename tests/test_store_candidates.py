@@ -245,7 +245,8 @@ def node(i: int) -> TextNode:
 
 @pytest.fixture(scope="module")
 def llama(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HybridQdrantVectorStore]:
-    kwargs: dict[str, Any] = {"dense_dim": DIM, "sparse_embed_model": WordCounts()}
+    # candidate_k=1: LlamaIndex's exact sizes (the default 100 is a floor per side).
+    kwargs: dict[str, Any] = {"dense_dim": DIM, "sparse_embed_model": WordCounts(), "candidate_k": 1}
     if backend == "edge":
         s = HybridQdrantVectorStore("cands", path=tmp_path_factory.mktemp("llama-cands"), **kwargs)
     else:
@@ -279,8 +280,7 @@ async def test_llama_top_ks_are_the_prefetch_and_final_sizes(
     wide = set(run(similarity_top_k=2, sparse_top_k=5, hybrid_top_k=N))
     narrow = set(run(similarity_top_k=2, sparse_top_k=2, hybrid_top_k=N))
     assert wide - narrow == {"p9", "p8", "p7"}
-    # The store's candidate_k (100) does not widen LlamaIndex's sizes.
-    assert llama.candidate_k == 100
+    assert llama.candidate_k == 1
     result = await llama.aquery(hybrid(similarity_top_k=2, sparse_top_k=1, hybrid_top_k=N), fusion=fusion)
     assert set(result.ids or []) == {"p0", "p1", "p11"}
 
@@ -313,3 +313,15 @@ def test_llama_retriever_passes_the_sizes(llama: HybridQdrantVectorStore) -> Non
     )
     got = retriever.retrieve(QueryBundle(query_str="zebra", embedding=QUERY_DENSE))
     assert {n.node.node_id for n in got} == top_dense(2) | top_sparse(3)
+
+
+def test_llama_candidate_k_is_a_floor_per_side(llama: HybridQdrantVectorStore) -> None:
+    """LlamaIndex's default similarity_top_k=2 must not starve hybrid fusion of candidates."""
+    query = hybrid(similarity_top_k=2, sparse_top_k=1, hybrid_top_k=N)
+    assert set(llama.query(query, exact=True).ids or []) == {"p0", "p1", "p11"}
+    llama.candidate_k = 6
+    try:
+        got = set(llama.query(query, exact=True).ids or [])
+    finally:
+        llama.candidate_k = 1
+    assert got == top_dense(6) | top_sparse(6)
