@@ -159,6 +159,16 @@ def test_every_fusion_ranks_the_relevant_passage_first(
     assert docs[0].id == "bge-m3"
 
 
+def test_per_side_candidate_counts_reach_the_engine(corpus_store: HybridQdrantVectorStore) -> None:
+    query = "how does reciprocal rank fusion combine rankings?"
+    dense_top = [d.id for d in corpus_store.similarity_search(query, k=1, mode="dense")]
+    sparse_top = [d.id for d in corpus_store.similarity_search(query, k=1, mode="sparse")]
+    fused = corpus_store.similarity_search(query, k=10, dense_candidates=1, sparse_candidates=1)
+    # One candidate per side: the fused list is exactly the union of the two top hits.
+    assert {d.id for d in fused} == set(dense_top) | set(sparse_top)
+    assert len(corpus_store.similarity_search(query, k=10)) == 10
+
+
 def test_hit_documents_carry_caller_ids_and_exact_metadata(corpus_store: HybridQdrantVectorStore) -> None:
     [doc] = corpus_store.similarity_search("Jupiter gas giant", k=1)
     row = next(i for i, r in enumerate(CORPUS) if r["id"] == "jupiter")
