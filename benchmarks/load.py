@@ -185,6 +185,11 @@ def run_load(
                             )
                     yield rec
                 res.checkpoints.append((points, time.perf_counter() - t0, sampler.sample()))
+                if log:
+                    log(
+                        f"  {points:>9,} points  {res.checkpoints[-1][1]:7.1f} s  "
+                        f"{_fmt(res.checkpoints[-1][2])}"
+                    )
 
             # optimize runs inside add() after the generator is exhausted: its time is the rest.
             store.add(counted(), batch_size=batch_size)
