@@ -445,8 +445,10 @@ def machine() -> str:
     import psutil
 
     mem = psutil.virtual_memory().total / 2**30
+    load = f", load average {os.getloadavg()[0]:.1f} (1 min) at the end" if hasattr(os, "getloadavg") else ""
     return (
-        f"{cpu}, {os.cpu_count()} CPUs (shared), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}"
+        f"{cpu}, {os.cpu_count()} CPUs (shared with other jobs{load}), {mem:.0f} GiB RAM, "
+        f"{platform.system()} {platform.release()}"
     )
 
 

@@ -137,7 +137,7 @@ def test_evaluate_runs_every_config_and_mode_through_the_store(
     assert md.count("\n| m3-hybrid |") == len(report.rows)
 
 
-def test_sparse_query_norm_keeps_sparse_rankings_and_changes_m3_balance(
+def test_sparse_query_norm_keeps_sparse_ranking_and_m3_without_sparse_is_dense(
     pair_encoder: Encoder, dataset: BeirDataset, tmp_path: Path
 ) -> None:
     modes = [
