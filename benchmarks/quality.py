@@ -32,9 +32,11 @@ Benchmark-only dependencies: ``langchain-qdrant``, ``llama-index-vector-stores-q
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import gc
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -210,7 +212,73 @@ def _timed_queries(
     return ranked, lat
 
 
-def run_langchain(ds: BeirDataset, enc: EncodedDataset, workdir: Path, bootstrap: int) -> EvalRow:
+#: An anchor's scored row, its ranked doc ids per query and its per-query latencies (s).
+AnchorRun = tuple[EvalRow, dict[str, list[str]], list[float]]
+
+
+def _anchor_cache_path(name: str, ds: BeirDataset, enc: EncodedDataset) -> Path:
+    from importlib.metadata import version
+
+    pkgs = ("qdrant-client", "langchain-qdrant", "llama-index-vector-stores-qdrant")
+    key = "|".join([name, enc.encoder_fingerprint, _ids_hash(ds), str(K), *(version(p) for p in pkgs)])
+    return CACHE / f"anchor-{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
+
+
+def run_anchor(
+    runner: Callable[[BeirDataset, EncodedDataset, Path, int], AnchorRun],
+    ds: BeirDataset,
+    enc: EncodedDataset,
+    workdir: Path,
+    bootstrap: int,
+    reuse: bool,
+) -> EvalRow:
+    """Run an anchor and keep its ranked lists (JSON, no pickle); ``reuse`` scores a kept run
+    instead (dev iterations: its latencies come from another process and moment)."""
+    path = _anchor_cache_path(runner.__name__, ds, enc)
+    if reuse and path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        row = score_run(
+            ds,
+            data["ranked"],
+            system=data["system"],
+            config=data["config"],
+            mode=data["mode"],
+            latencies_s=data["latencies_s"],
+            bootstrap=bootstrap,
+            note=f"{data['note']}; REUSED run of {data['date']} (latency not from this run)",
+        )
+        row.index_seconds, row.disk_bytes, row.rss_delta_bytes = (
+            data["index_seconds"],
+            data["disk_bytes"],
+            data["rss_delta_bytes"],
+        )
+        row.ram_bytes_per_doc = _local_mode_ram(enc)
+        return row
+    row, ranked, lat = runner(ds, enc, workdir, bootstrap)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    tmp.write_text(
+        json.dumps(
+            {
+                "system": row.system,
+                "config": row.config,
+                "mode": row.mode,
+                "note": row.note,
+                "date": _dt.datetime.now().isoformat(timespec="seconds"),
+                "ranked": ranked,
+                "latencies_s": lat,
+                "index_seconds": row.index_seconds,
+                "disk_bytes": row.disk_bytes,
+                "rss_delta_bytes": row.rss_delta_bytes,
+            }
+        ),
+        encoding="utf-8",
+    )
+    os.replace(tmp, path)
+    return row
+
+
+def run_langchain(ds: BeirDataset, enc: EncodedDataset, workdir: Path, bootstrap: int) -> AnchorRun:
     from langchain_core.embeddings import Embeddings
     from langchain_qdrant import QdrantVectorStore, RetrievalMode
     from langchain_qdrant.sparse_embeddings import SparseEmbeddings, SparseVector
@@ -269,11 +337,11 @@ def run_langchain(ds: BeirDataset, enc: EncodedDataset, workdir: Path, bootstrap
     )
     row.index_seconds, row.disk_bytes, row.rss_delta_bytes = index_s, _dir_size(path), rss1 - rss0
     row.ram_bytes_per_doc = _local_mode_ram(enc)
-    return row
+    return row, ranked, lat
 
 
-def run_llama_index(ds: BeirDataset, enc: EncodedDataset, workdir: Path, bootstrap: int) -> EvalRow:
-    from llama_index.core.schema import TextNode
+def run_llama_index(ds: BeirDataset, enc: EncodedDataset, workdir: Path, bootstrap: int) -> AnchorRun:
+    from llama_index.core.schema import BaseNode, TextNode
     from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
     from llama_index.vector_stores.qdrant import QdrantVectorStore
     from qdrant_client import QdrantClient
@@ -303,7 +371,7 @@ def run_llama_index(ds: BeirDataset, enc: EncodedDataset, workdir: Path, bootstr
         batch_size=256,
     )
     node_to_doc: dict[str, str] = {}
-    nodes = []
+    nodes: list[BaseNode] = []
     for i, (did, text) in enumerate(zip(ds.doc_ids, ds.doc_texts, strict=True)):
         nid = str(uuid.uuid5(uuid.NAMESPACE_URL, did))
         node_to_doc[nid] = did
@@ -340,7 +408,7 @@ def run_llama_index(ds: BeirDataset, enc: EncodedDataset, workdir: Path, bootstr
     )
     row.index_seconds, row.disk_bytes, row.rss_delta_bytes = index_s, _dir_size(path), rss1 - rss0
     row.ram_bytes_per_doc = _local_mode_ram(enc)
-    return row
+    return row, ranked, lat
 
 
 # --------------------------------------------------------------------------- m3 fusion scale
@@ -374,8 +442,19 @@ def sparse_scale_stats(enc: EncodedDataset, n: int = 200) -> dict[str, float]:
 # --------------------------------------------------------------------------- targets
 
 
+def _ci(d: tuple[float, float, float]) -> str:
+    return f"Δ {d[0]:+.4f} (95% CI {d[1]:+.4f}, {d[2]:+.4f})"
+
+
 def targets_table(report: EvalReport, anchors: Sequence[EvalRow]) -> str:
-    """Each target of issue 6 with the measured number and whether it is met."""
+    """Each target of issue 6 with the measured number and whether it is met.
+
+    "Our best hybrid" is the best of the store's default hybrid modes (rrf, dbsf, m3 with
+    its default weights) on the unquantized index; the experiment rows (tuned weights,
+    normalised m3, rrf k) are shown separately as what would close a miss.  Quality
+    comparisons are paired per query with a bootstrap 95% CI; "equal" quality means
+    the CI of the difference contains 0.
+    """
 
     def pct(config: str, mode: str) -> float | None:
         try:
@@ -385,29 +464,32 @@ def targets_table(report: EvalReport, anchors: Sequence[EvalRow]) -> str:
 
     ours = [r for r in report.rows if r.system == "m3-hybrid"]
     best_single = report.best_single()
-    # Store defaults only: the m3 weight/normalisation rows are experiments tuned on this set.
     hybrids = [r for r in ours if r.mode in ("hybrid-rrf", "hybrid-dbsf", "hybrid-m3") and r.config == "none"]
     best_h = max(hybrids, key=lambda r: r.metrics[PRIMARY]) if hybrids else None
+    candidates = [best_h] if best_h else []
+    with contextlib.suppress(KeyError):
+        candidates.append(report.row("none", "hybrid-m3-qnorm"))
     lines = ["| target | measured | met |", "| --- | --- | --- |"]
 
     def add(name: str, measured: str, ok: bool | None) -> None:
         lines.append(f"| {name} | {measured} | {'yes' if ok else 'no' if ok is not None else '–'} |")
 
-    if best_h and best_single and best_h.delta_vs_best_single:
-        d = best_h.delta_vs_best_single
-        add(
-            "best hybrid nDCG@10 >= best single mode + 0.005",
-            f"{best_h.mode} {best_h.metrics[PRIMARY]:.4f} vs {best_single.mode} "
-            f"{best_single.metrics[PRIMARY]:.4f}: "
-            f"Δ {d[0]:+.4f} (95% CI {d[1]:+.4f}, {d[2]:+.4f})",
-            d[0] >= 0.005,
-        )
-    for a in anchors:
-        if best_h:
+    for h in candidates:
+        tag = "best default hybrid" if h is best_h else "m3 with the sparse side normalised (proposed)"
+        if best_single is not None:
+            d = report.paired_delta(h, best_single)
             add(
-                f"best hybrid >= {a.system} hybrid",
-                f"{best_h.metrics[PRIMARY]:.4f} vs {a.metrics[PRIMARY]:.4f}",
-                best_h.metrics[PRIMARY] >= a.metrics[PRIMARY],
+                f"{tag} nDCG@10 >= best single mode + 0.005",
+                f"{h.mode} {h.metrics[PRIMARY]:.4f} vs {best_single.mode} "
+                f"{best_single.metrics[PRIMARY]:.4f}: {_ci(d)}",
+                d[0] >= 0.005,
+            )
+        for a in anchors:
+            d = report.paired_delta(h, a)
+            add(
+                f"{tag} >= {a.system} hybrid",
+                f"{h.mode} {h.metrics[PRIMARY]:.4f} vs {a.metrics[PRIMARY]:.4f}: {_ci(d)}",
+                d[0] >= 0,
             )
     for config, need in (
         ("int8+on-disk", 99.5),
@@ -419,16 +501,19 @@ def targets_table(report: EvalReport, anchors: Sequence[EvalRow]) -> str:
             label = (
                 f"{config} {mode} (rescore) >= {need}% of float"
                 if "mrl" not in config
-                else (f"MRL funnel at {MRL_DIM} dims, {mode}, >= {need}% of full")
+                else (f"MRL funnel at {MRL_DIM} dims (a quarter), {mode}, >= {need}% of full")
             )
             add(label, "–" if p is None else f"{p:.2f}%", None if p is None else p >= need)
-    for a in anchors:
-        if best_h and best_h.latency_p50_ms and a.latency_p50_ms:
-            ratio = a.latency_p50_ms / best_h.latency_p50_ms
+    for h in candidates:
+        for a in anchors:
+            if not (h.latency_p50_ms and a.latency_p50_ms):
+                continue
+            ratio = a.latency_p50_ms / h.latency_p50_ms
+            d = report.paired_delta(h, a)
             add(
-                f"query latency >= 100x lower than {a.system} (p50, equal or better quality)",
-                f"{best_h.latency_p50_ms:.2f} ms vs {a.latency_p50_ms:.1f} ms = {ratio:.0f}x",
-                ratio >= 100 and best_h.metrics[PRIMARY] >= a.metrics[PRIMARY],
+                f"{h.mode}: p50 latency >= 100x lower than {a.system} at equal or better quality",
+                f"{h.latency_p50_ms:.2f} ms vs {a.latency_p50_ms:.0f} ms = {ratio:.0f}x; quality {_ci(d)}",
+                ratio >= 100 and d[2] >= 0,
             )
     return "\n".join(lines) + "\n"
 
@@ -461,6 +546,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--corpus-limit", type=int, help="N documents: all relevant + a sample (dev runs)")
     ap.add_argument("--encode-only", action="store_true", help="fill the vector cache and stop")
     ap.add_argument("--no-anchors", action="store_true", help="skip langchain-qdrant and llama-index")
+    ap.add_argument(
+        "--reuse-anchors",
+        action="store_true",
+        help="score the anchors' kept ranked lists from benchmarks/.cache instead of re-running them "
+        "(dev runs: their latencies are then not from this run)",
+    )
     ap.add_argument("--presets", default=",".join(PRESETS))
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
@@ -507,6 +598,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             EvalMode("hybrid-m3-sw0.01", "hybrid", "m3", sparse_weight=0.01),
             EvalMode("hybrid-m3-qnorm", "hybrid", "m3", sparse_query_norm=True),
             EvalMode("hybrid-m3-qnorm-sw1", "hybrid", "m3", sparse_weight=1.0, sparse_query_norm=True),
+            # Qdrant's own RRF constant (k=2, what langchain-qdrant gets) vs our default 60.
+            EvalMode("hybrid-rrf-k2", "hybrid", "rrf", rrf_k=2),
         ]
         extra = evaluate(
             encoder,
@@ -530,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             for runner in (run_langchain, run_llama_index):
                 print(f"anchor: {runner.__name__} ...", file=sys.stderr)
-                row = runner(ds, enc, work, args.bootstrap)
+                row = run_anchor(runner, ds, enc, work, args.bootstrap, args.reuse_anchors)
                 report.add_row(row)
                 anchors.append(row)
         finally:

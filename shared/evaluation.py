@@ -571,6 +571,7 @@ class EvalMode:
     rescore: bool | None = None
     dense_weight: float | None = None
     sparse_weight: float | None = None
+    rrf_k: int | None = None
     #: Divide the sparse query weights by the query's own sparse dot product (q.q), so
     #: the sparse side of a score fusion is on a per-query scale near [0, 1] whatever the
     #: sparse model's weight scale (an experiment for ``m3`` with non-BGE-M3 sparse models;
@@ -604,6 +605,8 @@ class EvalMode:
             kw["dense_weight"] = self.dense_weight
         if self.sparse_weight is not None:
             kw["sparse_weight"] = self.sparse_weight
+        if self.rrf_k is not None:
+            kw["rrf_k"] = self.rrf_k
         return kw
 
 
@@ -897,6 +900,15 @@ class EvalReport:
         """The row with the highest nDCG@10 among ``system``'s rows (optionally only ``modes``)."""
         rows = [r for r in self.rows if r.system == system and (modes is None or r.mode in modes)]
         return max(rows, key=lambda r: r.metrics[PRIMARY]) if rows else None
+
+    def paired_delta(self, a: EvalRow, b: EvalRow, metric: str = PRIMARY) -> tuple[float, float, float]:
+        """Mean per-query ``a - b`` of ``metric`` with a paired bootstrap 95% CI: (mean, lo, hi)."""
+        da, db = np.asarray(a.per_query[metric]), np.asarray(b.per_query[metric])
+        if da.shape != db.shape:
+            raise InvalidInputError(f"rows {a.label!r} and {b.label!r} were scored on different queries")
+        diff = da - db
+        lo, hi = _bootstrap_ci(diff, np.random.default_rng(self.seed + 2), self.bootstrap)
+        return float(diff.mean()), lo, hi
 
     def add_row(self, row: EvalRow) -> None:
         """Add a row (e.g. another system scored with :func:`score_run`) and refresh the comparisons."""

@@ -16,6 +16,7 @@ from shared.evaluation import (
     EncodedDataset,
     EncodedTexts,
     EvalConfig,
+    EvalMode,
     EvalReport,
     load_beir,
     parse_configs,
@@ -291,6 +292,9 @@ def test_report_deltas_vs_best_single_mode_and_reference() -> None:
     assert rep.row("none", "dense").delta_vs_best_single == (0.0, 0.0, 0.0)
     assert rep.row("int8", "dense").pct_of_reference == pytest.approx(100 * 18 / 20)
     assert rep.row("none", "sparse").pct_of_reference == pytest.approx(100.0)
+    # Any two rows: int8 dense misses 2 of the 20 queries float dense finds.
+    mean, lo, hi = rep.paired_delta(rep.row("int8", "dense"), rep.row("none", "dense"))
+    assert mean == pytest.approx(-2 / 30) and lo <= mean <= hi <= 0
 
 
 def test_report_markdown_json_and_plot(tmp_path: Path) -> None:
@@ -325,6 +329,7 @@ def test_parse_modes_names_aliases_and_errors() -> None:
     assert modes[1].query_kwargs() == {"mode": "hybrid", "fusion": "rrf", "colbert_rerank": False}
     assert modes[3].query_kwargs() == {"mode": "dense", "rescore": False, "colbert_rerank": False}
     assert MODES["colbert"].query_kwargs()["colbert_rerank"] is True
+    assert EvalMode("rrf2", "hybrid", "rrf", rrf_k=2).query_kwargs()["rrf_k"] == 2
     assert MODES["colbert"].needs == {"dense", "sparse", "colbert"}
     with pytest.raises(InvalidInputError, match=r"unknown mode 'bm25' \(item 1\)"):
         parse_modes("dense,bm25")
