@@ -33,6 +33,7 @@ from typing_extensions import Self
 
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.query_planning import DEFAULT_RRF_K, DEFAULT_SPARSE_WEIGHT, FusionMethod, parse_fusion, parse_mode
+from shared.retry import RetryPolicy
 from shared.types import Encoder, Hit, Record
 
 from ._driver import Call, Steps, run_async, run_sync
@@ -221,6 +222,8 @@ class HybridQdrantVectorStore(VectorStore):
         path: directory of the embedded Qdrant Edge store (temporary when omitted and
             neither ``url`` nor ``client`` is given).
         url, api_key, client, aclient, timeout: a remote Qdrant server.
+        retry: a ``shared.retry.RetryPolicy`` for transient failures of idempotent remote
+            calls (None: 3 tries with exponential backoff; ``NO_RETRY`` turns it off).
         retrieval_mode: ``"dense"``, ``"sparse"`` or ``"hybrid"`` (string or enum);
             default hybrid when both kinds of vectors exist, else the one that does.
         quantization: preset name (``"none"``, ``"float16"``, ``"int8"``, ``"binary"``,
@@ -248,6 +251,7 @@ class HybridQdrantVectorStore(VectorStore):
         client: QdrantClient | None = None,
         aclient: AsyncQdrantClient | None = None,
         timeout: float | None = None,
+        retry: RetryPolicy | None = None,
         retrieval_mode: str | Any | None = None,
         quantization: str | Any = "none",
         on_disk: bool = False,
@@ -284,6 +288,7 @@ class HybridQdrantVectorStore(VectorStore):
             client=client,
             aclient=aclient,
             timeout=timeout,
+            retry=retry,
             sparse=self._sources.has_sparse,
             sparse_idf=sparse_idf,
             colbert=colbert,

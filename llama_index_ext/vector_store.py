@@ -36,6 +36,7 @@ from qdrant_client import models
 
 from shared.errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
 from shared.filters import and_filters, check_filter
+from shared.retry import RetryPolicy
 from shared.schema import REF_DOC_ID_KEY
 from shared.store import HybridStore
 from shared.types import Hit, Record
@@ -114,6 +115,9 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
     url: str | None = Field(default=None, description="Qdrant server URL")
     api_key: str | None = Field(default=None, exclude=True, repr=False, description="Qdrant API key")
     timeout: float | None = Field(default=None, description="request timeout in seconds (remote)")
+    retry: RetryPolicy | None = Field(
+        default=None, exclude=True, description="retries of transient remote failures (None: 3 tries)"
+    )
     embed_model: BaseEmbedding | None = Field(default=None, exclude=True, description="dense model")
     sparse_embed_model: BaseSparseEmbedding | None = Field(
         default=None, exclude=True, description="sparse model"
@@ -168,6 +172,7 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
             client=client,
             aclient=aclient,
             timeout=self.timeout,
+            retry=self.retry,
             dense_dim=self.dense_dim,
             sparse=self.sparse,
             sparse_idf=self.sparse_idf,

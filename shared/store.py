@@ -43,6 +43,7 @@ from .query_planning import (
     sparse_arrays,
     sparse_query_vector,
 )
+from .retry import RetryPolicy
 from .schema import (
     COLBERT,
     DENSE,
@@ -155,6 +156,7 @@ class HybridStore:
         client: Any = None,
         aclient: Any = None,
         timeout: float | None = None,
+        retry: RetryPolicy | None = None,
         dense_dim: int | None = None,
         sparse: bool | None = None,
         sparse_idf: bool = False,
@@ -176,6 +178,10 @@ class HybridStore:
         recreate: bool = False,
     ) -> None:
         validate_collection_name(collection_name)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidTypeError(
+                f"retry must be a shared.retry.RetryPolicy (or None), got {type(retry).__name__}"
+            )
         if encoder is not None and not isinstance(encoder, Encoder):
             raise InvalidTypeError(
                 f"encoder must implement shared.types.Encoder, got {type(encoder).__name__}"
@@ -254,6 +260,7 @@ class HybridStore:
                 client=client,
                 aclient=aclient,
                 timeout=timeout,
+                retry=retry,
                 shard_number=shard_number,
                 replication_factor=replication_factor,
                 write_consistency_factor=write_consistency_factor,
@@ -261,6 +268,10 @@ class HybridStore:
         else:
             if api_key is not None:
                 raise InvalidInputError("api_key is only used with url= (a Qdrant server)")
+            if retry is not None:
+                # In-process calls have no transient failures to retry; silently accepting
+                # the option would suggest a protection that does not exist.
+                raise InvalidInputError("retry is only used with url= or client= (a Qdrant server)")
             from .backends.edge import EdgeBackend
 
             self._backend = EdgeBackend(collection_name, path)

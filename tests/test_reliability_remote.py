@@ -23,7 +23,7 @@ from qdrant_client import AsyncQdrantClient
 from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from shared.errors import BackendError, InvalidInputError
+from shared.errors import BackendError, InvalidInputError, InvalidTypeError
 from shared.retry import IDEMPOTENT_METHODS, NO_RETRY, RetryPolicy, is_transient, retry_delay
 from shared.store import HybridStore
 
@@ -210,6 +210,63 @@ async def test_async_calls_are_retried_too(fault_server: Any) -> None:
     assert await store.acount() == 0
     assert srv.count("GET", "/exists") == 3
     await store.aclose()
+
+
+# -- the policy is configurable on the store and on both adapters ----------------------
+
+
+def test_store_retry_policy_sets_the_number_of_tries(fault_server: Any) -> None:
+    srv = fault_server(failures=4)  # one more failure than the default policy tolerates
+    with HybridStore("x", url=srv.url, timeout=2, retry=RetryPolicy(attempts=5, backoff_s=0.01)) as s:
+        assert s.count() == 0
+    assert srv.count("GET", "/exists") == 5
+
+
+def test_store_no_retry_fails_on_the_first_transient_error(fault_server: Any) -> None:
+    srv = fault_server(failures=1)
+    with pytest.raises(BackendError, match="503"):
+        HybridStore("x", url=srv.url, timeout=2, retry=NO_RETRY)
+    assert srv.count("GET", "/exists") == 1
+
+
+def test_store_retry_option_is_checked(tmp_path: Any) -> None:
+    with pytest.raises(InvalidInputError, match="retry is only used with url"):
+        HybridStore("x", path=tmp_path, dense_dim=4, retry=RetryPolicy())
+    with pytest.raises(InvalidTypeError, match="retry must be a shared.retry.RetryPolicy"):
+        HybridStore("x", url="http://127.0.0.1:1", retry=3)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []  # nothing was created
+
+
+def test_llama_index_store_passes_its_retry_policy(fault_server: Any) -> None:
+    from llama_index_ext import HybridQdrantVectorStore
+
+    srv = fault_server(failures=4)
+    vs = HybridQdrantVectorStore("x", url=srv.url, timeout=2, retry=RetryPolicy(attempts=5, backoff_s=0.01))
+    assert srv.count("GET", "/exists") == 5
+    assert "retry" not in vs.model_dump()  # a runtime object, like the clients
+    vs.close()
+    srv2 = fault_server(failures=1)
+    with pytest.raises(BackendError, match="503"):
+        HybridQdrantVectorStore("x", url=srv2.url, timeout=2, retry=NO_RETRY)
+    assert srv2.count("GET", "/exists") == 1
+
+
+def test_langchain_store_passes_its_retry_policy(fault_server: Any) -> None:
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from langchain_ext import HybridQdrantVectorStore
+
+    emb = DeterministicFakeEmbedding(size=4)  # never called: only the connection is exercised
+    srv = fault_server(failures=4)
+    vs = HybridQdrantVectorStore(
+        emb, collection_name="x", url=srv.url, timeout=2, retry=RetryPolicy(attempts=5, backoff_s=0.01)
+    )
+    assert srv.count("GET", "/exists") == 5
+    vs.close()
+    srv2 = fault_server(failures=1)
+    with pytest.raises(BackendError, match="503"):
+        HybridQdrantVectorStore(emb, collection_name="x", url=srv2.url, timeout=2, retry=NO_RETRY)
+    assert srv2.count("GET", "/exists") == 1
 
 
 # -- the policy itself ---------------------------------------------------------------
