@@ -32,7 +32,6 @@ Benchmark-only dependencies: ``langchain-qdrant``, ``llama-index-vector-stores-q
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as _dt
 import gc
 import hashlib
@@ -450,8 +449,9 @@ def targets_table(report: EvalReport, anchors: Sequence[EvalRow]) -> str:
     """Each target of issue 6 with the measured number and whether it is met.
 
     "Our best hybrid" is the best of the store's default hybrid modes (rrf, dbsf, m3 with
-    its default weights) on the unquantized index; the experiment rows (tuned weights,
-    normalised m3, rrf k) are shown separately as what would close a miss.  Quality
+    its default weights and normalisation) on the unquantized index; the experiment rows
+    (other weights, raw m3, rrf k) are not candidates: picking the best of them on this
+    set would be tuning on the test data.  Quality
     comparisons are paired per query with a bootstrap 95% CI; "equal" quality means
     the CI of the difference contains 0.
     """
@@ -467,15 +467,13 @@ def targets_table(report: EvalReport, anchors: Sequence[EvalRow]) -> str:
     hybrids = [r for r in ours if r.mode in ("hybrid-rrf", "hybrid-dbsf", "hybrid-m3") and r.config == "none"]
     best_h = max(hybrids, key=lambda r: r.metrics[PRIMARY]) if hybrids else None
     candidates = [best_h] if best_h else []
-    with contextlib.suppress(KeyError):
-        candidates.append(report.row("none", "hybrid-m3-qnorm"))
     lines = ["| target | measured | met |", "| --- | --- | --- |"]
 
     def add(name: str, measured: str, ok: bool | None) -> None:
         lines.append(f"| {name} | {measured} | {'yes' if ok else 'no' if ok is not None else '–'} |")
 
     for h in candidates:
-        tag = "best default hybrid" if h is best_h else "m3 with the sparse side normalised (proposed)"
+        tag = "best default hybrid"
         if best_single is not None:
             d = report.paired_delta(h, best_single)
             add(
@@ -590,14 +588,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             show_progress=True,
             workdir=workdir,
         )
-        # The m3 fusion's raw weighted sum under SPLADE's score scale (unquantized index only):
-        # the sparse-weight sensitivity, and a per-query normalised sparse side.
+        # The m3 fusion under SPLADE's score scale (unquantized index only): the default
+        # (auto = the sparse term divided by the query's q.q, since the sparse model is not
+        # BGE-M3) against the paper's raw sum, hand-calibrated raw weights, and the
+        # normalised sum's sensitivity to its weight (0.3 is the paper's, not tuned here).
         m3_modes = [
+            EvalMode("hybrid-m3-raw", "hybrid", "m3", sparse_normalization="none"),
+            EvalMode("hybrid-m3-raw-sw0.03", "hybrid", "m3", sparse_weight=0.03, sparse_normalization="none"),
+            EvalMode("hybrid-m3-raw-sw0.01", "hybrid", "m3", sparse_weight=0.01, sparse_normalization="none"),
             EvalMode("hybrid-m3-sw0.1", "hybrid", "m3", sparse_weight=0.1),
-            EvalMode("hybrid-m3-sw0.03", "hybrid", "m3", sparse_weight=0.03),
-            EvalMode("hybrid-m3-sw0.01", "hybrid", "m3", sparse_weight=0.01),
-            EvalMode("hybrid-m3-qnorm", "hybrid", "m3", sparse_query_norm=True),
-            EvalMode("hybrid-m3-qnorm-sw1", "hybrid", "m3", sparse_weight=1.0, sparse_query_norm=True),
+            EvalMode("hybrid-m3-sw0.5", "hybrid", "m3", sparse_weight=0.5),
+            EvalMode("hybrid-m3-sw1", "hybrid", "m3", sparse_weight=1.0),
             # Qdrant's own RRF constant (k=2, what langchain-qdrant gets) vs our default 60.
             EvalMode("hybrid-rrf-k2", "hybrid", "rrf", rrf_k=2),
         ]

@@ -56,6 +56,7 @@ _QUERY_OPTIONS = frozenset(
         "dense_weight",
         "sparse_weight",
         "candidate_k",
+        "sparse_normalization",
         "dense_candidates",
         "sparse_candidates",
         "mrl_candidates",
@@ -232,6 +233,9 @@ class HybridQdrantVectorStore(VectorStore):
         mrl_dim: size of the Matryoshka funnel's first-stage vectors (None: off).
         fusion: ``"rrf"``, ``"dbsf"`` or ``"m3"`` with ``rrf_k``, ``dense_weight``,
             ``sparse_weight`` and ``candidate_k`` (candidates per side before fusion).
+        sparse_normalization: m3 fusion only: ``"none"`` adds the raw sparse dot product,
+            ``"query"`` divides it by the query's own ``q . q``; ``"auto"`` (default) is
+            ``"none"`` for BGE-M3 lexical weights, ``"query"`` for other sparse models.
         recreate: drop a collection built by another encoder instead of refusing it.
 
     Scores from ``similarity_search_with_score`` are similarities (higher is better):
@@ -262,6 +266,7 @@ class HybridQdrantVectorStore(VectorStore):
         dense_weight: float = 1.0,
         sparse_weight: float | None = None,
         candidate_k: int = 100,
+        sparse_normalization: str = "auto",
         colbert: bool = False,
         sparse_idf: bool = False,
         recreate: bool = False,
@@ -302,6 +307,7 @@ class HybridQdrantVectorStore(VectorStore):
             dense_weight=dense_weight,
             sparse_weight=sparse_weight,
             candidate_k=candidate_k,
+            sparse_normalization=sparse_normalization,
             recreate=recreate,
         )
 

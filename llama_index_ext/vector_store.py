@@ -58,6 +58,7 @@ _QUERY_OPTIONS = frozenset(
         "dense_weight",
         "sparse_weight",
         "candidate_k",
+        "sparse_normalization",
         "colbert_rerank",
         "exact",
         "hnsw_ef",
@@ -96,7 +97,8 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
     * ``sparse_embed_model``: any ``BaseSparseEmbedding``; the store computes the
       sparse vectors of nodes and queries with it.
     * ``quantization``, ``mrl_dim``, ``fusion`` (``rrf``/``dbsf``/``m3``), ``rrf_k``,
-      ``dense_weight``, ``sparse_weight``, ``candidate_k``: see :class:`shared.store.HybridStore`.
+      ``dense_weight``, ``sparse_weight``, ``candidate_k``, ``sparse_normalization``: see
+      :class:`shared.store.HybridStore`.
     * Hybrid queries: ``alpha`` in [0, 1] weighs dense against sparse (``alpha=0``
       sparse only, ``alpha=1`` dense only, otherwise weights ``alpha`` / ``1 - alpha``).
       Sizes as in LlamaIndex's own Qdrant store: ``similarity_top_k`` dense and
@@ -140,6 +142,11 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
         default=100,
         gt=0,
         description="least candidates per side in hybrid (and the ColBERT re-rank window)",
+    )
+    sparse_normalization: str = Field(
+        default="auto",
+        description="m3 fusion: sparse term as is (none) or divided by the query's q.q (query); "
+        "auto: none for BGE-M3, query for other sparse models",
     )
     batch_size: int = Field(default=256, gt=0, description="nodes per write")
     recreate: bool = Field(default=False, description="drop a collection built by another encoder")
@@ -186,6 +193,7 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
             dense_weight=self.dense_weight,
             sparse_weight=self.sparse_weight,
             candidate_k=self.candidate_k,
+            sparse_normalization=self.sparse_normalization,
             recreate=self.recreate,
         )
 

@@ -572,11 +572,9 @@ class EvalMode:
     dense_weight: float | None = None
     sparse_weight: float | None = None
     rrf_k: int | None = None
-    #: Divide the sparse query weights by the query's own sparse dot product (q.q), so
-    #: the sparse side of a score fusion is on a per-query scale near [0, 1] whatever the
-    #: sparse model's weight scale (an experiment for ``m3`` with non-BGE-M3 sparse models;
-    #: rankings of sparse-only, rrf and dbsf do not change).
-    sparse_query_norm: bool = False
+    #: m3 fusion only: "none", "query" or "auto" (None: the store's default, "auto");
+    #: see :mod:`shared.query_planning`.
+    sparse_normalization: str | None = None
 
     @property
     def needs(self) -> frozenset[str]:
@@ -607,6 +605,8 @@ class EvalMode:
             kw["sparse_weight"] = self.sparse_weight
         if self.rrf_k is not None:
             kw["rrf_k"] = self.rrf_k
+        if self.sparse_normalization is not None:
+            kw["sparse_normalization"] = self.sparse_normalization
         return kw
 
 
@@ -1289,11 +1289,6 @@ def evaluate(
     return report
 
 
-def _self_normalised(s: SparseDict) -> SparseDict:
-    norm = sum(v * v for v in s.values())
-    return {k: v / norm for k, v in s.items()} if norm > 0 else dict(s)
-
-
 def _rescore_applies(config: EvalConfig) -> bool:
     if config.mrl_dim:
         return True
@@ -1310,8 +1305,6 @@ def _run_queries(
     use_sparse = "sparse" in mode.needs and qv.sparse is not None
     use_colbert = mode.colbert_rerank and qv.colbert is not None
     sparse = qv.sparse
-    if use_sparse and sparse is not None and mode.sparse_query_norm:
-        sparse = [_self_normalised(s) for s in sparse]
 
     def one(i: int) -> list[str]:
         hits = store.query(

@@ -26,7 +26,16 @@ Modes and score semantics of the returned hits:
     (defaults 1.0 and 0.3). The union of the dense and sparse candidates is
     re-scored on both sides, so a candidate found by one side only still gets
     its true score on the other (0 when it shares no term with the query).
-    Scores are the weighted similarity sums.
+    Scores are the weighted similarity sums. The paper's weights assume BGE-M3's
+    lexical weight scale (top sparse scores ~0.1-0.3 next to cosines ~0.5-0.8);
+    another sparse model's dot products live on their own scale (SPLADE's reach
+    10-30 and would swamp the cosine). ``sparse_normalization`` says what the
+    sparse term is: ``"none"`` the raw dot product; ``"query"`` the dot product
+    divided by the query's own ``q . q`` (a document holding exactly the query's
+    weights scores 1, like a cosine). ``"auto"`` (the store default) is ``"none"``
+    for BGE-M3 lexical weights and ``"query"`` for any other or unknown sparse
+    model. It is one scalar per query (same single request) and changes nothing
+    for rrf, dbsf or sparse-only rankings, which do not depend on the scale.
 
 * ``colbert_rerank``: the fused candidates are re-ranked by ColBERT MaxSim on
   ``colbert``; scores are then MaxSim sums (not normalised).
@@ -68,6 +77,43 @@ class FusionMethod(_StrEnum):
     RRF = "rrf"
     DBSF = "dbsf"
     M3 = "m3"
+
+
+class SparseNormalization(_StrEnum):
+    """What the sparse term of the ``m3`` weighted sum is (see the module docstring)."""
+
+    AUTO = "auto"
+    NONE = "none"
+    QUERY = "query"
+
+
+def parse_sparse_normalization(value: str | SparseNormalization) -> SparseNormalization:
+    try:
+        return SparseNormalization(value)
+    except ValueError:
+        raise InvalidInputError(
+            f"unknown sparse_normalization {value!r}; choose one of "
+            f"{', '.join(m.value for m in SparseNormalization)}"
+        ) from None
+
+
+def resolve_sparse_normalization(
+    value: str | SparseNormalization, sparse_kind: str | None
+) -> SparseNormalization:
+    """``auto`` -> ``none`` for BGE-M3 lexical weights (the paper's weights assume their
+    scale), ``query`` for any other or unknown sparse model; other values as given."""
+    norm = parse_sparse_normalization(value)
+    if norm is SparseNormalization.AUTO:
+        return SparseNormalization.NONE if sparse_kind == "bge-m3" else SparseNormalization.QUERY
+    return norm
+
+
+def self_normalised(sparse: SparseQuery) -> SparseQuery:
+    """``sparse`` divided by its own dot product, so ``score(d) = q . d / q . q``."""
+    qq = math.fsum(v * v for v in sparse.values)
+    if qq <= 0.0:
+        return sparse
+    return SparseQuery(sparse.indices, tuple(v / qq for v in sparse.values))
 
 
 #: Default weight of the sparse side per fusion (BGE-M3 paper for m3).
@@ -337,6 +383,8 @@ class QueryOptions:
     #: Hybrid only: size of the dense / sparse prefetch (None: ``max(limit + offset, candidate_k)``).
     dense_candidates: int | None = None
     sparse_candidates: int | None = None
+    #: m3 only: the sparse term's scale (resolved: NONE or QUERY; AUTO is treated as NONE).
+    sparse_normalization: SparseNormalization = SparseNormalization.NONE
 
 
 def _search_options(
@@ -433,6 +481,8 @@ def resolve_options(
     sw = None if sparse_weight is None else _weight(sparse_weight, "sparse_weight")
     if rest.get("hnsw_ef") is not None:
         rest["hnsw_ef"] = _positive_int(rest["hnsw_ef"], "hnsw_ef")
+    if "sparse_normalization" in rest:
+        rest["sparse_normalization"] = parse_sparse_normalization(rest["sparse_normalization"])
     for name in ("mrl_candidates", "dense_candidates", "sparse_candidates"):
         if rest.get(name) is not None:
             rest[name] = _positive_int(rest[name], name)
@@ -524,7 +574,12 @@ def plan_query(
             union = (dense_side, sparse_side)
             union_size = n_dense + n_sparse  # the most points the two prefetches can hold
             by_dense = Stage(Nearest(DENSE, dense_full), union_size, union, filter=flt)
-            by_sparse = Stage(Nearest(SPARSE, sparse), union_size, union, filter=flt)
+            scaled = (
+                self_normalised(sparse)
+                if opts.sparse_normalization is SparseNormalization.QUERY
+                else sparse
+            )
+            by_sparse = Stage(Nearest(SPARSE, scaled), union_size, union, filter=flt)
             first = Stage(WeightedSum((wd, ws)), first_limit, (by_dense, by_sparse), filter=flt)
 
     root = first
@@ -613,15 +668,19 @@ __all__ = [
     "RrfFusion",
     "SearchOptions",
     "SparseDict",
+    "SparseNormalization",
     "SparseQuery",
     "Stage",
     "WeightedSum",
     "colbert_query_vectors",
     "dense_query_vector",
     "iter_stages",
+    "parse_sparse_normalization",
     "plan_mmr",
     "plan_query",
     "resolve_options",
+    "resolve_sparse_normalization",
+    "self_normalised",
     "sparse_arrays",
     "sparse_query_vector",
 ]

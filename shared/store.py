@@ -34,12 +34,15 @@ from .query_planning import (
     FusionMethod,
     QueryOptions,
     RetrievalMode,
+    SparseNormalization,
     colbert_query_vectors,
     dense_query_vector,
     parse_mode,
+    parse_sparse_normalization,
     plan_mmr,
     plan_query,
     resolve_options,
+    resolve_sparse_normalization,
     sparse_arrays,
     sparse_query_vector,
 )
@@ -172,6 +175,7 @@ class HybridStore:
         dense_weight: float = 1.0,
         sparse_weight: float | None = None,
         candidate_k: int = DEFAULT_CANDIDATE_K,
+        sparse_normalization: str | SparseNormalization = "auto",
         shard_number: int | None = None,
         replication_factor: int | None = None,
         write_consistency_factor: int | None = None,
@@ -229,6 +233,7 @@ class HybridStore:
             sparse_weight=sparse_weight,
             candidate_k=candidate_k,
         )
+        self._sparse_normalization = parse_sparse_normalization(sparse_normalization)
         # Storage options given explicitly (None = "none"/False/"binary"/"float32" for a new
         # collection, or whatever an existing collection uses, without a warning).
         self._explicit_storage = frozenset(
@@ -750,6 +755,7 @@ class HybridStore:
         mrl_candidates: int | None = None,
         dense_candidates: int | None = None,
         sparse_candidates: int | None = None,
+        sparse_normalization: str | SparseNormalization | None = None,
     ) -> list[Hit]:
         """Search by text (encoded with the store's encoder) and/or explicit query vectors.
 
@@ -762,6 +768,8 @@ class HybridStore:
         ``dense_candidates`` / ``sparse_candidates`` (hybrid only): the size of the dense and of
         the sparse prefetch fused into the result (default each ``max(limit + offset,
         candidate_k)``); a given size is used as is, so the fused list holds at most their sum.
+        ``sparse_normalization`` (m3 fusion only; default the store's, ``"auto"``): the scale
+        of the sparse term, see :mod:`shared.query_planning`.
         """
         return self._run(self._query_steps(locals()))
 
@@ -791,6 +799,7 @@ class HybridStore:
         mrl_candidates: int | None = None,
         dense_candidates: int | None = None,
         sparse_candidates: int | None = None,
+        sparse_normalization: str | SparseNormalization | None = None,
     ) -> list[Hit]:
         return await self._arun(self._query_steps(locals()))
 
@@ -827,6 +836,10 @@ class HybridStore:
             mrl_candidates=args["mrl_candidates"],
             dense_candidates=args["dense_candidates"],
             sparse_candidates=args["sparse_candidates"],
+            sparse_normalization=resolve_sparse_normalization(
+                args["sparse_normalization"] or self._sparse_normalization,
+                schema.identity.sparse_kind if schema.identity is not None else None,
+            ),
         )
         if self._schema is None:
             return []  # nothing stored yet: the collection is created by the first add

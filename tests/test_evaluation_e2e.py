@@ -137,13 +137,14 @@ def test_evaluate_runs_every_config_and_mode_through_the_store(
     assert md.count("\n| m3-hybrid |") == len(report.rows)
 
 
-def test_sparse_query_norm_keeps_sparse_ranking_and_m3_without_sparse_is_dense(
+def test_sparse_normalization_keeps_sparse_ranking_and_m3_without_sparse_is_dense(
     pair_encoder: Encoder, dataset: BeirDataset, tmp_path: Path
 ) -> None:
     modes = [
         EvalMode("sparse", "sparse"),
-        EvalMode("sparse-qnorm", "sparse", sparse_query_norm=True),
+        EvalMode("sparse-qnorm", "sparse", sparse_normalization="query"),
         EvalMode("m3", "hybrid", "m3"),
+
         EvalMode("m3-sw0", "hybrid", "m3", sparse_weight=0.0),
         EvalMode("dense", "dense"),
     ]

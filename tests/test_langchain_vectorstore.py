@@ -159,6 +159,28 @@ def test_every_fusion_ranks_the_relevant_passage_first(
     assert docs[0].id == "bge-m3"
 
 
+def test_m3_normalises_the_splade_side_unless_told_not_to(
+    corpus_store: HybridQdrantVectorStore,
+    dense: BGEM3Embeddings,
+    sparse: BGEM3SparseEmbeddings,
+    tmp_path: Path,
+) -> None:
+    query = "which model makes dense and sparse vectors in one pass?"
+    norm = corpus_store.similarity_search_with_score(query, k=3, fusion="m3")
+    raw = corpus_store.similarity_search_with_score(query, k=3, fusion="m3", sparse_normalization="none")
+    # SPLADE's raw dot products dwarf the cosine; normalised, the sparse term is a fraction of one.
+    assert norm[0][1] < 1.0 + 0.3 * 1.5 < raw[0][1]
+    store = HybridQdrantVectorStore(
+        dense, sparse_embedding=sparse, path=tmp_path / "raw", fusion="m3", sparse_normalization="none"
+    )
+    try:
+        store.add_texts(TEXTS, ids=IDS)
+        top = store.similarity_search_with_score(query, k=1)[0]
+        assert top[0].id == raw[0][0].id and top[1] == pytest.approx(raw[0][1], rel=1e-4)
+    finally:
+        store.close()
+
+
 def test_per_side_candidate_counts_reach_the_engine(corpus_store: HybridQdrantVectorStore) -> None:
     query = "how does reciprocal rank fusion combine rankings?"
     dense_top = [d.id for d in corpus_store.similarity_search(query, k=1, mode="dense")]

@@ -187,6 +187,27 @@ def test_alpha_weights_dense_against_sparse(
         assert score == pytest.approx(0.7 * dense[node_id] + 0.3 * sparse.get(node_id, 0.0), abs=1e-4)
 
 
+def test_m3_sparse_normalization_follows_the_sparse_model(
+    indexed: tuple[HybridQdrantVectorStore, VectorStoreIndex], setup: ModelSetup
+) -> None:
+    store, _ = indexed
+    query = "a mafia family business in New York"
+
+    def top(**kw: Any) -> float:
+        q = VectorStoreQuery(query_str=query, mode=VectorStoreQueryMode.HYBRID, similarity_top_k=3)
+        result = store.query(q, fusion="m3", **kw)
+        assert result.similarities
+        return result.similarities[0]
+
+    auto, none, query_norm = top(), top(sparse_normalization="none"), top(sparse_normalization="query")
+    # auto: raw for BGE-M3's lexical weights, divided by the query's q.q for SPLADE.
+    assert auto == pytest.approx(none if setup.name == "tiny-bge-m3" else query_norm, rel=1e-5)
+    if setup.name == "small":
+        assert none > query_norm + 1.0  # SPLADE's raw scale, which normalisation removes
+    with pytest.raises(InvalidInputError, match="unknown sparse_normalization"):
+        top(sparse_normalization="max")
+
+
 def test_bad_alpha_and_modes_are_refused(indexed: tuple[HybridQdrantVectorStore, VectorStoreIndex]) -> None:
     store, _ = indexed
     for alpha in (-0.1, 1.5):

@@ -14,11 +14,14 @@ from shared.query_planning import (
     QueryOptions,
     RetrievalMode,
     RrfFusion,
+    SparseNormalization,
     WeightedSum,
     iter_stages,
     plan_mmr,
     plan_query,
     resolve_options,
+    resolve_sparse_normalization,
+    self_normalised,
     sparse_query_vector,
 )
 from shared.schema import CollectionSchema
@@ -82,6 +85,48 @@ def test_m3_plan_rescores_the_union_on_both_sides() -> None:
     assert [p.query.using for p in by_dense.prefetches] == ["dense", "sparse"]  # type: ignore[union-attr]
     assert by_dense.limit == by_sparse.limit == 100
     assert all(s.filter is FLT for s in iter_stages(root))
+
+
+def test_m3_query_normalisation_scales_only_the_rescoring_sparse_vector() -> None:
+    norm = opts(fusion="m3", sparse_normalization="query")
+    plan = plan_query(SCHEMA, norm, dense=DENSE, sparse=SPARSE)
+    _, by_sparse = plan.root.prefetches
+    qq = 1.0**2 + 0.5**2
+    assert by_sparse.query.vector.values == pytest.approx([v / qq for v in SPARSE.values])  # type: ignore[union-attr]
+    assert by_sparse.query.vector.indices == SPARSE.indices  # type: ignore[union-attr]
+    # The candidate search keeps the raw vector (its ranking does not depend on the scale).
+    assert by_sparse.prefetches[1].query.vector == SPARSE  # type: ignore[union-attr]
+    raw = plan_query(SCHEMA, opts(fusion="m3", sparse_normalization="none"), dense=DENSE, sparse=SPARSE)
+    assert raw.root.prefetches[1].query.vector == SPARSE  # type: ignore[union-attr]
+    # rrf is rank-based: the option does not touch its plan.
+    assert plan_query(SCHEMA, opts(sparse_normalization="query"), dense=DENSE, sparse=SPARSE) == plan_query(
+        SCHEMA, opts(sparse_normalization="none"), dense=DENSE, sparse=SPARSE
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "expected"),
+    [
+        ("auto", "bge-m3", SparseNormalization.NONE),
+        ("auto", "splade", SparseNormalization.QUERY),
+        ("auto", None, SparseNormalization.QUERY),
+        ("none", "splade", SparseNormalization.NONE),
+        ("query", "bge-m3", SparseNormalization.QUERY),
+    ],
+)
+def test_sparse_normalization_auto_depends_on_the_sparse_model(
+    value: str, kind: str | None, expected: SparseNormalization
+) -> None:
+    assert resolve_sparse_normalization(value, kind) is expected
+
+
+def test_self_normalised_edge_cases() -> None:
+    empty = sparse_query_vector({})
+    assert self_normalised(empty) == empty
+    q = sparse_query_vector({7: 2.0})
+    assert self_normalised(q).values == (0.5,)
+    with pytest.raises(InvalidInputError, match="unknown sparse_normalization 'L2'"):
+        resolve_sparse_normalization("L2", "splade")
 
 
 def test_mrl_funnel_and_colbert_stage() -> None:

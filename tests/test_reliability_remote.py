@@ -232,7 +232,7 @@ def test_store_no_retry_fails_on_the_first_transient_error(fault_server: Any) ->
 def test_store_retry_option_is_checked(tmp_path: Any) -> None:
     with pytest.raises(InvalidInputError, match="retry is only used with url"):
         HybridStore("x", path=tmp_path, dense_dim=4, retry=RetryPolicy())
-    with pytest.raises(InvalidTypeError, match="retry must be a shared.retry.RetryPolicy"):
+    with pytest.raises(InvalidTypeError, match=r"retry must be a shared\.retry\.RetryPolicy"):
         HybridStore("x", url="http://127.0.0.1:1", retry=3)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []  # nothing was created
 

@@ -163,7 +163,54 @@ def test_m3_custom_weights(store: HybridStore, recs: list[Record]) -> None:
         dense=q_dense, sparse=q_sparse, fusion="m3", dense_weight=0.5, sparse_weight=2.0, limit=1, exact=True
     )[0]
     assert hit.id == "doc-2"
-    assert hit.score == pytest.approx(0.5 + 2.0 * sparse_dot(q_sparse, q_sparse), rel=1e-5)
+    # No encoder identity says the weights are BGE-M3's: the sparse term is q.d / q.q (auto).
+    assert hit.score == pytest.approx(0.5 + 2.0 * 1.0, rel=1e-5)
+    raw = store.query(
+        dense=q_dense,
+        sparse=q_sparse,
+        fusion="m3",
+        dense_weight=0.5,
+        sparse_weight=2.0,
+        limit=1,
+        exact=True,
+        sparse_normalization="none",
+    )[0]
+    assert raw.score == pytest.approx(0.5 + 2.0 * sparse_dot(q_sparse, q_sparse), rel=1e-5)
+
+
+def test_sparse_normalization_changes_only_m3_and_is_validated(
+    store: HybridStore, recs: list[Record]
+) -> None:
+    q_dense, q_sparse = np.asarray(recs[3].dense), dict(recs[3].sparse)  # type: ignore[arg-type]
+    kw = {"dense": q_dense, "sparse": q_sparse, "exact": True}
+    for fusion in ("rrf", "dbsf"):
+        a = store.query(**kw, fusion=fusion, sparse_normalization="none")  # type: ignore[arg-type]
+        b = store.query(**kw, fusion=fusion, sparse_normalization="query")  # type: ignore[arg-type]
+        assert [h.id for h in a] == [h.id for h in b]
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], rel=1e-5)
+    # A sparse model whose weights are all 5x larger (documents and queries) gets the same
+    # normalised m3 scores: what makes one weight (0.3) fit any sparse model's scale.
+    scaled = [
+        Record(id=r.id, dense=r.dense, sparse={k: 5.0 * v for k, v in r.sparse.items()})  # type: ignore[union-attr]
+        for r in recs
+    ]
+    with HybridStore(dense_dim=DIM) as big:
+        big.add(scaled)
+        big_q = {k: 5.0 * v for k, v in q_sparse.items()}
+        got = big.query(dense=q_dense, sparse=big_q, fusion="m3", exact=True)
+        want = store.query(**kw, fusion="m3")  # type: ignore[arg-type]
+        assert [h.id for h in got] == [h.id for h in want]
+        assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-5)
+        raw_big = big.query(dense=q_dense, sparse=big_q, fusion="m3", exact=True, sparse_normalization="none")
+        assert raw_big[0].score > want[0].score + 1.0  # raw: the sparse side swamps the cosine
+    with pytest.raises(InvalidInputError, match="unknown sparse_normalization 'l2'"):
+        store.query(**kw, fusion="m3", sparse_normalization="l2")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="unknown sparse_normalization 'max'"):
+        HybridStore(dense_dim=DIM, sparse_normalization="max")
+    with HybridStore(dense_dim=DIM, sparse_normalization="none") as raw_store:
+        raw_store.add(recs)
+        hit = raw_store.query(dense=q_dense, sparse=q_sparse, fusion="m3", limit=1, exact=True)[0]
+        assert hit.score == pytest.approx(1.0 + 0.3 * sparse_dot(q_sparse, q_sparse), rel=1e-5)
 
 
 def test_offset_pages_through_results(store: HybridStore, recs: list[Record]) -> None:

@@ -94,6 +94,44 @@ def test_minilm_plus_splade_pair(minilm_dir: Path, splade_dir: Path) -> None:
         assert s.query("stock market crash", mode="sparse", limit=1)[0].id == "t4"
 
 
+def _dot(q: dict[int, float], d: dict[int, float]) -> float:
+    return sum(w * d.get(t, 0.0) for t, w in q.items())
+
+
+def test_m3_normalises_splade_scores_but_not_bge_m3_lexical_weights(
+    minilm_dir: Path, splade_dir: Path, bge
+) -> None:
+    # SPLADE's dot products are far larger than a cosine: by default (auto) m3 divides the
+    # sparse term by the query's own q.q; BGE-M3's lexical weights keep the paper's raw sum.
+    pair = load_encoder(minilm_dir, sparse_model=splade_dir, show_progress=False)
+    query = "stock market crash"
+    with HybridStore(encoder=pair, fusion="m3") as s:
+        s.add_texts(TEXTS, ids=[f"t{i}" for i in range(len(TEXTS))])
+        qd = pair.encode([query], "query", outputs=["dense", "sparse"])
+        dd = pair.encode([TEXTS[4]], "document", outputs=["dense", "sparse"])
+        cos = float(qd.dense[0] @ dd.dense[0])
+        raw = _dot(qd.sparse[0], dd.sparse[0])
+        qq = _dot(qd.sparse[0], qd.sparse[0])
+        assert raw > 3 * cos  # the scale problem normalisation exists for
+        auto = {h.id: h.score for h in s.query(query, limit=6, exact=True)}
+        none = {h.id: h.score for h in s.query(query, limit=6, exact=True, sparse_normalization="none")}
+        assert auto["t4"] == pytest.approx(cos + 0.3 * raw / qq, rel=1e-4)
+        assert none["t4"] == pytest.approx(cos + 0.3 * raw, rel=1e-4)
+        assert s.query(query, limit=1, sparse_normalization="query")[0].score == pytest.approx(
+            max(auto.values()), rel=1e-5
+        )
+    with HybridStore(encoder=bge, fusion="m3", colbert=False) as s:
+        s.add_texts(TEXTS, ids=[f"t{i}" for i in range(len(TEXTS))])
+        qd = bge.encode([TEXTS[4]], "query", outputs=["dense", "sparse"])
+        dd = bge.encode([TEXTS[4]], "document", outputs=["dense", "sparse"])
+        cos, raw = float(qd.dense[0] @ dd.dense[0]), _dot(qd.sparse[0], dd.sparse[0])
+        qq = _dot(qd.sparse[0], qd.sparse[0])
+        hit = s.query(TEXTS[4], limit=1)[0]
+        assert hit.id == "t4" and hit.score == pytest.approx(cos + 0.3 * raw, rel=1e-4)
+        forced = s.query(TEXTS[4], limit=1, sparse_normalization="query")[0]
+        assert forced.score == pytest.approx(cos + 0.3 * raw / qq, rel=1e-4)
+
+
 def test_text_without_encoder_is_a_clear_error() -> None:
     with HybridStore(dense_dim=8) as s:
         with pytest.raises(InvalidInputError, match="no encoder"):
