@@ -327,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.python_version()}. Command: `{cmd.strip()}`. {args.dim}-d dense, "
         f"~{args.sparse_terms}-term sparse, {args.text_chars}-char text + 3 metadata fields; "
         f"one `add(generator, batch_size="
-        f"{args.batch_size})` call; on_disk={not args.in_ram}.\n"
+        f"{args.batch_size})` call; on_disk={not args.in_ram}. Load average at the end "
+        f"(1/5/15 min): {'/'.join(f'{x:.1f}' for x in os.getloadavg())}.\n"
     )
     report = header + "\n" + table(res) + "\n"
     print(report)
