@@ -51,7 +51,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -88,13 +88,7 @@ class SparseNormalization(_StrEnum):
 
 
 def parse_sparse_normalization(value: str | SparseNormalization) -> SparseNormalization:
-    try:
-        return SparseNormalization(value)
-    except ValueError:
-        raise InvalidInputError(
-            f"unknown sparse_normalization {value!r}; choose one of "
-            f"{', '.join(m.value for m in SparseNormalization)}"
-        ) from None
+    return _parse_choice(SparseNormalization, value, "sparse_normalization")
 
 
 def resolve_sparse_normalization(
@@ -126,22 +120,24 @@ MIN_HNSW_EF = 128
 MRL_FUNNEL_FACTOR = 4
 
 
-def parse_mode(value: str | RetrievalMode) -> RetrievalMode:
+_E = TypeVar("_E", bound=Enum)
+
+
+def _parse_choice(cls: type[_E], value: Any, what: str) -> _E:
+    """``cls(value)``, or an error naming the bad value and the choices."""
     try:
-        return RetrievalMode(value)
+        return cls(value)
     except ValueError:
-        raise InvalidInputError(
-            f"unknown retrieval mode {value!r}; choose one of {', '.join(m.value for m in RetrievalMode)}"
-        ) from None
+        choices = ", ".join(str(m.value) for m in cls)
+        raise InvalidInputError(f"unknown {what} {value!r}; choose one of {choices}") from None
+
+
+def parse_mode(value: str | RetrievalMode) -> RetrievalMode:
+    return _parse_choice(RetrievalMode, value, "retrieval mode")
 
 
 def parse_fusion(value: str | FusionMethod) -> FusionMethod:
-    try:
-        return FusionMethod(value)
-    except ValueError:
-        raise InvalidInputError(
-            f"unknown fusion {value!r}; choose one of {', '.join(m.value for m in FusionMethod)}"
-        ) from None
+    return _parse_choice(FusionMethod, value, "fusion")
 
 
 # ---------------------------------------------------------------------------
