@@ -25,6 +25,10 @@ run encodes 23k verses on CPU (about half an hour on 2 shared cores); later runs
     python benchmarks/quality.py                      # full run, appends to benchmarks/RESULTS.md
     python benchmarks/quality.py --limit-queries 200 --corpus-limit 3000 --no-append   # dev run
     python benchmarks/quality.py --encode-only        # fill the cache
+    # the anchors take ~1 h each in local mode: run them side by side, then score them with ours
+    python benchmarks/quality.py --anchor-only langchain &
+    python benchmarks/quality.py --anchor-only llama-index; wait
+    python benchmarks/quality.py --reuse-anchors
 
 Benchmark-only dependencies: ``langchain-qdrant``, ``llama-index-vector-stores-qdrant``.
 """
@@ -550,6 +554,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="score the anchors' kept ranked lists from benchmarks/.cache instead of re-running them "
         "(dev runs: their latencies are then not from this run)",
     )
+    ap.add_argument(
+        "--anchor-only",
+        choices=("langchain", "llama-index"),
+        help="run one anchor, keep its ranked lists in benchmarks/.cache and stop (for --reuse-anchors)",
+    )
     ap.add_argument("--presets", default=",".join(PRESETS))
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
@@ -565,6 +574,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     encoder = load_models()
     enc = encoded_vectors(encoder, ds, full)
     if args.encode_only:
+        return 0
+    if args.anchor_only:
+        runner = run_langchain if args.anchor_only == "langchain" else run_llama_index
+        work = Path(tempfile.mkdtemp(prefix="m3-anchors-"))
+        try:
+            row = run_anchor(runner, ds, enc, work, args.bootstrap, reuse=False)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(f"{row.system}: nDCG@10 {row.metrics[PRIMARY]:.4f}, p50 {row.latency_p50_ms:.0f} ms (kept)")
         return 0
 
     # Quantized indexes keep their float originals on disk (codes pinned in RAM): the
