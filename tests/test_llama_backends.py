@@ -228,7 +228,13 @@ def test_embed_model_is_optional_for_our_dense_class(tiny_bge_m3_dir: Path) -> N
 
 
 def test_quantization_mrl_and_fusion_settings_reach_the_collection(small: ModelSetup, tmp_path: Path) -> None:
-    options = {"quantization": "int8", "mrl_dim": 128, "fusion": "m3", "sparse_weight": 0.5}
+    options = {
+        "quantization": "int8",
+        "mrl_dim": 128,
+        "fusion": "m3",
+        "sparse_weight": 0.5,
+        "sparse_normalization": "none",  # SPLADE's raw dot product, to check the sum below
+    }
     with HybridQdrantVectorStore("tuned", path=tmp_path, **small.store_kwargs(), **options) as store:
         store.add([TextNode(id_=doc_id, text=embed_text(doc_id)) for doc_id in METADATA])
         schema = store.store.schema
@@ -241,6 +247,7 @@ def test_quantization_mrl_and_fusion_settings_reach_the_collection(small: ModelS
         assert hybrid.ids and hybrid.ids[0] == "photosynthesis"
         d = dict(zip(dense.ids or [], dense.similarities or [], strict=True))
         s = dict(zip(sparse.ids or [], sparse.similarities or [], strict=True))
-        # m3 with the store's weights: 1.0 * dense + 0.5 * sparse (int8 rescored with the originals).
+        # m3 with the store's weights and raw sparse scores: 1.0 * dense + 0.5 * sparse (int8
+        # rescored with the originals).
         top = hybrid.ids[0]
         assert (hybrid.similarities or [])[0] == pytest.approx(d[top] + 0.5 * s.get(top, 0.0), abs=2e-3)
