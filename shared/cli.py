@@ -55,7 +55,9 @@ modes:
   sparse        sparse (lexical) vectors only; run once, it does not depend on the preset
   hybrid-rrf    dense + sparse, reciprocal rank fusion
   hybrid-dbsf   dense + sparse, distribution-based score fusion
-  hybrid-m3     dense + sparse, weighted score sum (BGE-M3's recipe: dense 1.0, sparse 0.3)
+  hybrid-m3     dense + sparse, weighted score sum (BGE-M3's recipe: dense 1.0, sparse 0.3);
+                a non-BGE-M3 sparse score (SPLADE) is first divided by the query's own q.q
+  hybrid-m3-raw the same sum with the raw sparse score, whatever the sparse model
   colbert       hybrid-rrf candidates re-ranked with ColBERT multivectors (BGE-M3, --colbert)
   Add -norescore to a mode (e.g. dense-norescore) to search quantized codes without rescoring.
 

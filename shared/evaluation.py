@@ -619,6 +619,8 @@ MODES: dict[str, EvalMode] = {
         EvalMode("hybrid-rrf", "hybrid", "rrf"),
         EvalMode("hybrid-dbsf", "hybrid", "dbsf"),
         EvalMode("hybrid-m3", "hybrid", "m3"),
+        # The paper's raw sum whatever the sparse model: to see what the normalisation does.
+        EvalMode("hybrid-m3-raw", "hybrid", "m3", sparse_normalization="none"),
         EvalMode("colbert", "hybrid", "rrf", colbert_rerank=True),
     )
 }

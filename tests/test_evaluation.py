@@ -330,6 +330,8 @@ def test_parse_modes_names_aliases_and_errors() -> None:
     assert modes[3].query_kwargs() == {"mode": "dense", "rescore": False, "colbert_rerank": False}
     assert MODES["colbert"].query_kwargs()["colbert_rerank"] is True
     assert EvalMode("rrf2", "hybrid", "rrf", rrf_k=2).query_kwargs()["rrf_k"] == 2
+    assert "sparse_normalization" not in modes[2].query_kwargs()  # the store's default (auto)
+    assert parse_modes("hybrid-m3-raw")[0].query_kwargs()["sparse_normalization"] == "none"
     assert MODES["colbert"].needs == {"dense", "sparse", "colbert"}
     with pytest.raises(InvalidInputError, match=r"unknown mode 'bm25' \(item 1\)"):
         parse_modes("dense,bm25")
