@@ -13,7 +13,12 @@ closing the shard (``malloc_trim`` after each, so freed heap is returned), and i
 process that loads the optimized shard (after loading an empty shard of the same layout, so
 one-off allocations such as thread pools are not counted). Appends a table to ``benchmarks/RESULTS.md``.
 
-    python benchmarks/engine_memory.py              # N = 30,000
+Then ``--rolling`` points through the layout that would bound it (not what the store does
+yet): HNSW graph and sparse index ``Memory.Cold``, ``default_segment_number=64`` so the
+optimizer never merges old segments, and ``flush + optimize + close + load`` every
+``--every`` points; anonymous RSS before and after each compaction.
+
+    python benchmarks/engine_memory.py              # N = 30,000; rolling 80,000 every 20,000
     python benchmarks/engine_memory.py --points 10000 --no-append
 """
 
@@ -30,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -134,9 +140,60 @@ def measure(name: str, spec: dict[str, object], n: int, workdir: Path) -> dict[s
     return out
 
 
+def rolling(n: int, every: int, workdir: Path) -> list[tuple[int, float, float, float, int]]:
+    """(points, anon MB before, anon MB after compact + reopen, seconds, segments) per compaction."""
+    path = str(workdir / "rolling")
+    cold = qe.Memory.Cold
+    config = qe.EdgeConfig(
+        vectors={
+            "dense": qe.EdgeVectorParams(
+                size=384,
+                distance=qe.Distance.Cosine,
+                memory=cold,
+                hnsw_config=qe.HnswIndexConfig(16, 100, 10_000, memory=cold),
+            )
+        },
+        sparse_vectors={"sparse": qe.EdgeSparseVectorParams(memory=cold)},
+        optimizers=qe.EdgeOptimizersConfig(default_segment_number=64),
+    )
+    shard = qe.EdgeShard.create(path, config)
+    rng = np.random.default_rng(0)
+    _trim()
+    base = anon_bytes()
+    out = []
+    for start in range(0, n, 1000):
+        points = []
+        for i in range(start, min(start + 1000, n)):
+            terms = sorted(set(rng.integers(0, SPARSE_VOCAB, 50).tolist()))
+            vec = {
+                "dense": rng.standard_normal(384).astype(np.float32).tolist(),
+                "sparse": qe.SparseVector(indices=terms, values=rng.uniform(0.01, 0.5, len(terms)).tolist()),
+            }
+            points.append(qe.Point(i, vec, {"text": "w" * 300}))
+        shard.update(qe.UpdateOperation.upsert_points(points))
+        done = min(start + 1000, n)
+        if done % every == 0 or done == n:
+            _trim()
+            before = (anon_bytes() - base) / 2**20
+            t = time.perf_counter()
+            shard.flush()
+            shard.optimize()
+            shard.flush()
+            shard.close()
+            shard = qe.EdgeShard.load(path)
+            _trim()
+            after = (anon_bytes() - base) / 2**20
+            out.append((done, before, after, time.perf_counter() - t, shard.info().segments_count))
+            print(f"rolling {out[-1]}", flush=True)
+    shard.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--points", type=int, default=30_000)
+    ap.add_argument("--rolling", type=int, default=80_000, help="points of the rolling run (0: skip)")
+    ap.add_argument("--every", type=int, default=20_000, help="rolling run: points between compactions")
     ap.add_argument("--no-append", action="store_true")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="m3-engine-mem-"))
@@ -146,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             r = measure(name, spec, args.points, work)
             print(f"{name}: {r}", flush=True)
             rows.append((name, r))
+        roll = rolling(args.rolling, args.every, work) if args.rolling else []
     finally:
         shutil.rmtree(work, ignore_errors=True)
     lines = [
@@ -157,6 +215,17 @@ def main(argv: list[str] | None = None) -> int:
             f"| {name} | {r['ingested']:,.0f} | {r['optimized']:,.0f} | {r['closed']:,.0f} | "
             f"{r['fresh process']:,.0f} |"
         )
+    if roll:
+        lines += [
+            "",
+            f"Rolling layout (HNSW and sparse index Cold, no segment merges, compaction every "
+            f"{args.every:,} points): anonymous RSS growth since the shard was created.",
+            "",
+            "| points | anon before compaction (MB) | after compact + reopen (MB) | compaction (s) "
+            "| segments |",
+            "| ---: | ---: | ---: | ---: | ---: |",
+        ]
+        lines += [f"| {p:,} | {b:.0f} | {a:.0f} | {t:.0f} | {g} |" for p, b, a, t, g in roll]
     cmd = "python benchmarks/engine_memory.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report = (
         f"## Qdrant Edge: anonymous RSS per point by component, {_dt.date.today().isoformat()}\n\n"
