@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,28 @@ def _trim() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def _batch(
+    rng: np.random.Generator,
+    ids: range,
+    *,
+    dense: bool,
+    sparse: bool,
+    payload: Callable[[int], dict[str, object]],
+) -> list[qe.Point]:
+    """Points of the load benchmark's sizes: 384-d dense, ~50-term sparse, the given payload."""
+    points = []
+    for i in ids:
+        vec: dict[str, object] = {}
+        if dense:
+            vec["dense"] = rng.standard_normal(384).astype(np.float32).tolist()
+        if sparse:
+            terms = sorted(set(rng.integers(0, SPARSE_VOCAB, 50).tolist()))
+            weights = rng.uniform(0.01, 0.5, len(terms)).tolist()
+            vec["sparse"] = qe.SparseVector(indices=terms, values=weights)
+        points.append(qe.Point(i, vec, payload(i)))
+    return points
+
+
 VARIANTS: dict[str, dict[str, object]] = {
     "dense (Cold)": {"dense": True},
     "dense (Cold) + payload": {"dense": True, "payload": True},
@@ -107,18 +130,14 @@ def measure(name: str, spec: dict[str, object], n: int, workdir: Path) -> dict[s
     _trim()
     base = anon_bytes()
     for start in range(0, n, 1000):
-        points = []
-        for i in range(start, min(start + 1000, n)):
-            vec: dict[str, object] = {}
-            if vectors:
-                vec["dense"] = rng.standard_normal(384).astype(np.float32).tolist()
-            if sparse:
-                terms = sorted(set(rng.integers(0, SPARSE_VOCAB, 50).tolist()))
-                weights = rng.uniform(0.01, 0.5, len(terms)).tolist()
-                vec["sparse"] = qe.SparseVector(indices=terms, values=weights)
-            payload = {"text": "w" * 300, "metadata": {"i": i}} if spec.get("payload") else {}
-            points.append(qe.Point(i, vec, payload))
-        shard.update(qe.UpdateOperation.upsert_points(points))
+        batch = _batch(
+            rng,
+            range(start, min(start + 1000, n)),
+            dense=bool(vectors),
+            sparse=bool(sparse),
+            payload=lambda i: {"text": "w" * 300, "metadata": {"i": i}} if spec.get("payload") else {},
+        )
+        shard.update(qe.UpdateOperation.upsert_points(batch))
     _trim()
     out = {"ingested": (anon_bytes() - base) / n}
     shard.optimize()
@@ -162,15 +181,14 @@ def rolling(n: int, every: int, workdir: Path) -> list[tuple[int, float, float, 
     base = anon_bytes()
     out = []
     for start in range(0, n, 1000):
-        points = []
-        for i in range(start, min(start + 1000, n)):
-            terms = sorted(set(rng.integers(0, SPARSE_VOCAB, 50).tolist()))
-            vec = {
-                "dense": rng.standard_normal(384).astype(np.float32).tolist(),
-                "sparse": qe.SparseVector(indices=terms, values=rng.uniform(0.01, 0.5, len(terms)).tolist()),
-            }
-            points.append(qe.Point(i, vec, {"text": "w" * 300}))
-        shard.update(qe.UpdateOperation.upsert_points(points))
+        batch = _batch(
+            rng,
+            range(start, min(start + 1000, n)),
+            dense=True,
+            sparse=True,
+            payload=lambda i: {"text": "w" * 300},
+        )
+        shard.update(qe.UpdateOperation.upsert_points(batch))
         done = min(start + 1000, n)
         if done % every == 0 or done == n:
             _trim()
