@@ -1306,12 +1306,11 @@ def _run_queries(
     use_dense = "dense" in mode.needs and qv.dense is not None
     use_sparse = "sparse" in mode.needs and qv.sparse is not None
     use_colbert = mode.colbert_rerank and qv.colbert is not None
-    sparse = qv.sparse
 
     def one(i: int) -> list[str]:
         hits = store.query(
             dense=qv.dense[i] if use_dense and qv.dense is not None else None,
-            sparse=sparse[i] if use_sparse and sparse is not None else None,
+            sparse=qv.sparse[i] if use_sparse and qv.sparse is not None else None,
             colbert=qv.colbert[i] if use_colbert and qv.colbert is not None else None,
             limit=k,
             **kwargs,

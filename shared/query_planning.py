@@ -79,6 +79,36 @@ class FusionMethod(_StrEnum):
     M3 = "m3"
 
 
+#: Default weight of the sparse side per fusion (BGE-M3 paper for m3).
+DEFAULT_SPARSE_WEIGHT = {FusionMethod.RRF: 1.0, FusionMethod.DBSF: 1.0, FusionMethod.M3: 0.3}
+DEFAULT_RRF_K = 60
+DEFAULT_CANDIDATE_K = 100
+MIN_HNSW_EF = 128
+#: The MRL funnel re-scores this many times the stage's candidates with the full vector
+#: (measured on 1024-d data cut to 256-d binary: recall@10 0.94 at 1x, 0.98 at 4x).
+MRL_FUNNEL_FACTOR = 4
+
+
+_E = TypeVar("_E", bound=Enum)
+
+
+def _parse_choice(cls: type[_E], value: Any, what: str) -> _E:
+    """``cls(value)``, or an error naming the bad value and the choices."""
+    try:
+        return cls(value)
+    except ValueError:
+        choices = ", ".join(str(m.value) for m in cls)
+        raise InvalidInputError(f"unknown {what} {value!r}; choose one of {choices}") from None
+
+
+def parse_mode(value: str | RetrievalMode) -> RetrievalMode:
+    return _parse_choice(RetrievalMode, value, "retrieval mode")
+
+
+def parse_fusion(value: str | FusionMethod) -> FusionMethod:
+    return _parse_choice(FusionMethod, value, "fusion")
+
+
 class SparseNormalization(_StrEnum):
     """What the sparse term of the ``m3`` weighted sum is (see the module docstring)."""
 
@@ -108,36 +138,6 @@ def self_normalised(sparse: SparseQuery) -> SparseQuery:
     if qq <= 0.0:
         return sparse
     return SparseQuery(sparse.indices, tuple(v / qq for v in sparse.values))
-
-
-#: Default weight of the sparse side per fusion (BGE-M3 paper for m3).
-DEFAULT_SPARSE_WEIGHT = {FusionMethod.RRF: 1.0, FusionMethod.DBSF: 1.0, FusionMethod.M3: 0.3}
-DEFAULT_RRF_K = 60
-DEFAULT_CANDIDATE_K = 100
-MIN_HNSW_EF = 128
-#: The MRL funnel re-scores this many times the stage's candidates with the full vector
-#: (measured on 1024-d data cut to 256-d binary: recall@10 0.94 at 1x, 0.98 at 4x).
-MRL_FUNNEL_FACTOR = 4
-
-
-_E = TypeVar("_E", bound=Enum)
-
-
-def _parse_choice(cls: type[_E], value: Any, what: str) -> _E:
-    """``cls(value)``, or an error naming the bad value and the choices."""
-    try:
-        return cls(value)
-    except ValueError:
-        choices = ", ".join(str(m.value) for m in cls)
-        raise InvalidInputError(f"unknown {what} {value!r}; choose one of {choices}") from None
-
-
-def parse_mode(value: str | RetrievalMode) -> RetrievalMode:
-    return _parse_choice(RetrievalMode, value, "retrieval mode")
-
-
-def parse_fusion(value: str | FusionMethod) -> FusionMethod:
-    return _parse_choice(FusionMethod, value, "fusion")
 
 
 # ---------------------------------------------------------------------------
@@ -571,9 +571,7 @@ def plan_query(
             union_size = n_dense + n_sparse  # the most points the two prefetches can hold
             by_dense = Stage(Nearest(DENSE, dense_full), union_size, union, filter=flt)
             scaled = (
-                self_normalised(sparse)
-                if opts.sparse_normalization is SparseNormalization.QUERY
-                else sparse
+                self_normalised(sparse) if opts.sparse_normalization is SparseNormalization.QUERY else sparse
             )
             by_sparse = Stage(Nearest(SPARSE, scaled), union_size, union, filter=flt)
             first = Stage(WeightedSum((wd, ws)), first_limit, (by_dense, by_sparse), filter=flt)
