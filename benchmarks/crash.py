@@ -90,17 +90,20 @@ def make_batch(batch: int, size: int, seed: int) -> list[Any]:
 # ---------------------------------------------------------------------------
 
 
-def child_main(path: str, start: int, batch_size: int, seed: int, max_batches: int) -> None:
+def child_main(
+    path: str, start: int, batch_size: int, seed: int, max_batches: int, compact_every: int | None = None
+) -> None:
     from shared.store import HybridStore
 
     print("imported", flush=True)
-    store = HybridStore(COLLECTION, path=path, dense_dim=DIM)
+    store = HybridStore(COLLECTION, path=path, dense_dim=DIM, compact_every=compact_every)
+    backend: Any = store._backend
     print(f"ready {start}", flush=True)
     for b in range(start, start + max_batches):
         recs = make_batch(b, batch_size, seed)
         # batch_size=len: one add() batch = one upsert operation.
         store.add(recs, batch_size=len(recs))
-        print(f"ack {b}", flush=True)
+        print(f"ack {b} compactions {backend.compactions}", flush=True)
     store.close()
     print("done", flush=True)
 
@@ -125,8 +128,11 @@ class TrialResult:
         return not self.problems
 
 
-def _spawn(path: Path, start: int, batch_size: int, seed: int, max_batches: int) -> subprocess.Popen[str]:
+def _spawn(
+    path: Path, start: int, batch_size: int, seed: int, max_batches: int, compact_every: int | None = None
+) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    extra = [] if compact_every is None else ["--compact-every", str(compact_every)]
     return subprocess.Popen(
         [
             sys.executable,
@@ -141,6 +147,7 @@ def _spawn(path: Path, start: int, batch_size: int, seed: int, max_batches: int)
             str(seed),
             "--max-batches",
             str(max_batches),
+            *extra,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -160,9 +167,12 @@ def run_child_and_kill(
     delay_s: float,
     max_batches: int = 10_000,
     startup_timeout_s: float = 60.0,
-) -> tuple[list[int], str]:
-    """Start a child, SIGKILL it ``delay_s`` after it printed ``after``; return its acks and stderr."""
-    proc = _spawn(path, start, batch_size, seed, max_batches)
+    compact_every: int | None = None,
+) -> tuple[list[int], str, int]:
+    """Start a child, SIGKILL it ``delay_s`` after it printed ``after``.
+
+    Returns its acks, its stderr and the compactions it reported as complete."""
+    proc = _spawn(path, start, batch_size, seed, max_batches, compact_every)
     assert proc.stdout is not None and proc.stderr is not None
     lines: list[str] = []
     seen = threading.Event()
@@ -188,8 +198,8 @@ def run_child_and_kill(
     proc.stderr.close()
     if proc.returncode != -signal.SIGKILL:
         raise RuntimeError(f"child exited by itself ({proc.returncode}) before the kill: {err[-2000:]}")
-    acks = [int(x.split()[1]) for x in lines if x.startswith("ack ")]
-    return acks, err
+    acked = [x.split() for x in lines if x.startswith("ack ")]
+    return [int(a[1]) for a in acked], err, max((int(a[3]) for a in acked), default=0)
 
 
 def _expected_guard() -> dict[str, Any]:
@@ -303,7 +313,7 @@ def create_trial(
     """Kill a child on a fresh path while it creates the collection (or just after)."""
     path = Path(tempfile.mkdtemp(prefix="create-", dir=root))
     delay = rng.uniform(0.0, max_delay_s)
-    acks, _ = run_child_and_kill(path, 0, batch_size, seed, after="imported", delay_s=delay)
+    acks, _, _ = run_child_and_kill(path, 0, batch_size, seed, after="imported", delay_s=delay)
     inflight = (max(acks) + 1) if acks else 0
     state = disk_state(path)
     present, lost, problems = 0, 0, []
@@ -349,10 +359,12 @@ def _write_after(path: Path, batch: int, batch_size: int, seed: int) -> list[str
 class IngestRun:
     """One store kept across trials: each child resumes where the acknowledged ingest stopped."""
 
-    def __init__(self, root: Path, batch_size: int, seed: int) -> None:
+    def __init__(self, root: Path, batch_size: int, seed: int, compact_every: int | None = None) -> None:
         self.path = Path(tempfile.mkdtemp(prefix="ingest-", dir=root))
         self.batch_size = batch_size
         self.seed = seed
+        self.compact_every = compact_every
+        self.compactions = 0  # completed by the children, over all trials
         self.acked: list[int] = []
 
     def trial(
@@ -362,10 +374,18 @@ class IngestRun:
         may land in the first add's optimize) or "ack " (the first batch is acknowledged)."""
         start = (max(self.acked) + 1) if self.acked else 0
         delay = rng.uniform(min_delay_s, max_delay_s)
-        acks, _ = run_child_and_kill(
-            self.path, start, self.batch_size, self.seed, after=after, delay_s=delay, startup_timeout_s=300
+        acks, _, compactions = run_child_and_kill(
+            self.path,
+            start,
+            self.batch_size,
+            self.seed,
+            after=after,
+            delay_s=delay,
+            startup_timeout_s=300,
+            compact_every=self.compact_every,
         )
         self.acked.extend(acks)
+        self.compactions += compactions
         inflight = (max(self.acked) + 1) if self.acked else 0
         present, lost, problems = 0, 0, []
         try:
@@ -416,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     child.add_argument("--batch-size", type=int, default=64)
     child.add_argument("--seed", type=int, default=0)
     child.add_argument("--max-batches", type=int, default=10_000)
+    child.add_argument("--compact-every", type=int, default=None)
     ap.add_argument("--create-trials", type=int, default=5)
     ap.add_argument("--ingest-trials", type=int, default=25)
     ap.add_argument("--create-max-delay", type=float, default=0.1, help="create kills: seconds after import")
@@ -423,11 +444,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-delay", type=float, default=0.05, help="ingest kills: seconds after 'ready'")
     ap.add_argument("--max-delay", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--compact-every",
+        type=int,
+        default=None,
+        help="ingest trials: the store compacts (optimize, close, reload) every this many points",
+    )
     ap.add_argument("--dir", default=None, help="where the stores go (default: a temporary directory)")
     ap.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
     args = ap.parse_args(argv)
     if args.cmd == "child":
-        child_main(args.path, args.start, args.batch_size, args.seed, args.max_batches)
+        child_main(args.path, args.start, args.batch_size, args.seed, args.max_batches, args.compact_every)
         return 0
 
     rng = random.Random(args.seed)
@@ -440,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
                 create_trial(root, args.batch_size, args.seed, rng, max_delay_s=args.create_max_delay)
             )
             print(f"create trial: {results[-1]}", flush=True)
-        run = IngestRun(root, args.batch_size, args.seed)
+        run = IngestRun(root, args.batch_size, args.seed, args.compact_every)
         for i in range(args.ingest_trials):
             # Alternate: kills timed from the open (open, first optimize, ingest) and from the
             # first acknowledgement (always inside the ingest loop).
@@ -456,6 +483,11 @@ def main(argv: list[str] | None = None) -> int:
         table += f"\n\nFinal write after the last kill FAILED: {final_write}"
     else:
         table += "\n\nThe store accepted a new batch after the last kill (count and get checked)."
+    if args.compact_every:
+        table += (
+            f" The ingest children compacted the store (optimize, close, reload) every "
+            f"{args.compact_every} points: {run.compactions} compactions completed between the kills."
+        )
     cmd = "python benchmarks/crash.py " + " ".join(sys.argv[1:] if argv is None else argv)
     header = (
         f"## Crash safety (SIGKILL during ingest), {_dt.date.today().isoformat()}\n\n"

@@ -13,6 +13,12 @@ shows the values when the generator has produced 10%, 25%, 50% and 100% of N
 ``add``), and the peak. Then ``--queries`` dense, sparse and hybrid queries give
 p50/p95 latency (the store's query call with explicit query vectors).
 
+Compaction (``--compact-every``, the store's ``compact_every``; default: the store's
+default, every 100,000 points with on_disk): the table lists each compaction's optimize
+and close + reload time. ``--compact-every 0,50000`` runs the same load once per value,
+one after the other, and adds a side-by-side table. ``--ingest-queries`` runs a thread
+that queries the store all through the ingest, to show what queries wait for.
+
     python benchmarks/load.py --points 1000000            # appends the table to benchmarks/RESULTS.md
     python benchmarks/load.py --points 20000 --no-append  # quick look
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import logging
 import os
 import platform
 import shutil
@@ -136,6 +143,47 @@ class LoadResult:
     queries: int = 0
     found: int = 0
     disk_bytes: int = 0
+    compact_every: int = 0  # as the store resolved it (0: never)
+    compactions: list[tuple[float, float]] = field(default_factory=list)  # (optimize s, close + reload s)
+    segments: int = 0
+    ingest_query_ms: tuple[int, float, float, float] | None = None  # (queries, p50, p99, max) during add
+
+
+class _CompactionLog(logging.Handler):
+    """Collects the (optimize s, close + reload s) the embedded backend logs per compaction."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.times: list[tuple[float, float]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("compacted"):
+            args = record.args
+            assert isinstance(args, tuple)
+            self.times.append((float(args[1]), float(args[2])))
+
+
+class _IngestQueries(threading.Thread):
+    """Dense queries against the store, back to back, while it ingests."""
+
+    def __init__(self, store: Any, dim: int) -> None:
+        super().__init__(daemon=True)
+        self.store, self.dim = store, dim
+        self.latency_ms: list[float] = []
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        rng = np.random.default_rng(7)
+        while not self.stop.is_set():
+            q = rng.standard_normal(self.dim).astype(np.float32)
+            t = time.perf_counter()
+            try:
+                self.store.query(dense=q, mode="dense", limit=10)
+            except Exception as exc:  # reported in the table, never hidden
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+            self.latency_ms.append((time.perf_counter() - t) * 1000)
+            self.stop.wait(0.05)
 
 
 def _du(path: Path) -> int:
@@ -155,6 +203,8 @@ def run_load(
     seed: int = 0,
     checkpoints: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0),
     log: Any = None,
+    compact_every: int | None = None,
+    ingest_queries: bool = False,
 ) -> LoadResult:
     """Stream ``points`` documents into a new embedded store at ``path``, sample memory, query."""
     import gc
@@ -165,9 +215,16 @@ def run_load(
     res = LoadResult(points, dim, sparse_terms, text_chars, on_disk)
     marks = sorted({max(1, int(points * c)) for c in checkpoints})
     t0 = time.perf_counter()
+    compaction_log = _CompactionLog()
+    edge_logger = logging.getLogger("shared.backends.edge")
+    edge_logger.addHandler(compaction_log)
+    edge_logger.setLevel(logging.INFO)
     with Sampler() as sampler:
         res.baseline = sampler.sample()
-        store = HybridStore("load", path=path, dense_dim=dim, sparse=True, on_disk=on_disk)
+        store = HybridStore(
+            "load", path=path, dense_dim=dim, sparse=True, on_disk=on_disk, compact_every=compact_every
+        )
+        querier = None
         try:
 
             def counted() -> Iterator[Any]:
@@ -191,9 +248,29 @@ def run_load(
                         f"{_fmt(res.checkpoints[-1][2])}"
                     )
 
+            if ingest_queries:
+                # The store needs its first batch (the collection) before a query can run.
+                store.add(documents(1, dim=dim, sparse_terms=sparse_terms, text_chars=text_chars, seed=seed))
+                querier = _IngestQueries(store, dim)
+                querier.start()
             # optimize runs inside add() after the generator is exhausted: its time is the rest.
             store.add(counted(), batch_size=batch_size)
             end = time.perf_counter()
+            if querier is not None:
+                querier.stop.set()
+                querier.join()
+                lat = np.asarray(querier.latency_ms)
+                res.ingest_query_ms = (
+                    len(lat),
+                    float(np.percentile(lat, 50)),
+                    float(np.percentile(lat, 99)),
+                    float(lat.max()),
+                )
+                if querier.errors:
+                    raise RuntimeError(f"queries during the ingest failed: {querier.errors[:3]}")
+            backend: Any = store._backend
+            res.compact_every = backend.compact_every
+            res.segments = backend._shard.info().segments_count
             res.ingest_s = res.checkpoints[-1][1]
             res.optimize_s = end - t0 - res.ingest_s
             gc.collect()
@@ -204,7 +281,11 @@ def run_load(
             res.queries = min(queries, points)
             res.latency_ms, res.found = _queries(store, points, queries, dim, sparse_terms, text_chars, seed)
         finally:
+            if querier is not None:
+                querier.stop.set()
             store.close()
+            edge_logger.removeHandler(compaction_log)
+    res.compactions = compaction_log.times
     res.peak_rss, res.peak_anon = sampler.peak_rss, sampler.peak_anon
     res.disk_bytes = _du(Path(path))
     return res
@@ -281,7 +362,79 @@ def table(res: LoadResult) -> str:
         f"{res.disk_bytes / 2**30:.2f} GiB; a dense query with a stored vector (+noise) found it "
         f"first in {res.found} of {res.queries} queries."
     )
+    if res.compact_every:
+        opt = [o for o, _ in res.compactions]
+        reload = [r for _, r in res.compactions]
+        rows.append(
+            f"Compaction every {res.compact_every:,} points (inside the ingest time): "
+            f"{len(res.compactions)} compactions, optimize "
+            f"{min(opt, default=0):.1f}-{max(opt, default=0):.1f} s "
+            f"each ({sum(opt):.0f} s in all), close + reload {min(reload, default=0):.2f}-"
+            f"{max(reload, default=0):.2f} s each; {res.segments} segments at the end."
+        )
+    else:
+        rows.append(f"No compaction; {res.segments} segments at the end.")
+    if res.ingest_query_ms is not None:
+        n, p50, p99, mx = res.ingest_query_ms
+        rows.append(
+            f"{n:,} dense queries ran during the ingest, without error: p50 {p50:.1f} ms, "
+            f"p99 {p99:.1f} ms, max {mx:.0f} ms."
+        )
     return "\n".join(rows)
+
+
+def comparison(results: list[LoadResult]) -> str:
+    """Side by side: the same load with each compaction setting (ratios to the first)."""
+    first = results[0]
+    rows = [
+        "| compact_every | peak anon (MB) | anon after optimize (MB) | ingest + optimize (s) | segments "
+        "| dense p50 (ms) | sparse p50 (ms) | hybrid p50 (ms) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def ratio(a: float, b: float) -> str:
+        return "" if a is b else f" ({a / max(b, 1e-9):.2f}x)"
+
+    for r in results:
+        total = r.ingest_s + r.optimize_s
+        cells = [
+            f"{r.compact_every:,}" if r.compact_every else "never",
+            f"{_mb(r.peak_anon)}{ratio(r.peak_anon, first.peak_anon) if r is not first else ''}",
+            _mb(r.after_optimize["RssAnon"]),
+            f"{total:.0f}{ratio(total, first.ingest_s + first.optimize_s) if r is not first else ''}",
+            str(r.segments),
+        ]
+        for mode in ("dense", "sparse", "hybrid"):
+            p50 = r.latency_ms[mode][0]
+            cells.append(f"{p50:.1f}{ratio(p50, first.latency_ms[mode][0]) if r is not first else ''}")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _compact_values(text: str) -> list[int | None]:
+    return [None if v in ("", "default") else int(v) for v in text.split(",")]
+
+
+def _run_in_child(args: argparse.Namespace, compact_every: int | None) -> LoadResult:
+    """One load in a fresh process (so each setting starts from the same memory)."""
+    import subprocess
+
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--json", "--no-append"]
+    for name in ("points", "dim", "sparse_terms", "text_chars", "batch_size", "queries"):
+        cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    cmd += ["--compact-every", "default" if compact_every is None else str(compact_every)]
+    if args.dir:
+        cmd += ["--dir", args.dir]
+    if args.in_ram:
+        cmd.append("--in-ram")
+    if args.ingest_queries:
+        cmd.append("--ingest-queries")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    res = LoadResult(**{k: v for k, v in data.items() if k != "checkpoints"})
+    res.checkpoints = [(n, t, s) for n, t, s in data["checkpoints"]]
+    res.compactions = [(o, r) for o, r in data["compactions"]]
+    return res
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,32 +446,50 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--in-ram", action="store_true", help="on_disk=False (originals in RAM)")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument(
+        "--compact-every",
+        type=_compact_values,
+        default=[None],
+        help="the store's compact_every (0: never; 'default'); a comma list runs each, side by side",
+    )
+    ap.add_argument("--ingest-queries", action="store_true", help="query the store all through the ingest")
     ap.add_argument("--dir", default=None, help="where the store goes (default: a temporary directory)")
     ap.add_argument("--keep", action="store_true", help="keep the store directory")
     ap.add_argument("--no-append", action="store_true")
     ap.add_argument("--json", action="store_true", help="print the result as one JSON line (for the tests)")
     args = ap.parse_args(argv)
-    tmp = tempfile.mkdtemp(prefix="m3-load-", dir=args.dir)
-    if not args.json:
-        print(f"store at {tmp}", flush=True)
-    try:
-        res = run_load(
-            args.points,
-            tmp,
-            dim=args.dim,
-            sparse_terms=args.sparse_terms,
-            text_chars=args.text_chars,
-            batch_size=args.batch_size,
-            on_disk=not args.in_ram,
-            queries=args.queries,
-            log=None if args.json else (lambda m: print(m, flush=True)),
-        )
-    finally:
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-    if args.json:
-        print(json.dumps(asdict(res)))
-        return 0
+    if len(args.compact_every) > 1:
+        results = []
+        for value in args.compact_every:
+            print(f"compact_every={value}: running in a fresh process ...", flush=True)
+            results.append(_run_in_child(args, value))
+        body = "\n\n".join(f"### compact_every = {r.compact_every or 'never'}\n\n{table(r)}" for r in results)
+        body = comparison(results) + "\n\n" + body
+    else:
+        tmp = tempfile.mkdtemp(prefix="m3-load-", dir=args.dir)
+        if not args.json:
+            print(f"store at {tmp}", flush=True)
+        try:
+            res = run_load(
+                args.points,
+                tmp,
+                dim=args.dim,
+                sparse_terms=args.sparse_terms,
+                text_chars=args.text_chars,
+                batch_size=args.batch_size,
+                on_disk=not args.in_ram,
+                queries=args.queries,
+                log=None if args.json else (lambda m: print(m, flush=True)),
+                compact_every=args.compact_every[0],
+                ingest_queries=args.ingest_queries,
+            )
+        finally:
+            if not args.keep:
+                shutil.rmtree(tmp, ignore_errors=True)
+        if args.json:
+            print(json.dumps(asdict(res)))
+            return 0
+        body = table(res)
     cmd = "python benchmarks/load.py " + " ".join(sys.argv[1:] if argv is None else argv)
     header = (
         f"## Load: {args.points:,} documents streamed into the embedded store, "
@@ -330,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.batch_size})` call; on_disk={not args.in_ram}. Load average at the end "
         f"(1/5/15 min): {'/'.join(f'{x:.1f}' for x in os.getloadavg())}.\n"
     )
-    report = header + "\n" + table(res) + "\n"
+    report = header + "\n" + body + "\n"
     print(report)
     if not args.no_append:
         with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as fh:

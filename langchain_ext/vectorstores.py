@@ -230,6 +230,10 @@ class HybridQdrantVectorStore(VectorStore):
         quantization: preset name (``"none"``, ``"float16"``, ``"int8"``, ``"binary"``,
             ``"binary-1.5bit"``, ``"binary-2bit"``), a ``QuantizationPreset`` or a raw
             Qdrant quantization config.
+        on_disk: original vectors, HNSW graphs and the sparse index memory-mapped.
+        compact_every: embedded store: every this many points written, the shard is indexed
+            and reopened, which gives back the engine's ingest memory (None: 100,000 with
+            ``on_disk``, else never; 0: never).
         mrl_dim: size of the Matryoshka funnel's first-stage vectors (None: off).
         fusion: ``"rrf"``, ``"dbsf"`` or ``"m3"`` with ``rrf_k``, ``dense_weight``,
             ``sparse_weight`` and ``candidate_k`` (candidates per side before fusion).
@@ -259,6 +263,7 @@ class HybridQdrantVectorStore(VectorStore):
         retrieval_mode: str | Any | None = None,
         quantization: str | Any = "none",
         on_disk: bool = False,
+        compact_every: int | None = None,
         mrl_dim: int | None = None,
         mrl_quantization: str = "binary",
         fusion: str | Any = "rrf",
@@ -299,6 +304,7 @@ class HybridQdrantVectorStore(VectorStore):
             colbert=colbert,
             quantization=quantization,
             on_disk=on_disk,
+            compact_every=compact_every,
             mrl_dim=mrl_dim,
             mrl_quantization=mrl_quantization,
             retrieval_mode=self._mode,

@@ -132,6 +132,12 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
     colbert: bool = Field(default=False, description="store BGE-M3 ColBERT vectors for re-ranking")
     quantization: Any = Field(default="none", description="quantization preset or Qdrant config")
     on_disk: bool = Field(default=False, description="original vectors on disk")
+    compact_every: int | None = Field(
+        default=None,
+        ge=0,
+        description="embedded store: reopen the shard every this many points written, which bounds "
+        "the engine's memory (None: 100,000 with on_disk, else never; 0: never)",
+    )
     mrl_dim: int | None = Field(default=None, gt=0, description="MRL funnel size")
     mrl_quantization: Any = Field(default="binary", description="quantization of the MRL copy")
     fusion: str = Field(default="rrf", description="hybrid fusion: rrf, dbsf or m3")
@@ -186,6 +192,7 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
             colbert=self.colbert,
             quantization=self.quantization,
             on_disk=self.on_disk,
+            compact_every=self.compact_every,
             mrl_dim=self.mrl_dim,
             mrl_quantization=self.mrl_quantization,
             fusion=self.fusion,

@@ -167,6 +167,7 @@ class HybridStore:
         colbert: bool = False,
         quantization: str | QuantizationPreset | Any = None,
         on_disk: bool | None = None,
+        compact_every: int | None = None,
         mrl_dim: int | None = None,
         mrl_quantization: str | QuantizationPreset | Any = None,
         retrieval_mode: str | RetrievalMode = "hybrid",
@@ -256,6 +257,9 @@ class HybridStore:
         if remote:
             if path is not None:
                 raise InvalidInputError("pass either path (embedded store) or url/client (remote), not both")
+            if compact_every is not None:
+                # A server manages its own segments and memory.
+                raise InvalidInputError("compact_every is only used with the embedded store (path=)")
             from .backends.remote import RemoteBackend
 
             self._backend = RemoteBackend(
@@ -279,7 +283,8 @@ class HybridStore:
                 raise InvalidInputError("retry is only used with url= or client= (a Qdrant server)")
             from .backends.edge import EdgeBackend
 
-            self._backend = EdgeBackend(collection_name, path)
+            # compact_every: None = every 100,000 points for on_disk stores, never otherwise.
+            self._backend = EdgeBackend(collection_name, path, compact_every=compact_every)
         # Open now when a sync path exists, so a mismatching collection fails here.
         if getattr(self._backend, "can_sync", True):
             try:

@@ -10,28 +10,48 @@
   the path (the engine's raw ``WouldBlock`` error is translated). Within one
   process a second open of the same path is refused the same way before the
   engine is touched; close the first store (or reuse it) instead.
+  An ``fcntl`` lock on ``.m3_hybrid.lock`` in the shard directory is held for the
+  whole life of the store, so the shard stays ours while it is briefly closed for
+  a compaction (below).
 * ``add`` calls :meth:`finish_bulk` once at the end, which runs ``optimize()``
   so HNSW indexes and quantized codes are built for the new points.
+* Bounded memory (``compact_every``): Qdrant Edge keeps ~1.5-2.5 KB of heap per
+  point written since the shard was opened, and ``optimize()`` does not give it
+  back; only closing the shard does. So every ``compact_every`` points written the
+  backend optimizes, flushes, closes and reloads the shard. Queries keep running
+  during the optimize and wait only for the close + reload (under a second at 1M
+  points). With ``on_disk=True`` the shard is laid out for this (HNSW graphs and
+  the sparse index memory-mapped, no merging of segments below 64), and
+  compaction is on by default every :data:`DEFAULT_COMPACT_EVERY` points.
 * Async methods run the sync ones in a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import json
+import logging
 import os
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import qdrant_edge as qe
 
-from ..errors import BackendError, InvalidInputError, M3HybridError, StoreLockedError
+try:  # POSIX; elsewhere only the engine's own lock protects the shard (not during a compaction)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+from ..errors import BackendError, InvalidInputError, InvalidTypeError, M3HybridError, StoreLockedError
 from ..filters import to_edge_filter
 from ..quantization import QuantizationPreset
 from ..query_planning import (
@@ -48,8 +68,18 @@ from ..query_planning import (
 from ..schema import COLBERT, DENSE, DENSE_MRL, DOC_ID_KEY, REF_DOC_ID_KEY, SPARSE, CollectionSchema
 from .base import PointData, ResultPoint
 
+logger = logging.getLogger(__name__)
+
 GUARD_FILE = "m3_hybrid.json"
+LOCK_FILE = ".m3_hybrid.lock"
 _EDGE_MARKER = "edge_config.json"
+
+#: Points written between two compactions of an ``on_disk=True`` store (the memory window:
+#: ~2.5 KB per point of 384-d dense + 50-term sparse, so ~250 MB at most).
+DEFAULT_COMPACT_EVERY = 100_000
+#: ``on_disk=True`` layout: segments are merged only beyond this many, so a compaction
+#: indexes only the new window instead of rewriting everything stored (quadratic time).
+ON_DISK_SEGMENT_NUMBER = 64
 
 # Paths of shards open in this process (the engine's own lock is per process).
 _OPEN_PATHS: set[str] = set()
@@ -96,11 +126,7 @@ def _engine_errors(what: str, path: str) -> Iterator[None]:
     except Exception as exc:  # the engine raises plain Exception
         msg = str(exc)
         if "WouldBlock" in msg:
-            raise StoreLockedError(
-                f"the embedded store at {path} is locked: another process holds it open. "
-                "Only one process may open an embedded store at a time; close it there, "
-                "or use a Qdrant server (url=...) to share a collection."
-            ) from None
+            raise StoreLockedError(_locked_message(path)) from None
         if "dimension error" in msg.lower():
             raise InvalidInputError(f"{what}: {msg}") from None
         raise BackendError(f"{what} failed on the embedded store at {path}: {msg}") from exc
@@ -122,8 +148,14 @@ def quantization_config(preset: QuantizationPreset, on_disk: bool) -> Any:
 
 
 def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
-    """The shard configuration of a schema (``wal=False`` for throw-away temporary stores)."""
+    """The shard configuration of a schema (``wal=False`` for throw-away temporary stores).
+
+    ``on_disk``: originals, HNSW graphs and the sparse index are memory-mapped (the page
+    cache keeps what queries touch), quantized codes stay in RAM, and segments are not
+    merged (see :data:`ON_DISK_SEGMENT_NUMBER`).
+    """
     memory = qe.Memory.Cold if schema.on_disk else None
+    graph = qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000, memory=memory)
     vectors: dict[str, qe.EdgeVectorParams] = {}
     if schema.dense_dim is not None:
         q = schema.quantization
@@ -133,7 +165,7 @@ def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
             datatype=_DATATYPE[q.datatype],
             quantization_config=quantization_config(q, schema.on_disk),
             # With the MRL funnel the full vector only re-scores candidates: no graph needed.
-            hnsw_config=_no_hnsw() if schema.mrl_dim is not None else None,
+            hnsw_config=_no_hnsw() if schema.mrl_dim is not None else (graph if schema.on_disk else None),
             memory=memory,
         )
         if schema.mrl_dim is not None:
@@ -143,6 +175,7 @@ def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
                 distance=qe.Distance.Cosine,
                 datatype=_DATATYPE[mq.datatype],
                 quantization_config=quantization_config(mq, schema.on_disk),
+                hnsw_config=graph if schema.on_disk else None,
                 memory=memory,
             )
     if schema.colbert and schema.colbert_dim is not None:
@@ -159,9 +192,14 @@ def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
             modifier=qe.Modifier.Idf if schema.sparse_idf else None,
             datatype=_DATATYPE[schema.sparse_datatype],
             # on_disk: the inverted index is mmapped too (the page cache keeps its hot lists).
-            memory=qe.Memory.Cached if schema.on_disk else None,
+            memory=memory,
         )
-    return qe.EdgeConfig(vectors=vectors or None, sparse_vectors=sparse or None, wal_enabled=wal)
+    optimizers = (
+        qe.EdgeOptimizersConfig(default_segment_number=ON_DISK_SEGMENT_NUMBER) if schema.on_disk else None
+    )
+    return qe.EdgeConfig(
+        vectors=vectors or None, sparse_vectors=sparse or None, optimizers=optimizers, wal_enabled=wal
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -264,12 +302,106 @@ def _result(point: Any, score: float | None) -> ResultPoint:
 # ---------------------------------------------------------------------------
 
 
+class _SwapGate:
+    """Any number of shard operations at once, or one shard swap (close + reload) alone.
+
+    A waiting swap stops new operations from starting, so a steady stream of queries
+    cannot starve it; operations wait only for the swap itself.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._swapping = False
+        self._waiting = 0
+
+    @contextmanager
+    def operation(self) -> Iterator[None]:
+        with self._cond:
+            while self._swapping or self._waiting:
+                self._cond.wait()
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                if not self._active:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def swap(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            while self._swapping or self._active:
+                self._cond.wait()
+            self._waiting -= 1
+            self._swapping = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._swapping = False
+                self._cond.notify_all()
+
+
+def _return_freed_heap() -> None:
+    """Ask glibc to give freed heap back to the OS (``malloc_trim``); a no-op elsewhere.
+
+    The engine frees a closed shard's memory, but glibc keeps freed blocks in its arenas:
+    the next window reuses them, yet resident memory would not show the release.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        return
+    trim(0)
+
+
+def _lock_file(directory: Path) -> IO[str] | None:
+    """Take the store's process lock (``fcntl.flock`` on ``directory/LOCK_FILE``), or raise."""
+    if fcntl is None:
+        return None
+    fh = open(directory / LOCK_FILE, "a", encoding="utf-8")  # noqa: SIM115 - held until close
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise StoreLockedError(_locked_message(str(directory))) from None
+    return fh
+
+
+def _locked_message(path: str) -> str:
+    return (
+        f"the embedded store at {path} is locked: another process holds it open. "
+        "Only one process may open an embedded store at a time; close it there, "
+        "or use a Qdrant server (url=...) to share a collection."
+    )
+
+
 class EdgeBackend:
     """A Qdrant Edge shard holding one collection."""
 
     is_remote = False
 
-    def __init__(self, collection_name: str, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        collection_name: str,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        compact_every: int | None = None,
+    ) -> None:
+        if compact_every is not None and (
+            not isinstance(compact_every, int) or isinstance(compact_every, bool)
+        ):
+            raise InvalidTypeError(
+                f"compact_every must be an int or None, got {type(compact_every).__name__}"
+            )
+        if compact_every is not None and compact_every < 0:
+            raise InvalidInputError(f"compact_every must be >= 0 (0: never), got {compact_every}")
         if (
             not collection_name
             or "/" in collection_name
@@ -289,6 +421,17 @@ class EdgeBackend:
         self.location = str(self.path)
         self._shard: qe.EdgeShard | None = None
         self._closed = False
+        self._failed: str | None = None
+        self._lock_fh: IO[str] | None = None
+        self._gate = _SwapGate()
+        self._compact_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._requested_compact_every = compact_every
+        self.compact_every = 0  # resolved once the layout is known (create or open)
+        self._written = 0
+        #: Compactions run by this backend, and (optimize s, close + reload s) of the last one.
+        self.compactions = 0
+        self.last_compaction: tuple[float, float] | None = None
         with _OPEN_LOCK:
             if self.location in _OPEN_PATHS:
                 if self._tmp is not None:
@@ -299,12 +442,15 @@ class EdgeBackend:
                 )
             _OPEN_PATHS.add(self.location)
         try:
+            if (self.path / _EDGE_MARKER).exists() or (self.path / GUARD_FILE).exists():
+                # Take the locks right away, before any guard check or write.
+                self._lock_fh = _lock_file(self.path)
             if (self.path / _EDGE_MARKER).exists():
-                # Take the engine's lock right away, before any guard check or write.
                 with _engine_errors("opening the shard", self.location):
                     self._shard = qe.EdgeShard.load(str(self.path))
             elif (self.path / GUARD_FILE).exists():
                 self._finish_interrupted_create()
+            self._resolve_compaction(self._guard_on_disk())
         except BaseException:
             self._release()
             raise
@@ -315,6 +461,9 @@ class EdgeBackend:
     # -- lifecycle ---------------------------------------------------------
 
     def _release(self) -> None:
+        if self._lock_fh is not None:
+            self._lock_fh.close()  # closing the file releases the flock
+            self._lock_fh = None
         with _OPEN_LOCK:
             _OPEN_PATHS.discard(self.location)
         if self._tmp is not None:
@@ -324,6 +473,8 @@ class EdgeBackend:
     def _require(self) -> qe.EdgeShard:
         if self._closed:
             raise BackendError(f"the embedded store at {self.location} is closed")
+        if self._failed is not None:
+            raise BackendError(self._failed)
         if self._shard is None:
             raise BackendError(f"the collection at {self.location} does not exist yet")
         return self._shard
@@ -348,6 +499,17 @@ class EdgeBackend:
                 qe.UpdateOperation.create_field_index(REF_DOC_ID_KEY, qe.PayloadSchemaType.Keyword)
             )
 
+    def _guard_on_disk(self) -> bool:
+        try:
+            guard = self.read_guard()
+            return bool(guard) and CollectionSchema.from_guard(guard or {}).on_disk
+        except (KeyError, TypeError, ValueError):
+            return False  # not our guard: read_guard/check_guard report it
+
+    def _resolve_compaction(self, on_disk: bool) -> None:
+        requested = self._requested_compact_every
+        self.compact_every = requested if requested is not None else (DEFAULT_COMPACT_EVERY if on_disk else 0)
+
     def read_guard(self) -> dict[str, Any] | None:
         guard_path = self.path / GUARD_FILE
         if guard_path.exists():
@@ -360,6 +522,9 @@ class EdgeBackend:
 
     def create(self, schema: CollectionSchema) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
+        if self._lock_fh is None:
+            self._lock_fh = _lock_file(self.path)
+        self._resolve_compaction(schema.on_disk)
         tmp = self.path / f".{GUARD_FILE}.{uuid.uuid4().hex}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(schema.guard_dict(), fh, indent=2, sort_keys=True)
@@ -376,54 +541,105 @@ class EdgeBackend:
                 )
 
     def drop(self) -> None:
-        if self._shard is not None:
-            self._shard.close()
-            self._shard = None
-        if self.path.exists():
-            shutil.rmtree(self.path)
+        with self._gate.swap():
+            if self._shard is not None:
+                self._shard.close()
+                self._shard = None
+            if self._lock_fh is not None:
+                self._lock_fh.close()
+                self._lock_fh = None
+            if self.path.exists():
+                shutil.rmtree(self.path)
 
     def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
         try:
-            if self._shard is not None:
-                with _engine_errors("closing the shard", self.location):
-                    if self._tmp is None:
-                        self._shard.flush()
-                    self._shard.close()
+            with self._gate.swap():  # never under a running query or a compaction's reload
+                self._closed = True
+                if self._shard is not None:
+                    with _engine_errors("closing the shard", self.location):
+                        if self._tmp is None:
+                            self._shard.flush()
+                        self._shard.close()
         finally:
+            self._closed = True
             self._shard = None
             self._release()
 
     # -- writes ------------------------------------------------------------
 
     def upsert(self, points: Sequence[PointData]) -> None:
-        shard = self._require()
-        with _engine_errors("upsert", self.location):
-            shard.update(qe.UpdateOperation.upsert_points([_edge_point(p) for p in points]))
+        batch = [_edge_point(p) for p in points]
+        with self._gate.operation(), _engine_errors("upsert", self.location):
+            self._require().update(qe.UpdateOperation.upsert_points(batch))
+        if self.compact_every:
+            with self._count_lock:
+                self._written += len(batch)
+                due = self._written >= self.compact_every
+                if due:
+                    self._written = 0
+            if due:
+                self.compact()
 
     def finish_bulk(self) -> None:
-        shard = self._require()
-        with _engine_errors("optimize", self.location):
-            shard.optimize()
+        with self._gate.operation(), _engine_errors("optimize", self.location):
+            self._require().optimize()
+
+    def compact(self) -> None:
+        """Index what was written, then close and reload the shard to give back the engine's heap.
+
+        Queries and writes from other threads go on during the optimize and wait for
+        the close + reload only. Everything is flushed before the close, and the
+        write-ahead log covers a kill at any point: nothing acknowledged is lost.
+        """
+        with self._compact_lock:
+            t0 = time.perf_counter()
+            with self._gate.operation(), _engine_errors("compaction (optimize)", self.location):
+                shard = self._require()
+                shard.flush()
+                shard.optimize()
+            t1 = time.perf_counter()
+            with self._gate.swap():
+                shard = self._require()
+                with _engine_errors("compaction (flush and close)", self.location):
+                    shard.flush()
+                    shard.close()
+                self._shard = None
+                try:
+                    with _engine_errors("compaction (reopen)", self.location):
+                        self._shard = qe.EdgeShard.load(str(self.path))
+                except M3HybridError as exc:
+                    # Everything written is on disk; a new HybridStore on the path reopens it.
+                    self._failed = f"the embedded store at {self.location} could not be reopened: {exc}"
+                    raise
+            _return_freed_heap()
+            t2 = time.perf_counter()
+            self.compactions += 1
+            self.last_compaction = (t1 - t0, t2 - t1)
+            logger.info(
+                "compacted the embedded store at %s: optimize %.1f s, close + reload %.2f s",
+                self.location,
+                t1 - t0,
+                t2 - t1,
+            )
 
     def delete_ids(self, ids: Sequence[str]) -> None:
-        if self._shard is None or not ids:
+        if not ids:
             return
-        with _engine_errors("delete", self.location):
-            self._require().update(qe.UpdateOperation.delete_points(list(ids)))
+        with self._gate.operation(), _engine_errors("delete", self.location):
+            if self._shard is not None:
+                self._require().update(qe.UpdateOperation.delete_points(list(ids)))
 
     def delete_filter(self, flt: Any) -> None:
-        if self._shard is None:
-            return
-        with _engine_errors("delete by filter", self.location):
-            self._require().update(qe.UpdateOperation.delete_points_by_filter(_required_filter(flt)))
+        with self._gate.operation(), _engine_errors("delete by filter", self.location):
+            if self._shard is not None:
+                self._require().update(qe.UpdateOperation.delete_points_by_filter(_required_filter(flt)))
 
     def clear(self) -> None:
-        if self._shard is None:
-            return
-        with _engine_errors("clear", self.location):
+        with self._gate.operation(), _engine_errors("clear", self.location):
+            if self._shard is None:
+                return
             # An empty filter matches every point.
             self._require().update(qe.UpdateOperation.delete_points_by_filter(qe.Filter()))
             self._require().optimize()
@@ -431,25 +647,26 @@ class EdgeBackend:
     # -- reads -------------------------------------------------------------
 
     def query(self, plan: QueryPlan) -> list[ResultPoint]:
-        if self._shard is None:
-            return []
-        with _engine_errors("query", self.location):
-            points = self._require().query(edge_request(plan))
+        request = edge_request(plan)
+        with self._gate.operation(), _engine_errors("query", self.location):
+            if self._shard is None and self._failed is None:
+                return []
+            points = self._require().query(request)
         return [_result(p, p.score) for p in points]
 
     def retrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]:
-        if self._shard is None or not ids:
+        if not ids:
             return []
         with_vector: Any = list(vector_names) if vector_names else False
-        with _engine_errors("retrieve", self.location):
+        with self._gate.operation(), _engine_errors("retrieve", self.location):
+            if self._shard is None and self._failed is None:
+                return []
             points = self._require().retrieve(list(ids), with_payload=True, with_vector=with_vector)
         return [_result(p, None) for p in points]
 
     def scroll(
         self, flt: Any, offset: str | None, limit: int, vector_names: Sequence[str]
     ) -> tuple[list[ResultPoint], str | None]:
-        if self._shard is None:
-            return [], None
         request = qe.ScrollRequest(
             offset=offset,
             limit=limit,
@@ -457,14 +674,16 @@ class EdgeBackend:
             with_payload=True,
             with_vector=list(vector_names) if vector_names else False,
         )
-        with _engine_errors("scroll", self.location):
+        with self._gate.operation(), _engine_errors("scroll", self.location):
+            if self._shard is None and self._failed is None:
+                return [], None
             points, next_offset = self._require().scroll(request)
         return [_result(p, None) for p in points], None if next_offset is None else str(next_offset)
 
     def count(self, flt: Any) -> int:
-        if self._shard is None:
-            return 0
-        with _engine_errors("count", self.location):
+        with self._gate.operation(), _engine_errors("count", self.location):
+            if self._shard is None and self._failed is None:
+                return 0
             return int(self._require().count(qe.CountRequest(exact=True, filter=to_edge_filter(flt))))
 
     # -- async: the same code in a worker thread ----------------------------
