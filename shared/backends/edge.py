@@ -77,6 +77,10 @@ _EDGE_MARKER = "edge_config.json"
 #: Points written between two compactions of an ``on_disk=True`` store (the memory window:
 #: ~2.5 KB per point of 384-d dense + 50-term sparse, so ~250 MB at most).
 DEFAULT_COMPACT_EVERY = 100_000
+#: Qdrant's default indexing threshold (10,000 KB of vectors per segment): only a window
+#: larger than this is turned into an indexed, memory-mapped segment by ``optimize()``;
+#: a smaller one stays in the appendable segment, which a reload reads back into RAM.
+_INDEXING_THRESHOLD_BYTES = 10_000 * 1024
 #: ``on_disk=True`` layout: segments are merged only beyond this many, so a compaction
 #: indexes only the new window instead of rewriting everything stored (quadratic time).
 ON_DISK_SEGMENT_NUMBER = 64
@@ -450,7 +454,7 @@ class EdgeBackend:
                     self._shard = qe.EdgeShard.load(str(self.path))
             elif (self.path / GUARD_FILE).exists():
                 self._finish_interrupted_create()
-            self._resolve_compaction(self._guard_on_disk())
+            self._resolve_compaction(self._guard_schema())
         except BaseException:
             self._release()
             raise
@@ -499,16 +503,28 @@ class EdgeBackend:
                 qe.UpdateOperation.create_field_index(REF_DOC_ID_KEY, qe.PayloadSchemaType.Keyword)
             )
 
-    def _guard_on_disk(self) -> bool:
+    def _guard_schema(self) -> CollectionSchema | None:
         try:
             guard = self.read_guard()
-            return bool(guard) and CollectionSchema.from_guard(guard or {}).on_disk
+            return CollectionSchema.from_guard(guard) if guard else None
         except (KeyError, TypeError, ValueError):
-            return False  # not our guard: read_guard/check_guard report it
+            return None  # not our guard: read_guard/check_guard report it
 
-    def _resolve_compaction(self, on_disk: bool) -> None:
+    def _resolve_compaction(self, schema: CollectionSchema | None) -> None:
         requested = self._requested_compact_every
+        on_disk = schema is not None and schema.on_disk
         self.compact_every = requested if requested is not None else (DEFAULT_COMPACT_EVERY if on_disk else 0)
+        dim = schema.dense_dim if schema is not None else None
+        if self.compact_every and dim and self.compact_every * dim * 4 < _INDEXING_THRESHOLD_BYTES:
+            least = -(-_INDEXING_THRESHOLD_BYTES // (dim * 4))
+            logger.warning(
+                "compact_every=%d is too small to release memory for %d-d vectors: the engine only "
+                "indexes (and memory-maps) windows of at least ~%d points; use compact_every >= %d",
+                self.compact_every,
+                dim,
+                least,
+                least,
+            )
 
     def read_guard(self) -> dict[str, Any] | None:
         guard_path = self.path / GUARD_FILE
@@ -524,7 +540,7 @@ class EdgeBackend:
         self.path.mkdir(parents=True, exist_ok=True)
         if self._lock_fh is None:
             self._lock_fh = _lock_file(self.path)
-        self._resolve_compaction(schema.on_disk)
+        self._resolve_compaction(schema)
         tmp = self.path / f".{GUARD_FILE}.{uuid.uuid4().hex}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(schema.guard_dict(), fh, indent=2, sort_keys=True)
