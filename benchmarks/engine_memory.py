@@ -13,10 +13,11 @@ closing the shard (``malloc_trim`` after each, so freed heap is returned), and i
 process that loads the optimized shard (after loading an empty shard of the same layout, so
 one-off allocations such as thread pools are not counted). Appends a table to ``benchmarks/RESULTS.md``.
 
-Then ``--rolling`` points through the layout that would bound it (not what the store does
-yet): HNSW graph and sparse index ``Memory.Cold``, ``default_segment_number=64`` so the
-optimizer never merges old segments, and ``flush + optimize + close + load`` every
-``--every`` points; anonymous RSS before and after each compaction.
+Then ``--rolling`` points through the layout that bounds it, on the raw engine (the store's
+``on_disk=True`` layout and ``compact_every`` do the same): HNSW graph and sparse index
+``Memory.Cold``, ``default_segment_number=64`` so the optimizer never merges old segments,
+and ``flush + optimize + close + load`` every ``--every`` points; anonymous RSS before and
+after each compaction.
 
     python benchmarks/engine_memory.py              # N = 30,000; rolling 80,000 every 20,000
     python benchmarks/engine_memory.py --points 10000 --no-append
