@@ -369,12 +369,18 @@ def _lock_file(directory: Path) -> IO[str] | None:
     """Take the store's process lock (``fcntl.flock`` on ``directory/LOCK_FILE``), or raise."""
     if fcntl is None:
         return None
-    fh = open(directory / LOCK_FILE, "a", encoding="utf-8")  # noqa: SIM115 - held until close
+    try:
+        fh = open(directory / LOCK_FILE, "a", encoding="utf-8")  # noqa: SIM115 - held until close
+    except OSError as exc:
+        raise BackendError(f"cannot open the lock file of the embedded store at {directory}: {exc}") from None
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:
         fh.close()
         raise StoreLockedError(_locked_message(str(directory))) from None
+    except OSError as exc:  # e.g. no lock support on a network file system
+        fh.close()
+        raise BackendError(f"cannot lock the embedded store at {directory}: {exc}") from None
     return fh
 
 
