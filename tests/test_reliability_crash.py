@@ -54,6 +54,20 @@ def test_sigkill_during_ingest_loses_no_acknowledged_batch(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
+def test_sigkill_during_compactions_loses_no_acknowledged_batch(tmp_path: Path) -> None:
+    """Compacting every 2 batches, a kill often lands in an optimize, close or reload."""
+    run = crash.IngestRun(tmp_path, batch_size=32, seed=2, compact_every=64)
+    rng = random.Random(2)
+    results = [run.trial(rng, 0.3, 1.5, after) for after in ("ack ", "ready", "ack ")]
+    for r in results:
+        assert r.ok, r.problems
+        assert r.points_lost == 0
+        assert r.inflight_present in (0, 32)
+    assert run.compactions >= 3  # the children really compacted between the kills
+    assert crash._write_after(run.path, max(run.acked) + 2, 32, 2) == []
+
+
+@pytest.mark.slow
 def test_sigkill_during_creation_leaves_a_usable_store(tmp_path: Path) -> None:
     rng = random.Random(7)
     for _ in range(2):

@@ -18,11 +18,15 @@
 * Bounded memory (``compact_every``): Qdrant Edge keeps ~1.5-2.5 KB of heap per
   point written since the shard was opened, and ``optimize()`` does not give it
   back; only closing the shard does. So every ``compact_every`` points written the
-  backend optimizes, flushes, closes and reloads the shard. Queries keep running
-  during the optimize and wait only for the close + reload (under a second at 1M
-  points). With ``on_disk=True`` the shard is laid out for this (HNSW graphs and
-  the sparse index memory-mapped, no merging of segments below 64), and
-  compaction is on by default every :data:`DEFAULT_COMPACT_EVERY` points.
+  backend optimizes, flushes, closes and reloads the shard. With ``on_disk=True``
+  the shard is laid out for this (HNSW graphs and the sparse index memory-mapped,
+  no merging of segments below 64), and compaction is on by default every
+  :data:`DEFAULT_COMPACT_EVERY` points.
+* qdrant-edge-py 0.9 holds the GIL inside its calls (``optimize()`` included), so
+  no other Python thread runs while the engine indexes: queries wait for a
+  compaction's optimize (one window's worth of indexing, ~1.5 min per 100k points of
+  384-d on 2 cores) instead of for one index build of everything at the end of a long
+  ``add`` (36 min at 1M). A gate keeps them off the shard between its close and reload.
 * Async methods run the sync ones in a worker thread.
 """
 
@@ -611,9 +615,10 @@ class EdgeBackend:
     def compact(self) -> None:
         """Index what was written, then close and reload the shard to give back the engine's heap.
 
-        Queries and writes from other threads go on during the optimize and wait for
-        the close + reload only. Everything is flushed before the close, and the
-        write-ahead log covers a kill at any point: nothing acknowledged is lost.
+        Operations from other threads never see the shard closed: they wait for the
+        close + reload (and, as the engine holds the GIL, for the optimize). Everything
+        is flushed before the close, and the write-ahead log covers a kill at any
+        point: nothing acknowledged is lost.
         """
         with self._compact_lock:
             t0 = time.perf_counter()
