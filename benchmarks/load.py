@@ -441,7 +441,9 @@ def _run_in_child(args: argparse.Namespace, compact_every: int | None) -> LoadRe
         cmd.append("--in-ram")
     if args.ingest_queries:
         cmd.append("--ingest-queries")
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode:
+        raise RuntimeError(f"the run with compact_every={compact_every} failed:\n{out.stderr[-3000:]}")
     data = json.loads(out.stdout.strip().splitlines()[-1])
     res = LoadResult(**{k: v for k, v in data.items() if k != "checkpoints"})
     res.checkpoints = [(n, t, s) for n, t, s in data["checkpoints"]]

@@ -163,7 +163,12 @@ def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
     merged (see :data:`ON_DISK_SEGMENT_NUMBER`).
     """
     memory = qe.Memory.Cold if schema.on_disk else None
-    graph = qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000, memory=memory)
+    # The engine's default graph (m=16, ef_construct=100), memory-mapped when on_disk.
+    graph = (
+        qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000, memory=memory)
+        if memory
+        else None
+    )
     vectors: dict[str, qe.EdgeVectorParams] = {}
     if schema.dense_dim is not None:
         q = schema.quantization
@@ -173,7 +178,7 @@ def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
             datatype=_DATATYPE[q.datatype],
             quantization_config=quantization_config(q, schema.on_disk),
             # With the MRL funnel the full vector only re-scores candidates: no graph needed.
-            hnsw_config=_no_hnsw() if schema.mrl_dim is not None else (graph if schema.on_disk else None),
+            hnsw_config=_no_hnsw() if schema.mrl_dim is not None else graph,
             memory=memory,
         )
         if schema.mrl_dim is not None:
@@ -183,7 +188,7 @@ def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
                 distance=qe.Distance.Cosine,
                 datatype=_DATATYPE[mq.datatype],
                 quantization_config=quantization_config(mq, schema.on_disk),
-                hnsw_config=graph if schema.on_disk else None,
+                hnsw_config=graph,
                 memory=memory,
             )
     if schema.colbert and schema.colbert_dim is not None:
