@@ -448,9 +448,8 @@ class EdgeBackend:
         self._requested_compact_every = compact_every
         self.compact_every = 0  # resolved once the layout is known (create or open)
         self._written = 0
-        #: Compactions run by this backend, and (optimize s, close + reload s) of the last one.
+        #: Compactions run by this backend (each is logged at INFO with its timings).
         self.compactions = 0
-        self.last_compaction: tuple[float, float] | None = None
         with _OPEN_LOCK:
             if self.location in _OPEN_PATHS:
                 if self._tmp is not None:
@@ -648,7 +647,6 @@ class EdgeBackend:
             _return_freed_heap()
             t2 = time.perf_counter()
             self.compactions += 1
-            self.last_compaction = (t1 - t0, t2 - t1)
             logger.info(
                 "compacted the embedded store at %s: optimize %.1f s, close + reload %.2f s",
                 self.location,
