@@ -144,7 +144,6 @@ def test_sparse_normalization_keeps_sparse_ranking_and_m3_without_sparse_is_dens
         EvalMode("sparse", "sparse"),
         EvalMode("sparse-qnorm", "sparse", sparse_normalization="query"),
         EvalMode("m3", "hybrid", "m3"),
-
         EvalMode("m3-sw0", "hybrid", "m3", sparse_weight=0.0),
         EvalMode("dense", "dense"),
     ]

@@ -359,3 +359,21 @@ def test_a_window_too_small_to_release_memory_is_warned_about(
     ):
         store.add(one)
     assert "too small" not in caplog.text
+
+
+def test_an_on_disk_store_from_before_the_compaction_layout_is_not_compacted_by_default(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with HybridStore("old", path=tmp_path, dense_dim=DIM, on_disk=True) as store:
+        store.add(_records(0, 20))
+    # The shard config an on_disk store had before: the engine's merging optimizer.
+    config_file = tmp_path / "old" / "edge_config.json"
+    config = json.loads(config_file.read_text())
+    del config["optimizers"]
+    config_file.write_text(json.dumps(config))
+    with caplog.at_level("INFO", logger="shared.backends.edge"), HybridStore("old", path=tmp_path) as store:
+        assert store.schema.on_disk and _backend(store).compact_every == 0
+        assert store.count() == 20
+    assert "predates the compaction layout" in caplog.text
+    with HybridStore("old", path=tmp_path, compact_every=5_000) as store:  # explicit: honoured
+        assert _backend(store).compact_every == 5_000

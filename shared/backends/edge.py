@@ -524,9 +524,29 @@ class EdgeBackend:
         except (KeyError, TypeError, ValueError):
             return None  # not our guard: read_guard/check_guard report it
 
+    def _merges_segments(self) -> bool:
+        """Whether the existing shard was laid out with the engine's merging optimizer.
+
+        ``on_disk`` stores created before compaction existed have it; compacting them
+        would re-merge (and re-index) everything stored at every window.
+        """
+        try:
+            with open(self.path / _EDGE_MARKER, encoding="utf-8") as fh:
+                optimizers = json.load(fh).get("optimizers") or {}
+        except (OSError, ValueError, AttributeError):
+            return False  # no shard yet: it will get the layout of its schema
+        return optimizers.get("default_segment_number") is None
+
     def _resolve_compaction(self, schema: CollectionSchema | None) -> None:
         requested = self._requested_compact_every
         on_disk = schema is not None and schema.on_disk
+        if requested is None and on_disk and self._merges_segments():
+            logger.info(
+                "the embedded store at %s predates the compaction layout: not compacting it by "
+                "default (pass compact_every= to force it; each compaction would re-index everything)",
+                self.location,
+            )
+            on_disk = False
         self.compact_every = requested if requested is not None else (DEFAULT_COMPACT_EVERY if on_disk else 0)
         dim = schema.dense_dim if schema is not None else None
         if self.compact_every and dim and self.compact_every * dim * 4 < _INDEXING_THRESHOLD_BYTES:
