@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import json
 import logging
 import os
@@ -358,20 +359,27 @@ class _SwapGate:
                 self._cond.notify_all()
 
 
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None (looked up once: ``find_library`` runs ``ldconfig``)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        return None
+
+
 def _return_freed_heap() -> None:
-    """Ask glibc to give freed heap back to the OS (``malloc_trim``); a no-op elsewhere.
+    """Ask glibc to give freed heap back to the OS; a no-op elsewhere.
 
     The engine frees a closed shard's memory, but glibc keeps freed blocks in its arenas:
     the next window reuses them, yet resident memory would not show the release.
     """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS)
-        return
-    trim(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _lock_file(directory: Path) -> IO[str] | None:
@@ -460,13 +468,15 @@ class EdgeBackend:
                 )
             _OPEN_PATHS.add(self.location)
         try:
-            if (self.path / _EDGE_MARKER).exists() or (self.path / GUARD_FILE).exists():
+            has_shard = (self.path / _EDGE_MARKER).exists()
+            has_guard = (self.path / GUARD_FILE).exists()
+            if has_shard or has_guard:
                 # Take the locks right away, before any guard check or write.
                 self._lock_fh = _lock_file(self.path)
-            if (self.path / _EDGE_MARKER).exists():
+            if has_shard:
                 with _engine_errors("opening the shard", self.location):
                     self._shard = qe.EdgeShard.load(str(self.path))
-            elif (self.path / GUARD_FILE).exists():
+            elif has_guard:
                 self._finish_interrupted_create()
             self._resolve_compaction(self._guard_schema())
         except BaseException:
@@ -495,6 +505,15 @@ class EdgeBackend:
             raise BackendError(self._failed)
         if self._shard is None:
             raise BackendError(f"the collection at {self.location} does not exist yet")
+        return self._shard
+
+    def _current(self) -> qe.EdgeShard | None:
+        """The shard; None while the collection does not exist (or after close).
+
+        Raises after a failed reopen, which would otherwise read as an empty store.
+        """
+        if self._failed is not None:
+            raise BackendError(self._failed)
         return self._shard
 
     def _finish_interrupted_create(self) -> None:
@@ -678,30 +697,30 @@ class EdgeBackend:
         if not ids:
             return
         with self._gate.operation(), _engine_errors("delete", self.location):
-            if self._shard is not None:
-                self._require().update(qe.UpdateOperation.delete_points(list(ids)))
+            if (shard := self._current()) is not None:
+                shard.update(qe.UpdateOperation.delete_points(list(ids)))
 
     def delete_filter(self, flt: Any) -> None:
         with self._gate.operation(), _engine_errors("delete by filter", self.location):
-            if self._shard is not None:
-                self._require().update(qe.UpdateOperation.delete_points_by_filter(_required_filter(flt)))
+            if (shard := self._current()) is not None:
+                shard.update(qe.UpdateOperation.delete_points_by_filter(_required_filter(flt)))
 
     def clear(self) -> None:
         with self._gate.operation(), _engine_errors("clear", self.location):
-            if self._shard is None:
+            if (shard := self._current()) is None:
                 return
             # An empty filter matches every point.
-            self._require().update(qe.UpdateOperation.delete_points_by_filter(qe.Filter()))
-            self._require().optimize()
+            shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter()))
+            shard.optimize()
 
     # -- reads -------------------------------------------------------------
 
     def query(self, plan: QueryPlan) -> list[ResultPoint]:
         request = edge_request(plan)
         with self._gate.operation(), _engine_errors("query", self.location):
-            if self._shard is None and self._failed is None:
+            if (shard := self._current()) is None:
                 return []
-            points = self._require().query(request)
+            points = shard.query(request)
         return [_result(p, p.score) for p in points]
 
     def retrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]:
@@ -709,9 +728,9 @@ class EdgeBackend:
             return []
         with_vector: Any = list(vector_names) if vector_names else False
         with self._gate.operation(), _engine_errors("retrieve", self.location):
-            if self._shard is None and self._failed is None:
+            if (shard := self._current()) is None:
                 return []
-            points = self._require().retrieve(list(ids), with_payload=True, with_vector=with_vector)
+            points = shard.retrieve(list(ids), with_payload=True, with_vector=with_vector)
         return [_result(p, None) for p in points]
 
     def scroll(
@@ -725,16 +744,16 @@ class EdgeBackend:
             with_vector=list(vector_names) if vector_names else False,
         )
         with self._gate.operation(), _engine_errors("scroll", self.location):
-            if self._shard is None and self._failed is None:
+            if (shard := self._current()) is None:
                 return [], None
-            points, next_offset = self._require().scroll(request)
+            points, next_offset = shard.scroll(request)
         return [_result(p, None) for p in points], None if next_offset is None else str(next_offset)
 
     def count(self, flt: Any) -> int:
         with self._gate.operation(), _engine_errors("count", self.location):
-            if self._shard is None and self._failed is None:
+            if (shard := self._current()) is None:
                 return 0
-            return int(self._require().count(qe.CountRequest(exact=True, filter=to_edge_filter(flt))))
+            return int(shard.count(qe.CountRequest(exact=True, filter=to_edge_filter(flt))))
 
     # -- async: the same code in a worker thread ----------------------------
 
