@@ -38,3 +38,7 @@ class BackendError(M3HybridError, RuntimeError):
 
 class UnsupportedOperationError(M3HybridError, NotImplementedError):
     """The request asks for something this backend or mode cannot honour."""
+
+
+class MissingDependencyError(M3HybridError, ImportError):
+    """An optional dependency is not installed (names the extra that provides it)."""

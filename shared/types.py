@@ -74,9 +74,16 @@ class EncoderIdentity:
     sparse_model_id: str | None = None
     colbert_dim: int | None = None
     distance: str = "cosine"
+    #: Weight precision of the graph: "fp32", or "int8" for a quantized ONNX export (whose
+    #: vectors differ from fp32, so it is another identity).  Left out of ``to_dict`` when
+    #: "fp32", so identities recorded before this field existed still match.
+    precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["precision"] == "fp32":
+            del data["precision"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EncoderIdentity:
@@ -90,8 +97,8 @@ class EncoderIdentity:
 
     def differences(self, other: EncoderIdentity) -> dict[str, tuple[Any, Any]]:
         """Fields that differ, as ``{name: (self_value, other_value)}``."""
-        mine, theirs = self.to_dict(), other.to_dict()
-        return {k: (mine[k], theirs.get(k)) for k in mine if mine[k] != theirs.get(k)}
+        mine, theirs = asdict(self), asdict(other)
+        return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
 
 
 @runtime_checkable

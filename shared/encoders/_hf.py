@@ -16,14 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidTypeError, ModelLoadError
+from ..errors import InvalidInputError, InvalidTypeError, MissingDependencyError, ModelLoadError
 from ..types import FloatArray, SparseDict, TextKind
 from .base import BaseEncoder, Entry
+from .batching import plan_batches, validate_max_batch_tokens, validate_threads
 
 __all__ = [
     "ResolvedModel",
     "TransformerEncoder",
     "local_model_hash",
+    "require_torch",
     "resolve_model",
     "select_device",
     "tokenize_with_flags",
@@ -112,8 +114,22 @@ def read_config(path: Path) -> dict[str, Any]:
     return data
 
 
+def require_torch(what: str = "backend='native'") -> None:
+    """MissingDependencyError naming the extra when torch or transformers is not installed."""
+    import importlib.util
+
+    missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingDependencyError(
+            f"{what} needs {' and '.join(missing)}, which is not installed: "
+            'pip install "m3-hybrid[torch]" (or use backend="onnx" with an exported model, '
+            'pip install "m3-hybrid[onnx]")'
+        )
+
+
 def select_device(device: str | None) -> Any:
     """``torch.device`` for ``device`` or the best available (cuda, mps, cpu)."""
+    require_torch()
     import torch
 
     if device is None:
@@ -222,6 +238,8 @@ class TransformerEncoder(BaseEncoder):
         batch_size: int = 32,
         show_progress: bool = True,
         cache_size: int = 1024,
+        max_batch_tokens: int | None = None,
+        threads: int | None = None,
     ) -> None:
         super().__init__(
             query_prompt=query_prompt,
@@ -230,12 +248,21 @@ class TransformerEncoder(BaseEncoder):
             show_progress=show_progress,
             cache_size=cache_size,
         )
+        self.max_batch_tokens = validate_max_batch_tokens(max_batch_tokens)
         self.resolved = resolved
         self.config = read_config(resolved.path)
         self.device = select_device(device)
+        self.threads = validate_threads(threads)
+        if self.device.type == "cpu":
+            import torch
+
+            # torch's thread pool is per process: the last encoder created sets it.
+            if torch.get_num_threads() != self.threads:
+                torch.set_num_threads(self.threads)
         self.fp16 = bool(self.device.type in ("cuda", "mps") if fp16 is None else fp16)
         self.tokenizer = load_tokenizer(resolved.path)
         limit = default_max_length(self.config, self.tokenizer)
+        self._max_length_limit = limit
         if max_length is None:
             self.max_length = limit
         else:
@@ -283,9 +310,7 @@ class TransformerEncoder(BaseEncoder):
 
         prompt = self.prompt_for(kind)
         ids, truncated = self.tokenize([prompt + t for t in texts])
-        # Longest first: less padding per batch, and an out-of-memory error shows up at once.
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-        batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+        batches = plan_batches([len(r) for r in ids], batch_size, self.max_batch_tokens)
         results: list[Entry | None] = [None] * len(ids)
         bar = tqdm(
             batches, desc=f"Encoding {kind}s", unit="batch", disable=not (show_progress and len(batches) > 1)

@@ -283,6 +283,7 @@ class BaseEncoder(ABC):
         sparse_kind: str | None,
         sparse_model_id: str | None = None,
         colbert_dim: int | None = None,
+        precision: str = "fp32",
     ) -> EncoderIdentity:
         return EncoderIdentity(
             model_id=model_id,
@@ -294,6 +295,7 @@ class BaseEncoder(ABC):
             sparse_kind=sparse_kind,
             sparse_model_id=sparse_model_id,
             colbert_dim=colbert_dim,
+            precision=precision,
         )
 
     # -- internals ------------------------------------------------------------------

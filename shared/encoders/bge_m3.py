@@ -23,6 +23,7 @@ from ._hf import (
     TransformerEncoder,
     local_model_hash,
     read_config,
+    require_torch,
     resolve_model,
     sparse_from_token_weights,
 )
@@ -89,7 +90,10 @@ class BGEM3Encoder(TransformerEncoder):
         batch_size: int = 32,
         show_progress: bool = True,
         cache_size: int = 1024,
+        max_batch_tokens: int | None = None,
+        threads: int | None = None,
     ) -> None:
+        require_torch()
         import torch
         from transformers import AutoModel
 
@@ -106,6 +110,8 @@ class BGEM3Encoder(TransformerEncoder):
             batch_size=batch_size,
             show_progress=show_progress,
             cache_size=cache_size,
+            max_batch_tokens=max_batch_tokens,
+            threads=threads,
         )
         hidden = int(config["hidden_size"])
         try:

@@ -15,7 +15,14 @@ from typing import Any
 
 from ..errors import ModelLoadError
 from ..prompts import resolve_prompts
-from ._hf import BatchOutput, ResolvedModel, TransformerEncoder, local_model_hash, resolve_model
+from ._hf import (
+    BatchOutput,
+    ResolvedModel,
+    TransformerEncoder,
+    local_model_hash,
+    require_torch,
+    resolve_model,
+)
 
 __all__ = ["DenseEncoder", "read_pooling"]
 
@@ -86,7 +93,10 @@ class DenseEncoder(TransformerEncoder):
         batch_size: int = 32,
         show_progress: bool = True,
         cache_size: int = 1024,
+        max_batch_tokens: int | None = None,
+        threads: int | None = None,
     ) -> None:
+        require_torch()
         from transformers import AutoModel
 
         resolved = model_name if isinstance(model_name, ResolvedModel) else resolve_model(model_name)
@@ -109,6 +119,8 @@ class DenseEncoder(TransformerEncoder):
             batch_size=batch_size,
             show_progress=show_progress,
             cache_size=cache_size,
+            max_batch_tokens=max_batch_tokens,
+            threads=threads,
         )
         # sentence-transformers' own limit (e.g. 256 for MiniLM) is what the model was tuned for.
         sbert_limit = _sbert_max_length(resolved.path)

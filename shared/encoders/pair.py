@@ -63,6 +63,7 @@ class PairEncoder(BaseEncoder):
             document_prompt=self.prompt_for("document"),
             sparse_kind=s_id.sparse_kind,
             sparse_model_id=s_id.model_id,
+            precision="int8" if "int8" in (d_id.precision, s_id.precision) else "fp32",
         )
 
     @property

@@ -17,10 +17,12 @@ from ..errors import InvalidInputError, InvalidTypeError
 from ..prompts import lookup_prompts
 from ._hf import ResolvedModel, read_config, resolve_model, select_device
 from .base import BaseEncoder
+from .batching import validate_max_batch_tokens, validate_threads
 
 __all__ = ["clear_registry", "detect_model_kind", "load_encoder"]
 
-_BACKENDS = ("native", "flagembedding")
+_BACKENDS = ("native", "flagembedding", "onnx")
+_PRECISIONS = ("fp32", "int8")
 _registry: weakref.WeakValueDictionary[tuple[Any, ...], BaseEncoder] = weakref.WeakValueDictionary()
 _lock = threading.RLock()
 
@@ -73,6 +75,9 @@ def load_encoder(
     batch_size: int = 32,
     show_progress: bool = True,
     cache_size: int = 1024,
+    precision: str = "fp32",
+    max_batch_tokens: int | None = None,
+    threads: int | None = None,
 ) -> BaseEncoder:
     """The shared encoder for this configuration (created on first use).
 
@@ -82,15 +87,30 @@ def load_encoder(
       gives a sparse-only encoder.
     * ``sparse_model``: a SPLADE model paired with ``model_name``'s dense vectors.
     * ``backend="flagembedding"`` wraps FlagEmbedding's ``BGEM3FlagModel`` instead.
+    * ``backend="onnx"`` runs an ONNX export with onnxruntime (no torch needed): pass
+      the directory written by ``m3-hybrid export-onnx``; a hub id or checkpoint
+      directory is exported once into a cache directory (that needs torch).
+    * ``precision="int8"`` (ONNX only, opt-in): dynamic int8 weights; faster, and a
+      different identity than fp32 because the vectors differ slightly.  Check it on
+      your data (``m3-hybrid eval``) before switching a collection to it.
+    * ``max_batch_tokens`` bounds each batch by padded tokens as well as by texts.
+    * ``threads``: intra-op threads for torch or onnxruntime (default: physical cores).
 
-    Everything that changes the vectors (model, backend, device, fp16, max_length,
-    truncate_dim, instructions) is part of the sharing key.  ``batch_size``,
-    ``show_progress`` and ``cache_size`` are not: the first caller's values apply
-    (``encode`` takes ``batch_size``/``show_progress`` per call), and the cache grows
-    to the largest ``cache_size`` asked for.
+    Everything that changes the vectors (model, backend, precision, device, fp16,
+    max_length, truncate_dim, instructions) is part of the sharing key.
+    ``batch_size``, ``show_progress``, ``cache_size``, ``max_batch_tokens`` and
+    ``threads`` are not: the first caller's values apply (``encode`` takes
+    ``batch_size``/``show_progress`` per call), and the cache grows to the largest
+    ``cache_size`` asked for.
     """
     if backend not in _BACKENDS:
         raise InvalidInputError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+    if precision not in _PRECISIONS:
+        raise InvalidInputError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
+    if precision != "fp32" and backend != "onnx":
+        raise InvalidInputError(f"precision={precision!r} needs backend='onnx' (got backend={backend!r})")
+    validate_max_batch_tokens(max_batch_tokens)
+    validate_threads(threads)
     if model_name is None and sparse_model is None:
         raise InvalidInputError("model_name and sparse_model cannot both be None")
     instructions = {"query_instruction": query_instruction, "document_instruction": document_instruction}
@@ -99,14 +119,21 @@ def load_encoder(
             raise InvalidTypeError(f"{name} must be a str or None, not {type(value).__name__}")
     if fp16 is not None and not isinstance(fp16, bool):
         raise InvalidTypeError(f"fp16 must be a bool or None, not {type(fp16).__name__}")
-    dev = select_device(device)
-    if fp16 is None:  # resolve the default so fp16=None and an explicit equal value share an instance
-        fp16 = dev.type in ("cuda", "mps")
+    if backend == "onnx":
+        if fp16:
+            raise InvalidInputError("fp16 is not supported with backend='onnx'; use precision='int8'")
+        dev_name, fp16 = device or "cpu", False
+    else:
+        dev = select_device(device)
+        dev_name = str(dev)
+        if fp16 is None:  # resolve the default so fp16=None and an explicit equal value share an instance
+            fp16 = dev.type in ("cuda", "mps")
     key = (
         backend,
+        precision,
         _key_part(model_name),
         _key_part(sparse_model),
-        str(dev),
+        dev_name,
         fp16,
         max_length,
         truncate_dim,
@@ -123,8 +150,11 @@ def load_encoder(
             model_name,
             sparse_model=sparse_model,
             backend=backend,
-            device=str(dev),
+            device=dev_name,
             fp16=fp16,
+            precision=precision,
+            max_batch_tokens=max_batch_tokens,
+            threads=threads,
             max_length=max_length,
             truncate_dim=truncate_dim,
             query_instruction=query_instruction,
@@ -149,14 +179,27 @@ def _create(
     from .pair import PairEncoder
     from .splade import SpladeEncoder
 
-    common = {k: kw[k] for k in ("device", "fp16", "max_length", "batch_size", "show_progress", "cache_size")}
+    base = (
+        "device",
+        "max_length",
+        "batch_size",
+        "show_progress",
+        "cache_size",
+        "max_batch_tokens",
+        "threads",
+    )
+    common = {k: kw[k] for k in base}
     prompts = {k: kw[k] for k in ("query_instruction", "document_instruction")}
+    if backend == "onnx":
+        return _create_onnx(model_name, sparse_model=sparse_model, **kw)
+    common["fp16"] = kw["fp16"]
     if backend == "flagembedding":
         if sparse_model is not None or model_name is None:
             raise InvalidInputError("backend='flagembedding' serves BGE-M3 only; it takes no sparse_model")
         from .flag import FlagM3Encoder
 
-        return FlagM3Encoder(model_name, truncate_dim=kw["truncate_dim"], **prompts, **common)
+        flag_kw = {k: v for k, v in common.items() if k not in ("max_batch_tokens", "threads")}
+        return FlagM3Encoder(model_name, truncate_dim=kw["truncate_dim"], **prompts, **flag_kw)
 
     if model_name is None:
         if kw["truncate_dim"] is not None:
@@ -185,6 +228,59 @@ def _create(
     sparse = SpladeEncoder(resolve_model(sparse_model, what="sparse_model"), **common)
     return PairEncoder(
         dense,
+        sparse,
+        truncate_dim=kw["truncate_dim"],
+        batch_size=kw["batch_size"],
+        show_progress=kw["show_progress"],
+        cache_size=kw["cache_size"],
+    )
+
+
+def _onnx_path(name: str | os.PathLike[str], precision: str) -> str:
+    """An export directory as is; anything else exported once into the cache."""
+    from .onnx import cached_export, is_onnx_export
+
+    if isinstance(name, (str, os.PathLike)) and is_onnx_export(os.path.expanduser(os.fspath(name))):
+        return os.fspath(name)
+    return os.fspath(cached_export(name, precision))
+
+
+def _create_onnx(
+    model_name: str | os.PathLike[str] | None,
+    *,
+    sparse_model: str | os.PathLike[str] | None,
+    **kw: Any,
+) -> BaseEncoder:
+    from .onnx import OnnxEncoder
+    from .pair import PairEncoder
+
+    opts = {
+        k: kw[k]
+        for k in ("device", "max_length", "batch_size", "show_progress", "cache_size", "max_batch_tokens")
+    }
+    opts["threads"] = kw["threads"]
+    prompts = {k: kw[k] for k in ("query_instruction", "document_instruction")}
+    precision = kw["precision"]
+    if model_name is None:
+        if kw["truncate_dim"] is not None:
+            raise InvalidInputError("truncate_dim needs a dense model; model_name is None")
+        return OnnxEncoder(_onnx_path(sparse_model or "", precision), precision=precision, **prompts, **opts)
+    main = OnnxEncoder(
+        _onnx_path(model_name, precision),
+        precision=precision,
+        truncate_dim=None if sparse_model is not None else kw["truncate_dim"],
+        **prompts,
+        **opts,
+    )
+    if sparse_model is None:
+        if main.kind == "splade" and kw["truncate_dim"] is not None:
+            raise InvalidInputError(
+                f"{main.identity.model_id} is a sparse (SPLADE) model: truncate_dim has no effect"
+            )
+        return main
+    sparse = OnnxEncoder(_onnx_path(sparse_model, precision), precision=precision, **opts)
+    return PairEncoder(
+        main,
         sparse,
         truncate_dim=kw["truncate_dim"],
         batch_size=kw["batch_size"],

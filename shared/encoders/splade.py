@@ -11,7 +11,14 @@ from typing import Any
 
 from ..errors import ModelLoadError
 from ..prompts import resolve_prompts
-from ._hf import BatchOutput, ResolvedModel, TransformerEncoder, local_model_hash, resolve_model
+from ._hf import (
+    BatchOutput,
+    ResolvedModel,
+    TransformerEncoder,
+    local_model_hash,
+    require_torch,
+    resolve_model,
+)
 
 __all__ = ["SpladeEncoder"]
 
@@ -35,7 +42,10 @@ class SpladeEncoder(TransformerEncoder):
         batch_size: int = 32,
         show_progress: bool = True,
         cache_size: int = 1024,
+        max_batch_tokens: int | None = None,
+        threads: int | None = None,
     ) -> None:
+        require_torch()
         import torch
         from transformers import AutoModelForMaskedLM
 
@@ -51,6 +61,8 @@ class SpladeEncoder(TransformerEncoder):
             batch_size=batch_size,
             show_progress=show_progress,
             cache_size=cache_size,
+            max_batch_tokens=max_batch_tokens,
+            threads=threads,
         )
         try:
             model = AutoModelForMaskedLM.from_pretrained(str(resolved.path))
