@@ -85,7 +85,14 @@ class _EncoderBacked(BaseModel):
     batch_size: int = Field(default=32, gt=0, description="texts per forward pass")
     device: str | None = Field(default=None, description="torch device (None: cuda, mps or cpu)")
     fp16: bool | None = Field(default=None, description="half precision (None: on GPU only)")
-    backend: str = Field(default="native", description='"native" (transformers) or "flagembedding"')
+    backend: str = Field(
+        default="native", description='"native" (transformers), "onnx" (onnxruntime) or "flagembedding"'
+    )
+    precision: str = Field(default="fp32", description='"fp32", or "int8" with backend="onnx" (opt-in)')
+    threads: int | None = Field(default=None, gt=0, description="encoder threads (None: physical cores)")
+    max_batch_tokens: int | None = Field(
+        default=None, gt=0, description="padded tokens per batch at most (None: no token bound)"
+    )
     show_progress: bool = Field(default=False, description="show a progress bar while encoding")
     cache_size: int = Field(default=1024, ge=0, description="entries of the encoder's result cache")
 
@@ -94,6 +101,9 @@ class _EncoderBacked(BaseModel):
     def _load_kwargs(self) -> dict[str, Any]:
         return {
             "backend": self.backend,
+            "precision": self.precision,
+            "threads": self.threads,
+            "max_batch_tokens": self.max_batch_tokens,
             "device": self.device,
             "fp16": self.fp16,
             "max_length": self.max_length,

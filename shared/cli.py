@@ -1,9 +1,11 @@
-"""The ``m3-hybrid`` command line: ``m3-hybrid eval`` measures retrieval configurations on your data.
+"""The ``m3-hybrid`` command line: ``m3-hybrid eval`` measures retrieval configurations on your data;
+``m3-hybrid export-onnx`` exports a model once for the torch-free ONNX Runtime backend.
 
 Example::
 
     m3-hybrid eval --data ./my-beir-dataset --presets none,int8,binary-2bit --out results/
     m3-hybrid eval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels.tsv --small-models
+    m3-hybrid export-onnx BAAI/bge-m3 ./bge-m3-onnx --int8
 """
 
 from __future__ import annotations
@@ -131,8 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
         "SPLADE-tiny (sparse); no download, fast on CPU",
     )
     model.add_argument(
-        "--backend", choices=("native", "flagembedding"), default="native", help="BGE-M3 backend"
+        "--backend",
+        choices=("native", "flagembedding", "onnx"),
+        default="native",
+        help="encoder backend (onnx: an export directory, or a model exported once into the cache)",
     )
+    model.add_argument(
+        "--precision",
+        choices=("fp32", "int8"),
+        default="fp32",
+        help="weights of the onnx backend (int8: faster, check its quality here first)",
+    )
+    model.add_argument("--threads", type=_positive_int, help="encoder threads (default: physical cores)")
     model.add_argument("--device", help="torch device, e.g. cpu, cuda, mps (default: best available)")
     model.add_argument(
         "--max-length", type=_positive_int, metavar="TOKENS", help="truncate texts to this length"
@@ -186,7 +198,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=_cmd_eval)
+
+    ex = sub.add_parser(
+        "export-onnx",
+        help="export a model to ONNX once (needs torch) for backend='onnx' (no torch needed)",
+        description="Export MODEL (hub id or directory: BGE-M3, a sentence-transformers dense model or "
+        "SPLADE) to OUT for load_encoder(OUT, backend='onnx'). The export keeps the model's identity, "
+        "so collections built with MODEL open with it.",
+    )
+    ex.add_argument("model", metavar="MODEL", help="hub id or local directory")
+    ex.add_argument("out", metavar="OUT", help="new directory to write the export to")
+    ex.add_argument(
+        "--int8",
+        action="store_true",
+        help="also write the dynamic int8 graph (precision='int8'; check it with `m3-hybrid eval`)",
+    )
+    ex.add_argument(
+        "--no-optimize", action="store_true", help="skip the offline attention/layer-norm fusions"
+    )
+    ex.set_defaults(func=_cmd_export)
     return parser
+
+
+def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .encoders.onnx import export_onnx
+
+    out = export_onnx(args.model, args.out, int8=args.int8, optimize=not args.no_optimize)
+    print(f"exported {args.model} to {out}")
+    return 0
 
 
 def _load_dataset(args: argparse.Namespace, parser: argparse.ArgumentParser) -> BeirDataset:
@@ -224,6 +263,8 @@ def _load_encoder(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         model,
         sparse_model=sparse,
         backend=args.backend,
+        precision=args.precision,
+        threads=args.threads,
         device=args.device,
         max_length=args.max_length,
         batch_size=args.batch_size,

@@ -118,7 +118,13 @@ def require_torch(what: str = "backend='native'") -> None:
     """MissingDependencyError naming the extra when torch or transformers is not installed."""
     import importlib.util
 
-    missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+    def absent(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is None
+        except (ImportError, ValueError):  # a blocked or broken module counts as absent
+            return True
+
+    missing = [m for m in ("torch", "transformers") if absent(m)]
     if missing:
         raise MissingDependencyError(
             f"{what} needs {' and '.join(missing)}, which is not installed: "
