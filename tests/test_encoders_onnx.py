@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -257,37 +256,16 @@ def test_adapters_pass_backend_and_precision_through(m3_export: Path, tiny_bge_m
     assert np.abs(np.asarray(li.get_query_embedding("a query")) - ref).max() <= 1e-5
 
 
-_TORCH_FREE = """
-import sys
-sys.modules["torch"] = None  # import torch -> ImportError, as on a machine without it
-sys.modules["transformers"] = None
-import shared, shared.store, shared.encoders, llama_index_ext, langchain_ext
-from shared.encoders import load_encoder
-from shared.errors import MissingDependencyError
-from shared.store import HybridStore
-from langchain_ext import BGEM3Embeddings
-m3, minilm = sys.argv[1], sys.argv[2]
-enc = load_encoder(m3, backend="onnx", precision="int8", show_progress=False)
-with HybridStore(encoder=enc) as s:
-    s.add_texts(["the cat sat on the mat", "stock markets fell today"], ids=["a", "b"])
-    assert s.query("a cat on a mat", limit=1)[0].id == "a"
-emb = BGEM3Embeddings(model_name=minilm, backend="onnx")
-assert len(emb.embed_query("hello")) == 384
-try:
-    load_encoder(m3)
-except MissingDependencyError as exc:
-    assert "m3-hybrid[torch]" in str(exc), exc
-else:
-    raise AssertionError("the torch backend loaded without torch")
-assert "torch" not in sys.modules or sys.modules["torch"] is None
-print("torch-free ok")
-"""
-
-
 def test_torch_free_process_loads_encodes_and_queries(m3_export: Path, minilm_export: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_TORCH_FREE), str(m3_export), str(minilm_export)],
+        [
+            sys.executable,
+            str(Path(__file__).with_name("torch_free_check.py")),
+            str(m3_export),
+            str(minilm_export),
+            "--block-torch",
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -1,0 +1,59 @@
+"""Load, encode and query ONNX exports without torch (run by CI in a venv without torch).
+
+    python tests/torch_free_check.py M3_EXPORT MINILM_EXPORT [--block-torch]
+
+``--block-torch`` makes ``import torch``/``transformers`` fail in this process, for a
+machine that has them installed (the test suite); CI runs it in a venv with neither.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+
+def main(argv: list[str]) -> int:
+    if "--block-torch" in argv:
+        argv = [a for a in argv if a != "--block-torch"]
+        sys.modules["torch"] = None  # type: ignore[assignment]
+        sys.modules["transformers"] = None  # type: ignore[assignment]
+    elif importlib.util.find_spec("torch") is not None:
+        raise SystemExit("torch is installed here: this check is for a torch-free environment")
+    m3, minilm = argv[0], argv[1]
+
+    import langchain_ext  # noqa: F401  (importing the adapters must not need torch)
+    import llama_index_ext  # noqa: F401
+    from langchain_core.documents import Document
+
+    from langchain_ext import BGEM3Embeddings, HybridQdrantVectorStore
+    from shared.encoders import load_encoder
+    from shared.errors import MissingDependencyError
+    from shared.store import HybridStore
+
+    enc = load_encoder(m3, backend="onnx", precision="int8", show_progress=False)
+    with HybridStore(encoder=enc, colbert=True) as s:
+        s.add_texts(["the cat sat on the mat", "stock markets fell today"], ids=["a", "b"])
+        assert s.query("the cat sat on the mat", limit=1)[0].id == "a"
+
+    emb = BGEM3Embeddings(model_name=minilm, backend="onnx")
+    assert len(emb.embed_query("hello")) == 384
+    store = HybridQdrantVectorStore.from_documents(
+        [Document(page_content="a dog in the park"), Document(page_content="interest rates rose")],
+        embedding=emb,
+        collection_name="torch-free",
+    )
+    assert store.similarity_search("a dog in the park", k=1)[0].page_content == "a dog in the park"
+
+    try:
+        load_encoder(m3)
+    except MissingDependencyError as exc:
+        assert "m3-hybrid[torch]" in str(exc), exc
+    else:
+        raise AssertionError("the torch backend loaded without torch")
+    assert sys.modules.get("torch") is None
+    print("torch-free ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
