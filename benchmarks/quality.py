@@ -95,11 +95,78 @@ def load_data(limit_queries: int | None, corpus_limit: int | None) -> BeirDatase
     return ds
 
 
-def load_models() -> Encoder:
+def load_models(backend: str = "native", precision: str = "fp32") -> Encoder:
     from shared.encoders import load_encoder
     from shared.models import minilm_path, splade_tiny_path
 
-    return load_encoder(str(minilm_path()), sparse_model=str(splade_tiny_path()), show_progress=True)
+    return load_encoder(
+        str(minilm_path()),
+        sparse_model=str(splade_tiny_path()),
+        show_progress=True,
+        backend=backend,
+        precision=precision,
+    )
+
+
+PRECISION_SECTION = "## int8 encoding quality on bible-dev (benchmarks/quality.py --compare-precision)"
+
+
+def compare_precision(
+    args: argparse.Namespace, ds: BeirDataset, full: BeirDataset, argv: Sequence[str]
+) -> int:
+    """nDCG@10 of ONNX int8 vectors against fp32 ones (same models, same unquantized index)."""
+    modes: list[EvalMode] = parse_modes("dense,sparse,hybrid-rrf,hybrid-dbsf,hybrid-m3")
+    scores: dict[str, dict[str, float]] = {}
+    seconds: dict[str, float] = {}
+    for precision in ("fp32", "int8"):
+        encoder = load_models("onnx", precision)
+        enc = encoded_vectors(encoder, ds, full)
+        seconds[precision] = enc.doc_seconds + enc.query_seconds
+        workdir = Path(tempfile.mkdtemp(prefix="m3-bench-"))
+        try:
+            report = evaluate(
+                encoder, ds, [EvalConfig("none")], modes, encoded=enc, k=K, bootstrap=0, workdir=workdir
+            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        scores[precision] = {row.mode: row.metrics[PRIMARY] for row in report.rows}
+    lines = [
+        PRECISION_SECTION,
+        "",
+        f"- date {_dt.date.today().isoformat()}; machine: {machine()}",
+        f"- command: `python benchmarks/quality.py {' '.join(argv).strip()}`",
+        f"- data: {ds.num_docs:,} verses, {ds.num_queries:,} queries"
+        + (" (a seeded subset of bible-dev)" if ds is not full else " (all of bible-dev)"),
+        "- models: all-MiniLM-L6-v2 + SPLADE-tiny exported with `m3-hybrid export-onnx`; fp32 = the "
+        "ONNX fp32 graph (equal to the torch path within 1e-5), int8 = `precision=\"int8\"`; "
+        "one unquantized Qdrant Edge index per precision",
+        "",
+        "| mode | fp32 nDCG@10 | int8 nDCG@10 | int8 / fp32 | target ≥ 99.5% |",
+        "|---|---|---|---|---|",
+    ]
+    for mode in scores["fp32"]:
+        a, b = scores["fp32"][mode], scores["int8"].get(mode, float("nan"))
+        ratio = b / a if a else float("nan")
+        lines.append(f"| {mode} | {a:.4f} | {b:.4f} | {ratio:.2%} | {'yes' if ratio >= 0.995 else 'no'} |")
+    lines += [
+        "",
+        f"Encoding time (documents + queries, when not cached): fp32 {seconds['fp32']:.0f} s, "
+        f"int8 {seconds['int8']:.0f} s.",
+        "",
+    ]
+    print("\n".join(lines))
+    if not args.no_append:
+        path = ROOT / "benchmarks" / "RESULTS.md"
+        text = path.read_text(encoding="utf-8")
+        body = "\n".join(lines)
+        if PRECISION_SECTION in text:
+            start = text.index(PRECISION_SECTION)
+            nxt = text.find("\n## ", start + len(PRECISION_SECTION))
+            text = text[:start] + body + ("\n" + text[nxt + 1 :] if nxt != -1 else "")
+        else:
+            text = text.rstrip("\n") + "\n\n" + body
+        path.write_text(text, encoding="utf-8")
+    return 0
 
 
 def _ids_hash(ds: BeirDataset) -> str:
@@ -563,6 +630,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
     ap.add_argument("--plot", default=str(ROOT / "benchmarks" / "quality.png"))
+    ap.add_argument(
+        "--compare-precision",
+        action="store_true",
+        help="only compare ONNX int8 with fp32 vectors (nDCG@10 per mode) and write that section",
+    )
     args = ap.parse_args(argv)
 
     full = load_data(None, None)
@@ -571,6 +643,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (args.limit_queries or args.corpus_limit)
         else full
     )
+    if args.compare_precision:
+        return compare_precision(args, ds, full, list(argv if argv is not None else sys.argv[1:]))
     encoder = load_models()
     enc = encoded_vectors(encoder, ds, full)
     if args.encode_only:

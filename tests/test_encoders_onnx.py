@@ -281,3 +281,19 @@ def test_missing_torch_error_names_the_extra(monkeypatch: pytest.MonkeyPatch, ti
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(MissingDependencyError, match=r"m3-hybrid\[torch\]"):
         _hf.require_torch()
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_graphs_over_the_protobuf_limit_keep_weights_in_one_external_file(
+    optimize: bool, tiny_bge_m3_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # BGE-M3 in fp32 is over 2 GiB; pretend the tiny model is, to run the same code path.
+    monkeypatch.setattr("shared.encoders.onnx._EXTERNAL_DATA_BYTES", 0)
+    out = export_onnx(tiny_bge_m3_dir, tmp_path / "big", int8=True, optimize=optimize)
+    names = {p.name for p in out.iterdir()}
+    assert names == {"model.onnx", "model.onnx.data", "model_int8.onnx", "tokenizer.json", EXPORT_META}
+    assert (out / "model.onnx").stat().st_size < (out / "model.onnx.data").stat().st_size
+    ref = load_encoder(tiny_bge_m3_dir, show_progress=False).encode(TEXTS[:4])
+    for precision in ("fp32", "int8"):
+        got = OnnxEncoder(out, precision=precision, show_progress=False).encode(TEXTS[:4])
+        assert np.sum(ref.dense * got.dense, axis=1).min() >= (0.99999 if precision == "fp32" else 0.95)

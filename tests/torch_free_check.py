@@ -21,10 +21,10 @@ def main(argv: list[str]) -> int:
         raise SystemExit("torch is installed here: this check is for a torch-free environment")
     m3, minilm = argv[0], argv[1]
 
-    import langchain_ext  # noqa: F401  (importing the adapters must not need torch)
-    import llama_index_ext  # noqa: F401
     from langchain_core.documents import Document
 
+    import langchain_ext  # noqa: F401  (importing the adapters must not need torch)
+    import llama_index_ext  # noqa: F401
     from langchain_ext import BGEM3Embeddings, HybridQdrantVectorStore
     from shared.encoders import load_encoder
     from shared.errors import MissingDependencyError

@@ -180,7 +180,13 @@ def _eager_attention(encoder: Any) -> None:
         encoder.model = encoder._place(model)
 
 
-def _optimize_graph(src: Path, dst: Path, *, num_heads: int, hidden_size: int) -> bool:
+# Protobuf cannot hold more than 2 GiB: bigger graphs (BGE-M3 in fp32) keep their weights in
+# one external data file next to the graph.
+_EXTERNAL_DATA_BYTES = 1_800_000_000
+_DATA_SUFFIX = ".data"
+
+
+def _optimize_graph(src: Path, dst: Path, *, num_heads: int, hidden_size: int, large: bool) -> bool:
     """Fuse attention / skip-layernorm / gelu with onnxruntime's transformer optimizer.
 
     Hardware-independent (opt_level 0 + the BERT fusions), so the file stays portable.
@@ -195,8 +201,25 @@ def _optimize_graph(src: Path, dst: Path, *, num_heads: int, hidden_size: int) -
         opt = optimize_model(
             str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0
         )
-        opt.save_model_to_file(str(dst))
+        opt.save_model_to_file(str(dst), use_external_data_format=large, all_tensors_to_one_file=True)
     return True
+
+
+def _copy_graph(src: Path, dst: Path, *, large: bool) -> None:
+    """``src`` (with any per-tensor external files) as ``dst`` (one external file when large)."""
+    import onnx
+
+    model = onnx.load(str(src), load_external_data=True)
+    if large:
+        onnx.save(
+            model,
+            str(dst),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=dst.name + _DATA_SUFFIX,
+        )
+    else:
+        onnx.save(model, str(dst))
 
 
 @contextlib.contextmanager
@@ -314,7 +337,9 @@ def export_onnx(
         if kind == "bge-m3":
             dynamic["sparse"] = {0: "batch", 1: "tokens"}
             dynamic["colbert"] = {0: "batch", 1: "tokens_minus_one"}
-        raw = work / "raw.onnx"
+        (work / "raw").mkdir()
+        raw = work / "raw" / "model.onnx"
+        large = sum(p.numel() * p.element_size() for p in module.parameters()) > _EXTERNAL_DATA_BYTES
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -330,12 +355,11 @@ def export_onnx(
             )
         graph = work / GRAPH_FILES["fp32"]
         fused = optimize and _optimize_graph(
-            raw, graph, num_heads=int(cfg.num_attention_heads), hidden_size=int(cfg.hidden_size)
+            raw, graph, num_heads=int(cfg.num_attention_heads), hidden_size=int(cfg.hidden_size), large=large
         )
-        if fused:
-            raw.unlink()
-        else:
-            raw.rename(graph)
+        if not fused:
+            _copy_graph(raw, graph, large=large)
+        shutil.rmtree(work / "raw")
         tok = encoder.tokenizer.backend_tokenizer
         tok.no_truncation()
         tok.no_padding()
