@@ -257,6 +257,64 @@ def count_passes(ckpt: Path, texts: list[str], args: argparse.Namespace) -> list
     ]
 
 
+def query_latency(export: Path, work: Path, args: argparse.Namespace) -> list[str]:
+    """One-sentence queries through LangChain's HybridQdrantRetriever on an N-point store."""
+    from store import DIM, Corpus
+
+    from langchain_ext import BGEM3Embeddings, HybridQdrantRetriever, HybridQdrantVectorStore
+    from shared.types import Record
+
+    emb = BGEM3Embeddings(
+        model_name=str(export), backend="onnx", precision="int8", threads=args.threads, cache_size=0
+    )
+    if emb.encoder.dense_dim != DIM:
+        raise SystemExit(f"the store benchmark's corpus is {DIM}-d; the model is {emb.encoder.dense_dim}-d")
+    path = work / f"store-{args.points}"
+    vs = HybridQdrantVectorStore(emb, collection_name="bench", path=path)
+    t = time.perf_counter()
+    if vs.store.count() < args.points:
+        corpus = Corpus(args.points)
+
+        def records() -> Any:
+            for start, dense, sparse, _topics in corpus.chunks(4096):
+                for j in range(len(sparse)):
+                    yield Record(
+                        id=f"doc-{start + j}", text=f"doc {start + j}", dense=dense[j], sparse=sparse[j]
+                    )
+
+        vs.store.add(records(), batch_size=1024)
+    ingest = time.perf_counter() - t
+    retriever = HybridQdrantRetriever(vectorstore=vs, k=10)
+    base = [s.rstrip(".") for s in sample_corpus() if 6 <= len(s.split()) <= 16]
+    queries = [f"{base[i % len(base)]} {i}?" for i in range(args.queries * 2 + 2)]
+    retriever.invoke(queries[0])  # warm-up
+    enc = emb.encoder
+    total, encode = [], []
+    for q in queries[1 : args.queries + 1]:
+        t = time.perf_counter()
+        docs = retriever.invoke(q)
+        total.append(time.perf_counter() - t)
+        assert len(docs) == 10
+    for q in queries[args.queries + 1 :]:
+        t = time.perf_counter()
+        enc.encode([q], "query", outputs=["dense", "sparse"])
+        encode.append(time.perf_counter() - t)
+    p_total, p_enc = statistics.median(total) * 1000, statistics.median(encode) * 1000
+    vs.store.close()
+    return [
+        "| store | query p50 (encode + hybrid search) | encode only p50 | share encoding | target |",
+        "|---|---|---|---|---|",
+        f"| {args.points:,} points, Qdrant Edge, LangChain `HybridQdrantRetriever` (k=10, hybrid RRF) | "
+        f"{p_total:.0f} ms | {p_enc:.0f} ms | {p_enc / p_total:.0%} | ≤ 80 ms: "
+        f"{'yes' if p_total <= 80 else 'no'} |",
+        "",
+        f"ONNX int8 BGE-M3-shaped model (fused export), {args.threads} threads, {args.queries} distinct "
+        f"one-sentence queries (result cache off); the store holds `benchmarks/store.py`'s synthetic "
+        f"1024-d clustered dense + SPLADE-like sparse points (ingest + index {ingest:.0f} s, not timed "
+        "in the query).",
+    ]
+
+
 def write_results(lines: list[str]) -> None:
     text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
     body = "\n".join([SECTION, "", *lines, ""])
@@ -283,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-flag", action="store_true", help="leave FlagEmbedding out")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--points", type=int, default=100_000, help="store size for the query latency")
+    parser.add_argument(
+        "--only", choices=("speed", "memory", "query", "passes"), help="run one part (and print it)"
+    )
     parser.add_argument("--workdir", help="keep the checkpoint and exports here (reused when present)")
     parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.name}")
     args = parser.parse_args(argv)
@@ -308,13 +370,13 @@ def main(argv: list[str] | None = None) -> int:
             export_onnx(ckpt, exports / sub, int8=True, optimize=optimize)
             timings[sub] = time.time() - t
     print(f"checkpoint + exports ready in {time.time() - t0:.0f}s {timings}", file=sys.stderr, flush=True)
-    load_before = os.getloadavg()
+    parts = {args.only} if args.only else {"speed", "memory", "query", "passes"}
     lines = [
         f"Date 2026-12-01; machine: 2 shared cores, no GPU ({cpu_info()}); {args.threads} threads; "
         f"Python {platform.python_version()}.",
         "",
         f"Command: `python benchmarks/encode.py --threads {args.threads} --passages {args.passages}"
-        f" --batch-size {args.batch_size}`",
+        f" --batch-size {args.batch_size} --points {args.points}`",
         "",
         f"Checkpoint: BGE-M3's shape with random weights ({args.layers} layers × {args.hidden}, "
         f"{shape['num_heads']} heads, FFN {shape['intermediate_size']}, 8194 positions), tokenizer "
@@ -323,19 +385,29 @@ def main(argv: list[str] | None = None) -> int:
         "Dense + sparse + ColBERT from one pass on every path.",
         "",
     ]
-    lines += speed_table(ckpt, exports, args)
-    load_after = os.getloadavg()
-    lines += [
-        "",
-        f"Load average (1 min) before/after the speed table: {load_before[0]:.1f} / {load_after[0]:.1f} "
-        "(other jobs share these 2 cores: compare ratios within this run, not with other runs).",
-        "",
-        "bge-m3-lite 0.6.2 is not in the table: its loader (`hub.ensure_files`) always fetches "
-        "BAAI/bge-m3's `sentencepiece.bpe.model` and head files and checks their pinned SHA-256 "
-        "(also with `model_path=`), and its fused/int8 graphs are built from the hub's ONNX "
-        "export; no hub is reachable here, so it cannot run on this checkpoint.",
-    ]
-    if not args.skip_memory:
+    if "speed" in parts:
+        load_before = os.getloadavg()
+        lines += speed_table(ckpt, exports, args)
+        load_after = os.getloadavg()
+        lines += [
+            "",
+            f"Load average (1 min) before/after the speed table: {load_before[0]:.1f} / "
+            f"{load_after[0]:.1f} (other jobs share these 2 cores: compare ratios within this run, "
+            "not with other runs).",
+            "",
+            "bge-m3-lite 0.6.2 is not in the table: its loader (`hub.ensure_files`) always fetches "
+            "BAAI/bge-m3's `sentencepiece.bpe.model` and head files and checks their pinned SHA-256 "
+            "(also with `model_path=`), and its fused/int8 graphs are built from the hub's ONNX "
+            "export; no hub is reachable here, so it cannot run on this checkpoint.",
+        ]
+    if "query" in parts:
+        lines += [
+            "",
+            "### Query latency end to end (LangChain)",
+            "",
+            *query_latency(exports / "fused", work, args),
+        ]
+    if "memory" in parts and not args.skip_memory:
         mem_ckpt = work / "m3-2x1024-8k"
         if not (mem_ckpt / "config.json").is_file():
             make_bge_m3_checkpoint(mem_ckpt, **{**shape, "num_layers": 2})
@@ -352,20 +424,21 @@ def main(argv: list[str] | None = None) -> int:
             "",
             *memory_table(mem_export, args),
         ]
-    lines += [
-        "",
-        "### Model passes for dense + sparse behind two framework classes",
-        "",
-        "| setup | text-passes for N=64 | per text |",
-        "|---|---|---|",
-        *count_passes(
-            make_bge_m3_checkpoint(work / "tiny"),
-            [f"{i}: " + " ".join(sample_corpus()[i % 20 : i % 20 + 3]) for i in range(64)],
-            args,
-        ),
-    ]
+    if "passes" in parts:
+        lines += [
+            "",
+            "### Model passes for dense + sparse behind two framework classes",
+            "",
+            "| setup | text-passes for N=64 | per text |",
+            "|---|---|---|",
+            *count_passes(
+                make_bge_m3_checkpoint(work / "tiny"),
+                [f"{i}: " + " ".join(sample_corpus()[i % 20 : i % 20 + 3]) for i in range(64)],
+                args,
+            ),
+        ]
     print("\n".join(lines))
-    if not args.no_write:
+    if not args.no_write and not args.only:
         write_results(lines)
     return 0
 
