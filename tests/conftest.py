@@ -6,15 +6,22 @@ imported, so any accidental hub access fails loudly instead of downloading.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# backend="onnx" on a model directory exports into a cache: never the user's ~/.cache in tests.
+os.environ["M3_HYBRID_CACHE"] = tempfile.mkdtemp(prefix="m3-hybrid-test-cache-")
 
 from pathlib import Path
 
 import pytest
+
+atexit.register(shutil.rmtree, os.environ["M3_HYBRID_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

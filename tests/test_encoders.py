@@ -394,7 +394,7 @@ def test_hub_id_offline_explains_how_to_pass_a_directory() -> None:
 
 def test_bad_backend_and_arguments(tiny_bge_m3_dir: Path) -> None:
     with pytest.raises(InvalidInputError, match="backend"):
-        load_encoder(tiny_bge_m3_dir, backend="onnx")
+        load_encoder(tiny_bge_m3_dir, backend="openvino")
     with pytest.raises(InvalidInputError, match="both be None"):
         load_encoder(None)
     with pytest.raises(InvalidTypeError, match="query_instruction"):
