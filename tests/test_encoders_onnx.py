@@ -222,6 +222,18 @@ def test_export_cli_writes_a_loadable_export(tiny_bge_m3_dir: Path, tmp_path: Pa
     assert "not empty" in err and "Traceback" not in err and (out / "model_int8.onnx").is_file()
 
 
+def test_eval_cli_runs_the_onnx_int8_backend(tmp_path: Path, capsys) -> None:
+    from test_evaluation_e2e import write_dataset
+
+    root = write_dataset(tmp_path / "d")
+    argv = ["eval", "--data", str(root), "--small-models", "--presets", "none", "--modes", "dense,rrf"]
+    argv += ["--bootstrap", "10", "--quiet", "--backend", "onnx", "--precision", "int8", "--threads", "1"]
+    assert cli_main([*argv, "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert {r["mode"] for r in report["rows"]} == {"dense", "hybrid-rrf"}
+    assert all(r["metrics"]["ndcg@10"] > 0 for r in report["rows"])
+
+
 def test_model_directory_with_onnx_backend_is_exported_once_into_the_cache(
     tiny_bge_m3_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
