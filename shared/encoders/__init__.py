@@ -1,8 +1,8 @@
-"""Encoders: BGE-M3 (native or FlagEmbedding), dense, SPLADE and dense+sparse pairs.
+"""Encoders: BGE-M3 (native, ONNX Runtime or FlagEmbedding), dense, SPLADE and dense+sparse pairs.
 
 Use :func:`load_encoder` to get the one shared instance for a configuration; the
-classes are importable for direct use.  Heavy modules (torch, transformers) load on
-first use.
+classes are importable for direct use.  Heavy modules (torch, transformers,
+onnxruntime) load on first use, so importing this package needs none of them.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .bge_m3 import BGEM3Encoder
     from .dense import DenseEncoder
     from .flag import FlagM3Encoder
+    from .onnx import OnnxEncoder
     from .pair import PairEncoder
     from .splade import SpladeEncoder
 
@@ -27,6 +28,7 @@ __all__ = [
     "Entry",
     "FlagM3Encoder",
     "LRUCache",
+    "OnnxEncoder",
     "PairEncoder",
     "SpladeEncoder",
     "TruncationWarning",
@@ -39,6 +41,7 @@ _LAZY = {
     "BGEM3Encoder": ".bge_m3",
     "DenseEncoder": ".dense",
     "FlagM3Encoder": ".flag",
+    "OnnxEncoder": ".onnx",
     "PairEncoder": ".pair",
     "SpladeEncoder": ".splade",
 }
