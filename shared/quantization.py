@@ -249,7 +249,7 @@ def _from_raw(cfg: Any) -> QuantizationPreset:
 
 
 def _turbo_bits(value: Any) -> float:
-    """Bits per dimension of a qdrant_client / qdrant_edge ``TurboQuantBitSize`` (None: 4, the engines' default)."""
+    """Bits per dimension of a ``TurboQuantBitSize`` (qdrant_client or qdrant_edge; None: 4)."""
     if value is None:
         return 4.0
     name = _enum_value(value).replace("bits", "").replace("_", ".")

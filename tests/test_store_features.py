@@ -89,18 +89,18 @@ def test_turbo_presets_round_trip_on_both_backends(tmp_path, preset: str, caplog
                 dense = client.get_collection("t").config.params.vectors["dense"]
                 bits = models.TurboQuantBitSize("bits" + preset[6:-3].replace(".", "_"))
                 assert dense.quantization_config.turbo.bits == bits
-            with caplog.at_level("WARNING", logger="shared.store"):
-                with HybridStore("t", **where) as s:  # reopened: the collection's presets, quietly
-                    assert s.schema.quantization.name == preset
-                    assert s.schema.mrl_quantization.name == preset
-                    assert s.count() == 120
-                    top = s.query(dense=q, limit=1)[0]
-                    assert top.id == "p3" and top.score == pytest.approx(1.0, abs=1e-5)  # rescored
-                    # Per-query rescore/oversampling, as for the other presets.
-                    assert s.query(dense=q, limit=3, rescore=False, oversampling=1.0)[0].id == "p3"
-                    assert s.query(dense=q, limit=3, oversampling=5.0)[0].id == "p3"
-                    with pytest.raises(InvalidInputError, match="oversampling"):
-                        s.query(dense=q, oversampling=0.5)
+            # Reopened: the collection's presets, quietly.
+            with caplog.at_level("WARNING", logger="shared.store"), HybridStore("t", **where) as s:
+                assert s.schema.quantization.name == preset
+                assert s.schema.mrl_quantization.name == preset
+                assert s.count() == 120
+                top = s.query(dense=q, limit=1)[0]
+                assert top.id == "p3" and top.score == pytest.approx(1.0, abs=1e-5)  # rescored
+                # Per-query rescore/oversampling, as for the other presets.
+                assert s.query(dense=q, limit=3, rescore=False, oversampling=1.0)[0].id == "p3"
+                assert s.query(dense=q, limit=3, oversampling=5.0)[0].id == "p3"
+                with pytest.raises(InvalidInputError, match="oversampling"):
+                    s.query(dense=q, oversampling=0.5)
             assert not caplog.records
             with HybridStore("t", dense_dim=DIM, quantization="int8", **where) as s:  # kept, with a warning
                 assert s.schema.quantization.name == preset
