@@ -35,6 +35,7 @@ from .query_planning import (
     QueryOptions,
     RetrievalMode,
     SparseNormalization,
+    bind_union,
     colbert_query_vectors,
     dense_query_vector,
     parse_mode,
@@ -852,6 +853,11 @@ class HybridStore:
             self._query_vectors, (text, args["dense"], args["sparse"], args["colbert"], opts)
         )
         plan = plan_query(schema, opts, **vectors)
+        if plan.union is not None:  # m3: the candidate union first, then its exact scores
+            union = yield _Backend("query", (plan.union,))
+            if not union:
+                return []
+            plan = bind_union(plan, [u.id for u in union])
         results = yield _Backend("query", (plan,))
         return [self._hit(r) for r in results]
 
