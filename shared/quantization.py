@@ -12,17 +12,19 @@ preset             storage                                      search defaults
 ``binary``         1-bit codes + originals                      rescore, oversampling 3
 ``binary-1.5bit``  1.5-bit codes + originals                    rescore, oversampling 3
 ``binary-2bit``    2-bit codes + originals                      rescore, oversampling 3
-``turbo-1bit``     TurboQuant 1-bit codes + originals           rescore, oversampling 3
-``turbo-1.5bit``   TurboQuant 1.5-bit codes + originals         rescore, oversampling 3
-``turbo-2bit``     TurboQuant 2-bit codes + originals           rescore, oversampling 2
+``turbo-1bit``     TurboQuant 1-bit codes + originals           rescore, oversampling 4
+``turbo-1.5bit``   TurboQuant 1.5-bit codes + originals         rescore, oversampling 4
+``turbo-2bit``     TurboQuant 2-bit codes + originals           rescore, oversampling 3
 ``turbo-4bit``     TurboQuant 4-bit codes + originals           rescore, oversampling 1.5
 ``turbo-8bit``     TurboQuant 8-bit codes + originals           rescore, oversampling 1.5
 =================  ===========================================  =====================
 
 TurboQuant (Qdrant 1.18+, ``qdrant-edge-py`` 0.9, ``qdrant-client`` 1.20) rotates each
 vector before quantizing it, so its codes lose less than binary codes of the same size.
-The rescore/oversampling defaults are the smallest that reach the recall measured by
-``benchmarks/presets.py`` (see ``benchmarks/RESULTS.md``); a query can override both.
+Their oversampling defaults are measured (``benchmarks/presets.py``, results in
+``benchmarks/RESULTS.md``): the smallest of 1, 1.5, 2, 3, 4 whose recall@10 against exact
+search is within 0.005 of the best reached (float HNSW, or the preset at 4).  A query can
+override both ``rescore`` and ``oversampling``.
 
 Any raw Qdrant quantization config (``qdrant_client.models.ScalarQuantization``,
 ``BinaryQuantization``, ``ProductQuantization``, ``TurboQuantization`` or their
@@ -132,7 +134,7 @@ def _bits_list() -> str:
 
 # Oversampling defaults per TurboQuant size (all rescore with the originals): measured,
 # see the module docstring.
-_TURBO_DEFAULTS: dict[float, float] = {1.0: 3.0, 1.5: 3.0, 2.0: 2.0, 4.0: 1.5, 8.0: 1.5}
+_TURBO_DEFAULTS: dict[float, float] = {1.0: 4.0, 1.5: 4.0, 2.0: 3.0, 4.0: 1.5, 8.0: 1.5}
 
 PRESETS: dict[str, QuantizationPreset] = {
     "none": QuantizationPreset("none"),
