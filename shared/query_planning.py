@@ -26,10 +26,6 @@ Modes and score semantics of the returned hits:
     (defaults 1.0 and 0.3). The union of the dense and sparse candidates is
     re-scored on both sides, so a candidate found by one side only still gets
     its true score on the other (0 when it shares no term with the query).
-    Two requests: :attr:`QueryPlan.union` fetches the union's ids (both searches
-    once, no payload), then :func:`bind_union` restricts the two re-scoring stages
-    to those ids. In one request tree each search would run twice (a prefetch is
-    not shared between stages), which cost ~2.4x rrf's latency.
     Scores are the weighted similarity sums. The paper's weights assume BGE-M3's
     lexical weight scale (top sparse scores ~0.1-0.3 next to cosines ~0.5-0.8);
     another sparse model's dot products live on their own scale (SPLADE's reach
@@ -216,9 +212,6 @@ class Stage:
     filter: Any = None
     params: SearchOptions | None = None
     score_threshold: float | None = None
-    #: Scores only the points of the plan's union (see :func:`bind_union`); a backend must
-    #: never run a stage that still has this set.
-    union_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -231,45 +224,6 @@ class QueryPlan:
     with_vectors: tuple[str, ...] = ()
     mode: str = "dense"
     fusion: str | None = None
-    #: False: ids and scores only (a first phase whose hits are not returned).
-    with_payload: bool = True
-    #: Run first: its hits' point ids are the candidates the ``union_only`` stages score.
-    union: QueryPlan | None = None
-
-
-def bind_union(plan: QueryPlan, point_ids: Sequence[str]) -> QueryPlan:
-    """``plan`` with its ``union_only`` stages restricted to ``point_ids`` (the union's hits)."""
-    from qdrant_client import models
-
-    restrict = models.HasIdCondition(has_id=list(dict.fromkeys(point_ids)))
-
-    def bind(stage: Stage) -> Stage:
-        prefetches = tuple(bind(p) for p in stage.prefetches)
-        if not stage.union_only:
-            return Stage(
-                stage.query, stage.limit, prefetches, stage.filter, stage.params, stage.score_threshold
-            )
-        must = [restrict] if stage.filter is None else [restrict, stage.filter]
-        return Stage(
-            stage.query,
-            max(1, len(restrict.has_id)),
-            prefetches,
-            models.Filter(must=must),
-            stage.params,
-            stage.score_threshold,
-        )
-
-    return QueryPlan(
-        bind(plan.root), plan.offset, plan.with_vectors, plan.mode, plan.fusion, plan.with_payload
-    )
-
-
-def check_bound(stage: Stage) -> None:
-    """Raise if ``stage`` (or a prefetch) still waits for :func:`bind_union` (a bug, never silent)."""
-    if stage.union_only:
-        raise RuntimeError("internal error: an m3 re-scoring stage was not bound to its candidate union")
-    for p in stage.prefetches:
-        check_bound(p)
 
 
 # ---------------------------------------------------------------------------
@@ -585,7 +539,6 @@ def plan_query(
     # With a ColBERT rerank the first stage hands over a candidate window, not the final page.
     first_limit = candidates if opts.colbert_rerank else window
     fusion_name: str | None = None
-    union_plan: QueryPlan | None = None
     if mode is RetrievalMode.DENSE:
         assert dense is not None
         pool = max(first_limit, opts.candidate_k)
@@ -614,25 +567,13 @@ def plan_query(
                 )
             first = Stage(DbsfFusion(), first_limit, (dense_side, sparse_side), filter=flt)
         else:
-            union_size = n_dense + n_sparse  # the most points the two sides can hold
-            # Phase 1: both searches once; rrf over them returns their union (ids only).
-            union_plan = QueryPlan(
-                root=Stage(RrfFusion(DEFAULT_RRF_K), union_size, (dense_side, sparse_side), filter=flt),
-                mode=mode.value,
-                fusion="m3-union",
-                with_payload=False,
-            )
-            # Phase 2: exact scores of every union point on both sides (no index search).
-            # The dense params keep the preset's quantization settings: exact scores after rescoring.
-            q = schema.quantization
-            dense_params = _search_options(schema, q.quantized, q.rescore, q.oversampling, opts, union_size)
-            by_dense = Stage(
-                Nearest(DENSE, dense_full), union_size, filter=flt, params=dense_params, union_only=True
-            )
+            union = (dense_side, sparse_side)
+            union_size = n_dense + n_sparse  # the most points the two prefetches can hold
+            by_dense = Stage(Nearest(DENSE, dense_full), union_size, union, filter=flt)
             scaled = (
                 self_normalised(sparse) if opts.sparse_normalization is SparseNormalization.QUERY else sparse
             )
-            by_sparse = Stage(Nearest(SPARSE, scaled), union_size, filter=flt, union_only=True)
+            by_sparse = Stage(Nearest(SPARSE, scaled), union_size, union, filter=flt)
             first = Stage(WeightedSum((wd, ws)), first_limit, (by_dense, by_sparse), filter=flt)
 
     root = first
@@ -652,7 +593,6 @@ def plan_query(
         with_vectors=_returned_vectors(schema, opts.with_vectors),
         mode=mode.value,
         fusion=fusion_name,
-        union=union_plan,
     )
 
 
@@ -726,8 +666,6 @@ __all__ = [
     "SparseQuery",
     "Stage",
     "WeightedSum",
-    "bind_union",
-    "check_bound",
     "colbert_query_vectors",
     "dense_query_vector",
     "iter_stages",

@@ -35,7 +35,6 @@ from .query_planning import (
     QueryOptions,
     RetrievalMode,
     SparseNormalization,
-    bind_union,
     colbert_query_vectors,
     dense_query_vector,
     parse_mode,
@@ -853,11 +852,6 @@ class HybridStore:
             self._query_vectors, (text, args["dense"], args["sparse"], args["colbert"], opts)
         )
         plan = plan_query(schema, opts, **vectors)
-        if plan.union is not None:  # m3: the candidate union first, then its exact scores
-            union = yield _Backend("query", (plan.union,))
-            if not union:
-                return []
-            plan = bind_union(plan, [u.id for u in union])
         results = yield _Backend("query", (plan,))
         return [self._hit(r) for r in results]
 

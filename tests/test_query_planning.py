@@ -16,8 +16,6 @@ from shared.query_planning import (
     RrfFusion,
     SparseNormalization,
     WeightedSum,
-    bind_union,
-    check_bound,
     iter_stages,
     plan_mmr,
     plan_query,
@@ -82,23 +80,11 @@ def test_m3_plan_rescores_the_union_on_both_sides() -> None:
     assert root.query == WeightedSum((1.0, 0.3))
     by_dense, by_sparse = root.prefetches
     assert by_dense.query.using == "dense" and by_sparse.query.using == "sparse"  # type: ignore[union-attr]
-    # Phase 1: both searches once, ids only; their union is what both sides re-score.
-    union = plan.union
-    assert union is not None and not union.with_payload and union.union is None
-    assert [p.query.using for p in union.root.prefetches] == ["dense", "sparse"]  # type: ignore[union-attr]
-    assert union.root.limit == 100  # every point of both sides
-    assert by_dense.union_only and by_sparse.union_only and not (by_dense.prefetches or by_sparse.prefetches)
-    assert all(s.filter is FLT for s in iter_stages(root)) and union.root.filter is FLT
-    # A plan whose re-scoring stages are not bound to the union is never sent.
-    with pytest.raises(RuntimeError, match="not bound"):
-        check_bound(root)
-    bound = bind_union(plan, ["a", "b", "a"])
-    check_bound(bound.root)
-    for stage in bound.root.prefetches:
-        assert stage.limit == 2 and not stage.union_only
-        ids, user = stage.filter.must  # type: ignore[union-attr]
-        assert ids == models.HasIdCondition(has_id=["a", "b"]) and user is FLT
-    assert bound.root.filter is FLT and bound.union is None and bound.with_payload
+    # Both re-score the same union of dense and sparse candidates.
+    assert by_dense.prefetches == by_sparse.prefetches
+    assert [p.query.using for p in by_dense.prefetches] == ["dense", "sparse"]  # type: ignore[union-attr]
+    assert by_dense.limit == by_sparse.limit == 100
+    assert all(s.filter is FLT for s in iter_stages(root))
 
 
 def test_m3_query_normalisation_scales_only_the_rescoring_sparse_vector() -> None:
@@ -109,8 +95,7 @@ def test_m3_query_normalisation_scales_only_the_rescoring_sparse_vector() -> Non
     assert by_sparse.query.vector.values == pytest.approx([v / qq for v in SPARSE.values])  # type: ignore[union-attr]
     assert by_sparse.query.vector.indices == SPARSE.indices  # type: ignore[union-attr]
     # The candidate search keeps the raw vector (its ranking does not depend on the scale).
-    assert plan.union is not None
-    assert plan.union.root.prefetches[1].query.vector == SPARSE  # type: ignore[union-attr]
+    assert by_sparse.prefetches[1].query.vector == SPARSE  # type: ignore[union-attr]
     raw = plan_query(SCHEMA, opts(fusion="m3", sparse_normalization="none"), dense=DENSE, sparse=SPARSE)
     assert raw.root.prefetches[1].query.vector == SPARSE  # type: ignore[union-attr]
     # rrf is rank-based: the option does not touch its plan.

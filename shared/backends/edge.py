@@ -69,7 +69,6 @@ from ..query_planning import (
     SparseQuery,
     Stage,
     WeightedSum,
-    check_bound,
 )
 from ..schema import COLBERT, DENSE, DENSE_MRL, DOC_ID_KEY, REF_DOC_ID_KEY, SPARSE, CollectionSchema
 from .base import PointData, ResultPoint
@@ -280,14 +279,13 @@ def _edge_prefetch(stage: Stage) -> qe.Prefetch:
 def edge_request(plan: QueryPlan) -> qe.QueryRequest:
     """The one qdrant_edge request that runs ``plan``."""
     root = plan.root
-    check_bound(root)
     return qe.QueryRequest(
         limit=root.limit,
         offset=plan.offset or None,
         query=_edge_query(root.query),
         prefetches=[_edge_prefetch(p) for p in root.prefetches] or None,
         with_vector=list(plan.with_vectors) if plan.with_vectors else False,
-        with_payload=plan.with_payload,
+        with_payload=True,
         filter=to_edge_filter(root.filter),
         score_threshold=root.score_threshold,
         params=_edge_params(root.params),

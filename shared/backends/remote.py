@@ -43,7 +43,6 @@ from ..query_planning import (
     SparseQuery,
     Stage,
     WeightedSum,
-    check_bound,
 )
 from ..retry import RetryPolicy, describe_error
 from ..schema import COLBERT, DENSE, DENSE_MRL, DOC_ID_KEY, REF_DOC_ID_KEY, SPARSE, CollectionSchema
@@ -218,7 +217,6 @@ def query_kwargs(collection_name: str, plan: QueryPlan, with_params: bool = True
     ``with_params=False`` leaves out the search parameters (local mode ignores them and warns).
     """
     root = plan.root
-    check_bound(root)
     query, using = _query(root.query)
     return {
         "collection_name": collection_name,
@@ -229,7 +227,7 @@ def query_kwargs(collection_name: str, plan: QueryPlan, with_params: bool = True
         "search_params": _params(root.params) if with_params else None,
         "limit": root.limit,
         "offset": plan.offset or None,
-        "with_payload": plan.with_payload,
+        "with_payload": True,
         "with_vectors": list(plan.with_vectors) if plan.with_vectors else False,
         "score_threshold": root.score_threshold,
     }
