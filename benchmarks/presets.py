@@ -121,7 +121,9 @@ def measure_memory(presets: Sequence[str], dims: Sequence[int], n: int, workdir:
                             capture_output=True,
                             text=True,
                             check=True,
-                        ).stdout.strip().splitlines()[-1]
+                        )
+                        .stdout.strip()
+                        .splitlines()[-1]
                     )
                     for target in (empty[1], path)
                 )
@@ -175,6 +177,29 @@ def memory_section(rows: list[dict], command: str) -> str:
         + "\n".join(lines)
         + "\n"
     )
+
+
+def readme_table(rows: list[dict]) -> str:
+    """The README's quantization table: bytes per point by preset, dims and layout."""
+    dims = sorted({r["dim"] for r in rows})
+    by = {(r["preset"], r["dim"], r["on_disk"]): r for r in rows}
+    head = ["preset", "bits/dim"]
+    for d in dims:
+        head += [f"{d}-d codes", f"{d}-d originals in RAM: heap + mapped", f"{d}-d originals on disk: heap"]
+    lines = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
+    for preset in dict.fromkeys(r["preset"] for r in rows):
+        p = get_preset(preset)
+        cells = [
+            f"`{preset}`",
+            f"{p.code_bits:g}" if p.quantized else ("16 (originals)" if preset == "float16" else "–"),
+        ]
+        for d in dims:
+            ram, disk = by.get((preset, d, False)), by.get((preset, d, True))
+            cells.append(f"{d * p.code_bits / 8:,.0f}" if p.quantized else "–")
+            cells.append(f"{ram['anon_per_point']:,.0f} + {ram['file_per_point']:,.0f}" if ram else "–")
+            cells.append(f"**{disk['anon_per_point']:,.0f}**" if disk else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- recall
