@@ -1073,16 +1073,7 @@ class EvalReport:
                 alpha=0.6,
                 zorder=1,
             )
-            ax.annotate(
-                r.system,
-                (x, y),
-                xytext=(-6, -12),
-                textcoords="offset points",
-                fontsize=7,
-                color="0.4",
-                ha="right",
-                zorder=1,
-            )
+
         for r in ours:
             y = r.metrics[PRIMARY]
             x = float(r.ram_bytes_per_doc or 0)
@@ -1123,7 +1114,6 @@ class EvalReport:
                 )
                 if rec_row not in labelled:
                     labelled.append(rec_row)
-        _place_labels(fig, ax, labelled, rec_row)
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _fmt_bytes(v)))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
@@ -1160,6 +1150,11 @@ class EvalReport:
             title or f"{self.dataset}: {self.num_docs:,} docs, {self.num_queries:,} queries", fontsize=11
         )
         fig.tight_layout()
+        fig.canvas.draw()  # final scales and layout first: labels are placed in display space
+        others = [r for r in rows if r.system != "m3-hybrid"]
+        ordered = ([rec_row] if rec_row is not None else []) + [r for r in labelled if r is not rec_row]
+        points = [(float(r.ram_bytes_per_doc or 0), r.metrics[PRIMARY]) for r in rows]
+        _place_labels(fig, ax, ordered + others, rec_row, points)
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=130)
@@ -1199,25 +1194,30 @@ def _pareto(rows: Sequence[EvalRow]) -> list[EvalRow]:
     return front
 
 
-def _place_labels(fig: Any, ax: Any, rows: Sequence[EvalRow], highlight: EvalRow | None) -> None:
-    """Label points without overlaps: try a few offsets per label, keep the first free one."""
+def _place_labels(
+    fig: Any,
+    ax: Any,
+    rows: Sequence[EvalRow],
+    highlight: EvalRow | None,
+    points: Sequence[tuple[float, float]] = (),
+) -> None:
+    """Label points without overlaps: try a few offsets per label, keep the first free one;
+    a label that fits nowhere is left out (except the highlighted one)."""
+    from matplotlib.transforms import Bbox
+
     renderer = fig.canvas.get_renderer()
+    # Markers are obstacles too: a label must not hide another point.
     taken: list[Any] = []
-    offsets = [
-        (8, 6),
-        (8, -14),
-        (-8, 6),
-        (-8, -14),
-        (8, 18),
-        (-8, 18),
-        (8, -26),
-        (-8, -26),
-        (14, -2),
-        (-14, -2),
-    ]
+    for px, py in points:
+        cx, cy = ax.transData.transform((px, py))
+        taken.append(Bbox.from_extents(cx - 4, cy - 4, cx + 4, cy + 4))
+    if highlight is not None:  # the ring around the recommended point
+        cx, cy = ax.transData.transform((float(highlight.ram_bytes_per_doc or 0), highlight.metrics[PRIMARY]))
+        taken.append(Bbox.from_extents(cx - 13, cy - 13, cx + 13, cy + 13))
+    offsets = [(dx, dy) for dy in (6, -14, 16, -24) for dx in (8, -8)]
     for r in rows:
         x, y = float(r.ram_bytes_per_doc or 0), r.metrics[PRIMARY]
-        text = f"{_short(r.config)} · {r.mode}"
+        text = f"{_short(r.config)} · {r.mode}" if r.system == "m3-hybrid" else r.system
         placed = None
         for dx, dy in offsets:
             t = ax.annotate(
@@ -1230,14 +1230,25 @@ def _place_labels(fig: Any, ax: Any, rows: Sequence[EvalRow], highlight: EvalRow
                 zorder=5,
                 fontweight="bold" if r is highlight else "normal",
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
-                arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5},
             )
             box = t.get_window_extent(renderer).expanded(1.02, 1.1)
-            if not any(box.overlaps(o) for o in taken) and ax.bbox.contains(box.x0, box.y0):
+            inside = ax.bbox.contains(box.x0, box.y0) and ax.bbox.contains(box.x1, box.y1)
+            if inside and not any(box.overlaps(o) for o in taken):
                 placed = box
+                # A thin leader from the label to its point (a separate artist: not an obstacle).
+                ax.annotate(
+                    "",
+                    (x, y),
+                    xytext=(dx, dy + 3),
+                    textcoords="offset points",
+                    arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 0, "shrinkB": 3},
+                    zorder=4,
+                )
                 break
             t.remove()
-        if placed is None:  # every offset collides: place it at the first and accept the overlap
+        if placed is None and r is not highlight:
+            continue  # every offset collides: leave this point unlabelled (the table has it)
+        if placed is None:  # the recommended point is always labelled
             dx, dy = offsets[0]
             t = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=7.5, zorder=5)
             placed = t.get_window_extent(renderer)
