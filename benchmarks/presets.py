@@ -97,10 +97,16 @@ def _build(path: Path, preset: str, dim: int, on_disk: bool, n: int) -> None:
             s.add([Record(id=str(start + i), dense=v) for i, v in enumerate(vecs)])
 
 
-def measure_memory(presets: Sequence[str], dims: Sequence[int], n: int, workdir: Path) -> list[dict]:
+def measure_memory(
+    presets: Sequence[str],
+    dims: Sequence[int],
+    n: int,
+    workdir: Path,
+    layouts: Sequence[bool] = (False, True),
+) -> list[dict]:
     rows = []
     for dim in dims:
-        for on_disk in (False, True):
+        for on_disk in layouts:
             for preset in presets:
                 p = get_preset(preset)
                 if on_disk and not p.quantized:
@@ -303,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--recall", action="store_true", help="measure recall against exact search")
     ap.add_argument("--points", type=int, default=20_000)
     ap.add_argument("--dims", default="384,1024")
+    ap.add_argument("--layouts", default="ram,disk", help="originals in RAM (ram), on disk (disk) or both")
     ap.add_argument("--presets", default=",".join(PRESETS))
     ap.add_argument("--no-append", action="store_true", help="do not write benchmarks/RESULTS.md")
     args = ap.parse_args(argv)
@@ -312,7 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sections = []
     try:
         if args.memory:
-            mem = measure_memory(presets, [int(d) for d in args.dims.split(",")], args.points, work)
+            layouts = [{"ram": False, "disk": True}[x] for x in args.layouts.split(",")]
+            mem = measure_memory(presets, [int(d) for d in args.dims.split(",")], args.points, work, layouts)
             sections.append(("Quantization presets: RAM per point", memory_section(mem, command)))
             if not args.no_append:
                 MEMORY_JSON.write_text(json.dumps(mem, indent=1), encoding="utf-8")
