@@ -4,9 +4,12 @@ Data: ``benchmarks/data/bible-dev`` (23,093 KJV Old Testament verses; 2,000 WEB
 queries, one relevant verse each).  Models: all-MiniLM-L6-v2 (dense, 384-d) +
 SPLADE-tiny (sparse), the small real models that ship as Python packages.
 
-Ours: one Qdrant Edge index per stored configuration (presets none, float16, int8,
-binary, binary-1.5bit, binary-2bit; the MRL funnel at 96 = 384/4 dims), every mode on
-each (dense, sparse, hybrid rrf/dbsf/m3, dense without rescoring).
+Ours: one Qdrant Edge index per stored configuration (every quantization preset: none,
+float16, int8, binary, binary-1.5bit, binary-2bit, turbo-1bit, turbo-1.5bit, turbo-2bit,
+turbo-4bit, turbo-8bit, quantized ones with their originals on disk; the MRL funnel at
+96 = 384/4 dims), every mode on each (dense, sparse, hybrid rrf/dbsf/m3, dense without
+rescoring).  The measured engine RAM per point of each preset (``benchmarks/presets.py``,
+``presets_memory.json``) is shown next to the rows when present.
 
 Anchors, on the SAME pre-computed vectors (so only retrieval differs) and in
 qdrant-client local mode (``QdrantClient(path=...)``: how their users run them
@@ -22,13 +25,15 @@ not computed).
 Encoded vectors are cached in ``benchmarks/.cache/`` (npz, no pickle).  The first full
 run encodes 23k verses on CPU (about half an hour on 2 shared cores); later runs reuse it.
 
-    python benchmarks/quality.py                      # full run, appends to benchmarks/RESULTS.md
+    python benchmarks/quality.py                      # full run; replaces its RESULTS.md section
     python benchmarks/quality.py --limit-queries 200 --corpus-limit 3000 --no-append   # dev run
     python benchmarks/quality.py --encode-only        # fill the cache
     # the anchors take ~1 h each in local mode: run them side by side, then score them with ours
     python benchmarks/quality.py --anchor-only langchain &
     python benchmarks/quality.py --anchor-only llama-index; wait
     python benchmarks/quality.py --reuse-anchors
+    python benchmarks/quality.py --no-anchors         # ours only (the anchors take hours here)
+    python benchmarks/quality.py --replot             # redraw quality.png from quality.json
 
 Benchmark-only dependencies: ``langchain-qdrant``, ``llama-index-vector-stores-qdrant``.
 """
@@ -74,11 +79,27 @@ from shared.evaluation import (  # noqa: E402
     score_run,
     vector_ram_bytes,
 )
+from shared.quantization import get_preset  # noqa: E402
+from shared.recommend import recommend  # noqa: E402
 from shared.types import Encoder, SparseDict  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data" / "bible-dev"
 CACHE = ROOT / "benchmarks" / ".cache"
-PRESETS = ("none", "float16", "int8", "binary", "binary-1.5bit", "binary-2bit")
+PRESETS = (
+    "none",
+    "float16",
+    "int8",
+    "binary",
+    "binary-1.5bit",
+    "binary-2bit",
+    "turbo-1bit",
+    "turbo-1.5bit",
+    "turbo-2bit",
+    "turbo-4bit",
+    "turbo-8bit",
+)
+MEMORY_JSON = ROOT / "benchmarks" / "presets_memory.json"
+SECTION = "Retrieval quality on bible-dev"
 MRL_DIM = 96  # a quarter of MiniLM's 384 dims
 K = 100
 
@@ -560,12 +581,15 @@ def targets_table(report: EvalReport, anchors: Sequence[EvalRow]) -> str:
                 f"{h.mode} {h.metrics[PRIMARY]:.4f} vs {a.metrics[PRIMARY]:.4f}: {_ci(d)}",
                 d[0] >= 0,
             )
+    hmode = best_h.mode if best_h else "hybrid-rrf"
     for config, need in (
         ("int8+on-disk", 99.5),
         ("binary-2bit+on-disk", 98.0),
+        ("turbo-4bit+on-disk", 99.8),
+        ("turbo-2bit+on-disk", 99.5),
         (f"none+mrl{MRL_DIM}+on-disk", 98.0),
     ):
-        for mode in ("dense", best_h.mode if best_h else "hybrid-rrf"):
+        for mode in ("dense", hmode):
             p = pct(config, mode)
             label = (
                 f"{config} {mode} (rescore) >= {need}% of float"
@@ -573,6 +597,32 @@ def targets_table(report: EvalReport, anchors: Sequence[EvalRow]) -> str:
                 else (f"MRL funnel at {MRL_DIM} dims (a quarter), {mode}, >= {need}% of full")
             )
             add(label, "–" if p is None else f"{p:.2f}%", None if p is None else p >= need)
+
+    def rows(config: str, other: str, mode: str) -> tuple[EvalRow, EvalRow] | None:
+        try:
+            return report.row(config, mode), report.row(other, mode)
+        except KeyError:
+            return None
+
+    pair = rows("turbo-2bit+on-disk", "binary-2bit+on-disk", "dense-norescore")
+    if pair:
+        t, b = pair
+        d = report.paired_delta(t, b, "recall@10")
+        add(
+            "turbo-2bit > binary-2bit, dense recall@10 before rescoring (CI above 0)",
+            f"{t.metrics['recall@10']:.4f} vs {b.metrics['recall@10']:.4f}: {_ci(d)}",
+            d[1] > 0,
+        )
+    for mode in ("dense-norescore", "dense"):
+        pair = rows("turbo-1bit+on-disk", "binary+on-disk", mode)
+        if pair:
+            t, b = pair
+            d = report.paired_delta(t, b)
+            add(
+                f"turbo-1bit > binary at equal memory (1 bit/dim), {mode} nDCG@10 (CI above 0)",
+                f"{t.metrics[PRIMARY]:.4f} vs {b.metrics[PRIMARY]:.4f}: {_ci(d)}",
+                d[1] > 0,
+            )
     for h in candidates:
         for a in anchors:
             if not (h.latency_p50_ms and a.latency_p50_ms):
@@ -628,14 +678,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--presets", default=",".join(PRESETS))
     ap.add_argument("--bootstrap", type=int, default=1000)
-    ap.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
+    ap.add_argument("--no-append", action="store_true", help="do not write benchmarks/RESULTS.md")
     ap.add_argument("--plot", default=str(ROOT / "benchmarks" / "quality.png"))
     ap.add_argument(
         "--compare-precision",
         action="store_true",
         help="only compare ONNX int8 with fp32 vectors (nDCG@10 per mode) and write that section",
     )
+    ap.add_argument("--replot", action="store_true", help="redraw the plot from quality.json and stop")
     args = ap.parse_args(argv)
+    if args.replot:
+        saved = json.loads((ROOT / "benchmarks" / "quality.json").read_text(encoding="utf-8"))
+        report = _report_from_dict(saved)
+        rec = saved.get("meta", {}).get("recommended")
+        report.plot(
+            args.plot, title=saved.get("meta", {}).get("plot title"), recommended=tuple(rec) if rec else None
+        )
+        print(f"wrote {args.plot}")
+        return 0
 
     full = load_data(None, None)
     ds = (
@@ -661,8 +721,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Quantized indexes keep their float originals on disk (codes pinned in RAM): the
     # deployment quantization is for; without it they would cost more RAM, not less.
-    quantized = {"int8", "binary", "binary-1.5bit", "binary-2bit"}
-    configs = [EvalConfig(p, on_disk=p in quantized) for p in args.presets.split(",")]
+    configs = [EvalConfig(p, on_disk=get_preset(p).quantized) for p in args.presets.split(",")]
     configs.append(EvalConfig("none", mrl_dim=MRL_DIM, on_disk=True))
     modes: list[EvalMode] = parse_modes("dense,sparse,hybrid-rrf,hybrid-dbsf,hybrid-m3,dense-norescore")
     stats = sparse_scale_stats(enc)
@@ -724,28 +783,139 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     report.meta["m3 scale: median top-1 dense cosine"] = round(stats["dense_top1_median"], 3)
     report.meta["m3 scale: median top-1 SPLADE dot product"] = round(stats["sparse_top1_median"], 2)
+    rec = recommend(report)
+    title = f"bible-dev ({ds.num_docs:,} verses, {ds.num_queries:,} queries): MiniLM-L6 + SPLADE-tiny"
+    report.meta["recommended"] = [rec.choice.config.name, rec.mode]
+    report.meta["plot title"] = title
     table = report.to_markdown()
     targets = targets_table(report, anchors)
-    plot = report.plot(
-        args.plot,
-        title=f"bible-dev ({ds.num_docs:,} verses, {ds.num_queries:,} queries): MiniLM-L6 + SPLADE-tiny",
-    )
+    presets_md = preset_table(report, rec.mode)
+    plot = report.plot(args.plot, title=title, recommended=(rec.choice.config.name, rec.mode))
     command = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    anchors_note = (
+        "- anchors: not run (`--no-anchors`); their last full-size figures are in git history\n"
+        if args.no_anchors
+        else "- anchors: qdrant-client local mode (path)\n"
+    )
     section = (
-        f"\n## Retrieval quality on bible-dev ({_dt.date.today().isoformat()})\n\n"
+        f"## {SECTION} ({_dt.date.today().isoformat()})\n\n"
         f"- machine: {machine()}\n- command: `{command.strip()}`\n"
-        f"- models: all-MiniLM-L6-v2 (dense) + SPLADE-tiny (sparse), vectors computed once and shared "
-        f"by every system; our indexes: Qdrant Edge; anchors: qdrant-client local mode (path)\n"
+        f"- models: all-MiniLM-L6-v2 (dense, 384-d) + SPLADE-tiny (sparse), vectors computed once and "
+        f"shared by every system; our indexes: Qdrant Edge, quantized presets with originals on disk\n"
+        f"{anchors_note}"
         f"- our {len(configs)} indexes and {len(report.rows) - len(anchors)} rows took {ours_s:.0f} s\n"
-        f"- plot: `{Path(plot).relative_to(ROOT) if Path(plot).is_relative_to(ROOT) else plot}`\n\n"
-        f"### Targets\n\n{targets}\n### All rows\n\n{table}"
+        f"- plot: `{Path(plot).relative_to(ROOT) if Path(plot).is_relative_to(ROOT) else plot}`\n"
+        f"- defaults only: every preset with its default rescore/oversampling, the fusions with their "
+        f"default weights; nothing tuned on this set\n\n"
+        f"### Targets\n\n{targets}\n"
+        f"### Presets: memory per point next to quality\n\n{presets_md}\n"
+        f"### What `m3-hybrid eval --recommend` says on this set\n\n{rec.to_text()}\n"
+        f"### All rows\n\n{table}"
     )
     print(section)
     if not args.no_append:
-        with (ROOT / "benchmarks" / "RESULTS.md").open("a", encoding="utf-8") as fh:
-            fh.write(section)
+        results = ROOT / "benchmarks" / "RESULTS.md"
+        results.write_text(
+            replace_section(results.read_text(encoding="utf-8"), SECTION, section), encoding="utf-8"
+        )
         (ROOT / "benchmarks" / "quality.json").write_text(report.to_json(), encoding="utf-8")
     return 0
+
+
+def preset_table(report: EvalReport, hybrid_mode: str) -> str:
+    """One line per stored configuration: memory per point (computed and measured) and quality."""
+    measured: dict[tuple[str, bool], dict] = {}
+    if MEMORY_JSON.is_file():
+        for m in json.loads(MEMORY_JSON.read_text(encoding="utf-8")):
+            if m["dim"] == 384:
+                measured[(m["preset"], m["on_disk"])] = m
+    lines = [
+        "| config | codes B/pt (computed) | vector RAM/doc, dense (computed) | engine heap B/pt (384-d, "
+        "measured) | dense nDCG@10 | % of float | dense R@10 before rescoring | "
+        f"{hybrid_mode} nDCG@10 | % of float |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    seen: list[str] = []
+    for r in report.rows:
+        if r.system == "m3-hybrid" and r.config_obj is not None and r.config not in seen:
+            seen.append(r.config)
+    for config in seen:
+
+        def get(mode: str, config: str = config) -> EvalRow | None:
+            try:
+                return report.row(config, mode)
+            except KeyError:
+                return None
+
+        dense, norescore, hyb = get("dense"), get("dense-norescore"), get(hybrid_mode)
+        c = dense.config_obj if dense is not None else None
+        preset = get_preset(c.quantization) if c is not None else None
+        codes = 384 * preset.code_bits / 8 if preset is not None else 0
+        heap = measured.get((c.quantization, c.on_disk)) if c is not None and not c.mrl_dim else None
+        before = (
+            norescore
+            if norescore is not None
+            else (dense if preset is not None and not preset.quantized else None)
+        )
+
+        def num(x: float | None, digits: int = 4) -> str:
+            return "–" if x is None else f"{x:.{digits}f}"
+
+        cells = [
+            config,
+            f"{codes:,.0f}",
+            _fmt_b(dense.ram_bytes_per_doc if dense else None),
+            "–" if heap is None else f"{heap['anon_per_point']:,.0f}",
+            num(dense.metrics[PRIMARY] if dense else None),
+            num(dense.pct_of_reference if dense else None, 2),
+            num(before.metrics["recall@10"] if before else None),
+            num(hyb.metrics[PRIMARY] if hyb else None),
+            num(hyb.pct_of_reference if hyb else None, 2),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + (
+        "\n\ncodes: dims x bits / 8; vector RAM/doc: what the layout keeps in RAM for the dense side "
+        "(originals on disk for quantized presets); engine heap: anonymous resident bytes per point of a "
+        "384-d store with that layout, measured by `benchmarks/presets.py` (codes + the engine's per-point "
+        "ids and bookkeeping; the on-disk layout for quantized presets). R@10 before rescoring: the "
+        "`dense-norescore` mode (the float configurations need no rescoring).\n"
+    )
+
+
+def _fmt_b(n: float | None) -> str:
+    return "–" if n is None else f"{n:,.0f} B"
+
+
+def replace_section(text: str, title_prefix: str, section: str) -> str:
+    """``text`` with every section whose title starts with ``title_prefix`` replaced by ``section``
+    (at the place of the first one; appended when there was none)."""
+    parts = text.split("\n## ")
+    first = next((i for i, p in enumerate(parts) if i and p.startswith(title_prefix)), None)
+    kept = [p for i, p in enumerate(parts) if i == 0 or not p.startswith(title_prefix)]
+    body = section.removeprefix("## ").strip("\n") + "\n"
+    if first is None:
+        kept.append(body)
+    else:
+        kept.insert(first, body)
+    return "\n## ".join(kept)
+
+
+def _report_from_dict(data: dict) -> EvalReport:
+    report = EvalReport(data["dataset"], data["num_docs"], data["num_queries"], meta=data.get("meta", {}))
+    for d in data["rows"]:
+        report.rows.append(
+            EvalRow(
+                system=d["system"],
+                config=d["config"],
+                mode=d["mode"],
+                metrics=d["metrics"],
+                n_queries=d["n_queries"],
+                ndcg_ci=tuple(d["ndcg_ci"]),
+                ram_bytes_per_doc=d.get("ram_bytes_per_doc"),
+                latency_p50_ms=d.get("latency_p50_ms"),
+            )
+        )
+    return report
 
 
 if __name__ == "__main__":

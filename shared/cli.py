@@ -48,7 +48,13 @@ MRR@10, store query latency p50/p95 (model time excluded), index size on disk, p
 memory growth and vector bytes per document in RAM.
 
 Writes to --out: report.md (table), report.json (all numbers, per-query nDCG@10),
-plot.png (quality vs memory and vs latency). The table is also printed.
+plot.png (quality against vector memory per document, with the Pareto front). The table
+is also printed.
+
+--recommend runs every quantization preset (or the --presets listed) and the MRL funnel
+sizes the model was trained for, then prints the fusion that scores highest and the preset
+with the least memory whose nDCG@10 stays >= --threshold of the full-precision index's
+(default 0.995), with the line of code that selects it (also in recommendation.md/.json).
 """
 
 _EVAL_EPILOG = """\
@@ -63,9 +69,12 @@ modes:
   colbert       hybrid-rrf candidates re-ranked with ColBERT multivectors (BGE-M3, --colbert)
   Add -norescore to a mode (e.g. dense-norescore) to search quantized codes without rescoring.
 
-presets: none, float16, int8, binary, binary-1.5bit, binary-2bit
+presets: none, float16, int8, binary, binary-1.5bit, binary-2bit,
+         turbo-1bit, turbo-1.5bit, turbo-2bit, turbo-4bit, turbo-8bit
 
 examples:
+  m3-hybrid eval --data my-data/ --recommend
+  m3-hybrid eval --data my-data/ --recommend --presets int8,turbo-4bit,turbo-2bit --threshold 0.99
   m3-hybrid eval --data scifact/ --presets none,int8 --mrl-dim 256
   m3-hybrid eval --corpus c.jsonl --queries q.jsonl --qrels q.tsv --small-models --limit-queries 200
 """
@@ -78,6 +87,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1] (e.g. 0.995), got {value}")
     return value
 
 
@@ -156,8 +175,21 @@ def build_parser() -> argparse.ArgumentParser:
     what = ev.add_argument_group("what to compare")
     what.add_argument(
         "--presets",
-        default="none,int8",
-        help="comma-separated quantization presets, one index each (default: none,int8)",
+        help="comma-separated quantization presets, one index each (default: none,int8; with "
+        "--recommend: every preset)",
+    )
+    what.add_argument(
+        "--recommend",
+        action="store_true",
+        help="recommend the fusion and the smallest-memory preset that keeps --threshold of float "
+        "nDCG@10 (quantized presets and MRL sizes are built with their originals on disk)",
+    )
+    what.add_argument(
+        "--threshold",
+        type=_fraction,
+        default=None,
+        metavar="F",
+        help="with --recommend: the share of full-precision nDCG@10 to keep (default: 0.995)",
     )
     what.add_argument(
         "--modes",
@@ -284,14 +316,26 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     if args.k < 100:
         parser.error(f"--k must be >= 100 (Recall@100 needs 100 hits), got {args.k}")
-    modes_spec = args.modes or ",".join(m for m in DEFAULT_MODES if m != "colbert" or args.colbert)
-    modes = parse_modes(modes_spec)
-    configs = parse_configs(
-        args.presets,
-        mrl_dims=(None, args.mrl_dim) if args.mrl_dim else (None,),
-        colbert=args.colbert,
-        on_disk=args.on_disk,
-    )
+    if args.threshold is not None and not args.recommend:
+        parser.error("--threshold goes with --recommend")
+    if args.recommend and (args.colbert or args.on_disk):
+        parser.error("--recommend chooses the layout itself; drop --colbert/--on-disk")
+    if args.recommend:
+        from .recommend import RECOMMEND_MODES, recommendation_configs
+
+        modes = parse_modes(args.modes or ",".join(RECOMMEND_MODES))
+        # Validate the names now; the MRL sizes need the model's size (below).
+        recommendation_configs(args.presets, mrl_dims=[args.mrl_dim] if args.mrl_dim else [])
+        configs = []
+    else:
+        modes_spec = args.modes or ",".join(m for m in DEFAULT_MODES if m != "colbert" or args.colbert)
+        modes = parse_modes(modes_spec)
+        configs = parse_configs(
+            args.presets or "none,int8",
+            mrl_dims=(None, args.mrl_dim) if args.mrl_dim else (None,),
+            colbert=args.colbert,
+            on_disk=args.on_disk,
+        )
     dataset = _load_dataset(args, parser)
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     log(f"{dataset.name}: {dataset.num_docs:,} documents, {dataset.num_queries:,} scored queries")
@@ -314,6 +358,17 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.cache:
             encoded.save_npz(args.cache)
 
+    if args.recommend:
+        from .recommend import DEFAULT_THRESHOLD, recommend, recommendation_configs
+
+        dense_dim = int(encoded.docs.dense.shape[1]) if encoded.docs.dense is not None else None
+        configs = recommendation_configs(
+            args.presets,
+            mrl_dims=[args.mrl_dim] if args.mrl_dim else None,
+            model_id=encoder.identity.model_id,
+            dense_dim=dense_dim,
+        )
+        modes = [m for m in modes if not ({"dense", "sparse"} & m.needs - set(encoder.outputs))]
     report = evaluate(
         encoder,
         dataset,
@@ -332,9 +387,22 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     table = report.to_markdown()
     (out / "report.md").write_text(table, encoding="utf-8")
     (out / "report.json").write_text(report.to_json(per_query=True), encoding="utf-8")
-    report.plot(out / "plot.png")
-    print(table)
-    log(f"wrote {out / 'report.md'}, {out / 'report.json'}, {out / 'plot.png'}")
+    marked = None
+    if args.recommend:
+        import json
+
+        rec = recommend(report, threshold=args.threshold or DEFAULT_THRESHOLD)
+        text = rec.to_text()
+        (out / "recommendation.md").write_text(text, encoding="utf-8")
+        (out / "recommendation.json").write_text(json.dumps(rec.to_dict(), indent=2), encoding="utf-8")
+        marked = (rec.choice.config.name, rec.mode)
+    report.plot(out / "plot.png", recommended=marked)
+    if args.recommend:
+        print(text)
+        log(f"full table: {out / 'report.md'}; also wrote recommendation.md/.json, report.json, plot.png")
+    else:
+        print(table)
+        log(f"wrote {out / 'report.md'}, {out / 'report.json'}, {out / 'plot.png'}")
     return 0
 
 

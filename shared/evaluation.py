@@ -541,12 +541,17 @@ class EvalConfig:
     mrl_dim: int | None = None
     colbert: bool = False
     on_disk: bool = False
+    #: Preset of the MRL funnel's truncated copy (the store's default: binary).
+    mrl_quantization: str = "binary"
 
     @property
     def name(self) -> str:
         parts = [self.quantization]
         if self.mrl_dim:
-            parts.append(f"mrl{self.mrl_dim}")
+            parts.append(
+                f"mrl{self.mrl_dim}"
+                + ("" if self.mrl_quantization == "binary" else f"-{self.mrl_quantization}")
+            )
         if self.colbert:
             parts.append("colbert")
         if self.on_disk:
@@ -684,9 +689,12 @@ def parse_configs(
     known = _known_presets()
     for i, n in enumerate(names):
         if known is not None and n not in known:
-            raise InvalidInputError(
-                f"unknown quantization preset {n!r} (item {i}); choose from {', '.join(known)}"
-            )
+            from .quantization import get_preset
+
+            try:
+                get_preset(n)  # its message names the nearest mistake (e.g. a TurboQuant bit size)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"item {i}: {exc}") from None
     dims = list(mrl_dims)
     for d in dims:
         if d is not None and (not isinstance(d, int) or isinstance(d, bool) or d < 1):
@@ -705,20 +713,27 @@ def vector_ram_bytes(config: EvalConfig, dense_dim: int | None, mean_sparse_nnz:
     """Vector bytes per document kept in RAM under ``config`` (an estimate from the layout).
 
     Dense originals are float32 (float16 for the ``float16`` preset) and stay in RAM unless
-    ``on_disk``; quantized codes are always in RAM: int8 = 1 byte/dim, binary = 1 bit,
-    binary-1.5bit = 1.5 bits, binary-2bit = 2 bits.  The MRL funnel adds ``mrl_dim``
-    binary codes (1 bit/dim) plus their float32 originals (unless on disk).  Sparse vectors
-    cost 8 bytes per non-zero (u32 index + f32 weight).  Index structures (HNSW links,
-    payload) are not included: see the on-disk size.
+    ``on_disk`` with something quantized to search instead (a preset's codes or the MRL
+    funnel); quantized codes are always in RAM at the preset's bits per dimension
+    (:attr:`~shared.quantization.QuantizationPreset.code_bits`: int8 8, binary 1 / 1.5 / 2,
+    turbo 1 / 1.5 / 2 / 4 / 8).  The MRL funnel adds ``mrl_dim`` codes of its own preset plus
+    their float32 originals (unless on disk).  Sparse vectors cost 8 bytes per non-zero (u32
+    index + f32 weight).  Index structures (HNSW links, payload) are not included: see
+    ``benchmarks/presets.py`` for the engine's measured bytes per point.
     """
+    from .quantization import get_preset
+
     total = 8.0 * mean_sparse_nnz
     if dense_dim:
-        q = config.quantization
-        original = dense_dim * (2 if q == "float16" else 4)
-        bits = {"int8": 8.0, "binary": 1.0, "binary-1.5bit": 1.5, "binary-2bit": 2.0}.get(q, 0.0)
-        total += (0 if config.on_disk and bits else original) + dense_dim * bits / 8
+        preset = get_preset(config.quantization)
+        original = dense_dim * (2 if preset.datatype == "float16" else 4)
+        bits = preset.code_bits
+        searched_elsewhere = bool(bits) or bool(config.mrl_dim)
+        total += (0 if config.on_disk and searched_elsewhere else original) + dense_dim * bits / 8
         if config.mrl_dim:
-            total += config.mrl_dim / 8 + (0 if config.on_disk else config.mrl_dim * 4)
+            mq = get_preset(config.mrl_quantization)
+            mbits = mq.code_bits
+            total += config.mrl_dim * mbits / 8 + (0 if config.on_disk and mbits else config.mrl_dim * 4)
     return total
 
 
@@ -1009,49 +1024,235 @@ class EvalReport:
         """The report as JSON (``per_query`` adds each row's per-query nDCG@10 list)."""
         return json.dumps(self.to_dict(per_query=per_query), indent=indent)
 
-    def plot(self, path: str | os.PathLike[str], *, title: str | None = None) -> Path:
-        """PNG: nDCG@10 (with 95% CI) vs vector RAM per document, and vs p50 query latency."""
+    def plot(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        title: str | None = None,
+        recommended: tuple[str, str] | None = None,
+    ) -> Path:
+        """PNG: nDCG@10 (95% CI) against vector RAM per document, one colour per mode.
+
+        Markers tell the preset family (float, int8, binary, TurboQuant, MRL funnel); the
+        Pareto front (no other point has less memory and higher nDCG@10) is drawn and its
+        points labelled; ``recommended`` = (config, mode) is ringed.  Experiment modes
+        (names that are not built-in modes) and latency stay in the table, not here.
+        Other systems are grey squares drawn under ours.
+        """
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         from matplotlib.ticker import FuncFormatter
 
-        fig, (ax_mem, ax_lat) = plt.subplots(1, 2, figsize=(14, 6))
-        modes = sorted({r.mode for r in self.rows})
-        cmap = plt.get_cmap("tab10")
-        color = {m: cmap(i % 10) for i, m in enumerate(modes)}
-        for r in self.rows:
+        rows = [
+            r
+            for r in self.rows
+            if r.ram_bytes_per_doc
+            and r.ram_bytes_per_doc > 0
+            and (r.system != "m3-hybrid" or r.mode.removesuffix("-norescore") in MODES)
+        ]
+        fig, ax = plt.subplots(figsize=(11, 6.5), dpi=130)  # labels are measured at the saved dpi
+        modes = list(dict.fromkeys(r.mode for r in rows if r.system == "m3-hybrid"))
+        palette = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#d62728", "#8c564b", "#e377c2", "#17becf"]
+        color = {m: palette[i % len(palette)] for i, m in enumerate(modes)}
+        ours = [r for r in rows if r.system == "m3-hybrid"]
+        for r in rows:
+            if r.system == "m3-hybrid":
+                continue
             y = r.metrics[PRIMARY]
-            err = [[y - r.ndcg_ci[0]], [r.ndcg_ci[1] - y]]
-            marker = "o" if r.system == "m3-hybrid" else "s"
-            label = r.config if r.system == "m3-hybrid" else r.system
-            for ax, x in ((ax_mem, r.ram_bytes_per_doc), (ax_lat, r.latency_p50_ms)):
-                if x is None or x <= 0:
-                    continue
-                ax.errorbar([x], [y], yerr=err, fmt=marker, color=color[r.mode], capsize=2, ms=5, alpha=0.85)
-                ax.annotate(label, (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
-        for ax, xlabel in (
-            (ax_mem, "vector RAM per document (bytes, log)"),
-            (ax_lat, "store query latency p50 (ms, log; queries pre-encoded)"),
-        ):
-            ax.set_xscale("log")
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel("nDCG@10 (95% bootstrap CI)")
-            ax.grid(True, which="both", alpha=0.3)
+            x = float(r.ram_bytes_per_doc or 0)
+            ax.errorbar(
+                [x],
+                [y],
+                yerr=[[y - r.ndcg_ci[0]], [r.ndcg_ci[1] - y]],
+                fmt="s",
+                color="0.55",
+                ms=6,
+                capsize=2,
+                alpha=0.6,
+                zorder=1,
+            )
+
+        for r in ours:
+            y = r.metrics[PRIMARY]
+            x = float(r.ram_bytes_per_doc or 0)
+            hollow = r.mode.endswith("-norescore")
+            ax.errorbar(
+                [x],
+                [y],
+                yerr=[[y - r.ndcg_ci[0]], [r.ndcg_ci[1] - y]],
+                fmt=_marker(r.config),
+                color=color[r.mode],
+                mfc="white" if hollow else color[r.mode],
+                ms=7,
+                capsize=2,
+                elinewidth=0.8,
+                alpha=0.9,
+                zorder=3,
+            )
+        front = _pareto(ours)
+        if front:
+            xs = [float(r.ram_bytes_per_doc or 0) for r in front]
+            ys = [r.metrics[PRIMARY] for r in front]
+            ax.step(
+                xs, ys, where="post", color="black", lw=1, ls="--", alpha=0.7, zorder=2, label="Pareto front"
+            )
+        labelled = list(front)
+        rec_row = None
+        if recommended is not None:
+            rec_row = next((r for r in ours if (r.config, r.mode) == recommended), None)
+            if rec_row is not None:
+                ax.scatter(
+                    [float(rec_row.ram_bytes_per_doc or 0)],
+                    [rec_row.metrics[PRIMARY]],
+                    s=380,
+                    facecolors="none",
+                    edgecolors="black",
+                    linewidths=2,
+                    zorder=4,
+                )
+                if rec_row not in labelled:
+                    labelled.append(rec_row)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _fmt_bytes(v)))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        ax.set_xlabel("vector RAM per document (log scale; quantized presets with originals on disk)")
+        ax.set_ylabel("nDCG@10 (95% bootstrap CI)")
+        ax.grid(True, which="major", alpha=0.3)
         handles = [plt.Line2D([], [], marker="o", ls="", color=color[m], label=m) for m in modes]
-        if any(r.system != "m3-hybrid" for r in self.rows):
-            handles.append(plt.Line2D([], [], marker="s", ls="", color="grey", label="other system"))
-        ax_lat.legend(handles=handles, fontsize=7, loc="lower right")
-        fig.suptitle(title or f"{self.dataset}: {self.num_docs:,} docs, {self.num_queries:,} queries")
+        families = [
+            ("o", "float / float16"),
+            ("s", "int8"),
+            ("v", "binary"),
+            ("D", "TurboQuant"),
+            ("P", "MRL funnel"),
+            ("X", "other"),
+        ]
+        present = {_marker(r.config) for r in ours}
+        handles += [
+            plt.Line2D([], [], marker=mk, ls="", color="0.3", label=lab)
+            for mk, lab in families
+            if mk in present
+        ]
+        if front:
+            handles.append(plt.Line2D([], [], color="black", ls="--", label="Pareto front"))
+        if rec_row is not None:
+            handles.append(
+                plt.Line2D(
+                    [], [], marker="o", ms=12, ls="", mfc="none", mec="black", mew=2, label="recommended"
+                )
+            )
+        if any(r.system != "m3-hybrid" for r in rows):
+            handles.append(plt.Line2D([], [], marker="s", ls="", color="0.55", label="other system"))
+        ax.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        ax.set_title(
+            title or f"{self.dataset}: {self.num_docs:,} docs, {self.num_queries:,} queries", fontsize=11
+        )
         fig.tight_layout()
+        fig.canvas.draw()  # final scales and layout first: labels are placed in display space
+        others = [r for r in rows if r.system != "m3-hybrid"]
+        ordered = ([rec_row] if rec_row is not None else []) + [r for r in labelled if r is not rec_row]
+        points = [(float(r.ram_bytes_per_doc or 0), r.metrics[PRIMARY]) for r in rows]
+        _place_labels(fig, ax, ordered + others, rec_row, points)
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=120)
+        fig.savefig(out, dpi=130)
         plt.close(fig)
         return out
+
+
+def _marker(config: str) -> str:
+    first = config.split("+")[0]
+    if "mrl" in config:
+        return "P"
+    if first in ("none", "float16"):
+        return "o"
+    if first == "int8":
+        return "s"
+    if first.startswith("binary"):
+        return "v"
+    if first.startswith("turbo"):
+        return "D"
+    return "X"
+
+
+def _short(config: str) -> str:
+    """A short point label: the preset and MRL size, without the layout suffix."""
+    return "+".join(p for p in config.split("+") if p != "on-disk")
+
+
+def _pareto(rows: Sequence[EvalRow]) -> list[EvalRow]:
+    """Rows no other row beats on both memory (lower) and nDCG@10 (higher), by memory."""
+    ordered = sorted(rows, key=lambda r: (float(r.ram_bytes_per_doc or 0), -r.metrics[PRIMARY]))
+    front: list[EvalRow] = []
+    best = -math.inf
+    for r in ordered:
+        if r.metrics[PRIMARY] > best:
+            front.append(r)
+            best = r.metrics[PRIMARY]
+    return front
+
+
+def _place_labels(
+    fig: Any,
+    ax: Any,
+    rows: Sequence[EvalRow],
+    highlight: EvalRow | None,
+    points: Sequence[tuple[float, float]] = (),
+) -> None:
+    """Label points without overlaps: try a few offsets per label, keep the first free one;
+    a label that fits nowhere is left out (except the highlighted one)."""
+    from matplotlib.transforms import Bbox
+
+    renderer = fig.canvas.get_renderer()
+    # Markers are obstacles too: a label must not hide another point.
+    taken: list[Any] = []
+    for px, py in points:
+        cx, cy = ax.transData.transform((px, py))
+        taken.append(Bbox.from_extents(cx - 4, cy - 4, cx + 4, cy + 4))
+    if highlight is not None:  # the ring around the recommended point
+        cx, cy = ax.transData.transform((float(highlight.ram_bytes_per_doc or 0), highlight.metrics[PRIMARY]))
+        taken.append(Bbox.from_extents(cx - 13, cy - 13, cx + 13, cy + 13))
+    offsets = [(dx, dy) for dy in (6, -14, 16, -24) for dx in (8, -8)]
+    for r in rows:
+        x, y = float(r.ram_bytes_per_doc or 0), r.metrics[PRIMARY]
+        text = f"{_short(r.config)} · {r.mode}" if r.system == "m3-hybrid" else r.system
+        placed = None
+        for dx, dy in offsets:
+            t = ax.annotate(
+                text,
+                (x, y),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                fontsize=7.5,
+                ha="left" if dx > 0 else "right",
+                zorder=5,
+                fontweight="bold" if r is highlight else "normal",
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+            )
+            box = t.get_window_extent(renderer).expanded(1.04, 1.3)
+            inside = ax.bbox.contains(box.x0, box.y0) and ax.bbox.contains(box.x1, box.y1)
+            if inside and not any(box.overlaps(o) for o in taken):
+                placed = box
+                # A thin leader from the label to its point (a separate artist: not an obstacle).
+                ax.annotate(
+                    "",
+                    (x, y),
+                    xytext=(dx, dy + 3),
+                    textcoords="offset points",
+                    arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 0, "shrinkB": 3},
+                    zorder=4,
+                )
+                break
+            t.remove()
+        if placed is None and r is not highlight:
+            continue  # every offset collides: leave this point unlabelled (the table has it)
+        if placed is None:  # the recommended point is always labelled
+            dx, dy = offsets[0]
+            t = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=7.5, zorder=5)
+            placed = t.get_window_extent(renderer)
+        taken.append(placed)
 
 
 # --------------------------------------------------------------------------- running
@@ -1098,6 +1299,7 @@ def _open_store(
         path=path,
         quantization=config.quantization,
         mrl_dim=config.mrl_dim,
+        mrl_quantization=config.mrl_quantization,
         colbert=config.colbert,
         on_disk=config.on_disk,
         **dict(store_options),

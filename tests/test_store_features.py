@@ -35,6 +35,12 @@ def clustered(n: int, seed: int = 0, dim: int = DIM) -> tuple[np.ndarray, list[R
         ("binary-1.5bit", False),
         ("binary-2bit", False),
         ("binary-2bit", True),
+        ("turbo-1bit", False),
+        ("turbo-1.5bit", True),
+        ("turbo-2bit", False),
+        ("turbo-4bit", True),
+        ("turbo-8bit", False),
+        (qe.TurboQuantQuantizationConfig(bits=qe.TurboQuantBitSize.Bits2), True),
         (
             models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8)),
             False,
@@ -63,6 +69,48 @@ def test_quantization_presets_keep_top_hits(quantization, on_disk: bool) -> None
         assert np.mean(recall) >= 0.9
         stored = s.schema.guard_dict()["schema"]
         assert stored["on_disk"] is on_disk
+
+
+@pytest.mark.parametrize("preset", ["turbo-1bit", "turbo-1.5bit", "turbo-2bit", "turbo-4bit", "turbo-8bit"])
+def test_turbo_presets_round_trip_on_both_backends(tmp_path, preset: str, caplog) -> None:
+    vecs, recs = clustered(120)
+    q = vecs[3]
+    client = QdrantClient(path=str(tmp_path / "remote"))
+    try:
+        for kind in ("edge", "remote"):
+            caplog.clear()
+            where = {"path": tmp_path / "edge"} if kind == "edge" else {"client": client}
+            with HybridStore(
+                "t", dense_dim=DIM, quantization=preset, mrl_dim=16, mrl_quantization=preset, **where
+            ) as s:
+                s.add(recs)
+                assert s.query(dense=q, limit=1)[0].id == "p3"
+            if kind == "remote":  # the collection really holds a TurboQuant config of that size
+                dense = client.get_collection("t").config.params.vectors["dense"]
+                bits = models.TurboQuantBitSize("bits" + preset[6:-3].replace(".", "_"))
+                assert dense.quantization_config.turbo.bits == bits
+            # Reopened: the collection's presets, quietly.
+            with caplog.at_level("WARNING", logger="shared.store"), HybridStore("t", **where) as s:
+                assert s.schema.quantization.name == preset
+                assert s.schema.mrl_quantization.name == preset
+                assert s.count() == 120
+                top = s.query(dense=q, limit=1)[0]
+                assert top.id == "p3" and top.score == pytest.approx(1.0, abs=1e-5)  # rescored
+                # Per-query rescore/oversampling, as for the other presets.
+                assert s.query(dense=q, limit=3, rescore=False, oversampling=1.0)[0].id == "p3"
+                assert s.query(dense=q, limit=3, oversampling=5.0)[0].id == "p3"
+                with pytest.raises(InvalidInputError, match="oversampling"):
+                    s.query(dense=q, oversampling=0.5)
+            assert not caplog.records
+            with HybridStore("t", dense_dim=DIM, quantization="int8", **where) as s:  # kept, with a warning
+                assert s.schema.quantization.name == preset
+            assert "keeps its own storage settings" in caplog.text
+            with HybridStore("t", dense_dim=DIM, quantization="binary", recreate=True, **where) as s:
+                assert s.count() == 0 and s.schema.quantization.name == "binary"
+        dense = client.get_collection("t").config.params.vectors["dense"]
+        assert dense.quantization_config.binary is not None  # recreate rebuilt it with the new preset
+    finally:
+        client.close()
 
 
 def test_quantization_is_recorded_and_kept_on_reopen(tmp_path, caplog) -> None:

@@ -99,6 +99,13 @@ _BINARY_ENCODING = {
     "one_and_half_bits": qe.BinaryQuantizationEncoding.OneAndHalfBits,
     "two_bits": qe.BinaryQuantizationEncoding.TwoBits,
 }
+_TURBO_BITS = {
+    1.0: qe.TurboQuantBitSize.Bits1,
+    1.5: qe.TurboQuantBitSize.Bits1_5,
+    2.0: qe.TurboQuantBitSize.Bits2,
+    4.0: qe.TurboQuantBitSize.Bits4,
+    8.0: qe.TurboQuantBitSize.Bits8,
+}
 _COMPRESSION = {
     "x4": qe.CompressionRatio.X4,
     "x8": qe.CompressionRatio.X8,
@@ -153,6 +160,8 @@ def quantization_config(preset: QuantizationPreset, on_disk: bool) -> Any:
         )
     if preset.method == "product":
         return qe.ProductQuantizationConfig(_COMPRESSION[preset.product_compression or "x16"], memory=memory)
+    if preset.method == "turbo":
+        return qe.TurboQuantQuantizationConfig(bits=_TURBO_BITS[preset.turbo_bits or 4.0], memory=memory)
     return None
 
 

@@ -73,6 +73,13 @@ _BINARY_ENCODING = {
     "one_and_half_bits": models.BinaryQuantizationEncoding.ONE_AND_HALF_BITS,
     "two_bits": models.BinaryQuantizationEncoding.TWO_BITS,
 }
+_TURBO_BITS = {
+    1.0: models.TurboQuantBitSize.BITS1,
+    1.5: models.TurboQuantBitSize.BITS1_5,
+    2.0: models.TurboQuantBitSize.BITS2,
+    4.0: models.TurboQuantBitSize.BITS4,
+    8.0: models.TurboQuantBitSize.BITS8,
+}
 
 
 def quantization_config(preset: QuantizationPreset, on_disk: bool) -> Any:
@@ -95,6 +102,12 @@ def quantization_config(preset: QuantizationPreset, on_disk: bool) -> Any:
             product=models.ProductQuantizationConfig(
                 compression=models.CompressionRatio(preset.product_compression or "x16"),
                 always_ram=always_ram,
+            )
+        )
+    if preset.method == "turbo":
+        return models.TurboQuantization(
+            turbo=models.TurboQuantQuantizationConfig(
+                bits=_TURBO_BITS[preset.turbo_bits or 4.0], always_ram=always_ram
             )
         )
     return None
