@@ -17,7 +17,7 @@ moments (during collection creation: guard sidecar + shard files), ``ingest`` ki
 a child that resumes a long ingest on one store kept across trials (so recovery of
 an already recovered store is exercised too).
 
-    python benchmarks/crash.py                         # 5 create + 25 ingest trials, appends RESULTS.md
+    python benchmarks/crash.py                         # 5 create + 25 ingest trials; its RESULTS.md section
     python benchmarks/crash.py --ingest-trials 5 --create-trials 2 --no-append
 
 ``tests/test_reliability_crash.py`` imports this file and runs a few quick trials.
@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         help="ingest trials: the store compacts (optimize, close, reload) every this many points",
     )
     ap.add_argument("--dir", default=None, help="where the stores go (default: a temporary directory)")
-    ap.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
+    ap.add_argument("--no-append", action="store_true", help="do not write benchmarks/RESULTS.md")
     args = ap.parse_args(argv)
     if args.cmd == "child":
         child_main(args.path, args.start, args.batch_size, args.seed, args.max_batches, args.compact_every)
@@ -489,8 +489,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.compact_every} points: {run.compactions} compactions completed between the kills."
         )
     cmd = "python benchmarks/crash.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    title = (
+        "Crash safety with compaction (SIGKILL during compactions)"
+        if args.compact_every
+        else "Crash safety (SIGKILL during ingest)"
+    )
     header = (
-        f"## Crash safety (SIGKILL during ingest), {_dt.date.today().isoformat()}\n\n"
+        f"## {title}, {_dt.date.today().isoformat()}\n\n"
         f"Machine: {platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs), Python "
         f"{platform.python_version()}. Command: `{cmd.strip()}`. Batch {args.batch_size} records "
         f"({DIM}-d dense, {SPARSE_TERMS}-term sparse, {TEXT_CHARS}-char text); {elapsed:.0f} s.\n"
@@ -498,9 +503,16 @@ def main(argv: list[str] | None = None) -> int:
     report = header + "\n" + table + "\n"
     print(report)
     if not args.no_append:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as fh:
-            fh.write("\n" + report)
+        _write_results(report)
     return 0 if all(r.ok for r in results) and not final_write else 1
+
+
+def _write_results(section: str) -> None:
+    """Replace this benchmark's section of RESULTS.md (imported here: tests load this file by path)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _results import write_section
+
+    write_section(section)
 
 
 if __name__ == "__main__":

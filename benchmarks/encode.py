@@ -317,15 +317,10 @@ def query_latency(export: Path, work: Path, args: argparse.Namespace) -> list[st
 
 
 def write_results(lines: list[str]) -> None:
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    body = "\n".join([f"{SECTION}, {dt.date.today().isoformat()}", "", *lines, ""])
-    if "\n## encode:" in text:  # this benchmark's section, whatever its date
-        start = text.index("\n## encode:") + 1
-        nxt = text.find("\n## ", start + 3)
-        text = text[:start] + body + ("\n" + text[nxt + 1 :] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    RESULTS.write_text(text, encoding="utf-8")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _results import write_section
+
+    write_section("\n".join([f"{SECTION}, {dt.date.today().isoformat()}", "", *lines, ""]))
 
 
 def main(argv: list[str] | None = None) -> int:

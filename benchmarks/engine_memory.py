@@ -11,7 +11,7 @@ sizes, one shard per variant:
 For each: anonymous RSS growth per point after the upserts, after ``optimize()``, after
 closing the shard (``malloc_trim`` after each, so freed heap is returned), and in a fresh
 process that loads the optimized shard (after loading an empty shard of the same layout, so
-one-off allocations such as thread pools are not counted). Appends a table to ``benchmarks/RESULTS.md``.
+one-off allocations such as thread pools are not counted). Replaces its table in ``benchmarks/RESULTS.md``.
 
 Then ``--rolling`` points through the layout that bounds it, on the raw engine (the store's
 ``on_disk=True`` layout and ``compact_every`` do the same): HNSW graph and sparse index
@@ -254,8 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(report)
     if not args.no_append:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as fh:
-            fh.write("\n" + report)
+        _write_results(report)
     return 0
 
 
@@ -263,6 +262,14 @@ def _version() -> str:
     from importlib.metadata import version
 
     return version("qdrant-edge-py")
+
+
+def _write_results(section: str) -> None:
+    """Replace this benchmark's section of RESULTS.md (imported here: tests load this file by path)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _results import write_section
+
+    write_section(section)
 
 
 if __name__ == "__main__":

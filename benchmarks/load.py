@@ -19,7 +19,7 @@ and close + reload time. ``--compact-every 0,50000`` runs the same load once per
 one after the other, and adds a side-by-side table. ``--ingest-queries`` runs a thread
 that queries the store all through the ingest, to show what queries wait for.
 
-    python benchmarks/load.py --points 1000000            # appends the table to benchmarks/RESULTS.md
+    python benchmarks/load.py --points 1000000            # replaces its section of benchmarks/RESULTS.md
     python benchmarks/load.py --points 20000 --no-append  # quick look
 
 ``tests/test_reliability_load.py`` runs small versions of ``run_load`` and checks
@@ -518,9 +518,16 @@ def main(argv: list[str] | None = None) -> int:
     report = header + "\n" + body + "\n"
     print(report)
     if not args.no_append:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as fh:
-            fh.write("\n" + report)
+        _write_results(report)
     return 0
+
+
+def _write_results(section: str) -> None:
+    """Replace this benchmark's section of RESULTS.md (imported here: tests load this file by path)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _results import write_section
+
+    write_section(section)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._results import write_section  # noqa: E402
 from shared.quantization import PRESETS, get_preset  # noqa: E402
 from shared.store import HybridStore  # noqa: E402
 from shared.types import Record  # noqa: E402
@@ -290,19 +291,6 @@ def _machine() -> str:
     )
 
 
-def replace_section(text: str, title_prefix: str, section: str) -> str:
-    """``text`` with the section whose title starts with ``title_prefix`` replaced (or appended)."""
-    parts = text.split("\n## ")
-    kept = [p for i, p in enumerate(parts) if i == 0 or not p.startswith(title_prefix)]
-    idx = next((i for i, p in enumerate(parts) if i and p.startswith(title_prefix)), None)
-    body = section.removeprefix("## ").rstrip("\n") + "\n"
-    if idx is None:
-        kept.append(body)
-    else:
-        kept.insert(idx, body)
-    return "\n## ".join(kept)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--memory", action="store_true", help="measure RAM per point")
@@ -331,12 +319,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 RECALL_JSON.write_text(json.dumps(rec, indent=1), encoding="utf-8")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = RESULTS.read_text(encoding="utf-8")
-    for prefix, section in sections:
+    for _, section in sections:
         print(section)
-        text = replace_section(text, prefix, section)
-    if sections and not args.no_append:
-        RESULTS.write_text(text, encoding="utf-8")
+        if not args.no_append:
+            write_section(section, RESULTS)
     return 0
 
 

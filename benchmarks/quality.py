@@ -64,6 +64,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._results import write_section  # noqa: E402
 from shared.evaluation import (  # noqa: E402
     PRIMARY,
     BeirDataset,
@@ -129,7 +130,7 @@ def load_models(backend: str = "native", precision: str = "fp32") -> Encoder:
     )
 
 
-PRECISION_SECTION = "## int8 encoding quality on bible-dev (benchmarks/quality.py --compare-precision)"
+PRECISION_SECTION = "## int8 encoding quality on bible-dev"
 
 
 def compare_precision(
@@ -152,7 +153,7 @@ def compare_precision(
             shutil.rmtree(workdir, ignore_errors=True)
         scores[precision] = {row.mode: row.metrics[PRIMARY] for row in report.rows}
     lines = [
-        PRECISION_SECTION,
+        f"{PRECISION_SECTION}, {_dt.date.today().isoformat()}",
         "",
         f"- date {_dt.date.today().isoformat()}; machine: {machine()}",
         f"- command: `python benchmarks/quality.py {' '.join(argv).strip()}`",
@@ -177,16 +178,7 @@ def compare_precision(
     ]
     print("\n".join(lines))
     if not args.no_append:
-        path = ROOT / "benchmarks" / "RESULTS.md"
-        text = path.read_text(encoding="utf-8")
-        body = "\n".join(lines)
-        if PRECISION_SECTION in text:
-            start = text.index(PRECISION_SECTION)
-            nxt = text.find("\n## ", start + len(PRECISION_SECTION))
-            text = text[:start] + body + ("\n" + text[nxt + 1 :] if nxt != -1 else "")
-        else:
-            text = text.rstrip("\n") + "\n\n" + body
-        path.write_text(text, encoding="utf-8")
+        write_section("\n".join(lines))
     return 0
 
 
@@ -814,10 +806,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(section)
     if not args.no_append:
-        results = ROOT / "benchmarks" / "RESULTS.md"
-        results.write_text(
-            replace_section(results.read_text(encoding="utf-8"), SECTION, section), encoding="utf-8"
-        )
+        write_section(section)
         (ROOT / "benchmarks" / "quality.json").write_text(report.to_json(), encoding="utf-8")
     return 0
 
@@ -884,20 +873,6 @@ def preset_table(report: EvalReport, hybrid_mode: str) -> str:
 
 def _fmt_b(n: float | None) -> str:
     return "–" if n is None else f"{n:,.0f} B"
-
-
-def replace_section(text: str, title_prefix: str, section: str) -> str:
-    """``text`` with every section whose title starts with ``title_prefix`` replaced by ``section``
-    (at the place of the first one; appended when there was none)."""
-    parts = text.split("\n## ")
-    first = next((i for i, p in enumerate(parts) if i and p.startswith(title_prefix)), None)
-    kept = [p for i, p in enumerate(parts) if i == 0 or not p.startswith(title_prefix)]
-    body = section.removeprefix("## ").strip("\n") + "\n"
-    if first is None:
-        kept.append(body)
-    else:
-        kept.insert(first, body)
-    return "\n## ".join(kept)
 
 
 def _report_from_dict(data: dict) -> EvalReport:

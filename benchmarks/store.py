@@ -21,7 +21,7 @@ MRL funnel 256-d binary) it measures, side by side in the same run:
   with fewer queries (it is slow).
 
     python benchmarks/store.py --points 20000            # development size
-    python benchmarks/store.py                           # 100k, appends to RESULTS.md
+    python benchmarks/store.py                           # 100k, replaces its RESULTS.md section
     python benchmarks/store.py --points 1000000          # opt-in, long
 """
 
@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         "--workdir", default=None, help="where the collections are written (default: temp dir)"
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-append", action="store_true", help=f"do not append to {RESULTS.name}")
+    parser.add_argument("--no-append", action="store_true", help=f"do not write {RESULTS.name}")
     parser.add_argument("--serve-path", help=argparse.SUPPRESS)
     parser.add_argument("--serve-queries", help=argparse.SUPPRESS)
     parser.add_argument("--serve-exact", action="store_true", help=argparse.SUPPRESS)
@@ -560,12 +560,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(report)
     if not args.no_append:
-        with RESULTS.open("a", encoding="utf-8") as f:
-            if RESULTS.stat().st_size == 0:
-                f.write("# Benchmark results\n\n")
-            f.write(report + "\n")
-        print(f"appended to {RESULTS}", file=sys.stderr)
+        _write_results(report)
+        print(f"wrote its section of {RESULTS}", file=sys.stderr)
     return 0
+
+
+def _write_results(section: str) -> None:
+    """Replace this benchmark's section of RESULTS.md (imported here: tests load this file by path)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _results import write_section
+
+    write_section(section)
 
 
 if __name__ == "__main__":
