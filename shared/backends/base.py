@@ -46,12 +46,15 @@ class ResultPoint:
     score (None for plain reads), payload and vectors.
 
     Returned vectors: ``dense`` a list of floats, ``sparse`` a dict token id -> weight.
+    ``point_id`` is the stored point id (UUID str or int), filled by ``scroll`` only
+    (building it costs more than the rest of a result; a copy needs it).
     """
 
     id: str
     score: float | None
     payload: dict[str, Any]
     vectors: dict[str, Any] = field(default_factory=dict)
+    point_id: str | int | None = None
 
 
 @dataclass(frozen=True)
@@ -128,8 +131,10 @@ class Backend(Protocol):
         """The guard record of the collection; None when it does not exist; {} when foreign."""
         ...
 
-    def create(self, schema: CollectionSchema) -> None:
-        """Create the collection for ``schema`` and record its guard."""
+    def create(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
+        """Create the collection for ``schema`` and record its guard (``guard``, when given,
+        is recorded verbatim instead of ``schema.guard_dict()``: a migrated collection keeps
+        the source's guard)."""
         ...
 
     def drop(self) -> None:
@@ -165,7 +170,7 @@ class Backend(Protocol):
 
     async def aread_guard(self) -> dict[str, Any] | None: ...
 
-    async def acreate(self, schema: CollectionSchema) -> None: ...
+    async def acreate(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None: ...
 
     async def adrop(self) -> None: ...
 

@@ -231,7 +231,7 @@ def _point(p: PointData) -> models.PointStruct:
     return models.PointStruct(id=p.id, vector=vectors, payload=p.payload)
 
 
-def _result(point: Any, score: float | None) -> ResultPoint:
+def _result(point: Any, score: float | None, with_point_id: bool = False) -> ResultPoint:
     vectors: dict[str, Any] = {}
     if isinstance(point.vector, dict):
         for name, value in point.vector.items():
@@ -242,7 +242,11 @@ def _result(point: Any, score: float | None) -> ResultPoint:
     payload = point.payload or {}
     doc_id = payload.get(DOC_ID_KEY)
     return ResultPoint(
-        id=doc_id if doc_id is not None else str(point.id), score=score, payload=payload, vectors=vectors
+        id=doc_id if doc_id is not None else str(point.id),
+        score=score,
+        payload=payload,
+        vectors=vectors,
+        point_id=(point.id if isinstance(point.id, int) else str(point.id)) if with_point_id else None,
     )
 
 
@@ -347,12 +351,12 @@ class RemoteBackend:
         guard = metadata.get(METADATA_GUARD_KEY)
         return dict(guard) if isinstance(guard, dict) else {}
 
-    def _create_op(self, schema: CollectionSchema) -> Op[None]:
+    def _create_op(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> Op[None]:
         yield Call(
             "create_collection",
             self._col(
                 **collection_config(schema),
-                metadata={METADATA_GUARD_KEY: schema.guard_dict()},
+                metadata={METADATA_GUARD_KEY: guard if guard is not None else schema.guard_dict()},
                 **self._distribution,
             ),
         )
@@ -391,7 +395,7 @@ class RemoteBackend:
                 scroll_filter=flt, limit=limit, offset=offset, with_payload=True, with_vectors=with_vectors
             ),
         )
-        return [_result(p, None) for p in points], None if next_offset is None else str(next_offset)
+        return [_result(p, None, True) for p in points], None if next_offset is None else str(next_offset)
 
     def _delete_ids_op(self, ids: Sequence[str]) -> Op[None]:
         if ids:
@@ -421,8 +425,8 @@ class RemoteBackend:
     def read_guard(self) -> dict[str, Any] | None:
         return self._run(self._read_guard_op(), "reading the collection")
 
-    def create(self, schema: CollectionSchema) -> None:
-        self._run(self._create_op(schema), "creating the collection")
+    def create(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
+        self._run(self._create_op(schema, guard), "creating the collection")
 
     def drop(self) -> None:
         self._run(self._drop_op(), "dropping the collection")
@@ -463,8 +467,8 @@ class RemoteBackend:
     async def aread_guard(self) -> dict[str, Any] | None:
         return await self._arun(self._read_guard_op(), "reading the collection")
 
-    async def acreate(self, schema: CollectionSchema) -> None:
-        await self._arun(self._create_op(schema), "creating the collection")
+    async def acreate(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
+        await self._arun(self._create_op(schema, guard), "creating the collection")
 
     async def adrop(self) -> None:
         await self._arun(self._drop_op(), "dropping the collection")
