@@ -87,6 +87,10 @@ SRC and DST are each one of
   local:DIR      a qdrant-client local-mode directory (QdrantClient(path=DIR))
   http(s)://...  a Qdrant server or cluster (--api-key or QDRANT_API_KEY)
 
+A collection written by langchain-qdrant or llama-index's Qdrant store (e.g. with their
+path=, then local:DIR here) is converted into m3-hybrid's layout: vectors renamed, text,
+metadata and ids moved to m3-hybrid's payload keys, nothing re-encoded.
+
 The copy streams page by page (--batch-size), so memory stays bounded. Rerunning the
 same command after an interruption completes the copy without duplicates. A target
 collection that already holds points is refused unless --append. The source is only read.
@@ -235,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mig.add_argument(
         "--append", action="store_true", help="add to a target collection that already holds points"
+    )
+    mig.add_argument(
+        "--layout",
+        choices=("langchain", "llama-index", "m3-hybrid"),
+        help="the source's layout (default: detected); a langchain-qdrant collection with custom "
+        "vector names or payload keys needs shared.migrate.migrate(layout=langchain_layout(...))",
     )
     mig.add_argument(
         "--api-key",
@@ -413,6 +423,7 @@ def _run_migrate(migrate: Any, args: argparse.Namespace, api_key: str | None) ->
         append=args.append,
         batch_size=args.batch_size,
         show_progress=not args.quiet,
+        layout=args.layout,
     )
 
 

@@ -27,7 +27,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,10 @@ from .errors import (
     M3HybridError,
     ModelMismatchError,
     StoreLockedError,
+    UnsupportedOperationError,
 )
-from .schema import _SHAPE_FIELDS, SPARSE, CollectionSchema, validate_collection_name
+from .layouts import Layout, convert_point, detect_layout, get_layout, schema_fields
+from .schema import _SHAPE_FIELDS, CollectionSchema, validate_collection_name
 from .types import EncoderIdentity
 
 __all__ = [
@@ -155,6 +157,7 @@ def migrate(
     append: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
     show_progress: bool = False,
+    layout: str | Layout | None = None,
 ) -> MigrationResult:
     """Copy ``collection`` from ``source`` to ``target`` (as ``to_collection``, default the same name).
 
@@ -162,8 +165,12 @@ def migrate(
     URL or a ``QdrantClient``. ``api_key`` is used for URLs; ``shard_number`` and
     ``replication_factor`` configure a new collection on a server. A non-empty target
     is refused unless ``append`` or it was created by an earlier run of this same
-    migration (then the copy resumes). Raises :class:`~shared.errors.M3HybridError`
-    subclasses naming the problem; the source is never written.
+    migration (then the copy resumes). A collection written by langchain-qdrant or
+    llama-index's Qdrant store is detected and converted into m3-hybrid's layout; ``layout``
+    names the source's layout instead (``"langchain"``, ``"llama-index"``, or a
+    :class:`~shared.layouts.Layout` for custom vector names / payload keys).
+    Raises :class:`~shared.errors.M3HybridError` subclasses naming the problem; the
+    source is never written.
     """
     validate_collection_name(collection)
     to_collection = collection if to_collection is None else to_collection
@@ -193,7 +200,7 @@ def migrate(
         source_backend = stack.enter_context(
             _open(src, collection, clients, api_key=api_key, timeout=timeout, read_only=True)
         )
-        plan = _plan_source(source_backend, src, collection)
+        plan = _plan_source(source_backend, src, collection, layout)
         source_count = source_backend.count(None)
         target_backend = stack.enter_context(
             _open(
@@ -246,6 +253,8 @@ def _open(
 
         if read_only:
             _check_embedded_source(Path(endpoint.location), collection)
+        else:
+            _check_not_local_mode(Path(endpoint.location))
         try:
             backend = EdgeBackend(collection, endpoint.location)
         except OSError as exc:
@@ -292,11 +301,7 @@ def _check_embedded_source(path: Path, collection: str) -> None:
 
     if not path.is_dir():
         raise InvalidInputError(f"no embedded store at {path} (the directory does not exist)")
-    if (path / "meta.json").is_file() and (path / "collection").is_dir():
-        raise InvalidInputError(
-            f"{path} is a qdrant-client local-mode directory, not an embedded m3-hybrid store; "
-            f"write it as {LOCAL_PREFIX}{path}"
-        )
+    _check_not_local_mode(path)
     shard = path / collection
     if not (shard / _EDGE_MARKER).is_file():
         if (shard / GUARD_FILE).is_file():
@@ -308,6 +313,14 @@ def _check_embedded_source(path: Path, collection: str) -> None:
         listed = ", ".join(repr(n) for n in present[:20]) or "none"
         raise InvalidInputError(
             f"collection {collection!r} does not exist in the embedded store at {path} (it holds: {listed})"
+        )
+
+
+def _check_not_local_mode(path: Path) -> None:
+    if (path / "meta.json").is_file() and (path / "collection").is_dir():
+        raise InvalidInputError(
+            f"{path} is a qdrant-client local-mode directory, not an embedded m3-hybrid store; "
+            f"write it as {LOCAL_PREFIX}{path}"
         )
 
 
@@ -338,46 +351,94 @@ def _local_client(path: Path, *, must_exist: bool) -> Any:
 # ---------------------------------------------------------------------------
 
 
-def _where(backend: Backend, endpoint: Endpoint, collection: str) -> str:
+def _where(endpoint: Endpoint, collection: str) -> str:
     if endpoint.kind == "embedded":
         return f"collection {collection!r} in the embedded store at {endpoint.location}"
     return f"collection {collection!r} in {endpoint.describe()}"
 
 
-def _plan_source(backend: Backend, endpoint: Endpoint, collection: str) -> _SourcePlan:
-    where = _where(backend, endpoint, collection)
+def _plan_source(
+    backend: Backend, endpoint: Endpoint, collection: str, layout: str | Layout | None
+) -> _SourcePlan:
+    """What to read from the source, how to convert each point, and the target's schema and guard."""
+    where = _where(endpoint, collection)
     guard = backend.read_guard()
     if guard is None:
         raise InvalidInputError(f"{where} does not exist")
-    if not guard:
+    given = get_layout(layout) if layout is not None else None
+    if guard and given is None:
+        try:
+            schema = CollectionSchema.from_guard(guard)
+        except (KeyError, TypeError, ValueError, M3HybridError) as exc:
+            raise InvalidInputError(f"{where} has an unreadable guard record ({exc})") from None
+        source_layout = schema.stored_layout
+        # A foreign collection m3-hybrid has written to keeps its layout in the guard; the copy
+        # is in our layout, with the same encoder identity.
+        target_guard = {k: v for k, v in guard.items() if k != "layout"}
+        return _plan(replace(schema, layout=None), target_guard, source_layout, schema.vector_names)
+    if endpoint.kind == "embedded":
+        raise InvalidInputError(f"{where} was not written by m3-hybrid (no guard record)")
+    from .backends.remote import RemoteBackend
+
+    assert isinstance(backend, RemoteBackend)
+    info = backend.inspect()
+    source_layout = given if given is not None else detect_layout(info, where)
+    fields = schema_fields(info, source_layout)
+    if fields["distance"] != "cosine":
         raise InvalidInputError(
-            f"{where} was not written by m3-hybrid (no guard record) and its layout is not one "
-            "migrate can convert"
+            f"{where} uses {fields['distance']} distance; m3-hybrid stores cosine only, so its "
+            "vectors would not mean the same: not migrated"
         )
-    try:
-        schema = CollectionSchema.from_guard(guard)
-    except (KeyError, TypeError, ValueError, M3HybridError) as exc:
-        raise InvalidInputError(f"{where} has an unreadable guard record ({exc})") from None
-    return _SourcePlan(
-        schema=schema,
-        guard=dict(guard),
-        vector_names=schema.vector_names,
-        convert=copy_point,
-        layout="m3-hybrid",
+    known = {source_layout.dense_vector, source_layout.sparse_vector}
+    left_out = sorted(n for n in (*info.dense, *info.sparse) if n not in known)
+    if left_out:
+        raise UnsupportedOperationError(
+            f"{where} has vectors the {source_layout.name} layout does not describe "
+            f"({', '.join(repr(n) for n in left_out)}); migrate would not copy them, so it refuses"
+        )
+    if fields["dense_dim"] is None and not fields["sparse"]:
+        raise InvalidInputError(f"{where} has neither a dense nor a sparse vector to copy")
+    identity = CollectionSchema.from_guard(guard).identity if guard else None
+    schema = CollectionSchema(
+        dense_dim=fields["dense_dim"],
+        sparse=fields["sparse"],
+        sparse_idf=fields["sparse_idf"],
+        identity=identity,
     )
+    return _plan(schema, schema.guard_dict(), source_layout, schema.vector_names)
+
+
+def _plan(
+    schema: CollectionSchema, guard: dict[str, Any], source: Layout, canonical: tuple[str, ...]
+) -> _SourcePlan:
+    if not source.is_foreign:
+        return _SourcePlan(schema, guard, canonical, copy_point, source.name)
+
+    def convert(point: ResultPoint) -> PointData:
+        pid, vectors, payload = convert_point(_require_id(point), point.vectors, point.payload, source)
+        return PointData(id=pid, vectors=_writable(vectors), payload=payload)
+
+    names = tuple(source.vector_name(n) for n in canonical)
+    return _SourcePlan(schema, guard, names, convert, source.name)
+
+
+def _require_id(point: ResultPoint) -> str | int:
+    if point.point_id is None:
+        raise BackendError("the source backend returned a point without its point id")
+    return point.point_id
+
+
+def _writable(vectors: Mapping[str, Any]) -> dict[str, Any]:
+    """Vectors as read back (sparse: {token id: weight}) -> as written (sparse: (indices, values))."""
+    return {
+        name: (list(value.keys()), list(value.values())) if isinstance(value, Mapping) else value
+        for name, value in vectors.items()
+    }
 
 
 def copy_point(point: ResultPoint) -> PointData:
     """The conversion step of a collection in our own layout: the point as stored, same id."""
-    if point.point_id is None:
-        raise BackendError("the source backend returned a point without its point id")
-    vectors: dict[str, Any] = {}
-    for name, value in point.vectors.items():
-        if name == SPARSE:  # read back as {token id: weight}; written as (indices, values)
-            vectors[name] = (list(value.keys()), list(value.values()))
-        else:
-            vectors[name] = value
-    return PointData(id=point.point_id, vectors=vectors, payload=point.payload)  # type: ignore[arg-type]
+    return PointData(id=_require_id(point), vectors=_writable(point.vectors), payload=point.payload)
 
 
 def _guard_differences(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> list[str]:
@@ -405,7 +466,7 @@ def _prepare_target(
     append: bool,
 ) -> bool:
     """Create the target, or check that it may receive the copy; True when resuming."""
-    where = _where(backend, endpoint, collection)
+    where = _where(endpoint, collection)
     guard = backend.read_guard()
     if guard is None:
         backend.create(plan.schema, {**plan.guard, MIGRATED_FROM_KEY: marker})
