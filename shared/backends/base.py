@@ -29,13 +29,13 @@ T = TypeVar("T")
 
 @dataclass
 class PointData:
-    """One point ready to write: point id (UUID str), named vectors, payload.
+    """One point ready to write: point id (UUID str; an int in another layout), named vectors, payload.
 
     Vectors: ``dense``/``dense_mrl`` lists of floats, ``sparse`` an
     ``(indices, values)`` pair, ``colbert`` a list of rows.
     """
 
-    id: str
+    id: str | int
     vectors: dict[str, Any]
     payload: dict[str, Any]
 
@@ -52,6 +52,8 @@ class ResultPoint:
     score: float | None
     payload: dict[str, Any]
     vectors: dict[str, Any] = field(default_factory=dict)
+    #: The point id as stored (a collection in another layout derives the caller's id from it).
+    point_id: str | int | None = None
 
 
 @dataclass(frozen=True)
