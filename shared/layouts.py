@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
@@ -98,6 +98,19 @@ class Layout:
     node_content_key: str | None = None
     native_ids: bool = True
     extras: frozenset[str] = field(default_factory=frozenset)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (recorded in a foreign collection's guard)."""
+        data = asdict(self)
+        data["extras"] = sorted(self.extras)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Layout:
+        known = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in data.items() if k in known}
+        values["extras"] = frozenset(values.get("extras") or ())
+        return cls(**values)
 
     @property
     def is_foreign(self) -> bool:
@@ -167,6 +180,14 @@ class Layout:
 
     def check_schema(self, schema: CollectionSchema) -> None:
         """Refuse a schema whose vectors this layout cannot hold (named, never dropped)."""
+        self.check_schema_options(schema)
+        if schema.has_dense and self.dense_vector is None:
+            raise UnsupportedOperationError(f"this {self.name} collection has no dense vector")
+        if schema.sparse and self.sparse_vector is None:
+            raise UnsupportedOperationError(f"this {self.name} collection has no sparse vector")
+
+    def check_schema_options(self, schema: CollectionSchema) -> None:
+        """Refuse the store options this layout has no place for: the MRL funnel, ColBERT."""
         if schema.mrl_dim is not None and DENSE_MRL not in self.extras:
             raise UnsupportedOperationError(
                 f"a {self.name} collection cannot hold the MRL funnel (mrl_dim={schema.mrl_dim}); "
@@ -177,10 +198,6 @@ class Layout:
                 f"a {self.name} collection cannot hold ColBERT vectors (colbert=True); "
                 "use a collection in m3-hybrid's layout for them"
             )
-        if schema.has_dense and self.dense_vector is None:
-            raise UnsupportedOperationError(f"this {self.name} collection has no dense vector")
-        if schema.sparse and self.sparse_vector is None:
-            raise UnsupportedOperationError(f"this {self.name} collection has no sparse vector")
 
 
 _KIND = {DENSE: "dense", SPARSE: "sparse", DENSE_MRL: "MRL funnel", COLBERT: "ColBERT"}
@@ -465,7 +482,7 @@ def _node_json(node_id: str, text: str | None, metadata: Mapping[str, Any], ref_
         "start_char_idx": None,
         "end_char_idx": None,
         "metadata_template": "{key}: {value}",
-        "metadata_seperator": "\n",
+        "metadata_separator": "\n",
         "text_template": "{metadata_str}\n\n{content}",
         "class_name": "TextNode",
     }

@@ -29,13 +29,13 @@ T = TypeVar("T")
 
 @dataclass
 class PointData:
-    """One point ready to write: point id (UUID str), named vectors, payload.
+    """One point ready to write: point id (UUID str; an int in another layout), named vectors, payload.
 
     Vectors: ``dense``/``dense_mrl`` lists of floats, ``sparse`` an
     ``(indices, values)`` pair, ``colbert`` a list of rows.
     """
 
-    id: str
+    id: str | int
     vectors: dict[str, Any]
     payload: dict[str, Any]
 
@@ -46,14 +46,15 @@ class ResultPoint:
     score (None for plain reads), payload and vectors.
 
     Returned vectors: ``dense`` a list of floats, ``sparse`` a dict token id -> weight.
-    ``point_id`` is the stored point id (UUID str or int), filled by ``scroll`` only
-    (building it costs more than the rest of a result; a copy needs it).
+    ``point_id`` is the stored point id (UUID str or int); the embedded backend fills it
+    in ``scroll`` only (building it costs more than the rest of a result there).
     """
 
     id: str
     score: float | None
     payload: dict[str, Any]
     vectors: dict[str, Any] = field(default_factory=dict)
+    #: The point id as stored (a collection in another layout derives the caller's id from it).
     point_id: str | int | None = None
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from ..errors import BackendError, M3HybridError, UnsupportedOperationError
+from ..layouts import CollectionInfo, collection_info
 from ..quantization import QuantizationPreset
 from ..query_planning import (
     DbsfFusion,
@@ -105,9 +106,10 @@ def collection_config(schema: CollectionSchema) -> dict[str, Any]:
     on_disk = True if schema.on_disk else None
     no_hnsw = models.HnswConfigDiff(m=0)
     vectors: dict[str, models.VectorParams] = {}
+    layout = schema.stored_layout
     if schema.dense_dim is not None:
         q = schema.quantization
-        vectors[DENSE] = models.VectorParams(
+        vectors[layout.vector_name(DENSE)] = models.VectorParams(
             size=schema.dense_dim,
             distance=models.Distance.COSINE,
             on_disk=on_disk,
@@ -135,7 +137,7 @@ def collection_config(schema: CollectionSchema) -> dict[str, Any]:
         )
     sparse: dict[str, models.SparseVectorParams] = {}
     if schema.sparse:
-        sparse[SPARSE] = models.SparseVectorParams(
+        sparse[layout.vector_name(SPARSE)] = models.SparseVectorParams(
             index=models.SparseIndexParams(datatype=_DATATYPE[schema.sparse_datatype]),
             modifier=models.Modifier.IDF if schema.sparse_idf else None,
         )
@@ -223,7 +225,7 @@ def query_kwargs(collection_name: str, plan: QueryPlan, with_params: bool = True
 def _point(p: PointData) -> models.PointStruct:
     vectors: dict[str, Any] = {}
     for name, value in p.vectors.items():
-        if name == SPARSE:
+        if isinstance(value, tuple):  # a sparse vector (indices, values), whatever its name
             indices, values = value
             vectors[name] = models.SparseVector(indices=list(indices), values=list(values))
         else:
@@ -231,7 +233,7 @@ def _point(p: PointData) -> models.PointStruct:
     return models.PointStruct(id=p.id, vector=vectors, payload=p.payload)
 
 
-def _result(point: Any, score: float | None, with_point_id: bool = False) -> ResultPoint:
+def _result(point: Any, score: float | None) -> ResultPoint:
     vectors: dict[str, Any] = {}
     if isinstance(point.vector, dict):
         for name, value in point.vector.items():
@@ -239,6 +241,8 @@ def _result(point: Any, score: float | None, with_point_id: bool = False) -> Res
                 vectors[name] = dict(zip(value.indices, value.values, strict=True))
             else:
                 vectors[name] = value
+    elif isinstance(point.vector, list):
+        vectors[""] = point.vector  # the unnamed vector of a collection that has only it
     payload = point.payload or {}
     doc_id = payload.get(DOC_ID_KEY)
     return ResultPoint(
@@ -246,7 +250,7 @@ def _result(point: Any, score: float | None, with_point_id: bool = False) -> Res
         score=score,
         payload=payload,
         vectors=vectors,
-        point_id=(point.id if isinstance(point.id, int) else str(point.id)) if with_point_id else None,
+        point_id=point.id,
     )
 
 
@@ -351,6 +355,15 @@ class RemoteBackend:
         guard = metadata.get(METADATA_GUARD_KEY)
         return dict(guard) if isinstance(guard, dict) else {}
 
+    def _inspect_op(self) -> Op[CollectionInfo]:
+        info = yield Call("get_collection", self._col())
+        points, _ = yield Call("scroll", self._col(limit=1, with_payload=True, with_vectors=False))
+        sample = points[0].payload if points else None
+        return collection_info(info, sample, METADATA_GUARD_KEY)
+
+    def _write_guard_op(self, schema: CollectionSchema) -> Op[None]:
+        yield Call("update_collection", self._col(metadata={METADATA_GUARD_KEY: schema.guard_dict()}))
+
     def _create_op(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> Op[None]:
         yield Call(
             "create_collection",
@@ -360,7 +373,9 @@ class RemoteBackend:
                 **self._distribution,
             ),
         )
-        for key in () if self._local else (DOC_ID_KEY, REF_DOC_ID_KEY):
+        layout = schema.stored_layout
+        keys = (layout.payload_key(DOC_ID_KEY), layout.payload_key(REF_DOC_ID_KEY))
+        for key in () if self._local else keys:
             yield Call(
                 "create_payload_index",
                 self._col(field_name=key, field_schema=models.PayloadSchemaType.KEYWORD, wait=True),
@@ -395,7 +410,8 @@ class RemoteBackend:
                 scroll_filter=flt, limit=limit, offset=offset, with_payload=True, with_vectors=with_vectors
             ),
         )
-        return [_result(p, None, True) for p in points], None if next_offset is None else str(next_offset)
+        # The next point id as Qdrant gave it (an int in a collection with integer ids).
+        return [_result(p, None) for p in points], next_offset
 
     def _delete_ids_op(self, ids: Sequence[str]) -> Op[None]:
         if ids:
@@ -425,8 +441,17 @@ class RemoteBackend:
     def read_guard(self) -> dict[str, Any] | None:
         return self._run(self._read_guard_op(), "reading the collection")
 
+    def inspect(self) -> CollectionInfo:
+        """Vector config, guard and one payload of the existing collection (to detect its layout)."""
+        return self._run(self._inspect_op(), "reading the collection")
+
+    def write_guard(self, schema: CollectionSchema) -> None:
+        """Record the guard of ``schema`` on an existing collection (one created by another client)."""
+        self._run(self._write_guard_op(schema), "recording the guard")
+
     def create(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
         self._run(self._create_op(schema, guard), "creating the collection")
+
 
     def drop(self) -> None:
         self._run(self._drop_op(), "dropping the collection")
@@ -467,8 +492,15 @@ class RemoteBackend:
     async def aread_guard(self) -> dict[str, Any] | None:
         return await self._arun(self._read_guard_op(), "reading the collection")
 
+    async def ainspect(self) -> CollectionInfo:
+        return await self._arun(self._inspect_op(), "reading the collection")
+
+    async def awrite_guard(self, schema: CollectionSchema) -> None:
+        await self._arun(self._write_guard_op(schema), "recording the guard")
+
     async def acreate(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
         await self._arun(self._create_op(schema, guard), "creating the collection")
+
 
     async def adrop(self) -> None:
         await self._arun(self._drop_op(), "dropping the collection")
