@@ -476,6 +476,12 @@ def _prepare_target(
             f"the target {where} exists and was not written by m3-hybrid; "
             "choose another target collection (--to-collection)"
         )
+    if isinstance(guard.get("layout"), Mapping):
+        name = guard["layout"].get("name", "another")
+        raise InvalidInputError(
+            f"the target {where} is in the {name} layout (written by another framework); migrate writes "
+            "m3-hybrid's layout: choose another target collection (--to-collection)"
+        )
     diffs = _guard_differences(plan.guard, guard)
     if diffs:
         raise ModelMismatchError(

@@ -21,7 +21,7 @@ from test_migrate import content_hashes, interrupt_after
 
 from shared.backends.edge import EdgeBackend
 from shared.cli import main
-from shared.errors import UnsupportedOperationError
+from shared.errors import InvalidInputError, UnsupportedOperationError
 from shared.layouts import langchain_layout
 from shared.migrate import migrate
 from shared.store import HybridStore
@@ -282,3 +282,32 @@ def test_vectors_the_layout_does_not_describe_are_refused(tmp_path: Path) -> Non
     with pytest.raises(UnsupportedOperationError, match="'extra'"):
         migrate(f"local:{tmp_path / 'src'}", "lc", tmp_path / "emb")
     assert not (tmp_path / "emb").exists()
+
+
+def test_foreign_collection_our_store_wrote_to_keeps_the_identity(
+    tmp_path: Path, verses: list[dict[str, Any]], queries: list[str], encoder: Any
+) -> None:
+    """A langchain collection that m3-hybrid has added to carries a guard with its layout:
+    the copy is converted from that layout and keeps the recorded encoder identity."""
+    src = tmp_path / "lc-data"
+    langchain_source(src, verses[:60], encoder, "hybrid")
+    client = QdrantClient(path=str(src))
+    with HybridStore("lc", encoder=encoder, client=client) as theirs_via_ours:
+        assert theirs_via_ours.layout.name == "langchain"
+        added = str(uuid.uuid4())
+        theirs_via_ours.add_texts(["A verse added through m3-hybrid."], ids=[added])
+    client.close()
+
+    result = migrate(f"local:{src}", "lc", tmp_path / "emb")
+    assert (result.layout, result.target_count) == ("langchain", 61)
+    guard = json.loads((tmp_path / "emb" / "lc" / "m3_hybrid.json").read_text())
+    assert "layout" not in guard  # the copy is in m3-hybrid's layout
+    assert guard["identity"] == encoder.identity.to_dict()
+    with HybridStore("lc", encoder=encoder, path=tmp_path / "emb") as ours:
+        assert ours.layout.name == "m3-hybrid"
+        assert ours.get([added])[0].text == "A verse added through m3-hybrid."
+        assert_same_hits(our_dense_hits(ours, queries), langchain_dense_hits(src, encoder, queries))
+
+    # Nothing is appended into a collection in another framework's layout.
+    with pytest.raises(InvalidInputError, match="in the langchain layout"):
+        migrate(tmp_path / "emb", "lc", f"local:{src}", append=True)
