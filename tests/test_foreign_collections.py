@@ -679,3 +679,46 @@ def test_new_collection_in_a_foreign_layout_is_readable_by_that_library(
             lc_dense, sparse_embedding=lc_sparse, collection_name="fresh", client=client, layout="llama-index"
         )
     again.close()
+
+
+def test_llama_non_hybrid_collection_with_its_unnamed_vector(data: Slice, ll_dense: BGEM3Embedding) -> None:
+    client = QdrantClient(":memory:")
+    theirs = LlamaQdrant("plain", client=client)  # enable_hybrid=False: one unnamed dense vector
+    VectorStoreIndex(
+        llama_nodes(data, 30),
+        storage_context=StorageContext.from_defaults(vector_store=theirs),
+        embed_model=ll_dense,
+    )
+    ours = OurLlama("plain", client=client, embed_model=ll_dense)
+    assert ours.store.layout.name == "llama-index" and ours.store.layout.dense_vector == ""
+    assert not ours.store.schema.sparse
+    index = VectorStoreIndex.from_vector_store(ours, embed_model=ll_dense)
+    node = TextNode(text="Kittens meow for their supper.")
+    index.insert_nodes([node])
+    q = VectorStoreQuery(query_embedding=ll_dense.get_query_embedding("a kitten meowing"), similarity_top_k=3)
+    assert theirs.query(q).ids == ours.query(q).ids and theirs.query(q).ids[0] == node.node_id
+    ours.close()
+
+
+def test_langchain_sparse_only_collection(data: Slice, lc_sparse: Any) -> None:
+    theirs = langchain_collection(data, None, lc_sparse, "sparse-only", RetrievalMode.SPARSE, n=30)
+    ours = OurLangChain(sparse_embedding=lc_sparse, collection_name="sparse-only", client=theirs.client)
+    assert ours.store.schema.dense_dim is None and ours.retrieval_mode == "sparse"
+    assert ours.similarity_search(data.texts[9], k=1)[0].id == data.uid(data.ids[9])
+    [new_id] = ours.add_texts(["Kittens meow for their supper."])
+    top = theirs.similarity_search("kittens meow", k=1)[0]
+    assert top.page_content == "Kittens meow for their supper." and top.metadata["_id"] == new_id
+    ours.close()
+
+
+async def test_async_on_a_foreign_collection(data: Slice, lc_dense: Any, lc_sparse: Any) -> None:
+    theirs = langchain_collection(data, lc_dense, lc_sparse, "async", RetrievalMode.HYBRID, n=20)
+    ours = OurLangChain(lc_dense, sparse_embedding=lc_sparse, collection_name="async", client=theirs.client)
+    hits = await ours.asimilarity_search(data.texts[4], k=1)
+    assert hits[0].id == data.uid(data.ids[4])
+    [new_id] = await ours.aadd_texts(["Kittens meow for their supper."])
+    assert theirs.client.get_collection("async").config.metadata["m3_hybrid"]["layout"]["name"] == "langchain"
+    assert [d.page_content for d in await ours.aget_by_ids([new_id])] == ["Kittens meow for their supper."]
+    await ours.adelete([new_id])
+    assert theirs.client.count("async").count == 20
+    await ours.aclose()
