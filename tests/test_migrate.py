@@ -118,12 +118,14 @@ def content_hashes(root: Path) -> dict[str, str]:
     }
 
 
-def random_store(path: Path, name: str, n: int, *, seed: int = 0, **options: Any) -> None:
+def random_store(
+    path: Path, name: str, n: int, *, seed: int = 0, prefix: str = "doc", **options: Any
+) -> None:
     """An embedded collection of ``n`` random dense + sparse records (no model needed)."""
     rng = np.random.default_rng(seed)
     records = [
         Record(
-            id=f"doc-{i}",
+            id=f"{prefix}-{i}",
             text=f"text {i}",
             metadata={"i": i, "tags": ["a", "b"][: i % 3]},
             ref_doc_id=f"src-{i // 10}",
@@ -328,18 +330,19 @@ def test_python_api_takes_client_objects_and_pages_in_bounded_batches(
 
 def test_non_empty_target_is_refused_unless_append(tmp_path: Path) -> None:
     random_store(tmp_path / "a", "c", 30, seed=1)
-    random_store(tmp_path / "b", "c", 20, seed=2)  # same layout, other points... same ids doc-0..19
-    random_store(tmp_path / "x", "other", 25, seed=3)
+    random_store(tmp_path / "b", "c", 20, seed=2)  # ids doc-0..19 too, other vectors
+    random_store(tmp_path / "x", "other", 25, seed=3, prefix="other")
+    before = embedded_points(tmp_path / "b", "c")[1]
     with pytest.raises(InvalidInputError, match=r"already holds 20 points; pass --append"):
         migrate(tmp_path / "a", "c", tmp_path / "b")
-    assert embedded_points(tmp_path / "b", "c")[1].keys().__len__() == 20  # untouched
-    # --append: ids are kept, so the 20 shared ids are updated and 10 are added.
+    assert embedded_points(tmp_path / "b", "c")[1] == before  # untouched
+    # --append: ids are kept, so the 20 shared ids take the source's points and 10 are added.
     result = migrate(tmp_path / "a", "c", tmp_path / "b", append=True)
     assert (result.copied, result.target_count, result.resumed) == (30, 30, False)
     assert_same_points(embedded_points(tmp_path / "a", "c")[1], embedded_points(tmp_path / "b", "c")[1])
-    # Appending the other collection adds its 25 points whose ids are new... except shared doc ids.
+    # Another collection with other ids is added next to them.
     result = migrate(tmp_path / "x", "other", tmp_path / "b", to_collection="c", append=True)
-    assert result.target_count == 30  # doc-0..24 are the same ids: updated, not duplicated
+    assert result.target_count == 55
 
 
 def test_empty_existing_target_with_the_same_layout_is_filled(tmp_path: Path) -> None:
@@ -579,3 +582,12 @@ def test_store_locked_error_class(tmp_path: Path) -> None:
     random_store(tmp_path / "a", "c", 3)
     with HybridStore("c", path=tmp_path / "a"), pytest.raises(StoreLockedError):
         migrate(tmp_path / "a", "c", tmp_path / "b")
+
+
+def test_two_collections_of_one_local_directory(tmp_path: Path) -> None:
+    """Local mode locks its directory: source and target there share one client."""
+    random_store(tmp_path / "a", "c", 20)
+    migrate(tmp_path / "a", "c", f"local:{tmp_path / 'l'}")
+    result = migrate(f"local:{tmp_path / 'l'}", "c", f"local:{tmp_path / 'l'}", to_collection="c2")
+    assert (result.copied, result.target_count) == (20, 20)
+    assert_same_points(local_points(tmp_path / "l", "c")[1], local_points(tmp_path / "l", "c2")[1])
