@@ -359,20 +359,19 @@ def collection_info(
 def detect_layout(info: CollectionInfo, where: str = "the collection") -> Layout:
     """The layout of an existing collection, from its vector names and a sample payload.
 
-    A guard record or this package's vector names -> :data:`M3_HYBRID`; llama-index's
-    vector names or a ``_node_content`` payload -> llama-index's layout; ``langchain-sparse``
-    or a ``page_content`` payload -> langchain-qdrant's default layout (custom payload keys
-    must be given: :func:`langchain_layout`). An empty collection with only an unnamed
-    dense vector is taken as langchain-qdrant's. Anything else raises InvalidInputError.
+    A guard record -> the layout it records (:data:`M3_HYBRID` here; the store reads it from
+    the guard). Otherwise the sample payload decides: ``_node_content`` -> llama-index's layout,
+    ``page_content`` -> langchain-qdrant's, this package's keys -> ours; a payload of one text
+    and one metadata entry in a collection with an unnamed dense vector or ``langchain-sparse``
+    -> langchain-qdrant's with those keys as ``content_payload_key`` / ``metadata_payload_key``.
+    An empty collection goes by its vector names (``text-dense`` / ``text-sparse-new`` /
+    ``text-sparse``: llama-index; ``langchain-sparse`` or only an unnamed dense vector:
+    langchain-qdrant; ``dense`` / ``sparse``: ours). Anything else raises InvalidInputError.
     """
     dense_names = [n for n in info.dense if n not in info.multivector]
     sparse_names = list(info.sparse)
     payload = info.sample_payload or {}
-    if info.guard is not None or (
-        (DENSE in dense_names or SPARSE in sparse_names)
-        and not {LLAMA_DENSE, ""} & set(dense_names)
-        and not {LANGCHAIN_SPARSE, LLAMA_SPARSE, LLAMA_SPARSE_OLD} & set(sparse_names)
-    ):
+    if info.guard is not None:
         return M3_HYBRID
 
     def one_dense(preferred: str | None = None) -> str:
@@ -398,21 +397,30 @@ def detect_layout(info: CollectionInfo, where: str = "the collection") -> Layout
             f"cannot tell which sparse vector of {where} to use ({sorted(sparse_names)}); pass layout="
         )
 
-    llama = (
-        LLAMA_DENSE in dense_names
-        or LLAMA_SPARSE in sparse_names
-        or LLAMA_SPARSE_OLD in sparse_names
-        or LLAMA_NODE_CONTENT in payload
-    )
-    if llama:
+    # A stored payload says most; vector names decide for an empty collection.
+    if LLAMA_NODE_CONTENT in payload or (
+        not payload
+        and (LLAMA_DENSE in dense_names or LLAMA_SPARSE in sparse_names or LLAMA_SPARSE_OLD in sparse_names)
+    ):
         return llama_index_layout(one_dense(LLAMA_DENSE), one_sparse((LLAMA_SPARSE, LLAMA_SPARSE_OLD)))
-    langchain = (
-        LANGCHAIN_SPARSE in sparse_names
-        or LANGCHAIN_CONTENT_KEY in payload
-        or (not payload and dense_names == [""] and not sparse_names)
-    )
-    if langchain:
+    if LANGCHAIN_CONTENT_KEY in payload or (not payload and LANGCHAIN_SPARSE in sparse_names):
         return langchain_layout(one_dense(""), one_sparse((LANGCHAIN_SPARSE,)))
+    ours = (
+        {TEXT_KEY, METADATA_KEY, DOC_ID_KEY} <= set(payload)
+        if payload
+        else (DENSE in dense_names or SPARSE in sparse_names)
+    )
+    if ours:
+        return M3_HYBRID
+    if payload and (LANGCHAIN_SPARSE in sparse_names or "" in dense_names):
+        # langchain-qdrant with its own content_payload_key / metadata_payload_key: one text
+        # and one metadata entry (plus the doc_id we may have added).
+        texts = [k for k, v in payload.items() if isinstance(v, str) and k != DOC_ID_KEY]
+        metas = [k for k, v in payload.items() if v is None or isinstance(v, Mapping)]
+        if len(texts) == 1 and len(metas) == 1 and len(payload) <= 3:
+            return langchain_layout(one_dense(""), one_sparse((LANGCHAIN_SPARSE,)), texts[0], metas[0])
+    if not payload and dense_names == [""] and not sparse_names:
+        return LANGCHAIN  # the only unnamed-vector layout that can be told from nothing
     raise InvalidInputError(
         f"cannot tell the layout of {where} (dense vectors {sorted(dense_names)}, sparse vectors "
         f"{sorted(sparse_names)}, payload keys {sorted(payload)[:8]}); pass layout= "
@@ -510,7 +518,9 @@ def to_stored(
         md = dict(metadata)
         if layout.ref_doc_id_key is None and ref_doc_id is not None:
             md.setdefault(REF_DOC_ID_KEY, ref_doc_id)
-        payload = {layout.text_key: text, layout.metadata_key: md}
+        # langchain-qdrant cannot read a document whose text is null: store "" there.
+        stored_text = "" if text is None and layout.is_foreign else text
+        payload = {layout.text_key: stored_text, layout.metadata_key: md}
         if layout.ref_doc_id_key is not None:
             payload[layout.ref_doc_id_key] = ref_doc_id
         if layout.id_key is not None and (not layout.native_ids or str(pid) != original_id):

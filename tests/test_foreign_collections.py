@@ -275,6 +275,15 @@ def test_langchain_layout_detected_or_given(
     # Opening it does not write anything (the guard is recorded on the first write).
     assert lc_hybrid.client.get_collection(lc_hybrid.collection_name).config.metadata is None
     ours.close()
+    # Without the keyword names, the layout (custom payload keys included) is detected.
+    detected = OurLangChain(
+        lc_dense,
+        sparse_embedding=lc_sparse,
+        collection_name=lc_hybrid.collection_name,
+        client=lc_hybrid.client,
+    )
+    assert detected.store.layout == layout
+    detected.close()
 
 
 def test_langchain_dense_results_equal_langchain_qdrant(
@@ -722,3 +731,24 @@ async def test_async_on_a_foreign_collection(data: Slice, lc_dense: Any, lc_spar
     await ours.adelete([new_id])
     assert theirs.client.count("async").count == 20
     await ours.aclose()
+
+
+def test_vectors_and_scroll_pages_on_a_langchain_collection() -> None:
+    emb = DeterministicFakeEmbedding(size=8)
+    ids = [str(uuid.UUID(int=i + 1)) for i in range(7)]
+    theirs = LangChainQdrant.from_texts(
+        [f"text {i}" for i in range(7)], emb, ids=ids, location=":memory:", collection_name="v"
+    )
+    store = HybridStore("v", client=theirs.client)
+    [rec] = store.get([ids[2]], with_vectors=True)
+    assert rec.text == "text 2" and rec.dense is not None
+    assert rec.dense.tolist() == pytest.approx(
+        theirs.client.retrieve("v", [ids[2]], with_vectors=True)[0].vector
+    )
+    store.scroll_page_size = 3  # several engine pages, resumed from a caller's id
+    pages, offset = [], None
+    while page := store.scroll(limit=2, offset=offset):
+        pages.append([r.id for r in page])
+        offset = page[-1].id
+    assert [i for p in pages for i in p] == ids and all(len(p) <= 2 for p in pages)
+    store.close()

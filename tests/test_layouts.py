@@ -49,6 +49,8 @@ def test_langchain_round_trip_with_custom_keys_and_unnamed_dense() -> None:
     parts = from_stored(layout, pid, vectors, payload)
     assert (parts.id, parts.text, parts.metadata, parts.vectors) == (uid, "hello", {"a": 1}, VEC)
     # A non-UUID id gets a deterministic UUID point id and is kept next to langchain's keys.
+    # langchain-qdrant cannot read a null text: a record without text is stored with "".
+    assert to_stored(layout, uid, None, {}, None, VEC)[2]["body"] == ""
     pid2, _, payload2 = to_stored(layout, "doc-1", "t", {}, None, {"dense": [1.0]})
     assert pid2 == layout.point_id("doc-1") and pid2 != "doc-1"
     assert from_stored(layout, pid2, {}, payload2).id == "doc-1"
@@ -125,6 +127,19 @@ def test_detect_layout() -> None:
     )
     assert unnamed_llama == llama_index_layout("")
     assert detect_layout(CollectionInfo(dense={"": 4}, sparse={})) == LANGCHAIN
+    # The payload decides over the vector names once points are stored.
+    custom = CollectionInfo(
+        dense={"vec": 4}, sparse={"langchain-sparse": False}, sample_payload={"body": "t", "meta": {}}
+    )
+    assert detect_layout(custom) == langchain_layout(
+        "vec", content_payload_key="body", metadata_payload_key="meta"
+    )
+    named_dense = CollectionInfo(
+        dense={"dense": 4}, sparse={}, sample_payload={"page_content": "t", "metadata": None}
+    )
+    assert detect_layout(named_dense) == langchain_layout("dense")
+    ours = CollectionInfo(dense={"dense": 4}, sparse={}, sample_payload=build_payload("a", "t", {}, None))
+    assert detect_layout(ours) is M3_HYBRID
     with pytest.raises(InvalidInputError, match="layout="):
         detect_layout(CollectionInfo(dense={"v": 4}, sparse={}, sample_payload={"x": 1}))
     assert get_layout("llama_index") is LLAMA_INDEX and get_layout(LANGCHAIN) is LANGCHAIN
