@@ -86,6 +86,11 @@ def main() -> None:
     ll_sparse = BGEM3SparseEmbedding(model_name=str(splade_tiny_path()), cache_size=cache)
     splade = load_encoder(None, sparse_model=str(splade_tiny_path()), cache_size=cache)
     rows: list[tuple[str, str, dict[str, float]]] = []
+
+    def report(who: str, what: str, m: dict[str, float]) -> None:
+        rows.append((who, what, m))
+        print(f"# {who} | {what} | {m} | {time.perf_counter() - t0:.0f} s", flush=True)
+
     identical: dict[str, str] = {}
     t0 = time.perf_counter()
 
@@ -101,6 +106,7 @@ def main() -> None:
         sparse_embedding=lc_sparse,
     )
     built = time.perf_counter() - t0
+    print(f"# langchain-qdrant collection built in {built:.0f} s", flush=True)
 
     def lc_reader(mode: Any) -> Any:
         return LangChainQdrant(
@@ -124,24 +130,17 @@ def main() -> None:
     identical["langchain-qdrant"] = (
         f"{sum(a == b for a, b in zip(dense_theirs, dense_ours, strict=True))}/{len(queries)}"
     )
-    rows.append(("langchain-qdrant", "their dense", metrics(dense_theirs, relevant)))
-    rows.append(("langchain-qdrant", "our dense", metrics(dense_ours, relevant)))
+    report("langchain-qdrant", "their dense", metrics(dense_theirs, relevant))
+    report("langchain-qdrant", "our dense", metrics(dense_ours, relevant))
     hyb = lc_reader(RetrievalMode.HYBRID)
-    rows.append(
-        (
-            "langchain-qdrant",
-            "their hybrid (RRF)",
-            metrics(
-                [[d.metadata["verse"] for d in hyb.similarity_search(q, k=K)] for q, _ in queries], relevant
-            ),
-        )
-    )
+    their_runs = [[d.metadata["verse"] for d in hyb.similarity_search(q, k=K)] for q, _ in queries]
+    report("langchain-qdrant", "their hybrid (RRF)", metrics(their_runs, relevant))
     for fusion in ("rrf", "dbsf", "m3"):
         runs = [
             [d.metadata["verse"] for d in ours_lc.similarity_search(q, k=K, fusion=fusion)]
             for q, _ in queries
         ]
-        rows.append(("langchain-qdrant", f"our hybrid {fusion}", metrics(runs, relevant)))
+        report("langchain-qdrant", f"our hybrid {fusion}", metrics(runs, relevant))
 
     # -- llama-index ---------------------------------------------------------------------------
     def sparse_fn(kind: Any) -> Any:
@@ -183,18 +182,13 @@ def main() -> None:
     d_theirs = [ll_run(theirs_ll, q, VectorStoreQueryMode.DEFAULT) for q, _ in queries]
     d_ours = [ll_run(ours_ll, q, VectorStoreQueryMode.DEFAULT) for q, _ in queries]
     identical["llama-index"] = f"{sum(a == b for a, b in zip(d_theirs, d_ours, strict=True))}/{len(queries)}"
-    rows.append(("llama-index", "their dense", metrics(d_theirs, relevant)))
-    rows.append(("llama-index", "our dense", metrics(d_ours, relevant)))
-    rows.append(
-        (
-            "llama-index",
-            "their hybrid (relative score)",
-            metrics([ll_run(theirs_ll, q, VectorStoreQueryMode.HYBRID) for q, _ in queries], relevant),
-        )
-    )
+    report("llama-index", "their dense", metrics(d_theirs, relevant))
+    report("llama-index", "our dense", metrics(d_ours, relevant))
+    their_runs = [ll_run(theirs_ll, q, VectorStoreQueryMode.HYBRID) for q, _ in queries]
+    report("llama-index", "their hybrid (relative score)", metrics(their_runs, relevant))
     for fusion in ("rrf", "dbsf", "m3"):
         runs = [ll_run(ours_ll, q, VectorStoreQueryMode.HYBRID, fusion=fusion) for q, _ in queries]
-        rows.append(("llama-index", f"our hybrid {fusion}", metrics(runs, relevant)))
+        report("llama-index", f"our hybrid {fusion}", metrics(runs, relevant))
     total = time.perf_counter() - t0
 
     print(

@@ -362,8 +362,8 @@ def detect_layout(info: CollectionInfo, where: str = "the collection") -> Layout
     A guard record -> the layout it records (:data:`M3_HYBRID` here; the store reads it from
     the guard). Otherwise the sample payload decides: ``_node_content`` -> llama-index's layout,
     ``page_content`` -> langchain-qdrant's, this package's keys -> ours; a payload of one text
-    and one metadata entry in a collection with an unnamed dense vector or ``langchain-sparse``
-    -> langchain-qdrant's with those keys as ``content_payload_key`` / ``metadata_payload_key``.
+    and one metadata entry in a collection with at most one dense and one sparse vector ->
+    langchain-qdrant's with those keys as ``content_payload_key`` / ``metadata_payload_key``.
     An empty collection goes by its vector names (``text-dense`` / ``text-sparse-new`` /
     ``text-sparse``: llama-index; ``langchain-sparse`` or only an unnamed dense vector:
     langchain-qdrant; ``dense`` / ``sparse``: ours). Anything else raises InvalidInputError.
@@ -412,9 +412,9 @@ def detect_layout(info: CollectionInfo, where: str = "the collection") -> Layout
     )
     if ours:
         return M3_HYBRID
-    if payload and (LANGCHAIN_SPARSE in sparse_names or "" in dense_names):
-        # langchain-qdrant with its own content_payload_key / metadata_payload_key: one text
-        # and one metadata entry (plus the doc_id we may have added).
+    if payload and len(dense_names) <= 1 and len(sparse_names) <= 1:
+        # langchain-qdrant with its own content_payload_key / metadata_payload_key (and maybe
+        # its own vector names): one text and one metadata entry (plus the doc_id we may add).
         texts = [k for k, v in payload.items() if isinstance(v, str) and k != DOC_ID_KEY]
         metas = [k for k, v in payload.items() if v is None or isinstance(v, Mapping)]
         if len(texts) == 1 and len(metas) == 1 and len(payload) <= 3:

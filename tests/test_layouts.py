@@ -138,6 +138,8 @@ def test_detect_layout() -> None:
         dense={"dense": 4}, sparse={}, sample_payload={"page_content": "t", "metadata": None}
     )
     assert detect_layout(named_dense) == langchain_layout("dense")
+    renamed = CollectionInfo(dense={"v": 4}, sparse={"s": False}, sample_payload={"body": "t", "meta": None})
+    assert detect_layout(renamed) == langchain_layout("v", "s", "body", "meta")
     ours = CollectionInfo(dense={"dense": 4}, sparse={}, sample_payload=build_payload("a", "t", {}, None))
     assert detect_layout(ours) is M3_HYBRID
     with pytest.raises(InvalidInputError, match="layout="):

@@ -142,7 +142,7 @@ def test_langchain_collection_to_embedded(
             assert "cain" in (ours.get([top.id])[0].text or "").lower()
 
 
-def test_langchain_custom_names_need_the_layout(
+def test_langchain_custom_names_given_or_detected(
     tmp_path: Path, verses: list[dict[str, Any]], queries: list[str], encoder: Any
 ) -> None:
     keys = {
@@ -159,10 +159,12 @@ def test_langchain_custom_names_need_the_layout(
     with HybridStore("lc", encoder=encoder, path=tmp_path / "emb") as ours:
         assert_same_hits(our_dense_hits(ours, queries), langchain_dense_hits(src, encoder, queries, **keys))
         assert ours.get([verses[3]["uid"]])[0].text == verses[3]["text"]
-    # Nothing tells those names apart from any other collection's: the error says what to pass.
-    with pytest.raises(InvalidInputError, match=r"cannot tell the layout .*pass layout="):
-        migrate(f"local:{src}", "lc", tmp_path / "emb2")
-    assert not (tmp_path / "emb2").exists()
+    # The stored payload's shape (one text, one metadata entry) tells the same layout.
+    detected = migrate(f"local:{src}", "lc", tmp_path / "emb2")
+    assert (detected.layout, detected.target_count) == ("langchain", N)
+    with HybridStore("lc", path=tmp_path / "emb2") as again:
+        [rec] = again.get([verses[3]["uid"]])
+        assert (rec.text, rec.metadata) == (verses[3]["text"], {"verse": verses[3]["id"], "book": "Gen"})
 
 
 def llama_source(path: Path, verses: list[dict[str, Any]], encoder: Any) -> None:

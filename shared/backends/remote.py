@@ -7,7 +7,10 @@
 * New collections get ``shard_number``, ``replication_factor`` and
   ``write_consistency_factor`` when given.
 * The guard record lives in the collection's metadata under ``"m3_hybrid"``
-  (``create_collection(metadata=...)``; qdrant-client local mode keeps it too).
+  (``create_collection(metadata=...)``; qdrant-client local mode keeps it too). A collection
+  another client created (langchain-qdrant, llama-index) gets it on our first write
+  (``update_collection(metadata=...)``); :meth:`RemoteBackend.inspect` describes such a
+  collection (vector config and one payload) so the store can tell its layout.
 * Every operation is one generator of client calls (:class:`~.base.Call`), run by
   :func:`~.base.drive` on the sync client or :func:`~.base.adrive` on the async one.
 * The api key is never part of a repr, log line or error message.
@@ -452,7 +455,6 @@ class RemoteBackend:
     def create(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
         self._run(self._create_op(schema, guard), "creating the collection")
 
-
     def drop(self) -> None:
         self._run(self._drop_op(), "dropping the collection")
 
@@ -500,7 +502,6 @@ class RemoteBackend:
 
     async def acreate(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
         await self._arun(self._create_op(schema, guard), "creating the collection")
-
 
     async def adrop(self) -> None:
         await self._arun(self._drop_op(), "dropping the collection")
