@@ -32,6 +32,7 @@ from qdrant_client import models
 from typing_extensions import Self
 
 from shared.errors import InvalidInputError, InvalidTypeError
+from shared.layouts import Layout, langchain_layout
 from shared.query_planning import DEFAULT_RRF_K, DEFAULT_SPARSE_WEIGHT, FusionMethod, parse_fusion, parse_mode
 from shared.retry import RetryPolicy
 from shared.types import Encoder, Hit, Record
@@ -241,6 +242,10 @@ class HybridQdrantVectorStore(VectorStore):
             ``"query"`` divides it by the query's own ``q . q``; ``"auto"`` (default) is
             ``"none"`` for BGE-M3 lexical weights, ``"query"`` for other sparse models.
         recreate: drop a collection built by another encoder instead of refusing it.
+        layout: where the collection keeps vectors and payload (``"m3-hybrid"``, ``"langchain"``,
+            ``"llama-index"`` or a ``shared.layouts.Layout``); None: detected from an existing
+            collection (one written by langchain-qdrant or llama-index's Qdrant store keeps its
+            layout, so those libraries keep reading it), this package's for a new one.
 
     Scores from ``similarity_search_with_score`` are similarities (higher is better):
     cosine for dense, dot product for sparse, the fused score for hybrid.  The store is
@@ -276,6 +281,7 @@ class HybridQdrantVectorStore(VectorStore):
         sparse_idf: bool = False,
         recreate: bool = False,
         batch_size: int = 256,
+        layout: str | Layout | None = None,
     ) -> None:
         from shared.store import HybridStore
 
@@ -314,6 +320,7 @@ class HybridQdrantVectorStore(VectorStore):
             sparse_weight=sparse_weight,
             candidate_k=candidate_k,
             sparse_normalization=sparse_normalization,
+            layout=layout,
             recreate=recreate,
         )
 
@@ -826,6 +833,51 @@ class HybridQdrantVectorStore(VectorStore):
         )
 
     # ------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_existing_collection(
+        cls,
+        collection_name: str,
+        embedding: Embeddings | None = None,
+        *,
+        sparse_embedding: Any | None = None,
+        retrieval_mode: str | Any | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        client: QdrantClient | None = None,
+        vector_name: str | None = None,
+        sparse_vector_name: str | None = None,
+        content_payload_key: str | None = None,
+        metadata_payload_key: str | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """Open an existing collection, with langchain-qdrant's keyword names.
+
+        A collection langchain-qdrant or llama-index wrote keeps its layout (detected, or
+        langchain-qdrant's with the ``vector_name`` / ``sparse_vector_name`` /
+        ``content_payload_key`` / ``metadata_payload_key`` given). Other keyword arguments
+        are the constructor's (``path=``, ``fusion=``, ``aclient=``, ...).
+        """
+        named = {
+            "vector_name": vector_name,
+            "sparse_vector_name": sparse_vector_name,
+            "content_payload_key": content_payload_key,
+            "metadata_payload_key": metadata_payload_key,
+        }
+        if any(v is not None for v in named.values()):
+            if kwargs.get("layout") is not None:
+                raise InvalidInputError(f"pass either layout= or {sorted(k for k, v in named.items() if v)}")
+            kwargs["layout"] = langchain_layout(**{k: v for k, v in named.items() if v is not None})
+        return cls(
+            embedding,
+            sparse_embedding=sparse_embedding,
+            collection_name=collection_name,
+            retrieval_mode=retrieval_mode,
+            url=url,
+            api_key=api_key,
+            client=client,
+            **kwargs,
+        )
 
     @classmethod
     def _split_init_kwargs(cls, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

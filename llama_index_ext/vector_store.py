@@ -106,6 +106,9 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
       ``hybrid_top_k`` (default ``similarity_top_k``) results, except that each side
       fetches at least ``candidate_k`` (default 100) candidates; ``candidate_k=1`` gives
       LlamaIndex's exact sizes.
+    * ``client=`` on a collection written by llama-index's ``QdrantVectorStore`` (or by
+      langchain-qdrant) works in that collection's own layout, detected or given as
+      ``layout=``, so the other library keeps reading and writing it.
     """
 
     stores_text: bool = True
@@ -155,6 +158,12 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
         "auto: none for BGE-M3, query for other sparse models",
     )
     batch_size: int = Field(default=256, gt=0, description="nodes per write")
+    layout: Any = Field(
+        default=None,
+        exclude=True,
+        description="collection layout: m3-hybrid, langchain, llama-index or a shared.layouts.Layout "
+        "(None: detected from an existing collection, m3-hybrid's for a new one)",
+    )
     recreate: bool = Field(default=False, description="drop a collection built by another encoder")
 
     _store: HybridStore = PrivateAttr()
@@ -201,6 +210,7 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
             sparse_weight=self.sparse_weight,
             candidate_k=self.candidate_k,
             sparse_normalization=self.sparse_normalization,
+            layout=self.layout,
             recreate=self.recreate,
         )
 
@@ -262,7 +272,9 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
     def _fill_vectors(self, records: list[Record], texts: list[str]) -> None:
         schema = self._store.schema
         enc = self._encoders
-        wants_dense = schema.has_dense or not schema.complete
+        # Before the first add the dense size is learned from the nodes' own embeddings
+        # (as LlamaIndex's index computes them): only a store with an embed_model insists.
+        wants_dense = schema.has_dense or (not schema.complete and enc.dense is not None)
         missing = [i for i, r in enumerate(records) if r.dense is None]
         if missing and wants_dense:
             if enc.dense is None:

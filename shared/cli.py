@@ -1,22 +1,30 @@
-"""The ``m3-hybrid`` command line: ``m3-hybrid eval`` measures retrieval configurations on your data;
-``m3-hybrid export-onnx`` exports a model once for the torch-free ONNX Runtime backend.
+"""The ``m3-hybrid`` command line.
+
+``m3-hybrid eval`` measures retrieval configurations on your data; ``m3-hybrid export-onnx``
+exports a model once for the torch-free ONNX Runtime backend; ``m3-hybrid migrate`` copies a
+collection between the embedded store, qdrant-client local mode and a Qdrant server without
+re-encoding (it wraps :func:`shared.migrate.migrate`).
 
 Example::
 
     m3-hybrid eval --data ./my-beir-dataset --presets none,int8,binary-2bit --out results/
     m3-hybrid eval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels.tsv --small-models
     m3-hybrid export-onnx BAAI/bge-m3 ./bge-m3-onnx --int8
+    m3-hybrid migrate --from ./store --collection docs --to http://qdrant:6333
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import textwrap
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import M3HybridError
 
@@ -77,6 +85,35 @@ examples:
   m3-hybrid eval --data my-data/ --recommend --presets int8,turbo-4bit,turbo-2bit --threshold 0.99
   m3-hybrid eval --data scifact/ --presets none,int8 --mrl-dim 256
   m3-hybrid eval --corpus c.jsonl --queries q.jsonl --qrels q.tsv --small-models --limit-queries 200
+"""
+
+
+_MIGRATE_DESCRIPTION = """\
+Copy one collection to another store without re-encoding anything: vectors (dense, MRL,
+sparse, ColBERT), payloads, point ids and the encoder guard are copied as stored, and the
+new collection gets the source's vector layout and quantization settings.
+
+SRC and DST are each one of
+  DIR            an embedded m3-hybrid store (HybridStore(path=DIR))
+  local:DIR      a qdrant-client local-mode directory (QdrantClient(path=DIR))
+  http(s)://...  a Qdrant server or cluster (--api-key or QDRANT_API_KEY)
+
+A collection written by langchain-qdrant or llama-index's Qdrant store (e.g. with their
+path=, then local:DIR here) is converted into m3-hybrid's layout: vectors renamed, text,
+metadata and ids moved to m3-hybrid's payload keys, nothing re-encoded.
+
+The copy streams page by page (--batch-size), so memory stays bounded. Rerunning the
+same command after an interruption completes the copy without duplicates. A target
+collection that already holds points is refused unless --append. The source is only read.
+"""
+
+_MIGRATE_EPILOG = """\
+examples:
+  build embedded, then move to a Qdrant cluster:
+    m3-hybrid migrate --from ./store --collection docs --to https://qdrant.example:6333 \\
+        --shard-number 4 --replication-factor 2
+  from a qdrant-client local directory into an embedded store:
+    m3-hybrid migrate --from local:./qdrant_data --collection docs --to ./store
 """
 
 
@@ -249,6 +286,62 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-optimize", action="store_true", help="skip the offline attention/layer-norm fusions"
     )
     ex.set_defaults(func=_cmd_export)
+    mig = sub.add_parser(
+        "migrate",
+        help="copy a collection between the embedded store, qdrant-client local mode and a Qdrant server",
+        description=_MIGRATE_DESCRIPTION,
+        epilog=_MIGRATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mig.add_argument("--from", dest="source", required=True, metavar="SRC", help="where the collection is")
+    mig.add_argument("--collection", required=True, metavar="NAME", help="the collection to copy")
+    mig.add_argument("--to", dest="target", required=True, metavar="DST", help="where to copy it")
+    mig.add_argument(
+        "--to-collection", metavar="NAME", help="name of the copy (default: the same as --collection)"
+    )
+    mig.add_argument(
+        "--append", action="store_true", help="add to a target collection that already holds points"
+    )
+    mig.add_argument(
+        "--layout",
+        choices=("langchain", "llama-index", "m3-hybrid"),
+        help="the source's layout (default: detected); a langchain-qdrant collection with custom "
+        "vector names or payload keys needs shared.migrate.migrate(layout=langchain_layout(...))",
+    )
+    mig.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="API key of the http(s):// endpoint(s) (default: $QDRANT_API_KEY; the variable keeps it "
+        "out of the process list)",
+    )
+    mig.add_argument(
+        "--shard-number", type=_positive_int, metavar="N", help="shards of the new collection on a server"
+    )
+    mig.add_argument(
+        "--replication-factor",
+        type=_positive_int,
+        metavar="N",
+        help="replicas of each shard of the new collection on a server",
+    )
+    mig.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="timeout of each call to a server (default: qdrant-client's)",
+    )
+    mig.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=256,
+        metavar="N",
+        help="points read and written per page; bounds the memory used (default: 256)",
+    )
+    mig.add_argument("--quiet", action="store_true", help="no progress bar")
+    mig.add_argument(
+        "--verbose", action="store_true", help="also log retries of failed server calls and resumptions"
+    )
+    mig.set_defaults(func=_cmd_migrate)
+
     return parser
 
 
@@ -404,6 +497,78 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(table)
         log(f"wrote {out / 'report.md'}, {out / 'report.json'}, {out / 'plot.png'}")
     return 0
+
+
+def _cmd_migrate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .migrate import migrate
+
+    api_key = args.api_key
+    if api_key is None and any(
+        str(e).lower().startswith(("http://", "https://")) for e in (args.source, args.target)
+    ):
+        api_key = os.environ.get("QDRANT_API_KEY") or None
+    if args.timeout is not None and not args.timeout > 0:
+        parser.error(f"--timeout must be > 0, got {args.timeout}")
+    with _one_line_diagnostics(verbose=args.verbose):
+        result = _run_migrate(migrate, args, api_key)
+    how = "resumed: " if result.resumed else ""
+    print(
+        f"{how}copied {result.copied:,} points from {result.source} to {result.target} "
+        f"(source {result.source_count:,} points, target now {result.target_count:,})"
+    )
+    return 0
+
+
+def _run_migrate(migrate: Any, args: argparse.Namespace, api_key: str | None) -> Any:
+    return migrate(
+        args.source,
+        args.collection,
+        args.target,
+        to_collection=args.to_collection,
+        api_key=api_key,
+        timeout=args.timeout,
+        shard_number=args.shard_number,
+        replication_factor=args.replication_factor,
+        append=args.append,
+        batch_size=args.batch_size,
+        show_progress=not args.quiet,
+        layout=args.layout,
+    )
+
+
+@contextmanager
+def _one_line_diagnostics(*, verbose: bool) -> Iterator[None]:
+    """Warnings and log records as one ``m3-hybrid: warning:`` line each, no source lines.
+
+    A CLI error must stay one line: qdrant-client's "Failed to obtain server version"
+    (it says the same as the error that follows) and retry logs (``--verbose``) are left out.
+    """
+    seen: set[str] = set()
+
+    def show(
+        message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
+        text = str(message)
+        if text not in seen and "Failed to obtain server version" not in text:
+            seen.add(text)
+            print(f"m3-hybrid: warning: {text}", file=sys.stderr)
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("m3-hybrid: %(levelname)s: %(message)s"))
+    logger = logging.getLogger("shared")
+    saved = (logger.level, logger.propagate)
+    logger.setLevel(logging.INFO if verbose else logging.ERROR)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = show
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -75,26 +75,43 @@ def and_filters(*filters: models.Filter | None) -> models.Filter | None:
     return models.Filter(must=list(present))
 
 
-def _resolved(flt: models.Filter) -> models.Filter:
-    out = resolve_ids(flt)
+def _resolved(flt: models.Filter, id_of: Callable[[str], Any] = point_id) -> models.Filter:
+    out = resolve_ids(flt, id_of)
     assert out is not None
     return out
 
 
-def resolve_ids(flt: models.Filter | None) -> models.Filter | None:
-    """Copy of ``flt`` whose HasIdCondition values are point ids of the caller's ids."""
+def resolve_ids(
+    flt: models.Filter | None,
+    id_of: Callable[[str], Any] = point_id,
+    key_of: Callable[[str], str] | None = None,
+) -> models.Filter | None:
+    """Copy of ``flt`` whose HasIdCondition values are point ids of the caller's ids.
+
+    ``id_of`` maps a caller's id to its point id (this package's UUIDv5 by default);
+    ``key_of``, when given, maps each top-level payload key (a collection in another
+    layout keeps metadata, text and ids under other keys: :meth:`shared.layouts.Layout.payload_key`).
+    """
     if flt is None:
         return None
 
     def cond(c: Any) -> Any:
         if isinstance(c, models.HasIdCondition):
-            return models.HasIdCondition(has_id=[point_id(str(i)) for i in c.has_id])
+            return models.HasIdCondition(has_id=[id_of(str(i)) for i in c.has_id])
         if isinstance(c, models.Filter):
-            return resolve_ids(c)
+            return resolve_ids(c, id_of, key_of)
         if isinstance(c, models.NestedCondition):
+            key = key_of(c.nested.key) if key_of is not None else c.nested.key
+            # Keys inside a nested filter are relative to the nested object: kept as they are.
             return models.NestedCondition(
-                nested=models.Nested(key=c.nested.key, filter=_resolved(c.nested.filter))
+                nested=models.Nested(key=key, filter=_resolved(c.nested.filter, id_of))
             )
+        if key_of is not None and isinstance(c, (models.FieldCondition, models.IsEmptyCondition)):
+            if isinstance(c, models.FieldCondition):
+                return c.model_copy(update={"key": key_of(c.key)})
+            return models.IsEmptyCondition(is_empty=models.PayloadField(key=key_of(c.is_empty.key)))
+        if key_of is not None and isinstance(c, models.IsNullCondition):
+            return models.IsNullCondition(is_null=models.PayloadField(key=key_of(c.is_null.key)))
         return c
 
     def seq(items: Any) -> Any:

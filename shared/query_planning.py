@@ -48,8 +48,8 @@ Filters are applied inside every prefetch and at the final stage.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -636,6 +636,18 @@ def _returned_vectors(schema: CollectionSchema, with_vectors: bool) -> tuple[str
     return tuple(n for n in (DENSE, SPARSE) if n in schema.vector_names)
 
 
+def rename_vectors(plan: QueryPlan, name_of: Callable[[str], str]) -> QueryPlan:
+    """``plan`` with every vector name mapped by ``name_of`` (a collection in another layout)."""
+
+    def stage(s: Stage) -> Stage:
+        q = s.query
+        if isinstance(q, (Nearest, MmrQuery)):
+            q = replace(q, using=name_of(q.using))
+        return replace(s, query=q, prefetches=tuple(stage(p) for p in s.prefetches))
+
+    return replace(plan, root=stage(plan.root), with_vectors=tuple(name_of(n) for n in plan.with_vectors))
+
+
 def stage_count(stage: Stage) -> int:
     """Number of stages in a plan tree (for tests and debugging)."""
     return 1 + sum(stage_count(p) for p in stage.prefetches)
@@ -672,6 +684,7 @@ __all__ = [
     "parse_sparse_normalization",
     "plan_mmr",
     "plan_query",
+    "rename_vectors",
     "resolve_options",
     "resolve_sparse_normalization",
     "self_normalised",

@@ -12,13 +12,16 @@ import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import InvalidInputError, InvalidTypeError, ModelMismatchError
 from .quantization import QuantizationPreset, get_preset, validate_sparse_datatype
 from .types import EncoderIdentity, FloatArray
+
+if TYPE_CHECKING:
+    from .layouts import Layout
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -131,6 +134,8 @@ class CollectionSchema:
     identity: EncoderIdentity | None = None
     #: False while a size is still unknown (no encoder, no dense_dim, no add yet).
     complete: bool = True
+    #: Where the collection keeps vectors and payload (:mod:`shared.layouts`); None: this package's.
+    layout: Layout | None = None
 
     def __post_init__(self) -> None:
         for name in ("dense_dim", "colbert_dim", "mrl_dim"):
@@ -173,9 +178,9 @@ class CollectionSchema:
                 sparse = identity.sparse_kind is not None
             if colbert:
                 colbert_dim = colbert_dim or identity.colbert_dim
-            complete = (dense_dim is not None or identity.dense_dim is None) and (
-                not colbert or colbert_dim is not None
-            )
+            # An encoder without dense output (e.g. SPLADE only) leaves the dense size to the
+            # data: the first add decides (dense vectors given by the caller, or none at all).
+            complete = dense_dim is not None and (not colbert or colbert_dim is not None)
         else:
             if sparse is None:
                 sparse = True
@@ -203,6 +208,13 @@ class CollectionSchema:
             colbert_dim=self.colbert_dim if self.colbert_dim is not None else colbert_dim,
             complete=True,
         )
+
+    @property
+    def stored_layout(self) -> Layout:
+        """The collection's layout (:data:`shared.layouts.M3_HYBRID` unless another one is set)."""
+        from .layouts import M3_HYBRID
+
+        return self.layout if self.layout is not None else M3_HYBRID
 
     @property
     def has_dense(self) -> bool:
@@ -239,6 +251,11 @@ class CollectionSchema:
                 "on_disk": self.on_disk,
                 "distance": self.distance,
             },
+            **(
+                {"layout": self.layout.to_dict()}
+                if self.layout is not None and self.layout.is_foreign
+                else {}
+            ),
         }
 
     @classmethod
@@ -260,6 +277,7 @@ class CollectionSchema:
             distance=s.get("distance", "cosine"),
             identity=EncoderIdentity.from_dict(ident) if ident is not None else None,
             complete=True,
+            layout=_layout_from_guard(guard),
         )
 
     def check_guard(
@@ -274,9 +292,10 @@ class CollectionSchema:
         ``loose`` names shape fields the caller left at their default (not compared).
         """
         if guard.get("format") != GUARD_FORMAT or "schema" not in guard:
+            # Never advise dropping it: it holds the user's data.
             raise ModelMismatchError(
-                f"{where} was not created by m3-hybrid (no guard record); "
-                "pass recreate=True to drop and rebuild it"
+                f"{where} has no guard record this version of m3-hybrid can read "
+                f"(format {guard.get('format')!r}); it was left untouched"
             )
         stored = guard["schema"]
         mine = self.guard_dict()
@@ -305,6 +324,15 @@ class CollectionSchema:
             if stored.get(key) != mine["schema"][key]:
                 storage[key] = (stored.get(key), mine["schema"][key])
         return storage
+
+
+def _layout_from_guard(guard: Mapping[str, Any]) -> Layout | None:
+    data = guard.get("layout")
+    if not isinstance(data, Mapping):
+        return None
+    from .layouts import Layout
+
+    return Layout.from_dict(data)
 
 
 def check_finite(values: np.ndarray, what: str) -> None:

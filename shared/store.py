@@ -18,15 +18,22 @@ import logging
 import math
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any, TypeVar
 
 import numpy as np
 
 from .backends.base import Backend, PointData, ResultPoint
-from .errors import BackendError, InvalidInputError, InvalidTypeError, UnsupportedOperationError
+from .errors import (
+    BackendError,
+    InvalidInputError,
+    InvalidTypeError,
+    ModelMismatchError,
+    UnsupportedOperationError,
+)
 from .filters import check_filter, resolve_ids
+from .layouts import Layout, detect_layout, from_stored, get_layout, schema_fields, to_stored
 from .quantization import QuantizationPreset
 from .query_planning import (
     DEFAULT_CANDIDATE_K,
@@ -41,6 +48,7 @@ from .query_planning import (
     parse_sparse_normalization,
     plan_mmr,
     plan_query,
+    rename_vectors,
     resolve_options,
     resolve_sparse_normalization,
     sparse_arrays,
@@ -57,7 +65,6 @@ from .schema import (
     TEXT_KEY,
     CollectionSchema,
     build_payload,
-    point_id,
     truncate_renormalise,
     validate_collection_name,
 )
@@ -180,6 +187,7 @@ class HybridStore:
         shard_number: int | None = None,
         replication_factor: int | None = None,
         write_consistency_factor: int | None = None,
+        layout: str | Layout | None = None,
         recreate: bool = False,
     ) -> None:
         validate_collection_name(collection_name)
@@ -251,8 +259,21 @@ class HybridStore:
         self._schema: CollectionSchema | None = None
         self._opened = False
         self._closed = False
+        # A collection written by another client gets our guard on the first write.
+        self._guard_pending = False
+        # None: detected from an existing collection (this package's layout for a new one).
+        self._layout_request = get_layout(layout) if layout is not None else None
+        if self._layout_request is not None:
+            self._layout_request.check_schema_options(self._requested)
+            if self._layout_request.is_foreign:
+                self._requested = replace(self._requested, layout=self._layout_request)
 
         remote = url is not None or client is not None or aclient is not None
+        if not remote and self._layout_request is not None and self._layout_request.is_foreign:
+            raise InvalidInputError(
+                f"layout {self._layout_request.name!r} is for collections written through qdrant-client "
+                "(url= or client=); the embedded store keeps m3-hybrid's layout"
+            )
         self._backend: Backend
         if remote:
             if path is not None:
@@ -375,6 +396,16 @@ class HybridStore:
             if self._requested.complete:
                 yield _Backend("create", (self._requested,))
                 self._schema = self._requested
+        elif not guard:
+            # A collection another client created (langchain-qdrant, llama-index, ...).
+            if not self._backend.is_remote:
+                raise ModelMismatchError(
+                    f"{where} holds a Qdrant Edge shard without m3-hybrid's guard record; "
+                    "it was left untouched (open another path)"
+                )
+            info = yield _Backend("inspect")
+            self._schema = self._foreign_schema(info, where)
+            self._guard_pending = True
         else:
             storage = self._requested.check_guard(guard, where, loose=self._loose)
             storage = {k: v for k, v in storage.items() if k in self._explicit_storage}
@@ -385,7 +416,70 @@ class HybridStore:
                     {k: a for k, (a, _) in storage.items()},
                 )
             self._schema = CollectionSchema.from_guard(guard)
+            if self._layout_request is not None and self._layout_request != self._schema.stored_layout:
+                raise InvalidInputError(
+                    f"{where} is in the {self._schema.stored_layout.name} layout "
+                    f"{self._schema.stored_layout}, not the layout= given ({self._layout_request})"
+                )
         self._opened = True
+
+    def _foreign_schema(self, info: Any, where: str) -> CollectionSchema:
+        """The schema of a collection without a guard record, from its own vector config.
+
+        The layout is the one given (``layout=``) or detected. Whatever the store asks for
+        that the collection cannot hold, or a dense size that differs from the collection's,
+        is refused here, before anything is written.
+        """
+        layout = self._layout_request if self._layout_request is not None else detect_layout(info, where)
+        layout.check_schema_options(self._requested)
+        found = schema_fields(info, layout)
+        if found["dense_dim"] is not None and found["distance"] != "cosine":
+            raise UnsupportedOperationError(
+                f"{where} compares dense vectors by {found['distance']} distance; m3-hybrid stores "
+                "unit-length vectors under cosine only"
+            )
+        req = self._requested
+        if (
+            req.dense_dim is not None
+            and found["dense_dim"] is not None
+            and req.dense_dim != found["dense_dim"]
+        ):
+            raise ModelMismatchError(
+                f"{where} stores {found['dense_dim']}-d dense vectors (vector "
+                f"{layout.dense_vector!r}), the store's encoder makes {req.dense_dim}-d ones; "
+                "open it with the model that wrote it"
+            )
+        if req.dense_dim is not None and found["dense_dim"] is None:
+            raise ModelMismatchError(
+                f"{where} has no dense vector {layout.dense_vector!r}; open it without a dense model"
+            )
+        if "sparse" not in self._loose and req.sparse and not found["sparse"]:
+            raise ModelMismatchError(
+                f"{where} has no sparse vector {layout.sparse_vector!r}; open it without a sparse model"
+            )
+        return CollectionSchema(
+            dense_dim=found["dense_dim"],
+            sparse=found["sparse"],
+            sparse_idf=found["sparse_idf"],
+            sparse_datatype=req.sparse_datatype,
+            quantization=req.quantization,
+            on_disk=req.on_disk,
+            identity=req.identity,
+            complete=True,
+            layout=layout if layout.is_foreign else None,
+        )
+
+    @property
+    def layout(self) -> Layout:
+        """The collection's layout (:mod:`shared.layouts`): ours, langchain-qdrant's or llama-index's."""
+        return self.schema.stored_layout
+
+    def _resolve(self, flt: Any) -> Any:
+        """A checked filter in the collection's terms: caller ids -> point ids, payload keys of its layout."""
+        layout = self.layout
+        if not layout.is_foreign:
+            return resolve_ids(flt)
+        return resolve_ids(flt, layout.point_id, layout.payload_key)
 
     def _ready(self) -> Steps[None]:
         if self._closed:
@@ -505,6 +599,10 @@ class HybridStore:
                     raise
                 if self._schema is None:
                     yield from self._create_from_points(points)
+                if self._guard_pending:
+                    # First write to a collection another client created: record who writes.
+                    yield _Backend("write_guard", (self.schema,))
+                    self._guard_pending = False
                 yield _Backend("upsert", (points,))
                 ids.extend(r.id for r in chunk)
                 if bar is not None:
@@ -716,6 +814,7 @@ class HybridStore:
                 ):
                     cleaned[i][DENSE_MRL] = row
         points: list[PointData] = []
+        layout = schema.stored_layout
         for i, (rec, parts) in enumerate(zip(chunk, cleaned, strict=True)):
             vectors: dict[str, Any] = {}
             if DENSE in parts:
@@ -728,8 +827,14 @@ class HybridStore:
                 vectors[COLBERT] = parts[COLBERT].tolist()
             if not vectors:
                 raise InvalidInputError(f"{self._where(chunk, start, i)}: no vector to store")
-            payload = build_payload(rec.id, rec.text, parts["metadata"], rec.ref_doc_id)
-            points.append(PointData(point_id(rec.id), vectors, payload))
+            if layout.is_foreign:
+                pid, vectors, payload = to_stored(
+                    layout, rec.id, rec.text, parts["metadata"], rec.ref_doc_id, vectors
+                )
+                points.append(PointData(pid, vectors, payload))
+            else:
+                payload = build_payload(rec.id, rec.text, parts["metadata"], rec.ref_doc_id)
+                points.append(PointData(layout.point_id(rec.id), vectors, payload))
         return points
 
     # -- query -------------------------------------------------------------
@@ -830,7 +935,7 @@ class HybridStore:
             dense_weight=d.dense_weight if args["dense_weight"] is None else args.pop("dense_weight"),
             sparse_weight=d.sparse_weight if args["sparse_weight"] is None else args.pop("sparse_weight"),
             candidate_k=d.candidate_k if args["candidate_k"] is None else args.pop("candidate_k"),
-            filter=resolve_ids(check_filter(args["filter"])),
+            filter=self._resolve(check_filter(args["filter"])),
             colbert_rerank=self._default_rerank(args["colbert_rerank"], text, args["colbert"], schema),
             exact=bool(args["exact"]),
             hnsw_ef=args["hnsw_ef"],
@@ -852,6 +957,8 @@ class HybridStore:
             self._query_vectors, (text, args["dense"], args["sparse"], args["colbert"], opts)
         )
         plan = plan_query(schema, opts, **vectors)
+        if schema.stored_layout.is_foreign:
+            plan = rename_vectors(plan, schema.stored_layout.vector_name)
         results = yield _Backend("query", (plan,))
         return [self._hit(r) for r in results]
 
@@ -919,6 +1026,19 @@ class HybridStore:
         return out
 
     def _hit(self, r: ResultPoint) -> Hit:
+        layout = self.layout
+        if layout.is_foreign:
+            parts = from_stored(layout, r.point_id if r.point_id is not None else r.id, r.vectors, r.payload)
+            dense_v, sparse_v = parts.vectors.get(DENSE), parts.vectors.get(SPARSE)
+            return Hit(
+                id=parts.id,
+                score=float(r.score if r.score is not None else 0.0),
+                text=parts.text,
+                metadata=parts.metadata,
+                ref_doc_id=parts.ref_doc_id,
+                dense=np.asarray(dense_v, dtype=np.float32) if dense_v is not None else None,
+                sparse={int(k): float(v) for k, v in sparse_v.items()} if sparse_v is not None else None,
+            )
         p = r.payload
         dense = r.vectors.get(DENSE)
         return Hit(
@@ -969,7 +1089,7 @@ class HybridStore:
         if text is not None:
             _utf8(text, "mmr text")
         yield from self._ready()
-        flt = resolve_ids(check_filter(flt))
+        flt = self._resolve(check_filter(flt))
         if self._schema is None:
             return []
         opts = QueryOptions(mode=RetrievalMode.DENSE)
@@ -977,6 +1097,8 @@ class HybridStore:
         plan = plan_mmr(
             self.schema, vectors["dense"], limit=limit, fetch_k=fetch_k, lambda_mult=lambda_mult, filter=flt
         )
+        if self.layout.is_foreign:
+            plan = rename_vectors(plan, self.layout.vector_name)
         results = yield _Backend("query", (plan,))
         return [self._hit(r) for r in results]
 
@@ -1005,7 +1127,13 @@ class HybridStore:
         if not wanted or self._schema is None:
             return []
         names = self._vector_names(with_vectors)
-        found = yield _Backend("retrieve", (list(dict.fromkeys(point_id(i) for i in wanted)), names))
+        layout = self.layout
+        pids = {i: layout.point_id(i) for i in wanted}
+        found = yield _Backend("retrieve", (list(dict.fromkeys(pids.values())), names))
+        if layout.is_foreign:
+            # Matched by point id: the other framework's ids may be spelled differently (UUID hex).
+            by_pid = {str(r.point_id): r for r in found}
+            return [self._record(by_pid[str(pids[i])]) for i in wanted if str(pids[i]) in by_pid]
         by_id = {r.id: r for r in found}  # ResultPoint.id is the caller's id
         return [self._record(by_id[i]) for i in wanted if i in by_id]
 
@@ -1017,7 +1145,10 @@ class HybridStore:
 
     def _vector_names(self, with_vectors: bool) -> list[str]:
         assert self._schema is not None
-        return [n for n in (DENSE, SPARSE) if n in self._schema.vector_names] if with_vectors else []
+        if not with_vectors:
+            return []
+        layout = self._schema.stored_layout
+        return [layout.vector_name(n) for n in (DENSE, SPARSE) if n in self._schema.vector_names]
 
     # -- scroll ------------------------------------------------------------
 
@@ -1053,7 +1184,7 @@ class HybridStore:
         return await self._arun(self._scroll_steps(filter, limit, offset, with_vectors))
 
     def _scroll_steps(self, flt: Any, limit: Any, offset: Any, with_vectors: bool) -> Steps[list[Record]]:
-        flt = resolve_ids(check_filter(flt))
+        flt = check_filter(flt)
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
             raise InvalidTypeError(f"scroll limit must be an int or None, got {type(limit).__name__}")
         if limit is not None and limit <= 0:
@@ -1069,18 +1200,24 @@ class HybridStore:
         yield from self._ready()
         if self._schema is None:
             return []
+        flt = self._resolve(flt)
         names = self._vector_names(bool(with_vectors))
         page_size = max(1, int(self.scroll_page_size))
         # The engine's cursor is inclusive: start at the offset's own point and skip it.
-        cursor = point_id(offset) if offset is not None else None
+        cursor = self.layout.point_id(offset) if offset is not None else None
         skip = offset
         out: list[Record] = []
         while limit is None or len(out) < limit:
             # One more on the first page when the cursor's own point may come back first.
             extra = 1 if skip is not None else 0
             want = page_size if limit is None else min(page_size, limit - len(out) + extra)
+            first = cursor
             points, cursor = yield _Backend("scroll", (flt, cursor, want, names))
-            if skip is not None and points and points[0].id == skip:
+            if (
+                skip is not None
+                and points
+                and (points[0].id == skip or (points[0].point_id is not None and points[0].point_id == first))
+            ):
                 points = points[1:]
             skip = None
             out.extend(self._record(r) for r in points)
@@ -1114,19 +1251,20 @@ class HybridStore:
             )
         id_list = self._check_ids(ids) if ids is not None else []
         refs = self._check_ids(ref_doc_ids, "ref_doc_ids") if ref_doc_ids is not None else []
-        flt = resolve_ids(check_filter(flt))
+        flt = check_filter(flt)
         yield from self._ready()
         if self._schema is None:
             return
+        flt = self._resolve(flt)
         if id_list:
-            yield _Backend("delete_ids", ([point_id(i) for i in id_list],))
+            yield _Backend("delete_ids", ([self.layout.point_id(i) for i in id_list],))
         if refs:
             from qdrant_client import models
 
             ref_filter = models.Filter(
                 must=[models.FieldCondition(key=REF_DOC_ID_KEY, match=models.MatchAny(any=refs))]
             )
-            yield _Backend("delete_filter", (ref_filter,))
+            yield _Backend("delete_filter", (self._resolve(ref_filter),))
         if flt is not None:
             yield _Backend("delete_filter", (flt,))
 
@@ -1138,10 +1276,11 @@ class HybridStore:
         return await self._arun(self._count_steps(filter))
 
     def _count_steps(self, flt: Any) -> Steps[int]:
-        flt = resolve_ids(check_filter(flt))
+        flt = check_filter(flt)
         yield from self._ready()
         if self._schema is None:
             return 0
+        flt = self._resolve(flt)
         n = yield _Backend("count", (flt,))
         return int(n)
 

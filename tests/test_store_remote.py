@@ -114,13 +114,15 @@ def test_remote_guard_in_collection_metadata(recs: list[Record]) -> None:
         assert s.count() == 0 and s.schema.dense_dim == 2 * DIM
 
 
-def test_foreign_collection_is_refused() -> None:
+def test_foreign_collection_with_another_distance_is_refused_untouched() -> None:
     client = QdrantClient(":memory:")
     client.create_collection(
         "foreign", vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT)
     )
-    with pytest.raises(ModelMismatchError, match="not created by m3-hybrid"):
+    with pytest.raises(UnsupportedOperationError, match="dot distance") as e:
         HybridStore("foreign", client=client, dense_dim=4)
+    assert "recreate" not in str(e.value)
+    assert client.get_collection("foreign").config.metadata is None  # nothing recorded
 
 
 class _SpyClient:

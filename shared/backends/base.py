@@ -29,13 +29,13 @@ T = TypeVar("T")
 
 @dataclass
 class PointData:
-    """One point ready to write: point id (UUID str), named vectors, payload.
+    """One point ready to write: point id (UUID str; an int in another layout), named vectors, payload.
 
     Vectors: ``dense``/``dense_mrl`` lists of floats, ``sparse`` an
     ``(indices, values)`` pair, ``colbert`` a list of rows.
     """
 
-    id: str
+    id: str | int
     vectors: dict[str, Any]
     payload: dict[str, Any]
 
@@ -46,12 +46,16 @@ class ResultPoint:
     score (None for plain reads), payload and vectors.
 
     Returned vectors: ``dense`` a list of floats, ``sparse`` a dict token id -> weight.
+    ``point_id`` is the stored point id (UUID str or int); the embedded backend fills it
+    in ``scroll`` only (building it costs more than the rest of a result there).
     """
 
     id: str
     score: float | None
     payload: dict[str, Any]
     vectors: dict[str, Any] = field(default_factory=dict)
+    #: The point id as stored (a collection in another layout derives the caller's id from it).
+    point_id: str | int | None = None
 
 
 @dataclass(frozen=True)
@@ -128,8 +132,10 @@ class Backend(Protocol):
         """The guard record of the collection; None when it does not exist; {} when foreign."""
         ...
 
-    def create(self, schema: CollectionSchema) -> None:
-        """Create the collection for ``schema`` and record its guard."""
+    def create(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
+        """Create the collection for ``schema`` and record its guard (``guard``, when given,
+        is recorded verbatim instead of ``schema.guard_dict()``: a migrated collection keeps
+        the source's guard)."""
         ...
 
     def drop(self) -> None:
@@ -165,7 +171,7 @@ class Backend(Protocol):
 
     async def aread_guard(self) -> dict[str, Any] | None: ...
 
-    async def acreate(self, schema: CollectionSchema) -> None: ...
+    async def acreate(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None: ...
 
     async def adrop(self) -> None: ...
 

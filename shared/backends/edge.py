@@ -303,7 +303,7 @@ def _edge_point(p: PointData) -> qe.Point:
     return qe.Point(p.id, vectors, p.payload)
 
 
-def _result(point: Any, score: float | None) -> ResultPoint:
+def _result(point: Any, score: float | None, with_point_id: bool = False) -> ResultPoint:
     vectors: dict[str, Any] = {}
     raw = point.vector
     if isinstance(raw, dict):
@@ -316,8 +316,17 @@ def _result(point: Any, score: float | None) -> ResultPoint:
     # The caller's id is in the payload; building the engine's UUID object costs more than the rest.
     doc_id = payload.get(DOC_ID_KEY)
     return ResultPoint(
-        id=doc_id if doc_id is not None else str(point.id), score=score, payload=payload, vectors=vectors
+        id=doc_id if doc_id is not None else str(point.id),
+        score=score,
+        payload=payload,
+        vectors=vectors,
+        point_id=_point_id(point.id) if with_point_id else None,
     )
+
+
+def _point_id(raw: Any) -> str | int:
+    """A point id as a str (UUID) or int, as the engine and qdrant-client accept it back."""
+    return raw if isinstance(raw, int) else str(raw)
 
 
 # ---------------------------------------------------------------------------
@@ -598,14 +607,14 @@ class EdgeBackend:
             return {}  # an Edge shard we did not create
         return None
 
-    def create(self, schema: CollectionSchema) -> None:
+    def create(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         if self._lock_fh is None:
             self._lock_fh = _lock_file(self.path)
         self._resolve_compaction(schema)
         tmp = self.path / f".{GUARD_FILE}.{uuid.uuid4().hex}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(schema.guard_dict(), fh, indent=2, sort_keys=True)
+            json.dump(guard if guard is not None else schema.guard_dict(), fh, indent=2, sort_keys=True)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path / GUARD_FILE)
@@ -756,7 +765,7 @@ class EdgeBackend:
             if (shard := self._current()) is None:
                 return [], None
             points, next_offset = shard.scroll(request)
-        return [_result(p, None) for p in points], None if next_offset is None else str(next_offset)
+        return [_result(p, None, True) for p in points], None if next_offset is None else str(next_offset)
 
     def count(self, flt: Any) -> int:
         with self._gate.operation(), _engine_errors("count", self.location):
@@ -769,8 +778,8 @@ class EdgeBackend:
     async def aread_guard(self) -> dict[str, Any] | None:
         return await asyncio.to_thread(self.read_guard)
 
-    async def acreate(self, schema: CollectionSchema) -> None:
-        await asyncio.to_thread(self.create, schema)
+    async def acreate(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
+        await asyncio.to_thread(self.create, schema, guard)
 
     async def adrop(self) -> None:
         await asyncio.to_thread(self.drop)

@@ -7,7 +7,10 @@
 * New collections get ``shard_number``, ``replication_factor`` and
   ``write_consistency_factor`` when given.
 * The guard record lives in the collection's metadata under ``"m3_hybrid"``
-  (``create_collection(metadata=...)``; qdrant-client local mode keeps it too).
+  (``create_collection(metadata=...)``; qdrant-client local mode keeps it too). A collection
+  another client created (langchain-qdrant, llama-index) gets it on our first write
+  (``update_collection(metadata=...)``); :meth:`RemoteBackend.inspect` describes such a
+  collection (vector config and one payload) so the store can tell its layout.
 * Every operation is one generator of client calls (:class:`~.base.Call`), run by
   :func:`~.base.drive` on the sync client or :func:`~.base.adrive` on the async one.
 * The api key is never part of a repr, log line or error message.
@@ -32,6 +35,7 @@ from typing import Any
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from ..errors import BackendError, M3HybridError, UnsupportedOperationError
+from ..layouts import CollectionInfo, collection_info
 from ..quantization import QuantizationPreset
 from ..query_planning import (
     DbsfFusion,
@@ -118,9 +122,10 @@ def collection_config(schema: CollectionSchema) -> dict[str, Any]:
     on_disk = True if schema.on_disk else None
     no_hnsw = models.HnswConfigDiff(m=0)
     vectors: dict[str, models.VectorParams] = {}
+    layout = schema.stored_layout
     if schema.dense_dim is not None:
         q = schema.quantization
-        vectors[DENSE] = models.VectorParams(
+        vectors[layout.vector_name(DENSE)] = models.VectorParams(
             size=schema.dense_dim,
             distance=models.Distance.COSINE,
             on_disk=on_disk,
@@ -148,7 +153,7 @@ def collection_config(schema: CollectionSchema) -> dict[str, Any]:
         )
     sparse: dict[str, models.SparseVectorParams] = {}
     if schema.sparse:
-        sparse[SPARSE] = models.SparseVectorParams(
+        sparse[layout.vector_name(SPARSE)] = models.SparseVectorParams(
             index=models.SparseIndexParams(datatype=_DATATYPE[schema.sparse_datatype]),
             modifier=models.Modifier.IDF if schema.sparse_idf else None,
         )
@@ -236,7 +241,7 @@ def query_kwargs(collection_name: str, plan: QueryPlan, with_params: bool = True
 def _point(p: PointData) -> models.PointStruct:
     vectors: dict[str, Any] = {}
     for name, value in p.vectors.items():
-        if name == SPARSE:
+        if isinstance(value, tuple):  # a sparse vector (indices, values), whatever its name
             indices, values = value
             vectors[name] = models.SparseVector(indices=list(indices), values=list(values))
         else:
@@ -252,10 +257,16 @@ def _result(point: Any, score: float | None) -> ResultPoint:
                 vectors[name] = dict(zip(value.indices, value.values, strict=True))
             else:
                 vectors[name] = value
+    elif isinstance(point.vector, list):
+        vectors[""] = point.vector  # the unnamed vector of a collection that has only it
     payload = point.payload or {}
     doc_id = payload.get(DOC_ID_KEY)
     return ResultPoint(
-        id=doc_id if doc_id is not None else str(point.id), score=score, payload=payload, vectors=vectors
+        id=doc_id if doc_id is not None else str(point.id),
+        score=score,
+        payload=payload,
+        vectors=vectors,
+        point_id=point.id,
     )
 
 
@@ -360,16 +371,27 @@ class RemoteBackend:
         guard = metadata.get(METADATA_GUARD_KEY)
         return dict(guard) if isinstance(guard, dict) else {}
 
-    def _create_op(self, schema: CollectionSchema) -> Op[None]:
+    def _inspect_op(self) -> Op[CollectionInfo]:
+        info = yield Call("get_collection", self._col())
+        points, _ = yield Call("scroll", self._col(limit=1, with_payload=True, with_vectors=False))
+        sample = points[0].payload if points else None
+        return collection_info(info, sample, METADATA_GUARD_KEY)
+
+    def _write_guard_op(self, schema: CollectionSchema) -> Op[None]:
+        yield Call("update_collection", self._col(metadata={METADATA_GUARD_KEY: schema.guard_dict()}))
+
+    def _create_op(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> Op[None]:
         yield Call(
             "create_collection",
             self._col(
                 **collection_config(schema),
-                metadata={METADATA_GUARD_KEY: schema.guard_dict()},
+                metadata={METADATA_GUARD_KEY: guard if guard is not None else schema.guard_dict()},
                 **self._distribution,
             ),
         )
-        for key in () if self._local else (DOC_ID_KEY, REF_DOC_ID_KEY):
+        layout = schema.stored_layout
+        keys = (layout.payload_key(DOC_ID_KEY), layout.payload_key(REF_DOC_ID_KEY))
+        for key in () if self._local else keys:
             yield Call(
                 "create_payload_index",
                 self._col(field_name=key, field_schema=models.PayloadSchemaType.KEYWORD, wait=True),
@@ -404,7 +426,8 @@ class RemoteBackend:
                 scroll_filter=flt, limit=limit, offset=offset, with_payload=True, with_vectors=with_vectors
             ),
         )
-        return [_result(p, None) for p in points], None if next_offset is None else str(next_offset)
+        # The next point id as Qdrant gave it (an int in a collection with integer ids).
+        return [_result(p, None) for p in points], next_offset
 
     def _delete_ids_op(self, ids: Sequence[str]) -> Op[None]:
         if ids:
@@ -434,8 +457,16 @@ class RemoteBackend:
     def read_guard(self) -> dict[str, Any] | None:
         return self._run(self._read_guard_op(), "reading the collection")
 
-    def create(self, schema: CollectionSchema) -> None:
-        self._run(self._create_op(schema), "creating the collection")
+    def inspect(self) -> CollectionInfo:
+        """Vector config, guard and one payload of the existing collection (to detect its layout)."""
+        return self._run(self._inspect_op(), "reading the collection")
+
+    def write_guard(self, schema: CollectionSchema) -> None:
+        """Record the guard of ``schema`` on an existing collection (one created by another client)."""
+        self._run(self._write_guard_op(schema), "recording the guard")
+
+    def create(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
+        self._run(self._create_op(schema, guard), "creating the collection")
 
     def drop(self) -> None:
         self._run(self._drop_op(), "dropping the collection")
@@ -476,8 +507,14 @@ class RemoteBackend:
     async def aread_guard(self) -> dict[str, Any] | None:
         return await self._arun(self._read_guard_op(), "reading the collection")
 
-    async def acreate(self, schema: CollectionSchema) -> None:
-        await self._arun(self._create_op(schema), "creating the collection")
+    async def ainspect(self) -> CollectionInfo:
+        return await self._arun(self._inspect_op(), "reading the collection")
+
+    async def awrite_guard(self, schema: CollectionSchema) -> None:
+        await self._arun(self._write_guard_op(schema), "recording the guard")
+
+    async def acreate(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
+        await self._arun(self._create_op(schema, guard), "creating the collection")
 
     async def adrop(self) -> None:
         await self._arun(self._drop_op(), "dropping the collection")
