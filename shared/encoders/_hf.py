@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InvalidInputError, InvalidTypeError, MissingDependencyError, ModelLoadError
 from ..types import FloatArray, SparseDict, TextKind
 from .base import BaseEncoder, Entry
-from .batching import plan_batches, validate_max_batch_tokens, validate_threads
+from .batching import encode_in_batches, validate_max_batch_tokens, validate_threads
 
 __all__ = [
     "ResolvedModel",
@@ -312,28 +312,24 @@ class TransformerEncoder(BaseEncoder):
         self, texts: list[str], kind: TextKind, outputs: frozenset[str], batch_size: int, show_progress: bool
     ) -> list[Entry]:
         import torch
-        from tqdm.auto import tqdm
 
         prompt = self.prompt_for(kind)
         ids, truncated = self.tokenize([prompt + t for t in texts])
-        batches = plan_batches([len(r) for r in ids], batch_size, self.max_batch_tokens)
-        results: list[Entry | None] = [None] * len(ids)
-        bar = tqdm(
-            batches, desc=f"Encoding {kind}s", unit="batch", disable=not (show_progress and len(batches) > 1)
-        )
+
+        def run(rows: list[list[int]]) -> tuple[Any, Any, Any]:
+            out = self._forward_batch(*self._pad(rows), outputs)
+            return out.dense, out.sparse, out.colbert
+
         with torch.inference_mode():
-            for batch in bar:
-                input_ids, mask = self._pad([ids[i] for i in batch])
-                out = self._forward_batch(input_ids, mask, outputs)
-                for row, i in enumerate(batch):
-                    results[i] = Entry(
-                        dense=out.dense[row] if out.dense is not None else None,
-                        sparse=out.sparse[row] if out.sparse is not None else None,
-                        colbert=out.colbert[row] if out.colbert is not None else None,
-                        token_count=len(ids[i]),
-                        truncated=truncated[i],
-                    )
-        return [r for r in results if r is not None]
+            return encode_in_batches(
+                ids,
+                truncated,
+                run,
+                batch_size=batch_size,
+                max_batch_tokens=self.max_batch_tokens,
+                desc=f"Encoding {kind}s",
+                show_progress=show_progress,
+            )
 
     @abstractmethod
     def _forward_batch(self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]) -> BatchOutput:

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..errors import InvalidInputError
+from .base import Entry
 
-__all__ = ["physical_cores", "plan_batches", "validate_max_batch_tokens", "validate_threads"]
+__all__ = [
+    "encode_in_batches",
+    "physical_cores",
+    "plan_batches",
+    "validate_max_batch_tokens",
+    "validate_threads",
+]
+
+#: One batch's token rows -> its (dense, sparse, colbert) outputs, rows in batch order (None: not asked).
+BatchRun = Callable[[list[list[int]]], tuple[Any, Any, Any]]
 
 
 def physical_cores() -> int:
@@ -72,3 +83,33 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int 
     if current:
         batches.append(current)
     return batches
+
+
+def encode_in_batches(
+    ids: list[list[int]],
+    truncated: list[bool],
+    run: BatchRun,
+    *,
+    batch_size: int,
+    max_batch_tokens: int | None,
+    desc: str,
+    show_progress: bool,
+) -> list[Entry]:
+    """Entries for tokenised texts, run through ``run`` in the batches :func:`plan_batches` plans;
+    the one batching loop of the torch and the ONNX Runtime paths."""
+    from tqdm.auto import tqdm
+
+    batches = plan_batches([len(r) for r in ids], batch_size, max_batch_tokens)
+    results: list[Entry | None] = [None] * len(ids)
+    bar = tqdm(batches, desc=desc, unit="batch", disable=not (show_progress and len(batches) > 1))
+    for batch in bar:
+        dense, sparse, colbert = run([ids[i] for i in batch])
+        for row, i in enumerate(batch):
+            results[i] = Entry(
+                dense=dense[row] if dense is not None else None,
+                sparse=sparse[row] if sparse is not None else None,
+                colbert=colbert[row] if colbert is not None else None,
+                token_count=len(ids[i]),
+                truncated=truncated[i],
+            )
+    return [r for r in results if r is not None]

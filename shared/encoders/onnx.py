@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import InvalidInputError, InvalidTypeError, MissingDependencyError, ModelLoadError
 from ..types import TextKind
 from .base import BaseEncoder, Entry
-from .batching import plan_batches, validate_max_batch_tokens, validate_threads
+from .batching import encode_in_batches, validate_max_batch_tokens, validate_threads
 
 __all__ = [
     "EXPORT_META",
@@ -561,27 +561,17 @@ class OnnxEncoder(BaseEncoder):
     def _compute(
         self, texts: list[str], kind: TextKind, outputs: frozenset[str], batch_size: int, show_progress: bool
     ) -> list[Entry]:
-        from tqdm.auto import tqdm
-
         prompt = self.prompt_for(kind)
         ids, truncated = self.tokenize([prompt + t for t in texts])
-        batches = plan_batches([len(r) for r in ids], batch_size, self.max_batch_tokens)
-        results: list[Entry | None] = [None] * len(ids)
-        bar = tqdm(
-            batches, desc=f"Encoding {kind}s", unit="batch", disable=not (show_progress and len(batches) > 1)
+        return encode_in_batches(
+            ids,
+            truncated,
+            lambda rows: self._run(rows, outputs),
+            batch_size=batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            desc=f"Encoding {kind}s",
+            show_progress=show_progress,
         )
-        for batch in bar:
-            rows = [ids[i] for i in batch]
-            dense, sparse, colbert = self._run(rows, outputs)
-            for r, i in enumerate(batch):
-                results[i] = Entry(
-                    dense=dense[r] if dense is not None else None,
-                    sparse=sparse[r] if sparse is not None else None,
-                    colbert=colbert[r] if colbert is not None else None,
-                    token_count=len(ids[i]),
-                    truncated=truncated[i],
-                )
-        return [r for r in results if r is not None]
 
     def _run(self, rows: list[list[int]], outputs: frozenset[str]) -> tuple[Any, Any, Any]:
         from ._hf import sparse_from_token_weights
