@@ -170,7 +170,8 @@ def ingest_raw(corpus: Corpus, path: Path, cfg: dict[str, Any], batch: int) -> d
     import qdrant_edge as qe
 
     from shared.backends.edge import edge_config
-    from shared.schema import CollectionSchema, truncate_renormalise
+    from shared.mrl import truncate
+    from shared.schema import CollectionSchema
 
     schema = CollectionSchema.build(dense_dim=DIM, **cfg)
     t_upsert = 0.0
@@ -180,7 +181,7 @@ def ingest_raw(corpus: Corpus, path: Path, cfg: dict[str, Any], batch: int) -> d
     for start, dense, sparse, topics in corpus.chunks(batch * 8):
         t = time.perf_counter()
         dense_lists = dense.tolist()
-        mrl_lists = truncate_renormalise(dense, mrl).tolist() if mrl else None
+        mrl_lists = truncate(dense, mrl).tolist() if mrl else None
         for b in range(0, len(sparse), batch):
             points = []
             for j in range(b, min(len(sparse), b + batch)):

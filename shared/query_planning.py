@@ -56,7 +56,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
-from .schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema, truncate_renormalise
+from .mrl import truncate
+from .schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from .types import FloatArray, SparseDict
 
 try:  # Python 3.11+
@@ -428,7 +429,7 @@ def _dense_stage(
             params=_search_options(schema, q.quantized, q.rescore, q.oversampling, opts, limit),
         )
     mq = schema.mrl_quantization
-    head = truncate_renormalise(dense, schema.mrl_dim)
+    head = truncate(dense, schema.mrl_dim)
     # The truncated vector is a coarse proxy: the funnel hands MRL_FUNNEL_FACTOR times more
     # candidates than the stage returns to the full-vector re-score (cheap: no index search).
     wide = opts.mrl_candidates if opts.mrl_candidates is not None else MRL_FUNNEL_FACTOR * pool
@@ -648,9 +649,6 @@ def rename_vectors(plan: QueryPlan, name_of: Callable[[str], str]) -> QueryPlan:
     return replace(plan, root=stage(plan.root), with_vectors=tuple(name_of(n) for n in plan.with_vectors))
 
 
-def stage_count(stage: Stage) -> int:
-    """Number of stages in a plan tree (for tests and debugging)."""
-    return 1 + sum(stage_count(p) for p in stage.prefetches)
 
 
 def iter_stages(stage: Stage) -> Sequence[Stage]:

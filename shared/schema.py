@@ -8,17 +8,14 @@ recorded guard with the schema a store is opened with (the collection guard).
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .errors import InvalidInputError, InvalidTypeError, ModelMismatchError
 from .quantization import QuantizationPreset, get_preset, validate_sparse_datatype
-from .types import EncoderIdentity, FloatArray
+from .types import EncoderIdentity
 
 if TYPE_CHECKING:
     from .layouts import Layout
@@ -102,14 +99,6 @@ def build_payload(
         DOC_ID_KEY: doc_id,
         REF_DOC_ID_KEY: ref_doc_id,
     }
-
-
-def truncate_renormalise(vector: FloatArray, dim: int) -> FloatArray:
-    """First ``dim`` components of ``vector`` scaled back to unit length (the MRL copy)."""
-    head = np.asarray(vector, dtype=np.float32)[..., :dim]
-    norm = np.linalg.norm(head, axis=-1, keepdims=True)
-    # A zero head cannot be normalised; leave it (cosine treats it as no similarity).
-    return np.divide(head, norm, out=np.zeros_like(head), where=norm > 0)
 
 
 @dataclass(frozen=True)
@@ -334,16 +323,3 @@ def _layout_from_guard(guard: Mapping[str, Any]) -> Layout | None:
 
     return Layout.from_dict(data)
 
-
-def check_finite(values: np.ndarray, what: str) -> None:
-    """Raise InvalidInputError when ``values`` holds NaN or infinity."""
-    if not np.all(np.isfinite(values)):
-        raise InvalidInputError(f"{what} contains NaN or infinity")
-
-
-def is_finite_number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float, np.integer, np.floating))
-        and not isinstance(value, bool)
-        and (math.isfinite(float(value)))
-    )

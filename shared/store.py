@@ -34,6 +34,7 @@ from .errors import (
 )
 from .filters import check_filter, resolve_ids
 from .layouts import Layout, detect_layout, from_stored, get_layout, schema_fields, to_stored
+from .mrl import truncate
 from .quantization import QuantizationPreset
 from .query_planning import (
     DEFAULT_CANDIDATE_K,
@@ -44,7 +45,6 @@ from .query_planning import (
     SparseNormalization,
     colbert_query_vectors,
     dense_query_vector,
-    parse_mode,
     parse_sparse_normalization,
     plan_mmr,
     plan_query,
@@ -65,7 +65,6 @@ from .schema import (
     TEXT_KEY,
     CollectionSchema,
     build_payload,
-    truncate_renormalise,
     validate_collection_name,
 )
 from .types import Encoder, EncoderIdentity, Hit, Record
@@ -633,7 +632,7 @@ class HybridStore:
         if schema.mrl_dim is not None:
             for p in points:
                 if DENSE in p.vectors:
-                    p.vectors[DENSE_MRL] = truncate_renormalise(
+                    p.vectors[DENSE_MRL] = truncate(
                         np.asarray(p.vectors[DENSE]), schema.mrl_dim
                     ).tolist()
 
@@ -810,7 +809,7 @@ class HybridStore:
                 cleaned[i][DENSE] = row
             if schema.mrl_dim is not None and schema.complete:
                 for i, row in zip(
-                    dense_rows, truncate_renormalise(mat, schema.mrl_dim).tolist(), strict=True
+                    dense_rows, truncate(mat, schema.mrl_dim).tolist(), strict=True
                 ):
                     cleaned[i][DENSE_MRL] = row
         points: list[PointData] = []
@@ -1333,5 +1332,3 @@ class HybridStore:
 
 
 __all__ = ["FusionMethod", "HybridStore", "RetrievalMode"]
-# Re-exported for callers that only import the store.
-_ = (parse_mode, UnsupportedOperationError)

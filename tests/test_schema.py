@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-import numpy as np
 import pytest
 
 from shared.errors import InvalidInputError, InvalidTypeError, ModelMismatchError
-from shared.schema import CollectionSchema, point_id, truncate_renormalise
+from shared.schema import CollectionSchema, point_id
 from shared.types import EncoderIdentity
 
 IDENT = EncoderIdentity(
@@ -62,10 +61,3 @@ def test_guard_round_trip_and_mismatch_lists_fields() -> None:
     with pytest.raises(ModelMismatchError, match="no guard record this version of m3-hybrid can read") as e:
         s.check_guard({}, "c")
     assert "recreate" not in str(e.value)  # never advise dropping the user's data
-
-
-def test_truncate_renormalise() -> None:
-    v = np.array([3.0, 4.0, 12.0], dtype=np.float32)
-    out = truncate_renormalise(v, 2)
-    assert out == pytest.approx([0.6, 0.8])
-    assert truncate_renormalise(np.array([0.0, 0.0, 1.0]), 2) == pytest.approx([0.0, 0.0])
