@@ -959,12 +959,7 @@ class HybridStore:
         if schema.stored_layout.is_foreign:
             plan = rename_vectors(plan, schema.stored_layout.vector_name)
         results = yield _Backend("query", (plan,))
-        hits = [self._hit(r) for r in results]
-        if opts.mode is RetrievalMode.HYBRID:
-            # Fused scores tie often (rrf: rank 1 + 3 equals rank 3 + 1) and the engine orders ties
-            # arbitrarily, run to run; a stable order by id makes the same query give the same list.
-            hits.sort(key=lambda h: (-h.score, str(h.id)))
-        return hits
+        return [self._hit(r) for r in results]
 
     def _default_mode(self, text: Any, dense: Any, sparse: Any, schema: CollectionSchema) -> RetrievalMode:
         if text is None:

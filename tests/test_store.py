@@ -127,25 +127,6 @@ def test_hybrid_rrf_scores_are_reciprocal_ranks(store: HybridStore, recs: list[R
         assert h.score == pytest.approx(rrf(h.id), abs=1e-6)
 
 
-def test_hybrid_rrf_ties_come_back_in_id_order_whatever_the_insertion_order() -> None:
-    # Dense ranks the documents 1..n, sparse ranks them n..1: mirrored pairs get equal rrf scores,
-    # which the engine returns in an arbitrary order of its own.
-    n = 8
-    angles = np.linspace(0.1, 1.2, n)
-    dense = [np.array([np.cos(a), np.sin(a), 0.0, 0.0]) for a in angles]
-    rng = np.random.default_rng(3)
-    for trial in range(4):
-        names = [f"doc-{c}" for c in rng.permutation(list("abcdefghij"))[:n]]
-        records = [Record(id=names[i], dense=dense[i], sparse={1: 0.1 * (i + 1)}) for i in range(n)]
-        order = rng.permutation(n)
-        with HybridStore(dense_dim=4) as s:
-            s.add([records[i] for i in order])
-            hits = s.query(dense=np.array([1.0, 0.0, 0.0, 0.0]), sparse={1: 1.0}, fusion="rrf", limit=n)
-        keys = [(-h.score, str(h.id)) for h in hits]
-        assert len({k[0] for k in keys}) < n, f"trial {trial}: the set up must produce ties"
-        assert keys == sorted(keys), f"trial {trial}"
-
-
 def test_m3_fusion_gives_dense_only_candidate_its_true_sparse_score(recs: list[Record]) -> None:
     # The dense top doc shares a query term with a low weight, so 30 other docs push it out
     # of the sparse candidate list (candidate_k=5): m3 must still add its real sparse score.
