@@ -1517,7 +1517,9 @@ def _run_queries(
             limit=k,
             **kwargs,
         )
-        return [h.id for h in hits]
+        # The engine orders exactly tied scores (common under rrf: rank 1 + 3 equals rank 3 + 1)
+        # arbitrarily, run to run; ranking ties by id makes a rerun reproduce the same metrics.
+        return [h.id for h in sorted(hits, key=lambda h: (-h.score, str(h.id)))]
 
     n = len(qv.ids)
     for i in range(min(warmup, n)):  # warm caches and lazy initialisation, untimed
