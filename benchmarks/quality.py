@@ -80,25 +80,14 @@ from shared.evaluation import (  # noqa: E402
     score_run,
     vector_ram_bytes,
 )
+from shared.quantization import PRESETS as QUANTIZATION_PRESETS  # noqa: E402
 from shared.quantization import get_preset  # noqa: E402
 from shared.recommend import recommend  # noqa: E402
 from shared.types import Encoder, SparseDict  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data" / "bible-dev"
 CACHE = ROOT / "benchmarks" / ".cache"
-PRESETS = (
-    "none",
-    "float16",
-    "int8",
-    "binary",
-    "binary-1.5bit",
-    "binary-2bit",
-    "turbo-1bit",
-    "turbo-1.5bit",
-    "turbo-2bit",
-    "turbo-4bit",
-    "turbo-8bit",
-)
+PRESETS = tuple(QUANTIZATION_PRESETS)  # every preset the library has, in its order
 MEMORY_JSON = ROOT / "benchmarks" / "presets_memory.json"
 SECTION = "Retrieval quality on bible-dev"
 MRL_DIM = 96  # a quarter of MiniLM's 384 dims
