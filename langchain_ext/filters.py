@@ -9,11 +9,12 @@ dotted names reach nested keys.
 
 =================  ===========================================================================
 ``value``/``$eq``  ``MatchValue`` for str/int/bool, ``Range(gte=v, lte=v)`` for floats (Qdrant
-                   never exact-matches float payloads); ``None`` matches a missing/null key
+                   never exact-matches float payloads); ``None`` matches a null value
 ``$ne``            negation of ``$eq``: points without the key match
 ``$gt`` ...        ``$gt``/``$gte``/``$lt``/``$lte``: ``Range`` for numbers, ``DatetimeRange``
                    for datetimes and ISO-8601 strings
-``$in``/``$nin``   any of the values / none of them (points without the key match ``$nin``)
+``$in``/``$nin``   any of the values / none of them (points without the key match ``$nin``);
+                   lists may mix types (:func:`shared.filters.any_of`)
 ``$exists``        ``True``: the key is present and not null/empty; ``False``: the opposite
 =================  ===========================================================================
 
@@ -25,17 +26,16 @@ naming the field and the operator.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
 from typing import Any
 
 from qdrant_client import models
 
 from shared.errors import InvalidInputError, InvalidTypeError
+from shared.filters import any_of, equals, range_bound, value_range
+from shared.schema import METADATA_KEY
 
 __all__ = ["SUPPORTED_OPERATORS", "to_qdrant_filter"]
 
-#: Caller metadata lives under this payload key (docs/DESIGN.md, payload layout).
-_METADATA_PREFIX = "metadata"
 _RANGE_OPS = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
 _FIELD_OPS = frozenset({"$eq", "$ne", "$in", "$nin", "$exists", *_RANGE_OPS})
 _LOGICAL_OPS = frozenset({"$and", "$or", "$not"})
@@ -101,7 +101,7 @@ def _sub_filters(value: Any, where: str) -> list[models.Filter]:
 def _payload_key(field: str, where: str) -> str:
     if not field.strip() or field.startswith(".") or field.endswith("."):
         raise InvalidInputError(f"{where}: invalid metadata field name {field!r}")
-    return f"{_METADATA_PREFIX}.{field}"
+    return f"{METADATA_KEY}.{field}"
 
 
 def _field_conditions(field: str, value: Any, where: str) -> tuple[list[Condition], list[Condition]]:
@@ -119,73 +119,32 @@ def _field_conditions(field: str, value: Any, where: str) -> tuple[list[Conditio
     for op, operand in ops.items():
         at = f"{where}: field {field!r} operator {op!r}"
         if op == "$eq":
-            must.append(_equals(key, operand, at))
+            must.append(equals(key, _single(operand, at), at))
         elif op == "$ne":
-            must_not.append(_equals(key, operand, at))
+            must_not.append(equals(key, _single(operand, at), at))
         elif op == "$in":
-            must.append(_any_of(key, operand, at))
+            must.append(any_of(key, operand, at))
         elif op == "$nin":
-            must_not.append(_any_of(key, operand, at))
+            must_not.append(any_of(key, operand, at))
         elif op == "$exists":
             if not isinstance(operand, bool):
                 raise InvalidTypeError(f"{at} expects true or false, got {operand!r}")
             empty = models.IsEmptyCondition(is_empty=models.PayloadField(key=key))
             (must_not if operand else must).append(empty)
         elif op in _RANGE_OPS:
-            ranges[_RANGE_OPS[op]] = _range_bound(operand, at)
+            ranges[_RANGE_OPS[op]] = range_bound(operand, at)
         else:
             raise InvalidInputError(
                 f"{where}: field {field!r} uses unknown operator {op!r}; supported: {sorted(_FIELD_OPS)}"
             )
     if ranges:
-        must.append(_range(key, ranges, f"{where}: field {field!r}"))
+        must.append(value_range(key, ranges, f"{where}: field {field!r}"))
     return must, must_not
 
 
-def _equals(key: str, value: Any, at: str) -> Condition:
-    if value is None:
-        return models.IsNullCondition(is_null=models.PayloadField(key=key))
-    if isinstance(value, bool | int | str):
-        return models.FieldCondition(key=key, match=models.MatchValue(value=value))
-    if isinstance(value, float):
-        return models.FieldCondition(key=key, range=models.Range(gte=value, lte=value))
-    raise InvalidTypeError(
-        f"{at}: cannot compare with {type(value).__name__} {value!r}; use str, int, float, bool or None"
-        + ("; for a list of alternatives use $in" if isinstance(value, list | tuple | set) else "")
-    )
-
-
-def _any_of(key: str, values: Any, at: str) -> Condition:
-    if not isinstance(values, list | tuple | set | frozenset) or not values:
-        raise InvalidInputError(f"{at} expects a non-empty list of values, got {values!r}")
-    items = list(values)
-    if all(isinstance(v, str) for v in items) or all(
-        isinstance(v, int) and not isinstance(v, bool) for v in items
-    ):
-        return models.FieldCondition(key=key, match=models.MatchAny(any=items))
-    # MatchAny takes only all-str or all-int lists; anything else is an OR of equalities.
-    return models.Filter(should=[_equals(key, v, f"{at} item {i}") for i, v in enumerate(items)])
-
-
-def _range_bound(value: Any, at: str) -> Any:
-    if isinstance(value, bool) or value is None:
-        raise InvalidTypeError(f"{at} expects a number or a date/time, got {value!r}")
-    if isinstance(value, int | float | datetime | date):
-        return value
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidInputError(
-                f"{at} expects a number or an ISO-8601 date/time, got the string {value!r}"
-            ) from None
-    raise InvalidTypeError(f"{at} expects a number or a date/time, got {type(value).__name__}")
-
-
-def _range(key: str, bounds: dict[str, Any], at: str) -> models.FieldCondition:
-    numeric = [isinstance(v, int | float) for v in bounds.values()]
-    if all(numeric):
-        return models.FieldCondition(key=key, range=models.Range(**bounds))
-    if any(numeric):
-        raise InvalidInputError(f"{at} mixes numeric and date/time bounds: {bounds!r}")
-    return models.FieldCondition(key=key, range=models.DatetimeRange(**bounds))
+def _single(value: Any, at: str) -> Any:
+    if isinstance(value, (list, tuple, set)):
+        raise InvalidTypeError(
+            f"{at}: cannot compare with a list {value!r}; for a list of alternatives use $in"
+        )
+    return value

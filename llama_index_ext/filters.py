@@ -13,7 +13,8 @@ EQ / NE                     ``MatchValue`` (``Range(gte=v, lte=v)`` for floats, 
                             Qdrant never exact-matches float payloads); NE is its
                             negation, so points without the key match NE (as in LlamaIndex)
 GT / GTE / LT / LTE         ``Range`` for numbers, ``DatetimeRange`` for ISO-8601 strings
-IN / NIN                    ``MatchAny`` / its negation (missing key matches NIN)
+IN / NIN                    ``MatchAny`` / its negation (missing key matches NIN); lists may
+                            mix types (:func:`shared.filters.any_of`)
 ANY                         ``MatchAny`` (an array field matches when any element is listed)
 ALL                         one ``MatchValue`` per value, all required
 CONTAINS                    ``MatchValue``: the array field has an element equal to the value
@@ -30,8 +31,6 @@ sub-filters match); nested ``MetadataFilters`` become nested filters.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from llama_index.core.vector_stores.types import (
@@ -43,6 +42,7 @@ from llama_index.core.vector_stores.types import (
 from qdrant_client import models
 
 from shared.errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
+from shared.filters import any_of, equals, value_range
 from shared.schema import METADATA_KEY
 
 #: Caller metadata lives under this payload key (see the payload layout in docs/DESIGN.md).
@@ -119,17 +119,17 @@ def _condition(flt: MetadataFilter, path: str) -> models.Condition:
         raise InvalidInputError(f"{where}: value must not be None")
 
     if op in (FilterOperator.EQ, FilterOperator.CONTAINS):
-        return _equals(key, _scalar(value, where), where)
+        return equals(key, _scalar(value, where), where)
     if op == FilterOperator.NE:
-        return models.Filter(must_not=[_equals(key, _scalar(value, where), where)])
+        return models.Filter(must_not=[equals(key, _scalar(value, where), where)])
     if op in _RANGE_OPS:
-        return _range(key, _RANGE_OPS[op], _scalar(value, where), where)
+        return value_range(key, {_RANGE_OPS[op]: _scalar(value, where)}, where)
     if op in (FilterOperator.IN, FilterOperator.ANY):
-        return _any_of(key, _values(value, where), where)
+        return any_of(key, _values(value, where), where)
     if op == FilterOperator.NIN:
-        return models.Filter(must_not=[_any_of(key, _values(value, where), where)])
+        return models.Filter(must_not=[any_of(key, _values(value, where), where)])
     if op == FilterOperator.ALL:
-        return models.Filter(must=[_equals(key, v, where) for v in _values(value, where)])
+        return models.Filter(must=[equals(key, v, where) for v in _values(value, where)])
     if op == FilterOperator.TEXT_MATCH:
         return models.FieldCondition(key=key, match=models.MatchSubstring(substring=_text(value, where)))
     if op == FilterOperator.TEXT_MATCH_INSENSITIVE:
@@ -159,39 +159,3 @@ def _text(value: Any, where: str) -> str:
     if not value.strip():
         raise InvalidInputError(f"{where}: the text to match is empty")
     return value
-
-
-def _equals(key: str, value: str | int | float, where: str) -> models.Condition:
-    if isinstance(value, float):
-        # Qdrant never exact-matches a float payload, so equality is a closed range
-        # (which also matches an int payload of the same value, like Python's ==).
-        return models.FieldCondition(key=key, range=models.Range(gte=value, lte=value))
-    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
-
-
-def _any_of(key: str, values: Sequence[str | int | float], where: str) -> models.Condition:
-    strs = [v for v in values if isinstance(v, str)]
-    ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
-    floats = [v for v in values if isinstance(v, float)]
-    # MatchAny takes a homogeneous list, so mixed lists become one condition per kind.
-    parts: list[models.Condition] = []
-    if strs:
-        parts.append(models.FieldCondition(key=key, match=models.MatchAny(any=strs)))
-    if ints:
-        parts.append(models.FieldCondition(key=key, match=models.MatchAny(any=ints)))
-    parts.extend(_equals(key, f, where) for f in floats)
-    if len(parts) == 1:
-        return parts[0]
-    return models.Filter(should=parts)
-
-
-def _range(key: str, bound: str, value: str | int | float, where: str) -> models.Condition:
-    if isinstance(value, str):
-        try:
-            when = datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidTypeError(
-                f"{where}: needs a number or an ISO-8601 datetime string, got {value!r}"
-            ) from None
-        return models.FieldCondition(key=key, range=models.DatetimeRange(**{bound: when}))
-    return models.FieldCondition(key=key, range=models.Range(**{bound: value}))

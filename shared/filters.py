@@ -2,25 +2,36 @@
 
 * Caller metadata is stored under the ``metadata`` payload key, so conditions on
   it use keys ``"metadata.<key>"`` (:func:`metadata_filter` adds the prefix).
+* :func:`equals`, :func:`any_of` and :func:`value_range` are the building blocks both
+  adapters' filter translations use, so a LangChain dict and LlamaIndex ``MetadataFilters``
+  mean the same thing for the same values.
 * ``HasIdCondition`` takes the caller's original ids; :func:`resolve_ids`
   maps them to point ids (UUIDv5) before a filter reaches a backend.
-* :func:`to_edge_filter` converts a filter to ``qdrant_edge.Filter`` for the
-  embedded backend: FieldCondition (match value/any/except/text/text_any/phrase/
-  prefix/substring, range, datetime range, values_count, is_empty, is_null),
-  IsEmpty, IsNull, HasId, HasVector, Nested, nested Filters and min_should.
+* The conversion to ``qdrant_edge.Filter`` lives in :mod:`shared.backends.edge_filters`:
+  this module does not import the embedded engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-import qdrant_edge as qe
 from qdrant_client import models
 
-from .errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
+from .errors import InvalidInputError, InvalidTypeError
 from .schema import METADATA_KEY, point_id
+
+__all__ = [
+    "and_filters",
+    "any_of",
+    "check_filter",
+    "equals",
+    "metadata_filter",
+    "range_bound",
+    "resolve_ids",
+    "value_range",
+]
 
 _RANGE_OPS = frozenset({"gt", "gte", "lt", "lte"})
 
@@ -39,30 +50,112 @@ def metadata_filter(conditions: Mapping[str, Any]) -> models.Filter:
     """A filter where every metadata condition must hold.
 
     ``{"lang": "en"}`` matches a value, ``{"tag": ["a", "b"]}`` any of the values,
-    ``{"year": {"gte": 2020, "lt": 2024}}`` a range.
+    ``{"year": {"gte": 2020, "lt": 2024}}`` a range (numbers, or date/times and ISO-8601
+    strings).  Values are str, int or bool.
     """
     must: list[models.Condition] = []
     for key, value in conditions.items():
         if not isinstance(key, str) or not key:
             raise InvalidInputError(f"metadata filter keys must be non-empty str, got {key!r}")
         full = f"{METADATA_KEY}.{key}"
+        at = f"metadata filter {key!r}"
         if isinstance(value, Mapping):
             unknown = set(value) - _RANGE_OPS
             if unknown or not value:
-                raise InvalidInputError(
-                    f"metadata filter {key!r}: range conditions take gt/gte/lt/lte, got {sorted(value)}"
-                )
-            must.append(models.FieldCondition(key=full, range=models.Range(**dict(value))))
+                raise InvalidInputError(f"{at}: range conditions take gt/gte/lt/lte, got {sorted(value)}")
+            must.append(value_range(full, value, at))
         elif isinstance(value, (list, tuple, set)):
-            must.append(models.FieldCondition(key=full, match=models.MatchAny(any=list(value))))
-        elif isinstance(value, (str, int, bool)):
-            must.append(models.FieldCondition(key=full, match=models.MatchValue(value=value)))
+            for i, item in enumerate(value):
+                _check_exact(item, f"{at} item {i}")
+            must.append(any_of(full, value, at))
         else:
-            raise InvalidInputError(
-                f"metadata filter {key!r}: value must be str/int/bool, a list or a range dict, "
-                f"got {type(value).__name__}"
-            )
+            must.append(equals(full, _check_exact(value, at), at))
     return models.Filter(must=must)
+
+
+def _check_exact(value: Any, at: str) -> Any:
+    if not isinstance(value, (str, int, bool)):
+        raise InvalidInputError(
+            f"{at}: value must be str/int/bool, a list or a range dict, got {type(value).__name__}"
+        )
+    return value
+
+
+# ---------------------------------------------------------------------------
+# building blocks (both adapters' translations use these)
+# ---------------------------------------------------------------------------
+
+
+def equals(key: str, value: Any, at: str) -> models.Condition:
+    """``key == value``: ``MatchValue`` for str/int/bool, a closed ``Range`` for a float
+    (Qdrant never exact-matches float payloads; the range also matches an int payload of
+    the same value, as Python's ``==`` does), ``IsNull`` for None (the key holds null).
+
+    ``at`` says where the value came from, for the error a value of any other type raises.
+    """
+    if value is None:
+        return models.IsNullCondition(is_null=models.PayloadField(key=key))
+    if isinstance(value, (bool, int, str)):
+        return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+    if isinstance(value, float):
+        return models.FieldCondition(key=key, range=models.Range(gte=value, lte=value))
+    raise InvalidTypeError(
+        f"{at}: cannot compare with {type(value).__name__} {value!r}; use str, int, float, bool or None"
+    )
+
+
+def any_of(key: str, values: Any, at: str) -> models.Condition:
+    """``key`` equals one of ``values`` (an array field: one of its elements does).
+
+    Lists may mix types, as Python's ``in`` allows: Qdrant's ``MatchAny`` takes only an
+    all-str or an all-int list, so the strs form one ``MatchAny``, the ints another, and
+    each float, bool or None its :func:`equals` condition, OR-ed together.  An item of
+    any other type is an error naming it.
+    """
+    if not isinstance(values, (list, tuple, set, frozenset)) or not values:
+        raise InvalidInputError(f"{at} expects a non-empty list of values, got {values!r}")
+    items = list(values)
+    strs = [v for v in items if isinstance(v, str)]
+    ints = [v for v in items if isinstance(v, int) and not isinstance(v, bool)]
+    parts: list[models.Condition] = []
+    if strs:
+        parts.append(models.FieldCondition(key=key, match=models.MatchAny(any=strs)))
+    if ints:
+        parts.append(models.FieldCondition(key=key, match=models.MatchAny(any=ints)))
+    parts.extend(
+        equals(key, v, f"{at} item {i}")
+        for i, v in enumerate(items)
+        if not isinstance(v, str) and not (isinstance(v, int) and not isinstance(v, bool))
+    )
+    return parts[0] if len(parts) == 1 else models.Filter(should=parts)
+
+
+def range_bound(value: Any, at: str) -> int | float | datetime | date:
+    """A range bound: a number, a date/time, or an ISO-8601 string (parsed)."""
+    if isinstance(value, bool) or value is None:
+        raise InvalidTypeError(f"{at} expects a number or a date/time, got {value!r}")
+    if isinstance(value, (int, float, datetime, date)):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidInputError(
+                f"{at} expects a number or an ISO-8601 date/time, got the string {value!r}"
+            ) from None
+    raise InvalidTypeError(f"{at} expects a number or a date/time, got {type(value).__name__}")
+
+
+def value_range(key: str, bounds: Mapping[str, Any], at: str) -> models.FieldCondition:
+    """``key`` within ``bounds`` (``{"gt"|"gte"|"lt"|"lte": bound}``, see :func:`range_bound`):
+    ``Range`` for numbers, ``DatetimeRange`` for date/times; mixing the two is an error."""
+    parsed: dict[str, Any] = {op: range_bound(v, f"{at} ({op})") for op, v in bounds.items()}
+    numeric = [isinstance(v, (int, float)) for v in parsed.values()]
+    if all(numeric):
+        return models.FieldCondition(key=key, range=models.Range(**parsed))
+    if any(numeric):
+        raise InvalidInputError(f"{at} mixes numeric and date/time bounds: {dict(bounds)!r}")
+    return models.FieldCondition(key=key, range=models.DatetimeRange(**parsed))
 
 
 def and_filters(*filters: models.Filter | None) -> models.Filter | None:
@@ -129,148 +222,11 @@ def resolve_ids(
     )
 
 
-# ---------------------------------------------------------------------------
-# conversion to qdrant_edge
-# ---------------------------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    # Backward compatibility: the Edge conversion moved to shared.backends.edge_filters;
+    # resolved on first use so that importing this module never loads qdrant_edge.
+    if name == "to_edge_filter":
+        from .backends.edge_filters import to_edge_filter
 
-
-def to_edge_filter(flt: models.Filter | None) -> qe.Filter | None:
-    """Convert a neutral filter to ``qdrant_edge.Filter`` (None stays None)."""
-    if flt is None:
-        return None
-    return _edge_filter(flt)
-
-
-def _as_list(items: Any) -> list[Any] | None:
-    if items is None:
-        return None
-    return list(items) if isinstance(items, list) else [items]
-
-
-def _edge_filter(flt: models.Filter) -> qe.Filter:
-    def conds(items: Any) -> list[Any] | None:
-        lst = _as_list(items)
-        return None if lst is None else [_edge_condition(c) for c in lst]
-
-    min_should = None
-    if flt.min_should is not None:
-        min_should = qe.MinShould(
-            conditions=[_edge_condition(c) for c in flt.min_should.conditions],
-            min_count=flt.min_should.min_count,
-        )
-    return qe.Filter(
-        must=conds(flt.must), should=conds(flt.should), must_not=conds(flt.must_not), min_should=min_should
-    )
-
-
-def _edge_condition(c: Any) -> Any:
-    if isinstance(c, models.Filter):
-        return _edge_filter(c)
-    if isinstance(c, models.FieldCondition):
-        return _edge_field_condition(c)
-    if isinstance(c, models.IsEmptyCondition):
-        return qe.IsEmptyCondition(c.is_empty.key)
-    if isinstance(c, models.IsNullCondition):
-        return qe.IsNullCondition(c.is_null.key)
-    if isinstance(c, models.HasIdCondition):
-        return qe.HasIdCondition({str(i) if not isinstance(i, int) else i for i in c.has_id})
-    if isinstance(c, models.HasVectorCondition):
-        return qe.HasVectorCondition(c.has_vector)
-    if isinstance(c, models.NestedCondition):
-        return qe.NestedCondition(c.nested.key, _edge_filter(c.nested.filter))
-    raise UnsupportedOperationError(
-        f"filter condition {type(c).__name__} is not supported by the embedded backend"
-    )
-
-
-def _refuse_bools(values: Any) -> None:
-    # qdrant-edge-py 0.9 turns a Python bool into the integer 0/1 when it builds the match,
-    # so `flag == True` would silently match `flag == 1` and never a stored true.
-    if any(isinstance(v, bool) for v in values):
-        raise UnsupportedOperationError(
-            "the embedded Qdrant Edge backend cannot match boolean values (its filter binding turns "
-            "True/False into 1/0); store the flag as a string or an int, or use a Qdrant server (url=)"
-        )
-
-
-def _edge_match(m: Any) -> Any:
-    if isinstance(m, (models.MatchValue, models.MatchAny, models.MatchExcept)):
-        _refuse_bools(
-            [m.value]
-            if isinstance(m, models.MatchValue)
-            else (m.any if isinstance(m, models.MatchAny) else m.except_)
-        )
-    if isinstance(m, models.MatchValue):
-        return qe.MatchValue(m.value)
-    if isinstance(m, models.MatchAny):
-        return qe.MatchAny(list(m.any))  # type: ignore[arg-type]
-    if isinstance(m, models.MatchExcept):
-        return qe.MatchExcept(list(m.except_))  # type: ignore[arg-type]
-    if isinstance(m, models.MatchText):
-        return qe.MatchText(m.text)
-    if isinstance(m, models.MatchTextAny):
-        return qe.MatchTextAny(m.text_any)
-    if isinstance(m, models.MatchPhrase):
-        return qe.MatchPhrase(m.phrase)
-    if isinstance(m, models.MatchPrefix):
-        return qe.MatchPrefix(m.prefix)
-    if isinstance(m, models.MatchSubstring):
-        return qe.MatchSubstring(m.substring)
-    raise UnsupportedOperationError(f"match {type(m).__name__} is not supported by the embedded backend")
-
-
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
-
-
-def _edge_range(r: Any) -> Any:
-    if isinstance(r, models.DatetimeRange):
-        return qe.RangeDateTime(gte=_iso(r.gte), gt=_iso(r.gt), lte=_iso(r.lte), lt=_iso(r.lt))
-    return qe.RangeFloat(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)
-
-
-def _edge_field_condition(c: models.FieldCondition) -> Any:
-    if c.geo_bounding_box is not None or c.geo_radius is not None or c.geo_polygon is not None:
-        return qe.FieldCondition(
-            c.key,
-            geo_bounding_box=_geo_box(c.geo_bounding_box),
-            geo_radius=_geo_radius(c.geo_radius),
-            geo_polygon=_geo_polygon(c.geo_polygon),
-        )
-    values_count = None
-    if c.values_count is not None:
-        vc = c.values_count
-        values_count = qe.ValuesCount(lt=vc.lt, gt=vc.gt, lte=vc.lte, gte=vc.gte)
-    return qe.FieldCondition(
-        c.key,
-        match=_edge_match(c.match) if c.match is not None else None,
-        range=_edge_range(c.range) if c.range is not None else None,
-        values_count=values_count,
-        is_empty=c.is_empty,
-        is_null=c.is_null,
-    )
-
-
-def _geo_point(p: models.GeoPoint) -> qe.GeoPoint:
-    return qe.GeoPoint(lon=p.lon, lat=p.lat)
-
-
-def _geo_box(b: models.GeoBoundingBox | None) -> qe.GeoBoundingBox | None:
-    return None if b is None else qe.GeoBoundingBox(_geo_point(b.top_left), _geo_point(b.bottom_right))
-
-
-def _geo_radius(r: models.GeoRadius | None) -> qe.GeoRadius | None:
-    return None if r is None else qe.GeoRadius(_geo_point(r.center), r.radius)
-
-
-def _geo_polygon(p: models.GeoPolygon | None) -> qe.GeoPolygon | None:
-    if p is None:
-        return None
-    interiors = None
-    if p.interiors is not None:
-        interiors = [[_geo_point(x) for x in ring.points] for ring in p.interiors]
-    return qe.GeoPolygon([_geo_point(x) for x in p.exterior.points], interiors)
+        return to_edge_filter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,8 +7,9 @@ import pytest
 import qdrant_edge as qe
 from qdrant_client import QdrantClient, models
 
+from shared.backends.edge_filters import to_edge_filter
 from shared.errors import InvalidInputError, InvalidTypeError
-from shared.filters import and_filters, check_filter, metadata_filter, resolve_ids, to_edge_filter
+from shared.filters import and_filters, check_filter, metadata_filter, resolve_ids
 from shared.schema import point_id
 from shared.store import HybridStore
 from shared.types import Record

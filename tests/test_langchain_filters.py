@@ -14,8 +14,8 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from langchain_ext.filters import SUPPORTED_OPERATORS, to_qdrant_filter
+from shared.backends.edge_filters import to_edge_filter
 from shared.errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
-from shared.filters import to_edge_filter
 
 ROWS: dict[int, dict[str, Any]] = {
     1: {

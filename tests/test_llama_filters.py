@@ -211,7 +211,7 @@ def test_keys_address_the_metadata_payload() -> None:
             InvalidTypeError,
             "single value",
         ),
-        (MetadataFilter(key="year", value="soon", operator=FilterOperator.GT), InvalidTypeError, "ISO-8601"),
+        (MetadataFilter(key="year", value="soon", operator=FilterOperator.GT), InvalidInputError, "ISO-8601"),
         (
             MetadataFilter(key="title", value=3, operator=FilterOperator.TEXT_MATCH),
             InvalidTypeError,

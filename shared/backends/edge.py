@@ -57,7 +57,6 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 from ..errors import BackendError, InvalidInputError, InvalidTypeError, M3HybridError, StoreLockedError
-from ..filters import to_edge_filter
 from ..quantization import QuantizationPreset
 from ..query_planning import (
     DbsfFusion,
@@ -72,6 +71,7 @@ from ..query_planning import (
 )
 from ..schema import COLBERT, DENSE, DENSE_MRL, DOC_ID_KEY, REF_DOC_ID_KEY, SPARSE, CollectionSchema
 from .base import PointData, ResultPoint
+from .edge_filters import to_edge_filter
 
 logger = logging.getLogger(__name__)
 
