@@ -387,3 +387,29 @@ def test_encoded_dataset_npz_round_trip_without_pickle(tmp_path: Path) -> None:
     ds = BeirDataset(["a", "b", "c"], ["x", "y", "z"], {"q": "?"}, {"q": {"a": 1}})
     assert back.matches(ds)
     assert not back.matches(BeirDataset(["a", "c", "b"], ["x", "y", "z"], {"q": "?"}, {"q": {"a": 1}}))
+
+
+def test_the_package_keeps_every_public_name_of_the_former_module() -> None:
+    import shared.evaluation as ev
+
+    names = {
+        "DEFAULT_MODES", "METRICS", "MODES", "PRIMARY", "BeirDataset", "EncodedDataset", "EncodedTexts",
+        "EvalConfig", "EvalMode", "EvalReport", "EvalRow", "encode_dataset", "evaluate", "load_beir",
+        "parse_configs", "parse_modes", "score_run", "vector_ram_bytes",
+    }  # fmt: skip
+    assert names <= set(ev.__all__)
+    assert all(getattr(ev, n) is not None for n in names)
+
+
+def test_importing_the_evaluation_loads_neither_the_store_nor_matplotlib() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, shared.evaluation; print(' '.join(sorted(sys.modules)))"
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    assert "shared.evaluation.run" in loaded
+    assert not {"matplotlib", "shared.store", "qdrant_edge", "ranx"} & loaded
