@@ -20,11 +20,12 @@ import os
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from .backends.base import Backend, PointData, ResultPoint
+from .config import StoreConfig
 from .errors import (
     BackendError,
     InvalidInputError,
@@ -37,9 +38,11 @@ from .layouts import Layout, detect_layout, from_stored, get_layout, schema_fiel
 from .mrl import truncate
 from .quantization import QuantizationPreset
 from .query_planning import (
-    DEFAULT_CANDIDATE_K,
-    DEFAULT_RRF_K,
+    DEFAULT_MMR_LAMBDA,
+    QUERY_ARGUMENT_DEFAULTS,
+    QUERY_ARGUMENTS,
     FusionMethod,
+    QueryArgs,
     QueryOptions,
     RetrievalMode,
     SparseNormalization,
@@ -48,6 +51,7 @@ from .query_planning import (
     parse_sparse_normalization,
     plan_mmr,
     plan_query,
+    relevance_function,
     rename_vectors,
     resolve_options,
     resolve_sparse_normalization,
@@ -68,6 +72,10 @@ from .schema import (
     validate_collection_name,
 )
 from .types import Encoder, EncoderIdentity, Hit, Record
+from .validation import id_list, positive_int
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +159,9 @@ def _clean_json(value: Any, where: str, depth: int = 0) -> Any:
     raise InvalidInputError(f"{where} is not JSON-serialisable: {type(value).__name__} {value!r:.60}")
 
 
+_DEFAULT = StoreConfig()
+
+
 class HybridStore:
     """Hybrid dense + sparse retrieval over one Qdrant collection (see docs/DESIGN.md)."""
 
@@ -166,29 +177,34 @@ class HybridStore:
         aclient: Any = None,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
-        dense_dim: int | None = None,
-        sparse: bool | None = None,
-        sparse_idf: bool = False,
-        sparse_datatype: str | None = None,
-        colbert: bool = False,
-        quantization: str | QuantizationPreset | Any = None,
-        on_disk: bool | None = None,
-        compact_every: int | None = None,
-        mrl_dim: int | None = None,
-        mrl_quantization: str | QuantizationPreset | Any = None,
-        retrieval_mode: str | RetrievalMode = "hybrid",
-        fusion: str | FusionMethod = "rrf",
-        rrf_k: int = DEFAULT_RRF_K,
-        dense_weight: float = 1.0,
-        sparse_weight: float | None = None,
-        candidate_k: int = DEFAULT_CANDIDATE_K,
-        sparse_normalization: str | SparseNormalization = "auto",
-        shard_number: int | None = None,
-        replication_factor: int | None = None,
-        write_consistency_factor: int | None = None,
-        layout: str | Layout | None = None,
-        recreate: bool = False,
+        dense_dim: int | None = _DEFAULT.dense_dim,
+        sparse: bool | None = _DEFAULT.sparse,
+        sparse_idf: bool = _DEFAULT.sparse_idf,
+        sparse_datatype: str | None = _DEFAULT.sparse_datatype,
+        colbert: bool = _DEFAULT.colbert,
+        quantization: str | QuantizationPreset | Any = _DEFAULT.quantization,
+        on_disk: bool | None = _DEFAULT.on_disk,
+        compact_every: int | None = _DEFAULT.compact_every,
+        mrl_dim: int | None = _DEFAULT.mrl_dim,
+        mrl_quantization: str | QuantizationPreset | Any = _DEFAULT.mrl_quantization,
+        retrieval_mode: str | RetrievalMode = _DEFAULT.retrieval_mode,
+        fusion: str | FusionMethod = _DEFAULT.fusion,
+        rrf_k: int = _DEFAULT.rrf_k,
+        dense_weight: float = _DEFAULT.dense_weight,
+        sparse_weight: float | None = _DEFAULT.sparse_weight,
+        candidate_k: int = _DEFAULT.candidate_k,
+        sparse_normalization: str | SparseNormalization = _DEFAULT.sparse_normalization,
+        shard_number: int | None = _DEFAULT.shard_number,
+        replication_factor: int | None = _DEFAULT.replication_factor,
+        write_consistency_factor: int | None = _DEFAULT.write_consistency_factor,
+        layout: str | Layout | None = _DEFAULT.layout,
+        recreate: bool = _DEFAULT.recreate,
+        config: StoreConfig | None = None,
     ) -> None:
+        """Open (or prepare) ``collection_name``; options: :class:`shared.config.StoreConfig`.
+
+        Options come either as keywords or as one ``config=``, not both.
+        """
         validate_collection_name(collection_name)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise InvalidTypeError(
@@ -198,113 +214,73 @@ class HybridStore:
             raise InvalidTypeError(
                 f"encoder must implement shared.types.Encoder, got {type(encoder).__name__}"
             )
-        self.collection_name = collection_name
-        self._encoder = encoder
-        identity = encoder.identity if encoder is not None else None
-        if colbert and encoder is not None and "colbert" not in encoder.outputs:
-            raise InvalidInputError("colbert=True but the encoder does not produce ColBERT vectors")
-        self._requested = CollectionSchema.build(
-            identity,
-            dense_dim=dense_dim
-            if dense_dim is not None
-            else (encoder.dense_dim if encoder is not None else None),
+        given = StoreConfig(
+            dense_dim=dense_dim,
             sparse=sparse,
             sparse_idf=sparse_idf,
-            sparse_datatype=sparse_datatype if sparse_datatype is not None else "float32",
+            sparse_datatype=sparse_datatype,
             colbert=colbert,
+            quantization=quantization,
+            on_disk=on_disk,
+            compact_every=compact_every,
             mrl_dim=mrl_dim,
-            mrl_quantization=mrl_quantization if mrl_quantization is not None else "binary",
-            quantization=quantization if quantization is not None else "none",
-            on_disk=bool(on_disk),
-        )
-        # Layout options left at their defaults follow an existing collection instead of
-        # contradicting it (reopen with just a path); explicit values are checked.
-        self._loose = frozenset(
-            name
-            for name, unspecified in (
-                ("sparse", sparse is None),
-                ("sparse_idf", not sparse_idf),
-                ("colbert", not colbert),
-                ("colbert_dim", not colbert),
-                ("mrl_dim", mrl_dim is None),
-            )
-            if unspecified
-        )
-        # Validate the query defaults now, so a typo fails at construction, not at the first query.
-        self._defaults = resolve_options(
-            mode=retrieval_mode,
-            limit=10,
-            offset=0,
+            mrl_quantization=mrl_quantization,
+            retrieval_mode=retrieval_mode,
             fusion=fusion,
             rrf_k=rrf_k,
             dense_weight=dense_weight,
             sparse_weight=sparse_weight,
             candidate_k=candidate_k,
+            sparse_normalization=sparse_normalization,
+            shard_number=shard_number,
+            replication_factor=replication_factor,
+            write_consistency_factor=write_consistency_factor,
+            layout=layout,
+            recreate=recreate,
         )
-        self._sparse_normalization = parse_sparse_normalization(sparse_normalization)
+        if config is not None:
+            if not isinstance(config, StoreConfig):
+                raise InvalidTypeError(
+                    f"config must be a shared.config.StoreConfig, got {type(config).__name__}"
+                )
+            if given != _DEFAULT:
+                raise InvalidInputError("pass the store options either as keywords or as config=, not both")
+            given = config
+        #: The options this store was opened with (:class:`shared.config.StoreConfig`).
+        self.config = given
+        self.collection_name = collection_name
+        self._encoder = encoder
+        self._requested: CollectionSchema = self._requested_schema(given, encoder)
+        # Layout options left at their defaults follow an existing collection instead of
+        # contradicting it (reopen with just a path); explicit values are checked.
+        self._shape_from_collection = given.shape_from_collection()
+        self._defaults = given.query_defaults()
+        self._sparse_normalization = parse_sparse_normalization(given.sparse_normalization)
         # Storage options given explicitly (None = "none"/False/"binary"/"float32" for a new
         # collection, or whatever an existing collection uses, without a warning).
-        self._explicit_storage = frozenset(
-            name
-            for name, value in (
-                ("quantization", quantization),
-                ("mrl_quantization", mrl_quantization),
-                ("on_disk", on_disk),
-                ("sparse_datatype", sparse_datatype),
-            )
-            if value is not None
-        )
-        self._recreate = recreate
+        self._explicit_storage = given.explicit_storage()
+        self._recreate = given.recreate
         self._schema: CollectionSchema | None = None
         self._opened = False
         self._closed = False
         # A collection written by another client gets our guard on the first write.
         self._guard_pending = False
         # None: detected from an existing collection (this package's layout for a new one).
-        self._layout_request = get_layout(layout) if layout is not None else None
+        self._layout_request = get_layout(given.layout) if given.layout is not None else None
         if self._layout_request is not None:
             self._layout_request.check_schema_options(self._requested)
             if self._layout_request.is_foreign:
                 self._requested = replace(self._requested, layout=self._layout_request)
-
-        remote = url is not None or client is not None or aclient is not None
-        if not remote and self._layout_request is not None and self._layout_request.is_foreign:
-            raise InvalidInputError(
-                f"layout {self._layout_request.name!r} is for collections written through qdrant-client "
-                "(url= or client=); the embedded store keeps m3-hybrid's layout"
-            )
-        self._backend: Backend
-        if remote:
-            if path is not None:
-                raise InvalidInputError("pass either path (embedded store) or url/client (remote), not both")
-            if compact_every is not None:
-                # A server manages its own segments and memory.
-                raise InvalidInputError("compact_every is only used with the embedded store (path=)")
-            from .backends.remote import RemoteBackend
-
-            self._backend = RemoteBackend(
-                collection_name,
-                url=url,
-                api_key=api_key,
-                client=client,
-                aclient=aclient,
-                timeout=timeout,
-                retry=retry,
-                shard_number=shard_number,
-                replication_factor=replication_factor,
-                write_consistency_factor=write_consistency_factor,
-            )
-        else:
-            if api_key is not None:
-                raise InvalidInputError("api_key is only used with url= (a Qdrant server)")
-            if retry is not None:
-                # In-process calls have no transient failures to retry; silently accepting
-                # the option would suggest a protection that does not exist.
-                raise InvalidInputError("retry is only used with url= or client= (a Qdrant server)")
-            from .backends.edge import EdgeBackend
-
-            # compact_every: None = every 100,000 points for on_disk stores, never otherwise.
-            self._backend = EdgeBackend(collection_name, path, compact_every=compact_every)
+        self._backend: Backend = self._open_backend(
+            given,
+            path=path,
+            url=url,
+            api_key=api_key,
+            client=client,
+            aclient=aclient,
+            timeout=timeout,
+            retry=retry,
+        )
         # Open now when a sync path exists, so a mismatching collection fails here.
         if getattr(self._backend, "can_sync", True):
             try:
@@ -312,6 +288,77 @@ class HybridStore:
             except BaseException:
                 self._backend.close()
                 raise
+
+    @staticmethod
+    def _requested_schema(cfg: StoreConfig, encoder: Encoder | None) -> CollectionSchema:
+        """The schema the store asks for (a new collection's; an existing one is checked against it)."""
+        identity = encoder.identity if encoder is not None else None
+        if cfg.colbert and encoder is not None and "colbert" not in encoder.outputs:
+            raise InvalidInputError("colbert=True but the encoder does not produce ColBERT vectors")
+        return CollectionSchema.build(
+            identity,
+            dense_dim=cfg.dense_dim
+            if cfg.dense_dim is not None
+            else (encoder.dense_dim if encoder is not None else None),
+            sparse=cfg.sparse,
+            sparse_idf=cfg.sparse_idf,
+            sparse_datatype=cfg.sparse_datatype if cfg.sparse_datatype is not None else "float32",
+            colbert=cfg.colbert,
+            mrl_dim=cfg.mrl_dim,
+            mrl_quantization=cfg.mrl_quantization if cfg.mrl_quantization is not None else "binary",
+            quantization=cfg.quantization if cfg.quantization is not None else "none",
+            on_disk=bool(cfg.on_disk),
+        )
+
+    def _open_backend(
+        self,
+        cfg: StoreConfig,
+        *,
+        path: str | os.PathLike[str] | None,
+        url: str | None,
+        api_key: str | None,
+        client: Any,
+        aclient: Any,
+        timeout: float | None,
+        retry: RetryPolicy | None,
+    ) -> Backend:
+        """The embedded shard (``path`` or none) or the Qdrant server (``url``/``client``/``aclient``)."""
+        remote = url is not None or client is not None or aclient is not None
+        if not remote and self._layout_request is not None and self._layout_request.is_foreign:
+            raise InvalidInputError(
+                f"layout {self._layout_request.name!r} is for collections written through qdrant-client "
+                "(url= or client=); the embedded store keeps m3-hybrid's layout"
+            )
+        if remote:
+            if path is not None:
+                raise InvalidInputError("pass either path (embedded store) or url/client (remote), not both")
+            if cfg.compact_every is not None:
+                # A server manages its own segments and memory.
+                raise InvalidInputError("compact_every is only used with the embedded store (path=)")
+            from .backends.remote import RemoteBackend
+
+            return RemoteBackend(
+                self.collection_name,
+                url=url,
+                api_key=api_key,
+                client=client,
+                aclient=aclient,
+                timeout=timeout,
+                retry=retry,
+                shard_number=cfg.shard_number,
+                replication_factor=cfg.replication_factor,
+                write_consistency_factor=cfg.write_consistency_factor,
+            )
+        if api_key is not None:
+            raise InvalidInputError("api_key is only used with url= (a Qdrant server)")
+        if retry is not None:
+            # In-process calls have no transient failures to retry; silently accepting
+            # the option would suggest a protection that does not exist.
+            raise InvalidInputError("retry is only used with url= or client= (a Qdrant server)")
+        from .backends.edge import EdgeBackend
+
+        # compact_every: None = every 100,000 points for on_disk stores, never otherwise.
+        return EdgeBackend(self.collection_name, path, compact_every=cfg.compact_every)
 
     def __repr__(self) -> str:
         return (
@@ -406,7 +453,7 @@ class HybridStore:
             self._schema = self._foreign_schema(info, where)
             self._guard_pending = True
         else:
-            storage = self._requested.check_guard(guard, where, loose=self._loose)
+            storage = self._requested.check_guard(guard, where, loose=self._shape_from_collection)
             storage = {k: v for k, v in storage.items() if k in self._explicit_storage}
             if storage:
                 logger.warning(
@@ -452,7 +499,7 @@ class HybridStore:
             raise ModelMismatchError(
                 f"{where} has no dense vector {layout.dense_vector!r}; open it without a dense model"
             )
-        if "sparse" not in self._loose and req.sparse and not found["sparse"]:
+        if "sparse" not in self._shape_from_collection and req.sparse and not found["sparse"]:
             raise ModelMismatchError(
                 f"{where} has no sparse vector {layout.sparse_vector!r}; open it without a sparse model"
             )
@@ -571,8 +618,7 @@ class HybridStore:
                 raise InvalidInputError(f"{name} is longer than texts ({len(it)} > {count})")
 
     def _add_steps(self, records: Iterable[Record], batch_size: int, show_progress: bool) -> Steps[list[str]]:
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
-            raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
+        positive_int(batch_size, "batch_size")
         if isinstance(records, (Record, str)):
             raise InvalidTypeError("add() takes an iterable of Record, not a single item")
         yield from self._ready()
@@ -661,6 +707,12 @@ class HybridStore:
             raise InvalidTypeError(f"{where}: text must be str or None, got {type(rec.text).__name__}")
         if rec.text is not None:
             _utf8(rec.text, f"{where}: text")
+        if rec.embed_text is not None and not isinstance(rec.embed_text, str):
+            raise InvalidTypeError(
+                f"{where}: embed_text must be str or None, got {type(rec.embed_text).__name__}"
+            )
+        if rec.embed_text is not None:
+            _utf8(rec.embed_text, f"{where}: embed_text")
         if rec.ref_doc_id is not None and not isinstance(rec.ref_doc_id, str):
             raise InvalidTypeError(
                 f"{where}: ref_doc_id must be str or None, got {type(rec.ref_doc_id).__name__}"
@@ -698,7 +750,13 @@ class HybridStore:
                 raise InvalidInputError(
                     f"{where}: no {'/'.join(needs)} vector given and the store has no encoder to compute it"
                 )
-            if rec.text is None:
+            unmade = [n for n in needs if n not in self._encoder.outputs]
+            if unmade:
+                raise InvalidInputError(
+                    f"{where}: no {'/'.join(unmade)} vector given and the store's encoder "
+                    f"({self._encoder.identity.model_id}) does not make one"
+                )
+            if rec.text_to_embed is None:
                 raise InvalidInputError(
                     f"{where}: no text to encode the missing {'/'.join(needs)} vector from"
                 )
@@ -757,8 +815,13 @@ class HybridStore:
 
     def _missing_outputs(self, rec: Record, schema: CollectionSchema) -> list[str]:
         needs = []
-        if rec.dense is None and (schema.has_dense or (not schema.complete and self._encoder is None)):
-            # Without an encoder and before the size is known, a dense vector is still required.
+        encoder = self._encoder
+        if rec.dense is None and (
+            schema.has_dense
+            or (not schema.complete and (encoder is None or "dense" in encoder.outputs))
+        ):
+            # Before the size is known, a dense vector is still required unless the encoder
+            # makes none (then the first add decides whether the collection has one).
             needs.append("dense")
         if (
             rec.sparse is None
@@ -784,7 +847,9 @@ class HybridStore:
             assert self._encoder is not None
             rows = sorted({i for idx in todo.values() for i in idx})
             outputs = sorted(todo)
-            result = self._encoder.encode([chunk[i].text or "" for i in rows], "document", outputs=outputs)
+            result = self._encoder.encode(
+                [chunk[i].text_to_embed or "" for i in rows], "document", outputs=outputs
+            )
             for pos, i in enumerate(rows):
                 where = self._where(chunk, start, i)
                 if "dense" in todo and i in todo["dense"]:
@@ -838,37 +903,13 @@ class HybridStore:
 
     # -- query -------------------------------------------------------------
 
-    def query(
-        self,
-        text: str | None = None,
-        *,
-        dense: Any = None,
-        sparse: Mapping[int, float] | None = None,
-        colbert: Any = None,
-        mode: str | RetrievalMode | None = None,
-        limit: int = 10,
-        offset: int = 0,
-        filter: Any = None,
-        fusion: str | FusionMethod | None = None,
-        rrf_k: int | None = None,
-        dense_weight: float | None = None,
-        sparse_weight: float | None = None,
-        candidate_k: int | None = None,
-        colbert_rerank: bool | None = None,
-        exact: bool = False,
-        hnsw_ef: int | None = None,
-        rescore: bool | None = None,
-        oversampling: float | None = None,
-        score_threshold: float | None = None,
-        with_vectors: bool = False,
-        mrl_candidates: int | None = None,
-        dense_candidates: int | None = None,
-        sparse_candidates: int | None = None,
-        sparse_normalization: str | SparseNormalization | None = None,
-    ) -> list[Hit]:
+    def query(self, text: str | None = None, **options: Unpack[QueryArgs]) -> list[Hit]:
         """Search by text (encoded with the store's encoder) and/or explicit query vectors.
 
-        ``mode`` defaults to the store's ``retrieval_mode``; with vectors and no text
+        Keyword options: :class:`shared.query_planning.QueryArgs`; each left out (or None)
+        follows the store's default (:class:`shared.config.StoreConfig`).
+        ``dense`` / ``sparse`` / ``colbert``: query vectors (those not given are encoded from
+        ``text``). ``mode`` defaults to the store's ``retrieval_mode``; with vectors and no text
         it follows what is given (dense only -> dense, sparse only -> sparse). Score
         semantics per mode: see :mod:`shared.query_planning`. ``exact=True`` searches
         brute force with the float originals (no HNSW, no quantized codes).
@@ -880,80 +921,71 @@ class HybridStore:
         ``sparse_normalization`` (m3 fusion only; default the store's, ``"auto"``): the scale
         of the sparse term, see :mod:`shared.query_planning`.
         """
-        return self._run(self._query_steps(locals()))
+        return self._run(self._query_steps(text, dict(options)))
 
-    async def aquery(
-        self,
-        text: str | None = None,
-        *,
-        dense: Any = None,
-        sparse: Mapping[int, float] | None = None,
-        colbert: Any = None,
-        mode: str | RetrievalMode | None = None,
-        limit: int = 10,
-        offset: int = 0,
-        filter: Any = None,
-        fusion: str | FusionMethod | None = None,
-        rrf_k: int | None = None,
-        dense_weight: float | None = None,
-        sparse_weight: float | None = None,
-        candidate_k: int | None = None,
-        colbert_rerank: bool | None = None,
-        exact: bool = False,
-        hnsw_ef: int | None = None,
-        rescore: bool | None = None,
-        oversampling: float | None = None,
-        score_threshold: float | None = None,
-        with_vectors: bool = False,
-        mrl_candidates: int | None = None,
-        dense_candidates: int | None = None,
-        sparse_candidates: int | None = None,
-        sparse_normalization: str | SparseNormalization | None = None,
-    ) -> list[Hit]:
-        return await self._arun(self._query_steps(locals()))
+    async def aquery(self, text: str | None = None, **options: Unpack[QueryArgs]) -> list[Hit]:
+        return await self._arun(self._query_steps(text, dict(options)))
 
-    def _query_steps(self, args: dict[str, Any]) -> Steps[list[Hit]]:
-        args = {k: v for k, v in args.items() if k != "self"}
-        text = args.pop("text")
+    def relevance_function(self, **options: Unpack[QueryArgs]) -> Callable[[float], float]:
+        """Maps the scores of a text query with ``options`` onto [0, 1] (1 = most relevant).
+
+        The options are resolved as :meth:`query` resolves them (the store's defaults
+        for those left out); see :func:`shared.query_planning.relevance_function`.
+        """
+        args = dict(options)
+        text = None if args.get("dense") is not None or args.get("sparse") is not None else ""
+        return relevance_function(self._query_options(text, args, self.schema))
+
+    def _query_options(
+        self, text: str | None, args: dict[str, Any], schema: CollectionSchema
+    ) -> QueryOptions:
+        """``args`` (:class:`QueryArgs`) validated, with the store's defaults where left out or None."""
+        unknown = sorted(set(args) - QUERY_ARGUMENTS)
+        if unknown:
+            raise InvalidTypeError(f"unknown query arguments {unknown}; known: {sorted(QUERY_ARGUMENTS)}")
+        a = {**QUERY_ARGUMENT_DEFAULTS, **{k: v for k, v in args.items() if v is not None}}
+        d = self._defaults
+        mode = a.get("mode")
+        if mode is None:
+            mode = self._default_mode(text, a.get("dense"), a.get("sparse"), schema)
+        return resolve_options(
+            mode=mode,
+            limit=a["limit"],
+            offset=a["offset"],
+            fusion=a.get("fusion", d.fusion),
+            rrf_k=a.get("rrf_k", d.rrf_k),
+            dense_weight=a.get("dense_weight", d.dense_weight),
+            sparse_weight=a.get("sparse_weight", d.sparse_weight),
+            candidate_k=a.get("candidate_k", d.candidate_k),
+            filter=self._resolve(check_filter(a.get("filter"))),
+            colbert_rerank=self._default_rerank(a.get("colbert_rerank"), text, a.get("colbert"), schema),
+            exact=bool(a["exact"]),
+            hnsw_ef=a.get("hnsw_ef"),
+            rescore=a.get("rescore"),
+            oversampling=a.get("oversampling"),
+            score_threshold=a.get("score_threshold"),
+            with_vectors=bool(a["with_vectors"]),
+            mrl_candidates=a.get("mrl_candidates"),
+            dense_candidates=a.get("dense_candidates"),
+            sparse_candidates=a.get("sparse_candidates"),
+            sparse_normalization=resolve_sparse_normalization(
+                a.get("sparse_normalization", self._sparse_normalization),
+                schema.identity.sparse_kind if schema.identity is not None else None,
+            ),
+        )
+
+    def _query_steps(self, text: str | None, args: dict[str, Any]) -> Steps[list[Hit]]:
         if text is not None and not isinstance(text, str):
             raise InvalidTypeError(f"query text must be str, got {type(text).__name__}")
         if text is not None:
             _utf8(text, "query text")
         yield from self._ready()
         schema = self.schema
-        d = self._defaults
-        mode = args.pop("mode")
-        if mode is None:
-            mode = self._default_mode(text, args["dense"], args["sparse"], schema)
-        opts = resolve_options(
-            mode=mode,
-            limit=args.pop("limit"),
-            offset=args.pop("offset"),
-            fusion=args.pop("fusion") or d.fusion,
-            rrf_k=d.rrf_k if args["rrf_k"] is None else args.pop("rrf_k"),
-            dense_weight=d.dense_weight if args["dense_weight"] is None else args.pop("dense_weight"),
-            sparse_weight=d.sparse_weight if args["sparse_weight"] is None else args.pop("sparse_weight"),
-            candidate_k=d.candidate_k if args["candidate_k"] is None else args.pop("candidate_k"),
-            filter=self._resolve(check_filter(args["filter"])),
-            colbert_rerank=self._default_rerank(args["colbert_rerank"], text, args["colbert"], schema),
-            exact=bool(args["exact"]),
-            hnsw_ef=args["hnsw_ef"],
-            rescore=args["rescore"],
-            oversampling=args["oversampling"],
-            score_threshold=args["score_threshold"],
-            with_vectors=bool(args["with_vectors"]),
-            mrl_candidates=args["mrl_candidates"],
-            dense_candidates=args["dense_candidates"],
-            sparse_candidates=args["sparse_candidates"],
-            sparse_normalization=resolve_sparse_normalization(
-                args["sparse_normalization"] or self._sparse_normalization,
-                schema.identity.sparse_kind if schema.identity is not None else None,
-            ),
-        )
+        opts = self._query_options(text, args, schema)
         if self._schema is None:
             return []  # nothing stored yet: the collection is created by the first add
         vectors = yield _Work(
-            self._query_vectors, (text, args["dense"], args["sparse"], args["colbert"], opts)
+            self._query_vectors, (text, args.get("dense"), args.get("sparse"), args.get("colbert"), opts)
         )
         plan = plan_query(schema, opts, **vectors)
         if schema.stored_layout.is_foreign:
@@ -1059,12 +1091,12 @@ class HybridStore:
         dense: Any = None,
         limit: int = 4,
         fetch_k: int = 20,
-        lambda_mult: float = 0.5,
+        lambda_mult: float | None = DEFAULT_MMR_LAMBDA,
         filter: Any = None,
     ) -> list[Hit]:
         """Maximal marginal relevance on the dense vectors (Qdrant's MMR).
 
-        ``lambda_mult`` 1 = relevance only, 0 = maximal diversity.
+        ``lambda_mult`` 1 = relevance only, 0 = maximal diversity (None: the default, 0.5).
         """
         return self._run(self._mmr_steps(text, dense, limit, fetch_k, lambda_mult, filter))
 
@@ -1075,13 +1107,13 @@ class HybridStore:
         dense: Any = None,
         limit: int = 4,
         fetch_k: int = 20,
-        lambda_mult: float = 0.5,
+        lambda_mult: float | None = DEFAULT_MMR_LAMBDA,
         filter: Any = None,
     ) -> list[Hit]:
         return await self._arun(self._mmr_steps(text, dense, limit, fetch_k, lambda_mult, filter))
 
     def _mmr_steps(
-        self, text: str | None, dense: Any, limit: int, fetch_k: int, lambda_mult: float, flt: Any
+        self, text: str | None, dense: Any, limit: int, fetch_k: int, lambda_mult: float | None, flt: Any
     ) -> Steps[list[Hit]]:
         if text is not None and not isinstance(text, str):
             raise InvalidTypeError(f"mmr text must be str, got {type(text).__name__}")
@@ -1093,8 +1125,9 @@ class HybridStore:
             return []
         opts = QueryOptions(mode=RetrievalMode.DENSE)
         vectors = yield _Work(self._query_vectors, (text, dense, None, None, opts))
+        lam = DEFAULT_MMR_LAMBDA if lambda_mult is None else lambda_mult
         plan = plan_mmr(
-            self.schema, vectors["dense"], limit=limit, fetch_k=fetch_k, lambda_mult=lambda_mult, filter=flt
+            self.schema, vectors["dense"], limit=limit, fetch_k=fetch_k, lambda_mult=lam, filter=flt
         )
         if self.layout.is_foreign:
             plan = rename_vectors(plan, self.layout.vector_name)
@@ -1110,18 +1143,8 @@ class HybridStore:
     async def aget(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
         return await self._arun(self._get_steps(ids, with_vectors))
 
-    @staticmethod
-    def _check_ids(ids: Any, name: str = "ids") -> list[str]:
-        if isinstance(ids, str) or not isinstance(ids, Iterable):
-            raise InvalidTypeError(f"{name} must be a sequence of str, got {type(ids).__name__}")
-        out = list(ids)
-        for i, x in enumerate(out):
-            if not isinstance(x, str):
-                raise InvalidTypeError(f"{name}[{i}] must be str, got {type(x).__name__}: {x!r}")
-        return out
-
     def _get_steps(self, ids: Sequence[str], with_vectors: bool) -> Steps[list[Record]]:
-        wanted = self._check_ids(ids)
+        wanted = id_list(ids)
         yield from self._ready()
         if not wanted or self._schema is None:
             return []
@@ -1248,15 +1271,15 @@ class HybridStore:
             raise InvalidInputError(
                 "delete() needs ids, ref_doc_ids or filter (use clear() to delete everything)"
             )
-        id_list = self._check_ids(ids) if ids is not None else []
-        refs = self._check_ids(ref_doc_ids, "ref_doc_ids") if ref_doc_ids is not None else []
+        ids_given = id_list(ids) if ids is not None else []
+        refs = id_list(ref_doc_ids, "ref_doc_ids") if ref_doc_ids is not None else []
         flt = check_filter(flt)
         yield from self._ready()
         if self._schema is None:
             return
         flt = self._resolve(flt)
-        if id_list:
-            yield _Backend("delete_ids", ([self.layout.point_id(i) for i in id_list],))
+        if ids_given:
+            yield _Backend("delete_ids", ([self.layout.point_id(i) for i in ids_given],))
         if refs:
             from qdrant_client import models
 
