@@ -79,7 +79,7 @@ def test_probe_and_given_size() -> None:
     wrong = encoder_from_functions(
         model_id="m", embed_documents=model.docs, embed_query=model.query, dense_dim=5
     )
-    with pytest.raises(InvalidInputError, match="size 6.*expected 5"):
+    with pytest.raises(InvalidInputError, match=r"size 6.*expected 5"):
         wrong.encode(["x"])
 
 
