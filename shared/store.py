@@ -1040,6 +1040,12 @@ class HybridStore:
                 raise InvalidInputError(
                     f"query text given but the store has no encoder; pass {'/'.join(missing)} query vectors"
                 )
+            unmade = [m for m in missing if m not in self._encoder.outputs]
+            if unmade:
+                raise InvalidInputError(
+                    f"{opts.mode.value} query needs a {'/'.join(unmade)} query vector: pass one, or give "
+                    f"the store a model that makes it ({self._encoder.identity.model_id} does not)"
+                )
             result = self._encoder.encode([text], "query", outputs=missing)
             if "dense" in missing:
                 dense = None if result.dense is None else result.dense[0]

@@ -17,7 +17,7 @@ from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
 from qdrant_client import QdrantClient, models
 
 from llama_index_ext import HybridQdrantVectorStore
-from llama_index_ext._encoders import LlamaSparseEncoder
+from llama_index_ext._encoders import sparse_encoder
 from shared.errors import BackendError, InvalidInputError, InvalidTypeError
 from shared.filters import metadata_filter
 from shared.store import HybridStore
@@ -213,7 +213,7 @@ async def test_ascroll_is_the_same_code_path(store: HybridStore) -> None:
 def test_scroll_on_a_sparse_only_collection(backend: str, tmp_path: Path) -> None:
     recs = [Record(id=f"s{i}", text=f"t{i}", metadata={"k": i % 2}, sparse={i + 1: 1.0}) for i in range(9)]
     # A sparse-only encoder makes a collection without dense vectors.
-    with open_store(backend, tmp_path, encoder=LlamaSparseEncoder(WordCounts())) as s:
+    with open_store(backend, tmp_path, encoder=sparse_encoder(WordCounts())) as s:
         s.add(recs)
         assert not s.schema.has_dense
         s.scroll_page_size = 2
