@@ -381,6 +381,11 @@ class HybridStore:
         return self._schema if self._schema is not None else self._requested
 
     @property
+    def query_defaults(self) -> QueryOptions:
+        """What every query starts from (the store's ``retrieval_mode``, ``fusion``, weights, sizes)."""
+        return self._defaults
+
+    @property
     def is_remote(self) -> bool:
         return self._backend.is_remote
 
