@@ -35,9 +35,9 @@ from shared.errors import InvalidInputError, InvalidTypeError
 from shared.layouts import Layout, langchain_layout
 from shared.query_planning import DEFAULT_RRF_K, DEFAULT_SPARSE_WEIGHT, FusionMethod, parse_fusion, parse_mode
 from shared.retry import RetryPolicy
+from shared.steps import Call, Steps, arun, call_async, run
 from shared.types import Encoder, Hit, Record
 
-from ._driver import Call, Steps, run_async, run_sync
 from .embeddings import BGEM3Embeddings, BGEM3SparseEmbeddings, SparseVector
 from .filters import to_qdrant_filter
 
@@ -84,6 +84,18 @@ def _fusion(value: Any) -> str:
 def _is_sparse_embeddings(obj: Any) -> bool:
     """Duck-typed check for langchain-qdrant's ``SparseEmbeddings`` interface."""
     return callable(getattr(obj, "embed_documents", None)) and callable(getattr(obj, "embed_query", None))
+
+
+def _embed_documents(model: Any, texts: list[str]) -> Call[Any]:
+    """``model.embed_documents(texts)`` through LangChain's interface (awaited as ``aembed_documents``)."""
+    native = model.aembed_documents if hasattr(model, "aembed_documents") else None
+    return call_async(model.embed_documents, native, texts)
+
+
+def _embed_query(model: Any, text: str | None) -> Call[Any]:
+    """``model.embed_query(text)`` through LangChain's interface (awaited as ``aembed_query``)."""
+    native = model.aembed_query if hasattr(model, "aembed_query") else None
+    return call_async(model.embed_query, native, text)
 
 
 def _sparse_to_dict(vector: Any, where: str) -> dict[int, float]:
@@ -429,7 +441,7 @@ class HybridQdrantVectorStore(VectorStore):
             return []
         batch = [r.text or "" for r in records]
         if self._sources.dense is not None:
-            vectors = yield Call(self._sources.dense, "embed_documents", (batch,))
+            vectors = yield _embed_documents(self._sources.dense, batch)
             if len(vectors) != len(records):
                 raise InvalidInputError(
                     f"the embedding returned {len(vectors)} vectors for {len(records)} texts"
@@ -437,15 +449,16 @@ class HybridQdrantVectorStore(VectorStore):
             for i, (record, vector) in enumerate(zip(records, vectors, strict=True)):
                 record.dense = _dense_list(vector, f"embedding of texts[{i}]")
         if self._sources.sparse is not None:
-            sparse = yield Call(self._sources.sparse, "embed_documents", (batch,))
+            sparse = yield _embed_documents(self._sources.sparse, batch)
             if len(sparse) != len(records):
                 raise InvalidInputError(
                     f"the sparse embedding returned {len(sparse)} vectors for {len(records)} texts"
                 )
             for i, (record, vector) in enumerate(zip(records, sparse, strict=True)):
                 record.sparse = _sparse_to_dict(vector, f"sparse embedding of texts[{i}]")
-        stored: list[str] = yield Call(
-            self._store, "add", (records,), {"batch_size": batch_size, "show_progress": show_progress}
+        store = self._store
+        stored: list[str] = yield call_async(
+            store.add, store.aadd, records, batch_size=batch_size, show_progress=show_progress
         )
         return stored
 
@@ -463,7 +476,7 @@ class HybridQdrantVectorStore(VectorStore):
         adding an existing id replaces that document.  ``batch_size`` and
         ``show_progress`` are accepted as keyword arguments.
         """
-        return run_sync(self._add_steps(texts, metadatas, ids, dict(kwargs)))
+        return run(self._add_steps(texts, metadatas, ids, dict(kwargs)))
 
     async def aadd_texts(
         self,
@@ -474,7 +487,7 @@ class HybridQdrantVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[str]:
         """Async :meth:`add_texts`."""
-        return await run_async(self._add_steps(texts, metadatas, ids, dict(kwargs)))
+        return await arun(self._add_steps(texts, metadatas, ids, dict(kwargs)))
 
     @staticmethod
     def _split_documents(
@@ -494,12 +507,12 @@ class HybridQdrantVectorStore(VectorStore):
     def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
         """Store ``documents``; ``Document.id`` is used as the id unless ``ids=`` is given."""
         texts, metadatas, ids = self._split_documents(documents, kwargs)
-        return run_sync(self._add_steps(texts, metadatas, ids, kwargs))
+        return run(self._add_steps(texts, metadatas, ids, kwargs))
 
     async def aadd_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
         """Async :meth:`add_documents`."""
         texts, metadatas, ids = self._split_documents(documents, kwargs)
-        return await run_async(self._add_steps(texts, metadatas, ids, kwargs))
+        return await arun(self._add_steps(texts, metadatas, ids, kwargs))
 
     # ------------------------------------------------------------------- searching
 
@@ -542,18 +555,24 @@ class HybridQdrantVectorStore(VectorStore):
         if "fusion" in kwargs:
             kwargs["fusion"] = _fusion(kwargs["fusion"])
         if query is not None and dense is None and mode != "sparse" and self._sources.dense is not None:
-            dense = _dense_list((yield Call(self._sources.dense, "embed_query", (query,))), "query embedding")
+            dense = _dense_list((yield _embed_query(self._sources.dense, query)), "query embedding")
         if query is not None and sparse is None and mode != "dense" and self._sources.sparse is not None:
             sparse = _sparse_to_dict(
-                (yield Call(self._sources.sparse, "embed_query", (query,))), "query sparse embedding"
+                (yield _embed_query(self._sources.sparse, query)), "query sparse embedding"
             )
         # The store encodes the text itself only when it has an encoder.
         text = query if self._sources.encoder is not None else None
-        hits: list[Hit] = yield Call(
-            self._store,
-            "query",
-            (text,),
-            {"dense": dense, "sparse": sparse, "mode": mode, "limit": k, "filter": flt, **kwargs},
+        store = self._store
+        hits: list[Hit] = yield call_async(
+            store.query,
+            store.aquery,
+            text,
+            dense=dense,
+            sparse=sparse,
+            mode=mode,
+            limit=k,
+            filter=flt,
+            **kwargs,
         )
         return _documents(hits)
 
@@ -575,13 +594,13 @@ class HybridQdrantVectorStore(VectorStore):
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Like :meth:`similarity_search`, with each document's score (higher is better)."""
-        return run_sync(self._search_steps(query, k, dict(kwargs)))
+        return run(self._search_steps(query, k, dict(kwargs)))
 
     async def asimilarity_search_with_score(
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Async :meth:`similarity_search_with_score`."""
-        return await run_async(self._search_steps(query, k, dict(kwargs)))
+        return await arun(self._search_steps(query, k, dict(kwargs)))
 
     def _by_vector_steps(
         self, embedding: Any, k: int, kwargs: dict[str, Any]
@@ -613,13 +632,13 @@ class HybridQdrantVectorStore(VectorStore):
         self, embedding: list[float], k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Like :meth:`similarity_search_by_vector`, with scores."""
-        return run_sync(self._by_vector_steps(embedding, k, dict(kwargs)))
+        return run(self._by_vector_steps(embedding, k, dict(kwargs)))
 
     async def asimilarity_search_with_score_by_vector(
         self, embedding: list[float], k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Async :meth:`similarity_search_with_score_by_vector`."""
-        return await run_async(self._by_vector_steps(embedding, k, dict(kwargs)))
+        return await arun(self._by_vector_steps(embedding, k, dict(kwargs)))
 
     # --------------------------------------------------------------- relevance
 
@@ -695,19 +714,18 @@ class HybridQdrantVectorStore(VectorStore):
         if query is not None and not isinstance(query, str):
             raise InvalidTypeError(f"query must be a str, got {type(query).__name__}")
         if dense is None and self._sources.dense is not None:
-            dense = _dense_list((yield Call(self._sources.dense, "embed_query", (query,))), "query embedding")
+            dense = _dense_list((yield _embed_query(self._sources.dense, query)), "query embedding")
         text = query if dense is None else None
-        hits: list[Hit] = yield Call(
-            self._store,
-            "mmr",
-            (text,),
-            {
-                "dense": dense,
-                "limit": k,
-                "fetch_k": max(fetch_k, k),
-                "lambda_mult": float(lambda_mult),
-                "filter": flt,
-            },
+        store = self._store
+        hits: list[Hit] = yield call_async(
+            store.mmr,
+            store.ammr,
+            text,
+            dense=dense,
+            limit=k,
+            fetch_k=max(fetch_k, k),
+            lambda_mult=float(lambda_mult),
+            filter=flt,
         )
         return [doc for doc, _ in _documents(hits)]
 
@@ -715,25 +733,25 @@ class HybridQdrantVectorStore(VectorStore):
         self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """``k`` documents relevant to ``query`` yet diverse (MMR over ``fetch_k`` dense candidates)."""
-        return run_sync(self._mmr_steps(query, None, k, fetch_k, lambda_mult, dict(kwargs)))
+        return run(self._mmr_steps(query, None, k, fetch_k, lambda_mult, dict(kwargs)))
 
     async def amax_marginal_relevance_search(
         self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """Async :meth:`max_marginal_relevance_search`."""
-        return await run_async(self._mmr_steps(query, None, k, fetch_k, lambda_mult, dict(kwargs)))
+        return await arun(self._mmr_steps(query, None, k, fetch_k, lambda_mult, dict(kwargs)))
 
     def max_marginal_relevance_search_by_vector(
         self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """MMR from a dense query vector."""
-        return run_sync(self._mmr_steps(None, embedding, k, fetch_k, lambda_mult, dict(kwargs)))
+        return run(self._mmr_steps(None, embedding, k, fetch_k, lambda_mult, dict(kwargs)))
 
     async def amax_marginal_relevance_search_by_vector(
         self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """Async :meth:`max_marginal_relevance_search_by_vector`."""
-        return await run_async(self._mmr_steps(None, embedding, k, fetch_k, lambda_mult, dict(kwargs)))
+        return await arun(self._mmr_steps(None, embedding, k, fetch_k, lambda_mult, dict(kwargs)))
 
     # ----------------------------------------------------------- get / delete
 
@@ -751,16 +769,16 @@ class HybridQdrantVectorStore(VectorStore):
         id_list = self._id_list(ids, "get_by_ids")
         if not id_list:
             return []
-        records: list[Record] = yield Call(self._store, "get", (id_list,))
+        records: list[Record] = yield call_async(self._store.get, self._store.aget, id_list)
         return _record_documents(records)
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """The stored documents with these ids, in the order given (missing ids are skipped)."""
-        return run_sync(self._get_steps(ids))
+        return run(self._get_steps(ids))
 
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Async :meth:`get_by_ids`."""
-        return await run_async(self._get_steps(ids))
+        return await arun(self._get_steps(ids))
 
     def _delete_steps(self, ids: Any, kwargs: dict[str, Any]) -> Steps[bool]:
         flt = to_qdrant_filter(kwargs.pop("filter", None))
@@ -772,28 +790,29 @@ class HybridQdrantVectorStore(VectorStore):
         id_list = None if ids is None else self._id_list(ids, "delete")
         if id_list is not None and not id_list and flt is None:
             return True
-        yield Call(self._store, "delete", (id_list,), {"filter": flt})
+        yield call_async(self._store.delete, self._store.adelete, id_list, filter=flt)
         return True
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Delete documents by id and/or ``filter=``; missing ids are ignored. Returns True."""
-        return run_sync(self._delete_steps(ids, dict(kwargs)))
+        return run(self._delete_steps(ids, dict(kwargs)))
 
     async def adelete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Async :meth:`delete`."""
-        return await run_async(self._delete_steps(ids, dict(kwargs)))
+        return await arun(self._delete_steps(ids, dict(kwargs)))
 
     def _count_steps(self, filter: Any) -> Steps[int]:
-        count: int = yield Call(self._store, "count", (), {"filter": to_qdrant_filter(filter)})
+        flt = to_qdrant_filter(filter)
+        count: int = yield call_async(self._store.count, self._store.acount, flt)
         return count
 
     def count(self, filter: Mapping[str, Any] | models.Filter | None = None) -> int:
         """Number of stored documents (matching ``filter``)."""
-        return run_sync(self._count_steps(filter))
+        return run(self._count_steps(filter))
 
     async def acount(self, filter: Mapping[str, Any] | models.Filter | None = None) -> int:
         """Async :meth:`count`."""
-        return await run_async(self._count_steps(filter))
+        return await arun(self._count_steps(filter))
 
     def clear(self) -> None:
         """Remove every document (the collection and its settings stay)."""

@@ -13,7 +13,6 @@ metadata and relationships.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from shared.errors import InvalidInputError, InvalidTypeError, UnsupportedOperat
 from shared.filters import and_filters, check_filter
 from shared.retry import RetryPolicy
 from shared.schema import REF_DOC_ID_KEY
+from shared.steps import Steps, arun, call, call_async, run
 from shared.store import HybridStore
 from shared.types import Hit, Record
 
@@ -72,13 +72,13 @@ _DEFAULT_MMR_PREFETCH_FACTOR = 4
 
 
 @dataclass
-class _Call:
-    """One planned ``HybridStore`` call: ``method`` ("query" or "mmr") and its arguments.
+class _StoreQuery:
+    """One planned ``HybridStore`` search: ``HybridStore.query``, or ``.mmr`` when ``mmr``, with ``kwargs``.
 
     ``text`` is the query text whose missing ``need`` vectors the adapter computes first.
     """
 
-    method: str
+    mmr: bool
     kwargs: dict[str, Any]
     text: str | None = None
     need: tuple[str, ...] = ()
@@ -316,11 +316,16 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
 
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         """Store nodes (upsert by node id); vectors they lack are computed by the store's models."""
-        return self._store.add(self._records(nodes), batch_size=self.batch_size)
+        return run(self._add_steps(nodes))
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
-        records = await asyncio.to_thread(self._records, nodes)
-        return await self._store.aadd(records, batch_size=self.batch_size)
+        return await arun(self._add_steps(nodes))
+
+    def _add_steps(self, nodes: Sequence[BaseNode]) -> Steps[list[str]]:
+        records = yield call(self._records, nodes)
+        store = self._store
+        ids: list[str] = yield call_async(store.add, store.aadd, records, batch_size=self.batch_size)
+        return ids
 
     # -- delete / get / clear ----------------------------------------------------
 
@@ -356,18 +361,22 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
         With ``node_ids`` the result follows their order (ids not stored are skipped);
         by ``filters`` alone every matching node is read (paged scroll, any collection).
         """
-        ids, flt = _get_request(node_ids, filters)
-        if flt is None:
-            return [self._node(r) for r in self._store.get(ids or [])]
-        return self._ordered(self._store.scroll(flt), ids)
+        return run(self._get_steps(node_ids, filters))
 
     async def aget_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
     ) -> list[BaseNode]:
+        return await arun(self._get_steps(node_ids, filters))
+
+    def _get_steps(
+        self, node_ids: list[str] | None, filters: MetadataFilters | None
+    ) -> Steps[list[BaseNode]]:
         ids, flt = _get_request(node_ids, filters)
+        store = self._store
         if flt is None:
-            return [self._node(r) for r in await self._store.aget(ids or [])]
-        return self._ordered(await self._store.ascroll(flt), ids)
+            found: list[Record] = yield call_async(store.get, store.aget, ids or [])
+            return [self._node(r) for r in found]
+        return self._ordered((yield call_async(store.scroll, store.ascroll, flt)), ids)
 
     def _ordered(self, records: list[Record], ids: list[str] | None) -> list[BaseNode]:
         """Nodes of the scrolled ``records``: in ``ids`` order when given (each once), else as read."""
@@ -391,18 +400,24 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Dense (DEFAULT), SPARSE, HYBRID or MMR search; see the class docstring for ``alpha``."""
-        call = self._plan(query, kwargs)
-        vectors = self._query_vectors(call)
-        hits = getattr(self._store, call.method)(**call.kwargs, **vectors)
-        return self._result(hits)
+        return run(self._query_steps(query, kwargs))
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        call = self._plan(query, kwargs)
-        vectors = await asyncio.to_thread(self._query_vectors, call)
-        hits = await getattr(self._store, "a" + call.method)(**call.kwargs, **vectors)
+        return await arun(self._query_steps(query, kwargs))
+
+    def _query_steps(self, query: VectorStoreQuery, kwargs: dict[str, Any]) -> Steps[VectorStoreQueryResult]:
+        request = self._plan(query, kwargs)
+        vectors = yield call(self._query_vectors, request)
+        store = self._store
+        search = (
+            call_async(store.mmr, store.ammr, **request.kwargs, **vectors)
+            if request.mmr
+            else call_async(store.query, store.aquery, **request.kwargs, **vectors)
+        )
+        hits: list[Hit] = yield search
         return self._result(hits)
 
-    def _plan(self, query: VectorStoreQuery, kwargs: dict[str, Any]) -> _Call:
+    def _plan(self, query: VectorStoreQuery, kwargs: dict[str, Any]) -> _StoreQuery:
         """Translate a ``VectorStoreQuery`` into one core call (pure: no I/O, no encoding)."""
         if not isinstance(query, VectorStoreQuery):
             raise InvalidTypeError(f"query must be a VectorStoreQuery, got {type(query).__name__}")
@@ -442,8 +457,8 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
                 raise InvalidInputError(
                     f"mmr_threshold (lambda) must be in [0, 1], got {query.mmr_threshold}"
                 )
-            return _Call(
-                "mmr",
+            return _StoreQuery(
+                True,
                 {"limit": top_k, "fetch_k": fetch_k, "lambda_mult": lambda_mult, "filter": flt},
                 text=text,
                 need=("dense",),
@@ -452,7 +467,7 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
         for name in _MMR_OPTIONS & set(options):
             raise InvalidInputError(f"option {name!r} only applies to MMR queries")
 
-        call = _Call("query", {"filter": flt, **options}, text=text, given=given)
+        call = _StoreQuery(False, {"filter": flt, **options}, text=text, given=given)
         if mode == VectorStoreQueryMode.DEFAULT:
             call.kwargs.update(mode="dense", limit=top_k)
             call.need = ("dense",)
@@ -480,7 +495,7 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
             )
         return call
 
-    def _apply_alpha(self, call: _Call, alpha: float | None) -> None:
+    def _apply_alpha(self, call: _StoreQuery, alpha: float | None) -> None:
         if alpha is None:
             call.kwargs["mode"] = "hybrid"
             call.need = ("dense", "sparse")
@@ -508,7 +523,7 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
             call.kwargs.update(mode="hybrid", dense_weight=alpha, sparse_weight=1.0 - alpha)
             call.need = ("dense", "sparse")
 
-    def _query_vectors(self, call: _Call) -> dict[str, Any]:
+    def _query_vectors(self, call: _StoreQuery) -> dict[str, Any]:
         """The query vectors ``call`` needs: given ones, else computed by the store's models."""
         vectors = {k: v for k, v in call.given.items() if k in call.need}
         enc = self._encoders
