@@ -37,10 +37,10 @@ from shared.errors import InvalidInputError, InvalidTypeError
 from shared.layouts import Layout, langchain_layout
 from shared.query_planning import SEARCH_OPTIONS, choose_mode
 from shared.retry import RetryPolicy
+from shared.steps import Steps, arun, call_async, run
 from shared.types import Encoder, Hit, Record
 from shared.validation import id_list, positive_int, text_list
 
-from ._driver import Call, Steps, run_async, run_sync
 from .embeddings import BGEM3Embeddings, BGEM3SparseEmbeddings
 from .filters import to_qdrant_filter
 
@@ -306,8 +306,9 @@ class HybridQdrantVectorStore(VectorStore):
         records = self._records_for(texts, metadatas, ids)
         if not records:
             return []
-        stored: list[str] = yield Call(
-            self._store, "add", (records,), {"batch_size": batch_size, "show_progress": show_progress}
+        store = self._store
+        stored: list[str] = yield call_async(
+            store.add, store.aadd, records, batch_size=batch_size, show_progress=show_progress
         )
         return stored
 
@@ -325,7 +326,7 @@ class HybridQdrantVectorStore(VectorStore):
         adding an existing id replaces that document.  ``batch_size`` and
         ``show_progress`` are accepted as keyword arguments.
         """
-        return run_sync(self._add_steps(texts, metadatas, ids, dict(kwargs)))
+        return run(self._add_steps(texts, metadatas, ids, dict(kwargs)))
 
     async def aadd_texts(
         self,
@@ -336,7 +337,7 @@ class HybridQdrantVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[str]:
         """Async :meth:`add_texts`."""
-        return await run_async(self._add_steps(texts, metadatas, ids, dict(kwargs)))
+        return await arun(self._add_steps(texts, metadatas, ids, dict(kwargs)))
 
     @staticmethod
     def _split_documents(
@@ -356,12 +357,12 @@ class HybridQdrantVectorStore(VectorStore):
     def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
         """Store ``documents``; ``Document.id`` is used as the id unless ``ids=`` is given."""
         texts, metadatas, ids = self._split_documents(documents, kwargs)
-        return run_sync(self._add_steps(texts, metadatas, ids, kwargs))
+        return run(self._add_steps(texts, metadatas, ids, kwargs))
 
     async def aadd_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
         """Async :meth:`add_documents`."""
         texts, metadatas, ids = self._split_documents(documents, kwargs)
-        return await run_async(self._add_steps(texts, metadatas, ids, kwargs))
+        return await arun(self._add_steps(texts, metadatas, ids, kwargs))
 
     # ------------------------------------------------------------------- searching
 
@@ -395,11 +396,17 @@ class HybridQdrantVectorStore(VectorStore):
                 f"unexpected search arguments {sorted(unknown)}; "
                 f"supported: filter, mode, {sorted(SEARCH_OPTIONS)}"
             )
-        hits: list[Hit] = yield Call(
-            self._store,
-            "query",
-            (query,),
-            {"dense": dense, "sparse": sparse, "mode": mode, "limit": k, "filter": flt, **kwargs},
+        store = self._store
+        hits: list[Hit] = yield call_async(
+            store.query,
+            store.aquery,
+            query,
+            dense=dense,
+            sparse=sparse,
+            mode=mode,
+            limit=k,
+            filter=flt,
+            **kwargs,
         )
         return _documents(hits)
 
@@ -421,13 +428,13 @@ class HybridQdrantVectorStore(VectorStore):
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Like :meth:`similarity_search`, with each document's score (higher is better)."""
-        return run_sync(self._search_steps(query, k, dict(kwargs)))
+        return run(self._search_steps(query, k, dict(kwargs)))
 
     async def asimilarity_search_with_score(
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Async :meth:`similarity_search_with_score`."""
-        return await run_async(self._search_steps(query, k, dict(kwargs)))
+        return await arun(self._search_steps(query, k, dict(kwargs)))
 
     def _by_vector_steps(
         self, embedding: Any, k: int, kwargs: dict[str, Any]
@@ -453,13 +460,13 @@ class HybridQdrantVectorStore(VectorStore):
         self, embedding: list[float], k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Like :meth:`similarity_search_by_vector`, with scores."""
-        return run_sync(self._by_vector_steps(embedding, k, dict(kwargs)))
+        return run(self._by_vector_steps(embedding, k, dict(kwargs)))
 
     async def asimilarity_search_with_score_by_vector(
         self, embedding: list[float], k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Async :meth:`similarity_search_with_score_by_vector`."""
-        return await run_async(self._by_vector_steps(embedding, k, dict(kwargs)))
+        return await arun(self._by_vector_steps(embedding, k, dict(kwargs)))
 
     # --------------------------------------------------------------- relevance
 
@@ -505,11 +512,16 @@ class HybridQdrantVectorStore(VectorStore):
             raise InvalidInputError(f"unexpected MMR arguments {sorted(kwargs)}; supported: filter")
         if query is not None and not isinstance(query, str):
             raise InvalidTypeError(f"query must be a str, got {type(query).__name__}")
-        hits: list[Hit] = yield Call(
-            self._store,
-            "mmr",
-            (query,),
-            {"dense": embedding, "limit": k, "fetch_k": fetch_k, "lambda_mult": lambda_mult, "filter": flt},
+        store = self._store
+        hits: list[Hit] = yield call_async(
+            store.mmr,
+            store.ammr,
+            query,
+            dense=embedding,
+            limit=k,
+            fetch_k=fetch_k,
+            lambda_mult=lambda_mult,
+            filter=flt,
         )
         return [doc for doc, _ in _documents(hits)]
 
@@ -517,25 +529,25 @@ class HybridQdrantVectorStore(VectorStore):
         self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """``k`` documents relevant to ``query`` yet diverse (MMR over ``fetch_k`` dense candidates)."""
-        return run_sync(self._mmr_steps(query, None, k, fetch_k, lambda_mult, dict(kwargs)))
+        return run(self._mmr_steps(query, None, k, fetch_k, lambda_mult, dict(kwargs)))
 
     async def amax_marginal_relevance_search(
         self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """Async :meth:`max_marginal_relevance_search`."""
-        return await run_async(self._mmr_steps(query, None, k, fetch_k, lambda_mult, dict(kwargs)))
+        return await arun(self._mmr_steps(query, None, k, fetch_k, lambda_mult, dict(kwargs)))
 
     def max_marginal_relevance_search_by_vector(
         self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """MMR from a dense query vector."""
-        return run_sync(self._mmr_steps(None, embedding, k, fetch_k, lambda_mult, dict(kwargs)))
+        return run(self._mmr_steps(None, embedding, k, fetch_k, lambda_mult, dict(kwargs)))
 
     async def amax_marginal_relevance_search_by_vector(
         self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """Async :meth:`max_marginal_relevance_search_by_vector`."""
-        return await run_async(self._mmr_steps(None, embedding, k, fetch_k, lambda_mult, dict(kwargs)))
+        return await arun(self._mmr_steps(None, embedding, k, fetch_k, lambda_mult, dict(kwargs)))
 
     # ----------------------------------------------------------- get / delete
 
@@ -543,16 +555,16 @@ class HybridQdrantVectorStore(VectorStore):
         wanted = id_list(ids)
         if not wanted:
             return []
-        records: list[Record] = yield Call(self._store, "get", (wanted,))
+        records: list[Record] = yield call_async(self._store.get, self._store.aget, wanted)
         return _record_documents(records)
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """The stored documents with these ids, in the order given (missing ids are skipped)."""
-        return run_sync(self._get_steps(ids))
+        return run(self._get_steps(ids))
 
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Async :meth:`get_by_ids`."""
-        return await run_async(self._get_steps(ids))
+        return await arun(self._get_steps(ids))
 
     def _delete_steps(self, ids: Any, kwargs: dict[str, Any]) -> Steps[bool]:
         flt = to_qdrant_filter(kwargs.pop("filter", None))
@@ -564,28 +576,29 @@ class HybridQdrantVectorStore(VectorStore):
         doomed = None if ids is None else id_list(ids)
         if doomed is not None and not doomed and flt is None:
             return True
-        yield Call(self._store, "delete", (doomed,), {"filter": flt})
+        yield call_async(self._store.delete, self._store.adelete, doomed, filter=flt)
         return True
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Delete documents by id and/or ``filter=``; missing ids are ignored. Returns True."""
-        return run_sync(self._delete_steps(ids, dict(kwargs)))
+        return run(self._delete_steps(ids, dict(kwargs)))
 
     async def adelete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Async :meth:`delete`."""
-        return await run_async(self._delete_steps(ids, dict(kwargs)))
+        return await arun(self._delete_steps(ids, dict(kwargs)))
 
     def _count_steps(self, filter: Any) -> Steps[int]:
-        count: int = yield Call(self._store, "count", (), {"filter": to_qdrant_filter(filter)})
+        flt = to_qdrant_filter(filter)
+        count: int = yield call_async(self._store.count, self._store.acount, flt)
         return count
 
     def count(self, filter: Mapping[str, Any] | models.Filter | None = None) -> int:
         """Number of stored documents (matching ``filter``)."""
-        return run_sync(self._count_steps(filter))
+        return run(self._count_steps(filter))
 
     async def acount(self, filter: Mapping[str, Any] | models.Filter | None = None) -> int:
         """Async :meth:`count`."""
-        return await run_async(self._count_steps(filter))
+        return await arun(self._count_steps(filter))
 
     def clear(self) -> None:
         """Remove every document (the collection and its settings stay)."""

@@ -13,7 +13,6 @@ metadata and relationships.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -39,6 +38,7 @@ from shared.filters import and_filters, check_filter
 from shared.query_planning import SEARCH_OPTIONS, mmr_fetch_k, weighted_hybrid
 from shared.retry import RetryPolicy
 from shared.schema import REF_DOC_ID_KEY
+from shared.steps import Steps, arun, call, call_async, run
 from shared.store import HybridStore
 from shared.types import Hit, Record
 from shared.validation import id_list, positive_int
@@ -61,10 +61,10 @@ _D = StoreConfig()
 
 
 @dataclass
-class _Call:
-    """One planned ``HybridStore`` call: ``method`` ("query" or "mmr") and its arguments."""
+class _StoreQuery:
+    """One planned ``HybridStore`` search: ``query``, or ``mmr`` when ``mmr``, with ``kwargs``."""
 
-    method: str
+    mmr: bool
     kwargs: dict[str, Any]
 
 
@@ -231,11 +231,16 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
 
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         """Store nodes (upsert by node id); vectors they lack are computed by the store's models."""
-        return self._store.add(self._records(nodes), batch_size=self.batch_size)
+        return run(self._add_steps(nodes))
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
-        records = await asyncio.to_thread(self._records, nodes)
-        return await self._store.aadd(records, batch_size=self.batch_size)
+        return await arun(self._add_steps(nodes))
+
+    def _add_steps(self, nodes: Sequence[BaseNode]) -> Steps[list[str]]:
+        records = yield call(self._records, nodes)
+        store = self._store
+        ids: list[str] = yield call_async(store.add, store.aadd, records, batch_size=self.batch_size)
+        return ids
 
     # -- delete / get / clear ----------------------------------------------------
 
@@ -271,18 +276,22 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
         With ``node_ids`` the result follows their order (ids not stored are skipped);
         by ``filters`` alone every matching node is read (paged scroll, any collection).
         """
-        ids, flt = _get_request(node_ids, filters)
-        if flt is None:
-            return [self._node(r) for r in self._store.get(ids or [])]
-        return self._ordered(self._store.scroll(flt), ids)
+        return run(self._get_steps(node_ids, filters))
 
     async def aget_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
     ) -> list[BaseNode]:
+        return await arun(self._get_steps(node_ids, filters))
+
+    def _get_steps(
+        self, node_ids: list[str] | None, filters: MetadataFilters | None
+    ) -> Steps[list[BaseNode]]:
         ids, flt = _get_request(node_ids, filters)
+        store = self._store
         if flt is None:
-            return [self._node(r) for r in await self._store.aget(ids or [])]
-        return self._ordered(await self._store.ascroll(flt), ids)
+            found: list[Record] = yield call_async(store.get, store.aget, ids or [])
+            return [self._node(r) for r in found]
+        return self._ordered((yield call_async(store.scroll, store.ascroll, flt)), ids)
 
     def _ordered(self, records: list[Record], ids: list[str] | None) -> list[BaseNode]:
         """Nodes of the scrolled ``records``: in ``ids`` order when given (each once), else as read."""
@@ -306,16 +315,23 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Dense (DEFAULT), SPARSE, HYBRID or MMR search; see the class docstring for ``alpha``."""
-        call = self._plan(query, kwargs)
-        hits = getattr(self._store, call.method)(**call.kwargs)
-        return self._result(hits)
+        return run(self._query_steps(query, kwargs))
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        call = self._plan(query, kwargs)
-        hits = await getattr(self._store, "a" + call.method)(**call.kwargs)
+        return await arun(self._query_steps(query, kwargs))
+
+    def _query_steps(self, query: VectorStoreQuery, kwargs: dict[str, Any]) -> Steps[VectorStoreQueryResult]:
+        request = self._plan(query, kwargs)
+        store = self._store
+        search = (
+            call_async(store.mmr, store.ammr, **request.kwargs)
+            if request.mmr
+            else call_async(store.query, store.aquery, **request.kwargs)
+        )
+        hits: list[Hit] = yield search
         return self._result(hits)
 
-    def _plan(self, query: VectorStoreQuery, kwargs: dict[str, Any]) -> _Call:
+    def _plan(self, query: VectorStoreQuery, kwargs: dict[str, Any]) -> _StoreQuery:
         """Translate a ``VectorStoreQuery`` into one core call (pure: no I/O, no encoding).
 
         The store encodes the query text into whatever vectors the query lacks.
@@ -346,8 +362,8 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
             fetch_k = mmr_fetch_k(
                 top_k, prefetch_k=mmr["mmr_prefetch_k"], prefetch_factor=mmr["mmr_prefetch_factor"]
             )
-            return _Call(
-                "mmr", {**vectors, "limit": top_k, "fetch_k": fetch_k, "lambda_mult": query.mmr_threshold}
+            return _StoreQuery(
+                True, {**vectors, "limit": top_k, "fetch_k": fetch_k, "lambda_mult": query.mmr_threshold}
             )
         for name in _MMR_OPTIONS & set(options):
             raise InvalidInputError(f"option {name!r} only applies to MMR queries")
@@ -356,7 +372,7 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
             raise UnsupportedOperationError(
                 f"query mode {mode.value!r} is not supported; use default (dense), sparse, hybrid or mmr"
             )
-        return _Call("query", {**vectors, **options, **sizes(self, query, top_k, options)})
+        return _StoreQuery(False, {**vectors, **options, **sizes(self, query, top_k, options)})
 
     def _hybrid_sizes(self, query: VectorStoreQuery, top_k: int, options: dict[str, Any]) -> dict[str, Any]:
         """LlamaIndex's hybrid sizes, as its own Qdrant store defines them: a dense prefetch of

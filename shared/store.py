@@ -6,25 +6,25 @@ directory) or a Qdrant server / qdrant-client local mode (``url``, ``client``,
 same one-request query plans (:mod:`shared.query_planning`).
 
 Every operation is written once, as a generator of steps (CPU work or a backend
-call); :meth:`HybridStore._run` executes it synchronously and
-:meth:`HybridStore._arun` asynchronously (CPU work and embedded calls in a worker
+call, :mod:`shared.steps`); :func:`~shared.steps.run` executes it synchronously and
+:func:`~shared.steps.arun` asynchronously (CPU work and embedded calls in a worker
 thread, remote calls on the async client), so sync and async share one code path.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import os
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from itertools import islice
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 
-from .backends.base import Backend, PointData, ResultPoint
+from .backends import open_backend
+from .backends.base import Backend, ClientBackend, PointData, ResultPoint
 from .config import StoreConfig
 from .errors import (
     BackendError,
@@ -71,6 +71,7 @@ from .schema import (
     build_payload,
     validate_collection_name,
 )
+from .steps import Call, Steps, arun, call, run
 from .types import Encoder, EncoderIdentity, Hit, Record
 from .validation import id_list, positive_int
 
@@ -80,25 +81,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class _Backend:
-    """Step: call backend method ``name``."""
-
-    name: str
-    args: tuple[Any, ...] = ()
-
-
-@dataclass(frozen=True)
-class _Work:
-    """Step: CPU work (encoding, validation); run in a worker thread by the async driver."""
-
-    fn: Callable[..., Any]
-    args: tuple[Any, ...] = ()
-
-
-Steps = Generator[_Backend | _Work, Any, T]
+R = TypeVar("R")
+P = ParamSpec("P")
 
 _MISSING: Any = object()
 
@@ -271,8 +255,9 @@ class HybridStore:
             self._layout_request.check_schema_options(self._requested)
             if self._layout_request.is_foreign:
                 self._requested = replace(self._requested, layout=self._layout_request)
-        self._backend: Backend = self._open_backend(
-            given,
+
+        self._backend: Backend = open_backend(
+            collection_name,
             path=path,
             url=url,
             api_key=api_key,
@@ -280,11 +265,18 @@ class HybridStore:
             aclient=aclient,
             timeout=timeout,
             retry=retry,
+            compact_every=given.compact_every,
+            shard_number=given.shard_number,
+            replication_factor=given.replication_factor,
+            write_consistency_factor=given.write_consistency_factor,
+            layout=self._layout_request,
         )
+        # A backend with its own async client (and collections other clients wrote).
+        self._client_backend = self._backend if isinstance(self._backend, ClientBackend) else None
         # Open now when a sync path exists, so a mismatching collection fails here.
         if getattr(self._backend, "can_sync", True):
             try:
-                self._run(self._open_steps())
+                run(self._open_steps())
             except BaseException:
                 self._backend.close()
                 raise
@@ -309,56 +301,6 @@ class HybridStore:
             quantization=cfg.quantization if cfg.quantization is not None else "none",
             on_disk=bool(cfg.on_disk),
         )
-
-    def _open_backend(
-        self,
-        cfg: StoreConfig,
-        *,
-        path: str | os.PathLike[str] | None,
-        url: str | None,
-        api_key: str | None,
-        client: Any,
-        aclient: Any,
-        timeout: float | None,
-        retry: RetryPolicy | None,
-    ) -> Backend:
-        """The embedded shard (``path`` or none) or the Qdrant server (``url``/``client``/``aclient``)."""
-        remote = url is not None or client is not None or aclient is not None
-        if not remote and self._layout_request is not None and self._layout_request.is_foreign:
-            raise InvalidInputError(
-                f"layout {self._layout_request.name!r} is for collections written through qdrant-client "
-                "(url= or client=); the embedded store keeps m3-hybrid's layout"
-            )
-        if remote:
-            if path is not None:
-                raise InvalidInputError("pass either path (embedded store) or url/client (remote), not both")
-            if cfg.compact_every is not None:
-                # A server manages its own segments and memory.
-                raise InvalidInputError("compact_every is only used with the embedded store (path=)")
-            from .backends.remote import RemoteBackend
-
-            return RemoteBackend(
-                self.collection_name,
-                url=url,
-                api_key=api_key,
-                client=client,
-                aclient=aclient,
-                timeout=timeout,
-                retry=retry,
-                shard_number=cfg.shard_number,
-                replication_factor=cfg.replication_factor,
-                write_consistency_factor=cfg.write_consistency_factor,
-            )
-        if api_key is not None:
-            raise InvalidInputError("api_key is only used with url= (a Qdrant server)")
-        if retry is not None:
-            # In-process calls have no transient failures to retry; silently accepting
-            # the option would suggest a protection that does not exist.
-            raise InvalidInputError("retry is only used with url= or client= (a Qdrant server)")
-        from .backends.edge import EdgeBackend
-
-        # compact_every: None = every 100,000 points for on_disk stores, never otherwise.
-        return EdgeBackend(self.collection_name, path, compact_every=cfg.compact_every)
 
     def __repr__(self) -> str:
         return (
@@ -393,42 +335,26 @@ class HybridStore:
     def encoder(self) -> Encoder | None:
         return self._encoder
 
-    # -- drivers -----------------------------------------------------------
+    # -- steps -------------------------------------------------------------
 
-    def _run(self, steps: Steps[T]) -> T:
-        backend = self._backend
-        try:
-            step = next(steps)
-            while True:
-                try:
-                    if isinstance(step, _Backend):
-                        result = getattr(backend, step.name)(*step.args)
-                    else:
-                        result = step.fn(*step.args)
-                except Exception as exc:
-                    # The operation sees its steps' errors (to add context or finish up).
-                    step = steps.throw(exc)
-                    continue
-                step = steps.send(result)
-        except StopIteration as stop:
-            return stop.value
+    def _io(
+        self,
+        fn: Callable[P, R],
+        native: Callable[[ClientBackend], Callable[P, Awaitable[R]]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Call[R]:
+        """Step: backend method ``fn``. The async driver runs it in a worker thread, or, on a
+        backend with its own async client, awaits its async twin (``native`` picks it)."""
+        backend = self._client_backend
+        return Call(fn, args, kwargs, None if backend is None else native(backend))
 
-    async def _arun(self, steps: Steps[T]) -> T:
-        backend = self._backend
-        try:
-            step = next(steps)
-            while True:
-                try:
-                    if isinstance(step, _Backend):
-                        result = await getattr(backend, "a" + step.name)(*step.args)
-                    else:
-                        result = await asyncio.to_thread(step.fn, *step.args)
-                except Exception as exc:
-                    step = steps.throw(exc)
-                    continue
-                step = steps.send(result)
-        except StopIteration as stop:
-            return stop.value
+    def _client(self) -> ClientBackend:
+        """The backend, where only a qdrant-client backend can be (collections other clients wrote)."""
+        if self._client_backend is None:
+            raise UnsupportedOperationError(f"{self._backend.location} is not a Qdrant server collection")
+        return self._client_backend
 
     # -- opening -----------------------------------------------------------
 
@@ -438,23 +364,24 @@ class HybridStore:
             if self._backend.is_remote
             else f"collection {self.collection_name!r} at {self._backend.location}"
         )
-        guard = yield _Backend("read_guard")
+        guard = yield self._io(self._backend.read_guard, lambda c: c.aread_guard)
         if guard is not None and self._recreate:
             logger.warning("recreate=True: dropping %s", where)
-            yield _Backend("drop")
+            yield self._io(self._backend.drop, lambda c: c.adrop)
             guard = None
         if guard is None:
             if self._requested.complete:
-                yield _Backend("create", (self._requested,))
+                yield self._io(self._backend.create, lambda c: c.acreate, self._requested)
                 self._schema = self._requested
         elif not guard:
             # A collection another client created (langchain-qdrant, llama-index, ...).
-            if not self._backend.is_remote:
+            remote = self._client_backend
+            if remote is None:
                 raise ModelMismatchError(
                     f"{where} holds a Qdrant Edge shard without m3-hybrid's guard record; "
                     "it was left untouched (open another path)"
                 )
-            info = yield _Backend("inspect")
+            info = yield self._io(remote.inspect, lambda c: c.ainspect)
             self._schema = self._foreign_schema(info, where)
             self._guard_pending = True
         else:
@@ -544,12 +471,12 @@ class HybridStore:
         self, records: Iterable[Record], *, batch_size: int = 256, show_progress: bool = False
     ) -> list[str]:
         """Store records (upsert by id); returns their ids. Vectors left None are encoded."""
-        return self._run(self._add_steps(records, batch_size, show_progress))
+        return run(self._add_steps(records, batch_size, show_progress))
 
     async def aadd(
         self, records: Iterable[Record], *, batch_size: int = 256, show_progress: bool = False
     ) -> list[str]:
-        return await self._arun(self._add_steps(records, batch_size, show_progress))
+        return await arun(self._add_steps(records, batch_size, show_progress))
 
     def add_texts(
         self,
@@ -629,7 +556,7 @@ class HybridStore:
         yield from self._ready()
         if isinstance(records, Sequence):
             # A materialised input is checked whole before anything is written.
-            yield _Work(self._check_all, (records, batch_size))
+            yield call(self._check_all, records, batch_size)
         bar = None
         if show_progress:
             from tqdm.auto import tqdm
@@ -640,7 +567,7 @@ class HybridStore:
             for chunk in _batched(records, batch_size):
                 start = len(ids)
                 try:
-                    points = yield _Work(self._prepare_batch, (chunk, start))
+                    points = yield call(self._prepare_batch, chunk, start)
                 except InvalidInputError as exc:
                     if start:
                         raise type(exc)(
@@ -651,23 +578,23 @@ class HybridStore:
                     yield from self._create_from_points(points)
                 if self._guard_pending:
                     # First write to a collection another client created: record who writes.
-                    yield _Backend("write_guard", (self.schema,))
+                    yield self._io(self._client().write_guard, lambda c: c.awrite_guard, self.schema)
                     self._guard_pending = False
-                yield _Backend("upsert", (points,))
+                yield self._io(self._backend.upsert, lambda c: c.aupsert, points)
                 ids.extend(r.id for r in chunk)
                 if bar is not None:
                     bar.update(len(chunk))
         except Exception:
             if ids:
                 # Index what was stored before the failure, then report it.
-                yield _Backend("finish_bulk")
+                yield self._io(self._backend.finish_bulk, lambda c: c.afinish_bulk)
             raise
         finally:
             if bar is not None:
                 bar.close()
         if ids:
             # Build indexes / quantized codes once for the whole call.
-            yield _Backend("finish_bulk")
+            yield self._io(self._backend.finish_bulk, lambda c: c.afinish_bulk)
         return ids
 
     def _create_from_points(self, points: Sequence[PointData]) -> Steps[None]:
@@ -678,7 +605,7 @@ class HybridStore:
             raise InvalidInputError(
                 f"mrl_dim ({schema.mrl_dim}) must be smaller than the dense size {dense_dim}"
             )
-        yield _Backend("create", (schema,))
+        yield self._io(self._backend.create, lambda c: c.acreate, schema)
         self._schema = schema
         if schema.mrl_dim is not None:
             for p in points:
@@ -926,10 +853,10 @@ class HybridStore:
         ``sparse_normalization`` (m3 fusion only; default the store's, ``"auto"``): the scale
         of the sparse term, see :mod:`shared.query_planning`.
         """
-        return self._run(self._query_steps(text, dict(options)))
+        return run(self._query_steps(text, dict(options)))
 
     async def aquery(self, text: str | None = None, **options: Unpack[QueryArgs]) -> list[Hit]:
-        return await self._arun(self._query_steps(text, dict(options)))
+        return await arun(self._query_steps(text, dict(options)))
 
     def relevance_function(self, **options: Unpack[QueryArgs]) -> Callable[[float], float]:
         """Maps the scores of a text query with ``options`` onto [0, 1] (1 = most relevant).
@@ -989,13 +916,13 @@ class HybridStore:
         opts = self._query_options(text, args, schema)
         if self._schema is None:
             return []  # nothing stored yet: the collection is created by the first add
-        vectors = yield _Work(
-            self._query_vectors, (text, args.get("dense"), args.get("sparse"), args.get("colbert"), opts)
+        vectors = yield call(
+            self._query_vectors, text, args.get("dense"), args.get("sparse"), args.get("colbert"), opts
         )
         plan = plan_query(schema, opts, **vectors)
         if schema.stored_layout.is_foreign:
             plan = rename_vectors(plan, schema.stored_layout.vector_name)
-        results = yield _Backend("query", (plan,))
+        results = yield self._io(self._backend.query, lambda c: c.aquery, plan)
         return [self._hit(r) for r in results]
 
     def _default_mode(self, text: Any, dense: Any, sparse: Any, schema: CollectionSchema) -> RetrievalMode:
@@ -1109,7 +1036,7 @@ class HybridStore:
 
         ``lambda_mult`` 1 = relevance only, 0 = maximal diversity (None: the default, 0.5).
         """
-        return self._run(self._mmr_steps(text, dense, limit, fetch_k, lambda_mult, filter))
+        return run(self._mmr_steps(text, dense, limit, fetch_k, lambda_mult, filter))
 
     async def ammr(
         self,
@@ -1121,7 +1048,7 @@ class HybridStore:
         lambda_mult: float | None = DEFAULT_MMR_LAMBDA,
         filter: Any = None,
     ) -> list[Hit]:
-        return await self._arun(self._mmr_steps(text, dense, limit, fetch_k, lambda_mult, filter))
+        return await arun(self._mmr_steps(text, dense, limit, fetch_k, lambda_mult, filter))
 
     def _mmr_steps(
         self, text: str | None, dense: Any, limit: int, fetch_k: int, lambda_mult: float | None, flt: Any
@@ -1135,24 +1062,24 @@ class HybridStore:
         if self._schema is None:
             return []
         opts = QueryOptions(mode=RetrievalMode.DENSE)
-        vectors = yield _Work(self._query_vectors, (text, dense, None, None, opts))
+        vectors = yield call(self._query_vectors, text, dense, None, None, opts)
         lam = DEFAULT_MMR_LAMBDA if lambda_mult is None else lambda_mult
         plan = plan_mmr(
             self.schema, vectors["dense"], limit=limit, fetch_k=fetch_k, lambda_mult=lam, filter=flt
         )
         if self.layout.is_foreign:
             plan = rename_vectors(plan, self.layout.vector_name)
-        results = yield _Backend("query", (plan,))
+        results = yield self._io(self._backend.query, lambda c: c.aquery, plan)
         return [self._hit(r) for r in results]
 
     # -- get / delete / count / clear --------------------------------------
 
     def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
         """Records of ``ids`` in the order given; ids not stored are skipped."""
-        return self._run(self._get_steps(ids, with_vectors))
+        return run(self._get_steps(ids, with_vectors))
 
     async def aget(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
-        return await self._arun(self._get_steps(ids, with_vectors))
+        return await arun(self._get_steps(ids, with_vectors))
 
     def _get_steps(self, ids: Sequence[str], with_vectors: bool) -> Steps[list[Record]]:
         wanted = id_list(ids)
@@ -1162,7 +1089,9 @@ class HybridStore:
         names = self._vector_names(with_vectors)
         layout = self.layout
         pids = {i: layout.point_id(i) for i in wanted}
-        found = yield _Backend("retrieve", (list(dict.fromkeys(pids.values())), names))
+        found = yield self._io(
+            self._backend.retrieve, lambda c: c.aretrieve, list(dict.fromkeys(pids.values())), names
+        )
         if layout.is_foreign:
             # Matched by point id: the other framework's ids may be spelled differently (UUID hex).
             by_pid = {str(r.point_id): r for r in found}
@@ -1204,7 +1133,7 @@ class HybridStore:
         the start). So ``page = store.scroll(f, limit=n, offset=page[-1].id)`` walks a
         collection page by page; an empty or short page means the end.
         """
-        return self._run(self._scroll_steps(filter, limit, offset, with_vectors))
+        return run(self._scroll_steps(filter, limit, offset, with_vectors))
 
     async def ascroll(
         self,
@@ -1214,7 +1143,7 @@ class HybridStore:
         offset: str | None = None,
         with_vectors: bool = False,
     ) -> list[Record]:
-        return await self._arun(self._scroll_steps(filter, limit, offset, with_vectors))
+        return await arun(self._scroll_steps(filter, limit, offset, with_vectors))
 
     def _scroll_steps(self, flt: Any, limit: Any, offset: Any, with_vectors: bool) -> Steps[list[Record]]:
         flt = check_filter(flt)
@@ -1245,7 +1174,9 @@ class HybridStore:
             extra = 1 if skip is not None else 0
             want = page_size if limit is None else min(page_size, limit - len(out) + extra)
             first = cursor
-            points, cursor = yield _Backend("scroll", (flt, cursor, want, names))
+            points, cursor = yield self._io(
+                self._backend.scroll, lambda c: c.ascroll, flt, cursor, want, names
+            )
             if (
                 skip is not None
                 and points
@@ -1266,7 +1197,7 @@ class HybridStore:
         filter: Any = None,
     ) -> None:
         """Delete the points of ``ids``, of ``ref_doc_ids``, and matching ``filter`` (each given one)."""
-        self._run(self._delete_steps(ids, ref_doc_ids, filter))
+        run(self._delete_steps(ids, ref_doc_ids, filter))
 
     async def adelete(
         self,
@@ -1275,7 +1206,7 @@ class HybridStore:
         ref_doc_ids: Sequence[str] | None = None,
         filter: Any = None,
     ) -> None:
-        await self._arun(self._delete_steps(ids, ref_doc_ids, filter))
+        await arun(self._delete_steps(ids, ref_doc_ids, filter))
 
     def _delete_steps(self, ids: Any, ref_doc_ids: Any, flt: Any) -> Steps[None]:
         if ids is None and ref_doc_ids is None and flt is None:
@@ -1290,23 +1221,24 @@ class HybridStore:
             return
         flt = self._resolve(flt)
         if ids_given:
-            yield _Backend("delete_ids", ([self.layout.point_id(i) for i in ids_given],))
+            pids = [self.layout.point_id(i) for i in ids_given]
+            yield self._io(self._backend.delete_ids, lambda c: c.adelete_ids, pids)
         if refs:
             from qdrant_client import models
 
             ref_filter = models.Filter(
                 must=[models.FieldCondition(key=REF_DOC_ID_KEY, match=models.MatchAny(any=refs))]
             )
-            yield _Backend("delete_filter", (self._resolve(ref_filter),))
+            yield self._io(self._backend.delete_filter, lambda c: c.adelete_filter, self._resolve(ref_filter))
         if flt is not None:
-            yield _Backend("delete_filter", (flt,))
+            yield self._io(self._backend.delete_filter, lambda c: c.adelete_filter, flt)
 
     def count(self, filter: Any = None) -> int:
         """Number of stored points (matching ``filter`` when given)."""
-        return self._run(self._count_steps(filter))
+        return run(self._count_steps(filter))
 
     async def acount(self, filter: Any = None) -> int:
-        return await self._arun(self._count_steps(filter))
+        return await arun(self._count_steps(filter))
 
     def _count_steps(self, flt: Any) -> Steps[int]:
         flt = check_filter(flt)
@@ -1314,35 +1246,35 @@ class HybridStore:
         if self._schema is None:
             return 0
         flt = self._resolve(flt)
-        n = yield _Backend("count", (flt,))
+        n = yield self._io(self._backend.count, lambda c: c.acount, flt)
         return int(n)
 
     def clear(self) -> None:
         """Delete every point (the collection and its guard stay)."""
-        self._run(self._clear_steps())
+        run(self._clear_steps())
 
     async def aclear(self) -> None:
-        await self._arun(self._clear_steps())
+        await arun(self._clear_steps())
 
     def _clear_steps(self) -> Steps[None]:
         yield from self._ready()
         if self._schema is not None:
-            yield _Backend("clear")
+            yield self._io(self._backend.clear, lambda c: c.aclear)
 
     # -- lifecycle ---------------------------------------------------------
 
     def close(self) -> None:
         """Release the backend (the embedded shard's lock; a temporary store is deleted)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._backend.close()
+        run(self._close_steps())
 
     async def aclose(self) -> None:
+        await arun(self._close_steps())
+
+    def _close_steps(self) -> Steps[None]:
         if self._closed:
             return
         self._closed = True
-        await self._backend.aclose()
+        yield self._io(self._backend.close, lambda c: c.aclose)
 
     def __enter__(self) -> HybridStore:
         return self
