@@ -31,7 +31,7 @@ from langchain_core.vectorstores import VectorStore
 from qdrant_client import models
 from typing_extensions import Self
 
-from shared.config import StoreConfig
+from shared.config import ADD_BATCH_SIZE, StoreConfig
 from shared.encoders import encoder_from_functions, pair_encoders, sparse_dict
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.layouts import Layout, langchain_layout
@@ -183,7 +183,7 @@ class HybridQdrantVectorStore(VectorStore):
         colbert: bool = _D.colbert,
         sparse_idf: bool = _D.sparse_idf,
         recreate: bool = _D.recreate,
-        batch_size: int = 256,
+        batch_size: int = ADD_BATCH_SIZE,
         layout: str | Layout | None = _D.layout,
     ) -> None:
         from shared.store import HybridStore
@@ -351,8 +351,8 @@ class HybridQdrantVectorStore(VectorStore):
                 )
         # Explicit ids win over Document.id, as in LangChain's base class.
         ids = kwargs.pop("ids", None)
-        id_list: list[str | None] = [d.id for d in docs] if ids is None else list(ids)
-        return [d.page_content for d in docs], [d.metadata for d in docs], id_list
+        doc_ids: list[str | None] = [d.id for d in docs] if ids is None else list(ids)
+        return [d.page_content for d in docs], [d.metadata for d in docs], doc_ids
 
     def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
         """Store ``documents``; ``Document.id`` is used as the id unless ``ids=`` is given."""

@@ -14,6 +14,7 @@ from llama_index.core.settings import Settings
 from llama_index.core.vector_stores.types import MetadataFilters, VectorStoreQuery, VectorStoreQueryMode
 
 from shared.errors import InvalidInputError, InvalidTypeError
+from shared.validation import positive_int
 
 from .vector_store import HybridQdrantVectorStore
 
@@ -76,12 +77,7 @@ class HybridQdrantRetriever(BaseRetriever):
             raise InvalidTypeError(
                 f"embed_model must be a LlamaIndex BaseEmbedding, got {type(embed_model).__name__}"
             )
-        if (
-            isinstance(similarity_top_k, bool)
-            or not isinstance(similarity_top_k, int)
-            or similarity_top_k <= 0
-        ):
-            raise InvalidInputError(f"similarity_top_k must be a positive int, got {similarity_top_k!r}")
+        positive_int(similarity_top_k, "similarity_top_k")
         if filters is not None and not isinstance(filters, MetadataFilters):
             raise InvalidTypeError(f"filters must be MetadataFilters, got {type(filters).__name__}")
         self._vector_store = vector_store

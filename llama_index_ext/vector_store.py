@@ -32,7 +32,7 @@ from llama_index.core.vector_stores.types import (
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 from qdrant_client import models
 
-from shared.config import StoreConfig, option_doc
+from shared.config import ADD_BATCH_SIZE, StoreConfig, option_doc
 from shared.errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
 from shared.filters import and_filters, check_filter
 from shared.query_planning import SEARCH_OPTIONS, mmr_fetch_k, weighted_hybrid
@@ -128,7 +128,7 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
     sparse_normalization: str = Field(
         default=str(_D.sparse_normalization), description=option_doc("sparse_normalization")
     )
-    batch_size: int = Field(default=256, gt=0, description="nodes per write")
+    batch_size: int = Field(default=ADD_BATCH_SIZE, gt=0, description="nodes per write")
     layout: Any = Field(default=_D.layout, exclude=True, description=option_doc("layout"))
     recreate: bool = Field(default=_D.recreate, description=option_doc("recreate"))
 

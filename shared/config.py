@@ -27,7 +27,10 @@ from .query_planning import (
     resolve_options,
 )
 
-__all__ = ["StoreConfig", "option_default", "option_doc"]
+__all__ = ["ADD_BATCH_SIZE", "StoreConfig", "option_default", "option_doc"]
+
+#: Records encoded and written per batch by ``HybridStore.add`` (and the adapters' adds).
+ADD_BATCH_SIZE = 256
 
 
 def _doc(text: str) -> dict[str, str]:

@@ -318,7 +318,8 @@ def _sparse_items_checked(vector: Mapping[Any, Any], name: str) -> list[tuple[in
     return out
 
 
-def colbert_query_vectors(vectors: Any, dim: int | None, name: str = "colbert query vectors") -> FloatArray:
+def colbert_vectors(vectors: Any, dim: int | None, name: str = "colbert query vectors") -> FloatArray:
+    """Validate a ColBERT multivector, a query's or a stored document's: 2-d, ``dim`` wide, finite."""
     try:
         arr = np.asarray(vectors, dtype=np.float32)
     except (TypeError, ValueError) as exc:
@@ -865,7 +866,7 @@ __all__ = [
     "Stage",
     "WeightedSum",
     "choose_mode",
-    "colbert_query_vectors",
+    "colbert_vectors",
     "cosine_relevance",
     "dbsf_relevance",
     "dense_query_vector",

@@ -25,7 +25,7 @@ import numpy as np
 
 from .backends import open_backend
 from .backends.base import Backend, ClientBackend, PointData, ResultPoint
-from .config import StoreConfig
+from .config import ADD_BATCH_SIZE, StoreConfig
 from .errors import (
     BackendError,
     InvalidInputError,
@@ -46,7 +46,7 @@ from .query_planning import (
     QueryOptions,
     RetrievalMode,
     SparseNormalization,
-    colbert_query_vectors,
+    colbert_vectors,
     dense_query_vector,
     parse_sparse_normalization,
     plan_mmr,
@@ -468,13 +468,13 @@ class HybridStore:
     # -- add ---------------------------------------------------------------
 
     def add(
-        self, records: Iterable[Record], *, batch_size: int = 256, show_progress: bool = False
+        self, records: Iterable[Record], *, batch_size: int = ADD_BATCH_SIZE, show_progress: bool = False
     ) -> list[str]:
         """Store records (upsert by id); returns their ids. Vectors left None are encoded."""
         return run(self._add_steps(records, batch_size, show_progress))
 
     async def aadd(
-        self, records: Iterable[Record], *, batch_size: int = 256, show_progress: bool = False
+        self, records: Iterable[Record], *, batch_size: int = ADD_BATCH_SIZE, show_progress: bool = False
     ) -> list[str]:
         return await arun(self._add_steps(records, batch_size, show_progress))
 
@@ -485,7 +485,7 @@ class HybridStore:
         ids: Iterable[str] | None = None,
         ref_doc_ids: Iterable[str | None] | None = None,
         *,
-        batch_size: int = 256,
+        batch_size: int = ADD_BATCH_SIZE,
         show_progress: bool = False,
     ) -> list[str]:
         """Encode and store texts; ids default to random UUIDs (pass ids to make re-adding idempotent)."""
@@ -502,7 +502,7 @@ class HybridStore:
         ids: Iterable[str] | None = None,
         ref_doc_ids: Iterable[str | None] | None = None,
         *,
-        batch_size: int = 256,
+        batch_size: int = ADD_BATCH_SIZE,
         show_progress: bool = False,
     ) -> list[str]:
         return await self.aadd(
@@ -671,7 +671,7 @@ class HybridStore:
                 raise InvalidInputError(
                     f"{where}: has ColBERT vectors but the collection stores none (colbert=False)"
                 )
-            cb = colbert_query_vectors(
+            cb = colbert_vectors(
                 rec.colbert, schema.colbert_dim or dims.get(COLBERT), f"{where}: colbert vectors"
             )
             dims.setdefault(COLBERT, cb.shape[1])
@@ -793,7 +793,7 @@ class HybridStore:
                 if "colbert" in todo and i in todo["colbert"]:
                     if result.colbert is None:
                         raise InvalidInputError(f"{where}: the encoder returned no ColBERT vectors")
-                    cleaned[i][COLBERT] = colbert_query_vectors(
+                    cleaned[i][COLBERT] = colbert_vectors(
                         result.colbert[pos],
                         schema.colbert_dim or dims.get(COLBERT),
                         f"{where}: colbert vectors",
@@ -991,7 +991,7 @@ class HybridStore:
         if need_sparse and sparse is not None:
             out["sparse"] = sparse_query_vector(sparse)
         if opts.colbert_rerank and colbert is not None:
-            out["colbert"] = colbert_query_vectors(colbert, schema.colbert_dim)
+            out["colbert"] = colbert_vectors(colbert, schema.colbert_dim)
         return out
 
     def _hit(self, r: ResultPoint) -> Hit:
