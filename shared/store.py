@@ -274,7 +274,7 @@ class HybridStore:
         # A backend with its own async client (and collections other clients wrote).
         self._client_backend = self._backend if isinstance(self._backend, ClientBackend) else None
         # Open now when a sync path exists, so a mismatching collection fails here.
-        if getattr(self._backend, "can_sync", True):
+        if self._client_backend is None or self._client_backend.can_sync:
             try:
                 run(self._open_steps())
             except BaseException:

@@ -113,6 +113,11 @@ class ClientBackend(Backend, Protocol):
     instead of running the sync method in a worker thread.
     """
 
+    @property
+    def can_sync(self) -> bool:
+        """False when given only an async client: the sync methods refuse, the async ones work."""
+        ...
+
     def inspect(self) -> CollectionInfo:
         """Vector config, guard and one payload of the existing collection (to detect its layout)."""
         ...
