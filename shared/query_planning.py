@@ -714,6 +714,16 @@ def choose_mode(requested: str | RetrievalMode | None, *, has_dense: bool, has_s
     return mode
 
 
+def uses_dense_query(mode: str | RetrievalMode, alpha: float | None = None) -> bool:
+    """Whether a query in ``mode`` searches with a dense query vector.
+
+    Dense and hybrid queries do, except a hybrid query weighed all to sparse
+    (``alpha=0``, see :func:`weighted_hybrid`).
+    """
+    m = parse_mode(mode)
+    return m is RetrievalMode.DENSE or (m is RetrievalMode.HYBRID and alpha != 0.0)
+
+
 def weighted_hybrid(
     alpha: float | None,
     *,
@@ -885,5 +895,6 @@ __all__ = [
     "sparse_arrays",
     "sparse_query_vector",
     "unbounded_relevance",
+    "uses_dense_query",
     "weighted_hybrid",
 ]

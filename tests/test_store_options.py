@@ -31,6 +31,7 @@ from shared.query_planning import (
     mmr_fetch_k,
     relevance_function,
     unbounded_relevance,
+    uses_dense_query,
     weighted_hybrid,
 )
 from shared.store import HybridStore
@@ -168,6 +169,12 @@ def test_weighted_hybrid_maps_alpha_to_modes_weights_and_sizes() -> None:
         weighted_hybrid(0.5, weights_given=True, **common)
     with pytest.raises(UnsupportedOperationError, match="dbsf"):
         weighted_hybrid(0.5, weights_given=False, **{**common, "fusion": "dbsf"})
+
+
+def test_uses_dense_query() -> None:
+    assert uses_dense_query("dense") and uses_dense_query(RetrievalMode.HYBRID)
+    assert uses_dense_query("hybrid", 0.5) and uses_dense_query("hybrid", 1.0)
+    assert not uses_dense_query("sparse") and not uses_dense_query("hybrid", 0.0)
 
 
 def test_mmr_fetch_k() -> None:
