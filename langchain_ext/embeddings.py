@@ -12,7 +12,7 @@ embedding the same texts densely and sparsely costs one forward pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.types import Encoder, TextKind
+from shared.validation import text_list
 
 __all__ = ["BGEM3Embeddings", "BGEM3SparseEmbeddings", "SparseVector"]
 
@@ -50,23 +51,6 @@ class SparseVector(BaseModel):
     def to_dict(self) -> dict[int, float]:
         """The ``{token_id: weight}`` form the core uses."""
         return dict(zip(self.indices, self.values, strict=True))
-
-
-def _text_list(texts: Iterable[str], method: str) -> list[str]:
-    """Materialise ``texts`` and check every item is a string, naming the first bad one."""
-    if isinstance(texts, str):
-        # A bare string is iterable; embedding it character by character would be a silent wrong result.
-        raise InvalidTypeError(
-            f"{method} expects a list of strings, got a single str; use embed_query for one text"
-        )
-    try:
-        items = list(texts)
-    except TypeError as exc:
-        raise InvalidTypeError(f"{method} expects a list of strings, got {type(texts).__name__}") from exc
-    for i, text in enumerate(items):
-        if not isinstance(text, str):
-            raise InvalidTypeError(f"{method}: texts[{i}] is {type(text).__name__}, expected str")
-    return items
 
 
 def _query_text(text: Any, method: str) -> str:
@@ -198,7 +182,7 @@ class BGEM3Embeddings(_EncoderBacked, Embeddings):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed passages (with the document prompt, if the model has one)."""
-        items = _text_list(texts, "embed_documents")
+        items = text_list(texts)
         if not items:
             return []
         dense = self._encode(items, "document", "dense").dense
@@ -267,7 +251,7 @@ class BGEM3SparseEmbeddings(_EncoderBacked):
 
     def embed_documents(self, texts: list[str]) -> list[SparseVector]:
         """Sparse vectors of passages."""
-        items = _text_list(texts, "embed_documents")
+        items = text_list(texts)
         if not items:
             return []
         sparse = self._encode(items, "document", "sparse").sparse

@@ -11,8 +11,7 @@ from langchain_core.retrievers import BaseRetriever, LangSmithRetrieverParams
 from pydantic import ConfigDict, Field
 from qdrant_client import models
 
-from shared.errors import InvalidInputError
-from shared.query_planning import parse_mode
+from shared.validation import positive_int
 
 from .filters import to_qdrant_filter
 from .vectorstores import HybridQdrantVectorStore
@@ -44,17 +43,14 @@ class HybridQdrantRetriever(BaseRetriever):
         # Checked after pydantic's validation so our errors reach the caller unwrapped, and at
         # construction rather than at the first query.
         if self.mode is not None:
-            self.mode = parse_mode(getattr(self.mode, "value", self.mode)).value
-            self.vectorstore._check_mode(self.mode)
+            self.mode = self.vectorstore._checked_mode(getattr(self.mode, "value", self.mode))
         to_qdrant_filter(self.filter)
 
     def _search_args(self, kwargs: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         """Merge per-call overrides into this retriever's settings (pure)."""
         extra = dict(kwargs)
         extra.pop("verbose", None)  # LangChain's callback flag, not a search option
-        k = extra.pop("k", self.k)
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+        k = positive_int(extra.pop("k", self.k), "k")
         args: dict[str, Any] = {**self.search_kwargs}
         if self.filter is not None:
             args["filter"] = self.filter

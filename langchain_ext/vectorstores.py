@@ -12,17 +12,17 @@ Where the vectors come from:
   side is derived automatically, and the collection records the model (a store reopened
   with a different model is refused).
 * Any other LangChain ``Embeddings`` (and any object with langchain-qdrant's
-  ``SparseEmbeddings`` methods) is called through its LangChain interface and the
-  vectors are passed to the store ready-made; the dense size is learned from the first add.
+  ``SparseEmbeddings`` methods) becomes a core encoder through
+  :func:`shared.encoders.encoder_from_functions`, handed its LangChain embed methods;
+  the store then encodes with it like with ours (the dense size is learned from the first
+  add, the collection records the model).
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
@@ -31,14 +31,17 @@ from langchain_core.vectorstores import VectorStore
 from qdrant_client import models
 from typing_extensions import Self
 
+from shared.config import ADD_BATCH_SIZE, StoreConfig
+from shared.encoders import encoder_from_functions, pair_encoders, sparse_dict
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.layouts import Layout, langchain_layout
-from shared.query_planning import DEFAULT_RRF_K, DEFAULT_SPARSE_WEIGHT, FusionMethod, parse_fusion, parse_mode
+from shared.query_planning import SEARCH_OPTIONS, choose_mode
 from shared.retry import RetryPolicy
+from shared.steps import Steps, arun, call_async, run
 from shared.types import Encoder, Hit, Record
+from shared.validation import id_list, positive_int, text_list
 
-from ._driver import Call, Steps, run_async, run_sync
-from .embeddings import BGEM3Embeddings, BGEM3SparseEmbeddings, SparseVector
+from .embeddings import BGEM3Embeddings, BGEM3SparseEmbeddings
 from .filters import to_qdrant_filter
 
 if TYPE_CHECKING:
@@ -48,81 +51,13 @@ if TYPE_CHECKING:
 
 __all__ = ["HybridQdrantVectorStore"]
 
-#: Search options passed through to ``HybridStore.query`` (besides text/vectors/limit/filter/mode).
-_QUERY_OPTIONS = frozenset(
-    {
-        "offset",
-        "fusion",
-        "rrf_k",
-        "dense_weight",
-        "sparse_weight",
-        "candidate_k",
-        "sparse_normalization",
-        "dense_candidates",
-        "sparse_candidates",
-        "mrl_candidates",
-        "colbert_rerank",
-        "exact",
-        "hnsw_ef",
-        "rescore",
-        "oversampling",
-        "score_threshold",
-    }
-)
-
-
-def _mode(value: Any) -> str:
-    """The plain string of a retrieval mode given as a string or a ``RetrievalMode``."""
-    return parse_mode(value).value
-
-
-def _fusion(value: Any) -> str:
-    """The plain string of a fusion method given as a string or a ``FusionMethod``."""
-    return parse_fusion(value).value
+#: The store options' defaults (shared.config.StoreConfig): this class's keywords take theirs.
+_D = StoreConfig()
 
 
 def _is_sparse_embeddings(obj: Any) -> bool:
     """Duck-typed check for langchain-qdrant's ``SparseEmbeddings`` interface."""
     return callable(getattr(obj, "embed_documents", None)) and callable(getattr(obj, "embed_query", None))
-
-
-def _sparse_to_dict(vector: Any, where: str) -> dict[int, float]:
-    """A ``SparseVector``-like object (``indices``/``values``) or a mapping -> the core's ``SparseDict``."""
-    if isinstance(vector, SparseVector):
-        return vector.to_dict()
-    if isinstance(vector, Mapping):
-        items = list(vector.items())
-    else:
-        indices, values = getattr(vector, "indices", None), getattr(vector, "values", None)
-        if indices is None or values is None or callable(values):
-            raise InvalidTypeError(
-                f"{where}: expected a sparse vector with `indices` and `values` (or a dict), "
-                f"got {type(vector).__name__}"
-            )
-        indices, values = list(indices), list(values)
-        if len(indices) != len(values):
-            raise InvalidInputError(f"{where}: {len(indices)} indices but {len(values)} values")
-        items = list(zip(indices, values, strict=True))
-    result: dict[int, float] = {}
-    for index, weight in items:
-        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise InvalidInputError(f"{where}: sparse index {index!r} is not a non-negative integer")
-        if index in result:
-            raise InvalidInputError(f"{where}: sparse index {index} appears twice")
-        result[index] = float(weight)
-    return result
-
-
-def _dense_list(vector: Any, where: str) -> list[float]:
-    if isinstance(vector, str | bytes) or not isinstance(vector, Iterable):
-        raise InvalidTypeError(f"{where}: expected a list of floats, got {type(vector).__name__}")
-    values = list(vector)
-    if not values:
-        raise InvalidInputError(f"{where}: the vector is empty")
-    for i, x in enumerate(values):
-        if isinstance(x, bool) or (not isinstance(x, int | float) and not hasattr(x, "__float__")):
-            raise InvalidTypeError(f"{where}: component {i} is {type(x).__name__}, expected a number")
-    return [float(x) for x in values]
 
 
 def _documents(hits: Sequence[Hit]) -> list[tuple[Document, float]]:
@@ -137,24 +72,13 @@ def _record_documents(records: Sequence[Record]) -> list[Document]:
     return [Document(page_content=r.text or "", metadata=dict(r.metadata), id=r.id) for r in records]
 
 
-@dataclass(frozen=True)
-class _Sources:
-    """Where each kind of vector comes from (see the module docstring)."""
-
-    encoder: Encoder | None
-    dense: Embeddings | None  # foreign dense embeddings, called through LangChain
-    sparse: Any | None  # foreign sparse embeddings, called through LangChain
-
-    @property
-    def has_dense(self) -> bool:
-        return self.dense is not None or (self.encoder is not None and "dense" in self.encoder.outputs)
-
-    @property
-    def has_sparse(self) -> bool:
-        return self.sparse is not None or (self.encoder is not None and "sparse" in self.encoder.outputs)
+def _model_id(model: Any) -> str:
+    name = getattr(model, "model", None) or getattr(model, "model_name", None)
+    return f"langchain:{type(model).__name__}" + (f":{name}" if isinstance(name, str) and name else "")
 
 
-def _resolve_sources(embedding: Embeddings | None, sparse_embedding: Any | None) -> _Sources:
+def _store_encoder(embedding: Embeddings | None, sparse_embedding: Any | None) -> Encoder:
+    """The one core encoder for the two embeddings: ours as they are, foreign ones wrapped."""
     if embedding is not None and not isinstance(embedding, Embeddings):
         raise InvalidTypeError(
             f"embedding must be a LangChain Embeddings (e.g. BGEM3Embeddings), got {type(embedding).__name__}"
@@ -164,50 +88,29 @@ def _resolve_sources(embedding: Embeddings | None, sparse_embedding: Any | None)
             "sparse_embedding must have embed_documents/embed_query returning sparse vectors "
             f"(e.g. BGEM3SparseEmbeddings), got {type(sparse_embedding).__name__}"
         )
-    if embedding is None and sparse_embedding is None:
+    dense: Encoder | None = None
+    if isinstance(embedding, BGEM3Embeddings):
+        dense = embedding.encoder
+    elif embedding is not None:
+        dense = encoder_from_functions(
+            model_id=_model_id(embedding),
+            embed_documents=embedding.embed_documents,
+            embed_query=embedding.embed_query,
+        )
+    sparse: Encoder | None = None
+    if isinstance(sparse_embedding, BGEM3SparseEmbeddings):
+        sparse = sparse_embedding.encoder
+    elif sparse_embedding is not None:
+        sparse = encoder_from_functions(
+            model_id=_model_id(sparse_embedding),
+            sparse_documents=sparse_embedding.embed_documents,
+            sparse_query=sparse_embedding.embed_query,
+            sparse_kind=f"langchain:{type(sparse_embedding).__name__}",
+        )
+    encoder = pair_encoders(dense, sparse)
+    if encoder is None:
         raise InvalidInputError("pass an embedding, a sparse_embedding, or both")
-
-    ours_dense = embedding if isinstance(embedding, BGEM3Embeddings) else None
-    ours_sparse = sparse_embedding if isinstance(sparse_embedding, BGEM3SparseEmbeddings) else None
-    foreign_dense = embedding if ours_dense is None else None
-
-    if ours_dense is None:
-        if ours_sparse is not None and foreign_dense is None:
-            return _Sources(encoder=ours_sparse.encoder, dense=None, sparse=None)
-        # A foreign dense model: the store cannot encode, so every vector is computed here.
-        return _Sources(encoder=None, dense=foreign_dense, sparse=sparse_embedding)
-
-    dense_encoder = ours_dense.encoder
-    if sparse_embedding is None:
-        return _Sources(encoder=dense_encoder, dense=None, sparse=None)  # sparse derived when BGE-M3
-    if ours_sparse is None:
-        return _Sources(encoder=dense_encoder, dense=None, sparse=sparse_embedding)
-    sparse_encoder = ours_sparse.encoder
-    if sparse_encoder is dense_encoder or (
-        "sparse" in dense_encoder.outputs
-        and dense_encoder.identity.model_id == sparse_encoder.identity.model_id
-    ):
-        # Same BGE-M3 model: the dense encoder's forward pass already yields the sparse vector.
-        return _Sources(encoder=dense_encoder, dense=None, sparse=None)
-    # Two models (e.g. MiniLM + SPLADE): one core pair encoder, so the collection guard records both.
-    from shared.encoders import BaseEncoder, PairEncoder, load_encoder
-
-    if isinstance(dense_encoder, BaseEncoder) and isinstance(sparse_encoder, BaseEncoder):
-        # Pair the already loaded models (no second copy in memory); the dense encoder's own
-        # truncation is not applied inside a pair, so the pair truncates.
-        pair: Encoder = PairEncoder(
-            dense_encoder,
-            sparse_encoder,
-            truncate_dim=ours_dense.truncate_dim,
-            batch_size=ours_dense.batch_size,
-            show_progress=ours_dense.show_progress,
-            cache_size=ours_dense.cache_size,
-        )
-    else:
-        pair = load_encoder(
-            ours_dense.model_name, sparse_model=ours_sparse.model_name, **ours_dense._load_kwargs()
-        )
-    return _Sources(encoder=pair, dense=None, sparse=None)
+    return encoder
 
 
 class HybridQdrantVectorStore(VectorStore):
@@ -266,38 +169,34 @@ class HybridQdrantVectorStore(VectorStore):
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
         retrieval_mode: str | Any | None = None,
-        quantization: str | Any = "none",
-        on_disk: bool = False,
-        compact_every: int | None = None,
-        mrl_dim: int | None = None,
-        mrl_quantization: str = "binary",
-        fusion: str | Any = "rrf",
-        rrf_k: int = DEFAULT_RRF_K,
-        dense_weight: float = 1.0,
-        sparse_weight: float | None = None,
-        candidate_k: int = 100,
-        sparse_normalization: str = "auto",
-        colbert: bool = False,
-        sparse_idf: bool = False,
-        recreate: bool = False,
-        batch_size: int = 256,
-        layout: str | Layout | None = None,
+        quantization: str | Any = _D.quantization,
+        on_disk: bool | None = _D.on_disk,
+        compact_every: int | None = _D.compact_every,
+        mrl_dim: int | None = _D.mrl_dim,
+        mrl_quantization: str | Any = _D.mrl_quantization,
+        fusion: str | Any = _D.fusion,
+        rrf_k: int = _D.rrf_k,
+        dense_weight: float = _D.dense_weight,
+        sparse_weight: float | None = _D.sparse_weight,
+        candidate_k: int = _D.candidate_k,
+        sparse_normalization: str = _D.sparse_normalization,
+        colbert: bool = _D.colbert,
+        sparse_idf: bool = _D.sparse_idf,
+        recreate: bool = _D.recreate,
+        batch_size: int = ADD_BATCH_SIZE,
+        layout: str | Layout | None = _D.layout,
     ) -> None:
         from shared.store import HybridStore
 
         self._embedding = embedding
         self._sparse_embedding = sparse_embedding
-        self._sources = _resolve_sources(embedding, sparse_embedding)
-        self._mode = self._check_mode(retrieval_mode)
-        self._fusion = _fusion(fusion)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self._batch_size = batch_size
-        # Kept for the relevance functions (the store applies the same defaults).
-        self._rrf_k, self._dense_weight, self._sparse_weight = rrf_k, dense_weight, sparse_weight
+        encoder = _store_encoder(embedding, sparse_embedding)
+        self._outputs = encoder.outputs
+        self._retrieval_mode = self._checked_mode(retrieval_mode)
+        self._batch_size = positive_int(batch_size, "batch_size")
         self._store: HybridStore = HybridStore(
             collection_name,
-            encoder=self._sources.encoder,
+            encoder=encoder,
             path=path,
             url=url,
             api_key=api_key,
@@ -305,23 +204,25 @@ class HybridQdrantVectorStore(VectorStore):
             aclient=aclient,
             timeout=timeout,
             retry=retry,
-            sparse=self._sources.has_sparse,
-            sparse_idf=sparse_idf,
-            colbert=colbert,
-            quantization=quantization,
-            on_disk=on_disk,
-            compact_every=compact_every,
-            mrl_dim=mrl_dim,
-            mrl_quantization=mrl_quantization,
-            retrieval_mode=self._mode,
-            fusion=self._fusion,
-            rrf_k=rrf_k,
-            dense_weight=dense_weight,
-            sparse_weight=sparse_weight,
-            candidate_k=candidate_k,
-            sparse_normalization=sparse_normalization,
-            layout=layout,
-            recreate=recreate,
+            config=StoreConfig(
+                sparse="sparse" in encoder.outputs,
+                sparse_idf=sparse_idf,
+                colbert=colbert,
+                quantization=quantization,
+                on_disk=on_disk,
+                compact_every=compact_every,
+                mrl_dim=mrl_dim,
+                mrl_quantization=mrl_quantization,
+                retrieval_mode=self._retrieval_mode,
+                fusion=fusion,
+                rrf_k=rrf_k,
+                dense_weight=dense_weight,
+                sparse_weight=sparse_weight,
+                candidate_k=candidate_k,
+                sparse_normalization=sparse_normalization,
+                layout=layout,
+                recreate=recreate,
+            ),
         )
 
     # ----------------------------------------------------------------- properties
@@ -339,7 +240,7 @@ class HybridQdrantVectorStore(VectorStore):
     @property
     def retrieval_mode(self) -> str:
         """The default retrieval mode: ``"dense"``, ``"sparse"`` or ``"hybrid"``."""
-        return self._mode
+        return self._retrieval_mode
 
     @property
     def store(self) -> HybridStore:
@@ -351,54 +252,32 @@ class HybridQdrantVectorStore(VectorStore):
         """The Qdrant collection's name."""
         return self._store.collection_name
 
-    def _check_mode(self, mode: Any) -> str:
-        if mode is None:
-            if self._sources.has_dense and self._sources.has_sparse:
-                return "hybrid"
-            return "dense" if self._sources.has_dense else "sparse"
-        value = _mode(mode)
-        if value in ("dense", "hybrid") and not self._sources.has_dense:
-            raise InvalidInputError(
-                f"retrieval_mode {value!r} needs dense vectors, but no dense embedding was given"
-            )
-        if value in ("sparse", "hybrid") and not self._sources.has_sparse:
-            raise InvalidInputError(
-                f"retrieval_mode {value!r} needs sparse vectors: pass sparse_embedding "
-                "(e.g. BGEM3SparseEmbeddings) or a BGE-M3 embedding"
-            )
-        return value
+    def _checked_mode(self, mode: Any) -> str:
+        """``mode`` checked against the models (None: the default they allow), as a string."""
+        outputs = self._outputs
+        return choose_mode(mode, has_dense="dense" in outputs, has_sparse="sparse" in outputs).value
 
     # ---------------------------------------------------------------------- adding
 
-    def _plan_records(
-        self,
+    @staticmethod
+    def _records_for(
         texts: Iterable[str],
         metadatas: Iterable[Mapping[str, Any] | None] | None,
         ids: Iterable[str | None] | None,
     ) -> list[Record]:
-        """Validate the caller's texts/metadatas/ids and build the records (pure)."""
-        if isinstance(texts, str):
-            raise InvalidTypeError("texts must be an iterable of strings, got a single str")
-        try:
-            # Materialised first so that a length mismatch is caught before anything is written.
-            text_list = list(texts)
-        except TypeError as exc:
-            raise InvalidTypeError(
-                f"texts must be an iterable of strings, got {type(texts).__name__}"
-            ) from exc
-        n = len(text_list)
-        for i, text in enumerate(text_list):
-            if not isinstance(text, str):
-                raise InvalidTypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+        """Records of the caller's texts/metadatas/ids, all checked before anything is written."""
+        # Materialised first so that a length mismatch is caught before anything is written.
+        text_list_ = text_list(texts)
+        n = len(text_list_)
         meta_list: list[Mapping[str, Any] | None] = [None] * n if metadatas is None else list(metadatas)
         if len(meta_list) != n:
             raise InvalidInputError(f"got {len(meta_list)} metadatas for {n} texts")
-        id_list: list[str | None] = [None] * n if ids is None else list(ids)
-        if len(id_list) != n:
-            raise InvalidInputError(f"got {len(id_list)} ids for {n} texts")
+        ids_given: list[str | None] = [None] * n if ids is None else list(ids)
+        if len(ids_given) != n:
+            raise InvalidInputError(f"got {len(ids_given)} ids for {n} texts")
         seen: dict[str, int] = {}
         records = []
-        for i, (text, meta, id_) in enumerate(zip(text_list, meta_list, id_list, strict=True)):
+        for i, (text, meta, id_) in enumerate(zip(text_list_, meta_list, ids_given, strict=True)):
             if meta is not None and not isinstance(meta, Mapping):
                 raise InvalidTypeError(f"metadatas[{i}] is {type(meta).__name__}, expected a dict")
             if id_ is None:
@@ -424,28 +303,12 @@ class HybridQdrantVectorStore(VectorStore):
         show_progress = kwargs.pop("show_progress", False)
         if kwargs:
             raise InvalidInputError(f"unexpected keyword arguments for adding texts: {sorted(kwargs)}")
-        records = self._plan_records(texts, metadatas, ids)
+        records = self._records_for(texts, metadatas, ids)
         if not records:
             return []
-        batch = [r.text or "" for r in records]
-        if self._sources.dense is not None:
-            vectors = yield Call(self._sources.dense, "embed_documents", (batch,))
-            if len(vectors) != len(records):
-                raise InvalidInputError(
-                    f"the embedding returned {len(vectors)} vectors for {len(records)} texts"
-                )
-            for i, (record, vector) in enumerate(zip(records, vectors, strict=True)):
-                record.dense = _dense_list(vector, f"embedding of texts[{i}]")
-        if self._sources.sparse is not None:
-            sparse = yield Call(self._sources.sparse, "embed_documents", (batch,))
-            if len(sparse) != len(records):
-                raise InvalidInputError(
-                    f"the sparse embedding returned {len(sparse)} vectors for {len(records)} texts"
-                )
-            for i, (record, vector) in enumerate(zip(records, sparse, strict=True)):
-                record.sparse = _sparse_to_dict(vector, f"sparse embedding of texts[{i}]")
-        stored: list[str] = yield Call(
-            self._store, "add", (records,), {"batch_size": batch_size, "show_progress": show_progress}
+        store = self._store
+        stored: list[str] = yield call_async(
+            store.add, store.aadd, records, batch_size=batch_size, show_progress=show_progress
         )
         return stored
 
@@ -463,7 +326,7 @@ class HybridQdrantVectorStore(VectorStore):
         adding an existing id replaces that document.  ``batch_size`` and
         ``show_progress`` are accepted as keyword arguments.
         """
-        return run_sync(self._add_steps(texts, metadatas, ids, dict(kwargs)))
+        return run(self._add_steps(texts, metadatas, ids, dict(kwargs)))
 
     async def aadd_texts(
         self,
@@ -474,7 +337,7 @@ class HybridQdrantVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[str]:
         """Async :meth:`add_texts`."""
-        return await run_async(self._add_steps(texts, metadatas, ids, dict(kwargs)))
+        return await arun(self._add_steps(texts, metadatas, ids, dict(kwargs)))
 
     @staticmethod
     def _split_documents(
@@ -488,34 +351,29 @@ class HybridQdrantVectorStore(VectorStore):
                 )
         # Explicit ids win over Document.id, as in LangChain's base class.
         ids = kwargs.pop("ids", None)
-        id_list: list[str | None] = [d.id for d in docs] if ids is None else list(ids)
-        return [d.page_content for d in docs], [d.metadata for d in docs], id_list
+        doc_ids: list[str | None] = [d.id for d in docs] if ids is None else list(ids)
+        return [d.page_content for d in docs], [d.metadata for d in docs], doc_ids
 
     def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
         """Store ``documents``; ``Document.id`` is used as the id unless ``ids=`` is given."""
         texts, metadatas, ids = self._split_documents(documents, kwargs)
-        return run_sync(self._add_steps(texts, metadatas, ids, kwargs))
+        return run(self._add_steps(texts, metadatas, ids, kwargs))
 
     async def aadd_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
         """Async :meth:`add_documents`."""
         texts, metadatas, ids = self._split_documents(documents, kwargs)
-        return await run_async(self._add_steps(texts, metadatas, ids, kwargs))
+        return await arun(self._add_steps(texts, metadatas, ids, kwargs))
 
     # ------------------------------------------------------------------- searching
 
-    def _query_mode(self, kwargs: dict[str, Any], default: str | None = None) -> str:
+    def _query_mode(self, kwargs: dict[str, Any]) -> str | None:
+        """The ``mode`` (or ``retrieval_mode``) of a search, checked; None: the store's default."""
         mode = kwargs.pop("mode", None)
         alias = kwargs.pop("retrieval_mode", None)
         if mode is not None and alias is not None:
             raise InvalidInputError("pass either mode or retrieval_mode, not both")
         chosen = mode if mode is not None else alias
-        return self._check_mode(chosen) if chosen is not None else (default or self._mode)
-
-    @staticmethod
-    def _check_k(k: Any, name: str = "k") -> int:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InvalidInputError(f"{name} must be a positive integer, got {k!r}")
-        return k
+        return None if chosen is None else self._checked_mode(chosen)
 
     def _search_steps(
         self,
@@ -523,37 +381,32 @@ class HybridQdrantVectorStore(VectorStore):
         k: int,
         kwargs: dict[str, Any],
         *,
-        dense: list[float] | None = None,
+        dense: Any = None,
         sparse: dict[int, float] | None = None,
-        default_mode: str | None = None,
     ) -> Steps[list[tuple[Document, float]]]:
-        """Plan a search, obtain any query vectors the store cannot compute, run it, translate the hits."""
-        k = self._check_k(k)
+        """Translate a search into one core query (the store encodes the text), run it, translate the hits."""
+        k = positive_int(k, "k")
         if query is not None and not isinstance(query, str):
             raise InvalidTypeError(f"query must be a str, got {type(query).__name__}")
-        mode = self._query_mode(kwargs, default_mode)
+        mode = self._query_mode(kwargs)
         flt = to_qdrant_filter(kwargs.pop("filter", None))
-        unknown = set(kwargs) - _QUERY_OPTIONS
+        unknown = set(kwargs) - SEARCH_OPTIONS
         if unknown:
             raise InvalidInputError(
                 f"unexpected search arguments {sorted(unknown)}; "
-                f"supported: filter, mode, {sorted(_QUERY_OPTIONS)}"
+                f"supported: filter, mode, {sorted(SEARCH_OPTIONS)}"
             )
-        if "fusion" in kwargs:
-            kwargs["fusion"] = _fusion(kwargs["fusion"])
-        if query is not None and dense is None and mode != "sparse" and self._sources.dense is not None:
-            dense = _dense_list((yield Call(self._sources.dense, "embed_query", (query,))), "query embedding")
-        if query is not None and sparse is None and mode != "dense" and self._sources.sparse is not None:
-            sparse = _sparse_to_dict(
-                (yield Call(self._sources.sparse, "embed_query", (query,))), "query sparse embedding"
-            )
-        # The store encodes the text itself only when it has an encoder.
-        text = query if self._sources.encoder is not None else None
-        hits: list[Hit] = yield Call(
-            self._store,
-            "query",
-            (text,),
-            {"dense": dense, "sparse": sparse, "mode": mode, "limit": k, "filter": flt, **kwargs},
+        store = self._store
+        hits: list[Hit] = yield call_async(
+            store.query,
+            store.aquery,
+            query,
+            dense=dense,
+            sparse=sparse,
+            mode=mode,
+            limit=k,
+            filter=flt,
+            **kwargs,
         )
         return _documents(hits)
 
@@ -575,27 +428,21 @@ class HybridQdrantVectorStore(VectorStore):
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Like :meth:`similarity_search`, with each document's score (higher is better)."""
-        return run_sync(self._search_steps(query, k, dict(kwargs)))
+        return run(self._search_steps(query, k, dict(kwargs)))
 
     async def asimilarity_search_with_score(
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Async :meth:`similarity_search_with_score`."""
-        return await run_async(self._search_steps(query, k, dict(kwargs)))
+        return await arun(self._search_steps(query, k, dict(kwargs)))
 
     def _by_vector_steps(
         self, embedding: Any, k: int, kwargs: dict[str, Any]
     ) -> Steps[list[tuple[Document, float]]]:
-        dense = _dense_list(embedding, "embedding")
         sparse_vector = kwargs.pop("sparse_vector", None)
-        sparse = None if sparse_vector is None else _sparse_to_dict(sparse_vector, "sparse_vector")
-        # Only a dense vector is given unless sparse_vector is: search densely by default.
-        default_mode = "hybrid" if sparse is not None else "dense"
-        return (
-            yield from self._search_steps(
-                None, k, kwargs, dense=dense, sparse=sparse, default_mode=default_mode
-            )
-        )
+        sparse = None if sparse_vector is None else sparse_dict(sparse_vector, "sparse_vector")
+        # No text: the store searches with what is given (dense only -> dense, both -> hybrid).
+        return (yield from self._search_steps(None, k, kwargs, dense=embedding, sparse=sparse))
 
     def similarity_search_by_vector(
         self, embedding: list[float], k: int = 4, **kwargs: Any
@@ -613,56 +460,36 @@ class HybridQdrantVectorStore(VectorStore):
         self, embedding: list[float], k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Like :meth:`similarity_search_by_vector`, with scores."""
-        return run_sync(self._by_vector_steps(embedding, k, dict(kwargs)))
+        return run(self._by_vector_steps(embedding, k, dict(kwargs)))
 
     async def asimilarity_search_with_score_by_vector(
         self, embedding: list[float], k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Async :meth:`similarity_search_with_score_by_vector`."""
-        return await run_async(self._by_vector_steps(embedding, k, dict(kwargs)))
+        return await arun(self._by_vector_steps(embedding, k, dict(kwargs)))
 
     # --------------------------------------------------------------- relevance
 
-    def _relevance_fn(self, mode: str, kwargs: Mapping[str, Any]) -> Callable[[float], float]:
-        """Map this store's raw scores for ``mode`` onto [0, 1] (1 = most relevant).
-
-        The score semantics are the core's (see ``shared.query_planning``).
-        """
-        if kwargs.get("colbert_rerank"):
-            return _unbounded_relevance  # MaxSim sums have no fixed range
-        if mode == "dense":
-            return _cosine_similarity_relevance
-        if mode == "sparse":
-            return _unbounded_relevance
-        fusion = _fusion(kwargs.get("fusion", self._fusion))
-        dense_w = float(kwargs.get("dense_weight", self._dense_weight))
-        sparse_w = kwargs.get("sparse_weight", self._sparse_weight)
-        sparse_w = float(DEFAULT_SPARSE_WEIGHT[FusionMethod(fusion)] if sparse_w is None else sparse_w)
-        if fusion == "rrf":
-            return _rrf_relevance(float(kwargs.get("rrf_k", self._rrf_k)), dense_w + sparse_w)
-        if fusion == "dbsf":
-            return _dbsf_relevance
-        return _m3_relevance(dense_w, sparse_w)
-
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
-        """Relevance in [0, 1] for the default retrieval mode and fusion."""
-        return self._relevance_fn(self._mode, {})
+        """Relevance in [0, 1] for the default retrieval mode and fusion (the core's mapping)."""
+        return self._store.relevance_function()
 
-    def _relevance_plan(self, kwargs: dict[str, Any]) -> Callable[[float], float]:
-        mode = kwargs.get("mode", kwargs.get("retrieval_mode"))
-        mode = self._mode if mode is None else _mode(mode)
-        return self._relevance_fn(mode, kwargs)
+    def _relevance_function_for(self, kwargs: dict[str, Any]) -> Callable[[float], float]:
+        """Relevance in [0, 1] of the scores of a search with ``kwargs`` (the core's mapping)."""
+        options = {k: v for k, v in kwargs.items() if k in SEARCH_OPTIONS}
+        mode = self._query_mode(dict(kwargs))
+        return self._store.relevance_function(mode=mode, **options)
 
     def _similarity_search_with_relevance_scores(
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        fn = self._relevance_plan(kwargs)
+        fn = self._relevance_function_for(kwargs)
         return [(doc, fn(score)) for doc, score in self.similarity_search_with_score(query, k, **kwargs)]
 
     async def _asimilarity_search_with_relevance_scores(
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        fn = self._relevance_plan(kwargs)
+        fn = self._relevance_function_for(kwargs)
         return [
             (doc, fn(score)) for doc, score in await self.asimilarity_search_with_score(query, k, **kwargs)
         ]
@@ -678,36 +505,23 @@ class HybridQdrantVectorStore(VectorStore):
         lambda_mult: float,
         kwargs: dict[str, Any],
     ) -> Steps[list[Document]]:
-        k = self._check_k(k)
-        fetch_k = self._check_k(fetch_k, "fetch_k")
-        if (
-            isinstance(lambda_mult, bool)
-            or not isinstance(lambda_mult, int | float)
-            or not 0 <= lambda_mult <= 1
-        ):
-            raise InvalidInputError(f"lambda_mult must be a number between 0 and 1, got {lambda_mult!r}")
+        k = positive_int(k, "k")
+        fetch_k = positive_int(fetch_k, "fetch_k")
         flt = to_qdrant_filter(kwargs.pop("filter", None))
         if kwargs:
             raise InvalidInputError(f"unexpected MMR arguments {sorted(kwargs)}; supported: filter")
-        if not self._sources.has_dense:
-            raise InvalidInputError("max marginal relevance search needs dense vectors; this store has none")
-        dense = None if embedding is None else _dense_list(embedding, "embedding")
         if query is not None and not isinstance(query, str):
             raise InvalidTypeError(f"query must be a str, got {type(query).__name__}")
-        if dense is None and self._sources.dense is not None:
-            dense = _dense_list((yield Call(self._sources.dense, "embed_query", (query,))), "query embedding")
-        text = query if dense is None else None
-        hits: list[Hit] = yield Call(
-            self._store,
-            "mmr",
-            (text,),
-            {
-                "dense": dense,
-                "limit": k,
-                "fetch_k": max(fetch_k, k),
-                "lambda_mult": float(lambda_mult),
-                "filter": flt,
-            },
+        store = self._store
+        hits: list[Hit] = yield call_async(
+            store.mmr,
+            store.ammr,
+            query,
+            dense=embedding,
+            limit=k,
+            fetch_k=fetch_k,
+            lambda_mult=lambda_mult,
+            filter=flt,
         )
         return [doc for doc, _ in _documents(hits)]
 
@@ -715,52 +529,42 @@ class HybridQdrantVectorStore(VectorStore):
         self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """``k`` documents relevant to ``query`` yet diverse (MMR over ``fetch_k`` dense candidates)."""
-        return run_sync(self._mmr_steps(query, None, k, fetch_k, lambda_mult, dict(kwargs)))
+        return run(self._mmr_steps(query, None, k, fetch_k, lambda_mult, dict(kwargs)))
 
     async def amax_marginal_relevance_search(
         self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """Async :meth:`max_marginal_relevance_search`."""
-        return await run_async(self._mmr_steps(query, None, k, fetch_k, lambda_mult, dict(kwargs)))
+        return await arun(self._mmr_steps(query, None, k, fetch_k, lambda_mult, dict(kwargs)))
 
     def max_marginal_relevance_search_by_vector(
         self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """MMR from a dense query vector."""
-        return run_sync(self._mmr_steps(None, embedding, k, fetch_k, lambda_mult, dict(kwargs)))
+        return run(self._mmr_steps(None, embedding, k, fetch_k, lambda_mult, dict(kwargs)))
 
     async def amax_marginal_relevance_search_by_vector(
         self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """Async :meth:`max_marginal_relevance_search_by_vector`."""
-        return await run_async(self._mmr_steps(None, embedding, k, fetch_k, lambda_mult, dict(kwargs)))
+        return await arun(self._mmr_steps(None, embedding, k, fetch_k, lambda_mult, dict(kwargs)))
 
     # ----------------------------------------------------------- get / delete
 
-    @staticmethod
-    def _id_list(ids: Any, method: str) -> list[str]:
-        if isinstance(ids, str) or not isinstance(ids, Iterable):
-            raise InvalidTypeError(f"{method} expects a list of ids, got {type(ids).__name__}")
-        items = list(ids)
-        for i, id_ in enumerate(items):
-            if not isinstance(id_, str):
-                raise InvalidTypeError(f"{method}: ids[{i}] is {type(id_).__name__} {id_!r}, expected str")
-        return items
-
     def _get_steps(self, ids: Sequence[str]) -> Steps[list[Document]]:
-        id_list = self._id_list(ids, "get_by_ids")
-        if not id_list:
+        wanted = id_list(ids)
+        if not wanted:
             return []
-        records: list[Record] = yield Call(self._store, "get", (id_list,))
+        records: list[Record] = yield call_async(self._store.get, self._store.aget, wanted)
         return _record_documents(records)
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """The stored documents with these ids, in the order given (missing ids are skipped)."""
-        return run_sync(self._get_steps(ids))
+        return run(self._get_steps(ids))
 
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Async :meth:`get_by_ids`."""
-        return await run_async(self._get_steps(ids))
+        return await arun(self._get_steps(ids))
 
     def _delete_steps(self, ids: Any, kwargs: dict[str, Any]) -> Steps[bool]:
         flt = to_qdrant_filter(kwargs.pop("filter", None))
@@ -769,31 +573,32 @@ class HybridQdrantVectorStore(VectorStore):
         if ids is None and flt is None:
             # LangChain leaves delete() with no ids store-defined; deleting everything by accident loses data.
             raise InvalidInputError("delete needs ids or a filter; to remove every document call clear()")
-        id_list = None if ids is None else self._id_list(ids, "delete")
-        if id_list is not None and not id_list and flt is None:
+        doomed = None if ids is None else id_list(ids)
+        if doomed is not None and not doomed and flt is None:
             return True
-        yield Call(self._store, "delete", (id_list,), {"filter": flt})
+        yield call_async(self._store.delete, self._store.adelete, doomed, filter=flt)
         return True
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Delete documents by id and/or ``filter=``; missing ids are ignored. Returns True."""
-        return run_sync(self._delete_steps(ids, dict(kwargs)))
+        return run(self._delete_steps(ids, dict(kwargs)))
 
     async def adelete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Async :meth:`delete`."""
-        return await run_async(self._delete_steps(ids, dict(kwargs)))
+        return await arun(self._delete_steps(ids, dict(kwargs)))
 
     def _count_steps(self, filter: Any) -> Steps[int]:
-        count: int = yield Call(self._store, "count", (), {"filter": to_qdrant_filter(filter)})
+        flt = to_qdrant_filter(filter)
+        count: int = yield call_async(self._store.count, self._store.acount, flt)
         return count
 
     def count(self, filter: Mapping[str, Any] | models.Filter | None = None) -> int:
         """Number of stored documents (matching ``filter``)."""
-        return run_sync(self._count_steps(filter))
+        return run(self._count_steps(filter))
 
     async def acount(self, filter: Mapping[str, Any] | models.Filter | None = None) -> int:
         """Async :meth:`count`."""
-        return await run_async(self._count_steps(filter))
+        return await arun(self._count_steps(filter))
 
     def clear(self) -> None:
         """Remove every document (the collection and its settings stay)."""
@@ -828,8 +633,9 @@ class HybridQdrantVectorStore(VectorStore):
     def __repr__(self) -> str:
         # Never include api_key or client objects.
         return (
-            f"{type(self).__name__}(collection_name={self.collection_name!r}, retrieval_mode={self._mode!r}, "
-            f"fusion={self._fusion!r}, remote={self._store.is_remote})"
+            f"{type(self).__name__}(collection_name={self.collection_name!r}, "
+            f"retrieval_mode={self._retrieval_mode!r}, fusion={self._store.query_defaults.fusion.value!r}, "
+            f"remote={self._store.is_remote})"
         )
 
     # ------------------------------------------------------------ constructors
@@ -925,50 +731,3 @@ class HybridQdrantVectorStore(VectorStore):
             await store.aclose()
             raise
         return store
-
-
-# ------------------------------------------------------------ relevance functions
-
-
-def _clip01(x: float) -> float:
-    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
-
-
-def _cosine_similarity_relevance(score: float) -> float:
-    """Cosine similarity in [-1, 1] -> [0, 1]."""
-    return _clip01((1.0 + score) / 2.0)
-
-
-def _unbounded_relevance(score: float) -> float:
-    """Sparse dot products (and MaxSim sums) are >= 0 and unbounded: a monotone squash onto [0, 1)."""
-    return 0.0 if score <= 0 else score / (1.0 + score)
-
-
-def _rrf_relevance(rrf_k: float, total_weight: float) -> Callable[[float], float]:
-    """Weighted RRF is ``sum w / (k + rank)`` with 0-based ranks: the best score is ``sum(w) / k``."""
-    best = total_weight / rrf_k if rrf_k > 0 else math.inf
-
-    def fn(score: float) -> float:
-        return _clip01(score / best) if 0 < best < math.inf else (1.0 if score > 0 else 0.0)
-
-    return fn
-
-
-def _dbsf_relevance(score: float) -> float:
-    """DBSF normalises each of the two lists to [0, 1] and sums them (no weights)."""
-    return _clip01(score / 2.0)
-
-
-def _m3_relevance(dense_weight: float, sparse_weight: float) -> Callable[[float], float]:
-    """M3's weighted sum: a cosine part in [-w_d, w_d] plus an unbounded sparse part >= 0.
-
-    ``1 - exp(-(score + w_d) / w_d)`` is strictly increasing, 0 for the worst possible
-    score and below 1 for any finite one (a sum cannot be split back into its parts).
-    """
-    scale = dense_weight if dense_weight > 0 else max(sparse_weight, 1e-9)
-    offset = max(dense_weight, 0.0)
-
-    def fn(score: float) -> float:
-        return _clip01(1.0 - math.exp(-max(score + offset, 0.0) / scale))
-
-    return fn

@@ -11,7 +11,7 @@ from shared.errors import InvalidInputError, InvalidTypeError
 
 
 @contextmanager
-def our_errors(cls_name: str) -> Iterator[None]:
+def validation_errors_as_ours(cls_name: str) -> Iterator[None]:
     """Re-raise a pydantic ``ValidationError`` as InvalidTypeError/InvalidInputError naming the fields."""
     try:
         yield

@@ -20,21 +20,13 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.types import Encoder, EncodeResult, TextKind
+from shared.validation import text_list
 
-from ._validation import our_errors
+from ._validation import validation_errors_as_ours
 
 __all__ = ["DEFAULT_MODEL", "BGEM3Embedding", "BGEM3SparseEmbedding"]
 
 DEFAULT_MODEL = "BAAI/bge-m3"
-
-
-def _check_texts(texts: Any, method: str) -> list[str]:
-    if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
-        raise InvalidTypeError(f"{method} expects a list of strings, got {type(texts).__name__}")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InvalidTypeError(f"{method}: texts[{i}] is {type(text).__name__}, expected str")
-    return list(texts)
 
 
 def _check_text(text: Any, method: str) -> str:
@@ -147,7 +139,7 @@ class BGEM3Embedding(_EncoderMixin, BaseEmbedding):
     def __init__(self, *, encoder: Encoder | None = None, **data: Any) -> None:
         # The encoder is attached after validation (not in a validator), so that load
         # errors surface as our own exceptions rather than pydantic ValidationErrors.
-        with our_errors(type(self).__name__):
+        with validation_errors_as_ours(type(self).__name__):
             super().__init__(**data)
         self._attach_encoder(encoder)
 
@@ -187,7 +179,7 @@ class BGEM3Embedding(_EncoderMixin, BaseEmbedding):
         return self._dense([_check_text(text, "get_text_embedding")], "document")[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self._dense(_check_texts(texts, "get_text_embedding_batch"), "document")
+        return self._dense(text_list(texts), "document")
 
     # One code path: the async methods run the sync ones in a worker thread (one per
     # call or batch, never one per text); the forward pass releases the GIL in torch.
@@ -233,7 +225,7 @@ class BGEM3SparseEmbedding(_EncoderMixin, BaseSparseEmbedding):
     def __init__(self, *, encoder: Encoder | None = None, **data: Any) -> None:
         # The encoder is attached after validation (not in a validator), so that load
         # errors surface as our own exceptions rather than pydantic ValidationErrors.
-        with our_errors(type(self).__name__):
+        with validation_errors_as_ours(type(self).__name__):
             super().__init__(**data)
         self._attach_encoder(encoder)
 
@@ -273,7 +265,7 @@ class BGEM3SparseEmbedding(_EncoderMixin, BaseSparseEmbedding):
         return self._sparse([_check_text(text, "get_text_embedding")], "document")[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[SparseEmbedding]:
-        return self._sparse(_check_texts(texts, "get_text_embedding_batch"), "document")
+        return self._sparse(text_list(texts), "document")
 
     async def _aget_query_embedding(self, query: str) -> SparseEmbedding:
         return await asyncio.to_thread(self._get_query_embedding, query)

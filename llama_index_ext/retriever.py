@@ -14,6 +14,8 @@ from llama_index.core.settings import Settings
 from llama_index.core.vector_stores.types import MetadataFilters, VectorStoreQuery, VectorStoreQueryMode
 
 from shared.errors import InvalidInputError, InvalidTypeError
+from shared.query_planning import uses_dense_query
+from shared.validation import positive_int
 
 from .vector_store import HybridQdrantVectorStore
 
@@ -21,12 +23,13 @@ __all__ = ["HybridQdrantRetriever"]
 
 #: Mode names accepted besides LlamaIndex's own ("default" is dense).
 _MODE_ALIASES = {"dense": VectorStoreQueryMode.DEFAULT}
-_SUPPORTED_MODES = (
-    VectorStoreQueryMode.DEFAULT,
-    VectorStoreQueryMode.SPARSE,
-    VectorStoreQueryMode.HYBRID,
-    VectorStoreQueryMode.MMR,
-)
+#: The core retrieval mode of each supported LlamaIndex mode (MMR diversifies dense hits).
+_CORE_MODES = {
+    VectorStoreQueryMode.DEFAULT: "dense",
+    VectorStoreQueryMode.SPARSE: "sparse",
+    VectorStoreQueryMode.HYBRID: "hybrid",
+    VectorStoreQueryMode.MMR: "dense",
+}
 
 
 def _parse_mode(mode: str | VectorStoreQueryMode) -> VectorStoreQueryMode:
@@ -36,7 +39,7 @@ def _parse_mode(mode: str | VectorStoreQueryMode) -> VectorStoreQueryMode:
         parsed = VectorStoreQueryMode(mode)
     except ValueError:
         parsed = None
-    if parsed not in _SUPPORTED_MODES:
+    if parsed not in _CORE_MODES:
         raise InvalidInputError(f"mode must be one of dense, sparse, hybrid, mmr; got {mode!r}")
     assert parsed is not None
     return parsed
@@ -76,12 +79,7 @@ class HybridQdrantRetriever(BaseRetriever):
             raise InvalidTypeError(
                 f"embed_model must be a LlamaIndex BaseEmbedding, got {type(embed_model).__name__}"
             )
-        if (
-            isinstance(similarity_top_k, bool)
-            or not isinstance(similarity_top_k, int)
-            or similarity_top_k <= 0
-        ):
-            raise InvalidInputError(f"similarity_top_k must be a positive int, got {similarity_top_k!r}")
+        positive_int(similarity_top_k, "similarity_top_k")
         if filters is not None and not isinstance(filters, MetadataFilters):
             raise InvalidTypeError(f"filters must be MetadataFilters, got {type(filters).__name__}")
         self._vector_store = vector_store
@@ -143,12 +141,10 @@ class HybridQdrantRetriever(BaseRetriever):
     # -- retrieval: one planning step, sync and async calls around it ---------------
 
     def _needs_dense(self, bundle: QueryBundle) -> bool:
+        """Whether to embed the query here (LlamaIndex's retrievers embed ``embedding_strs``)."""
         if self._embed_model is None or bundle.embedding is not None:
             return False
-        if self._mode == VectorStoreQueryMode.SPARSE:
-            return False
-        # alpha=0 is sparse only: no dense query vector to compute.
-        return not (self._mode == VectorStoreQueryMode.HYBRID and self._alpha == 0.0)
+        return uses_dense_query(_CORE_MODES[self._mode], self._alpha)
 
     def _query(self, bundle: QueryBundle, embedding: list[float] | None) -> VectorStoreQuery:
         return VectorStoreQuery(

@@ -13,11 +13,9 @@ metadata and relationships.
 
 from __future__ import annotations
 
-import asyncio
-import math
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -34,15 +32,19 @@ from llama_index.core.vector_stores.types import (
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 from qdrant_client import models
 
+from shared.config import ADD_BATCH_SIZE, StoreConfig, option_doc
 from shared.errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
 from shared.filters import and_filters, check_filter
+from shared.query_planning import SEARCH_OPTIONS, mmr_fetch_k, weighted_hybrid
 from shared.retry import RetryPolicy
 from shared.schema import REF_DOC_ID_KEY
+from shared.steps import Steps, arun, call, call_async, run
 from shared.store import HybridStore
 from shared.types import Hit, Record
+from shared.validation import id_list, positive_int
 
-from ._encoders import EncoderPlan, plan_encoders
-from ._validation import our_errors
+from ._encoders import store_encoder
+from ._validation import validation_errors_as_ours
 from .filters import to_qdrant_filter
 
 __all__ = ["HybridQdrantVectorStore"]
@@ -50,39 +52,20 @@ __all__ = ["HybridQdrantVectorStore"]
 #: Keys ``node_to_metadata_dict`` adds next to the caller's metadata.
 _NODE_CONTENT_KEY = "_node_content"
 
-#: ``query(**kwargs)`` options passed through to ``HybridStore.query``.
-_QUERY_OPTIONS = frozenset(
-    {
-        "fusion",
-        "rrf_k",
-        "dense_weight",
-        "sparse_weight",
-        "candidate_k",
-        "sparse_normalization",
-        "colbert_rerank",
-        "exact",
-        "hnsw_ef",
-        "rescore",
-        "oversampling",
-        "score_threshold",
-    }
-)
+#: ``query(**kwargs)`` options passed through to ``HybridStore.query``: the store's search
+#: options, less the sizes a ``VectorStoreQuery`` itself gives (top-k's, no offset).
+_QUERY_OPTIONS = SEARCH_OPTIONS - {"offset", "dense_candidates", "sparse_candidates", "mrl_candidates"}
 _MMR_OPTIONS = frozenset({"mmr_prefetch_k", "mmr_prefetch_factor"})
-_DEFAULT_MMR_PREFETCH_FACTOR = 4
+#: The store options defaults: every field below that is a store option takes its default here.
+_D = StoreConfig()
 
 
 @dataclass
-class _Call:
-    """One planned ``HybridStore`` call: ``method`` ("query" or "mmr") and its arguments.
+class _StoreQuery:
+    """One planned ``HybridStore`` search: ``query``, or ``mmr`` when ``mmr``, with ``kwargs``."""
 
-    ``text`` is the query text whose missing ``need`` vectors the adapter computes first.
-    """
-
-    method: str
+    mmr: bool
     kwargs: dict[str, Any]
-    text: str | None = None
-    need: tuple[str, ...] = ()
-    given: dict[str, Any] = field(default_factory=dict)
 
 
 class HybridQdrantVectorStore(BasePydanticVectorStore):
@@ -127,47 +110,29 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
     sparse_embed_model: BaseSparseEmbedding | None = Field(
         default=None, exclude=True, description="sparse model"
     )
-    dense_dim: int | None = Field(default=None, gt=0, description="dense size when there is no embed_model")
-    sparse: bool | None = Field(
-        default=None, description="store sparse vectors (None: if a model makes them)"
-    )
-    sparse_idf: bool = Field(default=False, description="IDF modifier on the sparse vectors")
-    colbert: bool = Field(default=False, description="store BGE-M3 ColBERT vectors for re-ranking")
-    quantization: Any = Field(default="none", description="quantization preset or Qdrant config")
-    on_disk: bool = Field(default=False, description="original vectors on disk")
-    compact_every: int | None = Field(
-        default=None,
-        ge=0,
-        description="embedded store: reopen the shard every this many points written, which bounds "
-        "the engine's memory (None: 100,000 with on_disk, else never; 0: never)",
-    )
-    mrl_dim: int | None = Field(default=None, gt=0, description="MRL funnel size")
-    mrl_quantization: Any = Field(default="binary", description="quantization of the MRL copy")
-    fusion: str = Field(default="rrf", description="hybrid fusion: rrf, dbsf or m3")
-    rrf_k: int = Field(default=60, gt=0, description="RRF constant")
-    dense_weight: float = Field(default=1.0, ge=0, description="dense weight in hybrid fusion")
-    sparse_weight: float | None = Field(default=None, ge=0, description="sparse weight (None: per fusion)")
-    candidate_k: int = Field(
-        default=100,
-        gt=0,
-        description="least candidates per side in hybrid (and the ColBERT re-rank window)",
-    )
+    # Store options: defaults and descriptions from shared.config.StoreConfig.
+    dense_dim: int | None = Field(default=_D.dense_dim, description=option_doc("dense_dim"))
+    sparse: bool | None = Field(default=_D.sparse, description=option_doc("sparse"))
+    sparse_idf: bool = Field(default=_D.sparse_idf, description=option_doc("sparse_idf"))
+    colbert: bool = Field(default=_D.colbert, description=option_doc("colbert"))
+    quantization: Any = Field(default=_D.quantization, description=option_doc("quantization"))
+    on_disk: bool | None = Field(default=_D.on_disk, description=option_doc("on_disk"))
+    compact_every: int | None = Field(default=_D.compact_every, description=option_doc("compact_every"))
+    mrl_dim: int | None = Field(default=_D.mrl_dim, description=option_doc("mrl_dim"))
+    mrl_quantization: Any = Field(default=_D.mrl_quantization, description=option_doc("mrl_quantization"))
+    fusion: str = Field(default=str(_D.fusion), description=option_doc("fusion"))
+    rrf_k: int = Field(default=_D.rrf_k, description=option_doc("rrf_k"))
+    dense_weight: float = Field(default=_D.dense_weight, description=option_doc("dense_weight"))
+    sparse_weight: float | None = Field(default=_D.sparse_weight, description=option_doc("sparse_weight"))
+    candidate_k: int = Field(default=_D.candidate_k, description=option_doc("candidate_k"))
     sparse_normalization: str = Field(
-        default="auto",
-        description="m3 fusion: sparse term as is (none) or divided by the query's q.q (query); "
-        "auto: none for BGE-M3, query for other sparse models",
+        default=str(_D.sparse_normalization), description=option_doc("sparse_normalization")
     )
-    batch_size: int = Field(default=256, gt=0, description="nodes per write")
-    layout: Any = Field(
-        default=None,
-        exclude=True,
-        description="collection layout: m3-hybrid, langchain, llama-index or a shared.layouts.Layout "
-        "(None: detected from an existing collection, m3-hybrid's for a new one)",
-    )
-    recreate: bool = Field(default=False, description="drop a collection built by another encoder")
+    batch_size: int = Field(default=ADD_BATCH_SIZE, gt=0, description="nodes per write")
+    layout: Any = Field(default=_D.layout, exclude=True, description=option_doc("layout"))
+    recreate: bool = Field(default=_D.recreate, description=option_doc("recreate"))
 
     _store: HybridStore = PrivateAttr()
-    _encoders: EncoderPlan = PrivateAttr()
 
     def __init__(
         self,
@@ -182,12 +147,12 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
             "collection_name": collection_name,
             "path": None if path is None else os.fspath(path),
         }
-        with our_errors(type(self).__name__):
+        with validation_errors_as_ours(type(self).__name__):
             super().__init__(**fields, **kwargs)
-        self._encoders = plan_encoders(self.embed_model, self.sparse_embed_model, self.sparse)
+        options = {name: getattr(self, name) for name in _STORE_OPTIONS}
         self._store = HybridStore(
             self.collection_name,
-            encoder=self._encoders.store,
+            encoder=store_encoder(self.embed_model, self.sparse_embed_model, self.sparse),
             path=self.path,
             url=self.url,
             api_key=self.api_key,
@@ -195,23 +160,7 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
             aclient=aclient,
             timeout=self.timeout,
             retry=self.retry,
-            dense_dim=self.dense_dim,
-            sparse=self.sparse,
-            sparse_idf=self.sparse_idf,
-            colbert=self.colbert,
-            quantization=self.quantization,
-            on_disk=self.on_disk,
-            compact_every=self.compact_every,
-            mrl_dim=self.mrl_dim,
-            mrl_quantization=self.mrl_quantization,
-            fusion=self.fusion,
-            rrf_k=self.rrf_k,
-            dense_weight=self.dense_weight,
-            sparse_weight=self.sparse_weight,
-            candidate_k=self.candidate_k,
-            sparse_normalization=self.sparse_normalization,
-            layout=self.layout,
-            recreate=self.recreate,
+            config=StoreConfig(**options),
         )
 
     @classmethod
@@ -220,12 +169,12 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
 
     @property
     def client(self) -> HybridStore:
-        """The shared core store this adapter wraps."""
+        """The shared core store this adapter wraps (LlamaIndex's vector stores must have ``client``)."""
         return self._store
 
     @property
     def store(self) -> HybridStore:
-        """The shared core store this adapter wraps (same as :attr:`client`)."""
+        """Alias of :attr:`client`, under the name the LangChain adapter uses too."""
         return self._store
 
     def __repr__(self) -> str:
@@ -239,11 +188,10 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
     # -- nodes <-> records ------------------------------------------------------
 
     def _records(self, nodes: Sequence[BaseNode]) -> list[Record]:
-        """Records for ``nodes`` with every vector filled (CPU work: run in a thread when async)."""
+        """Records for ``nodes`` (CPU work: run in a thread when async); the store fills missing vectors."""
         if isinstance(nodes, BaseNode) or not isinstance(nodes, Sequence):
             raise InvalidTypeError(f"nodes must be a list of LlamaIndex nodes, got {type(nodes).__name__}")
         records: list[Record] = []
-        embed_texts: list[str] = []
         for i, node in enumerate(nodes):
             if not isinstance(node, BaseNode):
                 raise InvalidTypeError(
@@ -260,45 +208,12 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
                     metadata=metadata,
                     ref_doc_id=node.ref_doc_id,
                     dense=node.embedding,
+                    # LlamaIndex embeds nodes with their embed-visible metadata, and so does the
+                    # store (its encoder cache then reuses an embed model's pass over the same strings).
+                    embed_text=node.get_content(metadata_mode=MetadataMode.EMBED),
                 )
             )
-            # What the vectors are computed from: LlamaIndex embeds nodes with their
-            # embed-visible metadata, and so do we (and the encoder cache then reuses
-            # an embed model's earlier pass over the very same strings).
-            embed_texts.append(node.get_content(metadata_mode=MetadataMode.EMBED))
-        self._fill_vectors(records, embed_texts)
         return records
-
-    def _fill_vectors(self, records: list[Record], texts: list[str]) -> None:
-        schema = self._store.schema
-        enc = self._encoders
-        # Before the first add the dense size is learned from the nodes' own embeddings
-        # (as LlamaIndex's index computes them): only a store with an embed_model insists.
-        wants_dense = schema.has_dense or (not schema.complete and enc.dense is not None)
-        missing = [i for i, r in enumerate(records) if r.dense is None]
-        if missing and wants_dense:
-            if enc.dense is None:
-                i = missing[0]
-                raise InvalidInputError(
-                    f"nodes[{i}] (id {records[i].id!r}) has no embedding and the store has no "
-                    "embed_model to compute it (pass embed_model= or embed the nodes first)"
-                )
-            outputs = ["dense"]
-            if enc.sparse is enc.dense and schema.sparse:
-                outputs.append("sparse")
-            result = enc.dense.encode([texts[i] for i in missing], "document", outputs=outputs)
-            assert result.dense is not None
-            for pos, i in enumerate(missing):
-                records[i].dense = result.dense[pos]
-                if result.sparse is not None:
-                    records[i].sparse = result.sparse[pos]
-        if schema.sparse and enc.sparse is not None:
-            todo = [i for i, r in enumerate(records) if r.sparse is None]
-            if todo:
-                sparse = enc.sparse.encode([texts[i] for i in todo], "document", outputs=["sparse"]).sparse
-                assert sparse is not None
-                for pos, i in enumerate(todo):
-                    records[i].sparse = sparse[pos]
 
     @staticmethod
     def _node(hit: Hit | Record) -> BaseNode:
@@ -316,20 +231,25 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
 
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         """Store nodes (upsert by node id); vectors they lack are computed by the store's models."""
-        return self._store.add(self._records(nodes), batch_size=self.batch_size)
+        return run(self._add_steps(nodes))
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
-        records = await asyncio.to_thread(self._records, nodes)
-        return await self._store.aadd(records, batch_size=self.batch_size)
+        return await arun(self._add_steps(nodes))
+
+    def _add_steps(self, nodes: Sequence[BaseNode]) -> Steps[list[str]]:
+        records = yield call(self._records, nodes)
+        store = self._store
+        ids: list[str] = yield call_async(store.add, store.aadd, records, batch_size=self.batch_size)
+        return ids
 
     # -- delete / get / clear ----------------------------------------------------
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Delete every node of the document ``ref_doc_id``."""
-        self._store.delete(ref_doc_ids=[_check_id(ref_doc_id, "ref_doc_id")])
+        self._store.delete(ref_doc_ids=[_non_empty_id(ref_doc_id, "ref_doc_id")])
 
     async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
-        await self._store.adelete(ref_doc_ids=[_check_id(ref_doc_id, "ref_doc_id")])
+        await self._store.adelete(ref_doc_ids=[_non_empty_id(ref_doc_id, "ref_doc_id")])
 
     def delete_nodes(
         self,
@@ -356,18 +276,22 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
         With ``node_ids`` the result follows their order (ids not stored are skipped);
         by ``filters`` alone every matching node is read (paged scroll, any collection).
         """
-        ids, flt = _get_request(node_ids, filters)
-        if flt is None:
-            return [self._node(r) for r in self._store.get(ids or [])]
-        return self._ordered(self._store.scroll(flt), ids)
+        return run(self._get_steps(node_ids, filters))
 
     async def aget_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
     ) -> list[BaseNode]:
+        return await arun(self._get_steps(node_ids, filters))
+
+    def _get_steps(
+        self, node_ids: list[str] | None, filters: MetadataFilters | None
+    ) -> Steps[list[BaseNode]]:
         ids, flt = _get_request(node_ids, filters)
+        store = self._store
         if flt is None:
-            return [self._node(r) for r in await self._store.aget(ids or [])]
-        return self._ordered(await self._store.ascroll(flt), ids)
+            found: list[Record] = yield call_async(store.get, store.aget, ids or [])
+            return [self._node(r) for r in found]
+        return self._ordered((yield call_async(store.scroll, store.ascroll, flt)), ids)
 
     def _ordered(self, records: list[Record], ids: list[str] | None) -> list[BaseNode]:
         """Nodes of the scrolled ``records``: in ``ids`` order when given (each once), else as read."""
@@ -391,19 +315,27 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Dense (DEFAULT), SPARSE, HYBRID or MMR search; see the class docstring for ``alpha``."""
-        call = self._plan(query, kwargs)
-        vectors = self._query_vectors(call)
-        hits = getattr(self._store, call.method)(**call.kwargs, **vectors)
-        return self._result(hits)
+        return run(self._query_steps(query, kwargs))
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        call = self._plan(query, kwargs)
-        vectors = await asyncio.to_thread(self._query_vectors, call)
-        hits = await getattr(self._store, "a" + call.method)(**call.kwargs, **vectors)
+        return await arun(self._query_steps(query, kwargs))
+
+    def _query_steps(self, query: VectorStoreQuery, kwargs: dict[str, Any]) -> Steps[VectorStoreQueryResult]:
+        request = self._plan(query, kwargs)
+        store = self._store
+        search = (
+            call_async(store.mmr, store.ammr, **request.kwargs)
+            if request.mmr
+            else call_async(store.query, store.aquery, **request.kwargs)
+        )
+        hits: list[Hit] = yield search
         return self._result(hits)
 
-    def _plan(self, query: VectorStoreQuery, kwargs: dict[str, Any]) -> _Call:
-        """Translate a ``VectorStoreQuery`` into one core call (pure: no I/O, no encoding)."""
+    def _plan(self, query: VectorStoreQuery, kwargs: dict[str, Any]) -> _StoreQuery:
+        """Translate a ``VectorStoreQuery`` into one core call (pure: no I/O, no encoding).
+
+        The store encodes the query text into whatever vectors the query lacks.
+        """
         if not isinstance(query, VectorStoreQuery):
             raise InvalidTypeError(f"query must be a VectorStoreQuery, got {type(query).__name__}")
         options = dict(kwargs)
@@ -420,117 +352,40 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
             _has_ids(query.node_ids, "node_ids"),
             raw_filter,
         )
-        top_k = _top_k(query.similarity_top_k, "similarity_top_k")
+        top_k = positive_int(query.similarity_top_k, "similarity_top_k")
         mode = VectorStoreQueryMode(query.mode)
-        text = query.query_str
-        given: dict[str, Any] = {}
-        if query.query_embedding is not None:
-            given["dense"] = query.query_embedding
-
+        vectors = {"text": query.query_str, "dense": query.query_embedding, "filter": flt}
         if mode == VectorStoreQueryMode.MMR:
-            prefetch_k = options.pop("mmr_prefetch_k", None)
-            factor = options.pop("mmr_prefetch_factor", _DEFAULT_MMR_PREFETCH_FACTOR)
+            mmr = {name: options.pop(name, None) for name in _MMR_OPTIONS}
             if options:
                 raise InvalidInputError(f"options {sorted(options)} do not apply to MMR queries")
-            fetch_k = (
-                _top_k(prefetch_k, "mmr_prefetch_k")
-                if prefetch_k is not None
-                else max(top_k, math.ceil(top_k * float(factor)))
+            fetch_k = mmr_fetch_k(
+                top_k, prefetch_k=mmr["mmr_prefetch_k"], prefetch_factor=mmr["mmr_prefetch_factor"]
             )
-            lambda_mult = 0.5 if query.mmr_threshold is None else float(query.mmr_threshold)
-            if not 0.0 <= lambda_mult <= 1.0:
-                raise InvalidInputError(
-                    f"mmr_threshold (lambda) must be in [0, 1], got {query.mmr_threshold}"
-                )
-            return _Call(
-                "mmr",
-                {"limit": top_k, "fetch_k": fetch_k, "lambda_mult": lambda_mult, "filter": flt},
-                text=text,
-                need=("dense",),
-                given=given,
+            return _StoreQuery(
+                True, {**vectors, "limit": top_k, "fetch_k": fetch_k, "lambda_mult": query.mmr_threshold}
             )
         for name in _MMR_OPTIONS & set(options):
             raise InvalidInputError(f"option {name!r} only applies to MMR queries")
-
-        call = _Call("query", {"filter": flt, **options}, text=text, given=given)
-        if mode == VectorStoreQueryMode.DEFAULT:
-            call.kwargs.update(mode="dense", limit=top_k)
-            call.need = ("dense",)
-        elif mode == VectorStoreQueryMode.SPARSE:
-            limit = top_k if query.sparse_top_k is None else _top_k(query.sparse_top_k, "sparse_top_k")
-            call.kwargs.update(mode="sparse", limit=limit)
-            call.need = ("sparse",)
-        elif mode == VectorStoreQueryMode.HYBRID:
-            # As LlamaIndex's own Qdrant store defines them: a dense prefetch of similarity_top_k,
-            # a sparse prefetch of sparse_top_k (default similarity_top_k), fused to hybrid_top_k
-            # (default similarity_top_k) results; but never fewer than candidate_k per side, since
-            # fusing LlamaIndex's default 2 + 2 candidates throws away most of what hybrid adds
-            # (set candidate_k=1 for LlamaIndex's exact sizes).
-            final = top_k if query.hybrid_top_k is None else _top_k(query.hybrid_top_k, "hybrid_top_k")
-            sparse_k = top_k if query.sparse_top_k is None else _top_k(query.sparse_top_k, "sparse_top_k")
-            call.kwargs.update(
-                limit=final,
-                dense_candidates=max(top_k, self.candidate_k),
-                sparse_candidates=max(sparse_k, self.candidate_k),
-            )
-            self._apply_alpha(call, query.alpha)
-        else:
+        sizes = _MODE_SIZES.get(mode)
+        if sizes is None:
             raise UnsupportedOperationError(
                 f"query mode {mode.value!r} is not supported; use default (dense), sparse, hybrid or mmr"
             )
-        return call
+        return _StoreQuery(False, {**vectors, **options, **sizes(self, query, top_k, options)})
 
-    def _apply_alpha(self, call: _Call, alpha: float | None) -> None:
-        if alpha is None:
-            call.kwargs["mode"] = "hybrid"
-            call.need = ("dense", "sparse")
-            return
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
-            raise InvalidInputError(f"alpha must be a number in [0, 1], got {alpha!r}")
-        if "dense_weight" in call.kwargs or "sparse_weight" in call.kwargs:
-            raise InvalidInputError("give either alpha or dense_weight/sparse_weight, not both")
-        alpha = float(alpha)
-        # alpha is LlamaIndex's dense share: 0 means sparse only and 1 dense only, exactly:
-        # the one side's prefetch, cut to the final size.
-        if alpha in (0.0, 1.0):
-            side = "sparse" if alpha == 0.0 else "dense"
-            prefetch = call.kwargs.pop(f"{side}_candidates")
-            call.kwargs.pop("dense_candidates", None)
-            call.kwargs.pop("sparse_candidates", None)
-            call.kwargs.update(mode=side, limit=min(call.kwargs["limit"], prefetch))
-            call.need = (side,)
-        else:
-            fusion = call.kwargs.get("fusion", self.fusion)
-            if fusion == "dbsf":
-                raise UnsupportedOperationError(
-                    f"alpha={alpha} needs per-side weights, which dbsf fusion does not have; use rrf or m3"
-                )
-            call.kwargs.update(mode="hybrid", dense_weight=alpha, sparse_weight=1.0 - alpha)
-            call.need = ("dense", "sparse")
-
-    def _query_vectors(self, call: _Call) -> dict[str, Any]:
-        """The query vectors ``call`` needs: given ones, else computed by the store's models."""
-        vectors = {k: v for k, v in call.given.items() if k in call.need}
-        enc = self._encoders
-        for side in call.need:
-            if side in vectors:
-                continue
-            encoder = enc.dense if side == "dense" else enc.sparse
-            if encoder is None:
-                model = "embed_model" if side == "dense" else "sparse_embed_model (or a BGE-M3 embed_model)"
-                raise InvalidInputError(
-                    f"this query needs a {side} query vector: pass it in the query "
-                    f"or give the store a {model}"
-                )
-            if call.text is None:
-                raise InvalidInputError(f"this query needs query_str to compute its {side} vector")
-            result = encoder.encode([call.text], "query", outputs=[side])
-            vectors[side] = (
-                result.dense[0]
-                if side == "dense" and result.dense is not None
-                else (result.sparse[0] if result.sparse is not None else None)
-            )
-        return vectors
+    def _hybrid_sizes(self, query: VectorStoreQuery, top_k: int, options: dict[str, Any]) -> dict[str, Any]:
+        """LlamaIndex's hybrid sizes, as its own Qdrant store defines them: a dense prefetch of
+        ``similarity_top_k``, a sparse one of ``sparse_top_k``, fused to ``hybrid_top_k``."""
+        return weighted_hybrid(
+            query.alpha,
+            limit=_k_or(query.hybrid_top_k, top_k, "hybrid_top_k"),
+            dense_k=top_k,
+            sparse_k=_k_or(query.sparse_top_k, top_k, "sparse_top_k"),
+            candidate_k=self.candidate_k,
+            fusion=options.get("fusion", self.fusion),
+            weights_given="dense_weight" in options or "sparse_weight" in options,
+        )
 
     def _result(self, hits: list[Hit]) -> VectorStoreQueryResult:
         return VectorStoreQueryResult(
@@ -561,19 +416,15 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
         await self.aclose()
 
 
-def _check_id(value: Any, name: str) -> str:
+def _non_empty_id(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidTypeError(f"{name} must be a non-empty str, got {value!r}")
     return value
 
 
-def _id_list(ids: Any, name: str) -> list[str]:
-    if isinstance(ids, str) or not isinstance(ids, (list, tuple)):
-        raise InvalidTypeError(f"{name} must be a list of str, got {type(ids).__name__}")
-    for i, x in enumerate(ids):
-        if not isinstance(x, str):
-            raise InvalidTypeError(f"{name}[{i}] must be a str, got {type(x).__name__}: {x!r}")
-    return list(ids)
+def _k_or(value: Any, default: int, name: str) -> int:
+    """A ``VectorStoreQuery`` size left None means ``similarity_top_k``."""
+    return default if value is None else positive_int(value, name)
 
 
 def _id_filter(key: str, ids: Any, name: str) -> models.Filter | None:
@@ -581,7 +432,7 @@ def _id_filter(key: str, ids: Any, name: str) -> models.Filter | None:
     if not ids:
         return None
     return models.Filter(
-        must=[models.FieldCondition(key=key, match=models.MatchAny(any=_id_list(ids, name)))]
+        must=[models.FieldCondition(key=key, match=models.MatchAny(any=id_list(ids, name)))]
     )
 
 
@@ -589,7 +440,7 @@ def _has_ids(ids: Any, name: str) -> models.Filter | None:
     if not ids:
         return None
     # Caller ids: the core maps them to point ids.
-    return models.Filter(must=[models.HasIdCondition(has_id=_id_list(ids, name))])  # type: ignore[arg-type]
+    return models.Filter(must=[models.HasIdCondition(has_id=id_list(ids, name))])  # type: ignore[arg-type]
 
 
 def _nodes_filter(node_ids: Any, filters: MetadataFilters | None) -> models.Filter:
@@ -607,16 +458,23 @@ def _get_request(
     """(ids, filter) of a get_nodes call; the filter also holds the ids when both are given."""
     if node_ids is None and (filters is None or not filters.filters):
         raise InvalidInputError("get_nodes needs node_ids or filters")
-    ids = None if node_ids is None else _id_list(node_ids, "node_ids")
+    ids = None if node_ids is None else id_list(node_ids, "node_ids")
     flt = to_qdrant_filter(filters)
     if flt is not None and ids:
         flt = and_filters(flt, _has_ids(ids, "node_ids"))
     return ids, flt
 
 
-def _top_k(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidTypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise InvalidInputError(f"{name} must be > 0, got {value}")
-    return value
+#: The store arguments of each (non-MMR) LlamaIndex query mode.
+_SizesOf = Callable[[HybridQdrantVectorStore, VectorStoreQuery, int, dict[str, Any]], dict[str, Any]]
+_MODE_SIZES: dict[VectorStoreQueryMode, _SizesOf] = {
+    VectorStoreQueryMode.DEFAULT: lambda _s, _q, top_k, _o: {"mode": "dense", "limit": top_k},
+    VectorStoreQueryMode.SPARSE: lambda _s, q, top_k, _o: {
+        "mode": "sparse",
+        "limit": _k_or(q.sparse_top_k, top_k, "sparse_top_k"),
+    },
+    VectorStoreQueryMode.HYBRID: HybridQdrantVectorStore._hybrid_sizes,
+}
+
+#: The StoreConfig options this adapter has as fields (passed on to the core store as they are).
+_STORE_OPTIONS = tuple(f.name for f in fields(StoreConfig) if f.name in HybridQdrantVectorStore.model_fields)

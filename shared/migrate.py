@@ -512,7 +512,7 @@ def _copy(
     from tqdm.auto import tqdm
 
     copied = 0
-    offset: str | None = None
+    offset: str | int | None = None
     with tqdm(total=total, unit="pt", desc="migrate", disable=not show_progress, dynamic_ncols=True) as bar:
         while True:
             page, offset = source.scroll(None, offset, batch_size, plan.vector_names)

@@ -51,7 +51,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import numpy as np
 
@@ -59,6 +59,7 @@ from .errors import InvalidInputError, InvalidTypeError, UnsupportedOperationErr
 from .mrl import truncate
 from .schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from .types import FloatArray, SparseDict
+from .validation import non_negative_number, positive_int
 
 try:  # Python 3.11+
     from enum import StrEnum as _StrEnum
@@ -223,30 +224,11 @@ class QueryPlan:
     offset: int = 0
     #: vector names to return with the hits (empty: none).
     with_vectors: tuple[str, ...] = ()
-    mode: str = "dense"
-    fusion: str | None = None
 
 
 # ---------------------------------------------------------------------------
 # validation helpers
 # ---------------------------------------------------------------------------
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise InvalidTypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise InvalidInputError(f"{name} must be > 0, got {value}")
-    return int(value)
-
-
-def _weight(value: Any, name: str) -> float:
-    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
-        raise InvalidTypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise InvalidInputError(f"{name} must be a finite number >= 0, got {value}")
-    return value
 
 
 def dense_query_vector(vector: Any, dim: int | None, name: str = "dense query vector") -> FloatArray:
@@ -336,7 +318,8 @@ def _sparse_items_checked(vector: Mapping[Any, Any], name: str) -> list[tuple[in
     return out
 
 
-def colbert_query_vectors(vectors: Any, dim: int | None, name: str = "colbert query vectors") -> FloatArray:
+def colbert_vectors(vectors: Any, dim: int | None, name: str = "colbert query vectors") -> FloatArray:
+    """Validate a ColBERT multivector, a query's or a stored document's: 2-d, ``dim`` wide, finite."""
     try:
         arr = np.asarray(vectors, dtype=np.float32)
     except (TypeError, ValueError) as exc:
@@ -467,7 +450,7 @@ def resolve_options(
     **rest: Any,
 ) -> QueryOptions:
     """Validate the raw query arguments into :class:`QueryOptions`."""
-    limit = _positive_int(limit, "limit")
+    limit = positive_int(limit, "limit")
     if not isinstance(offset, (int, np.integer)) or isinstance(offset, bool):
         raise InvalidTypeError(f"offset must be an int, got {type(offset).__name__}")
     if offset < 0:
@@ -475,16 +458,16 @@ def resolve_options(
     if not isinstance(rrf_k, (int, np.integer)) or isinstance(rrf_k, bool) or rrf_k < 0:
         raise InvalidInputError(f"rrf_k must be an int >= 0, got {rrf_k!r}")
     fusion_m = parse_fusion(fusion)
-    sw = None if sparse_weight is None else _weight(sparse_weight, "sparse_weight")
+    sw = None if sparse_weight is None else non_negative_number(sparse_weight, "sparse_weight")
     if rest.get("hnsw_ef") is not None:
-        rest["hnsw_ef"] = _positive_int(rest["hnsw_ef"], "hnsw_ef")
+        rest["hnsw_ef"] = positive_int(rest["hnsw_ef"], "hnsw_ef")
     if "sparse_normalization" in rest:
         rest["sparse_normalization"] = parse_sparse_normalization(rest["sparse_normalization"])
     for name in ("mrl_candidates", "dense_candidates", "sparse_candidates"):
         if rest.get(name) is not None:
-            rest[name] = _positive_int(rest[name], name)
+            rest[name] = positive_int(rest[name], name)
     if rest.get("oversampling") is not None:
-        ov = _weight(rest["oversampling"], "oversampling")
+        ov = non_negative_number(rest["oversampling"], "oversampling")
         if ov < 1.0:
             raise InvalidInputError(f"oversampling must be >= 1, got {ov}")
         rest["oversampling"] = ov
@@ -497,11 +480,62 @@ def resolve_options(
         offset=int(offset),
         fusion=fusion_m,
         rrf_k=int(rrf_k),
-        dense_weight=_weight(dense_weight, "dense_weight"),
+        dense_weight=non_negative_number(dense_weight, "dense_weight"),
         sparse_weight=sw,
-        candidate_k=_positive_int(candidate_k, "candidate_k"),
+        candidate_k=positive_int(candidate_k, "candidate_k"),
         **rest,
     )
+
+
+class QueryArgs(TypedDict, total=False):
+    """The keyword arguments of ``HybridStore.query`` / ``aquery`` (all optional).
+
+    ``None`` (or leaving one out) means the store's default for it. Validated into
+    :class:`QueryOptions` by the store; the adapters take their allowed search
+    keywords from here (:data:`SEARCH_OPTIONS`).
+    """
+
+    dense: Any
+    sparse: Mapping[int, float] | None
+    colbert: Any
+    mode: str | RetrievalMode | None
+    limit: int
+    offset: int
+    filter: Any
+    fusion: str | FusionMethod | None
+    rrf_k: int | None
+    dense_weight: float | None
+    sparse_weight: float | None
+    candidate_k: int | None
+    colbert_rerank: bool | None
+    exact: bool
+    hnsw_ef: int | None
+    rescore: bool | None
+    oversampling: float | None
+    score_threshold: float | None
+    with_vectors: bool
+    mrl_candidates: int | None
+    dense_candidates: int | None
+    sparse_candidates: int | None
+    sparse_normalization: str | SparseNormalization | None
+
+
+#: Every keyword ``HybridStore.query`` takes besides the query text.
+QUERY_ARGUMENTS: frozenset[str] = frozenset(QueryArgs.__annotations__)
+#: The search options a framework passes through untouched: everything but the query
+#: vectors, the mode, the page size, the filter and returned vectors, which each adapter
+#: maps from its own framework's arguments.
+SEARCH_OPTIONS: frozenset[str] = QUERY_ARGUMENTS - {
+    "dense",
+    "sparse",
+    "colbert",
+    "mode",
+    "limit",
+    "filter",
+    "with_vectors",
+}
+#: Defaults of the per-call arguments that are not "the store's default" (None).
+QUERY_ARGUMENT_DEFAULTS: Mapping[str, Any] = {"limit": 10, "offset": 0, "exact": False, "with_vectors": False}
 
 
 def plan_query(
@@ -539,7 +573,6 @@ def plan_query(
 
     # With a ColBERT rerank the first stage hands over a candidate window, not the final page.
     first_limit = candidates if opts.colbert_rerank else window
-    fusion_name: str | None = None
     if mode is RetrievalMode.DENSE:
         assert dense is not None
         pool = max(first_limit, opts.candidate_k)
@@ -549,7 +582,6 @@ def plan_query(
         first = _sparse_stage(sparse, first_limit, flt)
     else:
         assert dense is not None and sparse is not None
-        fusion_name = opts.fusion.value
         dense_full = dense.tolist()
         # Each side's own prefetch size (LlamaIndex's similarity_top_k / sparse_top_k).
         n_dense = opts.dense_candidates if opts.dense_candidates is not None else candidates
@@ -592,8 +624,6 @@ def plan_query(
         root=root,
         offset=opts.offset,
         with_vectors=_returned_vectors(schema, opts.with_vectors),
-        mode=mode.value,
-        fusion=fusion_name,
     )
 
 
@@ -608,9 +638,9 @@ def plan_mmr(
     with_vectors: bool = False,
 ) -> QueryPlan:
     """Maximal marginal relevance on ``dense``: ``lambda_mult`` 1 = pure relevance, 0 = max diversity."""
-    limit = _positive_int(limit, "limit")
-    fetch_k = _positive_int(fetch_k, "fetch_k")
-    lam = _weight(lambda_mult, "lambda_mult")
+    limit = positive_int(limit, "limit")
+    fetch_k = positive_int(fetch_k, "fetch_k")
+    lam = non_negative_number(lambda_mult, "lambda_mult")
     if lam > 1.0:
         raise InvalidInputError(f"lambda_mult must be within [0, 1], got {lam}")
     if not schema.has_dense:
@@ -628,7 +658,7 @@ def plan_mmr(
         filter=filter,
         params=params,
     )
-    return QueryPlan(root=root, with_vectors=_returned_vectors(schema, with_vectors), mode="mmr")
+    return QueryPlan(root=root, with_vectors=_returned_vectors(schema, with_vectors))
 
 
 def _returned_vectors(schema: CollectionSchema, with_vectors: bool) -> tuple[str, ...]:
@@ -651,6 +681,170 @@ def rename_vectors(plan: QueryPlan, name_of: Callable[[str], str]) -> QueryPlan:
 
 
 
+# ---------------------------------------------------------------------------
+# decisions the framework adapters translate into
+# ---------------------------------------------------------------------------
+
+#: MMR over LlamaIndex-style queries: candidates fetched per result (``mmr_prefetch_factor``).
+DEFAULT_MMR_PREFETCH_FACTOR = 4
+#: MMR balance when none is given: as much relevance as diversity.
+DEFAULT_MMR_LAMBDA = 0.5
+
+
+def choose_mode(requested: str | RetrievalMode | None, *, has_dense: bool, has_sparse: bool) -> RetrievalMode:
+    """A store's default retrieval mode from the vectors its models make.
+
+    ``requested`` (checked against those models), else hybrid when there are dense and
+    sparse vectors, else the one kind there is.
+    """
+    if requested is None:
+        if has_dense and has_sparse:
+            return RetrievalMode.HYBRID
+        return RetrievalMode.DENSE if has_dense else RetrievalMode.SPARSE
+    mode = parse_mode(requested)
+    if mode is not RetrievalMode.SPARSE and not has_dense:
+        raise InvalidInputError(
+            f"retrieval_mode {mode.value!r} needs dense vectors, but no dense model was given"
+        )
+    if mode is not RetrievalMode.DENSE and not has_sparse:
+        raise InvalidInputError(
+            f"retrieval_mode {mode.value!r} needs sparse vectors: give a sparse model "
+            "(e.g. the sparse embedding class, or a BGE-M3 model: its sparse output comes with the dense)"
+        )
+    return mode
+
+
+def uses_dense_query(mode: str | RetrievalMode, alpha: float | None = None) -> bool:
+    """Whether a query in ``mode`` searches with a dense query vector.
+
+    Dense and hybrid queries do, except a hybrid query weighed all to sparse
+    (``alpha=0``, see :func:`weighted_hybrid`).
+    """
+    m = parse_mode(mode)
+    return m is RetrievalMode.DENSE or (m is RetrievalMode.HYBRID and alpha != 0.0)
+
+
+def weighted_hybrid(
+    alpha: float | None,
+    *,
+    limit: int,
+    dense_k: int,
+    sparse_k: int,
+    candidate_k: int,
+    fusion: str | FusionMethod,
+    weights_given: bool,
+) -> dict[str, Any]:
+    """``HybridStore.query`` arguments of a hybrid query weighed by ``alpha`` (LlamaIndex's terms).
+
+    ``alpha`` is the dense share: 0 is sparse only and 1 dense only, exactly (that
+    side's ``dense_k``/``sparse_k`` candidates cut to ``limit``); in between the fused
+    weights are ``alpha`` / ``1 - alpha``; None keeps the store's weights. Each side
+    fetches ``max(its k, candidate_k)`` candidates: fusing a handful of candidates per
+    side throws away most of what hybrid adds (``candidate_k=1`` gives the exact sizes).
+    """
+    limit = positive_int(limit, "limit")
+    dense_candidates = max(positive_int(dense_k, "dense_k"), candidate_k)
+    sparse_candidates = max(positive_int(sparse_k, "sparse_k"), candidate_k)
+    sizes = {"dense_candidates": dense_candidates, "sparse_candidates": sparse_candidates}
+    if alpha is None:
+        return {"mode": RetrievalMode.HYBRID, "limit": limit, **sizes}
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
+        raise InvalidInputError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    if weights_given:
+        raise InvalidInputError("give either alpha or dense_weight/sparse_weight, not both")
+    alpha = float(alpha)
+    if alpha == 0.0:
+        return {"mode": RetrievalMode.SPARSE, "limit": min(limit, sparse_candidates)}
+    if alpha == 1.0:
+        return {"mode": RetrievalMode.DENSE, "limit": min(limit, dense_candidates)}
+    if parse_fusion(fusion) is FusionMethod.DBSF:
+        raise UnsupportedOperationError(
+            f"alpha={alpha} needs per-side weights, which dbsf fusion does not have; use rrf or m3"
+        )
+    return {
+        "mode": RetrievalMode.HYBRID,
+        "limit": limit,
+        "dense_weight": alpha,
+        "sparse_weight": 1.0 - alpha,
+        **sizes,
+    }
+
+
+def mmr_fetch_k(limit: int, *, prefetch_k: Any = None, prefetch_factor: Any = None) -> int:
+    """Dense candidates an MMR query diversifies: ``prefetch_k``, else ``limit x prefetch_factor``."""
+    limit = positive_int(limit, "limit")
+    if prefetch_k is not None:
+        return positive_int(prefetch_k, "mmr_prefetch_k")
+    factor = DEFAULT_MMR_PREFETCH_FACTOR if prefetch_factor is None else prefetch_factor
+    factor = non_negative_number(factor, "mmr_prefetch_factor")
+    return max(limit, math.ceil(limit * factor))
+
+
+def _clip01(x: float) -> float:
+    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
+
+
+def cosine_relevance(score: float) -> float:
+    """Cosine similarity in [-1, 1] -> [0, 1]."""
+    return _clip01((1.0 + score) / 2.0)
+
+
+def unbounded_relevance(score: float) -> float:
+    """Sparse dot products (and MaxSim sums) are >= 0 and unbounded: a monotone squash onto [0, 1)."""
+    return 0.0 if score <= 0 else score / (1.0 + score)
+
+
+def rrf_relevance(rrf_k: float, total_weight: float) -> Callable[[float], float]:
+    """Weighted RRF is ``sum w / (k + rank)`` with 0-based ranks: the best score is ``sum(w) / k``."""
+    best = total_weight / rrf_k if rrf_k > 0 else math.inf
+
+    def fn(score: float) -> float:
+        return _clip01(score / best) if 0 < best < math.inf else (1.0 if score > 0 else 0.0)
+
+    return fn
+
+
+def dbsf_relevance(score: float) -> float:
+    """DBSF normalises each of the two lists to [0, 1] and sums them (no weights)."""
+    return _clip01(score / 2.0)
+
+
+def m3_relevance(dense_weight: float, sparse_weight: float) -> Callable[[float], float]:
+    """M3's weighted sum: a cosine part in [-w_d, w_d] plus an unbounded sparse part >= 0.
+
+    ``1 - exp(-(score + w_d) / w_d)`` is strictly increasing, 0 for the worst possible
+    score and below 1 for any finite one (a sum cannot be split back into its parts).
+    """
+    scale = dense_weight if dense_weight > 0 else max(sparse_weight, 1e-9)
+    offset = max(dense_weight, 0.0)
+
+    def fn(score: float) -> float:
+        return _clip01(1.0 - math.exp(-max(score + offset, 0.0) / scale))
+
+    return fn
+
+
+def relevance_function(opts: QueryOptions) -> Callable[[float], float]:
+    """Maps the raw scores of a query with ``opts`` onto [0, 1] (1 = most relevant).
+
+    Follows the score semantics of the module docstring: cosine for dense, a squash
+    for sparse dot products and ColBERT MaxSim sums, and per fusion for hybrid.
+    """
+    if opts.colbert_rerank:
+        return unbounded_relevance  # MaxSim sums have no fixed range
+    if opts.mode is RetrievalMode.DENSE:
+        return cosine_relevance
+    if opts.mode is RetrievalMode.SPARSE:
+        return unbounded_relevance
+    dense_w = opts.dense_weight
+    sparse_w = opts.sparse_weight if opts.sparse_weight is not None else DEFAULT_SPARSE_WEIGHT[opts.fusion]
+    if opts.fusion is FusionMethod.RRF:
+        return rrf_relevance(float(opts.rrf_k), dense_w + sparse_w)
+    if opts.fusion is FusionMethod.DBSF:
+        return dbsf_relevance
+    return m3_relevance(dense_w, sparse_w)
+
+
 def iter_stages(stage: Stage) -> Sequence[Stage]:
     """All stages of a tree, root first."""
     out = [stage]
@@ -661,11 +855,16 @@ def iter_stages(stage: Stage) -> Sequence[Stage]:
 
 __all__ = [
     "DEFAULT_CANDIDATE_K",
+    "DEFAULT_MMR_LAMBDA",
+    "DEFAULT_MMR_PREFETCH_FACTOR",
     "DEFAULT_RRF_K",
+    "QUERY_ARGUMENTS",
+    "SEARCH_OPTIONS",
     "DbsfFusion",
     "FusionMethod",
     "MmrQuery",
     "Nearest",
+    "QueryArgs",
     "QueryOptions",
     "QueryPlan",
     "RetrievalMode",
@@ -676,16 +875,26 @@ __all__ = [
     "SparseQuery",
     "Stage",
     "WeightedSum",
-    "colbert_query_vectors",
+    "choose_mode",
+    "colbert_vectors",
+    "cosine_relevance",
+    "dbsf_relevance",
     "dense_query_vector",
     "iter_stages",
+    "m3_relevance",
+    "mmr_fetch_k",
     "parse_sparse_normalization",
     "plan_mmr",
     "plan_query",
+    "relevance_function",
     "rename_vectors",
     "resolve_options",
     "resolve_sparse_normalization",
+    "rrf_relevance",
     "self_normalised",
     "sparse_arrays",
     "sparse_query_vector",
+    "unbounded_relevance",
+    "uses_dense_query",
+    "weighted_hybrid",
 ]

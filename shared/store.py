@@ -6,25 +6,26 @@ directory) or a Qdrant server / qdrant-client local mode (``url``, ``client``,
 same one-request query plans (:mod:`shared.query_planning`).
 
 Every operation is written once, as a generator of steps (CPU work or a backend
-call); :meth:`HybridStore._run` executes it synchronously and
-:meth:`HybridStore._arun` asynchronously (CPU work and embedded calls in a worker
+call, :mod:`shared.steps`); :func:`~shared.steps.run` executes it synchronously and
+:func:`~shared.steps.arun` asynchronously (CPU work and embedded calls in a worker
 thread, remote calls on the async client), so sync and async share one code path.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import os
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from itertools import islice
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 
-from .backends.base import Backend, PointData, ResultPoint
+from .backends import open_backend
+from .backends.base import Backend, ClientBackend, PointData, ResultPoint
+from .config import ADD_BATCH_SIZE, StoreConfig
 from .errors import (
     BackendError,
     InvalidInputError,
@@ -37,17 +38,20 @@ from .layouts import Layout, detect_layout, from_stored, get_layout, schema_fiel
 from .mrl import truncate
 from .quantization import QuantizationPreset
 from .query_planning import (
-    DEFAULT_CANDIDATE_K,
-    DEFAULT_RRF_K,
+    DEFAULT_MMR_LAMBDA,
+    QUERY_ARGUMENT_DEFAULTS,
+    QUERY_ARGUMENTS,
     FusionMethod,
+    QueryArgs,
     QueryOptions,
     RetrievalMode,
     SparseNormalization,
-    colbert_query_vectors,
+    colbert_vectors,
     dense_query_vector,
     parse_sparse_normalization,
     plan_mmr,
     plan_query,
+    relevance_function,
     rename_vectors,
     resolve_options,
     resolve_sparse_normalization,
@@ -67,30 +71,18 @@ from .schema import (
     build_payload,
     validate_collection_name,
 )
+from .steps import Call, Steps, arun, call, run
 from .types import Encoder, EncoderIdentity, Hit, Record
+from .validation import id_list, positive_int
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class _Backend:
-    """Step: call backend method ``name``."""
-
-    name: str
-    args: tuple[Any, ...] = ()
-
-
-@dataclass(frozen=True)
-class _Work:
-    """Step: CPU work (encoding, validation); run in a worker thread by the async driver."""
-
-    fn: Callable[..., Any]
-    args: tuple[Any, ...] = ()
-
-
-Steps = Generator[_Backend | _Work, Any, T]
+R = TypeVar("R")
+P = ParamSpec("P")
 
 _MISSING: Any = object()
 
@@ -151,6 +143,9 @@ def _clean_json(value: Any, where: str, depth: int = 0) -> Any:
     raise InvalidInputError(f"{where} is not JSON-serialisable: {type(value).__name__} {value!r:.60}")
 
 
+_DEFAULT = StoreConfig()
+
+
 class HybridStore:
     """Hybrid dense + sparse retrieval over one Qdrant collection (see docs/DESIGN.md)."""
 
@@ -166,29 +161,34 @@ class HybridStore:
         aclient: Any = None,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
-        dense_dim: int | None = None,
-        sparse: bool | None = None,
-        sparse_idf: bool = False,
-        sparse_datatype: str | None = None,
-        colbert: bool = False,
-        quantization: str | QuantizationPreset | Any = None,
-        on_disk: bool | None = None,
-        compact_every: int | None = None,
-        mrl_dim: int | None = None,
-        mrl_quantization: str | QuantizationPreset | Any = None,
-        retrieval_mode: str | RetrievalMode = "hybrid",
-        fusion: str | FusionMethod = "rrf",
-        rrf_k: int = DEFAULT_RRF_K,
-        dense_weight: float = 1.0,
-        sparse_weight: float | None = None,
-        candidate_k: int = DEFAULT_CANDIDATE_K,
-        sparse_normalization: str | SparseNormalization = "auto",
-        shard_number: int | None = None,
-        replication_factor: int | None = None,
-        write_consistency_factor: int | None = None,
-        layout: str | Layout | None = None,
-        recreate: bool = False,
+        dense_dim: int | None = _DEFAULT.dense_dim,
+        sparse: bool | None = _DEFAULT.sparse,
+        sparse_idf: bool = _DEFAULT.sparse_idf,
+        sparse_datatype: str | None = _DEFAULT.sparse_datatype,
+        colbert: bool = _DEFAULT.colbert,
+        quantization: str | QuantizationPreset | Any = _DEFAULT.quantization,
+        on_disk: bool | None = _DEFAULT.on_disk,
+        compact_every: int | None = _DEFAULT.compact_every,
+        mrl_dim: int | None = _DEFAULT.mrl_dim,
+        mrl_quantization: str | QuantizationPreset | Any = _DEFAULT.mrl_quantization,
+        retrieval_mode: str | RetrievalMode = _DEFAULT.retrieval_mode,
+        fusion: str | FusionMethod = _DEFAULT.fusion,
+        rrf_k: int = _DEFAULT.rrf_k,
+        dense_weight: float = _DEFAULT.dense_weight,
+        sparse_weight: float | None = _DEFAULT.sparse_weight,
+        candidate_k: int = _DEFAULT.candidate_k,
+        sparse_normalization: str | SparseNormalization = _DEFAULT.sparse_normalization,
+        shard_number: int | None = _DEFAULT.shard_number,
+        replication_factor: int | None = _DEFAULT.replication_factor,
+        write_consistency_factor: int | None = _DEFAULT.write_consistency_factor,
+        layout: str | Layout | None = _DEFAULT.layout,
+        recreate: bool = _DEFAULT.recreate,
+        config: StoreConfig | None = None,
     ) -> None:
+        """Open (or prepare) ``collection_name``; options: :class:`shared.config.StoreConfig`.
+
+        Options come either as keywords or as one ``config=``, not both.
+        """
         validate_collection_name(collection_name)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise InvalidTypeError(
@@ -198,120 +198,109 @@ class HybridStore:
             raise InvalidTypeError(
                 f"encoder must implement shared.types.Encoder, got {type(encoder).__name__}"
             )
-        self.collection_name = collection_name
-        self._encoder = encoder
-        identity = encoder.identity if encoder is not None else None
-        if colbert and encoder is not None and "colbert" not in encoder.outputs:
-            raise InvalidInputError("colbert=True but the encoder does not produce ColBERT vectors")
-        self._requested = CollectionSchema.build(
-            identity,
-            dense_dim=dense_dim
-            if dense_dim is not None
-            else (encoder.dense_dim if encoder is not None else None),
+        given = StoreConfig(
+            dense_dim=dense_dim,
             sparse=sparse,
             sparse_idf=sparse_idf,
-            sparse_datatype=sparse_datatype if sparse_datatype is not None else "float32",
+            sparse_datatype=sparse_datatype,
             colbert=colbert,
+            quantization=quantization,
+            on_disk=on_disk,
+            compact_every=compact_every,
             mrl_dim=mrl_dim,
-            mrl_quantization=mrl_quantization if mrl_quantization is not None else "binary",
-            quantization=quantization if quantization is not None else "none",
-            on_disk=bool(on_disk),
-        )
-        # Layout options left at their defaults follow an existing collection instead of
-        # contradicting it (reopen with just a path); explicit values are checked.
-        self._loose = frozenset(
-            name
-            for name, unspecified in (
-                ("sparse", sparse is None),
-                ("sparse_idf", not sparse_idf),
-                ("colbert", not colbert),
-                ("colbert_dim", not colbert),
-                ("mrl_dim", mrl_dim is None),
-            )
-            if unspecified
-        )
-        # Validate the query defaults now, so a typo fails at construction, not at the first query.
-        self._defaults = resolve_options(
-            mode=retrieval_mode,
-            limit=10,
-            offset=0,
+            mrl_quantization=mrl_quantization,
+            retrieval_mode=retrieval_mode,
             fusion=fusion,
             rrf_k=rrf_k,
             dense_weight=dense_weight,
             sparse_weight=sparse_weight,
             candidate_k=candidate_k,
+            sparse_normalization=sparse_normalization,
+            shard_number=shard_number,
+            replication_factor=replication_factor,
+            write_consistency_factor=write_consistency_factor,
+            layout=layout,
+            recreate=recreate,
         )
-        self._sparse_normalization = parse_sparse_normalization(sparse_normalization)
+        if config is not None:
+            if not isinstance(config, StoreConfig):
+                raise InvalidTypeError(
+                    f"config must be a shared.config.StoreConfig, got {type(config).__name__}"
+                )
+            if given != _DEFAULT:
+                raise InvalidInputError("pass the store options either as keywords or as config=, not both")
+            given = config
+        #: The options this store was opened with (:class:`shared.config.StoreConfig`).
+        self.config = given
+        self.collection_name = collection_name
+        self._encoder = encoder
+        self._requested: CollectionSchema = self._requested_schema(given, encoder)
+        # Layout options left at their defaults follow an existing collection instead of
+        # contradicting it (reopen with just a path); explicit values are checked.
+        self._shape_from_collection = given.shape_from_collection()
+        self._defaults = given.query_defaults()
+        self._sparse_normalization = parse_sparse_normalization(given.sparse_normalization)
         # Storage options given explicitly (None = "none"/False/"binary"/"float32" for a new
         # collection, or whatever an existing collection uses, without a warning).
-        self._explicit_storage = frozenset(
-            name
-            for name, value in (
-                ("quantization", quantization),
-                ("mrl_quantization", mrl_quantization),
-                ("on_disk", on_disk),
-                ("sparse_datatype", sparse_datatype),
-            )
-            if value is not None
-        )
-        self._recreate = recreate
+        self._explicit_storage = given.explicit_storage()
+        self._recreate = given.recreate
         self._schema: CollectionSchema | None = None
         self._opened = False
         self._closed = False
         # A collection written by another client gets our guard on the first write.
         self._guard_pending = False
         # None: detected from an existing collection (this package's layout for a new one).
-        self._layout_request = get_layout(layout) if layout is not None else None
+        self._layout_request = get_layout(given.layout) if given.layout is not None else None
         if self._layout_request is not None:
             self._layout_request.check_schema_options(self._requested)
             if self._layout_request.is_foreign:
                 self._requested = replace(self._requested, layout=self._layout_request)
 
-        remote = url is not None or client is not None or aclient is not None
-        if not remote and self._layout_request is not None and self._layout_request.is_foreign:
-            raise InvalidInputError(
-                f"layout {self._layout_request.name!r} is for collections written through qdrant-client "
-                "(url= or client=); the embedded store keeps m3-hybrid's layout"
-            )
-        self._backend: Backend
-        if remote:
-            if path is not None:
-                raise InvalidInputError("pass either path (embedded store) or url/client (remote), not both")
-            if compact_every is not None:
-                # A server manages its own segments and memory.
-                raise InvalidInputError("compact_every is only used with the embedded store (path=)")
-            from .backends.remote import RemoteBackend
-
-            self._backend = RemoteBackend(
-                collection_name,
-                url=url,
-                api_key=api_key,
-                client=client,
-                aclient=aclient,
-                timeout=timeout,
-                retry=retry,
-                shard_number=shard_number,
-                replication_factor=replication_factor,
-                write_consistency_factor=write_consistency_factor,
-            )
-        else:
-            if api_key is not None:
-                raise InvalidInputError("api_key is only used with url= (a Qdrant server)")
-            if retry is not None:
-                # In-process calls have no transient failures to retry; silently accepting
-                # the option would suggest a protection that does not exist.
-                raise InvalidInputError("retry is only used with url= or client= (a Qdrant server)")
-            from .backends.edge import EdgeBackend
-
-            # compact_every: None = every 100,000 points for on_disk stores, never otherwise.
-            self._backend = EdgeBackend(collection_name, path, compact_every=compact_every)
+        self._backend: Backend = open_backend(
+            collection_name,
+            path=path,
+            url=url,
+            api_key=api_key,
+            client=client,
+            aclient=aclient,
+            timeout=timeout,
+            retry=retry,
+            compact_every=given.compact_every,
+            shard_number=given.shard_number,
+            replication_factor=given.replication_factor,
+            write_consistency_factor=given.write_consistency_factor,
+            layout=self._layout_request,
+        )
+        # A backend with its own async client (and collections other clients wrote).
+        self._client_backend = self._backend if isinstance(self._backend, ClientBackend) else None
         # Open now when a sync path exists, so a mismatching collection fails here.
-        if getattr(self._backend, "can_sync", True):
+        if self._client_backend is None or self._client_backend.can_sync:
             try:
-                self._run(self._open_steps())
+                run(self._open_steps())
             except BaseException:
                 self._backend.close()
                 raise
+
+    @staticmethod
+    def _requested_schema(cfg: StoreConfig, encoder: Encoder | None) -> CollectionSchema:
+        """The schema the store asks for (a new collection's; an existing one is checked against it)."""
+        identity = encoder.identity if encoder is not None else None
+        if cfg.colbert and encoder is not None and "colbert" not in encoder.outputs:
+            raise InvalidInputError("colbert=True but the encoder does not produce ColBERT vectors")
+        return CollectionSchema.build(
+            identity,
+            dense_dim=cfg.dense_dim
+            if cfg.dense_dim is not None
+            else (encoder.dense_dim if encoder is not None else None),
+            sparse=cfg.sparse,
+            sparse_idf=cfg.sparse_idf,
+            sparse_datatype=cfg.sparse_datatype if cfg.sparse_datatype is not None else "float32",
+            colbert=cfg.colbert,
+            mrl_dim=cfg.mrl_dim,
+            mrl_quantization=cfg.mrl_quantization if cfg.mrl_quantization is not None else "binary",
+            quantization=cfg.quantization if cfg.quantization is not None else "none",
+            on_disk=bool(cfg.on_disk),
+        )
 
     def __repr__(self) -> str:
         return (
@@ -334,6 +323,11 @@ class HybridStore:
         return self._schema if self._schema is not None else self._requested
 
     @property
+    def query_defaults(self) -> QueryOptions:
+        """What every query starts from (the store's ``retrieval_mode``, ``fusion``, weights, sizes)."""
+        return self._defaults
+
+    @property
     def is_remote(self) -> bool:
         return self._backend.is_remote
 
@@ -341,42 +335,26 @@ class HybridStore:
     def encoder(self) -> Encoder | None:
         return self._encoder
 
-    # -- drivers -----------------------------------------------------------
+    # -- steps -------------------------------------------------------------
 
-    def _run(self, steps: Steps[T]) -> T:
-        backend = self._backend
-        try:
-            step = next(steps)
-            while True:
-                try:
-                    if isinstance(step, _Backend):
-                        result = getattr(backend, step.name)(*step.args)
-                    else:
-                        result = step.fn(*step.args)
-                except Exception as exc:
-                    # The operation sees its steps' errors (to add context or finish up).
-                    step = steps.throw(exc)
-                    continue
-                step = steps.send(result)
-        except StopIteration as stop:
-            return stop.value
+    def _io(
+        self,
+        fn: Callable[P, R],
+        native: Callable[[ClientBackend], Callable[P, Awaitable[R]]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Call[R]:
+        """Step: backend method ``fn``. The async driver runs it in a worker thread, or, on a
+        backend with its own async client, awaits its async twin (``native`` picks it)."""
+        backend = self._client_backend
+        return Call(fn, args, kwargs, None if backend is None else native(backend))
 
-    async def _arun(self, steps: Steps[T]) -> T:
-        backend = self._backend
-        try:
-            step = next(steps)
-            while True:
-                try:
-                    if isinstance(step, _Backend):
-                        result = await getattr(backend, "a" + step.name)(*step.args)
-                    else:
-                        result = await asyncio.to_thread(step.fn, *step.args)
-                except Exception as exc:
-                    step = steps.throw(exc)
-                    continue
-                step = steps.send(result)
-        except StopIteration as stop:
-            return stop.value
+    def _client(self) -> ClientBackend:
+        """The backend, where only a qdrant-client backend can be (collections other clients wrote)."""
+        if self._client_backend is None:
+            raise UnsupportedOperationError(f"{self._backend.location} is not a Qdrant server collection")
+        return self._client_backend
 
     # -- opening -----------------------------------------------------------
 
@@ -386,27 +364,28 @@ class HybridStore:
             if self._backend.is_remote
             else f"collection {self.collection_name!r} at {self._backend.location}"
         )
-        guard = yield _Backend("read_guard")
+        guard = yield self._io(self._backend.read_guard, lambda c: c.aread_guard)
         if guard is not None and self._recreate:
             logger.warning("recreate=True: dropping %s", where)
-            yield _Backend("drop")
+            yield self._io(self._backend.drop, lambda c: c.adrop)
             guard = None
         if guard is None:
             if self._requested.complete:
-                yield _Backend("create", (self._requested,))
+                yield self._io(self._backend.create, lambda c: c.acreate, self._requested)
                 self._schema = self._requested
         elif not guard:
             # A collection another client created (langchain-qdrant, llama-index, ...).
-            if not self._backend.is_remote:
+            remote = self._client_backend
+            if remote is None:
                 raise ModelMismatchError(
                     f"{where} holds a Qdrant Edge shard without m3-hybrid's guard record; "
                     "it was left untouched (open another path)"
                 )
-            info = yield _Backend("inspect")
+            info = yield self._io(remote.inspect, lambda c: c.ainspect)
             self._schema = self._foreign_schema(info, where)
             self._guard_pending = True
         else:
-            storage = self._requested.check_guard(guard, where, loose=self._loose)
+            storage = self._requested.check_guard(guard, where, loose=self._shape_from_collection)
             storage = {k: v for k, v in storage.items() if k in self._explicit_storage}
             if storage:
                 logger.warning(
@@ -452,7 +431,7 @@ class HybridStore:
             raise ModelMismatchError(
                 f"{where} has no dense vector {layout.dense_vector!r}; open it without a dense model"
             )
-        if "sparse" not in self._loose and req.sparse and not found["sparse"]:
+        if "sparse" not in self._shape_from_collection and req.sparse and not found["sparse"]:
             raise ModelMismatchError(
                 f"{where} has no sparse vector {layout.sparse_vector!r}; open it without a sparse model"
             )
@@ -489,15 +468,15 @@ class HybridStore:
     # -- add ---------------------------------------------------------------
 
     def add(
-        self, records: Iterable[Record], *, batch_size: int = 256, show_progress: bool = False
+        self, records: Iterable[Record], *, batch_size: int = ADD_BATCH_SIZE, show_progress: bool = False
     ) -> list[str]:
         """Store records (upsert by id); returns their ids. Vectors left None are encoded."""
-        return self._run(self._add_steps(records, batch_size, show_progress))
+        return run(self._add_steps(records, batch_size, show_progress))
 
     async def aadd(
-        self, records: Iterable[Record], *, batch_size: int = 256, show_progress: bool = False
+        self, records: Iterable[Record], *, batch_size: int = ADD_BATCH_SIZE, show_progress: bool = False
     ) -> list[str]:
-        return await self._arun(self._add_steps(records, batch_size, show_progress))
+        return await arun(self._add_steps(records, batch_size, show_progress))
 
     def add_texts(
         self,
@@ -506,7 +485,7 @@ class HybridStore:
         ids: Iterable[str] | None = None,
         ref_doc_ids: Iterable[str | None] | None = None,
         *,
-        batch_size: int = 256,
+        batch_size: int = ADD_BATCH_SIZE,
         show_progress: bool = False,
     ) -> list[str]:
         """Encode and store texts; ids default to random UUIDs (pass ids to make re-adding idempotent)."""
@@ -523,7 +502,7 @@ class HybridStore:
         ids: Iterable[str] | None = None,
         ref_doc_ids: Iterable[str | None] | None = None,
         *,
-        batch_size: int = 256,
+        batch_size: int = ADD_BATCH_SIZE,
         show_progress: bool = False,
     ) -> list[str]:
         return await self.aadd(
@@ -571,14 +550,13 @@ class HybridStore:
                 raise InvalidInputError(f"{name} is longer than texts ({len(it)} > {count})")
 
     def _add_steps(self, records: Iterable[Record], batch_size: int, show_progress: bool) -> Steps[list[str]]:
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
-            raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
+        positive_int(batch_size, "batch_size")
         if isinstance(records, (Record, str)):
             raise InvalidTypeError("add() takes an iterable of Record, not a single item")
         yield from self._ready()
         if isinstance(records, Sequence):
             # A materialised input is checked whole before anything is written.
-            yield _Work(self._check_all, (records, batch_size))
+            yield call(self._check_all, records, batch_size)
         bar = None
         if show_progress:
             from tqdm.auto import tqdm
@@ -589,7 +567,7 @@ class HybridStore:
             for chunk in _batched(records, batch_size):
                 start = len(ids)
                 try:
-                    points = yield _Work(self._prepare_batch, (chunk, start))
+                    points = yield call(self._prepare_batch, chunk, start)
                 except InvalidInputError as exc:
                     if start:
                         raise type(exc)(
@@ -600,23 +578,23 @@ class HybridStore:
                     yield from self._create_from_points(points)
                 if self._guard_pending:
                     # First write to a collection another client created: record who writes.
-                    yield _Backend("write_guard", (self.schema,))
+                    yield self._io(self._client().write_guard, lambda c: c.awrite_guard, self.schema)
                     self._guard_pending = False
-                yield _Backend("upsert", (points,))
+                yield self._io(self._backend.upsert, lambda c: c.aupsert, points)
                 ids.extend(r.id for r in chunk)
                 if bar is not None:
                     bar.update(len(chunk))
         except Exception:
             if ids:
                 # Index what was stored before the failure, then report it.
-                yield _Backend("finish_bulk")
+                yield self._io(self._backend.finish_bulk, lambda c: c.afinish_bulk)
             raise
         finally:
             if bar is not None:
                 bar.close()
         if ids:
             # Build indexes / quantized codes once for the whole call.
-            yield _Backend("finish_bulk")
+            yield self._io(self._backend.finish_bulk, lambda c: c.afinish_bulk)
         return ids
 
     def _create_from_points(self, points: Sequence[PointData]) -> Steps[None]:
@@ -627,7 +605,7 @@ class HybridStore:
             raise InvalidInputError(
                 f"mrl_dim ({schema.mrl_dim}) must be smaller than the dense size {dense_dim}"
             )
-        yield _Backend("create", (schema,))
+        yield self._io(self._backend.create, lambda c: c.acreate, schema)
         self._schema = schema
         if schema.mrl_dim is not None:
             for p in points:
@@ -661,6 +639,12 @@ class HybridStore:
             raise InvalidTypeError(f"{where}: text must be str or None, got {type(rec.text).__name__}")
         if rec.text is not None:
             _utf8(rec.text, f"{where}: text")
+        if rec.embed_text is not None and not isinstance(rec.embed_text, str):
+            raise InvalidTypeError(
+                f"{where}: embed_text must be str or None, got {type(rec.embed_text).__name__}"
+            )
+        if rec.embed_text is not None:
+            _utf8(rec.embed_text, f"{where}: embed_text")
         if rec.ref_doc_id is not None and not isinstance(rec.ref_doc_id, str):
             raise InvalidTypeError(
                 f"{where}: ref_doc_id must be str or None, got {type(rec.ref_doc_id).__name__}"
@@ -687,7 +671,7 @@ class HybridStore:
                 raise InvalidInputError(
                     f"{where}: has ColBERT vectors but the collection stores none (colbert=False)"
                 )
-            cb = colbert_query_vectors(
+            cb = colbert_vectors(
                 rec.colbert, schema.colbert_dim or dims.get(COLBERT), f"{where}: colbert vectors"
             )
             dims.setdefault(COLBERT, cb.shape[1])
@@ -698,7 +682,13 @@ class HybridStore:
                 raise InvalidInputError(
                     f"{where}: no {'/'.join(needs)} vector given and the store has no encoder to compute it"
                 )
-            if rec.text is None:
+            unmade = [n for n in needs if n not in self._encoder.outputs]
+            if unmade:
+                raise InvalidInputError(
+                    f"{where}: no {'/'.join(unmade)} vector given and the store's encoder "
+                    f"({self._encoder.identity.model_id}) does not make one"
+                )
+            if rec.text_to_embed is None:
                 raise InvalidInputError(
                     f"{where}: no text to encode the missing {'/'.join(needs)} vector from"
                 )
@@ -757,8 +747,13 @@ class HybridStore:
 
     def _missing_outputs(self, rec: Record, schema: CollectionSchema) -> list[str]:
         needs = []
-        if rec.dense is None and (schema.has_dense or (not schema.complete and self._encoder is None)):
-            # Without an encoder and before the size is known, a dense vector is still required.
+        encoder = self._encoder
+        if rec.dense is None and (
+            schema.has_dense
+            or (not schema.complete and (encoder is None or "dense" in encoder.outputs))
+        ):
+            # Before the size is known, a dense vector is still required unless the encoder
+            # makes none (then the first add decides whether the collection has one).
             needs.append("dense")
         if (
             rec.sparse is None
@@ -784,7 +779,9 @@ class HybridStore:
             assert self._encoder is not None
             rows = sorted({i for idx in todo.values() for i in idx})
             outputs = sorted(todo)
-            result = self._encoder.encode([chunk[i].text or "" for i in rows], "document", outputs=outputs)
+            result = self._encoder.encode(
+                [chunk[i].text_to_embed or "" for i in rows], "document", outputs=outputs
+            )
             for pos, i in enumerate(rows):
                 where = self._where(chunk, start, i)
                 if "dense" in todo and i in todo["dense"]:
@@ -796,7 +793,7 @@ class HybridStore:
                 if "colbert" in todo and i in todo["colbert"]:
                     if result.colbert is None:
                         raise InvalidInputError(f"{where}: the encoder returned no ColBERT vectors")
-                    cleaned[i][COLBERT] = colbert_query_vectors(
+                    cleaned[i][COLBERT] = colbert_vectors(
                         result.colbert[pos],
                         schema.colbert_dim or dims.get(COLBERT),
                         f"{where}: colbert vectors",
@@ -838,37 +835,13 @@ class HybridStore:
 
     # -- query -------------------------------------------------------------
 
-    def query(
-        self,
-        text: str | None = None,
-        *,
-        dense: Any = None,
-        sparse: Mapping[int, float] | None = None,
-        colbert: Any = None,
-        mode: str | RetrievalMode | None = None,
-        limit: int = 10,
-        offset: int = 0,
-        filter: Any = None,
-        fusion: str | FusionMethod | None = None,
-        rrf_k: int | None = None,
-        dense_weight: float | None = None,
-        sparse_weight: float | None = None,
-        candidate_k: int | None = None,
-        colbert_rerank: bool | None = None,
-        exact: bool = False,
-        hnsw_ef: int | None = None,
-        rescore: bool | None = None,
-        oversampling: float | None = None,
-        score_threshold: float | None = None,
-        with_vectors: bool = False,
-        mrl_candidates: int | None = None,
-        dense_candidates: int | None = None,
-        sparse_candidates: int | None = None,
-        sparse_normalization: str | SparseNormalization | None = None,
-    ) -> list[Hit]:
+    def query(self, text: str | None = None, **options: Unpack[QueryArgs]) -> list[Hit]:
         """Search by text (encoded with the store's encoder) and/or explicit query vectors.
 
-        ``mode`` defaults to the store's ``retrieval_mode``; with vectors and no text
+        Keyword options: :class:`shared.query_planning.QueryArgs`; each left out (or None)
+        follows the store's default (:class:`shared.config.StoreConfig`).
+        ``dense`` / ``sparse`` / ``colbert``: query vectors (those not given are encoded from
+        ``text``). ``mode`` defaults to the store's ``retrieval_mode``; with vectors and no text
         it follows what is given (dense only -> dense, sparse only -> sparse). Score
         semantics per mode: see :mod:`shared.query_planning`. ``exact=True`` searches
         brute force with the float originals (no HNSW, no quantized codes).
@@ -880,85 +853,76 @@ class HybridStore:
         ``sparse_normalization`` (m3 fusion only; default the store's, ``"auto"``): the scale
         of the sparse term, see :mod:`shared.query_planning`.
         """
-        return self._run(self._query_steps(locals()))
+        return run(self._query_steps(text, dict(options)))
 
-    async def aquery(
-        self,
-        text: str | None = None,
-        *,
-        dense: Any = None,
-        sparse: Mapping[int, float] | None = None,
-        colbert: Any = None,
-        mode: str | RetrievalMode | None = None,
-        limit: int = 10,
-        offset: int = 0,
-        filter: Any = None,
-        fusion: str | FusionMethod | None = None,
-        rrf_k: int | None = None,
-        dense_weight: float | None = None,
-        sparse_weight: float | None = None,
-        candidate_k: int | None = None,
-        colbert_rerank: bool | None = None,
-        exact: bool = False,
-        hnsw_ef: int | None = None,
-        rescore: bool | None = None,
-        oversampling: float | None = None,
-        score_threshold: float | None = None,
-        with_vectors: bool = False,
-        mrl_candidates: int | None = None,
-        dense_candidates: int | None = None,
-        sparse_candidates: int | None = None,
-        sparse_normalization: str | SparseNormalization | None = None,
-    ) -> list[Hit]:
-        return await self._arun(self._query_steps(locals()))
+    async def aquery(self, text: str | None = None, **options: Unpack[QueryArgs]) -> list[Hit]:
+        return await arun(self._query_steps(text, dict(options)))
 
-    def _query_steps(self, args: dict[str, Any]) -> Steps[list[Hit]]:
-        args = {k: v for k, v in args.items() if k != "self"}
-        text = args.pop("text")
+    def relevance_function(self, **options: Unpack[QueryArgs]) -> Callable[[float], float]:
+        """Maps the scores of a text query with ``options`` onto [0, 1] (1 = most relevant).
+
+        The options are resolved as :meth:`query` resolves them (the store's defaults
+        for those left out); see :func:`shared.query_planning.relevance_function`.
+        """
+        args = dict(options)
+        text = None if args.get("dense") is not None or args.get("sparse") is not None else ""
+        return relevance_function(self._query_options(text, args, self.schema))
+
+    def _query_options(
+        self, text: str | None, args: dict[str, Any], schema: CollectionSchema
+    ) -> QueryOptions:
+        """``args`` (:class:`QueryArgs`) validated, with the store's defaults where left out or None."""
+        unknown = sorted(set(args) - QUERY_ARGUMENTS)
+        if unknown:
+            raise InvalidTypeError(f"unknown query arguments {unknown}; known: {sorted(QUERY_ARGUMENTS)}")
+        a = {**QUERY_ARGUMENT_DEFAULTS, **{k: v for k, v in args.items() if v is not None}}
+        d = self._defaults
+        mode = a.get("mode")
+        if mode is None:
+            mode = self._default_mode(text, a.get("dense"), a.get("sparse"), schema)
+        return resolve_options(
+            mode=mode,
+            limit=a["limit"],
+            offset=a["offset"],
+            fusion=a.get("fusion", d.fusion),
+            rrf_k=a.get("rrf_k", d.rrf_k),
+            dense_weight=a.get("dense_weight", d.dense_weight),
+            sparse_weight=a.get("sparse_weight", d.sparse_weight),
+            candidate_k=a.get("candidate_k", d.candidate_k),
+            filter=self._resolve(check_filter(a.get("filter"))),
+            colbert_rerank=self._default_rerank(a.get("colbert_rerank"), text, a.get("colbert"), schema),
+            exact=bool(a["exact"]),
+            hnsw_ef=a.get("hnsw_ef"),
+            rescore=a.get("rescore"),
+            oversampling=a.get("oversampling"),
+            score_threshold=a.get("score_threshold"),
+            with_vectors=bool(a["with_vectors"]),
+            mrl_candidates=a.get("mrl_candidates"),
+            dense_candidates=a.get("dense_candidates"),
+            sparse_candidates=a.get("sparse_candidates"),
+            sparse_normalization=resolve_sparse_normalization(
+                a.get("sparse_normalization", self._sparse_normalization),
+                schema.identity.sparse_kind if schema.identity is not None else None,
+            ),
+        )
+
+    def _query_steps(self, text: str | None, args: dict[str, Any]) -> Steps[list[Hit]]:
         if text is not None and not isinstance(text, str):
             raise InvalidTypeError(f"query text must be str, got {type(text).__name__}")
         if text is not None:
             _utf8(text, "query text")
         yield from self._ready()
         schema = self.schema
-        d = self._defaults
-        mode = args.pop("mode")
-        if mode is None:
-            mode = self._default_mode(text, args["dense"], args["sparse"], schema)
-        opts = resolve_options(
-            mode=mode,
-            limit=args.pop("limit"),
-            offset=args.pop("offset"),
-            fusion=args.pop("fusion") or d.fusion,
-            rrf_k=d.rrf_k if args["rrf_k"] is None else args.pop("rrf_k"),
-            dense_weight=d.dense_weight if args["dense_weight"] is None else args.pop("dense_weight"),
-            sparse_weight=d.sparse_weight if args["sparse_weight"] is None else args.pop("sparse_weight"),
-            candidate_k=d.candidate_k if args["candidate_k"] is None else args.pop("candidate_k"),
-            filter=self._resolve(check_filter(args["filter"])),
-            colbert_rerank=self._default_rerank(args["colbert_rerank"], text, args["colbert"], schema),
-            exact=bool(args["exact"]),
-            hnsw_ef=args["hnsw_ef"],
-            rescore=args["rescore"],
-            oversampling=args["oversampling"],
-            score_threshold=args["score_threshold"],
-            with_vectors=bool(args["with_vectors"]),
-            mrl_candidates=args["mrl_candidates"],
-            dense_candidates=args["dense_candidates"],
-            sparse_candidates=args["sparse_candidates"],
-            sparse_normalization=resolve_sparse_normalization(
-                args["sparse_normalization"] or self._sparse_normalization,
-                schema.identity.sparse_kind if schema.identity is not None else None,
-            ),
-        )
+        opts = self._query_options(text, args, schema)
         if self._schema is None:
             return []  # nothing stored yet: the collection is created by the first add
-        vectors = yield _Work(
-            self._query_vectors, (text, args["dense"], args["sparse"], args["colbert"], opts)
+        vectors = yield call(
+            self._query_vectors, text, args.get("dense"), args.get("sparse"), args.get("colbert"), opts
         )
         plan = plan_query(schema, opts, **vectors)
         if schema.stored_layout.is_foreign:
             plan = rename_vectors(plan, schema.stored_layout.vector_name)
-        results = yield _Backend("query", (plan,))
+        results = yield self._io(self._backend.query, lambda c: c.aquery, plan)
         return [self._hit(r) for r in results]
 
     def _default_mode(self, text: Any, dense: Any, sparse: Any, schema: CollectionSchema) -> RetrievalMode:
@@ -1008,6 +972,12 @@ class HybridStore:
                 raise InvalidInputError(
                     f"query text given but the store has no encoder; pass {'/'.join(missing)} query vectors"
                 )
+            unmade = [m for m in missing if m not in self._encoder.outputs]
+            if unmade:
+                raise InvalidInputError(
+                    f"{opts.mode.value} query needs a {'/'.join(unmade)} query vector: pass one, or give "
+                    f"the store a model that makes it ({self._encoder.identity.model_id} does not)"
+                )
             result = self._encoder.encode([text], "query", outputs=missing)
             if "dense" in missing:
                 dense = None if result.dense is None else result.dense[0]
@@ -1021,7 +991,7 @@ class HybridStore:
         if need_sparse and sparse is not None:
             out["sparse"] = sparse_query_vector(sparse)
         if opts.colbert_rerank and colbert is not None:
-            out["colbert"] = colbert_query_vectors(colbert, schema.colbert_dim)
+            out["colbert"] = colbert_vectors(colbert, schema.colbert_dim)
         return out
 
     def _hit(self, r: ResultPoint) -> Hit:
@@ -1059,14 +1029,14 @@ class HybridStore:
         dense: Any = None,
         limit: int = 4,
         fetch_k: int = 20,
-        lambda_mult: float = 0.5,
+        lambda_mult: float | None = DEFAULT_MMR_LAMBDA,
         filter: Any = None,
     ) -> list[Hit]:
         """Maximal marginal relevance on the dense vectors (Qdrant's MMR).
 
-        ``lambda_mult`` 1 = relevance only, 0 = maximal diversity.
+        ``lambda_mult`` 1 = relevance only, 0 = maximal diversity (None: the default, 0.5).
         """
-        return self._run(self._mmr_steps(text, dense, limit, fetch_k, lambda_mult, filter))
+        return run(self._mmr_steps(text, dense, limit, fetch_k, lambda_mult, filter))
 
     async def ammr(
         self,
@@ -1075,13 +1045,13 @@ class HybridStore:
         dense: Any = None,
         limit: int = 4,
         fetch_k: int = 20,
-        lambda_mult: float = 0.5,
+        lambda_mult: float | None = DEFAULT_MMR_LAMBDA,
         filter: Any = None,
     ) -> list[Hit]:
-        return await self._arun(self._mmr_steps(text, dense, limit, fetch_k, lambda_mult, filter))
+        return await arun(self._mmr_steps(text, dense, limit, fetch_k, lambda_mult, filter))
 
     def _mmr_steps(
-        self, text: str | None, dense: Any, limit: int, fetch_k: int, lambda_mult: float, flt: Any
+        self, text: str | None, dense: Any, limit: int, fetch_k: int, lambda_mult: float | None, flt: Any
     ) -> Steps[list[Hit]]:
         if text is not None and not isinstance(text, str):
             raise InvalidTypeError(f"mmr text must be str, got {type(text).__name__}")
@@ -1092,43 +1062,36 @@ class HybridStore:
         if self._schema is None:
             return []
         opts = QueryOptions(mode=RetrievalMode.DENSE)
-        vectors = yield _Work(self._query_vectors, (text, dense, None, None, opts))
+        vectors = yield call(self._query_vectors, text, dense, None, None, opts)
+        lam = DEFAULT_MMR_LAMBDA if lambda_mult is None else lambda_mult
         plan = plan_mmr(
-            self.schema, vectors["dense"], limit=limit, fetch_k=fetch_k, lambda_mult=lambda_mult, filter=flt
+            self.schema, vectors["dense"], limit=limit, fetch_k=fetch_k, lambda_mult=lam, filter=flt
         )
         if self.layout.is_foreign:
             plan = rename_vectors(plan, self.layout.vector_name)
-        results = yield _Backend("query", (plan,))
+        results = yield self._io(self._backend.query, lambda c: c.aquery, plan)
         return [self._hit(r) for r in results]
 
     # -- get / delete / count / clear --------------------------------------
 
     def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
         """Records of ``ids`` in the order given; ids not stored are skipped."""
-        return self._run(self._get_steps(ids, with_vectors))
+        return run(self._get_steps(ids, with_vectors))
 
     async def aget(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
-        return await self._arun(self._get_steps(ids, with_vectors))
-
-    @staticmethod
-    def _check_ids(ids: Any, name: str = "ids") -> list[str]:
-        if isinstance(ids, str) or not isinstance(ids, Iterable):
-            raise InvalidTypeError(f"{name} must be a sequence of str, got {type(ids).__name__}")
-        out = list(ids)
-        for i, x in enumerate(out):
-            if not isinstance(x, str):
-                raise InvalidTypeError(f"{name}[{i}] must be str, got {type(x).__name__}: {x!r}")
-        return out
+        return await arun(self._get_steps(ids, with_vectors))
 
     def _get_steps(self, ids: Sequence[str], with_vectors: bool) -> Steps[list[Record]]:
-        wanted = self._check_ids(ids)
+        wanted = id_list(ids)
         yield from self._ready()
         if not wanted or self._schema is None:
             return []
         names = self._vector_names(with_vectors)
         layout = self.layout
         pids = {i: layout.point_id(i) for i in wanted}
-        found = yield _Backend("retrieve", (list(dict.fromkeys(pids.values())), names))
+        found = yield self._io(
+            self._backend.retrieve, lambda c: c.aretrieve, list(dict.fromkeys(pids.values())), names
+        )
         if layout.is_foreign:
             # Matched by point id: the other framework's ids may be spelled differently (UUID hex).
             by_pid = {str(r.point_id): r for r in found}
@@ -1170,7 +1133,7 @@ class HybridStore:
         the start). So ``page = store.scroll(f, limit=n, offset=page[-1].id)`` walks a
         collection page by page; an empty or short page means the end.
         """
-        return self._run(self._scroll_steps(filter, limit, offset, with_vectors))
+        return run(self._scroll_steps(filter, limit, offset, with_vectors))
 
     async def ascroll(
         self,
@@ -1180,7 +1143,7 @@ class HybridStore:
         offset: str | None = None,
         with_vectors: bool = False,
     ) -> list[Record]:
-        return await self._arun(self._scroll_steps(filter, limit, offset, with_vectors))
+        return await arun(self._scroll_steps(filter, limit, offset, with_vectors))
 
     def _scroll_steps(self, flt: Any, limit: Any, offset: Any, with_vectors: bool) -> Steps[list[Record]]:
         flt = check_filter(flt)
@@ -1211,7 +1174,9 @@ class HybridStore:
             extra = 1 if skip is not None else 0
             want = page_size if limit is None else min(page_size, limit - len(out) + extra)
             first = cursor
-            points, cursor = yield _Backend("scroll", (flt, cursor, want, names))
+            points, cursor = yield self._io(
+                self._backend.scroll, lambda c: c.ascroll, flt, cursor, want, names
+            )
             if (
                 skip is not None
                 and points
@@ -1232,7 +1197,7 @@ class HybridStore:
         filter: Any = None,
     ) -> None:
         """Delete the points of ``ids``, of ``ref_doc_ids``, and matching ``filter`` (each given one)."""
-        self._run(self._delete_steps(ids, ref_doc_ids, filter))
+        run(self._delete_steps(ids, ref_doc_ids, filter))
 
     async def adelete(
         self,
@@ -1241,38 +1206,39 @@ class HybridStore:
         ref_doc_ids: Sequence[str] | None = None,
         filter: Any = None,
     ) -> None:
-        await self._arun(self._delete_steps(ids, ref_doc_ids, filter))
+        await arun(self._delete_steps(ids, ref_doc_ids, filter))
 
     def _delete_steps(self, ids: Any, ref_doc_ids: Any, flt: Any) -> Steps[None]:
         if ids is None and ref_doc_ids is None and flt is None:
             raise InvalidInputError(
                 "delete() needs ids, ref_doc_ids or filter (use clear() to delete everything)"
             )
-        id_list = self._check_ids(ids) if ids is not None else []
-        refs = self._check_ids(ref_doc_ids, "ref_doc_ids") if ref_doc_ids is not None else []
+        ids_given = id_list(ids) if ids is not None else []
+        refs = id_list(ref_doc_ids, "ref_doc_ids") if ref_doc_ids is not None else []
         flt = check_filter(flt)
         yield from self._ready()
         if self._schema is None:
             return
         flt = self._resolve(flt)
-        if id_list:
-            yield _Backend("delete_ids", ([self.layout.point_id(i) for i in id_list],))
+        if ids_given:
+            pids = [self.layout.point_id(i) for i in ids_given]
+            yield self._io(self._backend.delete_ids, lambda c: c.adelete_ids, pids)
         if refs:
             from qdrant_client import models
 
             ref_filter = models.Filter(
                 must=[models.FieldCondition(key=REF_DOC_ID_KEY, match=models.MatchAny(any=refs))]
             )
-            yield _Backend("delete_filter", (self._resolve(ref_filter),))
+            yield self._io(self._backend.delete_filter, lambda c: c.adelete_filter, self._resolve(ref_filter))
         if flt is not None:
-            yield _Backend("delete_filter", (flt,))
+            yield self._io(self._backend.delete_filter, lambda c: c.adelete_filter, flt)
 
     def count(self, filter: Any = None) -> int:
         """Number of stored points (matching ``filter`` when given)."""
-        return self._run(self._count_steps(filter))
+        return run(self._count_steps(filter))
 
     async def acount(self, filter: Any = None) -> int:
-        return await self._arun(self._count_steps(filter))
+        return await arun(self._count_steps(filter))
 
     def _count_steps(self, flt: Any) -> Steps[int]:
         flt = check_filter(flt)
@@ -1280,35 +1246,35 @@ class HybridStore:
         if self._schema is None:
             return 0
         flt = self._resolve(flt)
-        n = yield _Backend("count", (flt,))
+        n = yield self._io(self._backend.count, lambda c: c.acount, flt)
         return int(n)
 
     def clear(self) -> None:
         """Delete every point (the collection and its guard stay)."""
-        self._run(self._clear_steps())
+        run(self._clear_steps())
 
     async def aclear(self) -> None:
-        await self._arun(self._clear_steps())
+        await arun(self._clear_steps())
 
     def _clear_steps(self) -> Steps[None]:
         yield from self._ready()
         if self._schema is not None:
-            yield _Backend("clear")
+            yield self._io(self._backend.clear, lambda c: c.aclear)
 
     # -- lifecycle ---------------------------------------------------------
 
     def close(self) -> None:
         """Release the backend (the embedded shard's lock; a temporary store is deleted)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._backend.close()
+        run(self._close_steps())
 
     async def aclose(self) -> None:
+        await arun(self._close_steps())
+
+    def _close_steps(self) -> Steps[None]:
         if self._closed:
             return
         self._closed = True
-        await self._backend.aclose()
+        yield self._io(self._backend.close, lambda c: c.aclose)
 
     def __enter__(self) -> HybridStore:
         return self

@@ -141,7 +141,7 @@ class Record:
     """One point to store.
 
     ``id`` is the caller's id as given (any string); vectors left ``None`` are
-    computed by the store's encoder when it has one.
+    computed by the store's encoder when it has one, from :attr:`text_to_embed`.
     """
 
     id: str
@@ -151,6 +151,14 @@ class Record:
     dense: Sequence[float] | FloatArray | None = None
     sparse: Mapping[int, float] | None = None
     colbert: FloatArray | Sequence[Sequence[float]] | None = None
+    #: What the missing vectors are computed from when it differs from the stored ``text``
+    #: (LlamaIndex embeds a node with its embed-visible metadata); None: ``text``.
+    embed_text: str | None = None
+
+    @property
+    def text_to_embed(self) -> str | None:
+        """The text the store's encoder embeds for this record."""
+        return self.embed_text if self.embed_text is not None else self.text
 
 
 @dataclass

@@ -309,7 +309,7 @@ def test_bad_filter_and_unknown_search_argument_are_refused(corpus_store: Hybrid
         corpus_store.similarity_search("x", filter={"topic": {"$regex": "t.*"}})
     with pytest.raises(InvalidInputError, match="top_k"):
         corpus_store.similarity_search("x", top_k=3)
-    with pytest.raises(InvalidInputError, match="k must be a positive integer"):
+    with pytest.raises(InvalidInputError, match="k must be > 0"):
         corpus_store.similarity_search("x", k=0)
 
 

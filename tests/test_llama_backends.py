@@ -195,7 +195,7 @@ def test_sparse_only_model_with_precomputed_dense(small: ModelSetup, tmp_path: P
             "why do plants need sunlight?"
         )
         assert hits[0].node.ref_doc_id == "photosynthesis"
-        with pytest.raises(InvalidInputError, match="embed_model"):
+        with pytest.raises(InvalidInputError, match="needs a dense query vector"):
             store.query(VectorStoreQuery(query_str="plants", similarity_top_k=2))  # no dense model, no vector
 
 

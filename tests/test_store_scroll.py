@@ -17,7 +17,7 @@ from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
 from qdrant_client import QdrantClient, models
 
 from llama_index_ext import HybridQdrantVectorStore
-from llama_index_ext._encoders import LlamaSparseEncoder
+from llama_index_ext._encoders import sparse_encoder
 from shared.errors import BackendError, InvalidInputError, InvalidTypeError
 from shared.filters import metadata_filter
 from shared.store import HybridStore
@@ -94,9 +94,10 @@ class PageSpy:
 
     def __init__(self, store: HybridStore) -> None:
         self.limits: list[int] = []
-        self._in_async = False  # the embedded ascroll runs scroll in a thread: count it once
+        self._in_async = False  # counted once when the async method calls the sync one
         backend = store._backend
-        real, areal = backend.scroll, backend.ascroll
+        # The embedded backend has no async methods: the async driver runs scroll in a thread.
+        real, areal = backend.scroll, getattr(backend, "ascroll", None)
 
         def scroll(flt: Any, offset: Any, limit: int, names: Any) -> Any:
             if not self._in_async:
@@ -107,12 +108,14 @@ class PageSpy:
             self.limits.append(limit)
             self._in_async = True
             try:
+                assert areal is not None
                 return await areal(flt, offset, limit, names)
             finally:
                 self._in_async = False
 
         setattr(backend, "scroll", scroll)  # noqa: B010 - an instance attribute shadows the method
-        setattr(backend, "ascroll", ascroll)  # noqa: B010
+        if areal is not None:
+            setattr(backend, "ascroll", ascroll)  # noqa: B010
 
 
 def test_scroll_returns_every_record_once_with_its_original_fields(store: HybridStore) -> None:
@@ -213,7 +216,7 @@ async def test_ascroll_is_the_same_code_path(store: HybridStore) -> None:
 def test_scroll_on_a_sparse_only_collection(backend: str, tmp_path: Path) -> None:
     recs = [Record(id=f"s{i}", text=f"t{i}", metadata={"k": i % 2}, sparse={i + 1: 1.0}) for i in range(9)]
     # A sparse-only encoder makes a collection without dense vectors.
-    with open_store(backend, tmp_path, encoder=LlamaSparseEncoder(WordCounts())) as s:
+    with open_store(backend, tmp_path, encoder=sparse_encoder(WordCounts())) as s:
         s.add(recs)
         assert not s.schema.has_dense
         s.scroll_page_size = 2

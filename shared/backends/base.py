@@ -1,30 +1,27 @@
 """The interface both storage backends implement, and the neutral data they exchange.
 
-Sync and async share one code path: an operation is written once as a generator
-that yields :class:`Call` requests (client method + arguments) and receives their
-results; :func:`drive` runs it with a sync client and :func:`adrive` with an
-async one. The embedded backend has no async engine, so its async methods run
-the sync ones in a worker thread (``asyncio.to_thread``), one line each.
-Both drivers retry a call under a :class:`~shared.retry.RetryPolicy` (transient
-failures of idempotent calls only; the decision is :func:`~shared.retry.retry_delay`).
+A :class:`Backend` has sync methods only. The embedded backend's methods block (the
+engine holds the GIL): the store's async methods run them in a worker thread through
+the one step driver (:mod:`shared.steps`). The remote backend is a :class:`ClientBackend`:
+it also reads collections other clients wrote, and has async methods on its own async
+client, which the async driver awaits instead.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..query_planning import QueryPlan
-from ..retry import RetryPolicy, describe_error, retry_delay
 from ..schema import CollectionSchema
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from ..layouts import CollectionInfo
 
-T = TypeVar("T")
+
+#: A stored point id: a UUID string (this package's layout) or an int (another client's).
+PointId = str | int
 
 
 @dataclass
@@ -58,68 +55,6 @@ class ResultPoint:
     point_id: str | int | None = None
 
 
-@dataclass(frozen=True)
-class Call:
-    """One client call requested by an operation generator."""
-
-    method: str
-    kwargs: dict[str, Any]
-
-
-Op = Generator[Call, Any, T]
-
-
-def _retry_wait(retry: RetryPolicy | None, call: Call, exc: Exception, attempt: int) -> float | None:
-    delay = None if retry is None else retry_delay(retry, call.method, exc, attempt)
-    if delay is not None:
-        logger.warning(
-            "%s failed (%s); retry %d in %.2f s", call.method, describe_error(exc), attempt + 1, delay
-        )
-    return delay
-
-
-def drive(op: Op[T], client: Any, retry: RetryPolicy | None = None) -> T:
-    """Run an operation generator against a sync client."""
-    try:
-        call = next(op)
-        while True:
-            attempt = 0
-            while True:
-                try:
-                    result = getattr(client, call.method)(**call.kwargs)
-                    break
-                except Exception as exc:
-                    delay = _retry_wait(retry, call, exc, attempt)
-                    if delay is None:
-                        raise
-                    time.sleep(delay)
-                    attempt += 1
-            call = op.send(result)
-    except StopIteration as stop:
-        return stop.value
-
-
-async def adrive(op: Op[T], aclient: Any, retry: RetryPolicy | None = None) -> T:
-    """Run the same operation generator against an async client."""
-    try:
-        call = next(op)
-        while True:
-            attempt = 0
-            while True:
-                try:
-                    result = await getattr(aclient, call.method)(**call.kwargs)
-                    break
-                except Exception as exc:
-                    delay = _retry_wait(retry, call, exc, attempt)
-                    if delay is None:
-                        raise
-                    await asyncio.sleep(delay)
-                    attempt += 1
-            call = op.send(result)
-    except StopIteration as stop:
-        return stop.value
-
-
 @runtime_checkable
 class Backend(Protocol):
     """Storage of one collection. Point ids given to a backend are already UUID strings."""
@@ -150,16 +85,16 @@ class Backend(Protocol):
 
     def query(self, plan: QueryPlan) -> list[ResultPoint]: ...
 
-    def retrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]: ...
+    def retrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> list[ResultPoint]: ...
 
     def scroll(
-        self, flt: Any, offset: str | None, limit: int, vector_names: Sequence[str]
-    ) -> tuple[list[ResultPoint], str | None]:
+        self, flt: Any, offset: PointId | None, limit: int, vector_names: Sequence[str]
+    ) -> tuple[list[ResultPoint], PointId | None]:
         """One page of the points matching ``flt`` in point-id order, starting at point id
         ``offset`` (included; None: the first); returns the page and the next page's first point id."""
         ...
 
-    def delete_ids(self, ids: Sequence[str]) -> None: ...
+    def delete_ids(self, ids: Sequence[PointId]) -> None: ...
 
     def delete_filter(self, flt: Any) -> None: ...
 
@@ -169,7 +104,33 @@ class Backend(Protocol):
 
     def close(self) -> None: ...
 
+
+@runtime_checkable
+class ClientBackend(Backend, Protocol):
+    """A backend over qdrant-client: collections written by other clients, and an async client.
+
+    The async methods do what their sync namesakes do; :func:`shared.steps.arun` awaits them
+    instead of running the sync method in a worker thread.
+    """
+
+    @property
+    def can_sync(self) -> bool:
+        """False when given only an async client: the sync methods refuse, the async ones work."""
+        ...
+
+    def inspect(self) -> CollectionInfo:
+        """Vector config, guard and one payload of the existing collection (to detect its layout)."""
+        ...
+
+    def write_guard(self, schema: CollectionSchema) -> None:
+        """Record the guard of ``schema`` on a collection another client created."""
+        ...
+
     async def aread_guard(self) -> dict[str, Any] | None: ...
+
+    async def ainspect(self) -> CollectionInfo: ...
+
+    async def awrite_guard(self, schema: CollectionSchema) -> None: ...
 
     async def acreate(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None: ...
 
@@ -181,13 +142,13 @@ class Backend(Protocol):
 
     async def aquery(self, plan: QueryPlan) -> list[ResultPoint]: ...
 
-    async def aretrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]: ...
+    async def aretrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> list[ResultPoint]: ...
 
     async def ascroll(
-        self, flt: Any, offset: str | None, limit: int, vector_names: Sequence[str]
-    ) -> tuple[list[ResultPoint], str | None]: ...
+        self, flt: Any, offset: PointId | None, limit: int, vector_names: Sequence[str]
+    ) -> tuple[list[ResultPoint], PointId | None]: ...
 
-    async def adelete_ids(self, ids: Sequence[str]) -> None: ...
+    async def adelete_ids(self, ids: Sequence[PointId]) -> None: ...
 
     async def adelete_filter(self, flt: Any) -> None: ...
 

@@ -27,12 +27,12 @@
   compaction's optimize (one window's worth of indexing, ~1.5 min per 100k points of
   384-d on 2 cores) instead of for one index build of everything at the end of a long
   ``add`` (36 min at 1M). A gate keeps them off the shard between its close and reload.
-* Async methods run the sync ones in a worker thread.
+* Sync methods only: the async driver (:func:`shared.steps.arun`) runs them in a worker
+  thread, so an event loop never waits on the engine.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import ctypes.util
 import functools
@@ -70,7 +70,7 @@ from ..query_planning import (
     WeightedSum,
 )
 from ..schema import COLBERT, DENSE, DENSE_MRL, DOC_ID_KEY, REF_DOC_ID_KEY, SPARSE, CollectionSchema
-from .base import PointData, ResultPoint
+from .base import PointData, PointId, ResultPoint
 from .edge_filters import to_edge_filter
 
 logger = logging.getLogger(__name__)
@@ -711,7 +711,7 @@ class EdgeBackend:
                 t2 - t1,
             )
 
-    def delete_ids(self, ids: Sequence[str]) -> None:
+    def delete_ids(self, ids: Sequence[PointId]) -> None:
         if not ids:
             return
         with self._gate.operation(), _engine_errors("delete", self.location):
@@ -741,7 +741,7 @@ class EdgeBackend:
             points = shard.query(request)
         return [_result(p, p.score) for p in points]
 
-    def retrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]:
+    def retrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> list[ResultPoint]:
         if not ids:
             return []
         with_vector: Any = list(vector_names) if vector_names else False
@@ -752,8 +752,8 @@ class EdgeBackend:
         return [_result(p, None) for p in points]
 
     def scroll(
-        self, flt: Any, offset: str | None, limit: int, vector_names: Sequence[str]
-    ) -> tuple[list[ResultPoint], str | None]:
+        self, flt: Any, offset: PointId | None, limit: int, vector_names: Sequence[str]
+    ) -> tuple[list[ResultPoint], PointId | None]:
         request = qe.ScrollRequest(
             offset=offset,
             limit=limit,
@@ -772,46 +772,3 @@ class EdgeBackend:
             if (shard := self._current()) is None:
                 return 0
             return int(shard.count(qe.CountRequest(exact=True, filter=to_edge_filter(flt))))
-
-    # -- async: the same code in a worker thread ----------------------------
-
-    async def aread_guard(self) -> dict[str, Any] | None:
-        return await asyncio.to_thread(self.read_guard)
-
-    async def acreate(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
-        await asyncio.to_thread(self.create, schema, guard)
-
-    async def adrop(self) -> None:
-        await asyncio.to_thread(self.drop)
-
-    async def aupsert(self, points: Sequence[PointData]) -> None:
-        await asyncio.to_thread(self.upsert, points)
-
-    async def afinish_bulk(self) -> None:
-        await asyncio.to_thread(self.finish_bulk)
-
-    async def aquery(self, plan: QueryPlan) -> list[ResultPoint]:
-        return await asyncio.to_thread(self.query, plan)
-
-    async def aretrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]:
-        return await asyncio.to_thread(self.retrieve, ids, vector_names)
-
-    async def ascroll(
-        self, flt: Any, offset: str | None, limit: int, vector_names: Sequence[str]
-    ) -> tuple[list[ResultPoint], str | None]:
-        return await asyncio.to_thread(self.scroll, flt, offset, limit, vector_names)
-
-    async def adelete_ids(self, ids: Sequence[str]) -> None:
-        await asyncio.to_thread(self.delete_ids, ids)
-
-    async def adelete_filter(self, flt: Any) -> None:
-        await asyncio.to_thread(self.delete_filter, flt)
-
-    async def acount(self, flt: Any) -> int:
-        return await asyncio.to_thread(self.count, flt)
-
-    async def aclear(self) -> None:
-        await asyncio.to_thread(self.clear)
-
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self.close)

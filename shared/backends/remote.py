@@ -11,8 +11,9 @@
   another client created (langchain-qdrant, llama-index) gets it on our first write
   (``update_collection(metadata=...)``); :meth:`RemoteBackend.inspect` describes such a
   collection (vector config and one payload) so the store can tell its layout.
-* Every operation is one generator of client calls (:class:`~.base.Call`), run by
-  :func:`~.base.drive` on the sync client or :func:`~.base.adrive` on the async one.
+* Every operation is one generator of client calls (:class:`~shared.steps.Call`, built
+  from typed references to the client methods), run by :func:`~shared.steps.run` on the
+  sync client or :func:`~shared.steps.arun` on the async one.
 * The api key is never part of a repr, log line or error message.
 * Transient failures (refused/reset connections, 429/502/503/504) of idempotent
   calls are retried with exponential backoff (:mod:`shared.retry`); a timeout is
@@ -28,9 +29,9 @@ import asyncio
 import math
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
@@ -50,13 +51,21 @@ from ..query_planning import (
 )
 from ..retry import RetryPolicy, describe_error
 from ..schema import COLBERT, DENSE, DENSE_MRL, DOC_ID_KEY, REF_DOC_ID_KEY, SPARSE, CollectionSchema
-from .base import Call, Op, PointData, ResultPoint, adrive, drive
+from ..steps import Call, Steps, arun, run
+from .base import PointData, PointId, ResultPoint
 
 METADATA_GUARD_KEY = "m3_hybrid"
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # One lock per local-mode client object (its in-process engine is not thread-safe).
 _LOCAL_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
 _LOCAL_LOCKS_GUARD = threading.Lock()
+
+
+def _no_sync_client(*args: Any, **kwargs: Any) -> NoReturn:  # never reached: _run checks first
+    raise UnsupportedOperationError("this store was given only an async client")
 
 
 def _local_lock(client: Any) -> threading.Lock:
@@ -332,7 +341,7 @@ class RemoteBackend:
 
     # -- drivers -----------------------------------------------------------
 
-    def _run(self, op: Op[Any], what: str) -> Any:
+    def _run(self, op: Steps[Any], what: str) -> Any:
         if self._client is None:
             op.close()
             raise UnsupportedOperationError(
@@ -340,18 +349,18 @@ class RemoteBackend:
             )
         try:
             with self._lock:
-                return drive(op, self._client, self._retry)
+                return run(op)
         except M3HybridError:
             raise
         except Exception as exc:
             raise BackendError(f"{what} failed on {self.location}: {describe_error(exc)}") from exc
 
-    async def _arun(self, op: Op[Any], what: str) -> Any:
+    async def _arun(self, op: Steps[Any], what: str) -> Any:
         if self._aclient is None:
             # Only a sync client: run the same operation in a worker thread.
             return await asyncio.to_thread(self._run, op, what)
         try:
-            return await adrive(op, self._aclient, self._retry)
+            return await arun(op)
         except M3HybridError:
             raise
         except Exception as exc:
@@ -359,31 +368,68 @@ class RemoteBackend:
 
     # -- operations (generators of client calls) ----------------------------
 
+    def _call(
+        self,
+        fn: Callable[Concatenate[QdrantClient, P], R],
+        afn: Callable[Concatenate[AsyncQdrantClient, P], Awaitable[R]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Call[R]:
+        """The client call ``fn`` (its async twin ``afn``), with this backend's retry policy.
+
+        The typed references are looked up on the clients by name, so a client subclass's
+        override is the one called.
+        """
+        name = fn.__name__
+        if afn.__name__ != name:  # mypy checks the arguments, not that the two are twins
+            raise TypeError(f"client call {name} paired with {afn.__name__}")
+        client, aclient = self._client, self._aclient
+        return Call(
+            _no_sync_client if client is None else getattr(client, name),
+            args,
+            kwargs,
+            None if aclient is None else getattr(aclient, name),
+            self._retry,
+            name,
+        )
+
     def _col(self, **kwargs: Any) -> dict[str, Any]:
         return {"collection_name": self.collection_name, **kwargs}
 
-    def _read_guard_op(self) -> Op[dict[str, Any] | None]:
-        exists = yield Call("collection_exists", self._col())
+    def _read_guard_op(self) -> Steps[dict[str, Any] | None]:
+        exists = yield self._call(
+            QdrantClient.collection_exists, AsyncQdrantClient.collection_exists, **self._col()
+        )
         if not exists:
             return None
-        info = yield Call("get_collection", self._col())
+        info = yield self._call(QdrantClient.get_collection, AsyncQdrantClient.get_collection, **self._col())
         metadata = getattr(info.config, "metadata", None) or {}
         guard = metadata.get(METADATA_GUARD_KEY)
         return dict(guard) if isinstance(guard, dict) else {}
 
-    def _inspect_op(self) -> Op[CollectionInfo]:
-        info = yield Call("get_collection", self._col())
-        points, _ = yield Call("scroll", self._col(limit=1, with_payload=True, with_vectors=False))
+    def _inspect_op(self) -> Steps[CollectionInfo]:
+        info = yield self._call(QdrantClient.get_collection, AsyncQdrantClient.get_collection, **self._col())
+        points, _ = yield self._call(
+            QdrantClient.scroll,
+            AsyncQdrantClient.scroll,
+            **self._col(limit=1, with_payload=True, with_vectors=False),
+        )
         sample = points[0].payload if points else None
         return collection_info(info, sample, METADATA_GUARD_KEY)
 
-    def _write_guard_op(self, schema: CollectionSchema) -> Op[None]:
-        yield Call("update_collection", self._col(metadata={METADATA_GUARD_KEY: schema.guard_dict()}))
+    def _write_guard_op(self, schema: CollectionSchema) -> Steps[None]:
+        yield self._call(
+            QdrantClient.update_collection,
+            AsyncQdrantClient.update_collection,
+            **self._col(metadata={METADATA_GUARD_KEY: schema.guard_dict()}),
+        )
 
-    def _create_op(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> Op[None]:
-        yield Call(
-            "create_collection",
-            self._col(
+    def _create_op(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> Steps[None]:
+        yield self._call(
+            QdrantClient.create_collection,
+            AsyncQdrantClient.create_collection,
+            **self._col(
                 **collection_config(schema),
                 metadata={METADATA_GUARD_KEY: guard if guard is not None else schema.guard_dict()},
                 **self._distribution,
@@ -392,65 +438,89 @@ class RemoteBackend:
         layout = schema.stored_layout
         keys = (layout.payload_key(DOC_ID_KEY), layout.payload_key(REF_DOC_ID_KEY))
         for key in () if self._local else keys:
-            yield Call(
-                "create_payload_index",
-                self._col(field_name=key, field_schema=models.PayloadSchemaType.KEYWORD, wait=True),
+            yield self._call(
+                QdrantClient.create_payload_index,
+                AsyncQdrantClient.create_payload_index,
+                **self._col(field_name=key, field_schema=models.PayloadSchemaType.KEYWORD, wait=True),
             )
 
-    def _drop_op(self) -> Op[None]:
-        yield Call("delete_collection", self._col())
+    def _drop_op(self) -> Steps[None]:
+        yield self._call(QdrantClient.delete_collection, AsyncQdrantClient.delete_collection, **self._col())
 
-    def _upsert_op(self, points: Sequence[PointData]) -> Op[None]:
-        yield Call("upsert", self._col(points=[_point(p) for p in points], wait=True))
+    def _upsert_op(self, points: Sequence[PointData]) -> Steps[None]:
+        yield self._call(
+            QdrantClient.upsert,
+            AsyncQdrantClient.upsert,
+            **self._col(points=[_point(p) for p in points], wait=True),
+        )
 
-    def _query_op(self, plan: QueryPlan) -> Op[list[ResultPoint]]:
-        response = yield Call("query_points", query_kwargs(self.collection_name, plan, not self._local))
+    def _query_op(self, plan: QueryPlan) -> Steps[list[ResultPoint]]:
+        response = yield self._call(
+            QdrantClient.query_points,
+            AsyncQdrantClient.query_points,
+            **query_kwargs(self.collection_name, plan, not self._local),
+        )
         return [_result(p, p.score) for p in response.points]
 
-    def _retrieve_op(self, ids: Sequence[str], vector_names: Sequence[str]) -> Op[list[ResultPoint]]:
+    def _retrieve_op(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> Steps[list[ResultPoint]]:
         if not ids:
             return []
         with_vectors: Any = list(vector_names) if vector_names else False
-        points = yield Call(
-            "retrieve", self._col(ids=list(ids), with_payload=True, with_vectors=with_vectors)
+        points = yield self._call(
+            QdrantClient.retrieve,
+            AsyncQdrantClient.retrieve,
+            **self._col(ids=list(ids), with_payload=True, with_vectors=with_vectors),
         )
         return [_result(p, None) for p in points]
 
     def _scroll_op(
-        self, flt: Any, offset: str | None, limit: int, vector_names: Sequence[str]
-    ) -> Op[tuple[list[ResultPoint], str | None]]:
+        self, flt: Any, offset: PointId | None, limit: int, vector_names: Sequence[str]
+    ) -> Steps[tuple[list[ResultPoint], PointId | None]]:
         with_vectors: Any = list(vector_names) if vector_names else False
-        points, next_offset = yield Call(
-            "scroll",
-            self._col(
+        points, next_offset = yield self._call(
+            QdrantClient.scroll,
+            AsyncQdrantClient.scroll,
+            **self._col(
                 scroll_filter=flt, limit=limit, offset=offset, with_payload=True, with_vectors=with_vectors
             ),
         )
         # The next point id as Qdrant gave it (an int in a collection with integer ids).
         return [_result(p, None) for p in points], next_offset
 
-    def _delete_ids_op(self, ids: Sequence[str]) -> Op[None]:
+    def _delete_ids_op(self, ids: Sequence[PointId]) -> Steps[None]:
         if ids:
-            yield Call("delete", self._col(points_selector=models.PointIdsList(points=list(ids)), wait=True))
+            yield self._call(
+                QdrantClient.delete,
+                AsyncQdrantClient.delete,
+                **self._col(points_selector=models.PointIdsList(points=list(ids)), wait=True),
+            )
 
-    def _delete_filter_op(self, flt: Any) -> Op[None]:
+    def _delete_filter_op(self, flt: Any) -> Steps[None]:
         if flt is None:  # never let a missing filter turn into "delete everything"
             raise ValueError("delete by filter needs a filter")
-        yield Call("delete", self._col(points_selector=models.FilterSelector(filter=flt), wait=True))
-
-    def _count_op(self, flt: Any) -> Op[int]:
-        result = yield Call("count", self._col(count_filter=flt, exact=True))
-        return int(result.count)
-
-    def _clear_op(self) -> Op[None]:
-        # An empty filter matches every point; the collection and its guard stay.
-        yield Call(
-            "delete", self._col(points_selector=models.FilterSelector(filter=models.Filter()), wait=True)
+        yield self._call(
+            QdrantClient.delete,
+            AsyncQdrantClient.delete,
+            **self._col(points_selector=models.FilterSelector(filter=flt), wait=True),
         )
 
-    def _close_op(self) -> Op[None]:
+    def _count_op(self, flt: Any) -> Steps[int]:
+        result = yield self._call(
+            QdrantClient.count, AsyncQdrantClient.count, **self._col(count_filter=flt, exact=True)
+        )
+        return int(result.count)
+
+    def _clear_op(self) -> Steps[None]:
+        # An empty filter matches every point; the collection and its guard stay.
+        yield self._call(
+            QdrantClient.delete,
+            AsyncQdrantClient.delete,
+            **self._col(points_selector=models.FilterSelector(filter=models.Filter()), wait=True),
+        )
+
+    def _close_op(self) -> Steps[None]:
         if self._owns_clients:
-            yield Call("close", {})
+            yield self._call(QdrantClient.close, AsyncQdrantClient.close)
 
     # -- Backend API ---------------------------------------------------------
 
@@ -480,15 +550,15 @@ class RemoteBackend:
     def query(self, plan: QueryPlan) -> list[ResultPoint]:
         return self._run(self._query_op(plan), "query")
 
-    def retrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]:
+    def retrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> list[ResultPoint]:
         return self._run(self._retrieve_op(ids, vector_names), "retrieve")
 
     def scroll(
-        self, flt: Any, offset: str | None, limit: int, vector_names: Sequence[str]
-    ) -> tuple[list[ResultPoint], str | None]:
+        self, flt: Any, offset: PointId | None, limit: int, vector_names: Sequence[str]
+    ) -> tuple[list[ResultPoint], PointId | None]:
         return self._run(self._scroll_op(flt, offset, limit, vector_names), "scroll")
 
-    def delete_ids(self, ids: Sequence[str]) -> None:
+    def delete_ids(self, ids: Sequence[PointId]) -> None:
         self._run(self._delete_ids_op(ids), "delete")
 
     def delete_filter(self, flt: Any) -> None:
@@ -528,15 +598,15 @@ class RemoteBackend:
     async def aquery(self, plan: QueryPlan) -> list[ResultPoint]:
         return await self._arun(self._query_op(plan), "query")
 
-    async def aretrieve(self, ids: Sequence[str], vector_names: Sequence[str]) -> list[ResultPoint]:
+    async def aretrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> list[ResultPoint]:
         return await self._arun(self._retrieve_op(ids, vector_names), "retrieve")
 
     async def ascroll(
-        self, flt: Any, offset: str | None, limit: int, vector_names: Sequence[str]
-    ) -> tuple[list[ResultPoint], str | None]:
+        self, flt: Any, offset: PointId | None, limit: int, vector_names: Sequence[str]
+    ) -> tuple[list[ResultPoint], PointId | None]:
         return await self._arun(self._scroll_op(flt, offset, limit, vector_names), "scroll")
 
-    async def adelete_ids(self, ids: Sequence[str]) -> None:
+    async def adelete_ids(self, ids: Sequence[PointId]) -> None:
         await self._arun(self._delete_ids_op(ids), "delete")
 
     async def adelete_filter(self, flt: Any) -> None:

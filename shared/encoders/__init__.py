@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .base import ALL_OUTPUTS, BaseEncoder, Entry, LRUCache, TruncationWarning
+from .functions import FunctionEncoder, encoder_from_functions, pair_encoders, sparse_dict
 from .registry import clear_registry, detect_model_kind, load_encoder
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ __all__ = [
     "DenseEncoder",
     "Entry",
     "FlagM3Encoder",
+    "FunctionEncoder",
     "LRUCache",
     "OnnxEncoder",
     "PairEncoder",
@@ -34,7 +36,10 @@ __all__ = [
     "TruncationWarning",
     "clear_registry",
     "detect_model_kind",
+    "encoder_from_functions",
     "load_encoder",
+    "pair_encoders",
+    "sparse_dict",
 ]
 
 _LAZY = {

@@ -12,15 +12,16 @@ import threading
 import warnings
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
+from ..errors import InvalidInputError, UnsupportedOperationError
 from ..mrl import truncate, validate_truncate_dim
 from ..types import EncodeResult, EncoderIdentity, FloatArray, SparseDict, TextKind
+from ..validation import text_list
 
 __all__ = ["ALL_OUTPUTS", "BaseEncoder", "Entry", "LRUCache", "TruncationWarning"]
 
@@ -86,28 +87,8 @@ class LRUCache:
         return len(self._data)
 
 
-def validate_texts(texts: Any) -> list[str]:
-    """``texts`` as a list of str, or InvalidTypeError naming the first bad item."""
-    if isinstance(texts, (str, bytes)):
-        raise InvalidTypeError(
-            f"texts must be a sequence of str, not a single {type(texts).__name__}; wrap it in a list"
-        )
-    if not isinstance(texts, Iterable):
-        raise InvalidTypeError(f"texts must be a sequence of str, not {type(texts).__name__}")
-    out = list(texts)
-    for i, t in enumerate(out):
-        if not isinstance(t, str):
-            raise InvalidTypeError(f"texts[{i}] must be a str, not {type(t).__name__}")
-        if not t.isascii():
-            # Lone surrogates cannot be tokenized (the tokenizer raises an obscure TypeError).
-            try:
-                t.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise InvalidInputError(
-                    f"texts[{i}] is not valid Unicode text: lone surrogate {t[exc.start]!r} "
-                    f"at position {exc.start}"
-                ) from None
-    return out
+#: The texts check of every encoder (kept under this name for callers).
+validate_texts = text_list
 
 
 def _check_finite(entry: Entry, index: int) -> None:
@@ -133,6 +114,8 @@ class BaseEncoder(ABC):
     _outputs: frozenset[str]
     _full_dim: int | None
     _identity: EncoderIdentity
+    #: Whether all outputs come from one forward pass (then computed together and cached).
+    _computes_together: bool = True
 
     def __init__(
         self,
@@ -223,16 +206,21 @@ class BaseEncoder(ABC):
         prompt = self.prompt_for(kind)
         entries: list[Entry | None] = [None] * len(items)
         missing: dict[str, list[int]] = {}
+        partial: dict[str, Entry] = {}
         for i, text in enumerate(items):
             hit = self._cache.get((kind, prompt, text))
-            if hit is not None and ("colbert" not in wanted or hit.colbert is not None):
+            if hit is not None and all(getattr(hit, out) is not None for out in wanted):
                 entries[i] = hit
             else:
+                if hit is not None:
+                    partial[text] = hit
                 missing.setdefault(text, []).append(i)
 
         if missing:
             unique = list(missing)
-            compute = self._outputs - {"colbert"}
+            # One model's outputs come from one pass: compute them together (cached for later
+            # calls). Two models (a pair) each cost a pass: only what is asked for.
+            compute = (self._outputs - {"colbert"}) if self._computes_together else set(wanted)
             if "colbert" in wanted:
                 compute = compute | {"colbert"}
             computed = self._compute(unique, kind, frozenset(compute), batch_size, show_progress)
@@ -246,6 +234,17 @@ class BaseEncoder(ABC):
                 if entry.sparse is not None and not text.strip():
                     # A blank text has no terms; drop what the prompt/specials produced.
                     entry.sparse = {}
+                old = partial.get(text)
+                if old is not None:
+                    # Keep what an earlier call computed for this text (a new object: cached
+                    # entries are never mutated).
+                    entry = Entry(
+                        dense=entry.dense if entry.dense is not None else old.dense,
+                        sparse=entry.sparse if entry.sparse is not None else old.sparse,
+                        colbert=entry.colbert if entry.colbert is not None else old.colbert,
+                        token_count=entry.token_count,
+                        truncated=entry.truncated,
+                    )
                 self._cache.put((kind, prompt, text), entry)
                 for i in idx:
                     entries[i] = entry

@@ -20,6 +20,9 @@ __all__ = ["PairEncoder"]
 class PairEncoder(BaseEncoder):
     """``dense`` supplies the dense vectors, ``sparse`` the sparse ones."""
 
+    #: Two models: a call runs only those whose outputs it asks for.
+    _computes_together = False
+
     def __init__(
         self,
         dense: BaseEncoder,
@@ -73,20 +76,31 @@ class PairEncoder(BaseEncoder):
     def _compute(
         self, texts: list[str], kind: TextKind, outputs: frozenset[str], batch_size: int, show_progress: bool
     ) -> list[Entry]:
-        dense = self.dense_encoder._encode_entries(
-            texts, kind, frozenset({"dense"}), batch_size, show_progress
+        # Only the models whose outputs are asked for run (vectors a caller gave are not recomputed).
+        dense = (
+            self.dense_encoder._encode_entries(texts, kind, frozenset({"dense"}), batch_size, show_progress)
+            if "dense" in outputs
+            else None
         )
-        sparse = self.sparse_encoder._encode_entries(
-            texts, kind, frozenset({"sparse"}), batch_size, show_progress
+        sparse = (
+            self.sparse_encoder._encode_entries(texts, kind, frozenset({"sparse"}), batch_size, show_progress)
+            if "sparse" in outputs
+            else None
         )
         # New Entry objects: the sub-encoders' cached entries are never mutated.
-        return [
-            Entry(
-                dense=d.dense,
-                sparse=s.sparse,
-                colbert=None,
-                token_count=d.token_count,
-                truncated=d.truncated or s.truncated,
+        out = []
+        for i in range(len(texts)):
+            d = dense[i] if dense is not None else None
+            s = sparse[i] if sparse is not None else None
+            first = d if d is not None else s
+            assert first is not None
+            out.append(
+                Entry(
+                    dense=d.dense if d is not None else None,
+                    sparse=s.sparse if s is not None else None,
+                    colbert=None,
+                    token_count=first.token_count,
+                    truncated=(d is not None and d.truncated) or (s is not None and s.truncated),
+                )
             )
-            for d, s in zip(dense, sparse, strict=True)
-        ]
+        return out

@@ -1,0 +1,178 @@
+"""``StoreConfig``: every option of a :class:`~shared.store.HybridStore`, its default and its check.
+
+The one declaration of the store's options. ``HybridStore.__init__`` takes them as
+keywords (or one ``config=``) and both framework adapters take their defaults and
+descriptions from here (:func:`option_default`, :func:`option_doc`), so a default is
+typed once. ``None`` means "follow the collection": an existing collection keeps its
+own settings without a warning, a new one gets the value named in the description.
+Connection arguments (``path``, ``url``, ``client``, ...) are not options: they say
+where the collection is, not how it is built or searched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .layouts import Layout
+from .quantization import QuantizationPreset
+from .query_planning import (
+    DEFAULT_CANDIDATE_K,
+    DEFAULT_RRF_K,
+    FusionMethod,
+    QueryOptions,
+    RetrievalMode,
+    SparseNormalization,
+    parse_sparse_normalization,
+    resolve_options,
+)
+
+__all__ = ["ADD_BATCH_SIZE", "StoreConfig", "option_default", "option_doc"]
+
+#: Records encoded and written per batch by ``HybridStore.add`` (and the adapters' adds).
+ADD_BATCH_SIZE = 256
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """How a collection is built and searched by default (see the module docstring)."""
+
+    # -- the collection's layout (shape): fixed when it is created ---------------------
+    dense_dim: int | None = field(
+        default=None, metadata=_doc("dense size when there is no dense model (None: the model's, or learned)")
+    )
+    sparse: bool | None = field(
+        default=None, metadata=_doc("store sparse vectors (None: if a model makes them)")
+    )
+    sparse_idf: bool = field(
+        default=False, metadata=_doc("IDF modifier on the sparse vectors (False: follow the collection)")
+    )
+    colbert: bool = field(
+        default=False, metadata=_doc("store ColBERT vectors for re-ranking (False: follow the collection)")
+    )
+    mrl_dim: int | None = field(
+        default=None, metadata=_doc("size of the Matryoshka funnel's first-stage vectors (None: off)")
+    )
+    # -- storage: an existing collection keeps its own ---------------------------------
+    quantization: str | QuantizationPreset | Any = field(
+        default=None,
+        metadata=_doc("quantization preset or Qdrant config (None: the collection's, 'none' for a new one)"),
+    )
+    mrl_quantization: str | QuantizationPreset | Any = field(
+        default=None,
+        metadata=_doc("quantization of the MRL copy (None: the collection's, 'binary' for a new one)"),
+    )
+    on_disk: bool | None = field(
+        default=None,
+        metadata=_doc(
+            "vectors, HNSW graphs and sparse index on disk (None: the collection's, off for a new one)"
+        ),
+    )
+    sparse_datatype: str | None = field(
+        default=None,
+        metadata=_doc("sparse weights' storage type (None: the collection's, float32 for a new one)"),
+    )
+    compact_every: int | None = field(
+        default=None,
+        metadata=_doc(
+            "embedded store: reopen the shard every this many points written, which bounds the engine's "
+            "memory (None: 100,000 with on_disk, else never; 0: never)"
+        ),
+    )
+    shard_number: int | None = field(
+        default=None, metadata=_doc("shards of a new collection on a server (None: the server's)")
+    )
+    replication_factor: int | None = field(
+        default=None, metadata=_doc("replicas of a new collection on a server")
+    )
+    write_consistency_factor: int | None = field(
+        default=None, metadata=_doc("replicas that must confirm a write on a server")
+    )
+    layout: str | Layout | None = field(
+        default=None,
+        metadata=_doc(
+            "collection layout: m3-hybrid, langchain, llama-index or a shared.layouts.Layout "
+            "(None: detected from an existing collection, m3-hybrid's for a new one)"
+        ),
+    )
+    recreate: bool = field(
+        default=False, metadata=_doc("drop a collection built by another encoder instead of refusing it")
+    )
+    # -- query defaults: every query may override them ---------------------------------
+    retrieval_mode: str | RetrievalMode = field(
+        default="hybrid", metadata=_doc("default retrieval mode: dense, sparse or hybrid")
+    )
+    fusion: str | FusionMethod = field(default="rrf", metadata=_doc("hybrid fusion: rrf, dbsf or m3"))
+    rrf_k: int = field(default=DEFAULT_RRF_K, metadata=_doc("RRF constant"))
+    dense_weight: float = field(default=1.0, metadata=_doc("dense weight in hybrid fusion"))
+    sparse_weight: float | None = field(
+        default=None, metadata=_doc("sparse weight in hybrid fusion (None: per fusion)")
+    )
+    candidate_k: int = field(
+        default=DEFAULT_CANDIDATE_K,
+        metadata=_doc("least candidates per side in hybrid (and the ColBERT re-rank window)"),
+    )
+    sparse_normalization: str | SparseNormalization = field(
+        default="auto",
+        metadata=_doc(
+            "m3 fusion: sparse term as is (none) or divided by the query's q.q (query); "
+            "auto: none for BGE-M3, query for other sparse models"
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        # Checked now, so that a typo fails at construction, not at the first query.
+        self.query_defaults()
+        parse_sparse_normalization(self.sparse_normalization)
+
+    def query_defaults(self) -> QueryOptions:
+        """The query options every query starts from (validated)."""
+        return resolve_options(
+            mode=self.retrieval_mode,
+            limit=10,
+            offset=0,
+            fusion=self.fusion,
+            rrf_k=self.rrf_k,
+            dense_weight=self.dense_weight,
+            sparse_weight=self.sparse_weight,
+            candidate_k=self.candidate_k,
+        )
+
+    def shape_from_collection(self) -> frozenset[str]:
+        """Shape fields left at their default: an existing collection's own values are taken."""
+        return frozenset(
+            name
+            for name, unspecified in (
+                ("sparse", self.sparse is None),
+                ("sparse_idf", not self.sparse_idf),
+                ("colbert", not self.colbert),
+                ("colbert_dim", not self.colbert),
+                ("mrl_dim", self.mrl_dim is None),
+            )
+            if unspecified
+        )
+
+    def explicit_storage(self) -> frozenset[str]:
+        """Storage options given explicitly: an existing collection that differs is warned about."""
+        return frozenset(
+            name
+            for name in ("quantization", "mrl_quantization", "on_disk", "sparse_datatype")
+            if getattr(self, name) is not None
+        )
+
+
+_FIELDS = {f.name: f for f in fields(StoreConfig)}
+
+
+def option_default(name: str) -> Any:
+    """The default of store option ``name`` (for an adapter's field or keyword)."""
+    return _FIELDS[name].default
+
+
+def option_doc(name: str) -> str:
+    """The one-line description of store option ``name``."""
+    return str(_FIELDS[name].metadata["doc"])

@@ -1,0 +1,251 @@
+"""Any model that embeds through plain functions, as a core :class:`~shared.types.Encoder`.
+
+The framework adapters wrap their users' foreign models (a LlamaIndex
+``BaseEmbedding``, a LangChain ``Embeddings``, a sparse embedding) with
+:func:`encoder_from_functions`, handing over the model's own embed methods as plain
+callables; nothing here knows a framework. The wrapped model then goes through the
+core like ours: the store encodes with it, its vectors get the core's checks, cache and
+an identity (the collection guard refuses a collection reopened with another model), and
+:func:`pair_encoders` pairs it with a model of the other kind.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError, InvalidTypeError
+from ..types import Encoder, EncoderIdentity, SparseDict, TextKind
+from .base import BaseEncoder, Entry
+
+__all__ = ["FunctionEncoder", "encoder_from_functions", "pair_encoders", "sparse_dict"]
+
+#: The text a dense model embeds once to learn its vector size (``probe_dim=True``).
+PROBE_TEXT = "dimension probe"
+
+DenseDocuments = Callable[[list[str]], Sequence[Any]]
+DenseQuery = Callable[[str], Any]
+
+
+def sparse_dict(vector: Any, where: str) -> SparseDict:
+    """A sparse vector given as a mapping or as ``indices``/``values`` -> ``{token id: weight}``.
+
+    Zero weights are dropped; a repeated index, a bad index or weight is refused naming ``where``.
+    """
+    if isinstance(vector, Mapping):
+        items = list(vector.items())
+    else:
+        indices, values = getattr(vector, "indices", None), getattr(vector, "values", None)
+        if indices is None or values is None or callable(values):
+            raise InvalidTypeError(
+                f"{where}: expected a sparse vector with `indices` and `values` (or a dict), "
+                f"got {type(vector).__name__}"
+            )
+        indices, values = list(indices), list(values)
+        if len(indices) != len(values):
+            raise InvalidInputError(f"{where}: {len(indices)} indices but {len(values)} values")
+        items = list(zip(indices, values, strict=True))
+    out: SparseDict = {}
+    for index, weight in items:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < 2**32:
+            raise InvalidInputError(f"{where}: sparse index {index!r} is not an integer in [0, 2**32)")
+        if int(index) in out:
+            raise InvalidInputError(f"{where}: sparse index {index} appears twice")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float, np.integer, np.floating)):
+            raise InvalidTypeError(
+                f"{where}: weight of token {index} must be a number, got {type(weight).__name__}"
+            )
+        w = float(weight)
+        if not math.isfinite(w):
+            raise InvalidInputError(f"{where}: weight of token {index} is NaN or infinity")
+        out[int(index)] = w
+    return {k: v for k, v in out.items() if v != 0.0}
+
+
+class FunctionEncoder(BaseEncoder):
+    """One model (dense or sparse) that embeds through the functions it was given.
+
+    Dense rows are L2-normalised (the core's contract; cosine ranking is unchanged).
+    The model applies its own prompts, so none are added here.
+    """
+
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        documents: Callable[[list[str]], Sequence[Any]],
+        query: Callable[[str], Any],
+        kind: str,
+        sparse_kind: str | None = None,
+        dense_dim: int | None = None,
+        probe_dim: bool = False,
+        batch_size: int = 32,
+        cache_size: int = 1024,
+    ) -> None:
+        super().__init__(batch_size=batch_size, show_progress=False, cache_size=cache_size)
+        if kind not in ("dense", "sparse"):
+            raise InvalidInputError(f"kind must be 'dense' or 'sparse', got {kind!r}")
+        if not callable(documents) or not callable(query):
+            raise InvalidTypeError(f"{model_id}: the document and query embed functions must be callable")
+        self.model_id = model_id
+        self._documents = documents
+        self._query = query
+        self._outputs = frozenset({kind})
+        self._full_dim = None
+        if kind == "dense":
+            if dense_dim is None and probe_dim:
+                probe = self._dense_row(query(PROBE_TEXT), "the probe vector", None)
+                dense_dim = probe.shape[0]
+            self._full_dim = dense_dim
+        self._identity = self._make_identity(
+            model_id=model_id, model_hash="", sparse_kind=sparse_kind if kind == "sparse" else None
+        )
+
+    def _compute(
+        self, texts: list[str], kind: TextKind, outputs: frozenset[str], batch_size: int, show_progress: bool
+    ) -> list[Entry]:
+        rows = [self._query(t) for t in texts] if kind == "query" else list(self._documents(texts))
+        self._count_forward()
+        if len(rows) != len(texts):
+            raise InvalidInputError(f"{self.model_id} returned {len(rows)} vectors for {len(texts)} texts")
+        if "dense" in self._outputs:
+            dense = [self._dense_row(row, f"texts[{i}]", self._full_dim) for i, row in enumerate(rows)]
+            if self._full_dim is None and dense:
+                # The size was not given: learned from the first vectors (the collection is then
+                # created at that size by the first add).
+                self._full_dim = dense[0].shape[0]
+            return [Entry(dense=d, sparse=None, colbert=None, token_count=0, truncated=False) for d in dense]
+        return [
+            Entry(
+                dense=None,
+                sparse=sparse_dict(row, f"{self.model_id}: sparse vector of texts[{i}]"),
+                colbert=None,
+                token_count=0,
+                truncated=False,
+            )
+            for i, row in enumerate(rows)
+        ]
+
+    def _dense_row(self, row: Any, where: str, dim: int | None) -> np.ndarray:
+        if isinstance(row, (str, bytes)):
+            raise InvalidTypeError(f"{self.model_id} returned a {type(row).__name__} for {where}")
+        try:
+            vec = np.asarray(row, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise InvalidTypeError(
+                f"{self.model_id} returned a {type(row).__name__} for {where}, expected a list of numbers"
+            ) from None
+        if vec.ndim != 1 or vec.shape[0] == 0:
+            raise InvalidInputError(
+                f"{self.model_id} returned a vector of shape {vec.shape} for {where} (expected non-empty 1-d)"
+            )
+        if dim is not None and vec.shape[0] != dim:
+            raise InvalidInputError(
+                f"{self.model_id} returned a vector of size {vec.shape[0]} for {where}, expected {dim}"
+            )
+        norm = float(np.linalg.norm(vec))
+        return vec / norm if norm > 0 and math.isfinite(norm) else vec
+
+
+def encoder_from_functions(
+    *,
+    model_id: str,
+    embed_documents: DenseDocuments | None = None,
+    embed_query: DenseQuery | None = None,
+    sparse_documents: Callable[[list[str]], Sequence[Any]] | None = None,
+    sparse_query: Callable[[str], Any] | None = None,
+    sparse_model_id: str | None = None,
+    sparse_kind: str | None = None,
+    dense_dim: int | None = None,
+    probe_dim: bool = False,
+    batch_size: int = 32,
+    cache_size: int = 1024,
+) -> BaseEncoder:
+    """A core encoder over a model's own embed functions (dense, sparse, or both).
+
+    ``embed_documents(texts) -> vectors`` / ``embed_query(text) -> vector`` for a dense
+    model; ``sparse_documents`` / ``sparse_query`` (mappings or ``indices``/``values``)
+    for a sparse one. ``model_id`` (and ``sparse_model_id``) name the models in the
+    collection guard. The dense size is ``dense_dim``, else embedded once from a probe
+    text (``probe_dim=True``), else learned from the first vectors.
+    """
+    dense_given = embed_documents is not None or embed_query is not None
+    sparse_given = sparse_documents is not None or sparse_query is not None
+    if dense_given and (embed_documents is None or embed_query is None):
+        raise InvalidInputError("a dense model needs both embed_documents and embed_query")
+    if sparse_given and (sparse_documents is None or sparse_query is None):
+        raise InvalidInputError("a sparse model needs both sparse_documents and sparse_query")
+    if not dense_given and not sparse_given:
+        raise InvalidInputError("encoder_from_functions needs dense or sparse embed functions")
+    dense = sparse = None
+    if dense_given:
+        assert embed_documents is not None and embed_query is not None
+        dense = FunctionEncoder(
+            model_id=model_id,
+            documents=embed_documents,
+            query=embed_query,
+            kind="dense",
+            dense_dim=dense_dim,
+            probe_dim=probe_dim,
+            batch_size=batch_size,
+            cache_size=cache_size,
+        )
+    if sparse_given:
+        assert sparse_documents is not None and sparse_query is not None
+        sparse = FunctionEncoder(
+            model_id=sparse_model_id or model_id,
+            documents=sparse_documents,
+            query=sparse_query,
+            kind="sparse",
+            sparse_kind=sparse_kind or sparse_model_id or model_id,
+            batch_size=batch_size,
+            cache_size=cache_size,
+        )
+    if dense is not None and sparse is not None:
+        return _pair(dense, sparse)
+    result = dense or sparse
+    assert result is not None
+    return result
+
+
+def pair_encoders(dense: Encoder | None, sparse: Encoder | None) -> Encoder | None:
+    """The one encoder a store gets for a dense and a sparse model (either may be None).
+
+    The same model twice, or a dense model whose own sparse output comes from the
+    same forward pass (BGE-M3) with no separate sparse model, is that model; two
+    models become a :class:`~shared.encoders.PairEncoder`, so the collection guard
+    records both.
+    """
+    if dense is None or sparse is None:
+        return dense or sparse
+    if sparse is dense or (
+        "sparse" in dense.outputs and _same_model(dense.identity, sparse.identity)
+    ):
+        return dense
+    if not isinstance(dense, BaseEncoder) or not isinstance(sparse, BaseEncoder):
+        raise InvalidTypeError(
+            "pairing needs shared.encoders.BaseEncoder instances, got "
+            f"{type(dense).__name__} and {type(sparse).__name__}"
+        )
+    return _pair(dense, sparse)
+
+
+def _pair(dense: BaseEncoder, sparse: BaseEncoder) -> BaseEncoder:
+    from .pair import PairEncoder
+
+    # The dense encoder's own truncation is applied on top inside the pair.
+    return PairEncoder(
+        dense,
+        sparse,
+        truncate_dim=dense.truncate_dim,
+        batch_size=dense.batch_size,
+        show_progress=dense.show_progress,
+        cache_size=dense.cache.maxsize,
+    )
+
+
+def _same_model(a: EncoderIdentity, b: EncoderIdentity) -> bool:
+    return a.model_id == b.model_id

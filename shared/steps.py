@@ -1,0 +1,159 @@
+"""The one step driver: every operation is written once and run sync or async.
+
+An operation (the store's ``add``/``query``, a backend's client round trips, an
+adapter's search) is a generator of steps. Each step is a :class:`Call`: a bound
+callable and its arguments, checked by mypy where it is built (:func:`call`,
+:func:`call_async`), never a method name. The generator receives each call's
+result (or its exception, thrown in at the ``yield``, so it can add context or
+finish up) and returns the operation's result.
+
+:func:`run` executes the calls in the current thread. :func:`arun` executes the same
+generator on the event loop: a call with a native coroutine function (``afn``:
+``AsyncQdrantClient``'s methods, ``HybridStore.aquery``, ``Embeddings.aembed_query``)
+is awaited; any other call (Qdrant Edge, which blocks and holds the GIL; encoding; a
+sync-only client) runs in a worker thread (``asyncio.to_thread``), so the loop never
+blocks on it. That is the only difference between the two runners.
+
+A call may carry a :class:`~shared.retry.RetryPolicy`: both runners then retry its
+transient failures as :func:`~shared.retry.retry_delay` decides (by the call's name).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, ParamSpec, TypeVar
+
+from .retry import RetryPolicy, describe_error, retry_delay
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+_NO_KWARGS: Mapping[str, Any] = {}
+
+
+# Not frozen: a frozen dataclass's __init__ costs ~1 µs more, on every step of every query.
+@dataclass(slots=True)
+class Call(Generic[R]):
+    """One step: ``fn(*args, **kwargs)``; on the async runner ``await afn(...)`` when given.
+
+    ``name`` names the call for the retry decision and log lines (default: ``fn``'s name).
+    Built by :func:`call`/:func:`call_async` (or a backend); treated as immutable.
+    """
+
+    fn: Callable[..., R]
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    afn: Callable[..., Awaitable[R]] | None = None
+    retry: RetryPolicy | None = None
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or getattr(self.fn, "__name__", type(self.fn).__name__)
+
+
+#: An operation: yields calls, receives their results, returns ``T``.
+Steps = Generator[Call[Any], Any, T]
+
+
+def call(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
+    """A blocking call (the async runner runs it in a worker thread)."""
+    return Call(fn, args, kwargs or _NO_KWARGS)
+
+
+def call_async(
+    fn: Callable[P, R], afn: Callable[P, Awaitable[R]] | None, /, *args: P.args, **kwargs: P.kwargs
+) -> Call[R]:
+    """A call with a native async form ``afn`` (same arguments), awaited by the async runner.
+
+    ``afn=None``: there is none, the async runner runs ``fn`` in a worker thread.
+    """
+    return Call(fn, args, kwargs or _NO_KWARGS, afn)
+
+
+def _retry_wait(step: Call[Any], exc: Exception, attempt: int) -> float | None:
+    if step.retry is None:
+        return None
+    delay = retry_delay(step.retry, step.label, exc, attempt)
+    if delay is not None:
+        logger.warning(
+            "%s failed (%s); retry %d in %.2f s", step.label, describe_error(exc), attempt + 1, delay
+        )
+    return delay
+
+
+def _invoke(step: Call[R]) -> R:
+    if step.retry is None:
+        return step.fn(*step.args, **step.kwargs)
+    attempt = 0
+    while True:
+        try:
+            return step.fn(*step.args, **step.kwargs)
+        except Exception as exc:
+            delay = _retry_wait(step, exc, attempt)
+            if delay is None:
+                raise
+            time.sleep(delay)
+            attempt += 1
+
+
+async def _ainvoke(step: Call[R]) -> R:
+    attempt = 0
+    while True:
+        try:
+            if step.afn is not None:
+                return await step.afn(*step.args, **step.kwargs)
+            return await asyncio.to_thread(step.fn, *step.args, **step.kwargs)
+        except Exception as exc:
+            delay = _retry_wait(step, exc, attempt)
+            if delay is None:
+                raise
+            await asyncio.sleep(delay)
+            attempt += 1
+
+
+def run(steps: Steps[T]) -> T:
+    """Run an operation in this thread."""
+    try:
+        step = next(steps)
+        while True:
+            try:
+                result = _invoke(step)
+            except Exception as exc:
+                # The operation sees its calls' errors (to add context or finish up).
+                step = steps.throw(exc)
+                continue
+            step = steps.send(result)
+    except StopIteration as stop:
+        value: T = stop.value
+        return value
+    finally:
+        steps.close()
+
+
+async def arun(steps: Steps[T]) -> T:
+    """Run the same operation on the event loop (blocking calls in a worker thread)."""
+    try:
+        step = next(steps)
+        while True:
+            try:
+                result = await _ainvoke(step)
+            except Exception as exc:
+                step = steps.throw(exc)
+                continue
+            step = steps.send(result)
+    except StopIteration as stop:
+        value: T = stop.value
+        return value
+    finally:
+        steps.close()
+
+
+__all__ = ["Call", "Steps", "arun", "call", "call_async", "run"]
