@@ -46,8 +46,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._results import write_section  # noqa: E402
 from benchmarks.quality import encoded_vectors, load_data, load_models, machine  # noqa: E402
+from shared.config import StoreConfig  # noqa: E402
 from shared.evaluation import PRIMARY, EvalConfig, EvalReport, evaluate, parse_modes  # noqa: E402
-from shared.query_planning import QueryOptions  # noqa: E402
 from shared.types import Encoder  # noqa: E402
 
 SECTION = "Default fusion, measured across model paths"
@@ -153,7 +153,7 @@ def section(results: Mapping[str, PathResult], argv: Sequence[str]) -> str:
     per_path = {p: r.deltas for p, r in results.items()}
     picked = choose(per_path)
     chosen = picked.removeprefix("hybrid-") if picked else None
-    default = QueryOptions().fusion.value
+    default = str(StoreConfig().fusion)
     paths = list(results)
     first = next(iter(results.values()))
     lines = [

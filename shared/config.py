@@ -33,6 +33,10 @@ __all__ = ["ADD_BATCH_SIZE", "StoreConfig", "option_default", "option_doc"]
 ADD_BATCH_SIZE = 256
 
 
+#: The planner's own defaults: the query defaults below are taken from them, so each is typed once.
+_PLANNER = QueryOptions()
+
+
 def _doc(text: str) -> dict[str, str]:
     return {"doc": text}
 
@@ -104,11 +108,14 @@ class StoreConfig:
     )
     # -- query defaults: every query may override them ---------------------------------
     retrieval_mode: str | RetrievalMode = field(
-        default="hybrid", metadata=_doc("default retrieval mode: dense, sparse or hybrid")
+        default=_PLANNER.mode.value, metadata=_doc("default retrieval mode: dense, sparse or hybrid")
     )
-    fusion: str | FusionMethod = field(default="rrf", metadata=_doc("hybrid fusion: rrf, dbsf or m3"))
+    fusion: str | FusionMethod = field(
+        default=_PLANNER.fusion.value,
+        metadata=_doc("hybrid fusion: rrf, dbsf or m3 (default chosen by benchmarks/fusion.py)"),
+    )
     rrf_k: int = field(default=DEFAULT_RRF_K, metadata=_doc("RRF constant"))
-    dense_weight: float = field(default=1.0, metadata=_doc("dense weight in hybrid fusion"))
+    dense_weight: float = field(default=_PLANNER.dense_weight, metadata=_doc("dense weight in hybrid fusion"))
     sparse_weight: float | None = field(
         default=None, metadata=_doc("sparse weight in hybrid fusion (None: per fusion)")
     )
