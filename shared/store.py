@@ -183,6 +183,7 @@ class HybridStore:
             candidate_k=candidate_k,
         )
         self._sparse_normalization = parse_sparse_normalization(sparse_normalization)
+        self._options_cache: dict[tuple[Any, ...], QueryOptions] = {}
         # Storage options given explicitly (None = "none"/False/"binary"/"float32" for a new
         # collection, or whatever an existing collection uses, without a warning).
         self._explicit_storage = frozenset(
@@ -666,7 +667,7 @@ class HybridStore:
         mode = args.pop("mode")
         if mode is None:
             mode = self._default_mode(text, args["dense"], args["sparse"], schema)
-        opts = resolve_options(
+        opts = self._options(
             mode=mode,
             limit=args.pop("limit"),
             offset=args.pop("offset"),
@@ -700,7 +701,25 @@ class HybridStore:
         if schema.stored_layout.is_foreign:
             plan = rename_vectors(plan, schema.stored_layout.vector_name)
         results = yield _Backend("query", (plan,))
-        return [self._hit(r) for r in results]
+        return self._hits(results)
+
+    def _options(self, **kwargs: Any) -> QueryOptions:
+        """:func:`resolve_options`, cached per distinct arguments (it is pure); the filter is set after."""
+        flt = kwargs.pop("filter")
+        key: tuple[Any, ...] | None
+        try:
+            # Types are part of the key: 1 == True == 1.0, but only one of them is a valid limit.
+            key = tuple((type(v), v) for v in kwargs.values())
+            opts = self._options_cache.get(key)
+        except TypeError:  # an unhashable argument: resolve_options reports it
+            key, opts = None, None
+        if opts is None:
+            opts = resolve_options(**kwargs)
+            if key is not None:
+                if len(self._options_cache) >= 256:
+                    self._options_cache.clear()
+                self._options_cache[key] = opts
+        return opts if flt is None else replace(opts, filter=flt)
 
     def _default_mode(self, text: Any, dense: Any, sparse: Any, schema: CollectionSchema) -> RetrievalMode:
         if text is None:
@@ -765,8 +784,31 @@ class HybridStore:
             out["colbert"] = colbert_query_vectors(colbert, schema.colbert_dim)
         return out
 
-    def _hit(self, r: ResultPoint) -> Hit:
+    def _hits(self, results: Sequence[ResultPoint]) -> list[Hit]:
         layout = self.layout
+        if layout.is_foreign:
+            return [self._hit(r, layout) for r in results]
+        out = []
+        for r in results:
+            p = r.payload
+            score = r.score
+            if r.vectors:
+                out.append(self._hit(r, layout))
+            else:
+                out.append(
+                    Hit(
+                        id=r.id,
+                        score=0.0 if score is None else float(score),
+                        text=p.get(TEXT_KEY),
+                        metadata=p.get(METADATA_KEY) or {},
+                        ref_doc_id=p.get(REF_DOC_ID_KEY),
+                    )
+                )
+        return out
+
+    def _hit(self, r: ResultPoint, layout: Layout | None = None) -> Hit:
+        if layout is None:
+            layout = self.layout
         if layout.is_foreign:
             parts = from_stored(layout, r.point_id if r.point_id is not None else r.id, r.vectors, r.payload)
             dense_v, sparse_v = parts.vectors.get(DENSE), parts.vectors.get(SPARSE)
@@ -840,7 +882,7 @@ class HybridStore:
         if self.layout.is_foreign:
             plan = rename_vectors(plan, self.layout.vector_name)
         results = yield _Backend("query", (plan,))
-        return [self._hit(r) for r in results]
+        return self._hits(results)
 
     # -- get / delete / count / clear --------------------------------------
 

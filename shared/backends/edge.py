@@ -239,6 +239,12 @@ def _edge_vector(value: Any) -> Any:
 def _edge_params(p: SearchOptions | None) -> qe.SearchParams | None:
     if p is None:
         return None
+    return _cached_params(p)
+
+
+# A handful of distinct values per store: built once, not per query (the engine only reads them).
+@functools.lru_cache(maxsize=256)
+def _cached_params(p: SearchOptions) -> qe.SearchParams:
     quant = None
     if p.ignore_quantization:
         quant = qe.QuantizationSearchParams(ignore=True)
@@ -250,19 +256,25 @@ def _edge_params(p: SearchOptions | None) -> qe.SearchParams | None:
 def _edge_query(q: Any) -> Any:
     if isinstance(q, Nearest):
         return qe.Query.Nearest(_edge_vector(q.vector), using=q.using)
+    if isinstance(q, (RrfFusion, DbsfFusion, WeightedSum)):
+        return _fusion_query(q)
+    if isinstance(q, MmrQuery):
+        return qe.Mmr(q.vector, lambda_=q.lambda_mult, candidates_limit=q.candidates_limit, using=q.using)
+    raise TypeError(f"unknown plan query {type(q).__name__}")
+
+
+@functools.lru_cache(maxsize=256)
+def _fusion_query(q: RrfFusion | DbsfFusion | WeightedSum) -> Any:
+    """The engine's fusion query (no vectors in it: built once per distinct value)."""
     if isinstance(q, RrfFusion):
         return qe.Fusion.Rrf(k=q.k, weights=list(q.weights) if q.weights is not None else None)
     if isinstance(q, DbsfFusion):
         return qe.Fusion.Dbsf()
-    if isinstance(q, WeightedSum):
-        e = qe.Expression
-        terms = [e.Mult([e.Constant(w), e.Variable(f"$score[{i}]")]) for i, w in enumerate(q.weights)]
-        # A point missing from one re-scored side has no overlap with it: its score there is 0.
-        defaults = {f"$score[{i}]": 0.0 for i in range(len(q.weights))}
-        return qe.Formula(e.Sum(terms), defaults=defaults)
-    if isinstance(q, MmrQuery):
-        return qe.Mmr(q.vector, lambda_=q.lambda_mult, candidates_limit=q.candidates_limit, using=q.using)
-    raise TypeError(f"unknown plan query {type(q).__name__}")
+    e = qe.Expression
+    terms = [e.Mult([e.Constant(w), e.Variable(f"$score[{i}]")]) for i, w in enumerate(q.weights)]
+    # A point missing from one re-scored side has no overlap with it: its score there is 0.
+    defaults = {f"$score[{i}]": 0.0 for i in range(len(q.weights))}
+    return qe.Formula(e.Sum(terms), defaults=defaults)
 
 
 def _edge_prefetch(stage: Stage) -> qe.Prefetch:
