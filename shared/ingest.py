@@ -9,6 +9,7 @@ offending record (its id and index in the input) and the offending value.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain, islice
 from typing import Any, TypeVar
@@ -285,15 +286,7 @@ def sparse_batch(chunk: Sequence[Record], cleaned: list[dict[str, Any]], start: 
     maps = [cleaned[i][SPARSE] for i in rows]
     keys = list(chain.from_iterable(maps))
     vals = list(chain.from_iterable(m.values() for m in maps))
-    fast = (
-        len(keys) == len(vals)
-        and set(map(type, keys)) <= {int}
-        and set(map(type, vals)) <= {float}
-        and (not keys or (min(keys) >= 0 and max(keys) < _TOKEN_LIMIT))
-        and all(map(math.isfinite, vals))
-        and 0.0 not in vals
-    )
-    if not fast:
+    if not _plain_sparse(keys, vals):
         for i in rows:
             cleaned[i][SPARSE] = sparse_arrays(cleaned[i][SPARSE], f"{where(chunk, start, i)}: sparse vector")
         return
@@ -302,6 +295,22 @@ def sparse_batch(chunk: Sequence[Record], cleaned: list[dict[str, Any]], start: 
         end = pos + len(m)
         cleaned[i][SPARSE] = (keys[pos:end], vals[pos:end])
         pos = end
+
+
+def _plain_sparse(keys: list[Any], vals: list[Any]) -> bool:
+    """True when every token id is an int in [0, 2**32) and every weight a finite, non-zero float.
+
+    ``array("I")`` checks the ids' type and range in C; it also takes bools (True == 1),
+    so ids 0 and 1 send the batch to the item-by-item check, which refuses bools.
+    """
+    if len(keys) != len(vals) or not set(map(type, vals)) <= {float}:
+        return False
+    try:
+        ids = np.frombuffer(array("I", keys), dtype=np.uint32)
+    except (TypeError, OverflowError):
+        return False
+    weights = np.frombuffer(array("d", vals), dtype=np.float64)
+    return bool(np.isfinite(weights).all() and weights.all() and (ids > 1).all())
 
 
 def check_all(
