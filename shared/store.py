@@ -709,7 +709,8 @@ class HybridStore:
         key: tuple[Any, ...] | None
         try:
             # Types are part of the key: 1 == True == 1.0, but only one of them is a valid limit.
-            key = tuple((type(v), v) for v in kwargs.values())
+            values = tuple(kwargs.values())
+            key = (values, tuple(map(type, values)))
             opts = self._options_cache.get(key)
         except TypeError:  # an unhashable argument: resolve_options reports it
             key, opts = None, None
@@ -795,13 +796,14 @@ class HybridStore:
             if r.vectors:
                 out.append(self._hit(r, layout))
             else:
+                # Positional: Hit(id, score, text, metadata, ref_doc_id).
                 out.append(
                     Hit(
-                        id=r.id,
-                        score=0.0 if score is None else float(score),
-                        text=p.get(TEXT_KEY),
-                        metadata=p.get(METADATA_KEY) or {},
-                        ref_doc_id=p.get(REF_DOC_ID_KEY),
+                        r.id,
+                        0.0 if score is None else float(score),
+                        p.get(TEXT_KEY),
+                        p.get(METADATA_KEY) or {},
+                        p.get(REF_DOC_ID_KEY),
                     )
                 )
         return out
