@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import platform
 import shutil
@@ -54,6 +55,7 @@ LIMIT = 10
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "none": {"quantization": "none"},
+    "int8": {"quantization": "int8"},
     "int8-on-disk": {"quantization": "int8", "on_disk": True},
     "binary-2bit": {"quantization": "binary-2bit"},
     "mrl-256-binary": {"quantization": "none", "mrl_dim": 256, "mrl_quantization": "binary"},
@@ -68,9 +70,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
 class Corpus:
     """Deterministic synthetic corpus generated in chunks (bounded memory at 1M points)."""
 
-    def __init__(self, n: int, seed: int = 0) -> None:
+    def __init__(self, n: int, seed: int = 0, terms: tuple[int, int] = (30, 100)) -> None:
         self.n = n
         self.seed = seed
+        self.terms = terms  # sparse terms per document: uniform in [low, high]
         rng = np.random.default_rng(seed)
         self.n_topics = max(50, n // 100)
         self.centers = rng.normal(size=(self.n_topics, DIM)).astype(np.float32)
@@ -89,7 +92,7 @@ class Corpus:
         dense /= np.linalg.norm(dense, axis=1, keepdims=True)
         sparse = []
         for t in topics:
-            n_terms = int(rng.integers(30, 101))
+            n_terms = int(rng.integers(self.terms[0], self.terms[1] + 1))
             n_topic = int(rng.integers(5, 15))
             bg = self.perm[np.searchsorted(self.cdf, rng.random(n_terms - n_topic))]
             terms = np.concatenate([rng.choice(self.topic_terms[t], n_topic, replace=False), bg])
@@ -329,6 +332,173 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+FUSIONS = ("rrf", "m3", "dbsf")
+
+
+def serve_overhead(args: argparse.Namespace) -> int:
+    """Subprocess: the same hybrid queries raw, through HybridStore (rrf, m3, dbsf) and both adapters.
+
+    All variants take turns per query (the order rotates), so they see the same machine
+    load. The LlamaIndex store gets the query's sparse vector from a lookup-table sparse
+    model (no encoding cost), LangChain's through ``sparse_vector=``; both are given the
+    dense embedding as the list a framework carries.
+    """
+    import logging
+
+    import qdrant_edge as qe
+    from langchain_core.embeddings import Embeddings
+    from llama_index.core.base.embeddings.base_sparse import BaseSparseEmbedding
+    from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
+
+    from langchain_ext import HybridQdrantVectorStore as LangChainStore
+    from llama_index_ext import HybridQdrantVectorStore as LlamaStore
+
+    logging.getLogger("shared").setLevel(logging.ERROR)
+    data = np.load(args.serve_queries)
+    qd = data["dense"]
+    qs = [{int(k): v for k, v in s.items()} for s in json.loads(str(data["sparse"]))]
+    n = len(qd)
+    table = {f"q{i}": qs[i] for i in range(n)}
+
+    class LookupSparse(BaseSparseEmbedding):  # type: ignore[misc]
+        """The query's precomputed sparse vector (a model that costs nothing)."""
+
+        def _get_query_embedding(self, query: str) -> dict[int, float]:
+            return table[query]
+
+        async def _aget_query_embedding(self, query: str) -> dict[int, float]:
+            return table[query]
+
+        def _get_text_embedding(self, text: str) -> dict[int, float]:
+            raise NotImplementedError
+
+        async def _aget_text_embedding(self, text: str) -> dict[int, float]:
+            raise NotImplementedError
+
+    class Unused(Embeddings):  # type: ignore[misc]
+        """LangChain wants a model; queries by vector never call it."""
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            raise NotImplementedError
+
+        def embed_query(self, text: str) -> list[float]:
+            raise NotImplementedError
+
+    class UnusedSparse:
+        def embed_documents(self, texts: list[str]) -> list[Any]:
+            raise NotImplementedError
+
+        def embed_query(self, text: str) -> Any:
+            raise NotImplementedError
+
+    storage = json.loads(args.serve_storage)
+    llama = LlamaStore("bench", path=args.serve_overhead, sparse_embed_model=LookupSparse(), **storage)
+    lc = LangChainStore(
+        Unused(), sparse_embedding=UnusedSparse(), collection_name="bench", path=args.serve_lc_path, **storage
+    )
+    store = llama.store
+    shard = store._backend._shard  # type: ignore[attr-defined]
+    q = store.schema.quantization
+    quant = (
+        qe.QuantizationSearchParams(rescore=q.rescore, oversampling=q.oversampling) if q.quantized else None
+    )
+    params = qe.SearchParams(hnsw_ef=2 * CANDIDATES, quantization=quant)
+    dense_lists = [v.tolist() for v in qd]
+    llama_queries = [
+        VectorStoreQuery(
+            query_embedding=dense_lists[i],
+            query_str=f"q{i}",
+            similarity_top_k=LIMIT,
+            mode=VectorStoreQueryMode.HYBRID,
+        )
+        for i in range(n)
+    ]
+
+    def raw(i: int) -> list[str]:
+        items = sorted(qs[i].items())
+        req = qe.QueryRequest(
+            limit=LIMIT,
+            query=qe.Fusion.Rrf(k=60),
+            prefetches=[
+                qe.Prefetch(
+                    limit=CANDIDATES, query=qe.Query.Nearest(qd[i].tolist(), using="dense"), params=params
+                ),
+                qe.Prefetch(
+                    limit=CANDIDATES,
+                    query=qe.Query.Nearest(
+                        qe.SparseVector(indices=[k for k, _ in items], values=[v for _, v in items]),
+                        using="sparse",
+                    ),
+                ),
+            ],
+            with_payload=True,
+            with_vector=False,
+        )
+        return [p.payload["doc_id"] for p in shard.query(req)]
+
+    def ours(fusion: str) -> Any:
+        def run(i: int) -> list[str]:
+            hits = store.query(dense=qd[i], sparse=qs[i], limit=LIMIT, candidate_k=CANDIDATES, fusion=fusion)
+            return [h.id for h in hits]
+
+        return run
+
+    def via_llama(i: int) -> list[str]:
+        return list(llama.query(llama_queries[i]).ids or [])
+
+    def via_langchain(i: int) -> list[str]:
+        found = lc.similarity_search_with_score_by_vector(dense_lists[i], k=LIMIT, sparse_vector=qs[i])
+        return [doc.id for doc, _ in found]
+
+    variants = {
+        "raw": raw,
+        "store": ours("rrf"),
+        "llama_index": via_llama,
+        "langchain": via_langchain,
+        "store_m3": ours("m3"),
+        "store_dbsf": ours("dbsf"),
+    }
+    for i in range(min(20, n)):  # warm-up
+        for fn in variants.values():
+            fn(i)
+    names = list(variants)
+    lat: dict[str, list[float]] = {k: [] for k in names}
+    same = {k: 0 for k in ("store", "llama_index", "langchain")}
+    for i in range(n):
+        order = names[i % len(names) :] + names[: i % len(names)]
+        got: dict[str, list[str]] = {}
+        for name in order:
+            t = time.perf_counter()
+            got[name] = variants[name](i)
+            lat[name].append(time.perf_counter() - t)
+        for name in same:
+            # As sets: rrf gives tied scores (same rank on one side only), which the engine orders
+            # arbitrarily from one call to the next.
+            same[name] += set(got[name]) == set(got["raw"])
+    llama.close()
+    lc.close()
+    print(json.dumps({"lat": lat, "same_as_raw": same, "queries": n}))
+    return 0
+
+
+def run_overhead(path: Path, lc_path: Path, queries: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    storage = {k: v for k, v in cfg.items() if k in ("quantization", "on_disk")}
+    cmd = [
+        sys.executable,
+        __file__,
+        "--serve-overhead",
+        str(path),
+        "--serve-lc-path",
+        str(lc_path),
+        "--serve-queries",
+        str(queries),
+        "--serve-storage",
+        json.dumps(storage),
+    ]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
 def run_serve(path: Path, queries: Path, exact: bool) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--serve-path", str(path), "--serve-queries", str(queries)]
     if exact:
@@ -395,7 +565,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--local-queries", type=int, default=10, help="queries for qdrant-client local mode")
     parser.add_argument("--no-local", action="store_true", help="skip qdrant-client local mode")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma list of {', '.join(CONFIGS)}")
+    parser.add_argument(
+        "--configs",
+        default="none,int8-on-disk,binary-2bit,mrl-256-binary",
+        help=f"comma list of {', '.join(CONFIGS)}",
+    )
+    parser.add_argument(
+        "--overhead",
+        default="int8",
+        help="configs (no MRL) whose hybrid queries are also timed raw vs HybridStore (rrf, m3, dbsf) "
+        "vs both adapters ('' for none); added to --configs",
+    )
+    parser.add_argument(
+        "--no-recall", action="store_true", help="skip the exact float collection (no recall figures)"
+    )
+    parser.add_argument("--sparse-terms", default="30,100", help="sparse terms per document: low,high")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument(
         "--raw-ingest",
@@ -410,25 +594,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve-path", help=argparse.SUPPRESS)
     parser.add_argument("--serve-queries", help=argparse.SUPPRESS)
     parser.add_argument("--serve-exact", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-overhead", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-lc-path", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-storage", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_overhead:
+        return serve_overhead(args)
     if args.serve_path:
         return serve(args)
 
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    overhead_cfgs = [c.strip() for c in args.overhead.split(",") if c.strip()]
+    configs += [c for c in overhead_cfgs if c not in configs]
+    if any(CONFIGS.get(c, {}).get("mrl_dim") for c in overhead_cfgs):
+        parser.error("--overhead compares a plain hybrid request: pick configs without MRL")
+    low, high = (int(x) for x in args.sparse_terms.split(","))
     unknown = set(configs) - set(CONFIGS)
     if unknown:
         parser.error(f"unknown configs {sorted(unknown)}")
     raw_cfgs = set(configs) if args.raw_ingest == "all" else {c for c in args.raw_ingest.split(",") if c}
     work = Path(args.workdir or tempfile.mkdtemp(prefix="m3-store-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    corpus = Corpus(args.points, args.seed)
+    corpus = Corpus(args.points, args.seed, (low, high))
     qd, qs = corpus.queries(args.queries)
     qfile = work / "queries.npz"
     np.savez(qfile, dense=qd, sparse=np.array(json.dumps(qs)))
 
-    rows, raw_rows, details = [], [], []
+    rows, raw_rows, details, overheads = [], [], [], []
     truth: list[list[str]] | None = None
-    for name in ["none", *[c for c in configs if c != "none"]]:
+    order = [c for c in configs if c != "none"]
+    if not args.no_recall or "none" in configs:
+        order.insert(0, "none")
+    for name in order:
         cfg = CONFIGS[name]
         path = work / name
         print(f"[{name}] ingest {args.points} points ...", file=sys.stderr, flush=True)
@@ -439,15 +636,23 @@ def main(argv: list[str] | None = None) -> int:
             raw_ing = ingest_raw(corpus, raw_path, cfg, args.batch_size)
             shutil.rmtree(raw_path.parent)
         print(f"[{name}] queries ...", file=sys.stderr, flush=True)
-        res = run_serve(path, qfile, exact=truth is None)
+        res = run_serve(path, qfile, exact=truth is None and not args.no_recall)
+        if name in overhead_cfgs:
+            print(f"[{name}] overhead: raw vs HybridStore vs adapters ...", file=sys.stderr, flush=True)
+            lc_path = work / f"{name}-langchain"
+            shutil.copytree(path, lc_path)  # one shard per open store: LangChain gets a copy
+            overheads.append((name, run_overhead(path, lc_path, qfile, cfg)))
+            shutil.rmtree(lc_path, ignore_errors=True)
         empty = Corpus(1, args.seed)
         ingest_store(empty, work / f"{name}-empty", cfg, args.batch_size)
         res_empty = run_serve(work / f"{name}-empty", qfile, exact=False)
         shutil.rmtree(work / f"{name}-empty", ignore_errors=True)
-        if truth is None:
+        if truth is None and res["exact"]:
             truth = res["exact"]
-        recall = float(
-            np.mean([len(set(a) & set(b)) / LIMIT for a, b in zip(res["results"], truth, strict=True)])
+        recall = (
+            float(np.mean([len(set(a) & set(b)) / LIMIT for a, b in zip(res["results"], truth, strict=True)]))
+            if truth is not None
+            else math.nan
         )
         lo, lr = np.asarray(res["lat_ours"]) * 1e3, np.asarray(res["lat_raw"]) * 1e3
         row = {
@@ -505,6 +710,34 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {name} | {args.points / ours['total_s']:,.0f} | {args.points / raw['total_s']:,.0f} | "
                 f"{raw['total_s'] / ours['total_s']:.2f} | {raw['upsert_s'] / ours['upsert_s']:.2f} |"
             )
+    overhead_table = []
+    if overheads:
+        overhead_table = [
+            f"Overhead, hybrid (rrf) p50 in ms over the same {len(qd)} queries, all variants taking turns "
+            "per query (rotating order); ratio = p50 / raw p50 (targets: HybridStore <= 1.10, "
+            "adapters <= 1.25); the same request sent by hand to qdrant_edge is 'raw'. m3/rrf and "
+            "dbsf/rrf: HybridStore p50 with that fusion over its rrf p50.",
+            "",
+            "| config | raw | HybridStore | LlamaIndex query() | LangChain by_vector | "
+            "m3 | dbsf | m3/rrf | dbsf/rrf | same top-10 set as raw (store, llama, langchain) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for name, ov in overheads:
+            p50 = {k: 1e3 * statistics.median(v) for k, v in ov["lat"].items()}
+            r = p50["raw"]
+            same = ov["same_as_raw"]
+            overhead_table.append(
+                f"| {name} | {r:.2f} | {p50['store']:.2f} ({p50['store'] / r:.2f}) | "
+                f"{p50['llama_index']:.2f} ({p50['llama_index'] / r:.2f}) | "
+                f"{p50['langchain']:.2f} ({p50['langchain'] / r:.2f}) | {p50['store_m3']:.2f} | "
+                f"{p50['store_dbsf']:.2f} | {p50['store_m3'] / p50['store']:.2f} | "
+                f"{p50['store_dbsf'] / p50['store']:.2f} | "
+                f"{same['store']}, {same['llama_index']}, {same['langchain']} of {ov['queries']} |"
+            )
+            details.append(
+                f"{name} overhead p95 ms: "
+                + ", ".join(f"{k} {1e3 * float(np.percentile(v, 95)):.2f}" for k, v in ov["lat"].items())
+            )
     local_table = []
     if local is not None:
         local_table = [
@@ -535,7 +768,8 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"- machine: {machine}",
             f"- command: `{command.strip()}`",
-            f"- data: {args.points:,} synthetic points, 1024-d clustered dense, 30-100 sparse terms/doc "
+            f"- data: {args.points:,} synthetic points, 1024-d clustered dense, "
+            f"{low}-{high} sparse terms/doc "
             f"(Zipf background + topic terms, 250k vocab); {len(qd)} queries; hybrid = RRF k=60 over "
             f"{CANDIDATES} dense + {CANDIDATES} sparse candidates, limit {LIMIT}; one request per query",
             "- our overhead = HybridStore.query vs the same plan sent by hand to qdrant_edge on the same "
@@ -548,6 +782,8 @@ def main(argv: list[str] | None = None) -> int:
             *table,
             "",
             *ingest_table,
+            "",
+            *overhead_table,
             "",
             *local_table,
             "",

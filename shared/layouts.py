@@ -40,11 +40,11 @@ from .schema import (
     DENSE_MRL,
     DOC_ID_KEY,
     METADATA_KEY,
-    POINT_ID_NAMESPACE,
     REF_DOC_ID_KEY,
     SPARSE,
     TEXT_KEY,
     CollectionSchema,
+    uuid5_str,
 )
 
 #: Layout names.
@@ -69,7 +69,7 @@ LLAMA_TEXT_KEY = "text"
 
 
 def _uuid5(original_id: str) -> str:
-    return str(uuid.uuid5(POINT_ID_NAMESPACE, original_id))
+    return uuid5_str(original_id)
 
 
 @dataclass(frozen=True)

@@ -269,9 +269,10 @@ def sparse_arrays(vector: Mapping[Any, Any], name: str) -> tuple[list[int], list
     if not vector:
         return [], []
     keys_l, vals_l = list(vector), list(vector.values())
+    val_types = set(map(type, vals_l))
     if (
         set(map(type, keys_l)) <= {int}
-        and set(map(type, vals_l)) <= {float, int}
+        and val_types <= {float, int}
         and min(keys_l) >= 0
         and max(keys_l) < 2**32
         and all(map(math.isfinite, vals_l))
@@ -280,7 +281,7 @@ def sparse_arrays(vector: Mapping[Any, Any], name: str) -> tuple[list[int], list
         if 0 in vals_l:
             kept = [(k, v) for k, v in zip(keys_l, vals_l, strict=True) if v != 0]
             return [k for k, _ in kept], [float(v) for _, v in kept]
-        return keys_l, [float(v) for v in vals_l]
+        return keys_l, vals_l if val_types == {float} else [float(v) for v in vals_l]
     keys = np.asarray(list(vector.keys()))
     vals = np.asarray(list(vector.values()))
     ok = (

@@ -8,6 +8,8 @@ recorded guard with the schema a store is opened with (the collection guard).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -86,7 +88,27 @@ def point_id(original_id: str) -> str:
     """The deterministic Qdrant point id (UUIDv5 string) of a caller's id."""
     if not isinstance(original_id, str):
         raise InvalidTypeError(f"ids must be str, got {type(original_id).__name__}: {original_id!r}")
-    return str(uuid.uuid5(POINT_ID_NAMESPACE, original_id))
+    return uuid5_str(original_id)
+
+
+_NAMESPACE_BYTES = POINT_ID_NAMESPACE.bytes
+
+
+@functools.cache
+def _own_layout() -> Layout:
+    # Imported on first use (layouts imports this module); cached: it runs once per hit.
+    from .layouts import M3_HYBRID
+
+    return M3_HYBRID
+
+
+def uuid5_str(name: str) -> str:
+    """``str(uuid.uuid5(POINT_ID_NAMESPACE, name))`` without building UUID objects (once per point)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def build_payload(
@@ -201,9 +223,7 @@ class CollectionSchema:
     @property
     def stored_layout(self) -> Layout:
         """The collection's layout (:data:`shared.layouts.M3_HYBRID` unless another one is set)."""
-        from .layouts import M3_HYBRID
-
-        return self.layout if self.layout is not None else M3_HYBRID
+        return self.layout if self.layout is not None else _own_layout()
 
     @property
     def has_dense(self) -> bool:

@@ -14,11 +14,9 @@ thread, remote calls on the async client), so sync and async share one code path
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from itertools import islice
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
@@ -34,7 +32,8 @@ from .errors import (
     UnsupportedOperationError,
 )
 from .filters import check_filter, resolve_ids
-from .layouts import Layout, detect_layout, from_stored, get_layout, schema_fields, to_stored
+from .ingest import batched, check_all, prepare_batch
+from .layouts import Layout, detect_layout, from_stored, get_layout, schema_fields
 from .mrl import truncate
 from .quantization import QuantizationPreset
 from .query_planning import (
@@ -55,7 +54,6 @@ from .query_planning import (
     rename_vectors,
     resolve_options,
     resolve_sparse_normalization,
-    sparse_arrays,
     sparse_query_vector,
 )
 from .retry import RetryPolicy
@@ -68,12 +66,11 @@ from .schema import (
     SPARSE,
     TEXT_KEY,
     CollectionSchema,
-    build_payload,
     validate_collection_name,
 )
 from .steps import Call, Steps, arun, call, run
 from .types import Encoder, EncoderIdentity, Hit, Record
-from .validation import id_list, positive_int
+from .validation import check_utf8, id_list, positive_int
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -85,62 +82,6 @@ R = TypeVar("R")
 P = ParamSpec("P")
 
 _MISSING: Any = object()
-
-
-def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
-
-
-#: Deepest metadata nesting accepted: Qdrant stores deeper payloads but cannot read them back
-#: (serde_json's 128-level limit), which would break every read and query returning the point.
-MAX_METADATA_DEPTH = 64
-#: Qdrant keeps JSON integers as i64/u64; larger ones would silently come back as floats.
-_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
-
-
-def _utf8(value: str, where: str) -> str:
-    """``value`` if it can be encoded as UTF-8 (JSON, Qdrant, tokenizers); lone surrogates cannot."""
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            bad = value[exc.start]
-            raise InvalidInputError(
-                f"{where} is not valid Unicode text: lone surrogate {bad!r} at position {exc.start}"
-            ) from None
-    return value
-
-
-def _clean_json(value: Any, where: str, depth: int = 0) -> Any:
-    """A JSON-safe copy of ``value`` (numpy scalars and tuples converted); raises on anything else."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return _utf8(value, where)
-    if isinstance(value, (int, np.integer)):
-        i = int(value)
-        if not _INT_MIN <= i <= _INT_MAX:
-            raise InvalidInputError(f"{where} is {i}, outside the 64-bit integer range Qdrant stores exactly")
-        return i
-    if isinstance(value, (float, np.floating)):
-        f = float(value)
-        if not math.isfinite(f):
-            raise InvalidInputError(f"{where} is {f} (NaN and infinity are not JSON)")
-        return f
-    if isinstance(value, (list, tuple, Mapping)) and depth >= MAX_METADATA_DEPTH:
-        raise InvalidInputError(f"{where} is nested deeper than {MAX_METADATA_DEPTH} levels")
-    if isinstance(value, (list, tuple)):
-        return [_clean_json(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise InvalidInputError(f"{where} has a non-str key {k!r} (JSON keys must be str)")
-            out[_utf8(k, f"{where} key")] = _clean_json(v, f"{where}[{k!r}]", depth + 1)
-        return out
-    raise InvalidInputError(f"{where} is not JSON-serialisable: {type(value).__name__} {value!r:.60}")
 
 
 _DEFAULT = StoreConfig()
@@ -240,6 +181,7 @@ class HybridStore:
         self._shape_from_collection = given.shape_from_collection()
         self._defaults = given.query_defaults()
         self._sparse_normalization = parse_sparse_normalization(given.sparse_normalization)
+        self._options_cache: dict[tuple[Any, ...], QueryOptions] = {}
         # Storage options given explicitly (None = "none"/False/"binary"/"float32" for a new
         # collection, or whatever an existing collection uses, without a warning).
         self._explicit_storage = given.explicit_storage()
@@ -556,7 +498,7 @@ class HybridStore:
         yield from self._ready()
         if isinstance(records, Sequence):
             # A materialised input is checked whole before anything is written.
-            yield call(self._check_all, records, batch_size)
+            yield call(check_all, records, batch_size, self.schema, self._encoder)
         bar = None
         if show_progress:
             from tqdm.auto import tqdm
@@ -564,10 +506,10 @@ class HybridStore:
             bar = tqdm(total=len(records) if isinstance(records, Sequence) else None, desc="add", unit="rec")
         ids: list[str] = []
         try:
-            for chunk in _batched(records, batch_size):
+            for chunk in batched(records, batch_size):
                 start = len(ids)
                 try:
-                    points = yield call(self._prepare_batch, chunk, start)
+                    points = yield call(prepare_batch, chunk, start, self.schema, self._encoder)
                 except InvalidInputError as exc:
                     if start:
                         raise type(exc)(
@@ -613,225 +555,6 @@ class HybridStore:
                     p.vectors[DENSE_MRL] = truncate(
                         np.asarray(p.vectors[DENSE]), schema.mrl_dim
                     ).tolist()
-
-    # validation ---------------------------------------------------------
-
-    def _check_all(self, records: Sequence[Record], batch_size: int) -> None:
-        """Validate a whole materialised input (batch by batch: bounded extra memory)."""
-        dims: dict[str, int] = {}
-        for start in range(0, len(records), batch_size):
-            chunk = records[start : start + batch_size]
-            cleaned = [self._check_record(rec, start + i, dims) for i, rec in enumerate(chunk)]
-            self._dense_matrix(chunk, cleaned, start, dims)
-
-    def _check_record(self, rec: Any, index: int, dims: dict[str, int]) -> dict[str, Any]:
-        """Validate one record's fields and given vectors; returns the cleaned parts.
-
-        Dense vectors are only collected here; :meth:`_dense_matrix` checks them per batch.
-        """
-        if not isinstance(rec, Record):
-            raise InvalidTypeError(f"item {index} is a {type(rec).__name__}, expected shared.types.Record")
-        if not isinstance(rec.id, str) or not rec.id:
-            raise InvalidInputError(f"record {index}: id must be a non-empty str, got {rec.id!r}")
-        _utf8(rec.id, f"record {index}: id")
-        where = f"record {rec.id!r} (index {index})"
-        if rec.text is not None and not isinstance(rec.text, str):
-            raise InvalidTypeError(f"{where}: text must be str or None, got {type(rec.text).__name__}")
-        if rec.text is not None:
-            _utf8(rec.text, f"{where}: text")
-        if rec.embed_text is not None and not isinstance(rec.embed_text, str):
-            raise InvalidTypeError(
-                f"{where}: embed_text must be str or None, got {type(rec.embed_text).__name__}"
-            )
-        if rec.embed_text is not None:
-            _utf8(rec.embed_text, f"{where}: embed_text")
-        if rec.ref_doc_id is not None and not isinstance(rec.ref_doc_id, str):
-            raise InvalidTypeError(
-                f"{where}: ref_doc_id must be str or None, got {type(rec.ref_doc_id).__name__}"
-            )
-        if rec.ref_doc_id is not None:
-            _utf8(rec.ref_doc_id, f"{where}: ref_doc_id")
-        if not isinstance(rec.metadata, Mapping):
-            raise InvalidTypeError(f"{where}: metadata must be a dict, got {type(rec.metadata).__name__}")
-        metadata = _clean_json(rec.metadata, f"{where}: metadata")
-        schema = self.schema
-        out: dict[str, Any] = {"metadata": metadata}
-        if rec.dense is not None:
-            if not schema.has_dense and schema.complete:
-                raise InvalidInputError(f"{where}: has a dense vector but the collection stores none")
-            out[DENSE] = rec.dense
-        if rec.sparse is not None:
-            if not schema.sparse:
-                raise InvalidInputError(f"{where}: has a sparse vector but the collection stores none")
-            if not isinstance(rec.sparse, Mapping):
-                raise InvalidTypeError(f"{where}: sparse must be a mapping token id -> weight")
-            out[SPARSE] = sparse_arrays(rec.sparse, f"{where}: sparse vector")
-        if rec.colbert is not None:
-            if not schema.colbert:
-                raise InvalidInputError(
-                    f"{where}: has ColBERT vectors but the collection stores none (colbert=False)"
-                )
-            cb = colbert_vectors(
-                rec.colbert, schema.colbert_dim or dims.get(COLBERT), f"{where}: colbert vectors"
-            )
-            dims.setdefault(COLBERT, cb.shape[1])
-            out[COLBERT] = cb
-        needs = self._missing_outputs(rec, schema)
-        if needs:
-            if self._encoder is None:
-                raise InvalidInputError(
-                    f"{where}: no {'/'.join(needs)} vector given and the store has no encoder to compute it"
-                )
-            unmade = [n for n in needs if n not in self._encoder.outputs]
-            if unmade:
-                raise InvalidInputError(
-                    f"{where}: no {'/'.join(unmade)} vector given and the store's encoder "
-                    f"({self._encoder.identity.model_id}) does not make one"
-                )
-            if rec.text_to_embed is None:
-                raise InvalidInputError(
-                    f"{where}: no text to encode the missing {'/'.join(needs)} vector from"
-                )
-        return out
-
-    def _dense_matrix(
-        self, chunk: Sequence[Record], cleaned: list[dict[str, Any]], start: int, dims: dict[str, int]
-    ) -> tuple[list[int], np.ndarray | None]:
-        """Rows holding a dense vector and those vectors as one validated float32 matrix."""
-        rows = [i for i, parts in enumerate(cleaned) if DENSE in parts]
-        if not rows:
-            return rows, None
-        expected = self.schema.dense_dim if self.schema.dense_dim is not None else dims.get(DENSE)
-        try:
-            mat = np.asarray([cleaned[i][DENSE] for i in rows], dtype=np.float32)
-        except (TypeError, ValueError):
-            mat = None  # ragged or not numeric: find the offending record one by one
-        if mat is None or mat.ndim != 2 or (expected is not None and mat.shape[1] != expected):
-            for i in rows:
-                self._dense_vector(cleaned[i][DENSE], self._where(chunk, start, i), expected, dims)
-            raise AssertionError("unreachable: a dense vector failed the batch check")  # pragma: no cover
-        if mat.shape[1] == 0:
-            raise InvalidInputError(f"{self._where(chunk, start, rows[0])}: dense vector is empty")
-        dims.setdefault(DENSE, mat.shape[1])
-        bad = ~np.isfinite(mat).all(axis=1)
-        if bad.any():
-            where = self._where(chunk, start, rows[int(np.argmax(bad))])
-            raise InvalidInputError(f"{where}: dense vector contains NaN or infinity")
-        zero = ~mat.any(axis=1)
-        if zero.any():
-            where = self._where(chunk, start, rows[int(np.argmax(zero))])
-            raise InvalidInputError(f"{where}: dense vector is all zeros (cosine similarity is undefined)")
-        return rows, mat
-
-    @staticmethod
-    def _where(chunk: Sequence[Record], start: int, i: int) -> str:
-        return f"record {chunk[i].id!r} (index {start + i})"
-
-    @staticmethod
-    def _dense_vector(value: Any, where: str, expected: int | None, dims: dict[str, int]) -> np.ndarray:
-        try:
-            arr = np.asarray(value, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise InvalidTypeError(f"{where}: dense vector must be a sequence of numbers") from None
-        if arr.ndim != 1 or arr.shape[0] == 0:
-            raise InvalidInputError(
-                f"{where}: dense vector must be a non-empty 1-d sequence, got shape {arr.shape}"
-            )
-        expected = expected if expected is not None else dims.get(DENSE)
-        if expected is not None and arr.shape[0] != expected:
-            raise InvalidInputError(
-                f"{where}: dense vector has size {arr.shape[0]}, the collection expects {expected}"
-            )
-        dims.setdefault(DENSE, arr.shape[0])
-        return arr
-
-    def _missing_outputs(self, rec: Record, schema: CollectionSchema) -> list[str]:
-        needs = []
-        encoder = self._encoder
-        if rec.dense is None and (
-            schema.has_dense
-            or (not schema.complete and (encoder is None or "dense" in encoder.outputs))
-        ):
-            # Before the size is known, a dense vector is still required unless the encoder
-            # makes none (then the first add decides whether the collection has one).
-            needs.append("dense")
-        if (
-            rec.sparse is None
-            and schema.sparse
-            and self._encoder is not None
-            and "sparse" in self._encoder.outputs
-        ):
-            needs.append("sparse")
-        if rec.colbert is None and schema.colbert:
-            needs.append("colbert")
-        return needs
-
-    def _prepare_batch(self, chunk: Sequence[Record], start: int) -> list[PointData]:
-        """Validate a batch, encode what is missing, and build the points (nothing written yet)."""
-        dims: dict[str, int] = {}
-        cleaned = [self._check_record(rec, start + i, dims) for i, rec in enumerate(chunk)]
-        schema = self.schema
-        todo: dict[str, list[int]] = {}
-        for i, rec in enumerate(chunk):
-            for out in self._missing_outputs(rec, schema):
-                todo.setdefault(out, []).append(i)
-        if todo:
-            assert self._encoder is not None
-            rows = sorted({i for idx in todo.values() for i in idx})
-            outputs = sorted(todo)
-            result = self._encoder.encode(
-                [chunk[i].text_to_embed or "" for i in rows], "document", outputs=outputs
-            )
-            for pos, i in enumerate(rows):
-                where = self._where(chunk, start, i)
-                if "dense" in todo and i in todo["dense"]:
-                    if result.dense is None:
-                        raise InvalidInputError(f"{where}: the encoder returned no dense vector")
-                    cleaned[i][DENSE] = result.dense[pos]
-                if "sparse" in todo and result.sparse is not None and i in todo["sparse"]:
-                    cleaned[i][SPARSE] = sparse_arrays(result.sparse[pos], f"{where}: sparse vector")
-                if "colbert" in todo and i in todo["colbert"]:
-                    if result.colbert is None:
-                        raise InvalidInputError(f"{where}: the encoder returned no ColBERT vectors")
-                    cleaned[i][COLBERT] = colbert_vectors(
-                        result.colbert[pos],
-                        schema.colbert_dim or dims.get(COLBERT),
-                        f"{where}: colbert vectors",
-                    )
-                    dims.setdefault(COLBERT, cleaned[i][COLBERT].shape[1])
-        dense_rows, mat = self._dense_matrix(chunk, cleaned, start, dims)
-        if mat is not None:
-            # One conversion per batch (per-row tolist() is several times slower).
-            for i, row in zip(dense_rows, mat.tolist(), strict=True):
-                cleaned[i][DENSE] = row
-            if schema.mrl_dim is not None and schema.complete:
-                for i, row in zip(
-                    dense_rows, truncate(mat, schema.mrl_dim).tolist(), strict=True
-                ):
-                    cleaned[i][DENSE_MRL] = row
-        points: list[PointData] = []
-        layout = schema.stored_layout
-        for i, (rec, parts) in enumerate(zip(chunk, cleaned, strict=True)):
-            vectors: dict[str, Any] = {}
-            if DENSE in parts:
-                vectors[DENSE] = parts[DENSE]
-                if DENSE_MRL in parts:
-                    vectors[DENSE_MRL] = parts[DENSE_MRL]
-            if SPARSE in parts and parts[SPARSE][0]:
-                vectors[SPARSE] = parts[SPARSE]
-            if COLBERT in parts:
-                vectors[COLBERT] = parts[COLBERT].tolist()
-            if not vectors:
-                raise InvalidInputError(f"{self._where(chunk, start, i)}: no vector to store")
-            if layout.is_foreign:
-                pid, vectors, payload = to_stored(
-                    layout, rec.id, rec.text, parts["metadata"], rec.ref_doc_id, vectors
-                )
-                points.append(PointData(pid, vectors, payload))
-            else:
-                payload = build_payload(rec.id, rec.text, parts["metadata"], rec.ref_doc_id)
-                points.append(PointData(layout.point_id(rec.id), vectors, payload))
-        return points
 
     # -- query -------------------------------------------------------------
 
@@ -880,7 +603,7 @@ class HybridStore:
         mode = a.get("mode")
         if mode is None:
             mode = self._default_mode(text, a.get("dense"), a.get("sparse"), schema)
-        return resolve_options(
+        return self._options(
             mode=mode,
             limit=a["limit"],
             offset=a["offset"],
@@ -910,7 +633,7 @@ class HybridStore:
         if text is not None and not isinstance(text, str):
             raise InvalidTypeError(f"query text must be str, got {type(text).__name__}")
         if text is not None:
-            _utf8(text, "query text")
+            check_utf8(text, "query text")
         yield from self._ready()
         schema = self.schema
         opts = self._query_options(text, args, schema)
@@ -923,7 +646,26 @@ class HybridStore:
         if schema.stored_layout.is_foreign:
             plan = rename_vectors(plan, schema.stored_layout.vector_name)
         results = yield self._io(self._backend.query, lambda c: c.aquery, plan)
-        return [self._hit(r) for r in results]
+        return self._hits(results)
+
+    def _options(self, **kwargs: Any) -> QueryOptions:
+        """:func:`resolve_options`, cached per distinct arguments (it is pure); the filter is set after."""
+        flt = kwargs.pop("filter")
+        key: tuple[Any, ...] | None
+        try:
+            # Types are part of the key: 1 == True == 1.0, but only one of them is a valid limit.
+            values = tuple(kwargs.values())
+            key = (values, tuple(map(type, values)))
+            opts = self._options_cache.get(key)
+        except TypeError:  # an unhashable argument: resolve_options reports it
+            key, opts = None, None
+        if opts is None:
+            opts = resolve_options(**kwargs)
+            if key is not None:
+                if len(self._options_cache) >= 256:
+                    self._options_cache.clear()
+                self._options_cache[key] = opts
+        return opts if flt is None else replace(opts, filter=flt)
 
     def _default_mode(self, text: Any, dense: Any, sparse: Any, schema: CollectionSchema) -> RetrievalMode:
         if text is None:
@@ -994,8 +736,32 @@ class HybridStore:
             out["colbert"] = colbert_vectors(colbert, schema.colbert_dim)
         return out
 
-    def _hit(self, r: ResultPoint) -> Hit:
+    def _hits(self, results: Sequence[ResultPoint]) -> list[Hit]:
         layout = self.layout
+        if layout.is_foreign:
+            return [self._hit(r, layout) for r in results]
+        out = []
+        for r in results:
+            p = r.payload
+            score = r.score
+            if r.vectors:
+                out.append(self._hit(r, layout))
+            else:
+                # Positional: Hit(id, score, text, metadata, ref_doc_id).
+                out.append(
+                    Hit(
+                        r.id,
+                        0.0 if score is None else float(score),
+                        p.get(TEXT_KEY),
+                        p.get(METADATA_KEY) or {},
+                        p.get(REF_DOC_ID_KEY),
+                    )
+                )
+        return out
+
+    def _hit(self, r: ResultPoint, layout: Layout | None = None) -> Hit:
+        if layout is None:
+            layout = self.layout
         if layout.is_foreign:
             parts = from_stored(layout, r.point_id if r.point_id is not None else r.id, r.vectors, r.payload)
             dense_v, sparse_v = parts.vectors.get(DENSE), parts.vectors.get(SPARSE)
@@ -1056,7 +822,7 @@ class HybridStore:
         if text is not None and not isinstance(text, str):
             raise InvalidTypeError(f"mmr text must be str, got {type(text).__name__}")
         if text is not None:
-            _utf8(text, "mmr text")
+            check_utf8(text, "mmr text")
         yield from self._ready()
         flt = self._resolve(check_filter(flt))
         if self._schema is None:
@@ -1070,7 +836,7 @@ class HybridStore:
         if self.layout.is_foreign:
             plan = rename_vectors(plan, self.layout.vector_name)
         results = yield self._io(self._backend.query, lambda c: c.aquery, plan)
-        return [self._hit(r) for r in results]
+        return self._hits(results)
 
     # -- get / delete / count / clear --------------------------------------
 
@@ -1158,7 +924,7 @@ class HybridStore:
                 )
             if not offset:
                 raise InvalidInputError("scroll offset must be a non-empty record id (or None)")
-            _utf8(offset, "scroll offset")
+            check_utf8(offset, "scroll offset")
         yield from self._ready()
         if self._schema is None:
             return []

@@ -132,20 +132,34 @@ def _no_hnsw() -> qe.HnswIndexConfig:
     return qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000)
 
 
-@contextmanager
-def _engine_errors(what: str, path: str) -> Iterator[None]:
-    """Translate the engine's untyped exceptions into our error classes."""
-    try:
-        yield
-    except M3HybridError:  # already typed (e.g. UnsupportedOperationError from the filter conversion)
-        raise
-    except Exception as exc:  # the engine raises plain Exception
-        msg = str(exc)
+class _EngineErrors:
+    """Translate the engine's untyped exceptions into our error classes.
+
+    A class, not a generator context manager: it wraps every engine call, queries included.
+    """
+
+    __slots__ = ("path", "what")
+
+    def __init__(self, what: str, path: str) -> None:
+        self.what, self.path = what, path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        # Already typed (e.g. UnsupportedOperationError from the filter conversion), or not an error.
+        if exc is None or isinstance(exc, M3HybridError) or not isinstance(exc, Exception):
+            return
+        msg = str(exc)  # the engine raises plain Exception
         if "WouldBlock" in msg:
-            raise StoreLockedError(_locked_message(path)) from None
+            raise StoreLockedError(_locked_message(self.path)) from None
         if "dimension error" in msg.lower():
-            raise InvalidInputError(f"{what}: {msg}") from None
-        raise BackendError(f"{what} failed on the embedded store at {path}: {msg}") from exc
+            raise InvalidInputError(f"{self.what}: {msg}") from None
+        raise BackendError(f"{self.what} failed on the embedded store at {self.path}: {msg}") from exc
+
+
+def _engine_errors(what: str, path: str) -> _EngineErrors:
+    return _EngineErrors(what, path)
 
 
 def quantization_config(preset: QuantizationPreset, on_disk: bool) -> Any:
@@ -239,6 +253,12 @@ def _edge_vector(value: Any) -> Any:
 def _edge_params(p: SearchOptions | None) -> qe.SearchParams | None:
     if p is None:
         return None
+    return _cached_params(p)
+
+
+# A handful of distinct values per store: built once, not per query (the engine only reads them).
+@functools.lru_cache(maxsize=256)
+def _cached_params(p: SearchOptions) -> qe.SearchParams:
     quant = None
     if p.ignore_quantization:
         quant = qe.QuantizationSearchParams(ignore=True)
@@ -250,19 +270,25 @@ def _edge_params(p: SearchOptions | None) -> qe.SearchParams | None:
 def _edge_query(q: Any) -> Any:
     if isinstance(q, Nearest):
         return qe.Query.Nearest(_edge_vector(q.vector), using=q.using)
+    if isinstance(q, (RrfFusion, DbsfFusion, WeightedSum)):
+        return _fusion_query(q)
+    if isinstance(q, MmrQuery):
+        return qe.Mmr(q.vector, lambda_=q.lambda_mult, candidates_limit=q.candidates_limit, using=q.using)
+    raise TypeError(f"unknown plan query {type(q).__name__}")
+
+
+@functools.lru_cache(maxsize=256)
+def _fusion_query(q: RrfFusion | DbsfFusion | WeightedSum) -> Any:
+    """The engine's fusion query (no vectors in it: built once per distinct value)."""
     if isinstance(q, RrfFusion):
         return qe.Fusion.Rrf(k=q.k, weights=list(q.weights) if q.weights is not None else None)
     if isinstance(q, DbsfFusion):
         return qe.Fusion.Dbsf()
-    if isinstance(q, WeightedSum):
-        e = qe.Expression
-        terms = [e.Mult([e.Constant(w), e.Variable(f"$score[{i}]")]) for i, w in enumerate(q.weights)]
-        # A point missing from one re-scored side has no overlap with it: its score there is 0.
-        defaults = {f"$score[{i}]": 0.0 for i in range(len(q.weights))}
-        return qe.Formula(e.Sum(terms), defaults=defaults)
-    if isinstance(q, MmrQuery):
-        return qe.Mmr(q.vector, lambda_=q.lambda_mult, candidates_limit=q.candidates_limit, using=q.using)
-    raise TypeError(f"unknown plan query {type(q).__name__}")
+    e = qe.Expression
+    terms = [e.Mult([e.Constant(w), e.Variable(f"$score[{i}]")]) for i, w in enumerate(q.weights)]
+    # A point missing from one re-scored side has no overlap with it: its score there is 0.
+    defaults = {f"$score[{i}]": 0.0 for i in range(len(q.weights))}
+    return qe.Formula(e.Sum(terms), defaults=defaults)
 
 
 def _edge_prefetch(stage: Stage) -> qe.Prefetch:
@@ -324,6 +350,19 @@ def _result(point: Any, score: float | None, with_point_id: bool = False) -> Res
     )
 
 
+def _scored(points: Sequence[Any]) -> list[ResultPoint]:
+    """Query results; a point without vectors whose payload names the caller's id takes a short path."""
+    out = []
+    for p in points:
+        payload = p.payload
+        doc_id = payload.get(DOC_ID_KEY) if payload else None
+        if doc_id is not None and p.vector is None:
+            out.append(ResultPoint(doc_id, p.score, payload))
+        else:
+            out.append(_result(p, p.score))
+    return out
+
+
 def _point_id(raw: Any) -> str | int:
     """A point id as a str (UUID) or int, as the engine and qdrant-client accept it back."""
     return raw if isinstance(raw, int) else str(raw)
@@ -332,6 +371,19 @@ def _point_id(raw: Any) -> str | int:
 # ---------------------------------------------------------------------------
 # backend
 # ---------------------------------------------------------------------------
+
+
+class _Operation:
+    __slots__ = ("_gate",)
+
+    def __init__(self, gate: _SwapGate) -> None:
+        self._gate = gate
+
+    def __enter__(self) -> None:
+        self._gate._start()
+
+    def __exit__(self, *exc: object) -> None:
+        self._gate._end()
 
 
 class _SwapGate:
@@ -347,19 +399,21 @@ class _SwapGate:
         self._swapping = False
         self._waiting = 0
 
-    @contextmanager
-    def operation(self) -> Iterator[None]:
+    def operation(self) -> _Operation:
+        """Context manager around one shard operation (a class: it wraps every query)."""
+        return _Operation(self)
+
+    def _start(self) -> None:
         with self._cond:
             while self._swapping or self._waiting:
                 self._cond.wait()
             self._active += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._active -= 1
-                if not self._active:
-                    self._cond.notify_all()
+
+    def _end(self) -> None:
+        with self._cond:
+            self._active -= 1
+            if not self._active:
+                self._cond.notify_all()
 
     @contextmanager
     def swap(self) -> Iterator[None]:
@@ -739,7 +793,7 @@ class EdgeBackend:
             if (shard := self._current()) is None:
                 return []
             points = shard.query(request)
-        return [_result(p, p.score) for p in points]
+        return _scored(points)
 
     def retrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> list[ResultPoint]:
         if not ids:

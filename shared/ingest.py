@@ -1,0 +1,428 @@
+"""Record validation and point building for ``HybridStore.add`` (no I/O: the store writes).
+
+A batch of :class:`~shared.types.Record` is checked as a whole where it can be: the dense
+vectors of a batch as one numpy matrix, the sparse vectors of a batch in one pass over all
+their items. Only once something is wrong does the check go item by item, to name the
+offending record (its id and index in the input) and the offending value.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import chain, islice
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .backends.base import PointData
+from .errors import InvalidInputError, InvalidTypeError
+from .layouts import to_stored
+from .mrl import truncate
+from .query_planning import colbert_vectors, sparse_arrays
+from .schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema, build_payload
+from .types import Encoder, Record
+from .validation import check_utf8
+
+T = TypeVar("T")
+
+#: Deepest metadata nesting accepted: Qdrant stores deeper payloads but cannot read them back
+#: (serde_json's 128-level limit), which would break every read and query returning the point.
+MAX_METADATA_DEPTH = 64
+#: Qdrant keeps JSON integers as i64/u64; larger ones would silently come back as floats.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+#: Token ids are u32 in Qdrant.
+_TOKEN_LIMIT = 2**32
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter)."""
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def clean_json(value: Any, where: str, depth: int = 0) -> Any:
+    """A JSON-safe copy of ``value`` (numpy scalars and tuples converted); raises on anything else."""
+    if type(value) is dict and depth == 0:
+        flat = _flat_dict(value)
+        if flat is not None:
+            return flat
+    return _clean_json(value, where, depth)
+
+
+def _flat_dict(value: dict[Any, Any]) -> dict[str, Any] | None:
+    """A copy of a flat dict of plain JSON scalars (the usual metadata), or None to take the full path.
+
+    No error is raised here: anything unusual (a nested value, a big int, a non-finite
+    float, a non-ASCII string, a non-str key) goes to :func:`_clean_json`, which names it.
+    """
+    for k, v in value.items():
+        if type(k) is not str or not k.isascii():
+            return None
+        t = type(v)
+        if t is str:
+            if not v.isascii():
+                return None
+        elif t is int:
+            if not _INT_MIN <= v <= _INT_MAX:
+                return None
+        elif t is float:
+            if not math.isfinite(v):
+                return None
+        elif v is not None and t is not bool:
+            return None
+    return dict(value)
+
+
+def _clean_json(value: Any, where: str, depth: int = 0) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return check_utf8(value, where)
+    if isinstance(value, (int, np.integer)):
+        i = int(value)
+        if not _INT_MIN <= i <= _INT_MAX:
+            raise InvalidInputError(f"{where} is {i}, outside the 64-bit integer range Qdrant stores exactly")
+        return i
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        if not math.isfinite(f):
+            raise InvalidInputError(f"{where} is {f} (NaN and infinity are not JSON)")
+        return f
+    if isinstance(value, (list, tuple, Mapping)) and depth >= MAX_METADATA_DEPTH:
+        raise InvalidInputError(f"{where} is nested deeper than {MAX_METADATA_DEPTH} levels")
+    if isinstance(value, (list, tuple)):
+        return [_clean_json(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidInputError(f"{where} has a non-str key {k!r} (JSON keys must be str)")
+            out[check_utf8(k, f"{where} key")] = _clean_json(v, f"{where}[{k!r}]", depth + 1)
+        return out
+    raise InvalidInputError(f"{where} is not JSON-serialisable: {type(value).__name__} {value!r:.60}")
+
+
+def where(chunk: Sequence[Record], start: int, i: int) -> str:
+    """How errors name record ``i`` of a batch starting at input index ``start``."""
+    return f"record {chunk[i].id!r} (index {start + i})"
+
+
+# ---------------------------------------------------------------------------
+# one record
+# ---------------------------------------------------------------------------
+
+
+def missing_outputs(rec: Record, schema: CollectionSchema, encoder: Encoder | None) -> list[str]:
+    """The vectors of ``rec`` the encoder has to compute."""
+    needs = []
+    if rec.dense is None and (
+        schema.has_dense or (not schema.complete and (encoder is None or "dense" in encoder.outputs))
+    ):
+        # Before the size is known, a dense vector is still required unless the encoder
+        # makes none (then the first add decides whether the collection has one).
+        needs.append("dense")
+    if rec.sparse is None and schema.sparse and encoder is not None and "sparse" in encoder.outputs:
+        needs.append("sparse")
+    if rec.colbert is None and schema.colbert:
+        needs.append("colbert")
+    return needs
+
+
+def check_record(
+    rec: Any, index: int, schema: CollectionSchema, encoder: Encoder | None, dims: dict[str, int]
+) -> dict[str, Any]:
+    """Validate one record's fields and given ColBERT vectors; returns the cleaned parts.
+
+    Dense and sparse vectors are only collected here (``DENSE`` / ``SPARSE`` keys holding
+    the given values): :func:`dense_matrix` and :func:`sparse_batch` check a whole batch.
+    """
+    if not isinstance(rec, Record):
+        raise InvalidTypeError(f"item {index} is a {type(rec).__name__}, expected shared.types.Record")
+    rid = rec.id
+    if not isinstance(rid, str) or not rid:
+        raise InvalidInputError(f"record {index}: id must be a non-empty str, got {rid!r}")
+    if not rid.isascii():
+        check_utf8(rid, f"record {index}: id")
+    text, ref = rec.text, rec.ref_doc_id
+    if text is not None:
+        if not isinstance(text, str):
+            raise InvalidTypeError(
+                f"{_name(rec, index)}: text must be str or None, got {type(text).__name__}"
+            )
+        if not text.isascii():
+            check_utf8(text, f"{_name(rec, index)}: text")
+    embed = rec.embed_text
+    if embed is not None:
+        if not isinstance(embed, str):
+            raise InvalidTypeError(
+                f"{_name(rec, index)}: embed_text must be str or None, got {type(embed).__name__}"
+            )
+        if not embed.isascii():
+            check_utf8(embed, f"{_name(rec, index)}: embed_text")
+    if ref is not None:
+        if not isinstance(ref, str):
+            raise InvalidTypeError(
+                f"{_name(rec, index)}: ref_doc_id must be str or None, got {type(ref).__name__}"
+            )
+        if not ref.isascii():
+            check_utf8(ref, f"{_name(rec, index)}: ref_doc_id")
+    md = rec.metadata
+    if not isinstance(md, Mapping):
+        raise InvalidTypeError(f"{_name(rec, index)}: metadata must be a dict, got {type(md).__name__}")
+    flat = _flat_dict(md) if type(md) is dict else None
+    out: dict[str, Any] = {
+        "metadata": flat if flat is not None else _clean_json(md, f"{_name(rec, index)}: metadata")
+    }
+    if rec.dense is not None:
+        if not schema.has_dense and schema.complete:
+            raise InvalidInputError(f"{_name(rec, index)}: has a dense vector but the collection stores none")
+        out[DENSE] = rec.dense
+    if rec.sparse is not None:
+        if not schema.sparse:
+            raise InvalidInputError(
+                f"{_name(rec, index)}: has a sparse vector but the collection stores none"
+            )
+        if not isinstance(rec.sparse, Mapping):
+            raise InvalidTypeError(f"{_name(rec, index)}: sparse must be a mapping token id -> weight")
+        out[SPARSE] = rec.sparse
+    if rec.colbert is not None:
+        if not schema.colbert:
+            raise InvalidInputError(
+                f"{_name(rec, index)}: has ColBERT vectors but the collection stores none (colbert=False)"
+            )
+        cb = colbert_vectors(
+            rec.colbert, schema.colbert_dim or dims.get(COLBERT), f"{_name(rec, index)}: colbert vectors"
+        )
+        dims.setdefault(COLBERT, cb.shape[1])
+        out[COLBERT] = cb
+    needs = missing_outputs(rec, schema, encoder)
+    if needs:
+        if encoder is None:
+            raise InvalidInputError(
+                f"{_name(rec, index)}: no {'/'.join(needs)} vector given and the store has no encoder "
+                "to compute it"
+            )
+        unmade = [n for n in needs if n not in encoder.outputs]
+        if unmade:
+            raise InvalidInputError(
+                f"{_name(rec, index)}: no {'/'.join(unmade)} vector given and the store's encoder "
+                f"({encoder.identity.model_id}) does not make one"
+            )
+        if rec.text_to_embed is None:
+            raise InvalidInputError(
+                f"{_name(rec, index)}: no text to encode the missing {'/'.join(needs)} vector from"
+            )
+    return out
+
+
+def _name(rec: Record, index: int) -> str:
+    return f"record {rec.id!r} (index {index})"
+
+
+# ---------------------------------------------------------------------------
+# a batch
+# ---------------------------------------------------------------------------
+
+
+def dense_matrix(
+    chunk: Sequence[Record],
+    cleaned: list[dict[str, Any]],
+    start: int,
+    dims: dict[str, int],
+    schema: CollectionSchema,
+) -> tuple[list[int], np.ndarray | None]:
+    """Rows holding a dense vector and those vectors as one validated float32 matrix."""
+    rows = [i for i, parts in enumerate(cleaned) if DENSE in parts]
+    if not rows:
+        return rows, None
+    expected = schema.dense_dim if schema.dense_dim is not None else dims.get(DENSE)
+    try:
+        mat = np.asarray([cleaned[i][DENSE] for i in rows], dtype=np.float32)
+    except (TypeError, ValueError):
+        mat = None  # ragged or not numeric: find the offending record one by one
+    if mat is None or mat.ndim != 2 or (expected is not None and mat.shape[1] != expected):
+        for i in rows:
+            dense_vector(cleaned[i][DENSE], where(chunk, start, i), expected, dims)
+        raise AssertionError("unreachable: a dense vector failed the batch check")  # pragma: no cover
+    if mat.shape[1] == 0:
+        raise InvalidInputError(f"{where(chunk, start, rows[0])}: dense vector is empty")
+    dims.setdefault(DENSE, mat.shape[1])
+    bad = ~np.isfinite(mat).all(axis=1)
+    if bad.any():
+        at = where(chunk, start, rows[int(np.argmax(bad))])
+        raise InvalidInputError(f"{at}: dense vector contains NaN or infinity")
+    zero = ~mat.any(axis=1)
+    if zero.any():
+        at = where(chunk, start, rows[int(np.argmax(zero))])
+        raise InvalidInputError(f"{at}: dense vector is all zeros (cosine similarity is undefined)")
+    return rows, mat
+
+
+def dense_vector(value: Any, at: str, expected: int | None, dims: dict[str, int]) -> np.ndarray:
+    """One dense vector checked on its own (names what is wrong with it)."""
+    try:
+        arr = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InvalidTypeError(f"{at}: dense vector must be a sequence of numbers") from None
+    if arr.ndim != 1 or arr.shape[0] == 0:
+        raise InvalidInputError(f"{at}: dense vector must be a non-empty 1-d sequence, got shape {arr.shape}")
+    expected = expected if expected is not None else dims.get(DENSE)
+    if expected is not None and arr.shape[0] != expected:
+        raise InvalidInputError(
+            f"{at}: dense vector has size {arr.shape[0]}, the collection expects {expected}"
+        )
+    dims.setdefault(DENSE, arr.shape[0])
+    return arr
+
+
+def sparse_batch(chunk: Sequence[Record], cleaned: list[dict[str, Any]], start: int) -> None:
+    """Replace every given sparse mapping in ``cleaned`` by its checked ``(indices, values)`` lists.
+
+    One pass over the items of the whole batch; a batch with anything unusual (numpy
+    scalars, zero weights, a bad token) goes record by record through
+    :func:`~shared.query_planning.sparse_arrays`, which names the offending token.
+    """
+    rows = [i for i, parts in enumerate(cleaned) if SPARSE in parts]
+    if not rows:
+        return
+    maps = [cleaned[i][SPARSE] for i in rows]
+    keys = list(chain.from_iterable(maps))
+    vals = list(chain.from_iterable(m.values() for m in maps))
+    if not _plain_sparse(keys, vals):
+        for i in rows:
+            cleaned[i][SPARSE] = sparse_arrays(cleaned[i][SPARSE], f"{where(chunk, start, i)}: sparse vector")
+        return
+    pos = 0
+    for i, m in zip(rows, maps, strict=True):
+        end = pos + len(m)
+        cleaned[i][SPARSE] = (keys[pos:end], vals[pos:end])
+        pos = end
+
+
+def _plain_sparse(keys: list[Any], vals: list[Any]) -> bool:
+    """True when every token id is an int in [0, 2**32) and every weight a finite, non-zero float.
+
+    ``array("I")`` checks the ids' type and range in C; it also takes bools (True == 1),
+    so ids 0 and 1 send the batch to the item-by-item check, which refuses bools.
+    """
+    if len(keys) != len(vals) or not set(map(type, vals)) <= {float}:
+        return False
+    try:
+        ids = np.frombuffer(array("I", keys), dtype=np.uint32)
+    except (TypeError, OverflowError):
+        return False
+    weights = np.frombuffer(array("d", vals), dtype=np.float64)
+    return bool(np.isfinite(weights).all() and weights.all() and (ids > 1).all())
+
+
+def check_all(
+    records: Sequence[Record], batch_size: int, schema: CollectionSchema, encoder: Encoder | None
+) -> None:
+    """Validate a whole materialised input (batch by batch: bounded extra memory)."""
+    dims: dict[str, int] = {}
+    for start in range(0, len(records), batch_size):
+        chunk = records[start : start + batch_size]
+        cleaned = [check_record(rec, start + i, schema, encoder, dims) for i, rec in enumerate(chunk)]
+        sparse_batch(chunk, cleaned, start)
+        dense_matrix(chunk, cleaned, start, dims, schema)
+
+
+def prepare_batch(
+    chunk: Sequence[Record], start: int, schema: CollectionSchema, encoder: Encoder | None
+) -> list[PointData]:
+    """Validate a batch, encode what is missing, and build the points (nothing written yet)."""
+    dims: dict[str, int] = {}
+    cleaned = [check_record(rec, start + i, schema, encoder, dims) for i, rec in enumerate(chunk)]
+    sparse_batch(chunk, cleaned, start)
+    todo: dict[str, list[int]] = {}
+    for i, rec in enumerate(chunk):
+        for out in missing_outputs(rec, schema, encoder):
+            todo.setdefault(out, []).append(i)
+    if todo:
+        assert encoder is not None
+        _encode_missing(chunk, cleaned, start, schema, encoder, todo, dims)
+    dense_rows, mat = dense_matrix(chunk, cleaned, start, dims, schema)
+    if mat is not None:
+        # One conversion per batch (per-row tolist() is several times slower).
+        for i, row in zip(dense_rows, mat.tolist(), strict=True):
+            cleaned[i][DENSE] = row
+        if schema.mrl_dim is not None and schema.complete:
+            for i, row in zip(dense_rows, truncate(mat, schema.mrl_dim).tolist(), strict=True):
+                cleaned[i][DENSE_MRL] = row
+    return _points(chunk, cleaned, start, schema)
+
+
+def _encode_missing(
+    chunk: Sequence[Record],
+    cleaned: list[dict[str, Any]],
+    start: int,
+    schema: CollectionSchema,
+    encoder: Encoder,
+    todo: dict[str, list[int]],
+    dims: dict[str, int],
+) -> None:
+    rows = sorted({i for idx in todo.values() for i in idx})
+    result = encoder.encode([chunk[i].text_to_embed or "" for i in rows], "document", outputs=sorted(todo))
+    wanted = {name: set(idx) for name, idx in todo.items()}
+    for pos, i in enumerate(rows):
+        at = where(chunk, start, i)
+        if i in wanted.get("dense", ()):
+            if result.dense is None:
+                raise InvalidInputError(f"{at}: the encoder returned no dense vector")
+            cleaned[i][DENSE] = result.dense[pos]
+        if result.sparse is not None and i in wanted.get("sparse", ()):
+            cleaned[i][SPARSE] = sparse_arrays(result.sparse[pos], f"{at}: sparse vector")
+        if i in wanted.get("colbert", ()):
+            if result.colbert is None:
+                raise InvalidInputError(f"{at}: the encoder returned no ColBERT vectors")
+            cleaned[i][COLBERT] = colbert_vectors(
+                result.colbert[pos], schema.colbert_dim or dims.get(COLBERT), f"{at}: colbert vectors"
+            )
+            dims.setdefault(COLBERT, cleaned[i][COLBERT].shape[1])
+
+
+def _points(
+    chunk: Sequence[Record], cleaned: list[dict[str, Any]], start: int, schema: CollectionSchema
+) -> list[PointData]:
+    points: list[PointData] = []
+    layout = schema.stored_layout
+    foreign = layout.is_foreign
+    for i, (rec, parts) in enumerate(zip(chunk, cleaned, strict=True)):
+        vectors: dict[str, Any] = {}
+        if DENSE in parts:
+            vectors[DENSE] = parts[DENSE]
+            if DENSE_MRL in parts:
+                vectors[DENSE_MRL] = parts[DENSE_MRL]
+        if SPARSE in parts and parts[SPARSE][0]:
+            vectors[SPARSE] = parts[SPARSE]
+        if COLBERT in parts:
+            vectors[COLBERT] = parts[COLBERT].tolist()
+        if not vectors:
+            raise InvalidInputError(f"{where(chunk, start, i)}: no vector to store")
+        if foreign:
+            pid, vectors, payload = to_stored(
+                layout, rec.id, rec.text, parts["metadata"], rec.ref_doc_id, vectors
+            )
+            points.append(PointData(pid, vectors, payload))
+        else:
+            payload = build_payload(rec.id, rec.text, parts["metadata"], rec.ref_doc_id)
+            points.append(PointData(layout.point_id(rec.id), vectors, payload))
+    return points
+
+
+__all__ = [
+    "MAX_METADATA_DEPTH",
+    "batched",
+    "check_all",
+    "check_record",
+    "clean_json",
+    "dense_matrix",
+    "dense_vector",
+    "missing_outputs",
+    "prepare_batch",
+    "sparse_batch",
+    "where",
+]
