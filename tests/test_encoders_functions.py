@@ -162,3 +162,13 @@ def test_the_store_encodes_with_wrapped_functions_and_embed_text(tmp_path: Path)
         assert store.query("coffee beans", limit=1)[0].id == "b"
     with HybridStore("c", path=tmp_path / "s", encoder=enc) as reopened:
         assert reopened.identity == enc.identity
+
+
+def test_sparse_dict_fast_path_matches_the_checked_path() -> None:
+    from shared.encoders.functions import sparse_dict
+
+    plain = {5: 0.5, 7: 0.0, 2**32 - 1: 1e308, 9: 1e308}
+    assert sparse_dict(plain, "v") == {5: 0.5, 2**32 - 1: 1e308, 9: 1e308}
+    for bad in ({1: float("nan")}, {1: float("inf")}, {-1: 1.0}, {2**32: 1.0}, {True: 1.0}):
+        with pytest.raises(InvalidInputError, match="v:"):
+            sparse_dict(bad, "v")
