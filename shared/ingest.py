@@ -9,7 +9,6 @@ offending record (its id and index in the input) and the offending value.
 from __future__ import annotations
 
 import math
-from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain, islice
 from typing import Any, TypeVar
@@ -23,7 +22,7 @@ from .mrl import truncate
 from .query_planning import colbert_vectors, sparse_arrays
 from .schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema, build_payload
 from .types import Encoder, Record
-from .validation import check_utf8
+from .validation import check_utf8, is_plain_sparse
 
 T = TypeVar("T")
 
@@ -107,7 +106,7 @@ def _clean_json(value: Any, where: str, depth: int = 0) -> Any:
 
 def where(chunk: Sequence[Record], start: int, i: int) -> str:
     """How errors name record ``i`` of a batch starting at input index ``start``."""
-    return f"record {chunk[i].id!r} (index {start + i})"
+    return _name(chunk[i], start + i)
 
 
 # ---------------------------------------------------------------------------
@@ -146,29 +145,9 @@ def check_record(
         raise InvalidInputError(f"record {index}: id must be a non-empty str, got {rid!r}")
     if not rid.isascii():
         check_utf8(rid, f"record {index}: id")
-    text, ref = rec.text, rec.ref_doc_id
-    if text is not None:
-        if not isinstance(text, str):
-            raise InvalidTypeError(
-                f"{_name(rec, index)}: text must be str or None, got {type(text).__name__}"
-            )
-        if not text.isascii():
-            check_utf8(text, f"{_name(rec, index)}: text")
-    embed = rec.embed_text
-    if embed is not None:
-        if not isinstance(embed, str):
-            raise InvalidTypeError(
-                f"{_name(rec, index)}: embed_text must be str or None, got {type(embed).__name__}"
-            )
-        if not embed.isascii():
-            check_utf8(embed, f"{_name(rec, index)}: embed_text")
-    if ref is not None:
-        if not isinstance(ref, str):
-            raise InvalidTypeError(
-                f"{_name(rec, index)}: ref_doc_id must be str or None, got {type(ref).__name__}"
-            )
-        if not ref.isascii():
-            check_utf8(ref, f"{_name(rec, index)}: ref_doc_id")
+    _optional_text(rec, index, "text", rec.text)
+    _optional_text(rec, index, "embed_text", rec.embed_text)
+    _optional_text(rec, index, "ref_doc_id", rec.ref_doc_id)
     md = rec.metadata
     if not isinstance(md, Mapping):
         raise InvalidTypeError(f"{_name(rec, index)}: metadata must be a dict, got {type(md).__name__}")
@@ -216,6 +195,17 @@ def check_record(
                 f"{_name(rec, index)}: no text to encode the missing {'/'.join(needs)} vector from"
             )
     return out
+
+
+def _optional_text(rec: Record, index: int, field: str, value: Any) -> None:
+    """``value`` (a record's ``field``) is None or valid text; else an error naming the record."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        got = type(value).__name__
+        raise InvalidTypeError(f"{_name(rec, index)}: {field} must be str or None, got {got}")
+    if not value.isascii():
+        check_utf8(value, f"{_name(rec, index)}: {field}")
 
 
 def _name(rec: Record, index: int) -> str:
@@ -303,19 +293,9 @@ def sparse_batch(chunk: Sequence[Record], cleaned: list[dict[str, Any]], start: 
 
 
 def _plain_sparse(keys: list[Any], vals: list[Any]) -> bool:
-    """True when every token id is an int in [0, 2**32) and every weight a finite, non-zero float.
-
-    ``array("I")`` checks the ids' type and range in C; it also takes bools (True == 1),
-    so ids 0 and 1 send the batch to the item-by-item check, which refuses bools.
-    """
-    if len(keys) != len(vals) or not set(map(type, vals)) <= {float}:
-        return False
-    try:
-        ids = np.frombuffer(array("I", keys), dtype=np.uint32)
-    except (TypeError, OverflowError):
-        return False
-    weights = np.frombuffer(array("d", vals), dtype=np.float64)
-    return bool(np.isfinite(weights).all() and weights.all() and (ids > 1).all())
+    """True when the batch's items need no item-by-item check: plain ids and finite, non-zero
+    float weights (zeros are dropped by :func:`~shared.query_planning.sparse_arrays`)."""
+    return set(map(type, vals)) <= {float} and is_plain_sparse(keys, vals) and 0.0 not in vals
 
 
 def check_all(

@@ -59,7 +59,7 @@ from .errors import InvalidInputError, InvalidTypeError, UnsupportedOperationErr
 from .mrl import truncate
 from .schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from .types import FloatArray, SparseDict
-from .validation import non_negative_number, positive_int
+from .validation import is_plain_sparse, non_negative_number, positive_int
 
 try:  # Python 3.11+
     from enum import StrEnum as _StrEnum
@@ -269,19 +269,11 @@ def sparse_arrays(vector: Mapping[Any, Any], name: str) -> tuple[list[int], list
     if not vector:
         return [], []
     keys_l, vals_l = list(vector), list(vector.values())
-    val_types = set(map(type, vals_l))
-    if (
-        set(map(type, keys_l)) <= {int}
-        and val_types <= {float, int}
-        and min(keys_l) >= 0
-        and max(keys_l) < 2**32
-        and all(map(math.isfinite, vals_l))
-    ):
-        # Plain Python ints and floats (encoders' SparseDict): builtins only, no numpy round trip.
+    if is_plain_sparse(keys_l, vals_l):
         if 0 in vals_l:
             kept = [(k, v) for k, v in zip(keys_l, vals_l, strict=True) if v != 0]
             return [k for k, _ in kept], [float(v) for _, v in kept]
-        return keys_l, vals_l if val_types == {float} else [float(v) for v in vals_l]
+        return keys_l, vals_l if set(map(type, vals_l)) == {float} else [float(v) for v in vals_l]
     keys = np.asarray(list(vector.keys()))
     vals = np.asarray(list(vector.values()))
     ok = (

@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import InvalidInputError, InvalidTypeError
 
-__all__ = ["check_utf8", "id_list", "non_negative_number", "positive_int", "text_list"]
+__all__ = ["check_utf8", "id_list", "is_plain_sparse", "non_negative_number", "positive_int", "text_list"]
 
 
 def positive_int(value: Any, name: str) -> int:
@@ -75,3 +75,21 @@ def text_list(texts: Any, name: str = "texts") -> list[str]:
         # Lone surrogates cannot be tokenized or stored (JSON): refused here, named.
         check_utf8(t, f"{name}[{i}]")
     return out
+
+
+def is_plain_sparse(keys: list[Any], values: list[Any]) -> bool:
+    """True when every token id is a Python int in [0, 2**32) and every weight a finite Python
+    int or float (what encoders return): such sparse items need no item-by-item check.
+
+    Builtins only (no numpy round trip); bools are neither (their type is ``bool``).
+    """
+    if not keys:
+        return not values
+    return (
+        len(keys) == len(values)
+        and set(map(type, keys)) <= {int}
+        and set(map(type, values)) <= {float, int}
+        and min(keys) >= 0
+        and max(keys) < 2**32
+        and all(map(math.isfinite, values))
+    )

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, InvalidTypeError
 from ..types import Encoder, EncoderIdentity, SparseDict, TextKind
+from ..validation import is_plain_sparse
 from .base import BaseEncoder, Entry
 
 __all__ = ["FunctionEncoder", "encoder_from_functions", "pair_encoders", "sparse_dict"]
@@ -35,10 +36,8 @@ def sparse_dict(vector: Any, where: str) -> SparseDict:
 
     Zero weights are dropped; a repeated index, a bad index or weight is refused naming ``where``.
     """
-    if type(vector) is dict and vector:
-        plain = _plain(vector)
-        if plain is not None:
-            return plain
+    if type(vector) is dict and is_plain_sparse(list(vector), list(vector.values())):
+        return {k: float(w) for k, w in vector.items() if w != 0}
     if isinstance(vector, Mapping):
         items = list(vector.items())
     else:
@@ -67,17 +66,6 @@ def sparse_dict(vector: Any, where: str) -> SparseDict:
             raise InvalidInputError(f"{where}: weight of token {index} is NaN or infinity")
         out[int(index)] = w
     return {k: v for k, v in out.items() if v != 0.0}
-
-
-def _plain(vector: dict[Any, Any]) -> SparseDict | None:
-    """``vector`` without its zero weights when every index is an int in range and every weight a
-    finite float (what models return); None sends anything else through the item-by-item checks."""
-    keys, weights = vector.keys(), vector.values()
-    if set(map(type, keys)) != {int} or set(map(type, weights)) != {float}:
-        return None
-    if min(keys) < 0 or max(keys) >= 2**32 or not math.isfinite(sum(map(abs, weights))):
-        return None
-    return {k: w for k, w in vector.items() if w != 0.0}
 
 
 class FunctionEncoder(BaseEncoder):
