@@ -240,12 +240,15 @@ def run_on_ray(
     if not ray.is_initialized():
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         started = True
+    context = ray.data.DataContext.get_current()
+    saved = (context.enable_progress_bars, context.target_max_block_size)
     try:
-        ray.data.DataContext.get_current().enable_progress_bars = False
+        context.enable_progress_bars = False
+        # Blocks of about one batch: the actor pool hands out whole blocks, so a block holding
+        # the whole file would keep every actor but one idle.
+        context.target_max_block_size = _batch_bytes(source, fields, format, chunker, batch_size)
         described = ray.get(
-            ray.remote(_describe)
-            .options(num_cpus=cpus, num_gpus=gpus_per_worker, max_calls=1)
-            .remote(model, options)
+            ray.remote(max_calls=1, num_cpus=cpus, num_gpus=gpus_per_worker)(_describe).remote(model, options)
         )
         # Open the target once here: a guard mismatch fails before anything is encoded, and a
         # new collection is created once (not raced by the workers).
@@ -280,7 +283,7 @@ def run_on_ray(
             },
             batch_size=batch_size,
             batch_format="pyarrow",
-            concurrency=workers,
+            compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=cpus,
             num_gpus=gpus_per_worker or None,
         )
@@ -307,8 +310,21 @@ def run_on_ray(
                 sink.close()
         return result
     finally:
+        context.enable_progress_bars, context.target_max_block_size = saved
         if started:
             ray.shutdown()
+
+
+def _batch_bytes(source: Any, fields: Fields, format: str | None, chunker: Chunker | None, size: int) -> int:
+    """About the Arrow size of ``size`` rows of ``source`` (from its first batch; 64 KiB if unknown)."""
+    import os
+
+    if isinstance(source, (str, os.PathLike)):
+        first = next(read_part(plan_parts(source, format)[0], fields, size), [])
+        if first:
+            table = _rows_table(chunk_rows(first, chunker))
+            return max(1024, int(table.nbytes / table.num_rows * size))
+    return 64 * 1024
 
 
 def _source_dataset(

@@ -451,30 +451,25 @@ def index(
     else:
         if workers != 1 or gpus_per_worker:
             raise InvalidInputError("workers= and gpus_per_worker= need ray= (Ray Data)")
+        batches = source_batches(source, fields, format, batch_size)  # a bad source fails before the model loads
         if encoder is None:
             from ..encoders import load_encoder
 
             encoder = load_encoder(model, **options)
-        result = _run_in_process(
-            source, spec, encoder, fields, format, chunker, batch_size, max_errors, show_progress, progress
-        )
+        result = _run_in_process(batches, spec, encoder, chunker, max_errors, show_progress, progress)
     result.seconds = time.perf_counter() - t0
     return result
 
 
 def _run_in_process(
-    source: Any,
+    batches: Iterable[list[Row]],
     spec: TargetSpec,
     encoder: Encoder,
-    fields: Fields,
-    format: str | None,
     chunker: Chunker | None,
-    batch_size: int,
     max_errors: int | None,
     show_progress: bool,
     progress: Callable[[IndexResult], None] | None,
 ) -> IndexResult:
-    batches = source_batches(source, fields, format, batch_size)
     result = IndexResult(spec.describe(), spec.collection)
     sink = StoreSink(spec, encoder)
     try:
