@@ -117,3 +117,8 @@ def same_collection() -> Callable[[HybridStore, HybridStore, list[str]], None]:
 @pytest.fixture
 def twin() -> Callable[[list[dict[str, Any]], Any, Path], HybridStore]:
     return adapter_store
+
+
+@pytest.fixture
+def make_corpus() -> Callable[..., list[dict[str, Any]]]:
+    return write_corpus
