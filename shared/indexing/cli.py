@@ -90,7 +90,9 @@ def add_index_parser(sub: Any, positive_int: Callable[[str], int]) -> None:
     model.add_argument("--threads", type=positive_int, help="encoder threads per process (default: cores)")
 
     store = p.add_argument_group("collection (a new one; an existing one keeps its settings)")
-    store.add_argument("--preset", metavar="P", help="quantization preset, e.g. int8, binary-2bit (default: none)")
+    store.add_argument(
+        "--preset", metavar="P", help="quantization preset, e.g. int8, binary-2bit (default: none)"
+    )
     store.add_argument("--colbert", action="store_true", help="store ColBERT multivectors (BGE-M3)")
     store.add_argument("--on-disk", action="store_true", help="originals on disk, quantized codes in RAM")
     store.add_argument("--shard-number", type=positive_int, metavar="N", help="shards on a server")
@@ -134,11 +136,11 @@ def _chunker(spec: str | None) -> Callable[[str], Any] | None:
         raise InvalidInputError(f"--chunker {spec}: {exc}") from None
     if not callable(obj):
         raise InvalidInputError(f"--chunker {spec} is not callable")
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def _cmd_index(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from .run import index
+    from .api import index
     from .sources import Fields
 
     if args.max_errors is not None and args.max_errors < 0:

@@ -31,10 +31,10 @@ from .run import (
     BatchStats,
     DescribedEncoder,
     IndexResult,
+    ProgressBar,
     RecordError,
     StoreSink,
     TargetSpec,
-    _Progress,
     process_batch,
 )
 from .sources import Chunker, Fields, Row, SourcePart, chunk_rows, plan_parts, read_part, row_from_mapping
@@ -52,11 +52,9 @@ def import_ray() -> Any:
     """The ``ray`` module with Ray Data, or an error saying how to install it."""
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError:
-        raise MissingDependencyError(
-            'running on Ray needs Ray Data: pip install "m3-hybrid[ray]"'
-        ) from None
+        raise MissingDependencyError('running on Ray needs Ray Data: pip install "m3-hybrid[ray]"') from None
     return ray
 
 
@@ -101,7 +99,9 @@ def _table_rows(table: Any) -> list[Row]:
 def _read_parts(batch: Any, fields: Fields, batch_size: int, chunker: Chunker | None) -> Iterator[Any]:
     """Read step: each input row names one file; yields its rows ``batch_size`` at a time."""
     for path, fmt, name in zip(
-        batch.column("path").to_pylist(), batch.column("format").to_pylist(), batch.column("name").to_pylist(),
+        batch.column("path").to_pylist(),
+        batch.column("format").to_pylist(),
+        batch.column("name").to_pylist(),
         strict=True,
     ):
         for rows in read_part(SourcePart(path, fmt, name), fields, batch_size):
@@ -115,7 +115,9 @@ def _dataset_rows(batch: Any, fields: Fields, chunker: Chunker | None) -> Any:
     for obj in batch.to_pylist():
         rid = obj.get(fields.id) if fields.id is not None else None
         if rid is None or rid == "":
-            rows.append(Row("a dataset row", error=f"no id: a Ray Dataset row needs its id field {fields.id!r}"))
+            rows.append(
+                Row("a dataset row", error=f"no id: a Ray Dataset row needs its id field {fields.id!r}")
+            )
             continue
         rows.append(row_from_mapping(obj, fields, f"dataset row {str(rid)[:80]!r}"))
     return _rows_table(chunk_rows(rows, chunker))
@@ -288,7 +290,7 @@ def run_on_ray(
             num_gpus=gpus_per_worker or None,
         )
         result = IndexResult(spec.describe(), spec.collection, ray=True)
-        with _Progress(show_progress) as bar:
+        with ProgressBar(show_progress) as bar:
             for out in encoded.iter_batches(batch_size=None, batch_format="pyarrow"):
                 for text in out.column("stats").to_pylist():
                     result.add(BatchStats.from_json(json.loads(text)))

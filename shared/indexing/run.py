@@ -1,5 +1,5 @@
-"""``index``: read records, skip those already stored, encode the rest, write them (what
-``m3-hybrid index`` runs), in this process or fanned out on Ray Data (``ray=``).
+"""The indexing steps: read records, skip those already stored, encode the rest, write them
+(what :func:`shared.indexing.index` runs, in this process or fanned out on Ray Data).
 
 Both ways run the same per-batch step, :func:`process_batch`: the rows of one batch are
 checked (bad ones become :class:`RecordError`s naming id and place), the ids already in the
@@ -16,26 +16,26 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidInputError, InvalidTypeError, M3HybridError, UnsupportedOperationError
 from ..retry import RetryPolicy
-from ..types import EncodeResult, Encoder, EncoderIdentity, Record, TextKind
-from ..validation import positive_int
+from ..types import Encoder, EncodeResult, EncoderIdentity, Record, TextKind
 from .sources import Chunker, Fields, Row, chunk_rows, plan_parts, read_part, rows_from_items
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "BatchStats",
     "IndexResult",
+    "ProgressBar",
     "RecordError",
     "StoreSink",
     "TargetSpec",
-    "index",
     "process_batch",
+    "run_in_process",
+    "source_batches",
 ]
 
 logger = logging.getLogger(__name__)
@@ -76,9 +76,7 @@ class BatchStats:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BatchStats:
-        return cls(
-            int(data["written"]), int(data["skipped"]), [RecordError(*e) for e in data["errors"]]
-        )
+        return cls(int(data["written"]), int(data["skipped"]), [RecordError(*e) for e in data["errors"]])
 
 
 @dataclass
@@ -253,7 +251,11 @@ class DescribedEncoder:
         return cls(encoder.identity, encoder.dense_dim, encoder.outputs)
 
     def to_json(self) -> dict[str, Any]:
-        return {"identity": self._identity.to_dict(), "dense_dim": self._dense_dim, "outputs": sorted(self._outputs)}
+        return {
+            "identity": self._identity.to_dict(),
+            "dense_dim": self._dense_dim,
+            "outputs": sorted(self._outputs),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DescribedEncoder:
@@ -292,13 +294,6 @@ class DescribedEncoder:
 # ---------------------------------------------------------------------------
 # one batch
 # ---------------------------------------------------------------------------
-
-
-class _Sink:
-    """What :func:`process_batch` needs from the store side (a :class:`StoreSink` or a Ray actor proxy)."""
-
-    def present(self, ids: Sequence[str]) -> list[str]: ...  # pragma: no cover
-    def write(self, records: Sequence[Record], wheres: Sequence[str]) -> list[RecordError]: ...  # pragma: no cover
 
 
 def process_batch(rows: Sequence[Row], encoder: Encoder, outputs: Sequence[str], sink: Any) -> BatchStats:
@@ -362,106 +357,7 @@ def _with_vectors(row: Row, result: EncodeResult, i: int) -> Record:
 # ---------------------------------------------------------------------------
 
 
-def index(
-    source: Any,
-    target: str | os.PathLike[str],
-    collection: str,
-    *,
-    model: str | os.PathLike[str] | None = "BAAI/bge-m3",
-    encoder_options: Mapping[str, Any] | None = None,
-    encoder: Encoder | None = None,
-    store_options: Mapping[str, Any] | None = None,
-    fields: Fields | None = None,
-    format: str | None = None,
-    chunker: Chunker | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    max_errors: int | None = None,
-    api_key: str | None = None,
-    timeout: float | None = None,
-    retry: RetryPolicy | None = None,
-    ray: bool | str | None = None,
-    workers: int = 1,
-    cpus_per_worker: float | None = None,
-    gpus_per_worker: float = 0.0,
-    show_progress: bool = False,
-    progress: Callable[[IndexResult], None] | None = None,
-) -> IndexResult:
-    """Index ``source`` into ``collection`` at ``target``; rerunning it resumes (see the module docstring).
-
-    * ``source``: a JSONL/Parquet/CSV file, a directory (text/Markdown files, or every file of
-      ``format``), an iterable of :class:`~shared.types.Record` or mappings, or (with ``ray``)
-      a ``ray.data.Dataset``. ``fields`` names the text, id and metadata fields.
-    * ``target``: a directory (embedded store), ``local:DIR`` or an ``http(s)://`` URL, as for
-      ``migrate``. ``store_options``: :class:`~shared.store.HybridStore` keywords for a new
-      collection (``quantization=``, ``shard_number=``, ...).
-    * ``model`` and ``encoder_options`` are :func:`~shared.encoders.load_encoder`'s arguments
-      (``backend="onnx", precision="int8", max_batch_tokens=...``); or pass a built ``encoder``
-      (in-process only).
-    * ``chunker``: splits each document's text into chunks (ids ``DOC#k``, ``ref_doc_id`` DOC).
-    * ``ray``: None/False runs in this process; True joins (or starts) a Ray cluster as
-      ``ray.init()`` would; a string is its address. ``workers`` encoders run in an actor
-      pool, each with ``cpus_per_worker`` CPUs (default: ``encoder_options["threads"]`` or 1)
-      and ``gpus_per_worker`` GPUs.
-    * Bad records are reported in the result and do not stop the others, unless more than
-      ``max_errors`` fail (then the run stops, ``aborted``).
-    """
-    positive_int(batch_size, "batch_size")
-    positive_int(workers, "workers")
-    if max_errors is not None and (isinstance(max_errors, bool) or not isinstance(max_errors, int) or max_errors < 0):
-        raise InvalidInputError(f"max_errors must be an int >= 0 or None, got {max_errors!r}")
-    fields = fields if fields is not None else Fields()
-    spec = TargetSpec(
-        os.fspath(target) if isinstance(target, os.PathLike) else target,
-        collection,
-        dict(store_options or {}),
-        api_key,
-        timeout,
-        retry,
-    )
-    if not isinstance(spec.endpoint, str):
-        raise InvalidTypeError(
-            f"target must be a directory, 'local:DIR' or an http(s):// URL, got {type(target).__name__}"
-        )
-    options = {"show_progress": False, **dict(encoder_options or {})}
-    t0 = time.perf_counter()
-    if ray is not None and ray is not False:
-        if encoder is not None:
-            raise InvalidInputError(
-                "with ray= every worker loads its own encoder: pass model= and encoder_options=, not encoder="
-            )
-        from .ray_runner import run_on_ray
-
-        result = run_on_ray(
-            source,
-            spec,
-            model=model,
-            encoder_options=options,
-            fields=fields,
-            format=format,
-            chunker=chunker,
-            batch_size=batch_size,
-            max_errors=max_errors,
-            address=None if ray is True else str(ray),
-            workers=workers,
-            cpus_per_worker=cpus_per_worker,
-            gpus_per_worker=gpus_per_worker,
-            show_progress=show_progress,
-            progress=progress,
-        )
-    else:
-        if workers != 1 or gpus_per_worker:
-            raise InvalidInputError("workers= and gpus_per_worker= need ray= (Ray Data)")
-        batches = source_batches(source, fields, format, batch_size)  # a bad source fails before the model loads
-        if encoder is None:
-            from ..encoders import load_encoder
-
-            encoder = load_encoder(model, **options)
-        result = _run_in_process(batches, spec, encoder, chunker, max_errors, show_progress, progress)
-    result.seconds = time.perf_counter() - t0
-    return result
-
-
-def _run_in_process(
+def run_in_process(
     batches: Iterable[list[Row]],
     spec: TargetSpec,
     encoder: Encoder,
@@ -474,7 +370,7 @@ def _run_in_process(
     sink = StoreSink(spec, encoder)
     try:
         outputs = sink.outputs(encoder.outputs)
-        with _Progress(show_progress) as bar:
+        with ProgressBar(show_progress) as bar:
             for rows in batches:
                 stats = process_batch(chunk_rows(rows, chunker), encoder, outputs, sink)
                 result.add(stats)
@@ -499,12 +395,13 @@ def source_batches(source: Any, fields: Fields, format: str | None, batch_size: 
         raise InvalidInputError("a ray.data.Dataset source needs ray= (Ray Data)")
     if not isinstance(source, Iterable):
         raise InvalidTypeError(
-            f"source must be a path, an iterable of records or a ray.data.Dataset, got {type(source).__name__}"
+            "source must be a path, an iterable of records or a ray.data.Dataset, "
+            f"got {type(source).__name__}"
         )
     return rows_from_items(source, fields, batch_size)
 
 
-class _Progress:
+class ProgressBar:
     """A tqdm counter of records done (written, skipped, failed) on stderr."""
 
     def __init__(self, enabled: bool) -> None:
@@ -519,9 +416,11 @@ class _Progress:
             return
         done = result.written + result.skipped + result.failed
         self._bar.update(done - self._bar.n)
-        self._bar.set_postfix(written=result.written, skipped=result.skipped, failed=result.failed, refresh=False)
+        self._bar.set_postfix(
+            written=result.written, skipped=result.skipped, failed=result.failed, refresh=False
+        )
 
-    def __enter__(self) -> _Progress:
+    def __enter__(self) -> ProgressBar:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -43,7 +43,13 @@ __all__ = [
 FORMATS = ("jsonl", "parquet", "csv", "text")
 #: Files a directory source reads as one document each (other files are ignored).
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
-_SUFFIX_FORMAT = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".csv": "csv"}
+_SUFFIX_FORMAT = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".csv": "csv",
+}
 
 #: Splits one document's text into chunk texts (e.g. a LangChain/LlamaIndex splitter's ``split_text``).
 Chunker = Callable[[str], Iterable[str]]
@@ -110,12 +116,12 @@ def plan_parts(source: str | os.PathLike[str], format: str | None = None) -> lis
         return [SourcePart(str(p), fmt, p.relative_to(path).as_posix()) for p in files]
     if not path.is_file():
         raise InvalidInputError(f"no file or directory at {path}")
-    fmt = format or _format_of(path)
-    if fmt is None:
+    found = format or _format_of(path)
+    if found is None:
         raise InvalidInputError(
             f"cannot tell the format of {path} from its suffix; give the format ({', '.join(FORMATS)})"
         )
-    return [SourcePart(str(path), fmt, path.name)]
+    return [SourcePart(str(path), found, path.name)]
 
 
 def _format_of(path: Path) -> str | None:
@@ -232,7 +238,9 @@ def row_from_mapping(obj: Mapping[str, Any], fields: Fields, where: str) -> Row:
     if rid is None or rid == "":
         rid = where
     elif isinstance(rid, bool) or not isinstance(rid, (str, int)):
-        return Row(where, error=f"field {fields.id!r} (the id) must be a string or an integer, got {rid!r:.60}")
+        return Row(
+            where, error=f"field {fields.id!r} (the id) must be a string or an integer, got {rid!r:.60}"
+        )
     rid = str(rid)
     text = obj.get(fields.text)
     if text is None:

@@ -86,7 +86,9 @@ def assert_same_collection(ours: HybridStore, theirs: HybridStore, queries: list
         np.testing.assert_allclose(np.asarray(x.dense), np.asarray(y.dense), atol=1e-6)
         assert x.sparse is not None and y.sparse is not None
         assert sorted(x.sparse) == sorted(y.sparse), rid
-        np.testing.assert_allclose([x.sparse[k] for k in sorted(x.sparse)], [y.sparse[k] for k in sorted(y.sparse)], atol=1e-6)
+        np.testing.assert_allclose(
+            [x.sparse[k] for k in sorted(x.sparse)], [y.sparse[k] for k in sorted(y.sparse)], atol=1e-6
+        )
     for q in queries:
         for mode, fusion in (("dense", None), ("sparse", None), ("hybrid", "m3")):
             assert _top10(ours, q, mode, fusion) == _top10(theirs, q, mode, fusion), (q, mode, fusion)

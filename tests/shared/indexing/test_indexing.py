@@ -4,7 +4,6 @@ bad records reported, every source format (the Ray runs: test_indexing_ray.py)."
 from __future__ import annotations
 
 import csv
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,11 @@ from shared.indexing import Fields, index
 from shared.store import HybridStore
 from shared.types import Record
 
-QUERIES = ["dense vectors and sparse weights", "quantization stores vectors in fewer bits", "a single forward pass"]
+QUERIES = [
+    "dense vectors and sparse weights",
+    "quantization stores vectors in fewer bits",
+    "a single forward pass",
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,12 @@ def test_jsonl_with_bad_records_equals_the_adapters_collection(
     path, expected = corpus
     target = str(tmp_path / "ours") if where == "embedded" else f"local:{tmp_path / 'ours'}"
     result = index(path, target, "docs", encoder=encoder, batch_size=8)
-    assert (result.written, result.skipped, result.failed, result.count) == (len(expected), 0, 5, len(expected))
+    assert (result.written, result.skipped, result.failed, result.count) == (
+        len(expected),
+        0,
+        5,
+        len(expected),
+    )
     assert not result.ok
     reasons = {e.where: (e.id, e.message) for e in result.errors}
     assert reasons["corpus.jsonl:5"][0] is None and "not valid JSON" in reasons["corpus.jsonl:5"][1]
@@ -92,7 +100,10 @@ def test_csv_parquet_text_dir_and_records(encoder: Any, tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.Table.from_pylist([{k: v for k, v in x.items() if k != "key"} for x in rows]), tmp_path / "p.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([{k: v for k, v in x.items() if k != "key"} for x in rows]),
+        tmp_path / "p.parquet",
+    )
     r = index(tmp_path / "p.parquet", tmp_path / "pq", "c", encoder=encoder, fields=fields)
     with HybridStore("c", path=tmp_path / "pq") as s:
         assert sorted(x.id for x in s.scroll()) == [f"p.parquet:row {i}" for i in range(1, 6)]
@@ -103,7 +114,9 @@ def test_csv_parquet_text_dir_and_records(encoder: Any, tmp_path: Path) -> None:
     (docs / "a.md").write_text("# Title\n\nfirst part.\n\nsecond part.")
     (docs / "sub" / "b.txt").write_text("only one part")
     (docs / "ignored.bin").write_bytes(b"\x00")
-    r = index(docs, tmp_path / "txt", "t", encoder=encoder, chunker=lambda t: [p for p in t.split("\n\n") if p])
+    r = index(
+        docs, tmp_path / "txt", "t", encoder=encoder, chunker=lambda t: [p for p in t.split("\n\n") if p]
+    )
     with HybridStore("t", path=tmp_path / "txt") as s:
         got = {x.id: (x.text, x.ref_doc_id, x.metadata) for x in s.scroll()}
     assert got == {

@@ -79,8 +79,15 @@ def test_two_workers_embedded_equals_adapters_and_survives_a_killed_worker(
             victims[0].send_signal(signal.SIGKILL)
 
     result = index(
-        path, tmp_path / "ours", "docs", model=model, encoder_options=ONNX,
-        ray=True, workers=2, batch_size=4, progress=kill_one_worker,
+        path,
+        tmp_path / "ours",
+        "docs",
+        model=model,
+        encoder_options=ONNX,
+        ray=True,
+        workers=2,
+        batch_size=4,
+        progress=kill_one_worker,
     )
     assert killed
     # Ray restarted the actor and retried its batch: nothing lost, nothing twice.
@@ -131,9 +138,24 @@ def test_driver_killed_mid_run_then_rerun_finishes_without_duplicates(
     expected = make_corpus(path, n=400)
     store = tmp_path / "store"
     cmd = [
-        sys.executable, "-m", "shared.cli", "index", "--from", str(path), "--to", str(store),
-        "--collection", "docs", "--model", model, "--backend", "onnx",
-        "--records-per-batch", "4", "--ray", cluster,
+        sys.executable,
+        "-m",
+        "shared.cli",
+        "index",
+        "--from",
+        str(path),
+        "--to",
+        str(store),
+        "--collection",
+        "docs",
+        "--model",
+        model,
+        "--backend",
+        "onnx",
+        "--records-per-batch",
+        "4",
+        "--ray",
+        cluster,
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
