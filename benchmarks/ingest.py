@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from shared.encoders.onnx import export_onnx, is_onnx_export
     from shared.models import minilm_path
-    from shared.testing import make_bge_m3_checkpoint
+    from tests.support.checkpoint import make_bge_m3_checkpoint
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="m3-ingest-bench-"))
     work.mkdir(parents=True, exist_ok=True)

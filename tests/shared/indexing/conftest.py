@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from shared.store import HybridStore
-from shared.testing import sample_corpus
+from tests.support.checkpoint import sample_corpus
 
 #: Lines of the JSONL corpus that must be refused, with why (line numbers are 1-based).
 BAD_LINES = {
