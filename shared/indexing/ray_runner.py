@@ -132,17 +132,7 @@ class IndexWriter:
     """The one holder of a directory store in a Ray run (a Ray actor on the driver's node)."""
 
     def __init__(self, target: TargetSpec, described: Mapping[str, Any]) -> None:
-        encoder = DescribedEncoder.from_json(described)
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                self._sink = StoreSink(target, encoder)
-                break
-            except StoreLockedError:
-                # The writer of a killed run may still be shutting down: its lock goes with it.
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        self._sink = _open_waiting(target, DescribedEncoder.from_json(described))
 
     def present(self, ids: Sequence[str]) -> list[str]:
         return self._sink.present(ids)
@@ -155,6 +145,19 @@ class IndexWriter:
 
     def close(self) -> None:
         self._sink.close()
+
+
+def _open_waiting(target: TargetSpec, encoder: DescribedEncoder) -> StoreSink:
+    """The target's sink; a directory store still locked by a killed run's writer is waited for
+    (Ray ends a dead driver's actors within seconds, and their lock goes with them)."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            return StoreSink(target, encoder)
+        except StoreLockedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 class _WriterProxy:
@@ -254,7 +257,7 @@ def run_on_ray(
         )
         # Open the target once here: a guard mismatch fails before anything is encoded, and a
         # new collection is created once (not raced by the workers).
-        first = StoreSink(spec, DescribedEncoder.from_json(described))
+        first = _open_waiting(spec, DescribedEncoder.from_json(described))
         try:
             outputs = first.outputs(described["outputs"])
         finally:
