@@ -25,7 +25,6 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -64,13 +63,17 @@ def write_jsonl(path: Path, texts: list[str]) -> Path:
 
 
 class TreeRss:
-    """Samples the summed RSS of this process and its descendants (peak kept)."""
+    """Samples the RSS of this process (``own``) and the sum over it and its descendants (``peak``).
+
+    Sampled, not ``ru_maxrss``: Linux carries ``ru_maxrss`` over ``exec`` from the forking parent.
+    """
 
     def __init__(self) -> None:
         import psutil
 
         self._me = psutil.Process()
         self.peak = 0
+        self.own = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -80,16 +83,18 @@ class TreeRss:
 
         while not self._stop.is_set():
             total = 0
+            with contextlib.suppress(psutil.Error):
+                self.own = max(self.own, self._me.memory_info().rss)
             for p in [self._me, *self._me.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):
                     total += p.memory_info().rss
             self.peak = max(self.peak, total)
             self._stop.wait(0.2)
 
-    def stop(self) -> int:
+    def stop(self) -> tuple[int, int]:
         self._stop.set()
         self._thread.join()
-        return self.peak
+        return self.own, self.peak
 
 
 def child(config: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +124,7 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
         **kwargs,
     )
     seconds = time.perf_counter() - t
+    own, tree_peak = tree.stop()
     if config["mode"] == "ray":
         import ray
 
@@ -129,8 +135,8 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
         "seconds": seconds,
         "per_s": result.written / seconds,
         "ray_start_s": ray_start,
-        "driver_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "tree_peak_mb": tree.stop() / 2**20,
+        "driver_peak_mb": own / 2**20,
+        "tree_peak_mb": tree_peak / 2**20,
     }
 
 
