@@ -58,7 +58,7 @@ except ImportError:  # pragma: no cover - Windows
 
 from ..errors import BackendError, InvalidInputError, InvalidTypeError, M3HybridError, StoreLockedError
 from ..quantization import QuantizationPreset
-from ..query_planning import (
+from ..query.plan import (
     DbsfFusion,
     MmrQuery,
     Nearest,

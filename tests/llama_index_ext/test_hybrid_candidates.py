@@ -60,7 +60,9 @@ class _Words(BaseSparseEmbedding):
 
 
 def _store(path: Path, **options: object) -> HybridQdrantVectorStore:
-    store = HybridQdrantVectorStore("c", path=path, embed_model=_Hash(), sparse_embed_model=_Words(), **options)
+    store = HybridQdrantVectorStore(
+        "c", path=path, embed_model=_Hash(), sparse_embed_model=_Words(), **options
+    )
     store.add([TextNode(id_=f"n{i}", text=f"common word{i} " + "filler " * i) for i in range(N_DOCS)])
     return store
 
@@ -85,7 +87,8 @@ def test_a_per_query_candidate_k_narrows_the_hybrid_prefetches(tmp_path: Path) -
         ).ids
         narrow = store.query(HYBRID, candidate_k=1).ids
         assert set(narrow) == set(dense_top) | set(sparse_top)
-        assert asyncio.run(store.aquery(HYBRID, candidate_k=1)).ids == narrow
+        # (Both are rank 1 of their side: an RRF tie, in either order.)
+        assert set(asyncio.run(store.aquery(HYBRID, candidate_k=1)).ids or []) == set(narrow)
         # alpha=0 is a sparse-only query of the sparse side's candidates: max(1, candidate_k) of them.
         assert len(store.query(SPARSE_ONLY).ids) == 5
         assert store.query(SPARSE_ONLY, candidate_k=1).ids == sparse_top
