@@ -34,7 +34,7 @@ from qdrant_client import models
 
 from shared.config import ADD_BATCH_SIZE, StoreConfig, option_doc
 from shared.errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
-from shared.filters import and_filters, check_filter
+from shared.filters import and_filters
 from shared.query.options import SEARCH_OPTIONS, mmr_fetch_k
 from shared.retry import RetryPolicy
 from shared.schema import REF_DOC_ID_KEY
@@ -345,7 +345,7 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
         if not isinstance(query, VectorStoreQuery):
             raise InvalidTypeError(f"query must be a VectorStoreQuery, got {type(query).__name__}")
         options = dict(kwargs)
-        raw_filter = check_filter(options.pop("qdrant_filters", None))
+        raw_filter = options.pop("qdrant_filters", None)  # checked by and_filters
         unknown = sorted(set(options) - _QUERY_OPTIONS - _MMR_OPTIONS)
         if unknown:
             raise InvalidInputError(

@@ -119,9 +119,17 @@ def is_plain_sparse(keys: list[Any], values: list[Any]) -> bool:
 # ---------------------------------------------------------------------------
 
 
-def dense_vector(value: Any, what: str, dim: int | None = None, *, check_values: bool = True) -> np.ndarray:
+def dense_vector(
+    value: Any,
+    what: str,
+    dim: int | None = None,
+    *,
+    check_values: bool = True,
+    expects: str = "the collection expects",
+) -> np.ndarray:
     """``value`` as a float32 vector: 1-d, non-empty, ``dim`` long when given; with
-    ``check_values`` also finite and not all zeros (cosine needs a norm). ``what`` names it."""
+    ``check_values`` also finite and not all zeros (cosine needs a norm). ``what`` names it,
+    ``expects`` says whose size ``dim`` is."""
     try:
         arr = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError):
@@ -129,7 +137,7 @@ def dense_vector(value: Any, what: str, dim: int | None = None, *, check_values:
     if arr.ndim != 1 or arr.shape[0] == 0:
         raise InvalidInputError(f"{what} must be a non-empty 1-d sequence of numbers, got shape {arr.shape}")
     if dim is not None and arr.shape[0] != dim:
-        raise InvalidInputError(f"{what} has size {arr.shape[0]}, the collection expects {dim}")
+        raise InvalidInputError(f"{what} has size {arr.shape[0]}, {expects} {dim}")
     if check_values:
         # Fast path: one dot product is finite and non-zero for every usable vector.
         sq = float(arr @ arr)
