@@ -27,7 +27,7 @@ from shared.query.plan import Nearest, RrfFusion, WeightedSum, plan_query, spars
 from shared.schema import CollectionSchema
 from shared.store import HybridStore
 from shared.types import Record
-from tests.test_store_scroll import WordCounts
+from tests.shared.test_store_scroll import WordCounts
 
 DIM = 8
 N = 12
