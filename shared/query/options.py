@@ -220,8 +220,6 @@ SEARCH_OPTIONS: frozenset[str] = QUERY_ARGUMENTS - {
 }
 #: Defaults of the per-call arguments that are not "the store's default" (None).
 QUERY_ARGUMENT_DEFAULTS: Mapping[str, Any] = {"limit": 10, "offset": 0, "exact": False, "with_vectors": False}
-#: The arguments that size a hybrid query the LlamaIndex way (:func:`weighted_hybrid`).
-_WEIGHTED = ("alpha", "dense_k", "sparse_k")
 
 
 class QueryResolver:
@@ -258,7 +256,13 @@ class QueryResolver:
         mode = a.get("mode")
         if mode is None:
             mode = self.default_mode(text, a.get("dense"), a.get("sparse"), schema)
+        # LlamaIndex's terms (None when none is given), sized with this query's candidate_k.
+        weighted = None
+        if "alpha" in a or "dense_k" in a or "sparse_k" in a:
+            weights_given = "dense_weight" in a or "sparse_weight" in a
+            weighted = (a.get("alpha"), a.get("dense_k"), a.get("sparse_k"), weights_given)
         opts = self._checked(
+            weighted,
             mode=mode,
             limit=a["limit"],
             offset=a["offset"],
@@ -284,8 +288,6 @@ class QueryResolver:
                 schema.identity.sparse_kind if schema.identity is not None else None,
             ),
         )
-        if any(name in a for name in _WEIGHTED):
-            opts = _weighted(opts, a)
         return opts if filter is None else replace(opts, filter=filter)
 
     def default_mode(self, text: Any, dense: Any, sparse: Any, schema: CollectionSchema) -> RetrievalMode:
@@ -318,18 +320,20 @@ class QueryResolver:
             return False
         return colbert is not None or (text is not None and can_encode_colbert)
 
-    def _checked(self, **kwargs: Any) -> QueryOptions:
-        """:func:`resolve_options`, cached per distinct arguments."""
+    def _checked(self, weighted: tuple[Any, ...] | None, **kwargs: Any) -> QueryOptions:
+        """:func:`resolve_options` (then :func:`_weighted`), cached per distinct arguments."""
         key: tuple[Any, ...] | None
         try:
             # Types are part of the key: 1 == True == 1.0, but only one of them is a valid limit.
-            values = tuple(kwargs.values())
+            values = (weighted, *kwargs.values())
             key = (values, tuple(map(type, values)))
             opts = self._cache.get(key)
         except TypeError:  # an unhashable argument: resolve_options reports it
             key, opts = None, None
         if opts is None:
             opts = resolve_options(**kwargs)
+            if weighted is not None:
+                opts = _weighted(opts, *weighted)
             if key is not None:
                 if len(self._cache) >= 256:
                     self._cache.clear()
@@ -337,23 +341,26 @@ class QueryResolver:
         return opts
 
 
-def _weighted(opts: QueryOptions, a: Mapping[str, Any]) -> QueryOptions:
+def _weighted(
+    opts: QueryOptions, alpha: Any, dense_k: Any, sparse_k: Any, weights_given: bool
+) -> QueryOptions:
     """``opts`` sized and weighed the LlamaIndex way (:func:`weighted_hybrid`), with this
     query's ``candidate_k``; an explicit ``dense_candidates`` / ``sparse_candidates`` wins."""
     if opts.mode is not RetrievalMode.HYBRID:
         raise InvalidInputError(f"alpha, dense_k and sparse_k apply to hybrid queries, not {opts.mode.value}")
     w = weighted_hybrid(
-        a.get("alpha"),
+        alpha,
         limit=opts.limit,
-        dense_k=a.get("dense_k", opts.window),
-        sparse_k=a.get("sparse_k", opts.window),
+        dense_k=opts.window if dense_k is None else dense_k,
+        sparse_k=opts.window if sparse_k is None else sparse_k,
         candidate_k=opts.candidate_k,
         fusion=opts.fusion,
-        weights_given="dense_weight" in a or "sparse_weight" in a,
+        weights_given=weights_given,
     )
-    for given in ("dense_candidates", "sparse_candidates"):
-        if given in a:
-            w.pop(given, None)
+    if opts.dense_candidates is not None:
+        w.pop("dense_candidates", None)
+    if opts.sparse_candidates is not None:
+        w.pop("sparse_candidates", None)
     return replace(opts, **w)
 
 
