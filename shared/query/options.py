@@ -418,7 +418,8 @@ def weighted_hybrid(
     fusion: str | FusionMethod,
     weights_given: bool,
 ) -> dict[str, Any]:
-    """``HybridStore.query`` arguments of a hybrid query weighed by ``alpha`` (LlamaIndex's terms).
+    """Mode, limit, weights and prefetch sizes of a hybrid query in LlamaIndex's terms (``alpha``,
+    per-side ``dense_k`` / ``sparse_k``), as :class:`QueryResolver` applies them.
 
     ``alpha`` is the dense share: 0 is sparse only and 1 dense only, exactly (that
     side's ``dense_k``/``sparse_k`` candidates cut to ``limit``); in between the fused
