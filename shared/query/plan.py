@@ -253,8 +253,7 @@ def plan_query(
     first_limit = candidates if opts.colbert_rerank else window
     if mode is RetrievalMode.DENSE:
         assert dense is not None
-        pool = max(first_limit, opts.candidate_k)
-        first = _dense_stage(schema, dense, dense.tolist(), first_limit, opts, flt, pool)
+        first = _dense_stage(schema, dense, dense.tolist(), first_limit, opts, flt, candidates)
     elif mode is RetrievalMode.SPARSE:
         assert sparse is not None
         first = _sparse_stage(sparse, first_limit, flt)
