@@ -174,3 +174,22 @@ def test_driver_killed_mid_run_then_rerun_finishes_without_duplicates(
     assert result.skipped > 0 and result.written > 0
     assert result.written + result.skipped == len(expected)
     assert result.count == len(expected) and result.failed == 5
+
+
+def test_a_ray_dataset_source_needs_ids_and_gives_the_same_points(
+    cluster: str, model: str, tmp_path: Path
+) -> None:
+    rows = [{"id": f"r{i}", "text": f"passage number {i} about retrieval", "k": i} for i in range(12)]
+    dataset = ray.data.from_items([*rows, {"text": "a row without its id"}])
+    result = index(
+        dataset, tmp_path / "ray", "docs", model=model, encoder_options=ONNX, ray=True, batch_size=4
+    )
+    assert (result.written, result.failed, result.count) == (12, 1, 12)
+    assert "needs its id field 'id'" in result.errors[0].message
+    here = index(rows, tmp_path / "here", "docs", model=model, encoder_options=ONNX)
+    assert here.count == 12
+    with HybridStore("docs", path=tmp_path / "ray") as a, HybridStore("docs", path=tmp_path / "here") as b:
+        x = {r.id: r for r in a.scroll(with_vectors=True)}
+        y = {r.id: r for r in b.scroll(with_vectors=True)}
+        assert x.keys() == y.keys() and all(x[i].metadata == y[i].metadata == {"k": int(i[1:])} for i in x)
+        assert all(abs(float(sum(x[i].dense) - sum(y[i].dense))) < 1e-5 for i in x)
