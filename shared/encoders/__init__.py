@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import ALL_OUTPUTS, BaseEncoder, Entry, LRUCache, TruncationWarning
+from .base import ALL_OUTPUTS, BaseEncoder, Entry, LRUCache, ModelEncoder, ModelShape, TruncationWarning
+from .config import ENCODER_OPTIONS, EncoderConfig, EncoderOptions
 from .functions import FunctionEncoder, encoder_from_functions, pair_encoders, sparse_dict
 from .registry import clear_registry, detect_model_kind, load_encoder
 
@@ -23,13 +24,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_OUTPUTS",
+    "ENCODER_OPTIONS",
     "BGEM3Encoder",
     "BaseEncoder",
     "DenseEncoder",
+    "EncoderConfig",
+    "EncoderOptions",
     "Entry",
     "FlagM3Encoder",
     "FunctionEncoder",
     "LRUCache",
+    "ModelEncoder",
+    "ModelShape",
     "OnnxEncoder",
     "PairEncoder",
     "SpladeEncoder",
