@@ -14,7 +14,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import ParamSpec, TypeVar
 
-from .errors import InvalidTypeError
+from .errors import InvalidTypeError, M3HybridError
 
 __all__ = ["check_options", "refuse_unknown_keywords", "unknown_option_error"]
 
@@ -22,8 +22,14 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def unknown_option_error(unknown: Iterable[str], valid: Iterable[str], owner: str) -> InvalidTypeError:
-    """The error for ``unknown`` keywords given to ``owner``, with the nearest valid name of each."""
+def unknown_option_error(
+    unknown: Iterable[str], valid: Iterable[str], owner: str, error: type[M3HybridError] = InvalidTypeError
+) -> M3HybridError:
+    """The error for ``unknown`` keywords given to ``owner``, with the nearest valid name of each.
+
+    ``error``: InvalidTypeError (a TypeError, like Python's unexpected keyword) unless a
+    class refused extra fields with a ValueError before (pydantic's ``extra="forbid"``).
+    """
     choices = sorted(set(valid))
     parts = []
     guessed = True
@@ -34,15 +40,23 @@ def unknown_option_error(unknown: Iterable[str], valid: Iterable[str], owner: st
     # The full list only where no near name was found (it can be 30 names long).
     listing = "" if guessed else f"; valid options: {', '.join(choices)}"
     plural = "s" if len(parts) > 1 else ""
-    return InvalidTypeError(f"{owner} got unknown option{plural} {', '.join(parts)}{listing}")
+    return error(
+        f"{owner} got unknown option{plural} {', '.join(parts)}{listing} "
+        "(extra options are refused, not ignored)"
+    )
 
 
-def check_options(given: Iterable[str], valid: Iterable[str] | frozenset[str], owner: str) -> None:
+def check_options(
+    given: Iterable[str],
+    valid: Iterable[str] | frozenset[str],
+    owner: str,
+    error: type[M3HybridError] = InvalidTypeError,
+) -> None:
     """Raise :func:`unknown_option_error` when a name in ``given`` is not in ``valid``."""
     allowed = valid if isinstance(valid, frozenset) else frozenset(valid)
     unknown = [name for name in given if name not in allowed]
     if unknown:
-        raise unknown_option_error(unknown, allowed, owner)
+        raise unknown_option_error(unknown, allowed, owner, error)
 
 
 def refuse_unknown_keywords(func: Callable[P, R]) -> Callable[P, R]:

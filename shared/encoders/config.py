@@ -27,6 +27,7 @@ __all__ = [
     "check_batch_size",
     "encoder_option_default",
     "encoder_option_doc",
+    "options_from",
 ]
 
 #: Weight precisions: int8 is ONNX Runtime's dynamic quantization (opt-in).
@@ -168,3 +169,15 @@ def encoder_option_default(name: str) -> Any:
 def encoder_option_doc(name: str) -> str:
     """The one-line description of encoder option ``name``."""
     return str(_FIELDS[name].metadata["doc"])
+
+
+def options_from(values: Mapping[str, Any], renamed: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The encoder options among ``values`` (e.g. an adapter's fields), under their own names.
+
+    ``renamed`` maps an option to the name a framework knows it by (LlamaIndex's
+    ``embed_batch_size`` for ``batch_size``).
+    """
+    names = dict(renamed or {})
+    return {
+        option: values[names.get(option, option)] for option in _FIELDS if names.get(option, option) in values
+    }
