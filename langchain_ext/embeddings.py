@@ -26,7 +26,7 @@ from shared.encoders.config import encoder_option_doc as option_doc
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.options import check_options
 from shared.types import Encoder, TextKind
-from shared.validation import text_list
+from shared.validation import single_text, text_list
 
 __all__ = ["BGEM3Embeddings", "BGEM3SparseEmbeddings", "SparseVector"]
 
@@ -55,12 +55,6 @@ class SparseVector(BaseModel):
     def to_dict(self) -> dict[int, float]:
         """The ``{token_id: weight}`` form the core uses."""
         return dict(zip(self.indices, self.values, strict=True))
-
-
-def _query_text(text: Any, method: str) -> str:
-    if not isinstance(text, str):
-        raise InvalidTypeError(f"{method} expects a str, got {type(text).__name__}")
-    return text
 
 
 class _EncoderBacked(BaseModel):
@@ -182,7 +176,7 @@ class BGEM3Embeddings(_EncoderBacked, Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         """Embed a search query (with the query prompt, if the model has one)."""
-        query = _query_text(text, "embed_query")
+        query = single_text(text, "embed_query")
         dense = self._encode([query], "query").dense
         return [float(x) for x in dense[0].tolist()]
 
@@ -229,7 +223,7 @@ class BGEM3SparseEmbeddings(_EncoderBacked):
 
     def embed_query(self, text: str) -> SparseVector:
         """Sparse vector of a search query."""
-        query = _query_text(text, "embed_query")
+        query = single_text(text, "embed_query")
         return SparseVector.from_dict(self._encode([query], "query").sparse[0])
 
     async def aembed_documents(self, texts: list[str]) -> list[SparseVector]:

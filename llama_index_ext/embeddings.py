@@ -24,7 +24,7 @@ from shared.encoders.config import encoder_option_doc as option_doc
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.options import check_options
 from shared.types import Encoder, EncodeResult, TextKind
-from shared.validation import text_list
+from shared.validation import single_text, text_list
 
 from ._validation import validation_errors_as_ours
 
@@ -33,12 +33,6 @@ __all__ = ["DEFAULT_MODEL", "BGEM3Embedding", "BGEM3SparseEmbedding"]
 DEFAULT_MODEL = "BAAI/bge-m3"
 #: LlamaIndex's names of the shared encoder options these classes take under another name.
 _RENAMED = {"batch_size": "embed_batch_size", "document_instruction": "text_instruction"}
-
-
-def _check_text(text: Any, method: str) -> str:
-    if not isinstance(text, str):
-        raise InvalidTypeError(f"{method} expects a str, got {type(text).__name__}")
-    return text
 
 
 class _EncoderBacked(BaseModel):
@@ -136,10 +130,10 @@ class _EncoderBacked(BaseModel):
         raise NotImplementedError  # each class converts its output
 
     def _get_query_embedding(self, query: str) -> Any:
-        return self._embed([_check_text(query, "get_query_embedding")], "query")[0]
+        return self._embed([single_text(query, "get_query_embedding")], "query")[0]
 
     def _get_text_embedding(self, text: str) -> Any:
-        return self._embed([_check_text(text, "get_text_embedding")], "document")[0]
+        return self._embed([single_text(text, "get_text_embedding")], "document")[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Any]:
         return self._embed(text_list(texts), "document")

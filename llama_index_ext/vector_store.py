@@ -478,4 +478,3 @@ _MODE_SIZES: dict[VectorStoreQueryMode, _SizesOf] = {
     },
     VectorStoreQueryMode.HYBRID: HybridQdrantVectorStore._hybrid_sizes,
 }
-
