@@ -21,6 +21,7 @@ from ..prompts import lookup_prompts, resolve_prompts
 from ..types import FloatArray, SparseDict, TextKind
 from .base import Entry, ModelEncoder, ModelShape
 from .batching import encode_in_batches, validate_threads
+from .packaged import PACKAGED_MODELS, packaged_model_dir, packaged_model_path
 
 __all__ = [
     "ResolvedModel",
@@ -73,6 +74,13 @@ def resolve_model(name: str | os.PathLike[str], *, what: str = "model") -> Resol
         raise ModelLoadError(f"{what} {name!r} is a file; pass the model's directory")
     if _looks_like_path(name):
         raise ModelLoadError(f"{what} directory {name!r} does not exist")
+    packaged = PACKAGED_MODELS.get(name)
+    shipped = packaged_model_dir(name)
+    if packaged is not None and shipped is not None:
+        # Known by its name; a hub id gets the identity of the hub's copy (no local hash).
+        return ResolvedModel(shipped, name, packaged.on_hub)
+    if packaged is not None and not packaged.on_hub:
+        packaged_model_path(name)  # raises, saying which package to install
     try:
         from huggingface_hub import snapshot_download
 
@@ -82,7 +90,8 @@ def resolve_model(name: str | os.PathLike[str], *, what: str = "model") -> Resol
             f"could not download {what} {name!r} from the Hugging Face hub "
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
             f"If you are offline, download it once elsewhere (e.g. `huggingface-cli download {name} "
-            f"--local-dir ./{name.split('/')[-1]}`) and pass that local directory as the model name."
+            f"--local-dir ./{name.split('/')[-1]}`) and pass that local directory as the model name"
+            + (f", or install its package: {packaged.install}." if packaged is not None else ".")
         ) from exc
     return ResolvedModel(Path(local), name, True)
 

@@ -393,11 +393,17 @@ class ModelEncoder(BaseEncoder):
 
     #: Options this class does not use: a non-default value is refused, not ignored.
     _unused_options: ClassVar[frozenset[str]] = frozenset()
+    #: The model loaded when none is named (None: a name is required).
+    _default_model: ClassVar[str | None] = None
 
     def __init__(
-        self, model: Any, config: EncoderConfig | None = None, **options: Unpack[EncoderOptions]
+        self, model: Any = None, config: EncoderConfig | None = None, **options: Unpack[EncoderOptions]
     ) -> None:
         owner = type(self).__name__
+        if model is None:
+            if self._default_model is None:
+                raise InvalidInputError(f"{owner} needs a model name or directory")
+            model = self._default_model
         cfg = EncoderConfig.build(config, options, owner)
         for name in sorted(self._unused_options):
             if getattr(cfg, name) != encoder_option_default(name):

@@ -11,14 +11,12 @@ The math is BGE-M3's (and FlagEmbedding's ``BGEM3FlagModel``):
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any, Unpack
+from typing import Any
 
 from ..errors import ModelLoadError
-from ._hf import BatchOutput, ResolvedModel, TransformerEncoder, read_config, sparse_from_token_weights
+from ._hf import BatchOutput, TransformerEncoder, read_config, sparse_from_token_weights
 from .base import ModelShape
-from .config import EncoderConfig, EncoderOptions
 
 __all__ = ["BGEM3Encoder", "check_bge_m3_layout", "load_head"]
 
@@ -72,13 +70,7 @@ class BGEM3Encoder(TransformerEncoder):
     Options: :class:`~shared.encoders.EncoderConfig` (``config=`` or keywords).
     """
 
-    def __init__(
-        self,
-        model_name: str | os.PathLike[str] | ResolvedModel = "BAAI/bge-m3",
-        config: EncoderConfig | None = None,
-        **options: Unpack[EncoderOptions],
-    ) -> None:
-        super().__init__(model_name, config, **options)
+    _default_model = "BAAI/bge-m3"
 
     def _shipped_prompts(self) -> dict[str, str]:
         check_bge_m3_layout(self.resolved.path)  # before any weights load

@@ -9,8 +9,7 @@ because FlagEmbedding silently falls back to random heads when they are missing.
 
 from __future__ import annotations
 
-import os
-from typing import Any, Unpack
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +26,6 @@ from ._hf import (
 )
 from .base import Entry, ModelEncoder, ModelShape
 from .bge_m3 import check_bge_m3_layout
-from .config import EncoderConfig, EncoderOptions
 
 __all__ = ["FlagM3Encoder"]
 
@@ -41,13 +39,7 @@ class FlagM3Encoder(ModelEncoder):
 
     _unused_options = frozenset({"precision", "max_batch_tokens", "threads"})
 
-    def __init__(
-        self,
-        model_name: str | os.PathLike[str] | ResolvedModel = "BAAI/bge-m3",
-        config: EncoderConfig | None = None,
-        **options: Unpack[EncoderOptions],
-    ) -> None:
-        super().__init__(model_name, config, **options)
+    _default_model = "BAAI/bge-m3"
 
     def _open(self, model: Any) -> tuple[str, str]:
         try:
