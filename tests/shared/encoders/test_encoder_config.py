@@ -186,3 +186,14 @@ def test_a_packaged_model_without_its_package_says_what_to_install(monkeypatch: 
     with pytest.raises(ModelLoadError, match="not a packaged model"):
         packaged_model_path("not-registered")
     assert set(PACKAGED_MODELS) >= {MINILM, SPLADE_TINY}
+
+
+def test_the_langchain_retriever_refuses_an_unknown_field_naming_the_near_one(
+    minilm_dir: Path, tmp_path: Path
+) -> None:
+    from langchain_ext import BGEM3Embeddings, HybridQdrantRetriever
+    from langchain_ext import HybridQdrantVectorStore as LangChainStore
+
+    store = LangChainStore(BGEM3Embeddings(model_name=str(minilm_dir)), path=str(tmp_path))
+    with store, pytest.raises(InvalidInputError, match=r"did you mean 'search_kwargs'"):
+        HybridQdrantRetriever(vectorstore=store, search_kwarg={"fusion": "m3"})  # type: ignore[call-arg]
