@@ -126,14 +126,7 @@ def _create(
         replace(cfg, truncate_dim=None, query_instruction=None, document_instruction=None),
         "sparse_model",
     )
-    return PairEncoder(
-        dense,
-        sparse,
-        truncate_dim=cfg.truncate_dim,
-        batch_size=cfg.batch_size,
-        show_progress=cfg.show_progress,
-        cache_size=cfg.cache_size,
-    )
+    return PairEncoder(dense, sparse, cfg)
 
 
 def _native_encoder(name: str | os.PathLike[str], cfg: EncoderConfig, what: str) -> BaseEncoder:
