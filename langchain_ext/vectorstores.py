@@ -36,7 +36,7 @@ from shared.encoders import encoder_from_functions, pair_encoders, sparse_dict
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.layouts import Layout, langchain_layout
 from shared.options import check_options, refuse_unknown_keywords
-from shared.query_planning import SEARCH_OPTIONS, choose_mode
+from shared.query.options import SEARCH_OPTIONS, choose_mode
 from shared.retry import RetryPolicy
 from shared.steps import Steps, arun, call_async, run
 from shared.types import Encoder, Hit, Record

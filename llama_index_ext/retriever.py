@@ -15,7 +15,7 @@ from llama_index.core.vector_stores.types import MetadataFilters, VectorStoreQue
 
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.options import refuse_unknown_keywords
-from shared.query_planning import uses_dense_query
+from shared.query.options import uses_dense_query
 from shared.validation import positive_int
 
 from .vector_store import HybridQdrantVectorStore
