@@ -10,6 +10,7 @@ import pytest
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
+from shared.backends.base import ResultPoint
 from shared.errors import InvalidInputError, UnsupportedOperationError
 from shared.layouts import (
     LANGCHAIN,
@@ -25,7 +26,6 @@ from shared.layouts import (
     langchain_layout,
     llama_index_layout,
 )
-from shared.backends.base import ResultPoint
 from shared.schema import CollectionSchema, point_id
 
 VEC = {"dense": [0.1, 0.2], "sparse": ([1, 5], [0.5, 0.25])}

@@ -31,7 +31,7 @@ from shared.errors import InvalidInputError, ModelMismatchError, StoreLockedErro
 from shared.filters import metadata_filter
 from shared.migrate import MIGRATED_FROM_KEY, migrate, parse_endpoint
 from shared.schema import CollectionSchema
-from shared.steps import one_step, run
+from shared.steps import Steps, one_step, run
 from shared.store import HybridStore
 from shared.types import Record
 
@@ -151,10 +151,10 @@ def interrupt_after(monkeypatch: pytest.MonkeyPatch, cls: type, pages: int) -> l
     calls: list[int] = []
     original = cls.upsert
 
-    def upsert(self: Any, points: Any) -> None:
+    def upsert(self: Any, points: Any) -> Steps[None]:  # a backend operation: steps
         if len(calls) >= pages:
             raise _Interrupt("injected interruption")
-        original(self, points)
+        yield from original(self, points)
         calls.append(len(points))
 
     monkeypatch.setattr(cls, "upsert", upsert)

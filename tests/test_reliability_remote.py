@@ -23,8 +23,8 @@ from qdrant_client import AsyncQdrantClient, QdrantClient
 from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from shared.errors import BackendError, InvalidInputError, InvalidTypeError
 from shared.backends import remote
+from shared.errors import BackendError, InvalidInputError, InvalidTypeError
 from shared.retry import NO_RETRY, RetryPolicy, is_transient, retry_delay
 from shared.store import HybridStore
 

@@ -149,7 +149,8 @@ def test_transient_failures_of_idempotent_calls_are_retried(asynchronous: bool, 
     def attempt(failures: int, name: str, exc: Exception, idempotent: bool = True) -> tuple[Any, int]:
         flaky = Flaky(failures, exc)
         # Only a call declared safe to repeat carries a policy (remote.ClientCall(..., retry=True)).
-        step = Call(flaky, afn=flaky.native if native else None, retry=FAST if idempotent else None, name=name)
+        policy = FAST if idempotent else None
+        step = Call(flaky, afn=flaky.native if native else None, retry=policy, name=name)
         try:
             result: Any = asyncio.run(arun(_one(step))) if asynchronous else run(_one(step))
         except Exception as e:
