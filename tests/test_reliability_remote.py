@@ -306,15 +306,17 @@ def test_transient_classification(exc: Exception, transient: bool) -> None:
 
 
 def test_only_idempotent_client_calls_are_retried() -> None:
-    declared = {c.name: c.retry for c in vars(remote).values() if isinstance(c, remote.ClientCall)}
+    declared = {
+        c.name: c.retry for c in vars(remote.RemoteBackend).values() if isinstance(c, remote.ClientCall)
+    }
     for method in ("query_points", "retrieve", "count", "upsert", "delete", "collection_exists"):
         assert declared[method] is True
     for method in ("create_collection", "delete_collection", "close", "update_collection"):
         assert declared[method] is False
     # Only the retried calls get the backend's policy.
     backend = remote.RemoteBackend("r", client=QdrantClient(":memory:"))
-    assert next(backend._call("x", remote.COUNT, collection_name="r")).retry is not None
-    assert next(backend._call("x", remote.CREATE_COLLECTION, collection_name="r")).retry is None
+    assert next(backend._call("x", remote.RemoteBackend.COUNT, collection_name="r")).retry is not None
+    assert next(backend._call("x", remote.RemoteBackend.CREATE_COLLECTION, collection_name="r")).retry is None
     policy = RetryPolicy(attempts=5, backoff_s=0.1, jitter=0.0)
     assert retry_delay(policy, _conn_refused(), 0) == pytest.approx(0.1)
 

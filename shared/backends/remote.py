@@ -310,19 +310,6 @@ class ClientCall(Generic[P, R]):
 
 
 Q, AQ = QdrantClient, AsyncQdrantClient
-EXISTS = ClientCall(Q.collection_exists, AQ.collection_exists, retry=True)
-GET_COLLECTION = ClientCall(Q.get_collection, AQ.get_collection, retry=True)
-UPDATE_COLLECTION = ClientCall(Q.update_collection, AQ.update_collection, retry=False)
-CREATE_COLLECTION = ClientCall(Q.create_collection, AQ.create_collection, retry=False)
-DELETE_COLLECTION = ClientCall(Q.delete_collection, AQ.delete_collection, retry=False)
-CREATE_PAYLOAD_INDEX = ClientCall(Q.create_payload_index, AQ.create_payload_index, retry=True)
-UPSERT = ClientCall(Q.upsert, AQ.upsert, retry=True)  # point ids are deterministic
-QUERY_POINTS = ClientCall(Q.query_points, AQ.query_points, retry=True)
-RETRIEVE = ClientCall(Q.retrieve, AQ.retrieve, retry=True)
-SCROLL = ClientCall(Q.scroll, AQ.scroll, retry=True)
-DELETE = ClientCall(Q.delete, AQ.delete, retry=True)  # by ids or filter: a repeat deletes nothing more
-COUNT = ClientCall(Q.count, AQ.count, retry=True)
-CLOSE = ClientCall(Q.close, AQ.close, retry=False)
 
 
 # ---------------------------------------------------------------------------
@@ -424,35 +411,46 @@ class RemoteBackend:
 
     # -- operations (Backend) ------------------------------------------------
 
+    EXISTS = ClientCall(Q.collection_exists, AQ.collection_exists, retry=True)
+    GET_COLLECTION = ClientCall(Q.get_collection, AQ.get_collection, retry=True)
+
     def read_guard(self) -> Steps[dict[str, Any] | None]:
         what = "reading the collection"
-        if not (yield from self._call(what, EXISTS, **self._col())):
+        if not (yield from self._call(what, self.EXISTS, **self._col())):
             return None
-        info = yield from self._call(what, GET_COLLECTION, **self._col())
+        info = yield from self._call(what, self.GET_COLLECTION, **self._col())
         metadata = getattr(info.config, "metadata", None) or {}
         guard = metadata.get(METADATA_GUARD_KEY)
         return dict(guard) if isinstance(guard, dict) else {}
 
+    SCROLL = ClientCall(Q.scroll, AQ.scroll, retry=True)
+
     def inspect(self) -> Steps[CollectionInfo]:
         """Vector config, guard and one payload of the existing collection (to detect its layout)."""
         what = "reading the collection"
-        info = yield from self._call(what, GET_COLLECTION, **self._col())
+        info = yield from self._call(what, self.GET_COLLECTION, **self._col())
         points, _ = yield from self._call(
-            what, SCROLL, **self._col(limit=1, with_payload=True, with_vectors=False)
+            what, self.SCROLL, **self._col(limit=1, with_payload=True, with_vectors=False)
         )
         sample = points[0].payload if points else None
         return collection_info(info, sample, METADATA_GUARD_KEY)
 
+    UPDATE_COLLECTION = ClientCall(Q.update_collection, AQ.update_collection, retry=False)
+
     def write_guard(self, schema: CollectionSchema) -> Steps[None]:
         """Record the guard of ``schema`` on an existing collection (one created by another client)."""
         metadata = {METADATA_GUARD_KEY: schema.guard_dict()}
-        yield from self._call("recording the guard", UPDATE_COLLECTION, **self._col(metadata=metadata))
+        yield from self._call("recording the guard", self.UPDATE_COLLECTION, **self._col(metadata=metadata))
+
+    # A repeat after a lost answer would fail on the collection the first try created.
+    CREATE_COLLECTION = ClientCall(Q.create_collection, AQ.create_collection, retry=False)
+    CREATE_PAYLOAD_INDEX = ClientCall(Q.create_payload_index, AQ.create_payload_index, retry=True)
 
     def create(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> Steps[None]:
         what = "creating the collection"
         yield from self._call(
             what,
-            CREATE_COLLECTION,
+            self.CREATE_COLLECTION,
             **self._col(
                 **collection_config(schema),
                 metadata={METADATA_GUARD_KEY: guard if guard is not None else schema.guard_dict()},
@@ -462,33 +460,45 @@ class RemoteBackend:
         for key in () if self._local else schema.stored_layout.index_keys:
             yield from self._call(
                 what,
-                CREATE_PAYLOAD_INDEX,
+                self.CREATE_PAYLOAD_INDEX,
                 **self._col(field_name=key, field_schema=models.PayloadSchemaType.KEYWORD, wait=True),
             )
 
+    DELETE_COLLECTION = ClientCall(Q.delete_collection, AQ.delete_collection, retry=False)
+
     def drop(self) -> Steps[None]:
-        yield from self._call("dropping the collection", DELETE_COLLECTION, **self._col())
+        yield from self._call("dropping the collection", self.DELETE_COLLECTION, **self._col())
+
+    UPSERT = ClientCall(Q.upsert, AQ.upsert, retry=True)  # point ids are deterministic
 
     def upsert(self, points: Sequence[PointData]) -> Steps[None]:
-        yield from self._call("upsert", UPSERT, **self._col(points=[_point(p) for p in points], wait=True))
+        yield from self._call(
+            "upsert", self.UPSERT, **self._col(points=[_point(p) for p in points], wait=True)
+        )
 
     def finish_bulk(self) -> Steps[None]:
         """Nothing to do: the server indexes in the background."""
         return
         yield  # a generator with no step
 
+    QUERY_POINTS = ClientCall(Q.query_points, AQ.query_points, retry=True)
+
     def query(self, plan: QueryPlan) -> Steps[list[ResultPoint]]:
         response = yield from self._call(
-            "query", QUERY_POINTS, **query_kwargs(self.collection_name, plan, not self._local)
+            "query", self.QUERY_POINTS, **query_kwargs(self.collection_name, plan, not self._local)
         )
         return [_result(p, p.score) for p in response.points]
+
+    RETRIEVE = ClientCall(Q.retrieve, AQ.retrieve, retry=True)
 
     def retrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> Steps[list[ResultPoint]]:
         if not ids:
             return []
         with_vectors: Any = list(vector_names) if vector_names else False
         points = yield from self._call(
-            "retrieve", RETRIEVE, **self._col(ids=list(ids), with_payload=True, with_vectors=with_vectors)
+            "retrieve",
+            self.RETRIEVE,
+            **self._col(ids=list(ids), with_payload=True, with_vectors=with_vectors),
         )
         return [_result(p, None) for p in points]
 
@@ -498,7 +508,7 @@ class RemoteBackend:
         with_vectors: Any = list(vector_names) if vector_names else False
         points, next_offset = yield from self._call(
             "scroll",
-            SCROLL,
+            self.SCROLL,
             **self._col(
                 scroll_filter=flt, limit=limit, offset=offset, with_payload=True, with_vectors=with_vectors
             ),
@@ -507,25 +517,31 @@ class RemoteBackend:
         cursor: Any = next_offset
         return [_result(p, None) for p in points], cursor
 
+    DELETE = ClientCall(Q.delete, AQ.delete, retry=True)  # by ids or filter: a repeat deletes no more
+
     def delete_ids(self, ids: Sequence[PointId]) -> Steps[None]:
         if ids:
             selector = models.PointIdsList(points=list(ids))
-            yield from self._call("delete", DELETE, **self._col(points_selector=selector, wait=True))
+            yield from self._call("delete", self.DELETE, **self._col(points_selector=selector, wait=True))
 
     def delete_filter(self, flt: Any) -> Steps[None]:
         if flt is None:  # never let a missing filter turn into "delete everything"
             raise BackendError("delete by filter needs a filter")
         selector = models.FilterSelector(filter=flt)
-        yield from self._call("delete by filter", DELETE, **self._col(points_selector=selector, wait=True))
+        yield from self._call(
+            "delete by filter", self.DELETE, **self._col(points_selector=selector, wait=True)
+        )
+
+    COUNT = ClientCall(Q.count, AQ.count, retry=True)
 
     def count(self, flt: Any) -> Steps[int]:
-        result = yield from self._call("count", COUNT, **self._col(count_filter=flt, exact=True))
+        result = yield from self._call("count", self.COUNT, **self._col(count_filter=flt, exact=True))
         return int(result.count)
 
     def clear(self) -> Steps[None]:
         # An empty filter matches every point; the collection and its guard stay.
         selector = models.FilterSelector(filter=models.Filter())
-        yield from self._call("clear", DELETE, **self._col(points_selector=selector, wait=True))
+        yield from self._call("clear", self.DELETE, **self._col(points_selector=selector, wait=True))
 
     def close(self) -> Steps[None]:
         """Close the clients this backend created (never a client it was given)."""
