@@ -49,12 +49,12 @@ class ResultPoint:
     """A point read back, raw: score (None for plain reads), payload and vectors as stored.
 
     Returned vectors: ``dense`` a list of floats, ``sparse`` a dict token id -> weight.
-    :attr:`point_id` is the stored point id (UUID str or int); a backend may give it as a
-    function of no arguments instead (``point_id_of``), called only when it is read:
+    :attr:`point_id` is the stored point id (UUID str or int); a backend may give the engine's
+    point instead (``raw``: anything with an ``id``), whose id is read only when it is needed:
     building it costs the embedded engine more than the rest of a result.
     """
 
-    __slots__ = ("_pid", "_pid_of", "payload", "score", "vectors")
+    __slots__ = ("_pid", "_raw", "payload", "score", "vectors")
 
     def __init__(
         self,
@@ -62,10 +62,10 @@ class ResultPoint:
         score: float | None,
         payload: dict[str, Any],
         vectors: dict[str, Any] | None = None,
-        point_id_of: Any = None,
+        raw: Any = None,
     ) -> None:
         self._pid = point_id
-        self._pid_of = point_id_of
+        self._raw = raw
         self.score = score
         self.payload = payload
         self.vectors: dict[str, Any] = vectors if vectors is not None else {}
@@ -74,7 +74,8 @@ class ResultPoint:
     def point_id(self) -> str | int:
         """The point id as stored (a UUID str, or an int in another client's collection)."""
         if self._pid is None:
-            self._pid = self._pid_of()
+            pid = self._raw.id
+            self._pid = pid if isinstance(pid, (int, str)) else str(pid)  # the engine's UUID object
         return self._pid
 
     def __repr__(self) -> str:

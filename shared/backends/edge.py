@@ -353,12 +353,7 @@ def _result(point: Any, score: float | None) -> ResultPoint:
                 vectors[name] = dict(zip(value.indices, value.values, strict=True))
             else:
                 vectors[name] = value
-    return ResultPoint(None, score, point.payload or {}, vectors, lambda: _point_id(point.id))
-
-
-def _point_id(raw: Any) -> str | int:
-    """A point id as a str (UUID) or int, as the engine and qdrant-client accept it back."""
-    return raw if isinstance(raw, int) else str(raw)
+    return ResultPoint(None, score, point.payload or {}, vectors, point)
 
 
 # ---------------------------------------------------------------------------
