@@ -672,6 +672,8 @@ def rename_vectors(plan: QueryPlan, name_of: Callable[[str], str]) -> QueryPlan:
     return replace(plan, root=stage(plan.root), with_vectors=tuple(name_of(n) for n in plan.with_vectors))
 
 
+
+
 # ---------------------------------------------------------------------------
 # decisions the framework adapters translate into
 # ---------------------------------------------------------------------------
