@@ -543,16 +543,19 @@ class RemoteBackend:
         selector = models.FilterSelector(filter=models.Filter())
         yield from self._call("clear", self.DELETE, **self._col(points_selector=selector, wait=True))
 
+    CLOSE = ClientCall(Q.close, AQ.close, retry=False)
+
     def close(self) -> Steps[None]:
         """Close the clients this backend created (never a client it was given)."""
         if not self._owns_clients:
             return
         client, aclient = self._client, self._aclient
         try:
+            name = self.CLOSE.name
             if aclient is not None:
                 # The async runner closes the async client too; the sync one cannot.
-                yield Call(_nothing_sync, afn=aclient.close, name="close")
+                yield Call(_nothing_sync, afn=getattr(aclient, name), name=name)
             if client is not None:
-                yield Call(client.close, name="close")
+                yield Call(getattr(client, name), name=name)
         except Exception as exc:
             raise BackendError(f"close failed on {self.location}: {describe_error(exc)}") from exc
