@@ -85,7 +85,9 @@ def load_encoder(
       sparse + ColBERT from one pass; sentence-transformers models give dense only;
       a masked-LM SPLADE model gives sparse only.  ``None`` with ``sparse_model``
       gives a sparse-only encoder.
-    * ``sparse_model``: a SPLADE model paired with ``model_name``'s dense vectors.
+    * ``sparse_model``: a SPLADE model paired with ``model_name``'s dense vectors, or
+      ``"bm25"`` / ``"bm25:<language>"`` for BM25 (:class:`~shared.encoders.bm25.Bm25Encoder`
+      with its defaults; the store keeps the IDF in the engine).
     * ``backend="flagembedding"`` wraps FlagEmbedding's ``BGEM3FlagModel`` instead.
     * ``backend="onnx"`` runs an ONNX export with onnxruntime (no torch needed): pass
       the directory written by ``m3-hybrid export-onnx``; a hub id or checkpoint
@@ -175,9 +177,23 @@ def _create(
     **kw: Any,
 ) -> BaseEncoder:
     from .bge_m3 import BGEM3Encoder
+    from .bm25 import bm25_from_name, is_bm25_name
     from .dense import DenseEncoder
     from .pair import PairEncoder
     from .splade import SpladeEncoder
+
+    if is_bm25_name(sparse_model):
+        # BM25 (the engine's term weights; the store keeps its IDF) beside any dense model.
+        assert isinstance(sparse_model, str)
+        bm25 = bm25_from_name(sparse_model, cache_size=kw["cache_size"])
+        if model_name is None:
+            return bm25
+        from .functions import pair_encoders
+
+        dense_only = _create(model_name, sparse_model=None, backend=backend, **kw)
+        paired = pair_encoders(dense_only, bm25)
+        assert isinstance(paired, BaseEncoder)
+        return paired
 
     base = (
         "device",
