@@ -62,7 +62,7 @@ Delta = tuple[float, float, float]
 
 def tiny_bge_m3() -> Encoder:
     from shared.encoders import load_encoder
-    from shared.testing import make_bge_m3_checkpoint
+    from tests.support.checkpoint import make_bge_m3_checkpoint
 
     if not (TINY_DIR / "config.json").is_file():
         make_bge_m3_checkpoint(TINY_DIR)
