@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -13,35 +10,12 @@ from qdrant_client import QdrantClient
 
 from langchain_ext import BGEM3Embeddings, HybridEnsembleRetriever
 from shared.encoders import Bm25Encoder
-
-CORPUS = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "bible-dev" / "corpus.jsonl"
-QUERIES = ["And God said, Let there be light", "the waters under the firmament", "Abraham begat Isaac"]
+from tests.support.bm25 import QUERIES, bm25_reference, verses
 
 
 def _docs(start: int, n: int) -> list[Document]:
-    with CORPUS.open(encoding="utf-8") as fh:
-        rows = [json.loads(line) for _, line in zip(range(start + n), fh, strict=False)][start:]
+    rows = verses(start, n)
     return [Document(page_content=r["text"], id=r["id"], metadata={"book": r["book"]}) for r in rows]
-
-
-def _reference(enc: Bm25Encoder, docs: dict[str, str], query: str) -> dict[str, float]:
-    """Textbook BM25 (Lucene IDF, (k1 + 1) factor) over the engine's term counts, avgdl = avg_len."""
-    counts = dict(zip(docs, enc.term_counts(list(docs.values())), strict=True))
-    q_terms = set(enc.term_counts([query])[0])
-    df = Counter(t for c in counts.values() for t in c)
-    n, out = len(docs), {}
-    for i, c in counts.items():
-        dl = sum(c.values())
-        s = sum(
-            math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
-            * c[t]
-            * (enc.k1 + 1)
-            / (c[t] + enc.k1 * (1 - enc.b + enc.b * dl / enc.avg_len))
-            for t in q_terms & set(c)
-        )
-        if s > 0:
-            out[i] = s
-    return out
 
 
 @pytest.fixture(params=["edge", "local"])
@@ -64,7 +38,7 @@ def test_bm25_retriever_replacement_scores_bm25_through_adds_and_deletes(where: 
     def check() -> None:
         for query in QUERIES:
             got = {d.id: s for d, s in vs.similarity_search_with_score(query, k=1000)}
-            want = _reference(enc, live, query)
+            want = bm25_reference(enc, live, query)
             assert set(got) == set(want)
             assert all(got[i] == pytest.approx(want[i], rel=2e-5) for i in want)
             top = [d.id for d in retriever.invoke(query)]

@@ -10,9 +10,6 @@ the reference is the same formula with ``avgdl = avg_len``, checked against bm25
 
 from __future__ import annotations
 
-import json
-import math
-from collections import Counter
 from pathlib import Path
 
 import bm25s
@@ -23,42 +20,17 @@ from qdrant_client import QdrantClient
 from shared.encoders import Bm25Encoder, load_encoder
 from shared.errors import InvalidInputError, ModelMismatchError
 from shared.store import HybridStore
+from tests.support.bm25 import QUERIES, bm25_reference, verses
 
-CORPUS = Path(__file__).resolve().parents[3] / "benchmarks" / "data" / "bible-dev" / "corpus.jsonl"
 K1, B = 1.2, 0.75
-QUERIES = [
-    "And God said, Let there be light",
-    "the waters of the deep and the firmament",
-    "Abraham begat Isaac and Isaac begat Jacob",
-    "he made the stars also and the greater light",
-    "they heard the voice of the Lord God walking in the garden",
-]
 
 
 def _verses(start: int, n: int) -> list[tuple[str, str]]:
-    with CORPUS.open(encoding="utf-8") as fh:
-        rows = [json.loads(line) for _, line in zip(range(start + n), fh, strict=False)]
-    return [(r["id"], r["text"]) for r in rows[start:]]
+    return [(r["id"], r["text"]) for r in verses(start, n)]
 
 
 def _reference(enc: Bm25Encoder, docs: dict[str, str], query: str, avgdl: float) -> dict[str, float]:
-    """Textbook BM25 (Lucene's IDF, Robertson's (k1 + 1) factor) over the engine's term counts."""
-    ids = list(docs)
-    counts = enc.term_counts([docs[i] for i in ids])
-    q_terms = set(enc.term_counts([query])[0])
-    n = len(ids)
-    df = Counter(t for c in counts for t in c)
-    out = {}
-    for i, c in zip(ids, counts, strict=True):
-        dl = sum(c.values())
-        s = 0.0
-        for t in q_terms & set(c):
-            idf = math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
-            tf = c[t]
-            s += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / avgdl))
-        if s > 0:
-            out[i] = s
-    return out
+    return bm25_reference(enc, docs, query, avgdl)
 
 
 def _engine_scores(store: HybridStore, query: str) -> dict[str, float]:
