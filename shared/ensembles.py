@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
-from .query_planning import FusionMethod
+from .query.modes import FusionMethod
 from .validation import non_negative_number
 
 __all__ = [

@@ -6,7 +6,7 @@ import pytest
 
 from shared.ensembles import EnsembleFusion, from_ensemble_retriever, from_query_fusion_mode
 from shared.errors import InvalidInputError, UnsupportedOperationError
-from shared.query_planning import FusionMethod
+from shared.query.modes import FusionMethod
 
 
 def test_langchain_weights_and_c_are_engine_rrf() -> None:
