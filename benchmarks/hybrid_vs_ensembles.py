@@ -90,11 +90,11 @@ class MiniLM:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        from shared.models import minilm_path
+        from shared.encoders import MINILM, packaged_model_path
 
         # One thread: on 2 shared cores two torch threads thrash (1 s per query instead of 0.13 s).
         torch.set_num_threads(1)
-        self.model = SentenceTransformer(str(minilm_path()), device="cpu")
+        self.model = SentenceTransformer(str(packaged_model_path(MINILM)), device="cpu")
         self.cache: dict[str, list[float]] = {}
         self.live = False  # True: encode every call (latency runs)
 
@@ -238,10 +238,9 @@ def build_ours_splade(docs: list[tuple[str, str]], emb: Any, where: Path) -> tup
     from langchain_core.documents import Document
 
     from langchain_ext import HybridQdrantVectorStore
-    from shared.encoders import load_encoder
-    from shared.models import splade_tiny_path
+    from shared.encoders import SPLADE_TINY, load_encoder
 
-    splade = load_encoder(None, sparse_model=splade_tiny_path(), show_progress=False)
+    splade = load_encoder(None, sparse_model=SPLADE_TINY, show_progress=False)
     texts = [t for _, t in docs]
     t0 = time.perf_counter()
     splade.encode(texts)  # into its cache: the store's add then takes them from there
