@@ -239,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(json.loads(args.child))))
         return 0
 
+    from shared.encoders import MINILM
     from shared.encoders.onnx import export_onnx, is_onnx_export
-    from shared.models import minilm_path
     from tests.support.checkpoint import make_bge_m3_checkpoint
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="m3-ingest-bench-"))
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     exports = {"minilm": work / "minilm-int8", "m3": work / "m3-int8", "tiny": work / "tiny-fp32"}
     if not is_onnx_export(exports["minilm"]):
-        export_onnx(minilm_path(), exports["minilm"], int8=True)
+        export_onnx(MINILM, exports["minilm"], int8=True)
     if not args.skip_m3 and args.only != "rss" and not is_onnx_export(exports["m3"]):
         ckpt = work / "m3-ckpt"
         if not (ckpt / "config.json").is_file():
