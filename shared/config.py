@@ -26,6 +26,7 @@ from .query_planning import (
     parse_sparse_normalization,
     resolve_options,
 )
+from .validation import non_negative_number, positive_int
 
 __all__ = ["ADD_BATCH_SIZE", "StoreConfig", "option_default", "option_doc"]
 
@@ -130,11 +131,24 @@ class StoreConfig:
             "auto: none for BGE-M3, query for other sparse models"
         ),
     )
+    # -- serving -----------------------------------------------------------------------
+    query_batch_wait_ms: float = field(
+        default=2.0,
+        metadata=_doc(
+            "concurrent queries' texts are encoded in one pass: the most an idle encoder waits for "
+            "company once queries overlap, in ms (0: off; a lone query never waits)"
+        ),
+    )
+    query_batch_size: int = field(
+        default=32, metadata=_doc("most query texts encoded in one joined pass")
+    )
 
     def __post_init__(self) -> None:
         # Checked now, so that a typo fails at construction, not at the first query.
         self.query_defaults()
         parse_sparse_normalization(self.sparse_normalization)
+        non_negative_number(self.query_batch_wait_ms, "query_batch_wait_ms")
+        positive_int(self.query_batch_size, "query_batch_size")
 
     def query_defaults(self) -> QueryOptions:
         """The query options every query starts from (validated)."""

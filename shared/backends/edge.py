@@ -795,6 +795,15 @@ class EdgeBackend:
             points = shard.query(request)
         return _scored(points)
 
+    def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[ResultPoint]]:
+        """The plans as one engine batch (it shares one pass over the segments)."""
+        request = qe.QueryBatchRequest([edge_request(p) for p in plans])
+        with self._gate.operation(), _engine_errors("query batch", self.location):
+            if (shard := self._current()) is None:
+                return [[] for _ in plans]
+            batches = shard.query_batch(request)
+        return [_scored(points) for points in batches]
+
     def retrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> list[ResultPoint]:
         if not ids:
             return []

@@ -462,6 +462,23 @@ class RemoteBackend:
         )
         return [_result(p, p.score) for p in response.points]
 
+    def _query_batch_op(self, plans: Sequence[QueryPlan]) -> Steps[list[list[ResultPoint]]]:
+        requests = []
+        for plan in plans:
+            kwargs = query_kwargs(self.collection_name, plan, not self._local)
+            del kwargs["collection_name"]
+            kwargs["filter"] = kwargs.pop("query_filter")
+            kwargs["params"] = kwargs.pop("search_params")
+            kwargs["with_vector"] = kwargs.pop("with_vectors")
+            requests.append(models.QueryRequest(**kwargs))
+        responses = yield self._call(
+            QdrantClient.query_batch_points,
+            AsyncQdrantClient.query_batch_points,
+            collection_name=self.collection_name,
+            requests=requests,
+        )
+        return [[_result(p, p.score) for p in r.points] for r in responses]
+
     def _retrieve_op(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> Steps[list[ResultPoint]]:
         if not ids:
             return []
@@ -550,6 +567,9 @@ class RemoteBackend:
     def query(self, plan: QueryPlan) -> list[ResultPoint]:
         return self._run(self._query_op(plan), "query")
 
+    def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[ResultPoint]]:
+        return self._run(self._query_batch_op(plans), "query batch")
+
     def retrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> list[ResultPoint]:
         return self._run(self._retrieve_op(ids, vector_names), "retrieve")
 
@@ -597,6 +617,9 @@ class RemoteBackend:
 
     async def aquery(self, plan: QueryPlan) -> list[ResultPoint]:
         return await self._arun(self._query_op(plan), "query")
+
+    async def aquery_batch(self, plans: Sequence[QueryPlan]) -> list[list[ResultPoint]]:
+        return await self._arun(self._query_batch_op(plans), "query batch")
 
     async def aretrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> list[ResultPoint]:
         return await self._arun(self._retrieve_op(ids, vector_names), "retrieve")
