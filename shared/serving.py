@@ -120,6 +120,11 @@ class MicroBatcher:
     def forward_passes(self) -> int:
         return self._inner.forward_passes
 
+    @property
+    def waiting(self) -> int:
+        """Texts queued for the next joined call (not yet started)."""
+        return self._waiting_texts
+
     def encode(
         self,
         texts: Sequence[str],
