@@ -165,7 +165,8 @@ def throughput(name: str, encoder: Encoder, path: Path, args: argparse.Namespace
         return statistics.median(r[key] for r in runs[(setting, callers)])
 
     lines = [
-        f"**{name}** ({args.points:,} points, built in {built:.0f} s; medians of {args.rounds} interleaved rounds)",
+        f"**{name}** ({args.points:,} points, built in {built:.0f} s; "
+        f"medians of {args.rounds} interleaved rounds)",
         "",
         "| callers | queries/s off | queries/s on | ratio | CPU ms per query off / on | ratio | "
         "p50 off / on (ms) | p99 off / on (ms) |",
@@ -336,8 +337,9 @@ def during_ingest(args: argparse.Namespace) -> list[str]:
     ]
     lines = [
         f"{args.add:,} points added (batch_size 256, {dim}-d int8 + sparse, vectors given) onto "
-        f"{args.points:,} (built in {base:.0f} s); the add took {added[0]:.0f} s; queries answered during it: "
-        f"{len(busy['thread'])} from the thread, {len(busy['async'])} from the loop; every point stored: {ok}.",
+        f"{args.points:,} (built in {base:.0f} s); the add took {added[0]:.0f} s; queries answered "
+        f"during it: {len(busy['thread'])} from the thread, {len(busy['async'])} from the loop; "
+        f"every point stored: {ok}.",
         "",
         "| measure | idle (ms) | during the add (ms) | ratio | target |",
         "|---|---|---|---|---|",
