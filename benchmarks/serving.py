@@ -138,6 +138,8 @@ def fan_out(store: HybridStore, groups: list[list[str]], batch: bool) -> float:
 
 
 def throughput(name: str, encoder: Encoder, path: Path, args: argparse.Namespace) -> list[str]:
+    if args.encoder_only:
+        return encoder_costs(name, encoder)
     t = time.perf_counter()
     build_store(path, encoder, args.points)
     built = time.perf_counter() - t
@@ -165,6 +167,7 @@ def throughput(name: str, encoder: Encoder, path: Path, args: argparse.Namespace
         return statistics.median(r[key] for r in runs[(setting, callers)])
 
     lines = [
+        *encoder_costs(name, encoder),
         f"**{name}** ({args.points:,} points, built in {built:.0f} s; "
         f"medians of {args.rounds} interleaved rounds)",
         "",
@@ -189,6 +192,51 @@ def throughput(name: str, encoder: Encoder, path: Path, args: argparse.Namespace
         f"{f_off:.0f} ms, on {f_on:.0f} ms ({f_off / f_on:.2f}x faster); `aquery_batch` {f_b:.0f} ms "
         f"({f_off / f_b:.2f}x). Lone query p50 on / off: "
         f"{med('on', 1, 'p50') / med('off', 1, 'p50'):.3f}.",
+        "",
+    ]
+    return lines
+
+
+def encoder_costs(name: str, encoder: Encoder, repeats: int = 3) -> list[str]:
+    """The encoder alone: CPU and wall time per query when n queries share one call, and what the
+    micro-batcher adds to a lone call (measured on cache hits, where it is the whole cost)."""
+    from shared.serving import MicroBatcher
+
+    rows = []
+    for n in (1, 4, 8, 16):
+        qs = query_texts(n * repeats, seed=500 + n)
+        c0, t0 = time.process_time(), time.perf_counter()
+        for r in range(repeats):
+            encoder.encode(qs[r * n : (r + 1) * n], "query", outputs=["dense", "sparse"])
+        cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+        rows.append((n, cpu / (n * repeats) * 1000, wall / (n * repeats) * 1000))
+    cache = getattr(encoder, "cache", None)  # the BaseEncoder's LRU (off in the timed runs)
+    if cache is not None:
+        cache.resize(16)
+    cached, batcher = encoder, MicroBatcher(encoder, max_wait=0.002)
+    cached.encode(["cached query"], "query")
+    plain, joined = [], []
+    for _ in range(2000):  # interleaved: the same machine state for both
+        t = time.perf_counter()
+        cached.encode(["cached query"], "query")
+        plain.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        batcher.encode(["cached query"], "query")
+        joined.append(time.perf_counter() - t)
+    if cache is not None:
+        cache.resize(0)
+    extra = (statistics.median(joined) - statistics.median(plain)) * 1e6
+    lone = rows[0][2]
+    lines = [
+        f"*{name}, the encoder alone* (n distinct queries in one call; {repeats} calls each):",
+        "",
+        "| queries per call | CPU ms per query | ratio to 1 | wall ms per query |",
+        "|---|---|---|---|",
+        *(f"| {n} | {cpu:.0f} | {rows[0][1] / cpu:.2f}x | {wall:.0f} |" for n, cpu, wall in rows),
+        "",
+        f"A lone query through the micro-batcher (no overlap: no wait) costs {extra:.0f} µs more than "
+        f"the encoder's own call (median of 2000 interleaved cache hits), {extra / 1000 / lone:.2%} of "
+        f"a lone encode here ({lone:.0f} ms).",
         "",
     ]
     return lines
@@ -376,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-m3", action="store_true", help="leave the BGE-M3-shaped ONNX int8 model out")
     parser.add_argument("--skip-minilm", action="store_true")
     parser.add_argument("--workdir", help="keep the BGE-M3-shaped checkpoint, export and stores here")
+    parser.add_argument("--encoder-only", action="store_true", help="only the encoder-alone tables")
     parser.add_argument("--during-ingest", action="store_true")
     parser.add_argument("--add", type=int, default=100_000, help="--during-ingest: points added")
     parser.add_argument("--dim", type=int, default=384, help="--during-ingest: dense size")
