@@ -21,6 +21,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from shared.errors import InvalidInputError, InvalidTypeError
+from shared.serving import encode
 from shared.types import Encoder, TextKind
 from shared.validation import text_list
 
@@ -131,8 +132,13 @@ class _EncoderBacked(BaseModel):
         return self._encoder
 
     def _encode(self, texts: list[str], kind: TextKind, output: str) -> Any:
-        return self._encoder.encode(
-            texts, kind, outputs=[output], batch_size=self.batch_size, show_progress=self.show_progress
+        return encode(
+            self._encoder,
+            texts,
+            kind,
+            outputs=[output],
+            batch_size=self.batch_size,
+            show_progress=self.show_progress,
         )
 
     def __repr__(self) -> str:

@@ -19,6 +19,7 @@ from llama_index.core.base.embeddings.base_sparse import BaseSparseEmbedding, Sp
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
 from shared.errors import InvalidInputError, InvalidTypeError
+from shared.serving import encode
 from shared.types import Encoder, EncodeResult, TextKind
 from shared.validation import text_list
 
@@ -97,7 +98,8 @@ class _EncoderMixin:
         return self._encoder
 
     def _encode(self, texts: list[str], kind: TextKind) -> EncodeResult:
-        return self._encoder.encode(
+        return encode(
+            self._encoder,
             texts,
             kind,
             outputs=[self._output],

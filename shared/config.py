@@ -26,6 +26,7 @@ from .query_planning import (
     parse_sparse_normalization,
     resolve_options,
 )
+from .serving import DEFAULT_BATCH_SIZE, DEFAULT_WAIT_MS
 from .validation import non_negative_number, positive_int
 
 __all__ = ["ADD_BATCH_SIZE", "StoreConfig", "option_default", "option_doc"]
@@ -133,14 +134,14 @@ class StoreConfig:
     )
     # -- serving -----------------------------------------------------------------------
     query_batch_wait_ms: float = field(
-        default=2.0,
+        default=DEFAULT_WAIT_MS,
         metadata=_doc(
             "concurrent queries' texts are encoded in one pass: the most an idle encoder waits for "
             "company once queries overlap, in ms (0: off; a lone query never waits)"
         ),
     )
     query_batch_size: int = field(
-        default=32, metadata=_doc("most query texts encoded in one joined pass")
+        default=DEFAULT_BATCH_SIZE, metadata=_doc("most query texts encoded in one joined pass")
     )
 
     def __post_init__(self) -> None:

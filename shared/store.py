@@ -68,7 +68,7 @@ from .schema import (
     CollectionSchema,
     validate_collection_name,
 )
-from .serving import MicroBatcher, query_encoder
+from .serving import MicroBatcher, query_encoder, shared_batcher
 from .steps import Call, Steps, arun, call, call_async, run
 from .types import Encoder, EncodeResult, EncoderIdentity, Hit, Record
 from .validation import check_utf8, id_list, positive_int, text_list
@@ -181,7 +181,7 @@ class HybridStore:
         self.collection_name = collection_name
         self._encoder = encoder
         # Query texts go through a micro-batcher: concurrent queries share one forward pass.
-        self._query_encoder = query_encoder(encoder, given.query_batch_wait_ms / 1000, given.query_batch_size)
+        self._query_encoder = query_encoder(encoder, given.query_batch_wait_ms, given.query_batch_size)
         self._requested: CollectionSchema = self._requested_schema(given, encoder)
         # Layout options left at their defaults follow an existing collection instead of
         # contradicting it (reopen with just a path); explicit values are checked.
@@ -1133,8 +1133,9 @@ class HybridStore:
         if self._closed:
             return
         self._closed = True
-        if isinstance(self._query_encoder, MicroBatcher):
-            self._query_encoder.close()
+        batcher = self._query_encoder
+        if isinstance(batcher, MicroBatcher) and batcher is not shared_batcher(batcher.inner):
+            batcher.close()  # the store's own (the shared one serves other stores and embeddings)
         yield self._io(self._backend.close, lambda c: c.aclose)
 
     def __enter__(self) -> HybridStore:

@@ -17,7 +17,7 @@ from llama_index_ext import (
     HybridQdrantRetriever,
     HybridQdrantVectorStore,
 )
-from shared.serving import MicroBatcher
+from shared.serving import MicroBatcher, shared_batcher
 from tests.support.checkpoint import sample_corpus
 
 QUERIES = ["a dense vector", "the quick brown fox", "capital of France", "history of the city", "stars"]
@@ -58,3 +58,23 @@ async def test_aretrieve_under_gather_and_threads_go_through_the_batcher(
         threaded = list(pool.map(retriever.retrieve, QUERIES))
     assert [ids(r) for r in threaded] == alone
     assert batcher.requests - before == 2 * len(QUERIES)
+
+
+async def test_llama_index_own_retriever_embeds_queries_through_the_shared_batcher(
+    retriever: HybridQdrantRetriever,
+) -> None:
+    """``VectorStoreIndex.as_retriever()`` embeds the query with the embed model (LlamaIndex's
+    way): our embedding classes queue it in the process's shared batcher."""
+    from llama_index.core import VectorStoreIndex
+
+    store = retriever.vector_store
+    embed = store.embed_model
+    index = VectorStoreIndex.from_vector_store(store, embed_model=embed)
+    li_retriever = index.as_retriever(similarity_top_k=4, vector_store_query_mode="hybrid")
+    alone = [ids(li_retriever.retrieve(q)) for q in QUERIES]
+    batcher = shared_batcher(embed.encoder)
+    assert batcher is not None
+    before = batcher.requests
+    gathered = await asyncio.gather(*(li_retriever.aretrieve(q) for q in QUERIES))
+    assert [ids(r) for r in gathered] == alone
+    assert batcher.requests - before == len(QUERIES)

@@ -21,7 +21,7 @@ import pytest
 
 from shared.encoders import load_encoder
 from shared.errors import InvalidInputError, InvalidTypeError
-from shared.serving import MicroBatcher, query_encoder
+from shared.serving import MicroBatcher, query_encoder, shared_batcher
 from shared.store import HybridStore
 from shared.types import Encoder, EncodeResult, EncoderIdentity, Hit, TextKind
 from tests.support.checkpoint import sample_corpus
@@ -255,8 +255,11 @@ def test_a_lone_query_does_not_wait_and_zero_turns_batching_off(bge: Encoder) ->
     t = time.perf_counter()
     same_vectors(batcher.encode(["alone"], "query"), bge.encode(["alone"], "query"))
     assert time.perf_counter() - t < 15  # no overlap seen: encoded at once, not after max_wait
-    assert query_encoder(bge, 0.0, 32) is bge
-    assert isinstance(query_encoder(bge, 0.002, 32), MicroBatcher)
+    assert query_encoder(bge, 0.0, 32) is bge  # 0: off
+    # The default settings share the process's batcher (with other stores and the embedding classes).
+    assert query_encoder(bge, 2.0, 32) is shared_batcher(bge)
+    own = query_encoder(bge, 5.0, 32)
+    assert isinstance(own, MicroBatcher) and own is not shared_batcher(bge) and own.max_wait == 0.005
     with pytest.raises(InvalidInputError, match="query_batch_wait_ms"):
         HybridStore("bad", encoder=bge, query_batch_wait_ms=-1)
     with pytest.raises(InvalidInputError, match="query_batch_size"):
