@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -308,23 +307,26 @@ class MicroBatcher:
             raise
 
 
-_SHARED: weakref.WeakKeyDictionary[Any, MicroBatcher] = weakref.WeakKeyDictionary()
 _SHARED_LOCK = threading.Lock()
+#: Where an encoder keeps its process-wide batcher (an attribute, not a weak-keyed map: the
+#: batcher refers to its encoder, which would keep a map's key alive forever).
+_SHARED_ATTR = "_m3_hybrid_shared_batcher"
 
 
 def shared_batcher(encoder: Encoder) -> MicroBatcher | None:
     """The process's one default :class:`MicroBatcher` of ``encoder`` (None when the encoder
-    cannot be a weak key): the stores with default settings and both adapters' embedding
+    object cannot carry it): the stores with default settings and both adapters' embedding
     classes queue their queries there, so all of them share passes."""
-    try:
-        with _SHARED_LOCK:
-            batcher = _SHARED.get(encoder)
-            if batcher is None:
-                batcher = MicroBatcher(encoder, max_wait=DEFAULT_WAIT_MS / 1000, max_batch=DEFAULT_BATCH_SIZE)
-                _SHARED[encoder] = batcher
+    with _SHARED_LOCK:
+        batcher = getattr(encoder, _SHARED_ATTR, None)
+        if isinstance(batcher, MicroBatcher) and batcher.inner is encoder:
             return batcher
-    except TypeError:  # unhashable or not weak-referenceable
-        return None
+        batcher = MicroBatcher(encoder, max_wait=DEFAULT_WAIT_MS / 1000, max_batch=DEFAULT_BATCH_SIZE)
+        try:
+            setattr(encoder, _SHARED_ATTR, batcher)
+        except (AttributeError, TypeError):  # slots or a frozen object
+            return None
+        return batcher
 
 
 def query_encoder(encoder: Encoder | None, max_wait_ms: float, max_batch: int) -> Encoder | None:
