@@ -107,12 +107,11 @@ def load_data(limit_queries: int | None, corpus_limit: int | None) -> BeirDatase
 
 
 def load_models(backend: str = "native", precision: str = "fp32") -> Encoder:
-    from shared.encoders import load_encoder
-    from shared.models import minilm_path, splade_tiny_path
+    from shared.encoders import MINILM, SPLADE_TINY, load_encoder
 
     return load_encoder(
-        str(minilm_path()),
-        sparse_model=str(splade_tiny_path()),
+        MINILM,
+        sparse_model=SPLADE_TINY,
         show_progress=True,
         backend=backend,
         precision=precision,

@@ -14,9 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from shared.encoders import load_encoder
+from shared.encoders import MINILM, SPLADE_TINY, load_encoder
 from shared.errors import M3HybridError, ModelLoadError
-from shared.models import minilm_path, splade_tiny_path
 from shared.store import HybridStore
 from shared.types import Encoder
 
@@ -32,7 +31,7 @@ QUERIES = [
 
 def small_models_encoder() -> Encoder:
     """MiniLM (dense) + SPLADE-tiny (sparse): real models that ship inside PyPI packages."""
-    return load_encoder(str(minilm_path()), sparse_model=str(splade_tiny_path()))
+    return load_encoder(MINILM, sparse_model=SPLADE_TINY)
 
 
 def choose_encoder(model: str | None, small_models: bool) -> Encoder:

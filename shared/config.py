@@ -11,6 +11,7 @@ where the collection is, not how it is built or searched.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -28,7 +29,7 @@ from .query.options import QueryOptions, resolve_options
 from .serving import DEFAULT_BATCH_SIZE, DEFAULT_WAIT_MS
 from .validation import non_negative_number, positive_int
 
-__all__ = ["ADD_BATCH_SIZE", "StoreConfig", "option_default", "option_doc"]
+__all__ = ["ADD_BATCH_SIZE", "STORE_OPTIONS", "StoreConfig", "option_default", "option_doc"]
 
 #: Records encoded and written per batch by ``HybridStore.add`` (and the adapters' adds).
 ADD_BATCH_SIZE = 256
@@ -150,6 +151,16 @@ class StoreConfig:
         non_negative_number(self.query_batch_wait_ms, "query_batch_wait_ms")
         positive_int(self.query_batch_size, "query_batch_size")
 
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], **overrides: Any) -> StoreConfig:
+        """The options named in ``values`` (e.g. a constructor's ``locals()``), others at their default.
+
+        How a constructor that lists the options as typed keywords (for IDEs and type
+        checkers) builds its config without listing them a second time.
+        """
+        picked = {name: values[name] for name in STORE_OPTIONS if name in values}
+        return cls(**{**picked, **overrides})
+
     def query_defaults(self) -> QueryOptions:
         """The query options every query starts from (validated)."""
         return resolve_options(
@@ -187,6 +198,8 @@ class StoreConfig:
 
 
 _FIELDS = {f.name: f for f in fields(StoreConfig)}
+#: The names of the store options, in declaration order.
+STORE_OPTIONS: tuple[str, ...] = tuple(_FIELDS)
 
 
 def option_default(name: str) -> Any:
