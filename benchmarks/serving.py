@@ -456,10 +456,13 @@ def main(argv: list[str] | None = None) -> int:
                 "BGE-M3 shape, ONNX int8 (1024-d)", enc, work / f"store-m3-{args.points}", args
             )
         if not args.skip_minilm:
-            from shared.models import minilm_path, splade_tiny_path
+            from shared.encoders import MINILM, SPLADE_TINY, packaged_model_path
 
             enc = load_encoder(
-                minilm_path(), sparse_model=splade_tiny_path(), cache_size=0, show_progress=False
+                packaged_model_path(MINILM),
+                sparse_model=packaged_model_path(SPLADE_TINY),
+                cache_size=0,
+                show_progress=False,
             )
             lines += throughput(
                 "MiniLM + SPLADE-tiny, torch (384-d)", enc, work / f"store-minilm-{args.points}", args
