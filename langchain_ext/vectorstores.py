@@ -156,6 +156,10 @@ class HybridQdrantVectorStore(VectorStore):
         sparse_idf: IDF modifier on the sparse vectors (False: follow the collection).
         mrl_quantization: quantization of the MRL copy (None: the collection's, ``"binary"``
             for a new one).
+        query_batch_wait_ms, query_batch_size: concurrent queries are encoded in one pass
+            (``batch``/``abatch``, threads, ``asyncio.gather``); the most an idle encoder waits
+            for company once queries overlap (0: off; a lone query never waits) and the most
+            queries per pass.
         batch_size: documents encoded and written per batch by ``add_texts``.
         recreate: drop a collection built by another encoder instead of refusing it.
         layout: where the collection keeps vectors and payload (``"m3-hybrid"``, ``"langchain"``,
@@ -194,6 +198,8 @@ class HybridQdrantVectorStore(VectorStore):
         sparse_weight: float | None = _D.sparse_weight,
         candidate_k: int = _D.candidate_k,
         sparse_normalization: str = _D.sparse_normalization,
+        query_batch_wait_ms: float = _D.query_batch_wait_ms,
+        query_batch_size: int = _D.query_batch_size,
         colbert: bool = _D.colbert,
         sparse_idf: bool = _D.sparse_idf,
         recreate: bool = _D.recreate,

@@ -809,6 +809,16 @@ class EdgeBackend:
         return [_result(p, p.score) for p in points]
 
     @one_step
+    def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[ResultPoint]]:
+        """The plans as one engine batch (it shares one pass over the segments)."""
+        request = qe.QueryBatchRequest([edge_request(p) for p in plans])
+        with self._gate.operation(), _engine_errors("query batch", self.location):
+            if (shard := self._current()) is None:
+                return [[] for _ in plans]
+            batches = shard.query_batch(request)
+        return [[_result(p, p.score) for p in points] for points in batches]
+
+    @one_step
     def retrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> list[ResultPoint]:
         if not ids:
             return []

@@ -492,6 +492,22 @@ class RemoteBackend:
         )
         return [_result(p, p.score) for p in response.points]
 
+    QUERY_BATCH_POINTS = ClientCall(Q.query_batch_points, AQ.query_batch_points, retry=True)
+
+    def query_batch(self, plans: Sequence[QueryPlan]) -> Steps[list[list[ResultPoint]]]:
+        requests = []
+        for plan in plans:
+            kwargs = query_kwargs(self.collection_name, plan, not self._local)
+            del kwargs["collection_name"]
+            kwargs["filter"] = kwargs.pop("query_filter")
+            kwargs["params"] = kwargs.pop("search_params")
+            kwargs["with_vector"] = kwargs.pop("with_vectors")
+            requests.append(models.QueryRequest(**kwargs))
+        responses = yield from self._call(
+            "query batch", self.QUERY_BATCH_POINTS, **self._col(requests=requests)
+        )
+        return [[_result(p, p.score) for p in r.points] for r in responses]
+
     RETRIEVE = ClientCall(Q.retrieve, AQ.retrieve, retry=True)
 
     def retrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> Steps[list[ResultPoint]]:
