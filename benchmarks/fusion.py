@@ -250,6 +250,7 @@ def section(results: Mapping[str, PathResult], argv: Sequence[str]) -> str:
             lo, hi = r.ci.get(m, (float("nan"), float("nan")))
             cells_m.append(f"{r.ndcg[m]:.4f} ({lo:.4f}–{hi:.4f})" if m in r.ndcg else "n/a")
         lines.append(f"| {m} | " + " | ".join(cells_m) + " |")
+    lines += cross_lingual_lines(results, default)
     verdict = (
         f"the library's default, `{default}`, is the measured choice"
         if chosen == default
@@ -257,6 +258,33 @@ def section(results: Mapping[str, PathResult], argv: Sequence[str]) -> str:
     )
     lines += ["", f"Chosen by the rule: **{chosen}**; {verdict}.", ""]
     return "\n".join(lines)
+
+
+def cross_lingual_lines(results: Mapping[str, PathResult], default: str) -> list[str]:
+    """The default's Spanish nDCG@10 against its English one, and against dense alone, per bilingual path."""
+    mode = f"hybrid-{default}"
+    lines: list[str] = []
+    for name in dict.fromkeys(p.split(":")[0] for p in results):
+        en, es = results.get(f"{name}:en"), results.get(f"{name}:es")
+        if en is None or es is None or mode not in en.ndcg or mode not in es.ndcg:
+            continue
+        ratio = es.ndcg[mode] / en.ndcg[mode]
+        gap_dense = 1 - es.ndcg["dense"] / en.ndcg["dense"]
+        above = {lang: r.ndcg[mode] >= r.ndcg["dense"] for lang, r in (("en", en), ("es", es))}
+        lines += [
+            "",
+            f"Cross-lingual, `{name}` with the default (`{default}`): English {en.ndcg[mode]:.4f}, Spanish "
+            f"{es.ndcg[mode]:.4f}: Spanish = {100 * ratio:.1f}% of English (gap {100 * (1 - ratio):.1f}%; "
+            f"dense alone: gap {100 * gap_dense:.1f}%); target >= 90%: "
+            f"{'met' if ratio >= 0.9 else 'MISSED'}. "
+            "Default >= dense alone: "
+            + ", ".join(
+                f"{lang} {'yes' if ok else 'NO'} ({r.ndcg[mode] - r.ndcg['dense']:+.4f})"
+                for (lang, ok), r in zip(above.items(), (en, es), strict=True)
+            )
+            + ".",
+        ]
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
