@@ -20,7 +20,7 @@ an already recovered store is exercised too).
     python benchmarks/crash.py                         # 5 create + 25 ingest trials; its RESULTS.md section
     python benchmarks/crash.py --ingest-trials 5 --create-trials 2 --no-append
 
-``tests/test_reliability_crash.py`` imports this file and runs a few quick trials.
+``tests/shared/test_reliability_crash.py`` imports this file and runs a few quick trials.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ path in fp32 without and with the offline fusions, and in int8.  Outputs are che
 against the torch path in the same run.  The checkpoint is built with random weights
 (speed does not depend on their values): 24 layers, hidden 1024, 16 heads, FFN 4096,
 8194 positions, with the XLM-R-style (SentencePiece Unigram) tokenizer of
-``shared.testing``.  Also measured: peak memory of encoding 2k-token and short documents
+``tests.support.checkpoint``.  Also measured: peak memory of encoding 2k-token and short documents
 with and without ``max_batch_tokens`` (separate processes), and model passes per text
 for dense + sparse behind two framework classes.
 
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from shared.encoders import BGEM3Encoder, clear_registry, load_encoder
-from shared.testing import make_bge_m3_checkpoint, sample_corpus
+from tests.support.checkpoint import make_bge_m3_checkpoint, sample_corpus
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## encode: BGE-M3-shaped encoding speed, torch vs ONNX Runtime fp32/int8"
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Checkpoint: BGE-M3's shape with random weights ({args.layers} layers × {args.hidden}, "
         f"{shape['num_heads']} heads, FFN {shape['intermediate_size']}, 8194 positions), tokenizer "
-        "`shared.testing`'s XLM-R-style SentencePiece Unigram (small vocabulary: the embedding "
+        "`tests.support.checkpoint`'s XLM-R-style SentencePiece Unigram (small vocabulary: the embedding "
         "table is smaller than BGE-M3's 250k rows, which does not change compute per token). "
         "Dense + sparse + ColBERT from one pass on every path.",
         "",

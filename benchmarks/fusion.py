@@ -99,7 +99,7 @@ def _usem3() -> BaseEncoder:
 
 
 def tiny_bge_m3() -> BaseEncoder:
-    from shared.testing import make_bge_m3_checkpoint
+    from tests.support.checkpoint import make_bge_m3_checkpoint
 
     if not (TINY_DIR / "config.json").is_file():
         make_bge_m3_checkpoint(TINY_DIR)

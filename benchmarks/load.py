@@ -22,7 +22,7 @@ that queries the store all through the ingest, to show what queries wait for.
     python benchmarks/load.py --points 1000000            # replaces its section of benchmarks/RESULTS.md
     python benchmarks/load.py --points 20000 --no-append  # quick look
 
-``tests/test_reliability_load.py`` runs small versions of ``run_load`` and checks
+``tests/shared/test_reliability_load.py`` runs small versions of ``run_load`` and checks
 that resident memory does not grow with N.
 """
 

@@ -221,12 +221,3 @@ def resolve_ids(
         must=seq(flt.must), should=seq(flt.should), must_not=seq(flt.must_not), min_should=min_should
     )
 
-
-def __getattr__(name: str) -> Any:
-    # Backward compatibility: the Edge conversion moved to shared.backends.edge_filters;
-    # resolved on first use so that importing this module never loads qdrant_edge.
-    if name == "to_edge_filter":
-        from .backends.edge_filters import to_edge_filter
-
-        return to_edge_filter
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

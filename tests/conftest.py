@@ -27,7 +27,7 @@ atexit.register(shutil.rmtree, os.environ["M3_HYBRID_CACHE"], ignore_errors=True
 @pytest.fixture(scope="session")
 def tiny_bge_m3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A deterministic tiny BGE-M3-format checkpoint (XLM-R config, seeded weights, heads)."""
-    from shared.testing import make_bge_m3_checkpoint
+    from tests.support.checkpoint import make_bge_m3_checkpoint
 
     return make_bge_m3_checkpoint(tmp_path_factory.mktemp("tiny-bge-m3"))
 

@@ -10,8 +10,8 @@ import pytest
 from shared.encoders import load_encoder
 from shared.errors import InvalidInputError, ModelMismatchError
 from shared.store import HybridStore
-from shared.testing import make_bge_m3_checkpoint
 from shared.types import Record
+from tests.support.checkpoint import make_bge_m3_checkpoint
 
 TEXTS = [
     "the cat sat on the mat",

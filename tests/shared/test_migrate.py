@@ -34,7 +34,7 @@ from shared.schema import CollectionSchema
 from shared.store import HybridStore
 from shared.types import Record
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIBLE = ROOT / "benchmarks" / "data" / "bible-dev"
 
 

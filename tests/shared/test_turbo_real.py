@@ -16,7 +16,7 @@ import pytest
 from shared.store import HybridStore
 from shared.types import Encoder, Record
 
-DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "bible-dev"
+DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "bible-dev"
 #: Recall@10 against exact search at each preset's defaults, measured by benchmarks/presets.py
 #: on 23,093 bible-dev verses (MiniLM, 384-d); the test allows 0.02 less on its small sample.
 MEASURED_RECALL = {

@@ -33,7 +33,7 @@ from shared.query_planning import (
 from shared.schema import CollectionSchema
 from shared.store import HybridStore
 from shared.types import Record
-from tests.test_store_scroll import WordCounts
+from tests.shared.test_store_scroll import WordCounts
 
 DIM = 8
 N = 12

@@ -40,7 +40,7 @@ from shared.errors import (
     UnsupportedOperationError,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CORPUS = [
     json.loads(line)
     for line in (ROOT / "examples" / "data" / "corpus.jsonl").read_text().splitlines()

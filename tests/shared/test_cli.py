@@ -12,7 +12,7 @@ from test_evaluation_e2e import write_dataset
 
 from shared.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_help_explains_inputs_modes_and_outputs(capsys: pytest.CaptureFixture[str]) -> None:

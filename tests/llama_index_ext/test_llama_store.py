@@ -39,7 +39,7 @@ from test_llama_support import METADATA, ModelSetup, assert_same_ranking, docume
 from llama_index_ext import HybridQdrantVectorStore
 from shared.errors import InvalidInputError, ModelMismatchError, StoreLockedError, UnsupportedOperationError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module", params=["small", "tiny-bge-m3"])

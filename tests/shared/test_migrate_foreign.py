@@ -26,7 +26,7 @@ from shared.layouts import langchain_layout
 from shared.migrate import migrate
 from shared.store import HybridStore
 
-BIBLE = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "bible-dev"
+BIBLE = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "bible-dev"
 N = 120
 K = 10
 

@@ -1,7 +1,7 @@
 """The native BGE-M3 encoder and the shared encoder machinery, on the tiny checkpoint.
 
 Everything here runs the real transformers model built by
-``shared.testing.make_bge_m3_checkpoint``; nothing is mocked.
+``tests.support.checkpoint.make_bge_m3_checkpoint``; nothing is mocked.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import torch
 from shared.encoders import BGEM3Encoder, TruncationWarning, clear_registry, load_encoder
 from shared.errors import InvalidInputError, InvalidTypeError, ModelLoadError
 from shared.mrl import MRLWarning, truncate
-from shared.testing import sample_corpus
 from shared.types import Encoder
+from tests.support.checkpoint import sample_corpus
 
 TEXTS = [*sample_corpus()[:9], "short", "What is the capital of France?"]
 
@@ -202,7 +202,7 @@ def test_identity(enc: BGEM3Encoder, tiny_bge_m3_dir: Path) -> None:
 
 def test_model_hash_changes_with_the_checkpoint(tiny_bge_m3_dir: Path, tmp_path: Path) -> None:
     from shared.encoders._hf import local_model_hash
-    from shared.testing import make_bge_m3_checkpoint
+    from tests.support.checkpoint import make_bge_m3_checkpoint
 
     copy = tmp_path / "copy"
     shutil.copytree(tiny_bge_m3_dir, copy)

@@ -1,4 +1,4 @@
-"""``shared.testing.make_bge_m3_checkpoint``: deterministic, in BGE-M3's layout."""
+"""``tests.support.checkpoint.make_bge_m3_checkpoint``: deterministic, in BGE-M3's layout."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from shared.testing import make_bge_m3_checkpoint, sample_corpus
+from tests.support.checkpoint import make_bge_m3_checkpoint, sample_corpus
 
 
 def _files(path: Path) -> dict[str, bytes]:

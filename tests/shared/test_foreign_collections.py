@@ -49,7 +49,7 @@ from shared.errors import InvalidInputError, ModelMismatchError, UnsupportedOper
 from shared.layouts import LANGCHAIN, LLAMA_INDEX, LLAMA_INDEX_OLD_SPARSE, langchain_layout
 from shared.store import HybridStore
 
-DATA = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "bible-dev"
+DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "bible-dev"
 N_CORPUS = 500  # Gen 1.1 - Gen 20.4: 45 labelled queries fall in it
 K = 10
 

@@ -20,8 +20,8 @@ from shared.encoders.batching import plan_batches, validate_threads
 from shared.encoders.onnx import EXPORT_META, OnnxEncoder, cached_export, export_onnx
 from shared.errors import InvalidInputError, MissingDependencyError, ModelLoadError, ModelMismatchError
 from shared.store import HybridStore
-from shared.testing import sample_corpus
 from shared.types import EncoderIdentity
+from tests.support.checkpoint import sample_corpus
 
 TEXTS = [*sample_corpus()[:10], "", "   ", "Ünïcödé façade naïve", "word " * 700]
 
@@ -269,11 +269,11 @@ def test_adapters_pass_backend_and_precision_through(m3_export: Path, tiny_bge_m
 
 
 def test_torch_free_process_loads_encodes_and_queries(m3_export: Path, minilm_export: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[3]), *sys.path])}
     proc = subprocess.run(
         [
             sys.executable,
-            str(Path(__file__).with_name("torch_free_check.py")),
+            str(Path(__file__).parents[2] / "torch_free_check.py"),
             str(m3_export),
             str(minilm_export),
             "--block-torch",

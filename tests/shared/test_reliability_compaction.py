@@ -5,7 +5,7 @@ optimizes, closes and reloads the shard every ``compact_every`` points. These te
 check that nothing is lost or changed by it, that queries from other threads never
 see the shard while it is swapped, that the shard stays locked against other
 processes while it is closed, and how ``compact_every`` is resolved and validated.
-The memory bound itself is measured in ``tests/test_reliability_load.py`` and by
+The memory bound itself is measured in ``tests/shared/test_reliability_load.py`` and by
 ``benchmarks/load.py`` (1M points, RELIABILITY.md).
 """
 

@@ -12,7 +12,7 @@ from shared.errors import BackendError, ModelMismatchError, UnsupportedOperation
 from shared.filters import metadata_filter
 from shared.store import HybridStore
 from shared.types import Record
-from tests.test_store import DIM, assert_same_hits, make_records
+from tests.shared.test_store import DIM, assert_same_hits, make_records
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import pytest
 from shared.errors import StoreLockedError
 from shared.store import HybridStore
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_crash() -> ModuleType:

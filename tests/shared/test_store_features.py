@@ -10,7 +10,7 @@ from qdrant_client import QdrantClient, models
 from shared.errors import InvalidInputError, UnsupportedOperationError
 from shared.store import HybridStore
 from shared.types import Record
-from tests.test_store import assert_same_hits
+from tests.shared.test_store import assert_same_hits
 
 DIM = 64
 

@@ -27,7 +27,7 @@ from langchain_ext import (
 )
 from shared.errors import InvalidInputError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCIENCE = {"volcano", "photosynthesis", "jupiter", "penicillin"}
 CORPUS = [
     json.loads(line)

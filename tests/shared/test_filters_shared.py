@@ -209,11 +209,3 @@ def test_importing_the_core_does_not_load_the_embedded_engine(statement: str) ->
     assert "qdrant_edge" not in loaded
     assert "shared.backends.edge_filters" not in loaded
 
-
-def test_the_edge_conversion_is_still_reachable_from_shared_filters() -> None:
-    loaded = _modules_after("from shared.filters import to_edge_filter")
-    assert "qdrant_edge" in loaded  # loaded on use, not on import
-    from shared.backends.edge_filters import to_edge_filter as moved
-    from shared.filters import to_edge_filter as old_name
-
-    assert old_name is moved

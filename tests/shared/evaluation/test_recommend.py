@@ -17,7 +17,7 @@ from shared.errors import InvalidInputError
 from shared.evaluation import EvalConfig, EvalReport, load_beir
 from shared.recommend import recommend, recommend_for, recommendation_configs
 
-DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "bible-dev"
+DATA = Path(__file__).resolve().parents[3] / "benchmarks" / "data" / "bible-dev"
 SMALL = ["--limit-queries", "50", "--corpus-limit", "300"]
 FILES = [
     "--corpus",

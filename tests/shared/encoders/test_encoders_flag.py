@@ -15,7 +15,7 @@ pytest.importorskip("FlagEmbedding", reason="the flagembedding extra is not inst
 
 from shared.encoders import BGEM3Encoder, FlagM3Encoder, TruncationWarning, load_encoder
 from shared.errors import ModelLoadError
-from shared.testing import sample_corpus
+from tests.support.checkpoint import sample_corpus
 
 TEXTS = [
     *sample_corpus()[:10],
