@@ -231,7 +231,7 @@ def serve(args: argparse.Namespace) -> int:
     """Subprocess: open the stored collection, run the queries, print JSON."""
     import qdrant_edge as qe  # imported before the RSS baseline
 
-    from shared.query_planning import MRL_FUNNEL_FACTOR
+    from shared.query.plan import MRL_FUNNEL_FACTOR
     from shared.store import HybridStore
 
     data = np.load(args.serve_queries)

@@ -8,7 +8,7 @@
 ``RetrievalMode`` and ``FusionMethod`` are re-exported; plain strings work everywhere too.
 """
 
-from shared.query_planning import FusionMethod, RetrievalMode
+from shared.query.modes import FusionMethod, RetrievalMode
 
 from .embeddings import BGEM3Embeddings, BGEM3SparseEmbeddings, SparseVector
 from .filters import to_qdrant_filter

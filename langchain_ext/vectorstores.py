@@ -35,7 +35,7 @@ from shared.config import ADD_BATCH_SIZE, StoreConfig
 from shared.encoders import encoder_from_functions, pair_encoders, sparse_dict
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.layouts import Layout, langchain_layout
-from shared.query_planning import SEARCH_OPTIONS, choose_mode
+from shared.query.options import SEARCH_OPTIONS, choose_mode
 from shared.retry import RetryPolicy
 from shared.steps import Steps, arun, call_async, run
 from shared.types import Encoder, Hit, Record

@@ -14,7 +14,7 @@ from llama_index.core.settings import Settings
 from llama_index.core.vector_stores.types import MetadataFilters, VectorStoreQuery, VectorStoreQueryMode
 
 from shared.errors import InvalidInputError, InvalidTypeError
-from shared.query_planning import uses_dense_query
+from shared.query.options import uses_dense_query
 from shared.validation import positive_int
 
 from .vector_store import HybridQdrantVectorStore

@@ -34,12 +34,12 @@ from qdrant_client import models
 
 from shared.config import ADD_BATCH_SIZE, StoreConfig, option_doc
 from shared.errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
-from shared.filters import and_filters, check_filter
-from shared.query_planning import SEARCH_OPTIONS, mmr_fetch_k, weighted_hybrid
+from shared.filters import and_filters
+from shared.query.options import SEARCH_OPTIONS, mmr_fetch_k
 from shared.retry import RetryPolicy
 from shared.schema import REF_DOC_ID_KEY
 from shared.steps import Steps, arun, call, call_async, run
-from shared.store import HybridStore
+from shared.store import QUERY_DEFAULT_OPTIONS, HybridStore
 from shared.types import Hit, Record
 from shared.validation import id_list, positive_int
 
@@ -162,6 +162,12 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
             retry=self.retry,
             config=StoreConfig(**options),
         )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        # A query default set on the adapter after construction is the core store's from then on.
+        if name in QUERY_DEFAULT_OPTIONS and "_store" in (self.__pydantic_private__ or {}):
+            self._store.set_query_defaults(**{name: value})
 
     @classmethod
     def class_name(cls) -> str:
@@ -339,7 +345,7 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
         if not isinstance(query, VectorStoreQuery):
             raise InvalidTypeError(f"query must be a VectorStoreQuery, got {type(query).__name__}")
         options = dict(kwargs)
-        raw_filter = check_filter(options.pop("qdrant_filters", None))
+        raw_filter = options.pop("qdrant_filters", None)  # checked by and_filters
         unknown = sorted(set(options) - _QUERY_OPTIONS - _MMR_OPTIONS)
         if unknown:
             raise InvalidInputError(
@@ -376,16 +382,15 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
 
     def _hybrid_sizes(self, query: VectorStoreQuery, top_k: int, options: dict[str, Any]) -> dict[str, Any]:
         """LlamaIndex's hybrid sizes, as its own Qdrant store defines them: a dense prefetch of
-        ``similarity_top_k``, a sparse one of ``sparse_top_k``, fused to ``hybrid_top_k``."""
-        return weighted_hybrid(
-            query.alpha,
-            limit=_k_or(query.hybrid_top_k, top_k, "hybrid_top_k"),
-            dense_k=top_k,
-            sparse_k=_k_or(query.sparse_top_k, top_k, "sparse_top_k"),
-            candidate_k=self.candidate_k,
-            fusion=options.get("fusion", self.fusion),
-            weights_given="dense_weight" in options or "sparse_weight" in options,
-        )
+        ``similarity_top_k``, a sparse one of ``sparse_top_k``, fused to ``hybrid_top_k``, weighed
+        by ``alpha``. The core's resolver widens each side to the query's ``candidate_k``."""
+        return {
+            "mode": "hybrid",
+            "limit": _k_or(query.hybrid_top_k, top_k, "hybrid_top_k"),
+            "alpha": query.alpha,
+            "dense_k": top_k,
+            "sparse_k": _k_or(query.sparse_top_k, top_k, "sparse_top_k"),
+        }
 
     def _result(self, hits: list[Hit]) -> VectorStoreQueryResult:
         return VectorStoreQueryResult(
@@ -431,9 +436,7 @@ def _id_filter(key: str, ids: Any, name: str) -> models.Filter | None:
     # LlamaIndex passes an empty list for "no restriction" (as_retriever's node_ids).
     if not ids:
         return None
-    return models.Filter(
-        must=[models.FieldCondition(key=key, match=models.MatchAny(any=id_list(ids, name)))]
-    )
+    return models.Filter(must=[models.FieldCondition(key=key, match=models.MatchAny(any=id_list(ids, name)))])
 
 
 def _has_ids(ids: Any, name: str) -> models.Filter | None:

@@ -16,16 +16,15 @@ from typing import Any
 
 from .layouts import Layout
 from .quantization import QuantizationPreset
-from .query_planning import (
+from .query.modes import (
     DEFAULT_CANDIDATE_K,
     DEFAULT_RRF_K,
     FusionMethod,
-    QueryOptions,
     RetrievalMode,
     SparseNormalization,
     parse_sparse_normalization,
-    resolve_options,
 )
+from .query.options import QueryOptions, resolve_options
 
 __all__ = ["ADD_BATCH_SIZE", "StoreConfig", "option_default", "option_doc"]
 

@@ -159,8 +159,8 @@ def value_range(key: str, bounds: Mapping[str, Any], at: str) -> models.FieldCon
 
 
 def and_filters(*filters: models.Filter | None) -> models.Filter | None:
-    """Conjunction of the given filters (None ones skipped)."""
-    present = [f for f in filters if f is not None]
+    """Conjunction of the given filters (None ones skipped; anything but a Filter refused)."""
+    present = [f for f in map(check_filter, filters) if f is not None]
     if not present:
         return None
     if len(present) == 1:

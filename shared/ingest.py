@@ -19,10 +19,9 @@ from .backends.base import PointData
 from .errors import InvalidInputError, InvalidTypeError
 from .layouts import to_stored
 from .mrl import truncate
-from .query_planning import colbert_vectors, sparse_arrays
 from .schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema, build_payload
 from .types import Encoder, Record
-from .validation import check_utf8, is_plain_sparse
+from .validation import check_utf8, colbert_vectors, dense_matrix, is_plain_sparse, sparse_arrays
 
 T = TypeVar("T")
 
@@ -31,8 +30,6 @@ T = TypeVar("T")
 MAX_METADATA_DEPTH = 64
 #: Qdrant keeps JSON integers as i64/u64; larger ones would silently come back as floats.
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
-#: Token ids are u32 in Qdrant.
-_TOKEN_LIMIT = 2**32
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -136,7 +133,7 @@ def check_record(
     """Validate one record's fields and given ColBERT vectors; returns the cleaned parts.
 
     Dense and sparse vectors are only collected here (``DENSE`` / ``SPARSE`` keys holding
-    the given values): :func:`dense_matrix` and :func:`sparse_batch` check a whole batch.
+    the given values): :func:`dense_batch` and :func:`sparse_batch` check a whole batch.
     """
     if not isinstance(rec, Record):
         raise InvalidTypeError(f"item {index} is a {type(rec).__name__}, expected shared.types.Record")
@@ -217,55 +214,24 @@ def _name(rec: Record, index: int) -> str:
 # ---------------------------------------------------------------------------
 
 
-def dense_matrix(
+def dense_batch(
     chunk: Sequence[Record],
     cleaned: list[dict[str, Any]],
     start: int,
     dims: dict[str, int],
     schema: CollectionSchema,
 ) -> tuple[list[int], np.ndarray | None]:
-    """Rows holding a dense vector and those vectors as one validated float32 matrix."""
+    """Rows holding a dense vector and those vectors as one validated float32 matrix
+    (:func:`shared.validation.dense_matrix`, which names the offending record)."""
     rows = [i for i, parts in enumerate(cleaned) if DENSE in parts]
     if not rows:
         return rows, None
     expected = schema.dense_dim if schema.dense_dim is not None else dims.get(DENSE)
-    try:
-        mat = np.asarray([cleaned[i][DENSE] for i in rows], dtype=np.float32)
-    except (TypeError, ValueError):
-        mat = None  # ragged or not numeric: find the offending record one by one
-    if mat is None or mat.ndim != 2 or (expected is not None and mat.shape[1] != expected):
-        for i in rows:
-            dense_vector(cleaned[i][DENSE], where(chunk, start, i), expected, dims)
-        raise AssertionError("unreachable: a dense vector failed the batch check")  # pragma: no cover
-    if mat.shape[1] == 0:
-        raise InvalidInputError(f"{where(chunk, start, rows[0])}: dense vector is empty")
+    mat = dense_matrix(
+        [cleaned[i][DENSE] for i in rows], expected, lambda j: f"{where(chunk, start, rows[j])}: dense vector"
+    )
     dims.setdefault(DENSE, mat.shape[1])
-    bad = ~np.isfinite(mat).all(axis=1)
-    if bad.any():
-        at = where(chunk, start, rows[int(np.argmax(bad))])
-        raise InvalidInputError(f"{at}: dense vector contains NaN or infinity")
-    zero = ~mat.any(axis=1)
-    if zero.any():
-        at = where(chunk, start, rows[int(np.argmax(zero))])
-        raise InvalidInputError(f"{at}: dense vector is all zeros (cosine similarity is undefined)")
     return rows, mat
-
-
-def dense_vector(value: Any, at: str, expected: int | None, dims: dict[str, int]) -> np.ndarray:
-    """One dense vector checked on its own (names what is wrong with it)."""
-    try:
-        arr = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise InvalidTypeError(f"{at}: dense vector must be a sequence of numbers") from None
-    if arr.ndim != 1 or arr.shape[0] == 0:
-        raise InvalidInputError(f"{at}: dense vector must be a non-empty 1-d sequence, got shape {arr.shape}")
-    expected = expected if expected is not None else dims.get(DENSE)
-    if expected is not None and arr.shape[0] != expected:
-        raise InvalidInputError(
-            f"{at}: dense vector has size {arr.shape[0]}, the collection expects {expected}"
-        )
-    dims.setdefault(DENSE, arr.shape[0])
-    return arr
 
 
 def sparse_batch(chunk: Sequence[Record], cleaned: list[dict[str, Any]], start: int) -> None:
@@ -273,7 +239,7 @@ def sparse_batch(chunk: Sequence[Record], cleaned: list[dict[str, Any]], start: 
 
     One pass over the items of the whole batch; a batch with anything unusual (numpy
     scalars, zero weights, a bad token) goes record by record through
-    :func:`~shared.query_planning.sparse_arrays`, which names the offending token.
+    :func:`~shared.validation.sparse_arrays`, which names the offending token.
     """
     rows = [i for i, parts in enumerate(cleaned) if SPARSE in parts]
     if not rows:
@@ -294,7 +260,7 @@ def sparse_batch(chunk: Sequence[Record], cleaned: list[dict[str, Any]], start: 
 
 def _plain_sparse(keys: list[Any], vals: list[Any]) -> bool:
     """True when the batch's items need no item-by-item check: plain ids and finite, non-zero
-    float weights (zeros are dropped by :func:`~shared.query_planning.sparse_arrays`)."""
+    float weights (zeros are dropped by :func:`~shared.validation.sparse_arrays`)."""
     return set(map(type, vals)) <= {float} and is_plain_sparse(keys, vals) and 0.0 not in vals
 
 
@@ -307,7 +273,7 @@ def check_all(
         chunk = records[start : start + batch_size]
         cleaned = [check_record(rec, start + i, schema, encoder, dims) for i, rec in enumerate(chunk)]
         sparse_batch(chunk, cleaned, start)
-        dense_matrix(chunk, cleaned, start, dims, schema)
+        dense_batch(chunk, cleaned, start, dims, schema)
 
 
 def prepare_batch(
@@ -324,15 +290,29 @@ def prepare_batch(
     if todo:
         assert encoder is not None
         _encode_missing(chunk, cleaned, start, schema, encoder, todo, dims)
-    dense_rows, mat = dense_matrix(chunk, cleaned, start, dims, schema)
+    dense_rows, mat = dense_batch(chunk, cleaned, start, dims, schema)
     if mat is not None:
         # One conversion per batch (per-row tolist() is several times slower).
         for i, row in zip(dense_rows, mat.tolist(), strict=True):
             cleaned[i][DENSE] = row
         if schema.mrl_dim is not None and schema.complete:
-            for i, row in zip(dense_rows, truncate(mat, schema.mrl_dim).tolist(), strict=True):
+            for i, row in zip(dense_rows, mrl_rows(mat, schema.mrl_dim), strict=True):
                 cleaned[i][DENSE_MRL] = row
     return _points(chunk, cleaned, start, schema)
+
+
+def mrl_rows(dense: np.ndarray, mrl_dim: int) -> list[list[float]]:
+    """The ``dense_mrl`` vectors (the MRL funnel's first stage) of a matrix of dense vectors."""
+    return truncate(dense, mrl_dim).tolist()
+
+
+def add_mrl_vectors(points: Sequence[PointData], mrl_dim: int) -> None:
+    """Give ``points`` built before the collection (and its ``mrl_dim``) existed their ``dense_mrl``."""
+    rows = [p for p in points if DENSE in p.vectors]
+    if rows:
+        mat = np.asarray([p.vectors[DENSE] for p in rows], dtype=np.float32)
+        for p, row in zip(rows, mrl_rows(mat, mrl_dim), strict=True):
+            p.vectors[DENSE_MRL] = row
 
 
 def _encode_missing(
@@ -395,12 +375,12 @@ def _points(
 
 __all__ = [
     "MAX_METADATA_DEPTH",
+    "add_mrl_vectors",
     "batched",
     "check_all",
     "check_record",
     "clean_json",
-    "dense_matrix",
-    "dense_vector",
+    "dense_batch",
     "missing_outputs",
     "prepare_batch",
     "sparse_batch",

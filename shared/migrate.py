@@ -42,7 +42,7 @@ from .errors import (
     UnsupportedOperationError,
 )
 from .layouts import Layout, convert_point, detect_layout, get_layout, schema_fields
-from .schema import _SHAPE_FIELDS, CollectionSchema, validate_collection_name
+from .schema import SHAPE_FIELDS, CollectionSchema, validate_collection_name
 from .types import EncoderIdentity
 
 __all__ = [
@@ -297,19 +297,19 @@ def _close_quietly(backend: Backend) -> None:
 
 def _check_embedded_source(path: Path, collection: str) -> None:
     """Refuse a missing embedded source before anything is opened (opening never writes then)."""
-    from .backends.edge import _EDGE_MARKER, GUARD_FILE
+    from .backends.edge import EDGE_MARKER, GUARD_FILE
 
     if not path.is_dir():
         raise InvalidInputError(f"no embedded store at {path} (the directory does not exist)")
     _check_not_local_mode(path)
     shard = path / collection
-    if not (shard / _EDGE_MARKER).is_file():
+    if not (shard / EDGE_MARKER).is_file():
         if (shard / GUARD_FILE).is_file():
             raise InvalidInputError(
                 f"collection {collection!r} in the embedded store at {path} holds no points "
                 "(its creation was interrupted): nothing to migrate"
             )
-        present = sorted(p.name for p in path.iterdir() if (p / _EDGE_MARKER).is_file())
+        present = sorted(p.name for p in path.iterdir() if (p / EDGE_MARKER).is_file())
         listed = ", ".join(repr(n) for n in present[:20]) or "none"
         raise InvalidInputError(
             f"collection {collection!r} does not exist in the embedded store at {path} (it holds: {listed})"
@@ -445,7 +445,7 @@ def _guard_differences(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> li
     """The encoder and vector-shape fields in which two guard records differ."""
     diffs = []
     a, b = ours.get("schema") or {}, theirs.get("schema") or {}
-    for key in _SHAPE_FIELDS:
+    for key in SHAPE_FIELDS:
         if a.get(key) != b.get(key):
             diffs.append(f"{key}: source {a.get(key)!r}, target {b.get(key)!r}")
     ia, ib = ours.get("identity"), theirs.get("identity")

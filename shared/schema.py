@@ -40,7 +40,7 @@ POINT_ID_NAMESPACE = uuid.UUID("6a1c3f0e-2d5b-5b7e-9a44-3e0f8c1d2b7a")
 GUARD_FORMAT = 1
 
 #: Guard fields that change what vectors mean or their shape: a difference refuses the open.
-_SHAPE_FIELDS = (
+SHAPE_FIELDS = (
     "dense_dim",
     "sparse",
     "sparse_idf",
@@ -314,7 +314,7 @@ class CollectionSchema:
             other = EncoderIdentity.from_dict(stored_ident)
             for key, (ours, theirs) in self.identity.differences(other).items():
                 diffs[f"identity.{key}"] = (theirs, ours)
-        for key in _SHAPE_FIELDS:
+        for key in SHAPE_FIELDS:
             ours = mine["schema"][key]
             if key in ("dense_dim", "colbert_dim") and ours is None and not self.complete:
                 continue

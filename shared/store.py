@@ -3,7 +3,7 @@
 Backends: an embedded Qdrant Edge shard (default; ``path`` or a temporary
 directory) or a Qdrant server / qdrant-client local mode (``url``, ``client``,
 ``aclient``). Both store the same layout (:mod:`shared.schema`) and answer the
-same one-request query plans (:mod:`shared.query_planning`).
+same one-request query plans (:mod:`shared.query.plan`).
 
 Every operation is written once, as a generator of steps (CPU work or a backend
 call, :mod:`shared.steps`); :func:`~shared.steps.run` executes it synchronously and
@@ -32,35 +32,17 @@ from .errors import (
     UnsupportedOperationError,
 )
 from .filters import check_filter, resolve_ids
-from .ingest import batched, check_all, prepare_batch
+from .ingest import add_mrl_vectors, batched, check_all, prepare_batch
 from .layouts import Layout, detect_layout, from_stored, get_layout, schema_fields
-from .mrl import truncate
 from .quantization import QuantizationPreset
-from .query_planning import (
-    DEFAULT_MMR_LAMBDA,
-    QUERY_ARGUMENT_DEFAULTS,
-    QUERY_ARGUMENTS,
-    FusionMethod,
-    QueryArgs,
-    QueryOptions,
-    RetrievalMode,
-    SparseNormalization,
-    colbert_vectors,
-    dense_query_vector,
-    parse_sparse_normalization,
-    plan_mmr,
-    plan_query,
-    relevance_function,
-    rename_vectors,
-    resolve_options,
-    resolve_sparse_normalization,
-    sparse_query_vector,
-)
+from .query.modes import DEFAULT_MMR_LAMBDA, FusionMethod, RetrievalMode, SparseNormalization
+from .query.options import QueryArgs, QueryOptions, QueryResolver
+from .query.plan import plan_mmr, plan_query, rename_vectors, sparse_query
+from .query.relevance import relevance_function
 from .retry import RetryPolicy
 from .schema import (
     COLBERT,
     DENSE,
-    DENSE_MRL,
     METADATA_KEY,
     REF_DOC_ID_KEY,
     SPARSE,
@@ -70,12 +52,25 @@ from .schema import (
 )
 from .steps import Call, Steps, arun, call, run
 from .types import Encoder, EncoderIdentity, Hit, Record
-from .validation import check_utf8, id_list, positive_int
+from .validation import check_utf8, colbert_vectors, dense_vector, id_list, positive_int
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 logger = logging.getLogger(__name__)
+
+#: The ``StoreConfig`` options that are query defaults (every query may override them).
+QUERY_DEFAULT_OPTIONS = frozenset(
+    {
+        "retrieval_mode",
+        "fusion",
+        "rrf_k",
+        "dense_weight",
+        "sparse_weight",
+        "candidate_k",
+        "sparse_normalization",
+    }
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -179,9 +174,8 @@ class HybridStore:
         # Layout options left at their defaults follow an existing collection instead of
         # contradicting it (reopen with just a path); explicit values are checked.
         self._shape_from_collection = given.shape_from_collection()
-        self._defaults = given.query_defaults()
-        self._sparse_normalization = parse_sparse_normalization(given.sparse_normalization)
-        self._options_cache: dict[tuple[Any, ...], QueryOptions] = {}
+        # Every default of a query is decided there (shared.query.options).
+        self._queries = QueryResolver(given.query_defaults(), given.sparse_normalization)
         # Storage options given explicitly (None = "none"/False/"binary"/"float32" for a new
         # collection, or whatever an existing collection uses, without a warning).
         self._explicit_storage = given.explicit_storage()
@@ -267,7 +261,20 @@ class HybridStore:
     @property
     def query_defaults(self) -> QueryOptions:
         """What every query starts from (the store's ``retrieval_mode``, ``fusion``, weights, sizes)."""
-        return self._defaults
+        return self._queries.defaults
+
+    def set_query_defaults(self, **options: Any) -> None:
+        """Change the store's query defaults (the ``StoreConfig`` query options: ``retrieval_mode``,
+        ``fusion``, ``rrf_k``, ``dense_weight``, ``sparse_weight``, ``candidate_k``,
+        ``sparse_normalization``), checked now; the collection is not touched."""
+        unknown = sorted(set(options) - QUERY_DEFAULT_OPTIONS)
+        if unknown:
+            raise InvalidTypeError(
+                f"{unknown} are not query defaults; the query defaults are {sorted(QUERY_DEFAULT_OPTIONS)}"
+            )
+        config = replace(self.config, **options)
+        self._queries = QueryResolver(config.query_defaults(), config.sparse_normalization)
+        self.config = config
 
     @property
     def is_remote(self) -> bool:
@@ -543,30 +550,22 @@ class HybridStore:
         dense_dim = next((len(p.vectors[DENSE]) for p in points if DENSE in p.vectors), None)
         colbert_dim = next((len(p.vectors[COLBERT][0]) for p in points if COLBERT in p.vectors), None)
         schema = self._requested.with_sizes(dense_dim, colbert_dim)
-        if schema.mrl_dim is not None and schema.dense_dim is not None and schema.mrl_dim >= schema.dense_dim:
-            raise InvalidInputError(
-                f"mrl_dim ({schema.mrl_dim}) must be smaller than the dense size {dense_dim}"
-            )
         yield self._io(self._backend.create, lambda c: c.acreate, schema)
         self._schema = schema
         if schema.mrl_dim is not None:
-            for p in points:
-                if DENSE in p.vectors:
-                    p.vectors[DENSE_MRL] = truncate(
-                        np.asarray(p.vectors[DENSE]), schema.mrl_dim
-                    ).tolist()
+            add_mrl_vectors(points, schema.mrl_dim)
 
     # -- query -------------------------------------------------------------
 
     def query(self, text: str | None = None, **options: Unpack[QueryArgs]) -> list[Hit]:
         """Search by text (encoded with the store's encoder) and/or explicit query vectors.
 
-        Keyword options: :class:`shared.query_planning.QueryArgs`; each left out (or None)
+        Keyword options: :class:`shared.query.options.QueryArgs`; each left out (or None)
         follows the store's default (:class:`shared.config.StoreConfig`).
         ``dense`` / ``sparse`` / ``colbert``: query vectors (those not given are encoded from
         ``text``). ``mode`` defaults to the store's ``retrieval_mode``; with vectors and no text
         it follows what is given (dense only -> dense, sparse only -> sparse). Score
-        semantics per mode: see :mod:`shared.query_planning`. ``exact=True`` searches
+        semantics per mode: see :mod:`shared.query.modes`. ``exact=True`` searches
         brute force with the float originals (no HNSW, no quantized codes).
         ``mrl_candidates``: how many truncated-vector candidates the MRL funnel re-scores
         with the full vector (default 4 x the candidates).
@@ -574,7 +573,7 @@ class HybridStore:
         the sparse prefetch fused into the result (default each ``max(limit + offset,
         candidate_k)``); a given size is used as is, so the fused list holds at most their sum.
         ``sparse_normalization`` (m3 fusion only; default the store's, ``"auto"``): the scale
-        of the sparse term, see :mod:`shared.query_planning`.
+        of the sparse term, see :mod:`shared.query.modes`.
         """
         return run(self._query_steps(text, dict(options)))
 
@@ -585,7 +584,7 @@ class HybridStore:
         """Maps the scores of a text query with ``options`` onto [0, 1] (1 = most relevant).
 
         The options are resolved as :meth:`query` resolves them (the store's defaults
-        for those left out); see :func:`shared.query_planning.relevance_function`.
+        for those left out); see :func:`shared.query.relevance.relevance_function`.
         """
         args = dict(options)
         text = None if args.get("dense") is not None or args.get("sparse") is not None else ""
@@ -594,39 +593,14 @@ class HybridStore:
     def _query_options(
         self, text: str | None, args: dict[str, Any], schema: CollectionSchema
     ) -> QueryOptions:
-        """``args`` (:class:`QueryArgs`) validated, with the store's defaults where left out or None."""
-        unknown = sorted(set(args) - QUERY_ARGUMENTS)
-        if unknown:
-            raise InvalidTypeError(f"unknown query arguments {unknown}; known: {sorted(QUERY_ARGUMENTS)}")
-        a = {**QUERY_ARGUMENT_DEFAULTS, **{k: v for k, v in args.items() if v is not None}}
-        d = self._defaults
-        mode = a.get("mode")
-        if mode is None:
-            mode = self._default_mode(text, a.get("dense"), a.get("sparse"), schema)
-        return self._options(
-            mode=mode,
-            limit=a["limit"],
-            offset=a["offset"],
-            fusion=a.get("fusion", d.fusion),
-            rrf_k=a.get("rrf_k", d.rrf_k),
-            dense_weight=a.get("dense_weight", d.dense_weight),
-            sparse_weight=a.get("sparse_weight", d.sparse_weight),
-            candidate_k=a.get("candidate_k", d.candidate_k),
-            filter=self._resolve(check_filter(a.get("filter"))),
-            colbert_rerank=self._default_rerank(a.get("colbert_rerank"), text, a.get("colbert"), schema),
-            exact=bool(a["exact"]),
-            hnsw_ef=a.get("hnsw_ef"),
-            rescore=a.get("rescore"),
-            oversampling=a.get("oversampling"),
-            score_threshold=a.get("score_threshold"),
-            with_vectors=bool(a["with_vectors"]),
-            mrl_candidates=a.get("mrl_candidates"),
-            dense_candidates=a.get("dense_candidates"),
-            sparse_candidates=a.get("sparse_candidates"),
-            sparse_normalization=resolve_sparse_normalization(
-                a.get("sparse_normalization", self._sparse_normalization),
-                schema.identity.sparse_kind if schema.identity is not None else None,
-            ),
+        """``args`` (:class:`QueryArgs`) resolved against the store's defaults (the one resolver)."""
+        encoder = self._encoder
+        return self._queries.resolve(
+            args,
+            schema,
+            text=text,
+            can_encode_colbert=encoder is not None and "colbert" in encoder.outputs,
+            filter=self._resolve(check_filter(args.get("filter"))),
         )
 
     def _query_steps(self, text: str | None, args: dict[str, Any]) -> Steps[list[Hit]]:
@@ -647,50 +621,6 @@ class HybridStore:
             plan = rename_vectors(plan, schema.stored_layout.vector_name)
         results = yield self._io(self._backend.query, lambda c: c.aquery, plan)
         return self._hits(results)
-
-    def _options(self, **kwargs: Any) -> QueryOptions:
-        """:func:`resolve_options`, cached per distinct arguments (it is pure); the filter is set after."""
-        flt = kwargs.pop("filter")
-        key: tuple[Any, ...] | None
-        try:
-            # Types are part of the key: 1 == True == 1.0, but only one of them is a valid limit.
-            values = tuple(kwargs.values())
-            key = (values, tuple(map(type, values)))
-            opts = self._options_cache.get(key)
-        except TypeError:  # an unhashable argument: resolve_options reports it
-            key, opts = None, None
-        if opts is None:
-            opts = resolve_options(**kwargs)
-            if key is not None:
-                if len(self._options_cache) >= 256:
-                    self._options_cache.clear()
-                self._options_cache[key] = opts
-        return opts if flt is None else replace(opts, filter=flt)
-
-    def _default_mode(self, text: Any, dense: Any, sparse: Any, schema: CollectionSchema) -> RetrievalMode:
-        if text is None:
-            if dense is None and sparse is None:
-                raise InvalidInputError("query needs text or query vectors (dense=/sparse=)")
-            if sparse is None:
-                return RetrievalMode.DENSE
-            if dense is None:
-                return RetrievalMode.SPARSE
-        mode = self._defaults.mode
-        # The store default adapts to what the collection can do (an explicit mode= does not).
-        if mode is RetrievalMode.HYBRID and not schema.sparse:
-            return RetrievalMode.DENSE
-        if mode is RetrievalMode.HYBRID and schema.complete and not schema.has_dense:
-            return RetrievalMode.SPARSE
-        return mode
-
-    def _default_rerank(self, rerank: bool | None, text: Any, colbert: Any, schema: CollectionSchema) -> bool:
-        """ColBERT rerank by default on a ColBERT collection when query ColBERT vectors are at hand."""
-        if rerank is not None:
-            return bool(rerank)
-        if not schema.colbert:
-            return False
-        can_encode = text is not None and self._encoder is not None and "colbert" in self._encoder.outputs
-        return colbert is not None or can_encode
 
     def _query_vectors(
         self, text: str | None, dense: Any, sparse: Any, colbert: Any, opts: QueryOptions
@@ -729,9 +659,11 @@ class HybridStore:
                 colbert = None if result.colbert is None else result.colbert[0]
         out: dict[str, Any] = {}
         if need_dense and dense is not None:
-            out["dense"] = dense_query_vector(dense, schema.dense_dim)
+            if schema.dense_dim is None:
+                raise UnsupportedOperationError("this collection has no dense vector")
+            out["dense"] = dense_vector(dense, "dense query vector", schema.dense_dim)
         if need_sparse and sparse is not None:
-            out["sparse"] = sparse_query_vector(sparse)
+            out["sparse"] = sparse_query(sparse)
         if opts.colbert_rerank and colbert is not None:
             out["colbert"] = colbert_vectors(colbert, schema.colbert_dim)
         return out

@@ -1,20 +1,39 @@
-"""The argument checks every layer shares: id lists, positive ints, numbers, text lists.
+"""The checks every layer shares: one validator per concept, its fast path inside it.
 
-One home for each check, so the store, the query planner, the encoders and both
-adapters refuse the same bad input with the same message (naming the offending item).
+Id lists, positive ints, numbers, text lists, and the vectors: dense (one vector or a
+batch matrix), sparse (a mapping or ``indices``/``values``), ColBERT multivectors. The
+store's queries, ingest, the encoders and both adapters call these, so the same bad input
+gets the same message, naming the offending item. Each vector check first tries the
+cheap whole-input test (one numpy pass, or builtins only for sparse items) and only goes
+item by item once something is wrong, to name it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from .errors import InvalidInputError, InvalidTypeError
 
-__all__ = ["check_utf8", "id_list", "is_plain_sparse", "non_negative_number", "positive_int", "text_list"]
+__all__ = [
+    "TOKEN_LIMIT",
+    "check_utf8",
+    "colbert_vectors",
+    "dense_matrix",
+    "dense_vector",
+    "id_list",
+    "is_plain_sparse",
+    "non_negative_number",
+    "positive_int",
+    "sparse_arrays",
+    "text_list",
+]
+
+#: Token ids are u32 in Qdrant.
+TOKEN_LIMIT = 2**32
 
 
 def positive_int(value: Any, name: str) -> int:
@@ -90,6 +109,173 @@ def is_plain_sparse(keys: list[Any], values: list[Any]) -> bool:
         and set(map(type, keys)) <= {int}
         and set(map(type, values)) <= {float, int}
         and min(keys) >= 0
-        and max(keys) < 2**32
+        and max(keys) < TOKEN_LIMIT
         and all(map(math.isfinite, values))
     )
+
+
+# ---------------------------------------------------------------------------
+# dense vectors
+# ---------------------------------------------------------------------------
+
+
+def dense_vector(
+    value: Any,
+    what: str,
+    dim: int | None = None,
+    *,
+    check_values: bool = True,
+    expects: str = "the collection expects",
+) -> np.ndarray:
+    """``value`` as a float32 vector: 1-d, non-empty, ``dim`` long when given; with
+    ``check_values`` also finite and not all zeros (cosine needs a norm). ``what`` names it,
+    ``expects`` says whose size ``dim`` is."""
+    try:
+        arr = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InvalidTypeError(f"{what} must be a sequence of numbers") from None
+    if arr.ndim != 1 or arr.shape[0] == 0:
+        raise InvalidInputError(f"{what} must be a non-empty 1-d sequence of numbers, got shape {arr.shape}")
+    if dim is not None and arr.shape[0] != dim:
+        raise InvalidInputError(f"{what} has size {arr.shape[0]}, {expects} {dim}")
+    if check_values:
+        # Fast path: one dot product is finite and non-zero for every usable vector.
+        sq = float(arr @ arr)
+        if not (math.isfinite(sq) and sq > 0.0):
+            if not np.isfinite(arr).all():
+                raise InvalidInputError(f"{what} contains NaN or infinity")
+            if not arr.any():
+                raise InvalidInputError(f"{what} is all zeros (cosine similarity is undefined)")
+    return arr
+
+
+def dense_matrix(rows: Sequence[Any], dim: int | None, what: Callable[[int], str]) -> np.ndarray:
+    """``rows`` as one checked float32 matrix (see :func:`dense_vector`); ``what(i)`` names row ``i``.
+
+    One numpy conversion and two vectorised checks for the whole batch; only a batch
+    that fails them goes row by row, to name the offending row.
+    """
+    try:
+        mat: np.ndarray | None = np.asarray(rows, dtype=np.float32)
+    except (TypeError, ValueError):
+        mat = None  # ragged or not numeric
+    if mat is None or mat.ndim != 2 or mat.shape[1] == 0 or (dim is not None and mat.shape[1] != dim):
+        size = dim
+        for i, row in enumerate(rows):
+            size = dense_vector(row, what(i), size, check_values=False).shape[0]
+        raise AssertionError("unreachable: a dense row failed the batch check")  # pragma: no cover
+    bad = ~np.isfinite(mat).all(axis=1)
+    if bad.any():
+        raise InvalidInputError(f"{what(int(np.argmax(bad)))} contains NaN or infinity")
+    zero = ~mat.any(axis=1)
+    if zero.any():
+        raise InvalidInputError(f"{what(int(np.argmax(zero)))} is all zeros (cosine similarity is undefined)")
+    return mat
+
+
+# ---------------------------------------------------------------------------
+# sparse vectors
+# ---------------------------------------------------------------------------
+
+
+def sparse_arrays(vector: Any, what: str) -> tuple[list[int], list[float]]:
+    """Token ids and weights of a sparse vector, zero weights dropped; raises naming the bad item.
+
+    ``vector``: a mapping token id -> weight, or an object with ``indices`` and ``values``
+    (LangChain's, Qdrant's). Plain int ids and float weights (what models return) take a
+    builtins-only path; anything else a vectorised numpy check; only a vector that fails
+    it goes item by item, to name the offending token.
+    """
+    if isinstance(vector, Mapping):
+        if not vector:
+            return [], []
+        keys, vals = list(vector), list(vector.values())
+        unique = True
+    else:
+        indices, values = getattr(vector, "indices", None), getattr(vector, "values", None)
+        if indices is None or values is None or callable(values):
+            raise InvalidTypeError(
+                f"{what} must be a mapping of token id -> weight (or have `indices` and `values`), "
+                f"got {type(vector).__name__}"
+            )
+        keys, vals = list(indices), list(values)
+        if len(keys) != len(vals):
+            raise InvalidInputError(f"{what}: {len(keys)} indices but {len(vals)} values")
+        unique = False
+    if is_plain_sparse(keys, vals):
+        if not unique:
+            _no_repeats(keys, what)
+        if 0 in vals:
+            kept = [(k, v) for k, v in zip(keys, vals, strict=True) if v != 0]
+            return [k for k, _ in kept], [float(v) for _, v in kept]
+        return keys, vals if set(map(type, vals)) == {float} else [float(v) for v in vals]
+    karr, varr = np.asarray(keys), np.asarray(vals)
+    ok = (
+        karr.dtype.kind in "iu"
+        and varr.dtype.kind in "iuf"
+        and bool not in set(map(type, keys))
+        and bool not in set(map(type, vals))
+        and int(karr.min()) >= 0
+        and int(karr.max()) < TOKEN_LIMIT
+        and bool(np.isfinite(varr).all())
+    )
+    if not ok:
+        return _sparse_items(keys, vals, what, unique)  # raises naming the offending token
+    if not unique:
+        _no_repeats(karr.tolist(), what)
+    varr = varr.astype(np.float64, copy=False)
+    nonzero = varr != 0.0
+    if not nonzero.all():
+        karr, varr = karr[nonzero], varr[nonzero]
+    return karr.tolist(), varr.tolist()
+
+
+def _no_repeats(keys: list[int], what: str) -> None:
+    if len(set(keys)) != len(keys):
+        seen: set[int] = set()
+        for k in keys:
+            if k in seen:
+                raise InvalidInputError(f"{what}: sparse index {k} appears twice")
+            seen.add(k)
+
+
+def _sparse_items(keys: list[Any], vals: list[Any], what: str, unique: bool) -> tuple[list[int], list[float]]:
+    """Item-by-item check of sparse items (slow; names the offending token)."""
+    out: dict[int, float] = {}
+    for key, value in zip(keys, vals, strict=True):
+        if not isinstance(key, (int, np.integer)) or isinstance(key, bool) or not 0 <= key < TOKEN_LIMIT:
+            raise InvalidInputError(
+                f"{what}: sparse index {key!r} refused: token ids must be ints in [0, 2**32), got {key!r}"
+            )
+        if not unique and int(key) in out:
+            raise InvalidInputError(f"{what}: sparse index {key} appears twice")
+        if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
+            raise InvalidTypeError(
+                f"{what}: weight of token {key} must be a number, got {type(value).__name__}"
+            )
+        fval = float(value)
+        if not math.isfinite(fval):
+            raise InvalidInputError(f"{what}: weight of token {key} is NaN or infinity")
+        out[int(key)] = fval
+    kept = {k: v for k, v in out.items() if v != 0.0}
+    return list(kept), list(kept.values())
+
+
+# ---------------------------------------------------------------------------
+# ColBERT multivectors
+# ---------------------------------------------------------------------------
+
+
+def colbert_vectors(vectors: Any, dim: int | None, what: str = "colbert query vectors") -> np.ndarray:
+    """A ColBERT multivector, a query's or a stored document's: 2-d, non-empty, ``dim`` wide, finite."""
+    try:
+        arr = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidTypeError(f"{what} must be a 2-d array of numbers: {exc}") from None
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise InvalidInputError(f"{what} must be a non-empty 2-d array, got shape {arr.shape}")
+    if dim is not None and arr.shape[1] != dim:
+        raise InvalidInputError(f"{what} have width {arr.shape[1]}, the collection expects {dim}")
+    if not np.all(np.isfinite(arr)):
+        raise InvalidInputError(f"{what} contain NaN or infinity")
+    return arr

@@ -34,7 +34,7 @@ from langchain_ext import HybridQdrantVectorStore as LangChainStore
 from llama_index_ext import HybridQdrantVectorStore as LlamaStore
 from shared.config import StoreConfig
 from shared.errors import ModelMismatchError
-from shared.query_planning import SEARCH_OPTIONS
+from shared.query.options import SEARCH_OPTIONS
 
 DIM = 8
 WARNING = "keeps its own storage settings"

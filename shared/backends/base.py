@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ..query_planning import QueryPlan
+from ..query.plan import QueryPlan
 from ..schema import CollectionSchema
 
 if TYPE_CHECKING:

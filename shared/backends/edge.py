@@ -58,7 +58,7 @@ except ImportError:  # pragma: no cover - Windows
 
 from ..errors import BackendError, InvalidInputError, InvalidTypeError, M3HybridError, StoreLockedError
 from ..quantization import QuantizationPreset
-from ..query_planning import (
+from ..query.plan import (
     DbsfFusion,
     MmrQuery,
     Nearest,
@@ -77,7 +77,7 @@ logger = logging.getLogger(__name__)
 
 GUARD_FILE = "m3_hybrid.json"
 LOCK_FILE = ".m3_hybrid.lock"
-_EDGE_MARKER = "edge_config.json"
+EDGE_MARKER = "edge_config.json"
 
 #: Points written between two compactions of an ``on_disk=True`` store (the memory window:
 #: ~2.5 KB per point of 384-d dense + 50-term sparse, so ~250 MB at most).
@@ -540,7 +540,7 @@ class EdgeBackend:
                 )
             _OPEN_PATHS.add(self.location)
         try:
-            has_shard = (self.path / _EDGE_MARKER).exists()
+            has_shard = (self.path / EDGE_MARKER).exists()
             has_guard = (self.path / GUARD_FILE).exists()
             if has_shard or has_guard:
                 # Take the locks right away, before any guard check or write.
@@ -622,7 +622,7 @@ class EdgeBackend:
         would re-merge (and re-index) everything stored at every window.
         """
         try:
-            with open(self.path / _EDGE_MARKER, encoding="utf-8") as fh:
+            with open(self.path / EDGE_MARKER, encoding="utf-8") as fh:
                 optimizers = json.load(fh).get("optimizers") or {}
         except (OSError, ValueError, AttributeError):
             return False  # no shard yet: it will get the layout of its schema

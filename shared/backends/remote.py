@@ -38,7 +38,7 @@ from qdrant_client import AsyncQdrantClient, QdrantClient, models
 from ..errors import BackendError, M3HybridError, UnsupportedOperationError
 from ..layouts import CollectionInfo, collection_info
 from ..quantization import QuantizationPreset
-from ..query_planning import (
+from ..query.plan import (
     DbsfFusion,
     MmrQuery,
     Nearest,

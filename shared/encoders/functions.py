@@ -12,14 +12,14 @@ an identity (the collection guard refuses a collection reopened with another mod
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInputError, InvalidTypeError
 from ..types import Encoder, EncoderIdentity, SparseDict, TextKind
-from ..validation import is_plain_sparse
+from ..validation import dense_vector, sparse_arrays
 from .base import BaseEncoder, Entry
 
 __all__ = ["FunctionEncoder", "encoder_from_functions", "pair_encoders", "sparse_dict"]
@@ -34,38 +34,10 @@ DenseQuery = Callable[[str], Any]
 def sparse_dict(vector: Any, where: str) -> SparseDict:
     """A sparse vector given as a mapping or as ``indices``/``values`` -> ``{token id: weight}``.
 
-    Zero weights are dropped; a repeated index, a bad index or weight is refused naming ``where``.
+    Zero weights are dropped; a repeated index, a bad index or weight is refused naming
+    ``where`` (:func:`shared.validation.sparse_arrays`, the one sparse check).
     """
-    if type(vector) is dict and is_plain_sparse(list(vector), list(vector.values())):
-        return {k: float(w) for k, w in vector.items() if w != 0}
-    if isinstance(vector, Mapping):
-        items = list(vector.items())
-    else:
-        indices, values = getattr(vector, "indices", None), getattr(vector, "values", None)
-        if indices is None or values is None or callable(values):
-            raise InvalidTypeError(
-                f"{where}: expected a sparse vector with `indices` and `values` (or a dict), "
-                f"got {type(vector).__name__}"
-            )
-        indices, values = list(indices), list(values)
-        if len(indices) != len(values):
-            raise InvalidInputError(f"{where}: {len(indices)} indices but {len(values)} values")
-        items = list(zip(indices, values, strict=True))
-    out: SparseDict = {}
-    for index, weight in items:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < 2**32:
-            raise InvalidInputError(f"{where}: sparse index {index!r} is not an integer in [0, 2**32)")
-        if int(index) in out:
-            raise InvalidInputError(f"{where}: sparse index {index} appears twice")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float, np.integer, np.floating)):
-            raise InvalidTypeError(
-                f"{where}: weight of token {index} must be a number, got {type(weight).__name__}"
-            )
-        w = float(weight)
-        if not math.isfinite(w):
-            raise InvalidInputError(f"{where}: weight of token {index} is NaN or infinity")
-        out[int(index)] = w
-    return {k: v for k, v in out.items() if v != 0.0}
+    return dict(zip(*sparse_arrays(vector, where), strict=True))
 
 
 class FunctionEncoder(BaseEncoder):
@@ -135,20 +107,9 @@ class FunctionEncoder(BaseEncoder):
     def _dense_row(self, row: Any, where: str, dim: int | None) -> np.ndarray:
         if isinstance(row, (str, bytes)):
             raise InvalidTypeError(f"{self.model_id} returned a {type(row).__name__} for {where}")
-        try:
-            vec = np.asarray(row, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise InvalidTypeError(
-                f"{self.model_id} returned a {type(row).__name__} for {where}, expected a list of numbers"
-            ) from None
-        if vec.ndim != 1 or vec.shape[0] == 0:
-            raise InvalidInputError(
-                f"{self.model_id} returned a vector of shape {vec.shape} for {where} (expected non-empty 1-d)"
-            )
-        if dim is not None and vec.shape[0] != dim:
-            raise InvalidInputError(
-                f"{self.model_id} returned a vector of size {vec.shape[0]} for {where}, expected {dim}"
-            )
+        # Shape only: NaN/inf are the encoders' own output check (base._check_finite).
+        what = f"the vector {self.model_id} returned for {where}"
+        vec = dense_vector(row, what, dim, check_values=False, expects="expected")
         norm = float(np.linalg.norm(vec))
         return vec / norm if norm > 0 and math.isfinite(norm) else vec
 

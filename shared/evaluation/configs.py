@@ -59,7 +59,7 @@ class EvalMode:
     sparse_weight: float | None = None
     rrf_k: int | None = None
     #: m3 fusion only: "none", "query" or "auto" (None: the store's default, "auto");
-    #: see :mod:`shared.query_planning`.
+    #: see :mod:`shared.query.modes`.
     sparse_normalization: str | None = None
 
     @property

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from .data import BeirDataset
-from .metrics import METRICS, PRIMARY, EvalRow, _bootstrap_ci
+from .metrics import METRICS, PRIMARY, EvalRow, bootstrap_ci
 from .report import EvalReport
 
 __all__ = [
@@ -102,7 +102,7 @@ def _language_row(row: EvalRow, keep: np.ndarray, bootstrap: int, seed: int) -> 
         metrics={m: float(per_query[m].mean()) for m in METRICS if m in per_query},
         n_queries=len(ndcg),
         ndcg_std=float(ndcg.std(ddof=1)) if len(ndcg) > 1 else 0.0,
-        ndcg_ci=_bootstrap_ci(ndcg, np.random.default_rng(seed), bootstrap),
+        ndcg_ci=bootstrap_ci(ndcg, np.random.default_rng(seed), bootstrap),
         per_query={m: v.tolist() for m, v in per_query.items()},
         delta_vs_best_single=None,
         pct_of_reference=None,

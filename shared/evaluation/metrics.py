@@ -40,7 +40,8 @@ def _ranx_scores(
     return {m: np.array([float(r.scores[m][q]) for q in qids]) for m in METRICS}
 
 
-def _bootstrap_ci(values: np.ndarray, rng: np.random.Generator, n: int) -> tuple[float, float]:
+def bootstrap_ci(values: np.ndarray, rng: np.random.Generator, n: int) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean of ``values`` (``n`` resamples)."""
     if len(values) < 2 or n < 1:
         m = float(values.mean()) if len(values) else float("nan")
         return m, m
@@ -143,7 +144,7 @@ def scored_row(
         metrics={m: float(v.mean()) for m, v in per_query.items()},
         n_queries=len(ndcg),
         ndcg_std=float(ndcg.std(ddof=1)) if len(ndcg) > 1 else 0.0,
-        ndcg_ci=_bootstrap_ci(ndcg, rng, bootstrap),
+        ndcg_ci=bootstrap_ci(ndcg, rng, bootstrap),
         per_query={m: v.tolist() for m, v in per_query.items()},
         latency_p50_ms=p50,
         latency_p95_ms=p95,

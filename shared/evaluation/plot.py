@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .configs import MODES
 from .metrics import PRIMARY, EvalRow
-from .report import _fmt_bytes
+from .units import fmt_bytes
 
 if TYPE_CHECKING:
     from .report import EvalReport
@@ -141,7 +141,7 @@ def _style_axes(ax: Any) -> None:
     from matplotlib.ticker import FuncFormatter
 
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _fmt_bytes(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_bytes(v)))
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.set_xlabel("vector RAM per document (log scale; quantized presets with originals on disk)")
     ax.set_ylabel("nDCG@10 (95% bootstrap CI)")

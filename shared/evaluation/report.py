@@ -13,20 +13,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
-from .metrics import PRIMARY, EvalRow, _bootstrap_ci
+from .metrics import PRIMARY, EvalRow, bootstrap_ci
+from .units import fmt_bytes
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
-def _fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return "–"
-    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.1f} {unit}"
-    return f"{n:.0f} B"
 
 
 def _fmt_ms(x: float | None) -> str:
@@ -84,7 +76,7 @@ class EvalReport:
         if da.shape != db.shape:
             raise InvalidInputError(f"rows {a.label!r} and {b.label!r} were scored on different queries")
         diff = da - db
-        lo, hi = _bootstrap_ci(diff, np.random.default_rng(self.seed + 2), self.bootstrap)
+        lo, hi = bootstrap_ci(diff, np.random.default_rng(self.seed + 2), self.bootstrap)
         return float(diff.mean()), lo, hi
 
     def add_row(self, row: EvalRow) -> None:
@@ -109,7 +101,7 @@ class EvalReport:
         for r in self.rows:
             if best is not None:
                 diff = np.asarray(r.per_query[PRIMARY]) - np.asarray(best.per_query[PRIMARY])
-                lo, hi = _bootstrap_ci(diff, rng, self.bootstrap)
+                lo, hi = bootstrap_ci(diff, rng, self.bootstrap)
                 r.delta_vs_best_single = (float(diff.mean()), lo, hi)
             ref = ref_by_mode.get(r.mode.removesuffix("-norescore"))
             r.pct_of_reference = (
@@ -137,8 +129,8 @@ class EvalReport:
                 f"| {delta} | {_fmt(r.pct_of_reference, 2)} "
                 f"| {r.metrics['recall@10']:.4f} | {r.metrics['recall@100']:.4f} | {r.metrics['mrr@10']:.4f} "
                 f"| {_fmt_ms(r.latency_p50_ms)} | {_fmt_ms(r.latency_p95_ms)} "
-                f"| {_fmt_bytes(r.disk_bytes)} | {_fmt_bytes(r.rss_delta_bytes)} "
-                f"| {_fmt_bytes(r.ram_bytes_per_doc)} |"
+                f"| {fmt_bytes(r.disk_bytes)} | {fmt_bytes(r.rss_delta_bytes)} "
+                f"| {fmt_bytes(r.ram_bytes_per_doc)} |"
             )
         ref = f"{best.config}:{best.mode}" if best else "none"
         legend = [

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_evaluation_e2e import write_dataset
 
 from shared.cli import main
+from tests.shared.evaluation.test_evaluation_e2e import write_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 

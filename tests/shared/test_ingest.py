@@ -11,9 +11,9 @@ import pytest
 
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.ingest import check_all, clean_json, prepare_batch, sparse_batch
-from shared.query_planning import sparse_arrays
 from shared.schema import POINT_ID_NAMESPACE, CollectionSchema, point_id, uuid5_str
 from shared.types import Record
+from shared.validation import sparse_arrays
 
 DIM = 4
 SCHEMA = CollectionSchema.build(None, dense_dim=DIM)

@@ -22,14 +22,8 @@ from qdrant_client import QdrantClient
 
 from llama_index_ext import HybridQdrantRetriever, HybridQdrantVectorStore
 from shared.errors import InvalidInputError, InvalidTypeError
-from shared.query_planning import (
-    Nearest,
-    RrfFusion,
-    WeightedSum,
-    plan_query,
-    resolve_options,
-    sparse_query_vector,
-)
+from shared.query.options import resolve_options
+from shared.query.plan import Nearest, RrfFusion, WeightedSum, plan_query, sparse_query
 from shared.schema import CollectionSchema
 from shared.store import HybridStore
 from shared.types import Record
@@ -101,7 +95,7 @@ def opts(**kw: Any) -> Any:
 PLAIN = CollectionSchema.build(dense_dim=DIM, sparse=True)
 MRL = CollectionSchema.build(dense_dim=DIM, sparse=True, mrl_dim=4)
 DENSE = np.asarray(dense_vec(0), dtype=np.float32)
-SPARSE = sparse_query_vector(QUERY_SPARSE)
+SPARSE = sparse_query(QUERY_SPARSE)
 
 
 @pytest.mark.parametrize("fusion", ["rrf", "dbsf"])

@@ -20,20 +20,17 @@ import pytest
 
 from shared.config import StoreConfig, option_default, option_doc
 from shared.errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
-from shared.query_planning import (
+from shared.query.modes import FusionMethod, RetrievalMode
+from shared.query.options import (
     QUERY_ARGUMENTS,
     SEARCH_OPTIONS,
-    FusionMethod,
     QueryOptions,
-    RetrievalMode,
     choose_mode,
-    cosine_relevance,
     mmr_fetch_k,
-    relevance_function,
-    unbounded_relevance,
     uses_dense_query,
     weighted_hybrid,
 )
+from shared.query.relevance import cosine_relevance, relevance_function, unbounded_relevance
 from shared.store import HybridStore
 from shared.types import Record
 
@@ -62,7 +59,9 @@ def test_config_and_keywords_open_the_same_store(tmp_path: Path) -> None:
     cfg = StoreConfig(dense_dim=DIM, fusion="m3", candidate_k=7, quantization="int8")
     with HybridStore("c", path=tmp_path / "a", config=cfg) as by_config:
         assert by_config.config == cfg
-        assert by_config._defaults.fusion is FusionMethod.M3 and by_config._defaults.candidate_k == 7
+        assert (
+            by_config.query_defaults.fusion is FusionMethod.M3 and by_config.query_defaults.candidate_k == 7
+        )
     with HybridStore(
         "c", path=tmp_path / "b", dense_dim=DIM, fusion="m3", candidate_k=7, quantization="int8"
     ) as by_keywords:

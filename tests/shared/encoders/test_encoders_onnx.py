@@ -223,7 +223,7 @@ def test_export_cli_writes_a_loadable_export(tiny_bge_m3_dir: Path, tmp_path: Pa
 
 
 def test_eval_cli_runs_the_onnx_int8_backend(tmp_path: Path, capsys) -> None:
-    from test_evaluation_e2e import write_dataset
+    from tests.shared.evaluation.test_evaluation_e2e import write_dataset
 
     root = write_dataset(tmp_path / "d")
     argv = ["eval", "--data", str(root), "--small-models", "--presets", "none", "--modes", "dense,rrf"]

@@ -7,29 +7,26 @@ import pytest
 from qdrant_client import models
 
 from shared.errors import InvalidInputError, UnsupportedOperationError
-from shared.query_planning import (
+from shared.query.modes import RetrievalMode, SparseNormalization
+from shared.query.options import QueryOptions, resolve_options, resolve_sparse_normalization
+from shared.query.plan import (
     DbsfFusion,
     MmrQuery,
     Nearest,
-    QueryOptions,
-    RetrievalMode,
     RrfFusion,
-    SparseNormalization,
     WeightedSum,
     iter_stages,
     plan_mmr,
     plan_query,
-    resolve_options,
-    resolve_sparse_normalization,
     self_normalised,
-    sparse_query_vector,
+    sparse_query,
 )
 from shared.schema import CollectionSchema
 
 SCHEMA = CollectionSchema.build(dense_dim=8, quantization="int8")
 MRL = CollectionSchema.build(dense_dim=8, mrl_dim=4, colbert=True, colbert_dim=4)
 DENSE = np.arange(1, 9, dtype=np.float32)
-SPARSE = sparse_query_vector({3: 1.0, 1: 0.5})
+SPARSE = sparse_query({3: 1.0, 1: 0.5})
 FLT = models.Filter(must=[models.FieldCondition(key="metadata.a", match=models.MatchValue(value=1))])
 
 
@@ -121,9 +118,9 @@ def test_sparse_normalization_auto_depends_on_the_sparse_model(
 
 
 def test_self_normalised_edge_cases() -> None:
-    empty = sparse_query_vector({})
+    empty = sparse_query({})
     assert self_normalised(empty) == empty
-    q = sparse_query_vector({7: 2.0})
+    q = sparse_query({7: 2.0})
     assert self_normalised(q).values == (0.5,)
     with pytest.raises(InvalidInputError, match="unknown sparse_normalization 'L2'"):
         resolve_sparse_normalization("L2", "splade")
@@ -205,9 +202,9 @@ def test_missing_vectors_and_unsupported_modes() -> None:
     assert opts().mode is RetrievalMode.HYBRID
 
 
-def test_sparse_query_vector_validation() -> None:
-    assert sparse_query_vector({5: 0.0, 2: 1.5}).indices == (2,)
+def test_sparse_query_validation() -> None:
+    assert sparse_query({5: 0.0, 2: 1.5}).indices == (2,)
     with pytest.raises(InvalidInputError, match="token ids"):
-        sparse_query_vector({-1: 1.0})
+        sparse_query({-1: 1.0})
     with pytest.raises(InvalidInputError, match="NaN"):
-        sparse_query_vector({1: float("inf")})
+        sparse_query({1: float("inf")})

@@ -1,0 +1,362 @@
+"""The query plan: a pure function from query vectors and resolved options to one engine request.
+
+:func:`plan_query` turns validated query vectors and a resolved
+:class:`~shared.query.options.QueryOptions` into a :class:`QueryPlan`, a tree of
+:class:`Stage` objects that mirrors Qdrant's Query API (a stage = a query over the union of
+its prefetches' results). Each backend translates the tree to its own request types and
+runs it in one call. The plan decides no default (the resolver did); what each mode's
+scores mean is in :mod:`shared.query.modes`. Filters are applied inside every prefetch and
+at the final stage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError, UnsupportedOperationError
+from ..mrl import truncate
+from ..schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
+from ..types import FloatArray
+from ..validation import non_negative_number, positive_int, sparse_arrays
+from .modes import FusionMethod, RetrievalMode, SparseNormalization
+from .options import QueryOptions
+
+__all__ = [
+    "MIN_HNSW_EF",
+    "MRL_FUNNEL_FACTOR",
+    "DbsfFusion",
+    "MmrQuery",
+    "Nearest",
+    "QueryKind",
+    "QueryPlan",
+    "RrfFusion",
+    "SearchOptions",
+    "SparseQuery",
+    "Stage",
+    "WeightedSum",
+    "iter_stages",
+    "plan_mmr",
+    "plan_query",
+    "rename_vectors",
+    "self_normalised",
+    "sparse_query",
+]
+
+MIN_HNSW_EF = 128
+#: The MRL funnel re-scores this many times the stage's candidates with the full vector
+#: (measured on 1024-d data cut to 256-d binary: recall@10 0.94 at 1x, 0.98 at 4x).
+MRL_FUNNEL_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Search parameters of one stage (None: engine default)."""
+
+    hnsw_ef: int | None = None
+    #: Brute force instead of HNSW; on a quantized vector also skips the quantized codes,
+    #: so ``exact=True`` means exact float scores on every backend.
+    exact: bool = False
+    rescore: bool | None = None
+    oversampling: float | None = None
+    ignore_quantization: bool = False
+
+
+@dataclass(frozen=True)
+class SparseQuery:
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Nearest:
+    """Score by similarity to ``vector`` on the named vector ``using``."""
+
+    using: str
+    #: list of floats (dense), SparseQuery, or list of rows (colbert multivector).
+    vector: Any
+
+
+@dataclass(frozen=True)
+class RrfFusion:
+    k: int
+    weights: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class DbsfFusion:
+    pass
+
+
+@dataclass(frozen=True)
+class WeightedSum:
+    """``sum_i weights[i] * score of prefetch i``; a point absent from prefetch i counts 0."""
+
+    weights: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class MmrQuery:
+    using: str
+    vector: Any
+    lambda_mult: float
+    candidates_limit: int
+
+
+QueryKind = Nearest | RrfFusion | DbsfFusion | WeightedSum | MmrQuery
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: ``query`` over the union of the ``prefetches`` results (or the whole collection)."""
+
+    query: QueryKind
+    limit: int
+    prefetches: tuple[Stage, ...] = ()
+    filter: Any = None
+    params: SearchOptions | None = None
+    score_threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """A whole query: the root stage plus the request-level options."""
+
+    root: Stage
+    offset: int = 0
+    #: vector names to return with the hits (empty: none).
+    with_vectors: tuple[str, ...] = ()
+
+
+def sparse_query(vector: Mapping[int, float] | Any, what: str = "sparse query vector") -> SparseQuery:
+    """A checked sparse query (:func:`shared.validation.sparse_arrays`; zero weights dropped)."""
+    indices, values = sparse_arrays(vector, what)
+    return SparseQuery(tuple(indices), tuple(values))
+
+
+def self_normalised(sparse: SparseQuery) -> SparseQuery:
+    """``sparse`` divided by its own dot product, so ``score(d) = q . d / q . q``."""
+    qq = math.fsum(v * v for v in sparse.values)
+    if qq <= 0.0:
+        return sparse
+    return SparseQuery(sparse.indices, tuple(v / qq for v in sparse.values))
+
+
+def _search_options(
+    schema: CollectionSchema,
+    preset_quantized: bool,
+    rescore: bool | None,
+    oversampling: float | None,
+    opts: QueryOptions,
+    stage_limit: int,
+) -> SearchOptions:
+    hnsw_ef = opts.hnsw_ef if opts.hnsw_ef is not None else max(MIN_HNSW_EF, 2 * stage_limit)
+    if not preset_quantized:
+        return SearchOptions(hnsw_ef=hnsw_ef, exact=opts.exact)
+    if opts.exact:
+        return SearchOptions(hnsw_ef=hnsw_ef, exact=True, ignore_quantization=True)
+    return SearchOptions(
+        hnsw_ef=hnsw_ef,
+        exact=opts.exact,
+        rescore=opts.rescore if opts.rescore is not None else rescore,
+        oversampling=opts.oversampling if opts.oversampling is not None else oversampling,
+    )
+
+
+def _dense_stage(
+    schema: CollectionSchema,
+    dense: FloatArray,
+    full: list[float],
+    limit: int,
+    opts: QueryOptions,
+    flt: Any,
+    pool: int,
+) -> Stage:
+    """Dense retrieval of ``limit`` points: direct, or the MRL funnel when mrl_dim is set.
+
+    ``full`` is ``dense`` as a list (converted once per query: it is a measurable cost).
+    ``pool``: the candidate count the funnel widens (MRL_FUNNEL_FACTOR x) unless
+    ``mrl_candidates`` is given.
+    """
+    q = schema.quantization
+    if schema.mrl_dim is None:
+        return Stage(
+            Nearest(DENSE, full),
+            limit,
+            filter=flt,
+            params=_search_options(schema, q.quantized, q.rescore, q.oversampling, opts, limit),
+        )
+    mq = schema.mrl_quantization
+    head = truncate(dense, schema.mrl_dim)
+    # The truncated vector is a coarse proxy: the funnel hands MRL_FUNNEL_FACTOR times more
+    # candidates than the stage returns to the full-vector re-score (cheap: no index search).
+    wide = opts.mrl_candidates if opts.mrl_candidates is not None else MRL_FUNNEL_FACTOR * pool
+    wide = max(wide, limit)
+    funnel = Stage(
+        Nearest(DENSE_MRL, head.tolist()),
+        wide,
+        filter=flt,
+        params=_search_options(schema, mq.quantized, mq.rescore, mq.oversampling, opts, wide),
+    )
+    # The full-vector stage only re-scores the funnel's candidates (no index search).
+    return Stage(
+        Nearest(DENSE, full),
+        limit,
+        prefetches=(funnel,),
+        filter=flt,
+        params=_search_options(schema, q.quantized, q.rescore, q.oversampling, opts, limit),
+    )
+
+
+def _sparse_stage(sparse: SparseQuery, limit: int, flt: Any) -> Stage:
+    return Stage(Nearest(SPARSE, sparse), limit, filter=flt)
+
+
+def plan_query(
+    schema: CollectionSchema,
+    opts: QueryOptions,
+    *,
+    dense: FloatArray | None = None,
+    sparse: SparseQuery | None = None,
+    colbert: FloatArray | None = None,
+) -> QueryPlan:
+    """Build the one-request plan of a query (pure; vectors already validated)."""
+    flt = opts.filter
+    window = opts.window
+    candidates = opts.candidates
+    mode = opts.mode
+    if mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID) and dense is None:
+        raise InvalidInputError(
+            f"{mode.value} retrieval needs a dense query vector (or query text and an encoder)"
+        )
+    if mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID) and sparse is None:
+        raise InvalidInputError(
+            f"{mode.value} retrieval needs a sparse query vector (or query text and an encoder)"
+        )
+    if mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID) and not schema.has_dense:
+        raise UnsupportedOperationError(f"{mode.value} retrieval: this collection stores no dense vectors")
+    if mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID) and not schema.sparse:
+        raise UnsupportedOperationError(f"{mode.value} retrieval: this collection stores no sparse vectors")
+    if opts.colbert_rerank:
+        if not schema.colbert:
+            raise UnsupportedOperationError("colbert_rerank: this collection stores no ColBERT vectors")
+        if colbert is None:
+            raise InvalidInputError(
+                "colbert_rerank needs ColBERT query vectors (or query text and an encoder)"
+            )
+
+    # With a ColBERT rerank the first stage hands over a candidate window, not the final page.
+    first_limit = candidates if opts.colbert_rerank else window
+    if mode is RetrievalMode.DENSE:
+        assert dense is not None
+        first = _dense_stage(schema, dense, dense.tolist(), first_limit, opts, flt, candidates)
+    elif mode is RetrievalMode.SPARSE:
+        assert sparse is not None
+        first = _sparse_stage(sparse, first_limit, flt)
+    else:
+        assert dense is not None and sparse is not None
+        dense_full = dense.tolist()
+        # Each side's own prefetch size (LlamaIndex's similarity_top_k / sparse_top_k).
+        n_dense, n_sparse = opts.prefetch_sizes()
+        dense_side = _dense_stage(schema, dense, dense_full, n_dense, opts, flt, n_dense)
+        sparse_side = _sparse_stage(sparse, n_sparse, flt)
+        wd, ws = opts.weights
+        if opts.fusion is FusionMethod.RRF:
+            weights = None if (wd == 1.0 and ws == 1.0) else (wd, ws)
+            first = Stage(RrfFusion(opts.rrf_k, weights), first_limit, (dense_side, sparse_side), filter=flt)
+        elif opts.fusion is FusionMethod.DBSF:
+            if wd != 1.0 or ws != 1.0:
+                raise UnsupportedOperationError(
+                    "dbsf fusion has no per-side weights in Qdrant; use fusion='rrf' or 'm3' for weights"
+                )
+            first = Stage(DbsfFusion(), first_limit, (dense_side, sparse_side), filter=flt)
+        else:
+            union = (dense_side, sparse_side)
+            union_size = n_dense + n_sparse  # the most points the two prefetches can hold
+            by_dense = Stage(Nearest(DENSE, dense_full), union_size, union, filter=flt)
+            scaled = (
+                self_normalised(sparse) if opts.sparse_normalization is SparseNormalization.QUERY else sparse
+            )
+            by_sparse = Stage(Nearest(SPARSE, scaled), union_size, union, filter=flt)
+            first = Stage(WeightedSum((wd, ws)), first_limit, (by_dense, by_sparse), filter=flt)
+
+    root = first
+    if opts.colbert_rerank:
+        assert colbert is not None
+        rows = np.asarray(colbert, dtype=np.float32).tolist()
+        root = Stage(Nearest(COLBERT, rows), window, (first,), filter=flt)
+    if opts.score_threshold is not None:
+        root = Stage(
+            root.query, root.limit, root.prefetches, root.filter, root.params, float(opts.score_threshold)
+        )
+    # The engine applies the offset to the root only; its limit must cover the skipped hits.
+    root = Stage(root.query, opts.limit, root.prefetches, root.filter, root.params, root.score_threshold)
+    return QueryPlan(
+        root=root,
+        offset=opts.offset,
+        with_vectors=_returned_vectors(schema, opts.with_vectors),
+    )
+
+
+def plan_mmr(
+    schema: CollectionSchema,
+    dense: FloatArray,
+    *,
+    limit: int,
+    fetch_k: int,
+    lambda_mult: float,
+    filter: Any = None,
+    with_vectors: bool = False,
+) -> QueryPlan:
+    """Maximal marginal relevance on ``dense``: ``lambda_mult`` 1 = pure relevance, 0 = max diversity."""
+    limit = positive_int(limit, "limit")
+    fetch_k = positive_int(fetch_k, "fetch_k")
+    lam = non_negative_number(lambda_mult, "lambda_mult")
+    if lam > 1.0:
+        raise InvalidInputError(f"lambda_mult must be within [0, 1], got {lam}")
+    if not schema.has_dense:
+        raise UnsupportedOperationError("mmr: this collection stores no dense vectors")
+    candidates = max(fetch_k, limit)
+    q = schema.quantization
+    params = SearchOptions(
+        hnsw_ef=max(MIN_HNSW_EF, 2 * candidates),
+        rescore=q.rescore if q.quantized else None,
+        oversampling=q.oversampling if q.quantized else None,
+    )
+    root = Stage(
+        MmrQuery(DENSE, np.asarray(dense, dtype=np.float32).tolist(), lam, candidates),
+        limit,
+        filter=filter,
+        params=params,
+    )
+    return QueryPlan(root=root, with_vectors=_returned_vectors(schema, with_vectors))
+
+
+def _returned_vectors(schema: CollectionSchema, with_vectors: bool) -> tuple[str, ...]:
+    if not with_vectors:
+        return ()
+    return tuple(n for n in (DENSE, SPARSE) if n in schema.vector_names)
+
+
+def rename_vectors(plan: QueryPlan, name_of: Callable[[str], str]) -> QueryPlan:
+    """``plan`` with every vector name mapped by ``name_of`` (a collection in another layout)."""
+
+    def stage(s: Stage) -> Stage:
+        q = s.query
+        if isinstance(q, (Nearest, MmrQuery)):
+            q = replace(q, using=name_of(q.using))
+        return replace(s, query=q, prefetches=tuple(stage(p) for p in s.prefetches))
+
+    return replace(plan, root=stage(plan.root), with_vectors=tuple(name_of(n) for n in plan.with_vectors))
+
+
+def iter_stages(stage: Stage) -> Sequence[Stage]:
+    """All stages of a tree, root first."""
+    out = [stage]
+    for p in stage.prefetches:
+        out.extend(iter_stages(p))
+    return out
