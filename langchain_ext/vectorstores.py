@@ -35,6 +35,7 @@ from shared.config import ADD_BATCH_SIZE, StoreConfig
 from shared.encoders import encoder_from_functions, pair_encoders, sparse_dict
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.layouts import Layout, langchain_layout
+from shared.options import check_options, refuse_unknown_keywords
 from shared.query.options import SEARCH_OPTIONS, choose_mode
 from shared.retry import RetryPolicy
 from shared.steps import Steps, arun, call_async, run
@@ -53,6 +54,8 @@ __all__ = ["HybridQdrantVectorStore"]
 
 #: The store options' defaults (shared.config.StoreConfig): this class's keywords take theirs.
 _D = StoreConfig()
+#: The keywords ``add_texts`` / ``add_documents`` take besides texts, metadatas and ids.
+_ADD_OPTIONS = frozenset({"batch_size", "show_progress", "ids"})
 
 
 def _is_sparse_embeddings(obj: Any) -> bool:
@@ -144,6 +147,11 @@ class HybridQdrantVectorStore(VectorStore):
         sparse_normalization: m3 fusion only: ``"none"`` adds the raw sparse dot product,
             ``"query"`` divides it by the query's own ``q . q``; ``"auto"`` (default) is
             ``"none"`` for BGE-M3 lexical weights, ``"query"`` for other sparse models.
+        colbert: store ColBERT vectors for re-ranking (BGE-M3 only; False: follow the collection).
+        sparse_idf: IDF modifier on the sparse vectors (False: follow the collection).
+        mrl_quantization: quantization of the MRL copy (None: the collection's, ``"binary"``
+            for a new one).
+        batch_size: documents encoded and written per batch by ``add_texts``.
         recreate: drop a collection built by another encoder instead of refusing it.
         layout: where the collection keeps vectors and payload (``"m3-hybrid"``, ``"langchain"``,
             ``"llama-index"`` or a ``shared.layouts.Layout``); None: detected from an existing
@@ -155,6 +163,7 @@ class HybridQdrantVectorStore(VectorStore):
     a context manager; :meth:`close` releases the embedded store's lock.
     """
 
+    @refuse_unknown_keywords
     def __init__(
         self,
         embedding: Embeddings | None = None,
@@ -204,24 +213,10 @@ class HybridQdrantVectorStore(VectorStore):
             aclient=aclient,
             timeout=timeout,
             retry=retry,
-            config=StoreConfig(
-                sparse="sparse" in encoder.outputs,
-                sparse_idf=sparse_idf,
-                colbert=colbert,
-                quantization=quantization,
-                on_disk=on_disk,
-                compact_every=compact_every,
-                mrl_dim=mrl_dim,
-                mrl_quantization=mrl_quantization,
-                retrieval_mode=self._retrieval_mode,
-                fusion=fusion,
-                rrf_k=rrf_k,
-                dense_weight=dense_weight,
-                sparse_weight=sparse_weight,
-                candidate_k=candidate_k,
-                sparse_normalization=sparse_normalization,
-                layout=layout,
-                recreate=recreate,
+            # The keywords above that are StoreConfig fields, read back by name (their names
+            # and defaults are checked against StoreConfig by tests/shared/test_options.py).
+            config=StoreConfig.from_values(
+                locals(), sparse="sparse" in encoder.outputs, retrieval_mode=self._retrieval_mode
             ),
         )
 
@@ -300,6 +295,7 @@ class HybridQdrantVectorStore(VectorStore):
         kwargs: dict[str, Any],
     ) -> Steps[list[str]]:
         batch_size = kwargs.pop("batch_size", self._batch_size)
+        # (_ADD_OPTIONS names the two keywords read here.)
         show_progress = kwargs.pop("show_progress", False)
         if kwargs:
             raise InvalidInputError(f"unexpected keyword arguments for adding texts: {sorted(kwargs)}")
@@ -690,6 +686,8 @@ class HybridQdrantVectorStore(VectorStore):
         params = inspect.signature(cls.__init__).parameters
         init = {k: v for k, v in kwargs.items() if k in params and k not in ("self", "embedding")}
         add = {k: v for k, v in kwargs.items() if k not in init}
+        # Anything neither the constructor nor add_texts takes is a typo: name it here.
+        check_options(add, {*params, *_ADD_OPTIONS} - {"self", "embedding"}, cls.__name__)
         return init, add
 
     @classmethod

@@ -8,6 +8,8 @@ collection guard's identity); :func:`shared.encoders.pair_encoders` joins the tw
 
 from __future__ import annotations
 
+from typing import Any
+
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.embeddings.base_sparse import BaseSparseEmbedding
 
@@ -26,30 +28,33 @@ def _model_id(model: BaseEmbedding | BaseSparseEmbedding) -> str:
 
 def dense_encoder(model: BaseEmbedding) -> BaseEncoder:
     """Any LlamaIndex ``BaseEmbedding`` as a dense core encoder (the model applies its own prompts)."""
-    if isinstance(model, BGEM3Embedding):
-        return _core(model.encoder, "embed_model")
-    return encoder_from_functions(
-        model_id=_model_id(model),
+    return _as_encoder(
+        model,
+        "embed_model",
         embed_documents=model.get_text_embedding_batch,
         embed_query=model.get_query_embedding,
         # LlamaIndex knows a model's size only by embedding: once, so a new collection is
         # created before the first add.
         probe_dim=True,
-        batch_size=model.embed_batch_size,
     )
 
 
 def sparse_encoder(model: BaseSparseEmbedding) -> BaseEncoder:
     """Any LlamaIndex ``BaseSparseEmbedding`` as a sparse core encoder."""
-    if isinstance(model, BGEM3SparseEmbedding):
-        return _core(model.encoder, "sparse_embed_model")
-    return encoder_from_functions(
-        model_id=_model_id(model),
+    return _as_encoder(
+        model,
+        "sparse_embed_model",
         sparse_documents=model.get_text_embedding_batch,
         sparse_query=model.get_query_embedding,
         sparse_kind=f"llama_index:{model.class_name()}",
-        batch_size=model.embed_batch_size,
     )
+
+
+def _as_encoder(model: BaseEmbedding | BaseSparseEmbedding, owner: str, **functions: Any) -> BaseEncoder:
+    """Our class's own core encoder, or any other model's public embed methods as one."""
+    if isinstance(model, (BGEM3Embedding, BGEM3SparseEmbedding)):
+        return _core(model.encoder, owner)
+    return encoder_from_functions(model_id=_model_id(model), batch_size=model.embed_batch_size, **functions)
 
 
 def _core(encoder: object, owner: str) -> BaseEncoder:

@@ -12,73 +12,85 @@ the same texts densely and sparsely costs one forward pass.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.base.embeddings.base_sparse import BaseSparseEmbedding, SparseEmbedding
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from shared.encoders.config import EncoderConfig, options_from
+from shared.encoders.config import encoder_option_default as option_default
+from shared.encoders.config import encoder_option_doc as option_doc
 from shared.errors import InvalidInputError, InvalidTypeError
+from shared.options import check_options
 from shared.types import Encoder, EncodeResult, TextKind
-from shared.validation import text_list
+from shared.validation import single_text, text_list
 
 from ._validation import validation_errors_as_ours
 
 __all__ = ["DEFAULT_MODEL", "BGEM3Embedding", "BGEM3SparseEmbedding"]
 
 DEFAULT_MODEL = "BAAI/bge-m3"
+#: LlamaIndex's names of the shared encoder options these classes take under another name.
+_RENAMED = {"batch_size": "embed_batch_size", "document_instruction": "text_instruction"}
 
 
-def _check_text(text: Any, method: str) -> str:
-    if not isinstance(text, str):
-        raise InvalidTypeError(f"{method} expects a str, got {type(text).__name__}")
-    return text
+class _EncoderBacked(BaseModel):
+    """The settings, the shared encoder and the one encode path of both classes.
 
+    Defaults and descriptions of the encoder options come from
+    :class:`shared.encoders.EncoderConfig`.  Each class says which output it returns
+    (``_output``) and how a result becomes LlamaIndex vectors (``_vectors``); the async
+    methods run the sync ones in a worker thread (one per call or batch, never one per
+    text; the forward pass releases the GIL in torch).
+    """
 
-class _EncoderMixin:
-    """Loading of the shared encoder and the one encode path (sync; async offloads it)."""
+    model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=("pydantic_model_",))
 
-    if TYPE_CHECKING:  # the fields are declared by the pydantic classes below
-        model_name: str
-        embed_batch_size: int
-        query_instruction: str | None
-        text_instruction: str | None
-        max_length: int | None
-        device: str | None
-        fp16: bool | None
-        backend: str
-        precision: str
-        threads: int | None
-        max_batch_tokens: int | None
-        show_progress: bool
-        cache_size: int
-        _encoder: Encoder
+    model_name: str = Field(default=DEFAULT_MODEL, description="hub id or local directory of the model")
+    embed_batch_size: int = Field(
+        default=option_default("batch_size"), description=option_doc("batch_size"), gt=0, le=2048
+    )
+    query_instruction: str | None = Field(
+        default=option_default("query_instruction"), description=option_doc("query_instruction")
+    )
+    text_instruction: str | None = Field(
+        default=option_default("document_instruction"), description=option_doc("document_instruction")
+    )
+    max_length: int | None = Field(
+        default=option_default("max_length"), description=option_doc("max_length"), gt=0
+    )
+    device: str | None = Field(default=option_default("device"), description=option_doc("device"))
+    fp16: bool | None = Field(default=option_default("fp16"), description=option_doc("fp16"))
+    backend: str = Field(
+        default="native", description='"native" (transformers), "onnx" (onnxruntime) or "flagembedding"'
+    )
+    precision: str = Field(default=option_default("precision"), description=option_doc("precision"))
+    threads: int | None = Field(default=option_default("threads"), description=option_doc("threads"), gt=0)
+    max_batch_tokens: int | None = Field(
+        default=option_default("max_batch_tokens"), description=option_doc("max_batch_tokens"), gt=0
+    )
+    # Off by default here, unlike the core encoders: LlamaIndex shows its own progress.
+    show_progress: bool = Field(default=False, description=option_doc("show_progress"))
+    cache_size: int = Field(default=option_default("cache_size"), description=option_doc("cache_size"), ge=0)
 
+    _encoder: Encoder = PrivateAttr()
     #: Which output of the encoder this class returns.
     _output: ClassVar[str] = "dense"
 
-    def _load_kwargs(self) -> dict[str, Any]:
-        return {
-            "backend": self.backend,
-            "precision": self.precision,
-            "threads": self.threads,
-            "max_batch_tokens": self.max_batch_tokens,
-            "device": self.device,
-            "fp16": self.fp16,
-            "max_length": self.max_length,
-            "batch_size": self.embed_batch_size,
-            "show_progress": self.show_progress,
-            "cache_size": self.cache_size,
-            "query_instruction": self.query_instruction,
-            "document_instruction": self.text_instruction,
-        }
-
-    def _attach_encoder(self, encoder: Encoder | None) -> None:
+    def __init__(self, *, encoder: Encoder | None = None, **data: Any) -> None:
+        # pydantic would drop an unknown keyword silently: a typo must not go unnoticed.
+        check_options(data, type(self).model_fields, type(self).__name__)
+        # The encoder is attached after validation (not in a validator), so that load
+        # errors surface as our own exceptions rather than pydantic ValidationErrors.
+        with validation_errors_as_ours(type(self).__name__):
+            super().__init__(**data)
         if encoder is None:
             # Imported here so that importing llama_index_ext stays cheap until a model is used.
             from shared.encoders import load_encoder
 
-            encoder = load_encoder(self.model_name, **self._load_kwargs())
+            options = options_from(dict(self), _RENAMED)
+            encoder = load_encoder(self.model_name, backend=self.backend, config=EncoderConfig(**options))
         if not isinstance(encoder, Encoder):
             raise InvalidTypeError(
                 f"encoder must implement shared.types.Encoder, got {type(encoder).__name__}"
@@ -91,22 +103,52 @@ class _EncoderMixin:
             )
         self._encoder = encoder
 
+    @classmethod
+    def from_encoder(cls, encoder: Encoder, **fields: Any) -> Self:
+        """Wrap an already loaded core encoder (no second model load)."""
+        fields.setdefault("model_name", encoder.identity.model_id)
+        return cls(encoder=encoder, **fields)
+
     @property
     def encoder(self) -> Encoder:
         """The shared core encoder (also used by :class:`HybridQdrantVectorStore`)."""
         return self._encoder
 
-    def _encode(self, texts: list[str], kind: TextKind) -> EncodeResult:
-        return self._encoder.encode(
+    def _embed(self, texts: list[str], kind: TextKind) -> list[Any]:
+        if not texts:
+            return []
+        result = self._encoder.encode(
             texts,
             kind,
             outputs=[self._output],
             batch_size=self.embed_batch_size,
             show_progress=self.show_progress,
         )
+        return self._vectors(result)
+
+    def _vectors(self, result: EncodeResult) -> list[Any]:
+        raise NotImplementedError  # each class converts its output
+
+    def _get_query_embedding(self, query: str) -> Any:
+        return self._embed([single_text(query, "get_query_embedding")], "query")[0]
+
+    def _get_text_embedding(self, text: str) -> Any:
+        return self._embed([single_text(text, "get_text_embedding")], "document")[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Any]:
+        return self._embed(text_list(texts), "document")
+
+    async def _aget_query_embedding(self, query: str) -> Any:
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+    async def _aget_text_embedding(self, text: str) -> Any:
+        return await asyncio.to_thread(self._get_text_embedding, text)
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Any]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)
 
 
-class BGEM3Embedding(_EncoderMixin, BaseEmbedding):
+class BGEM3Embedding(_EncoderBacked, BaseEmbedding):
     """Dense embeddings from BGE-M3 (default) or any supported dense model id or local path.
 
     ``query_instruction`` / ``text_instruction``: ``None`` uses the model family's
@@ -114,86 +156,31 @@ class BGEM3Embedding(_EncoderMixin, BaseEmbedding):
     truncates and re-normalises the vectors of MRL-trained models.
     """
 
-    model_name: str = Field(default=DEFAULT_MODEL, description="hub id or local directory of the model")
-    embed_batch_size: int = Field(default=32, gt=0, le=2048, description="texts per forward pass")
-    query_instruction: str | None = Field(default=None, description="query prompt (None: registry default)")
-    text_instruction: str | None = Field(default=None, description="document prompt (None: registry default)")
-    truncate_dim: int | None = Field(default=None, gt=0, description="MRL truncation size (None: full size)")
-    max_length: int | None = Field(default=None, gt=0, description="token limit per text (None: the model's)")
-    device: str | None = Field(default=None, description="torch device (None: cuda, mps or cpu)")
-    fp16: bool | None = Field(default=None, description="half precision (None: on GPU only)")
-    backend: str = Field(
-        default="native", description='"native" (transformers), "onnx" (onnxruntime) or "flagembedding"'
+    truncate_dim: int | None = Field(
+        default=option_default("truncate_dim"), description=option_doc("truncate_dim"), gt=0
     )
-    precision: str = Field(default="fp32", description='"fp32", or "int8" with backend="onnx" (opt-in)')
-    threads: int | None = Field(default=None, gt=0, description="encoder threads (None: physical cores)")
-    max_batch_tokens: int | None = Field(
-        default=None, gt=0, description="padded tokens per batch at most (None: no token bound)"
-    )
-    show_progress: bool = Field(default=False, description="show the encoder's progress bar")
-    cache_size: int = Field(default=1024, ge=0, description="entries of the encoder's result cache")
 
-    _encoder: Encoder = PrivateAttr()
     _output: ClassVar[str] = "dense"
-
-    def __init__(self, *, encoder: Encoder | None = None, **data: Any) -> None:
-        # The encoder is attached after validation (not in a validator), so that load
-        # errors surface as our own exceptions rather than pydantic ValidationErrors.
-        with validation_errors_as_ours(type(self).__name__):
-            super().__init__(**data)
-        self._attach_encoder(encoder)
-
-    def _load_kwargs(self) -> dict[str, Any]:
-        return {**super()._load_kwargs(), "truncate_dim": self.truncate_dim}
 
     @classmethod
     def class_name(cls) -> str:
         return "BGEM3Embedding"
 
-    @classmethod
-    def from_encoder(cls, encoder: Encoder, **fields: Any) -> BGEM3Embedding:
-        """Wrap an already loaded core encoder (no second model load)."""
-        fields.setdefault("model_name", encoder.identity.model_id)
-        return cls(encoder=encoder, **fields)
-
     @property
     def dimension(self) -> int:
         """Size of the vectors returned (after MRL truncation)."""
         dim = self._encoder.dense_dim
-        if dim is None:  # excluded by _attach_encoder; kept for the type checker
+        if dim is None:  # excluded by __init__; kept for the type checker
             raise InvalidInputError(f"model {self.model_name!r} has no dense output")
         return dim
 
-    def _dense(self, texts: list[str], kind: TextKind) -> list[Embedding]:
-        if not texts:
-            return []
-        dense = self._encode(texts, kind).dense
-        if dense is None:
+    def _vectors(self, result: EncodeResult) -> list[Embedding]:
+        if result.dense is None:
             raise InvalidInputError(f"model {self.model_name!r} returned no dense vectors")
-        return [[float(x) for x in row] for row in dense.tolist()]
-
-    def _get_query_embedding(self, query: str) -> Embedding:
-        return self._dense([_check_text(query, "get_query_embedding")], "query")[0]
-
-    def _get_text_embedding(self, text: str) -> Embedding:
-        return self._dense([_check_text(text, "get_text_embedding")], "document")[0]
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self._dense(text_list(texts), "document")
-
-    # One code path: the async methods run the sync ones in a worker thread (one per
-    # call or batch, never one per text); the forward pass releases the GIL in torch.
-    async def _aget_query_embedding(self, query: str) -> Embedding:
-        return await asyncio.to_thread(self._get_query_embedding, query)
-
-    async def _aget_text_embedding(self, text: str) -> Embedding:
-        return await asyncio.to_thread(self._get_text_embedding, text)
-
-    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return await asyncio.to_thread(self._get_text_embeddings, texts)
+        return [[float(x) for x in row] for row in result.dense.tolist()]
 
 
-class BGEM3SparseEmbedding(_EncoderMixin, BaseSparseEmbedding):
+class BGEM3SparseEmbedding(_EncoderBacked, BaseSparseEmbedding):
     """Sparse lexical vectors (``{token_id: weight}``) from BGE-M3 (default) or a SPLADE model.
 
     With the same model and settings as a :class:`BGEM3Embedding` (or built with
@@ -201,43 +188,11 @@ class BGEM3SparseEmbedding(_EncoderMixin, BaseSparseEmbedding):
     of the same texts come from one forward pass.  Prompts work as in :class:`BGEM3Embedding`.
     """
 
-    model_name: str = Field(default=DEFAULT_MODEL, description="hub id or local directory of the model")
-    embed_batch_size: int = Field(default=32, gt=0, le=2048, description="texts per forward pass")
-    query_instruction: str | None = Field(default=None, description="query prompt (None: registry default)")
-    text_instruction: str | None = Field(default=None, description="document prompt (None: registry default)")
-    max_length: int | None = Field(default=None, gt=0, description="token limit per text (None: the model's)")
-    device: str | None = Field(default=None, description="torch device (None: cuda, mps or cpu)")
-    fp16: bool | None = Field(default=None, description="half precision (None: on GPU only)")
-    backend: str = Field(
-        default="native", description='"native" (transformers), "onnx" (onnxruntime) or "flagembedding"'
-    )
-    precision: str = Field(default="fp32", description='"fp32", or "int8" with backend="onnx" (opt-in)')
-    threads: int | None = Field(default=None, gt=0, description="encoder threads (None: physical cores)")
-    max_batch_tokens: int | None = Field(
-        default=None, gt=0, description="padded tokens per batch at most (None: no token bound)"
-    )
-    show_progress: bool = Field(default=False, description="show the encoder's progress bar")
-    cache_size: int = Field(default=1024, ge=0, description="entries of the encoder's result cache")
-
-    _encoder: Encoder = PrivateAttr()
     _output: ClassVar[str] = "sparse"
-
-    def __init__(self, *, encoder: Encoder | None = None, **data: Any) -> None:
-        # The encoder is attached after validation (not in a validator), so that load
-        # errors surface as our own exceptions rather than pydantic ValidationErrors.
-        with validation_errors_as_ours(type(self).__name__):
-            super().__init__(**data)
-        self._attach_encoder(encoder)
 
     @classmethod
     def class_name(cls) -> str:
         return "BGEM3SparseEmbedding"
-
-    @classmethod
-    def from_encoder(cls, encoder: Encoder, **fields: Any) -> BGEM3SparseEmbedding:
-        """Wrap an already loaded core encoder (no second model load)."""
-        fields.setdefault("model_name", encoder.identity.model_id)
-        return cls(encoder=encoder, **fields)
 
     @classmethod
     def from_dense(cls, dense: BGEM3Embedding, **fields: Any) -> BGEM3SparseEmbedding:
@@ -250,28 +205,7 @@ class BGEM3SparseEmbedding(_EncoderMixin, BaseSparseEmbedding):
         shared.pop("callback_manager", None)
         return cls.from_encoder(dense.encoder, **{**shared, **fields})
 
-    def _sparse(self, texts: list[str], kind: TextKind) -> list[SparseEmbedding]:
-        if not texts:
-            return []
-        sparse = self._encode(texts, kind).sparse
-        if sparse is None:
+    def _vectors(self, result: EncodeResult) -> list[SparseEmbedding]:
+        if result.sparse is None:
             raise InvalidInputError(f"model {self.model_name!r} returned no sparse vectors")
-        return [dict(weights) for weights in sparse]
-
-    def _get_query_embedding(self, query: str) -> SparseEmbedding:
-        return self._sparse([_check_text(query, "get_query_embedding")], "query")[0]
-
-    def _get_text_embedding(self, text: str) -> SparseEmbedding:
-        return self._sparse([_check_text(text, "get_text_embedding")], "document")[0]
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[SparseEmbedding]:
-        return self._sparse(text_list(texts), "document")
-
-    async def _aget_query_embedding(self, query: str) -> SparseEmbedding:
-        return await asyncio.to_thread(self._get_query_embedding, query)
-
-    async def _aget_text_embedding(self, text: str) -> SparseEmbedding:
-        return await asyncio.to_thread(self._get_text_embedding, text)
-
-    async def _aget_text_embeddings(self, texts: list[str]) -> list[SparseEmbedding]:
-        return await asyncio.to_thread(self._get_text_embeddings, texts)
+        return [dict(weights) for weights in result.sparse]

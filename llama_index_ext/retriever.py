@@ -14,6 +14,7 @@ from llama_index.core.settings import Settings
 from llama_index.core.vector_stores.types import MetadataFilters, VectorStoreQuery, VectorStoreQueryMode
 
 from shared.errors import InvalidInputError, InvalidTypeError
+from shared.options import refuse_unknown_keywords
 from shared.query.options import uses_dense_query
 from shared.validation import positive_int
 
@@ -54,6 +55,7 @@ class HybridQdrantRetriever(BaseRetriever):
     :meth:`HybridQdrantVectorStore.query` (e.g. ``fusion``, ``hnsw_ef``, ``qdrant_filters``).
     """
 
+    @refuse_unknown_keywords
     def __init__(
         self,
         vector_store: HybridQdrantVectorStore,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -35,6 +35,7 @@ from qdrant_client import models
 from shared.config import ADD_BATCH_SIZE, StoreConfig, option_doc
 from shared.errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
 from shared.filters import and_filters
+from shared.options import check_options
 from shared.query.options import SEARCH_OPTIONS, mmr_fetch_k
 from shared.retry import RetryPolicy
 from shared.schema import REF_DOC_ID_KEY
@@ -147,9 +148,11 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
             "collection_name": collection_name,
             "path": None if path is None else os.fspath(path),
         }
+        # pydantic would drop an unknown keyword without a word (a typo such as
+        # quantisation="int8" would build a float collection): refuse it by name.
+        check_options(kwargs, type(self).model_fields, type(self).__name__)
         with validation_errors_as_ours(type(self).__name__):
             super().__init__(**fields, **kwargs)
-        options = {name: getattr(self, name) for name in _STORE_OPTIONS}
         self._store = HybridStore(
             self.collection_name,
             encoder=store_encoder(self.embed_model, self.sparse_embed_model, self.sparse),
@@ -160,7 +163,7 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
             aclient=aclient,
             timeout=self.timeout,
             retry=self.retry,
-            config=StoreConfig(**options),
+            config=StoreConfig.from_values(dict(self)),
         )
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -478,6 +481,3 @@ _MODE_SIZES: dict[VectorStoreQueryMode, _SizesOf] = {
     },
     VectorStoreQueryMode.HYBRID: HybridQdrantVectorStore._hybrid_sizes,
 }
-
-#: The StoreConfig options this adapter has as fields (passed on to the core store as they are).
-_STORE_OPTIONS = tuple(f.name for f in fields(StoreConfig) if f.name in HybridQdrantVectorStore.model_fields)

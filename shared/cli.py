@@ -427,9 +427,9 @@ def _load_encoder(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     if args.small_models:
         if args.model or args.sparse_model:
             parser.error("--small-models picks both models; drop --model/--sparse-model")
-        from .models import minilm_path, splade_tiny_path
+        from .encoders.packaged import MINILM, SPLADE_TINY
 
-        model, sparse = str(minilm_path()), str(splade_tiny_path())
+        model, sparse = MINILM, SPLADE_TINY
     else:
         model, sparse = args.model or "BAAI/bge-m3", args.sparse_model
     return load_encoder(

@@ -11,6 +11,7 @@ where the collection is, not how it is built or searched.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -26,7 +27,7 @@ from .query.modes import (
 )
 from .query.options import QueryOptions, resolve_options
 
-__all__ = ["ADD_BATCH_SIZE", "StoreConfig", "option_default", "option_doc"]
+__all__ = ["ADD_BATCH_SIZE", "STORE_OPTIONS", "StoreConfig", "option_default", "option_doc"]
 
 #: Records encoded and written per batch by ``HybridStore.add`` (and the adapters' adds).
 ADD_BATCH_SIZE = 256
@@ -135,6 +136,16 @@ class StoreConfig:
         self.query_defaults()
         parse_sparse_normalization(self.sparse_normalization)
 
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], **overrides: Any) -> StoreConfig:
+        """The options named in ``values`` (e.g. a constructor's ``locals()``), others at their default.
+
+        How a constructor that lists the options as typed keywords (for IDEs and type
+        checkers) builds its config without listing them a second time.
+        """
+        picked = {name: values[name] for name in STORE_OPTIONS if name in values}
+        return cls(**{**picked, **overrides})
+
     def query_defaults(self) -> QueryOptions:
         """The query options every query starts from (validated)."""
         return resolve_options(
@@ -172,6 +183,8 @@ class StoreConfig:
 
 
 _FIELDS = {f.name: f for f in fields(StoreConfig)}
+#: The names of the store options, in declaration order.
+STORE_OPTIONS: tuple[str, ...] = tuple(_FIELDS)
 
 
 def option_default(name: str) -> Any:

@@ -34,6 +34,7 @@ from .errors import (
 from .filters import check_filter, resolve_ids
 from .ingest import add_mrl_vectors, batched, check_all, prepare_batch
 from .layouts import Layout, detect_layout, from_stored, get_layout, schema_fields
+from .options import refuse_unknown_keywords
 from .quantization import QuantizationPreset
 from .query.modes import DEFAULT_MMR_LAMBDA, FusionMethod, RetrievalMode, SparseNormalization
 from .query.options import QueryArgs, QueryOptions, QueryResolver
@@ -85,6 +86,7 @@ _DEFAULT = StoreConfig()
 class HybridStore:
     """Hybrid dense + sparse retrieval over one Qdrant collection (see docs/DESIGN.md)."""
 
+    @refuse_unknown_keywords
     def __init__(
         self,
         collection_name: str = "m3_hybrid",
@@ -134,30 +136,9 @@ class HybridStore:
             raise InvalidTypeError(
                 f"encoder must implement shared.types.Encoder, got {type(encoder).__name__}"
             )
-        given = StoreConfig(
-            dense_dim=dense_dim,
-            sparse=sparse,
-            sparse_idf=sparse_idf,
-            sparse_datatype=sparse_datatype,
-            colbert=colbert,
-            quantization=quantization,
-            on_disk=on_disk,
-            compact_every=compact_every,
-            mrl_dim=mrl_dim,
-            mrl_quantization=mrl_quantization,
-            retrieval_mode=retrieval_mode,
-            fusion=fusion,
-            rrf_k=rrf_k,
-            dense_weight=dense_weight,
-            sparse_weight=sparse_weight,
-            candidate_k=candidate_k,
-            sparse_normalization=sparse_normalization,
-            shard_number=shard_number,
-            replication_factor=replication_factor,
-            write_consistency_factor=write_consistency_factor,
-            layout=layout,
-            recreate=recreate,
-        )
+        # The keywords above are StoreConfig's fields (tests/shared/test_options.py checks
+        # names and defaults against it); they are read back by name, not listed again.
+        given = StoreConfig.from_values(locals())
         if config is not None:
             if not isinstance(config, StoreConfig):
                 raise InvalidTypeError(

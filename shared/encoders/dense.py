@@ -11,18 +11,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from ..errors import ModelLoadError
-from ..prompts import resolve_prompts
-from ._hf import (
-    BatchOutput,
-    ResolvedModel,
-    TransformerEncoder,
-    local_model_hash,
-    require_torch,
-    resolve_model,
-)
+from ._hf import BatchOutput, ResolvedModel, TransformerEncoder
+from .base import ModelShape
+from .config import EncoderConfig, EncoderOptions
 
 __all__ = ["DenseEncoder", "read_pooling"]
 
@@ -77,68 +71,40 @@ def _sbert_max_length(path: Path) -> int | None:
 
 
 class DenseEncoder(TransformerEncoder):
-    """A transformers encoder with CLS or mean pooling; dense output only."""
+    """A transformers encoder with CLS or mean pooling; dense output only.
+
+    Options: :class:`~shared.encoders.EncoderConfig` (``config=`` or keywords); ``pooling``
+    overrides the model's ``1_Pooling/config.json``.
+    """
 
     def __init__(
         self,
         model_name: str | os.PathLike[str] | ResolvedModel,
+        config: EncoderConfig | None = None,
         *,
-        device: str | None = None,
-        fp16: bool | None = None,
-        max_length: int | None = None,
-        truncate_dim: int | None = None,
-        query_instruction: str | None = None,
-        document_instruction: str | None = None,
         pooling: str | None = None,
-        batch_size: int = 32,
-        show_progress: bool = True,
-        cache_size: int = 1024,
-        max_batch_tokens: int | None = None,
-        threads: int | None = None,
+        **options: Unpack[EncoderOptions],
     ) -> None:
-        require_torch()
+        if pooling is not None and pooling not in ("cls", "mean"):
+            raise ModelLoadError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        self._pooling_option = pooling
+        super().__init__(model_name, config, **options)
+
+    def _shipped_prompts(self) -> dict[str, str]:
+        # Read before the model loads: a refused module layout fails without loading weights.
+        self.pooling = self._pooling_option or read_pooling(self.resolved.path)
+        return _shipped_prompts(self.resolved.path)
+
+    def _load_model(self) -> ModelShape:
         from transformers import AutoModel
 
-        resolved = model_name if isinstance(model_name, ResolvedModel) else resolve_model(model_name)
-        self.pooling = pooling or read_pooling(resolved.path)
-        if self.pooling not in ("cls", "mean"):
-            raise ModelLoadError(f"pooling must be 'cls' or 'mean', got {self.pooling!r}")
-        query, document = resolve_prompts(
-            resolved.model_id,
-            query_instruction,
-            document_instruction,
-            model_prompts=_shipped_prompts(resolved.path),
-        )
-        super().__init__(
-            resolved,
-            device=device,
-            fp16=fp16,
-            max_length=max_length,
-            query_prompt=query,
-            document_prompt=document,
-            batch_size=batch_size,
-            show_progress=show_progress,
-            cache_size=cache_size,
-            max_batch_tokens=max_batch_tokens,
-            threads=threads,
-        )
         # sentence-transformers' own limit (e.g. 256 for MiniLM) is what the model was tuned for.
-        sbert_limit = _sbert_max_length(resolved.path)
-        if max_length is None and sbert_limit is not None:
+        sbert_limit = _sbert_max_length(self.resolved.path)
+        if self.options.max_length is None and sbert_limit is not None:
             self.max_length = min(self.max_length, sbert_limit)
-        try:
-            model = AutoModel.from_pretrained(str(resolved.path))
-        except Exception as exc:
-            raise ModelLoadError(f"cannot load a transformers encoder from {resolved.path}: {exc}") from exc
-        self.model = self._place(model)
-        self._outputs = frozenset({"dense"})
-        self._full_dim = int(self.config.get("hidden_size") or model.config.hidden_size)
-        self._set_truncate_dim(truncate_dim, resolved.model_id)
-        self._identity = self._make_identity(
-            model_id=resolved.model_id,
-            model_hash="" if resolved.from_hub else local_model_hash(resolved.path),
-            sparse_kind=None,
-        )
+        self.model = self._load_pretrained(AutoModel, "a transformers encoder")
+        hidden = int(self.config.get("hidden_size") or self.model.config.hidden_size)
+        return self._shape({"dense"}, full_dim=hidden)
 
     def _forward_batch(self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]) -> BatchOutput:
         import torch.nn.functional as F

