@@ -154,10 +154,10 @@ def ingest_store(corpus: Corpus, path: Path, cfg: dict[str, Any], batch: int) ->
     finish = backend.finish_bulk
     opt_s = 0.0
 
-    def timed_finish() -> None:
+    def timed_finish() -> Any:  # a backend operation: the steps the store runs
         nonlocal opt_s
         t = time.perf_counter()
-        finish()
+        yield from finish()
         opt_s += time.perf_counter() - t
 
     backend.finish_bulk = timed_finish  # type: ignore[method-assign]
@@ -475,10 +475,45 @@ def serve_overhead(args: argparse.Namespace) -> int:
             # As sets: rrf gives tied scores (same rank on one side only), which the engine orders
             # arbitrarily from one call to the next.
             same[name] += set(got[name]) == set(got["raw"])
+    same_hits = [
+        store.query(dense=qd[i], sparse=qs[i], limit=LIMIT, candidate_k=CANDIDATES, fusion="rrf")
+        for i in range(n)
+    ]
+    objects = framework_object_cost(same_hits)
     llama.close()
     lc.close()
-    print(json.dumps({"lat": lat, "same_as_raw": same, "queries": n}))
+    print(json.dumps({"lat": lat, "same_as_raw": same, "queries": n, "objects": objects}))
     return 0
+
+
+def framework_object_cost(hits_per_query: list[list[Any]]) -> dict[str, list[float]]:
+    """Seconds per query to build each framework's own result objects for the same hits, measured
+    apart from the queries: LlamaIndex's ``TextNode``s and ``VectorStoreQueryResult`` (what its own
+    Qdrant store returns), LangChain's ``(Document, score)`` pairs. An adapter's target is raw +
+    this + 10% of raw: whatever it spends beyond building these objects is ours."""
+    from langchain_core.documents import Document
+    from llama_index.core.schema import TextNode
+    from llama_index.core.vector_stores.types import VectorStoreQueryResult
+
+    def llama_objects(hits: list[Any]) -> Any:
+        nodes = [TextNode(id_=h.id, text=h.text or "", metadata=dict(h.metadata)) for h in hits]
+        return VectorStoreQueryResult(
+            nodes=nodes, similarities=[h.score for h in hits], ids=[h.id for h in hits]
+        )
+
+    def langchain_objects(hits: list[Any]) -> Any:
+        return [
+            (Document(page_content=h.text or "", metadata=dict(h.metadata), id=h.id), h.score) for h in hits
+        ]
+
+    out: dict[str, list[float]] = {"llama_index": [], "langchain": []}
+    builders = {"llama_index": llama_objects, "langchain": langchain_objects}
+    for hits in hits_per_query * 3:  # warm-up included: the medians are what is reported
+        for name, build in builders.items():
+            t = time.perf_counter()
+            build(hits)
+            out[name].append(time.perf_counter() - t)
+    return out
 
 
 def run_overhead(path: Path, lc_path: Path, queries: Path, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -714,24 +749,34 @@ def main(argv: list[str] | None = None) -> int:
     if overheads:
         overhead_table = [
             f"Overhead, hybrid (rrf) p50 in ms over the same {len(qd)} queries, all variants taking turns "
-            "per query (rotating order); ratio = p50 / raw p50 (targets: HybridStore <= 1.10, "
-            "adapters <= 1.25); the same request sent by hand to qdrant_edge is 'raw'. m3/rrf and "
-            "dbsf/rrf: HybridStore p50 with that fusion over its rrf p50.",
+            "per query (rotating order); ratio = p50 / raw p50; the same request sent by hand to "
+            "qdrant_edge is 'raw'. Targets: HybridStore <= 1.10 x raw; each adapter <= raw + the cost "
+            "of building that framework's own result objects for the same hits (LlamaIndex: 10 "
+            "TextNodes + VectorStoreQueryResult; LangChain: 10 (Document, score); p50, measured apart) "
+            "+ 10% of raw. m3/rrf and dbsf/rrf: HybridStore p50 with that fusion over its rrf p50.",
             "",
-            "| config | raw | HybridStore | LlamaIndex query() | LangChain by_vector | "
-            "m3 | dbsf | m3/rrf | dbsf/rrf | same top-10 set as raw (store, llama, langchain) |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            "| config | raw | HybridStore (target <= 1.10) | LlamaIndex query() | LlamaIndex objects | "
+            "LlamaIndex target | LangChain by_vector | LangChain objects | LangChain target | "
+            "m3/rrf | dbsf/rrf | same top-10 set as raw (store, llama, langchain) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
         for name, ov in overheads:
             p50 = {k: 1e3 * statistics.median(v) for k, v in ov["lat"].items()}
+            obj = {k: 1e3 * statistics.median(v) for k, v in ov["objects"].items()}
             r = p50["raw"]
             same = ov["same_as_raw"]
+
+            def verdict(got: float, target: float) -> str:
+                return f"{target:.2f} ({'met' if got <= target else 'missed'})"
+
             overhead_table.append(
-                f"| {name} | {r:.2f} | {p50['store']:.2f} ({p50['store'] / r:.2f}) | "
-                f"{p50['llama_index']:.2f} ({p50['llama_index'] / r:.2f}) | "
-                f"{p50['langchain']:.2f} ({p50['langchain'] / r:.2f}) | {p50['store_m3']:.2f} | "
-                f"{p50['store_dbsf']:.2f} | {p50['store_m3'] / p50['store']:.2f} | "
-                f"{p50['store_dbsf'] / p50['store']:.2f} | "
+                f"| {name} | {r:.2f} | {p50['store']:.2f} ({p50['store'] / r:.2f}, "
+                f"{'met' if p50['store'] <= 1.10 * r else 'missed'}) | "
+                f"{p50['llama_index']:.2f} ({p50['llama_index'] / r:.2f}) | {obj['llama_index']:.3f} | "
+                f"{verdict(p50['llama_index'], 1.10 * r + obj['llama_index'])} | "
+                f"{p50['langchain']:.2f} ({p50['langchain'] / r:.2f}) | {obj['langchain']:.3f} | "
+                f"{verdict(p50['langchain'], 1.10 * r + obj['langchain'])} | "
+                f"{p50['store_m3'] / p50['store']:.2f} | {p50['store_dbsf'] / p50['store']:.2f} | "
                 f"{same['store']}, {same['llama_index']}, {same['langchain']} of {ov['queries']} |"
             )
             details.append(

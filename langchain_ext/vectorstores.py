@@ -38,7 +38,6 @@ from shared.layouts import Layout, langchain_layout
 from shared.options import check_options, refuse_unknown_keywords
 from shared.query.options import SEARCH_OPTIONS, choose_mode
 from shared.retry import RetryPolicy
-from shared.steps import Steps, arun, call_async, run
 from shared.types import Encoder, Hit, Record
 from shared.validation import id_list, positive_int, text_list
 
@@ -287,26 +286,21 @@ class HybridQdrantVectorStore(VectorStore):
             records.append(Record(id=id_, text=text, metadata=dict(meta or {})))
         return records
 
-    def _add_steps(
+    def _add_args(
         self,
         texts: Iterable[str],
         metadatas: Iterable[Mapping[str, Any] | None] | None,
         ids: Iterable[str | None] | None,
         kwargs: dict[str, Any],
-    ) -> Steps[list[str]]:
+    ) -> dict[str, Any]:
+        """The core ``add`` arguments of an add (records, batch_size, show_progress)."""
         batch_size = kwargs.pop("batch_size", self._batch_size)
         # (_ADD_OPTIONS names the two keywords read here.)
         show_progress = kwargs.pop("show_progress", False)
         if kwargs:
             raise InvalidInputError(f"unexpected keyword arguments for adding texts: {sorted(kwargs)}")
         records = self._records_for(texts, metadatas, ids)
-        if not records:
-            return []
-        store = self._store
-        stored: list[str] = yield call_async(
-            store.add, store.aadd, records, batch_size=batch_size, show_progress=show_progress
-        )
-        return stored
+        return {"records": records, "batch_size": batch_size, "show_progress": show_progress}
 
     def add_texts(
         self,
@@ -322,7 +316,7 @@ class HybridQdrantVectorStore(VectorStore):
         adding an existing id replaces that document.  ``batch_size`` and
         ``show_progress`` are accepted as keyword arguments.
         """
-        return run(self._add_steps(texts, metadatas, ids, dict(kwargs)))
+        return self._store.add(**self._add_args(texts, metadatas, ids, dict(kwargs)))
 
     async def aadd_texts(
         self,
@@ -333,7 +327,7 @@ class HybridQdrantVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[str]:
         """Async :meth:`add_texts`."""
-        return await arun(self._add_steps(texts, metadatas, ids, dict(kwargs)))
+        return await self._store.aadd(**self._add_args(texts, metadatas, ids, dict(kwargs)))
 
     @staticmethod
     def _split_documents(
@@ -353,12 +347,12 @@ class HybridQdrantVectorStore(VectorStore):
     def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
         """Store ``documents``; ``Document.id`` is used as the id unless ``ids=`` is given."""
         texts, metadatas, ids = self._split_documents(documents, kwargs)
-        return run(self._add_steps(texts, metadatas, ids, kwargs))
+        return self._store.add(**self._add_args(texts, metadatas, ids, kwargs))
 
     async def aadd_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
         """Async :meth:`add_documents`."""
         texts, metadatas, ids = self._split_documents(documents, kwargs)
-        return await arun(self._add_steps(texts, metadatas, ids, kwargs))
+        return await self._store.aadd(**self._add_args(texts, metadatas, ids, kwargs))
 
     # ------------------------------------------------------------------- searching
 
@@ -371,7 +365,7 @@ class HybridQdrantVectorStore(VectorStore):
         chosen = mode if mode is not None else alias
         return None if chosen is None else self._checked_mode(chosen)
 
-    def _search_steps(
+    def _search_args(
         self,
         query: str | None,
         k: int,
@@ -379,8 +373,8 @@ class HybridQdrantVectorStore(VectorStore):
         *,
         dense: Any = None,
         sparse: dict[int, float] | None = None,
-    ) -> Steps[list[tuple[Document, float]]]:
-        """Translate a search into one core query (the store encodes the text), run it, translate the hits."""
+    ) -> dict[str, Any]:
+        """Translate a search into the arguments of one core query (the store encodes the text)."""
         k = positive_int(k, "k")
         if query is not None and not isinstance(query, str):
             raise InvalidTypeError(f"query must be a str, got {type(query).__name__}")
@@ -392,19 +386,15 @@ class HybridQdrantVectorStore(VectorStore):
                 f"unexpected search arguments {sorted(unknown)}; "
                 f"supported: filter, mode, {sorted(SEARCH_OPTIONS)}"
             )
-        store = self._store
-        hits: list[Hit] = yield call_async(
-            store.query,
-            store.aquery,
-            query,
-            dense=dense,
-            sparse=sparse,
-            mode=mode,
-            limit=k,
-            filter=flt,
+        return {
+            "text": query,
+            "dense": dense,
+            "sparse": sparse,
+            "mode": mode,
+            "limit": k,
+            "filter": flt,
             **kwargs,
-        )
-        return _documents(hits)
+        }
 
     def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
         """The ``k`` documents most relevant to ``query``.
@@ -424,21 +414,19 @@ class HybridQdrantVectorStore(VectorStore):
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Like :meth:`similarity_search`, with each document's score (higher is better)."""
-        return run(self._search_steps(query, k, dict(kwargs)))
+        return _documents(self._store.query(**self._search_args(query, k, dict(kwargs))))
 
     async def asimilarity_search_with_score(
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Async :meth:`similarity_search_with_score`."""
-        return await arun(self._search_steps(query, k, dict(kwargs)))
+        return _documents(await self._store.aquery(**self._search_args(query, k, dict(kwargs))))
 
-    def _by_vector_steps(
-        self, embedding: Any, k: int, kwargs: dict[str, Any]
-    ) -> Steps[list[tuple[Document, float]]]:
+    def _by_vector_args(self, embedding: Any, k: int, kwargs: dict[str, Any]) -> dict[str, Any]:
         sparse_vector = kwargs.pop("sparse_vector", None)
         sparse = None if sparse_vector is None else sparse_dict(sparse_vector, "sparse_vector")
         # No text: the store searches with what is given (dense only -> dense, both -> hybrid).
-        return (yield from self._search_steps(None, k, kwargs, dense=embedding, sparse=sparse))
+        return self._search_args(None, k, kwargs, dense=embedding, sparse=sparse)
 
     def similarity_search_by_vector(
         self, embedding: list[float], k: int = 4, **kwargs: Any
@@ -456,13 +444,13 @@ class HybridQdrantVectorStore(VectorStore):
         self, embedding: list[float], k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Like :meth:`similarity_search_by_vector`, with scores."""
-        return run(self._by_vector_steps(embedding, k, dict(kwargs)))
+        return _documents(self._store.query(**self._by_vector_args(embedding, k, dict(kwargs))))
 
     async def asimilarity_search_with_score_by_vector(
         self, embedding: list[float], k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Async :meth:`similarity_search_with_score_by_vector`."""
-        return await arun(self._by_vector_steps(embedding, k, dict(kwargs)))
+        return _documents(await self._store.aquery(**self._by_vector_args(embedding, k, dict(kwargs))))
 
     # --------------------------------------------------------------- relevance
 
@@ -492,7 +480,7 @@ class HybridQdrantVectorStore(VectorStore):
 
     # --------------------------------------------------------------------- MMR
 
-    def _mmr_steps(
+    def _mmr_args(
         self,
         query: str | None,
         embedding: Any,
@@ -500,7 +488,8 @@ class HybridQdrantVectorStore(VectorStore):
         fetch_k: int,
         lambda_mult: float,
         kwargs: dict[str, Any],
-    ) -> Steps[list[Document]]:
+    ) -> dict[str, Any]:
+        """Translate an MMR search into the arguments of the core ``mmr``."""
         k = positive_int(k, "k")
         fetch_k = positive_int(fetch_k, "fetch_k")
         flt = to_qdrant_filter(kwargs.pop("filter", None))
@@ -508,61 +497,56 @@ class HybridQdrantVectorStore(VectorStore):
             raise InvalidInputError(f"unexpected MMR arguments {sorted(kwargs)}; supported: filter")
         if query is not None and not isinstance(query, str):
             raise InvalidTypeError(f"query must be a str, got {type(query).__name__}")
-        store = self._store
-        hits: list[Hit] = yield call_async(
-            store.mmr,
-            store.ammr,
-            query,
-            dense=embedding,
-            limit=k,
-            fetch_k=fetch_k,
-            lambda_mult=lambda_mult,
-            filter=flt,
-        )
-        return [doc for doc, _ in _documents(hits)]
+        return {
+            "text": query,
+            "dense": embedding,
+            "limit": k,
+            "fetch_k": fetch_k,
+            "lambda_mult": lambda_mult,
+            "filter": flt,
+        }
 
     def max_marginal_relevance_search(
         self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """``k`` documents relevant to ``query`` yet diverse (MMR over ``fetch_k`` dense candidates)."""
-        return run(self._mmr_steps(query, None, k, fetch_k, lambda_mult, dict(kwargs)))
+        args = self._mmr_args(query, None, k, fetch_k, lambda_mult, dict(kwargs))
+        return [doc for doc, _ in _documents(self._store.mmr(**args))]
 
     async def amax_marginal_relevance_search(
         self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """Async :meth:`max_marginal_relevance_search`."""
-        return await arun(self._mmr_steps(query, None, k, fetch_k, lambda_mult, dict(kwargs)))
+        args = self._mmr_args(query, None, k, fetch_k, lambda_mult, dict(kwargs))
+        return [doc for doc, _ in _documents(await self._store.ammr(**args))]
 
     def max_marginal_relevance_search_by_vector(
         self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """MMR from a dense query vector."""
-        return run(self._mmr_steps(None, embedding, k, fetch_k, lambda_mult, dict(kwargs)))
+        args = self._mmr_args(None, embedding, k, fetch_k, lambda_mult, dict(kwargs))
+        return [doc for doc, _ in _documents(self._store.mmr(**args))]
 
     async def amax_marginal_relevance_search_by_vector(
         self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """Async :meth:`max_marginal_relevance_search_by_vector`."""
-        return await arun(self._mmr_steps(None, embedding, k, fetch_k, lambda_mult, dict(kwargs)))
+        args = self._mmr_args(None, embedding, k, fetch_k, lambda_mult, dict(kwargs))
+        return [doc for doc, _ in _documents(await self._store.ammr(**args))]
 
     # ----------------------------------------------------------- get / delete
 
-    def _get_steps(self, ids: Sequence[str]) -> Steps[list[Document]]:
-        wanted = id_list(ids)
-        if not wanted:
-            return []
-        records: list[Record] = yield call_async(self._store.get, self._store.aget, wanted)
-        return _record_documents(records)
-
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """The stored documents with these ids, in the order given (missing ids are skipped)."""
-        return run(self._get_steps(ids))
+        return _record_documents(self._store.get(id_list(ids)))
 
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Async :meth:`get_by_ids`."""
-        return await arun(self._get_steps(ids))
+        return _record_documents(await self._store.aget(id_list(ids)))
 
-    def _delete_steps(self, ids: Any, kwargs: dict[str, Any]) -> Steps[bool]:
+    @staticmethod
+    def _delete_args(ids: Any, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        """The core ``delete`` arguments (ids, filter); None: nothing to delete."""
         flt = to_qdrant_filter(kwargs.pop("filter", None))
         if kwargs:
             raise InvalidInputError(f"unexpected delete arguments {sorted(kwargs)}; supported: ids, filter")
@@ -571,30 +555,30 @@ class HybridQdrantVectorStore(VectorStore):
             raise InvalidInputError("delete needs ids or a filter; to remove every document call clear()")
         doomed = None if ids is None else id_list(ids)
         if doomed is not None and not doomed and flt is None:
-            return True
-        yield call_async(self._store.delete, self._store.adelete, doomed, filter=flt)
-        return True
+            return None
+        return {"ids": doomed, "filter": flt}
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Delete documents by id and/or ``filter=``; missing ids are ignored. Returns True."""
-        return run(self._delete_steps(ids, dict(kwargs)))
+        args = self._delete_args(ids, dict(kwargs))
+        if args is not None:
+            self._store.delete(**args)
+        return True
 
     async def adelete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Async :meth:`delete`."""
-        return await arun(self._delete_steps(ids, dict(kwargs)))
-
-    def _count_steps(self, filter: Any) -> Steps[int]:
-        flt = to_qdrant_filter(filter)
-        count: int = yield call_async(self._store.count, self._store.acount, flt)
-        return count
+        args = self._delete_args(ids, dict(kwargs))
+        if args is not None:
+            await self._store.adelete(**args)
+        return True
 
     def count(self, filter: Mapping[str, Any] | models.Filter | None = None) -> int:
         """Number of stored documents (matching ``filter``)."""
-        return run(self._count_steps(filter))
+        return self._store.count(to_qdrant_filter(filter))
 
     async def acount(self, filter: Mapping[str, Any] | models.Filter | None = None) -> int:
         """Async :meth:`count`."""
-        return await arun(self._count_steps(filter))
+        return await self._store.acount(to_qdrant_filter(filter))
 
     def clear(self) -> None:
         """Remove every document (the collection and its settings stay)."""

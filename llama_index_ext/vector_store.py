@@ -39,7 +39,6 @@ from shared.options import check_options
 from shared.query.options import SEARCH_OPTIONS, mmr_fetch_k
 from shared.retry import RetryPolicy
 from shared.schema import REF_DOC_ID_KEY
-from shared.steps import Steps, arun, call, call_async, run
 from shared.store import QUERY_DEFAULT_OPTIONS, HybridStore
 from shared.types import Hit, Record
 from shared.validation import id_list, positive_int
@@ -240,16 +239,10 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
 
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         """Store nodes (upsert by node id); vectors they lack are computed by the store's models."""
-        return run(self._add_steps(nodes))
+        return self._store.add(self._records(nodes), batch_size=self.batch_size)
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
-        return await arun(self._add_steps(nodes))
-
-    def _add_steps(self, nodes: Sequence[BaseNode]) -> Steps[list[str]]:
-        records = yield call(self._records, nodes)
-        store = self._store
-        ids: list[str] = yield call_async(store.add, store.aadd, records, batch_size=self.batch_size)
-        return ids
+        return await self._store.aadd(self._records(nodes), batch_size=self.batch_size)
 
     # -- delete / get / clear ----------------------------------------------------
 
@@ -285,26 +278,21 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
         With ``node_ids`` the result follows their order (ids not stored are skipped);
         by ``filters`` alone every matching node is read (paged scroll, any collection).
         """
-        return run(self._get_steps(node_ids, filters))
+        ids, flt = _get_request(node_ids, filters)
+        found = self._store.get(ids or []) if flt is None else self._store.scroll(flt)
+        return self._nodes_found(found, ids, flt)
 
     async def aget_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
     ) -> list[BaseNode]:
-        return await arun(self._get_steps(node_ids, filters))
-
-    def _get_steps(
-        self, node_ids: list[str] | None, filters: MetadataFilters | None
-    ) -> Steps[list[BaseNode]]:
         ids, flt = _get_request(node_ids, filters)
-        store = self._store
-        if flt is None:
-            found: list[Record] = yield call_async(store.get, store.aget, ids or [])
-            return [self._node(r) for r in found]
-        return self._ordered((yield call_async(store.scroll, store.ascroll, flt)), ids)
+        found = await (self._store.aget(ids or []) if flt is None else self._store.ascroll(flt))
+        return self._nodes_found(found, ids, flt)
 
-    def _ordered(self, records: list[Record], ids: list[str] | None) -> list[BaseNode]:
-        """Nodes of the scrolled ``records``: in ``ids`` order when given (each once), else as read."""
-        if ids is None:
+    def _nodes_found(self, records: list[Record], ids: list[str] | None, flt: Any) -> list[BaseNode]:
+        """Nodes of the records read: by ids (``get``: already in their order), or scrolled by the
+        filter (in ``ids`` order when given, each once; else as read)."""
+        if flt is None or ids is None:
             return [self._node(r) for r in records]
         by_id = {r.id: r for r in records}
         return [self._node(by_id[i]) for i in dict.fromkeys(ids) if i in by_id]
@@ -324,20 +312,15 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Dense (DEFAULT), SPARSE, HYBRID or MMR search; see the class docstring for ``alpha``."""
-        return run(self._query_steps(query, kwargs))
-
-    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        return await arun(self._query_steps(query, kwargs))
-
-    def _query_steps(self, query: VectorStoreQuery, kwargs: dict[str, Any]) -> Steps[VectorStoreQueryResult]:
         request = self._plan(query, kwargs)
         store = self._store
-        search = (
-            call_async(store.mmr, store.ammr, **request.kwargs)
-            if request.mmr
-            else call_async(store.query, store.aquery, **request.kwargs)
-        )
-        hits: list[Hit] = yield search
+        hits = store.mmr(**request.kwargs) if request.mmr else store.query(**request.kwargs)
+        return self._result(hits)
+
+    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        request = self._plan(query, kwargs)
+        store = self._store
+        hits = await (store.ammr(**request.kwargs) if request.mmr else store.aquery(**request.kwargs))
         return self._result(hits)
 
     def _plan(self, query: VectorStoreQuery, kwargs: dict[str, Any]) -> _StoreQuery:

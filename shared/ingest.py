@@ -17,9 +17,8 @@ import numpy as np
 
 from .backends.base import PointData
 from .errors import InvalidInputError, InvalidTypeError
-from .layouts import to_stored
 from .mrl import truncate
-from .schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema, build_payload
+from .schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from .types import Encoder, Record
 from .validation import check_utf8, colbert_vectors, dense_matrix, is_plain_sparse, sparse_arrays
 
@@ -348,8 +347,7 @@ def _points(
     chunk: Sequence[Record], cleaned: list[dict[str, Any]], start: int, schema: CollectionSchema
 ) -> list[PointData]:
     points: list[PointData] = []
-    layout = schema.stored_layout
-    foreign = layout.is_foreign
+    to_point = schema.stored_layout.to_point
     for i, (rec, parts) in enumerate(zip(chunk, cleaned, strict=True)):
         vectors: dict[str, Any] = {}
         if DENSE in parts:
@@ -362,14 +360,7 @@ def _points(
             vectors[COLBERT] = parts[COLBERT].tolist()
         if not vectors:
             raise InvalidInputError(f"{where(chunk, start, i)}: no vector to store")
-        if foreign:
-            pid, vectors, payload = to_stored(
-                layout, rec.id, rec.text, parts["metadata"], rec.ref_doc_id, vectors
-            )
-            points.append(PointData(pid, vectors, payload))
-        else:
-            payload = build_payload(rec.id, rec.text, parts["metadata"], rec.ref_doc_id)
-            points.append(PointData(layout.point_id(rec.id), vectors, payload))
+        points.append(PointData(*to_point(rec.id, rec.text, parts["metadata"], rec.ref_doc_id, vectors)))
     return points
 
 

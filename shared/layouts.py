@@ -1,51 +1,66 @@
 """Collection layouts: where a collection keeps its vectors, text, metadata and ids.
 
-Three layouts are known: this package's own (:data:`M3_HYBRID`), langchain-qdrant 1.x
-(:func:`langchain_layout`, default :data:`LANGCHAIN`) and llama-index-vector-stores-qdrant
-0.10.x (:func:`llama_index_layout`, defaults :data:`LLAMA_INDEX` with ``text-sparse-new``
-and :data:`LLAMA_INDEX_OLD_SPARSE` with the old ``text-sparse``). The store works in the
-canonical names of :mod:`shared.schema` (vectors ``dense``/``sparse``, a record's id, text,
-metadata and ref_doc_id) and a layout translates them, both ways, so that a collection
-written by another framework stays readable and writable by that framework.
+A layout is an object: one class per collection format, behind one small protocol
+(:class:`Layout`): the point id of a caller's id (:meth:`Layout.point_id`), the stored
+name of each canonical vector (:meth:`Layout.vector_name`), and a record's payload to
+and from a stored point (:meth:`Layout.to_point`, :meth:`Layout.record`). The store works
+in canonical names (vectors ``dense``/``sparse``, a record's id, text, metadata and
+ref_doc_id) and never asks which format a collection is in; backends store and return
+raw points.
 
-Public API:
+* :class:`M3HybridLayout` (:data:`M3_HYBRID`): this package's own.
+* :class:`LangChainLayout` (:func:`langchain_layout`, default :data:`LANGCHAIN`): langchain-qdrant 1.x.
+* :class:`LlamaIndexLayout` (:func:`llama_index_layout`, defaults :data:`LLAMA_INDEX` with
+  ``text-sparse-new`` and :data:`LLAMA_INDEX_OLD_SPARSE` with the old ``text-sparse``):
+  llama-index-vector-stores-qdrant 0.10.x.
 
-* :class:`Layout` (frozen): one layout; :meth:`Layout.vector_name`, :meth:`Layout.payload_key`,
-  :meth:`Layout.point_id`, :meth:`Layout.check_schema`.
-* :func:`get_layout`: a layout from a name (``"m3-hybrid"``, ``"langchain"``, ``"llama-index"``)
-  or a :class:`Layout`.
-* :class:`CollectionInfo` and :func:`collection_info`: the neutral description of an existing
-  collection (vector names and sizes, sparse names, guard, a sample payload), built from
-  qdrant-client's ``get_collection`` answer.
-* :func:`detect_layout`: the layout of an existing collection from its :class:`CollectionInfo`.
-* :func:`to_stored` / :func:`from_stored`: a record's canonical parts <-> a stored point
-  (point id, named vectors, payload) in a layout; :func:`convert_point` moves a stored
-  point from one layout to another (vectors are reused, never re-encoded).
-
-Nothing here talks to Qdrant; every function is pure.
+A collection written by another framework stays readable and writable by that framework.
+Also here: :func:`get_layout` (a layout from a name), :class:`CollectionInfo` /
+:func:`collection_info` / :func:`detect_layout` (the layout of an existing collection) and
+:func:`convert_point` (a stored point from one layout to another; vectors are reused,
+never re-encoded). The canonical names and payload keys live here too (:mod:`shared.schema`
+re-exports them). Nothing here talks to Qdrant; every function is pure.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 from .errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
-from .schema import (
-    COLBERT,
-    DENSE,
-    DENSE_MRL,
-    DOC_ID_KEY,
-    METADATA_KEY,
-    REF_DOC_ID_KEY,
-    SPARSE,
-    TEXT_KEY,
-    CollectionSchema,
-    uuid5_str,
-)
+
+if TYPE_CHECKING:
+    from .schema import CollectionSchema
+
+#: Canonical vector names (this package's stored names too).
+DENSE = "dense"
+SPARSE = "sparse"
+DENSE_MRL = "dense_mrl"
+COLBERT = "colbert"
+
+#: Canonical payload keys. Caller metadata lives under ``metadata`` so filters address ``metadata.<key>``.
+TEXT_KEY = "text"
+METADATA_KEY = "metadata"
+DOC_ID_KEY = "doc_id"
+REF_DOC_ID_KEY = "ref_doc_id"
+
+#: Namespace of the deterministic point ids; never change it (ids of existing collections depend on it).
+POINT_ID_NAMESPACE = uuid.UUID("6a1c3f0e-2d5b-5b7e-9a44-3e0f8c1d2b7a")
+_NAMESPACE_BYTES = POINT_ID_NAMESPACE.bytes
+
+
+def uuid5_str(name: str) -> str:
+    """``str(uuid.uuid5(POINT_ID_NAMESPACE, name))`` without building UUID objects (once per point)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
 
 #: Layout names.
 M3_HYBRID_NAME = "m3-hybrid"
@@ -72,9 +87,36 @@ def _uuid5(original_id: str) -> str:
     return uuid5_str(original_id)
 
 
+class StoredPoint(Protocol):
+    """A point as a backend reads it back (:class:`shared.backends.base.ResultPoint`)."""
+
+    @property
+    def point_id(self) -> str | int: ...
+
+    payload: dict[str, Any]
+    vectors: dict[str, Any]
+
+
+class StoredParts(NamedTuple):
+    """A record's canonical parts read back from a stored point.
+
+    ``vectors`` use canonical names (``dense``, ``sparse``, ...), with the values as stored.
+    """
+
+    id: str
+    text: str | None
+    metadata: dict[str, Any]
+    ref_doc_id: str | None
+    vectors: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Layout:
-    """Where one collection layout keeps each part of a record.
+    """Where one collection format keeps each part of a record (subclassed once per format).
+
+    The protocol: :meth:`point_id`, :meth:`vector_name`, :meth:`to_point` and :meth:`record`
+    (a record's payload to and from a stored point), :meth:`payload_key` (filters) and
+    :meth:`check_backend` / :meth:`check_schema_options` (what the format can hold).
 
     * ``dense_vector`` / ``sparse_vector``: the vector names (``""`` = the unnamed dense
       vector; None = the layout has no such vector name configured).
@@ -99,6 +141,14 @@ class Layout:
     native_ids: bool = True
     extras: frozenset[str] = field(default_factory=frozenset)
 
+    #: Subclasses by layout name (:meth:`from_dict`).
+    _classes: ClassVar[dict[str, type[Layout]]] = {}
+
+    def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name:
+            Layout._classes[name] = cls
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (recorded in a foreign collection's guard)."""
         data = asdict(self)
@@ -107,15 +157,83 @@ class Layout:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Layout:
-        known = set(cls.__dataclass_fields__)
+        """The layout recorded by :meth:`to_dict` (its class from its name)."""
+        known = set(Layout.__dataclass_fields__)
         values = {k: v for k, v in data.items() if k in known}
         values["extras"] = frozenset(values.get("extras") or ())
-        return cls(**values)
+        kind = Layout._classes.get(str(values.get("name")))
+        if kind is None:
+            raise InvalidInputError(
+                f"unknown layout {values.get('name')!r}; known: {sorted(Layout._classes)}"
+            )
+        return kind(**values)
+
+    def guard_entry(self) -> dict[str, Any]:
+        """What the collection's guard records about its layout (another framework's: all of it)."""
+        return {"layout": self.to_dict()}
+
+    def check_backend(self, *, embedded: bool) -> None:
+        """Refuse a backend that cannot hold this format (another framework's needs qdrant-client)."""
+        if embedded:
+            raise InvalidInputError(
+                f"layout {self.name!r} is for collections written through qdrant-client "
+                "(url= or client=); the embedded store keeps m3-hybrid's layout"
+            )
 
     @property
-    def is_foreign(self) -> bool:
-        """True for a layout written by another framework."""
-        return self.name != M3_HYBRID_NAME
+    def renames_vectors(self) -> bool:
+        """Whether some canonical vector is stored under another name (query plans are renamed)."""
+        return (self.dense_vector, self.sparse_vector) != (DENSE, SPARSE)
+
+    @property
+    def key_of(self) -> Callable[[str], str] | None:
+        """:meth:`payload_key` for filters; None where every filter key is stored as written."""
+        return self.payload_key
+
+    @property
+    def index_keys(self) -> tuple[str, ...]:
+        """Payload keys a new collection indexes (the record id and the source document id)."""
+        return (self.payload_key(DOC_ID_KEY), self.payload_key(REF_DOC_ID_KEY))
+
+    def to_point(
+        self,
+        original_id: str,
+        text: str | None,
+        metadata: Mapping[str, Any],
+        ref_doc_id: str | None,
+        vectors: Mapping[str, Any],
+    ) -> tuple[str | int, dict[str, Any], dict[str, Any]]:
+        """(point id, named vectors, payload) of a record in this layout.
+
+        ``vectors`` use canonical names; a vector the layout cannot hold raises
+        :class:`UnsupportedOperationError` (it is never dropped).
+        """
+        stored_vectors = {self.vector_name(name): value for name, value in vectors.items()}
+        pid = self.point_id(original_id)
+        return pid, stored_vectors, self.payload(original_id, pid, text, metadata, ref_doc_id)
+
+    def payload(
+        self,
+        original_id: str,
+        pid: str | int,
+        text: str | None,
+        metadata: Mapping[str, Any],
+        ref_doc_id: str | None,
+    ) -> dict[str, Any]:
+        """The stored payload of a record (point id ``pid``)."""
+        raise NotImplementedError
+
+    def record(self, point: StoredPoint) -> StoredParts:
+        """A stored point's canonical parts (vectors of other names are left out)."""
+        raise NotImplementedError
+
+    def _canonical_vectors(self, vectors: Mapping[str, Any]) -> dict[str, Any]:
+        canon: dict[str, Any] = {}
+        for name, value in vectors.items():
+            c = self.canonical_vector(name)
+            if c is not None:
+                canon[c] = value
+        return canon
 
     def vector_name(self, canonical: str) -> str:
         """The stored name of the canonical vector ``canonical`` (``dense``, ``sparse``, ...)."""
@@ -202,8 +320,169 @@ class Layout:
 
 _KIND = {DENSE: "dense", SPARSE: "sparse", DENSE_MRL: "MRL funnel", COLBERT: "ColBERT"}
 
+
+@dataclass(frozen=True)
+class M3HybridLayout(Layout, name=M3_HYBRID_NAME):
+    """This package's layout: UUIDv5 point ids, ``text``/``metadata``/``doc_id``/``ref_doc_id``."""
+
+    def guard_entry(self) -> dict[str, Any]:
+        return {}  # the default: a guard without a layout entry
+
+    def check_backend(self, *, embedded: bool) -> None:
+        return None  # both backends hold it
+
+    @property
+    def renames_vectors(self) -> bool:
+        return False
+
+    @property
+    def key_of(self) -> Callable[[str], str] | None:
+        return None
+
+    def payload(
+        self,
+        original_id: str,
+        pid: str | int,
+        text: str | None,
+        metadata: Mapping[str, Any],
+        ref_doc_id: str | None,
+    ) -> dict[str, Any]:
+        return {
+            TEXT_KEY: text,
+            METADATA_KEY: dict(metadata),
+            DOC_ID_KEY: original_id,
+            REF_DOC_ID_KEY: ref_doc_id,
+        }
+
+    def record(self, point: StoredPoint) -> StoredParts:
+        # The hot path of every query: the caller's id is in the payload (no point id built).
+        p = point.payload
+        doc_id = p.get(DOC_ID_KEY)
+        return StoredParts(
+            str(point.point_id) if doc_id is None else doc_id,
+            p.get(TEXT_KEY),
+            p.get(METADATA_KEY) or {},
+            p.get(REF_DOC_ID_KEY),
+            point.vectors,  # stored under the canonical names
+        )
+
+
+@dataclass(frozen=True)
+class LangChainLayout(Layout, name=LANGCHAIN_NAME):
+    """langchain-qdrant 1.x: the caller's id is the point id (else kept under ``doc_id``), text and
+    metadata under its two payload keys, the source document id in the metadata."""
+
+    def payload(
+        self,
+        original_id: str,
+        pid: str | int,
+        text: str | None,
+        metadata: Mapping[str, Any],
+        ref_doc_id: str | None,
+    ) -> dict[str, Any]:
+        assert self.metadata_key is not None
+        md = dict(metadata)
+        if ref_doc_id is not None:
+            md.setdefault(REF_DOC_ID_KEY, ref_doc_id)
+        # langchain-qdrant cannot read a document whose text is null: store "" there.
+        payload: dict[str, Any] = {self.text_key: "" if text is None else text, self.metadata_key: md}
+        if self.id_key is not None and str(pid) != original_id:
+            payload[self.id_key] = original_id
+        return payload
+
+    def record(self, point: StoredPoint) -> StoredParts:
+        payload = point.payload or {}
+        metadata = payload.get(self.metadata_key) if self.metadata_key is not None else None
+        metadata = dict(metadata) if isinstance(metadata, Mapping) else {}
+        raw_id = payload.get(self.id_key) if self.id_key is not None else None
+        ref = metadata.get(REF_DOC_ID_KEY)
+        text = payload.get(self.text_key)
+        return StoredParts(
+            str(raw_id) if raw_id is not None else str(point.point_id),
+            text if isinstance(text, str) else None,
+            metadata,
+            ref if isinstance(ref, str) else None,
+            self._canonical_vectors(point.vectors),
+        )
+
+
+@dataclass(frozen=True)
+class LlamaIndexLayout(Layout, name=LLAMA_INDEX_NAME):
+    """llama-index-vector-stores-qdrant 0.10.x: the node serialised under ``_node_content``, its
+    metadata at the payload's top level, the source document id under three keys."""
+
+    def payload(
+        self,
+        original_id: str,
+        pid: str | int,
+        text: str | None,
+        metadata: Mapping[str, Any],
+        ref_doc_id: str | None,
+    ) -> dict[str, Any]:
+        assert self.node_content_key is not None
+        key = self.node_content_key
+        payload = dict(metadata)
+        content = payload.get(key)
+        if isinstance(content, str):
+            # A node serialised by llama-index (our LlamaIndex adapter keeps it in the metadata):
+            # put the text back in, as llama-index's own store writes it (remove_text=False).
+            try:
+                node = json.loads(content)
+            except ValueError:
+                raise InvalidInputError(
+                    f"record {original_id!r}: metadata[{key!r}] is not valid JSON"
+                ) from None
+            if isinstance(node, dict) and text is not None:
+                node["text"] = text
+                payload[key] = json.dumps(node, ensure_ascii=False)
+        else:
+            user = {k: v for k, v in payload.items() if k not in (key, LLAMA_NODE_TYPE, *LLAMA_REF_KEYS)}
+            payload[key] = _node_json(original_id, text, user, ref_doc_id)
+            payload[LLAMA_NODE_TYPE] = "TextNode"
+        ref = ref_doc_id if ref_doc_id is not None else _none_str(payload.get("ref_doc_id"))
+        for ref_key in LLAMA_REF_KEYS:
+            payload[ref_key] = ref if ref is not None else "None"
+        return payload
+
+    def record(self, point: StoredPoint) -> StoredParts:
+        assert self.node_content_key is not None
+        payload = dict(point.payload or {})
+        node: Any = None
+        content = payload.get(self.node_content_key)
+        if isinstance(content, str):
+            try:
+                node = json.loads(content)
+            except ValueError:
+                node = None
+        if isinstance(node, dict):
+            node_id = node.get("id_")
+            text = node.get("text")
+            if not text and isinstance(payload.get(self.text_key), str):
+                text = payload[self.text_key]
+        else:  # a legacy llama-index point: text under "text", metadata at the top level
+            node_id, text = None, payload.get(self.text_key)
+        ref = _none_str(payload.get(self.ref_doc_id_key)) if self.ref_doc_id_key else None
+        # The whole payload is the record's metadata: it is what llama-index's own readers
+        # (and this package's LlamaIndex adapter) rebuild the node from.
+        return StoredParts(
+            str(node_id) if node_id is not None else str(point.point_id),
+            text if isinstance(text, str) else None,
+            payload,
+            ref,
+            self._canonical_vectors(point.vectors),
+        )
+
+    def user_metadata(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        """The node's own metadata out of a record read back (without llama-index's keys)."""
+        assert self.node_content_key is not None
+        drop = (self.node_content_key, LLAMA_NODE_TYPE, *LLAMA_REF_KEYS)
+        return {k: v for k, v in metadata.items() if k not in drop}
+
+
+_KIND = {DENSE: "dense", SPARSE: "sparse", DENSE_MRL: "MRL funnel", COLBERT: "ColBERT"}
+
 #: This package's own layout.
-M3_HYBRID = Layout(
+M3_HYBRID = M3HybridLayout(
     name=M3_HYBRID_NAME,
     dense_vector=DENSE,
     sparse_vector=SPARSE,
@@ -241,7 +520,7 @@ def langchain_layout(
         raise InvalidInputError(
             f"content_payload_key and metadata_payload_key are both {content_payload_key!r}"
         )
-    return Layout(
+    return LangChainLayout(
         name=LANGCHAIN_NAME,
         dense_vector=vector_name,
         sparse_vector=sparse_vector_name or None,
@@ -256,7 +535,7 @@ def llama_index_layout(
     dense_vector_name: str = LLAMA_DENSE, sparse_vector_name: str = LLAMA_SPARSE
 ) -> Layout:
     """llama-index-vector-stores-qdrant 0.10.x's layout (``""``: its unnamed, non-hybrid dense vector)."""
-    return Layout(
+    return LlamaIndexLayout(
         name=LLAMA_INDEX_NAME,
         dense_vector=dense_vector_name,
         sparse_vector=sparse_vector_name or None,
@@ -447,20 +726,6 @@ def schema_fields(info: CollectionInfo, layout: Layout) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-@dataclass
-class StoredParts:
-    """A record's canonical parts read back from a stored point.
-
-    ``vectors`` use canonical names (``dense``, ``sparse``, ...), with the values as stored.
-    """
-
-    id: str
-    text: str | None
-    metadata: dict[str, Any]
-    ref_doc_id: str | None
-    vectors: dict[str, Any] = field(default_factory=dict)
-
-
 def _none_str(value: Any) -> str | None:
     # llama-index writes the string "None" for a node without a source document.
     return None if value is None or value == "None" else str(value)
@@ -497,123 +762,17 @@ def _node_json(node_id: str, text: str | None, metadata: Mapping[str, Any], ref_
     return json.dumps(node, ensure_ascii=False)
 
 
-def to_stored(
-    layout: Layout,
-    original_id: str,
-    text: str | None,
-    metadata: Mapping[str, Any],
-    ref_doc_id: str | None,
-    vectors: Mapping[str, Any],
-) -> tuple[str | int, dict[str, Any], dict[str, Any]]:
-    """(point id, named vectors, payload) of a record in ``layout``.
+class _Read:
+    """A stored point given by its parts (:meth:`Layout.record` reads points)."""
 
-    ``vectors`` use canonical names; a vector the layout cannot hold raises
-    :class:`UnsupportedOperationError` (it is never dropped).
-    """
-    stored_vectors = {layout.vector_name(name): value for name, value in vectors.items()}
-    pid = layout.point_id(original_id)
-    if layout.node_content_key is not None:
-        payload = _llama_payload(layout, original_id, text, metadata, ref_doc_id)
-    elif layout.metadata_key is not None:
-        md = dict(metadata)
-        if layout.ref_doc_id_key is None and ref_doc_id is not None:
-            md.setdefault(REF_DOC_ID_KEY, ref_doc_id)
-        # langchain-qdrant cannot read a document whose text is null: store "" there.
-        stored_text = "" if text is None and layout.is_foreign else text
-        payload = {layout.text_key: stored_text, layout.metadata_key: md}
-        if layout.ref_doc_id_key is not None:
-            payload[layout.ref_doc_id_key] = ref_doc_id
-        if layout.id_key is not None and (not layout.native_ids or str(pid) != original_id):
-            payload[layout.id_key] = original_id
-    else:  # pragma: no cover - every layout keeps metadata somewhere
-        raise InvalidInputError(f"layout {layout.name!r} has no place for metadata")
-    return pid, stored_vectors, payload
+    __slots__ = ("payload", "point_id", "vectors")
 
-
-def _llama_payload(
-    layout: Layout, original_id: str, text: str | None, metadata: Mapping[str, Any], ref_doc_id: str | None
-) -> dict[str, Any]:
-    assert layout.node_content_key is not None
-    key = layout.node_content_key
-    payload = dict(metadata)
-    content = payload.get(key)
-    if isinstance(content, str):
-        # A node serialised by llama-index (our LlamaIndex adapter keeps it in the metadata):
-        # put the text back in, as llama-index's own store writes it (remove_text=False).
-        try:
-            node = json.loads(content)
-        except ValueError:
-            raise InvalidInputError(f"record {original_id!r}: metadata[{key!r}] is not valid JSON") from None
-        if isinstance(node, dict) and text is not None:
-            node["text"] = text
-            payload[key] = json.dumps(node, ensure_ascii=False)
-    else:
-        user = {k: v for k, v in payload.items() if k not in (key, LLAMA_NODE_TYPE, *LLAMA_REF_KEYS)}
-        payload[key] = _node_json(original_id, text, user, ref_doc_id)
-        payload[LLAMA_NODE_TYPE] = "TextNode"
-    ref = ref_doc_id if ref_doc_id is not None else _none_str(payload.get("ref_doc_id"))
-    for ref_key in LLAMA_REF_KEYS:
-        payload[ref_key] = ref if ref is not None else "None"
-    return payload
-
-
-def from_stored(
-    layout: Layout, point_id: str | int, vectors: Mapping[str, Any] | None, payload: Mapping[str, Any] | None
-) -> StoredParts:
-    """A stored point's canonical parts in ``layout`` (vectors of other names are left out)."""
-    payload = dict(payload or {})
-    canon: dict[str, Any] = {}
-    for name, value in (vectors or {}).items():
-        c = layout.canonical_vector(name)
-        if c is not None:
-            canon[c] = value
-    if layout.node_content_key is not None:
-        return _from_llama(layout, point_id, payload, canon)
-    metadata = payload.get(layout.metadata_key) if layout.metadata_key is not None else None
-    metadata = dict(metadata) if isinstance(metadata, Mapping) else {}
-    raw_id = payload.get(layout.id_key) if layout.id_key is not None else None
-    if layout.ref_doc_id_key is not None:
-        ref = payload.get(layout.ref_doc_id_key)
-    else:
-        ref = metadata.get(REF_DOC_ID_KEY)
-    text = payload.get(layout.text_key)
-    return StoredParts(
-        id=str(raw_id) if raw_id is not None else str(point_id),
-        text=text if isinstance(text, str) else None,
-        metadata=metadata,
-        ref_doc_id=ref if isinstance(ref, str) else None,
-        vectors=canon,
-    )
-
-
-def _from_llama(
-    layout: Layout, point_id: str | int, payload: dict[str, Any], vectors: dict[str, Any]
-) -> StoredParts:
-    assert layout.node_content_key is not None
-    node: Any = None
-    content = payload.get(layout.node_content_key)
-    if isinstance(content, str):
-        try:
-            node = json.loads(content)
-        except ValueError:
-            node = None
-    if isinstance(node, dict):
-        node_id = node.get("id_")
-        text = node.get("text")
-        if not text and isinstance(payload.get(layout.text_key), str):
-            text = payload[layout.text_key]
-    else:  # a legacy llama-index point: text under "text", metadata at the top level
-        node_id, text = None, payload.get(layout.text_key)
-    ref = _none_str(payload.get(layout.ref_doc_id_key)) if layout.ref_doc_id_key else None
-    # The whole payload is the record's metadata: it is what llama-index's own readers
-    # (and this package's LlamaIndex adapter) rebuild the node from.
-    return StoredParts(
-        id=str(node_id) if node_id is not None else str(point_id),
-        text=text if isinstance(text, str) else None,
-        metadata=payload,
-        ref_doc_id=ref,
-        vectors=vectors,
-    )
+    def __init__(
+        self, point_id: str | int, vectors: Mapping[str, Any] | None, payload: Mapping[str, Any] | None
+    ):
+        self.point_id = point_id
+        self.vectors = dict(vectors or {})
+        self.payload = dict(payload or {})
 
 
 def convert_point(
@@ -629,13 +788,9 @@ def convert_point(
     source layout does not know are left out. The caller's id is kept, so ids
     given to the other framework still find the point.
     """
-    parts = from_stored(source, point_id, vectors, payload)
+    parts = source.record(_Read(point_id, vectors, payload))
     metadata = parts.metadata
-    if source.node_content_key is not None and target.node_content_key is None and target.is_foreign:
+    if isinstance(source, LlamaIndexLayout) and isinstance(target, LangChainLayout):
         # llama-index -> langchain: only the node's own metadata is the user's.
-        metadata = {
-            k: v
-            for k, v in metadata.items()
-            if k not in (source.node_content_key, LLAMA_NODE_TYPE, *LLAMA_REF_KEYS)
-        }
-    return to_stored(target, parts.id, parts.text, metadata, parts.ref_doc_id, parts.vectors)
+        metadata = source.user_metadata(metadata)
+    return target.to_point(parts.id, parts.text, metadata, parts.ref_doc_id, parts.vectors)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .backends import open_backend
 from .backends.base import Backend, PointData, ResultPoint
 from .errors import (
     BackendError,
@@ -43,6 +44,7 @@ from .errors import (
 )
 from .layouts import Layout, convert_point, detect_layout, get_layout, schema_fields
 from .schema import SHAPE_FIELDS, CollectionSchema, validate_collection_name
+from .steps import run
 from .types import EncoderIdentity
 
 __all__ = [
@@ -201,7 +203,7 @@ def migrate(
             _open(src, collection, clients, api_key=api_key, timeout=timeout, read_only=True)
         )
         plan = _plan_source(source_backend, src, collection, layout)
-        source_count = source_backend.count(None)
+        source_count = run(source_backend.count(None))
         target_backend = stack.enter_context(
             _open(
                 dst,
@@ -216,8 +218,8 @@ def migrate(
         marker = {"source": src.describe(), "collection": collection}
         resumed = _prepare_target(target_backend, dst, to_collection, plan, marker, append)
         copied = _copy(source_backend, target_backend, plan, source_count, batch_size, show_progress)
-        target_backend.finish_bulk()
-        target_count = target_backend.count(None)
+        run(target_backend.finish_bulk())
+        target_count = run(target_backend.count(None))
     return MigrationResult(
         source=f"{src.describe()} collection {collection!r}",
         target=f"{dst.describe()} collection {to_collection!r}",
@@ -249,27 +251,23 @@ def _open(
     """The backend of ``collection`` at ``endpoint``, closed (with a client it opened) on exit."""
     backend: Backend
     if endpoint.kind == "embedded":
-        from .backends.edge import EdgeBackend
-
         if read_only:
             _check_embedded_source(Path(endpoint.location), collection)
         else:
             _check_not_local_mode(Path(endpoint.location))
         try:
-            backend = EdgeBackend(collection, endpoint.location)
+            backend = open_backend(collection, path=endpoint.location)
         except OSError as exc:
             raise BackendError(f"cannot open the embedded store at {endpoint.location}: {exc}") from None
         try:
             yield backend
         finally:
-            backend.close()
+            run(backend.close())
         return
-
-    from .backends.remote import RemoteBackend
 
     with ExitStack() as stack:
         if endpoint.kind == "server":
-            backend = RemoteBackend(
+            backend = open_backend(
                 collection,
                 url=endpoint.location,
                 api_key=api_key,
@@ -284,13 +282,13 @@ def _open(
                 client = _local_client(Path(endpoint.location), must_exist=read_only)
                 clients[endpoint.location] = client
                 stack.callback(client.close)
-            backend = RemoteBackend(collection, client=client)
+            backend = open_backend(collection, client=client)
         yield backend
 
 
 def _close_quietly(backend: Backend) -> None:
     try:
-        backend.close()
+        run(backend.close())
     except M3HybridError as exc:  # closing an unreachable server's client must not hide the real error
         logger.debug("closing %s: %s", backend.location, exc)
 
@@ -362,7 +360,7 @@ def _plan_source(
 ) -> _SourcePlan:
     """What to read from the source, how to convert each point, and the target's schema and guard."""
     where = _where(endpoint, collection)
-    guard = backend.read_guard()
+    guard = run(backend.read_guard())
     if guard is None:
         raise InvalidInputError(f"{where} does not exist")
     given = get_layout(layout) if layout is not None else None
@@ -378,10 +376,7 @@ def _plan_source(
         return _plan(replace(schema, layout=None), target_guard, source_layout, schema.vector_names)
     if endpoint.kind == "embedded":
         raise InvalidInputError(f"{where} was not written by m3-hybrid (no guard record)")
-    from .backends.remote import RemoteBackend
-
-    assert isinstance(backend, RemoteBackend)
-    info = backend.inspect()
+    info = run(backend.inspect())
     source_layout = given if given is not None else detect_layout(info, where)
     fields = schema_fields(info, source_layout)
     if fields["distance"] != "cosine":
@@ -411,21 +406,16 @@ def _plan_source(
 def _plan(
     schema: CollectionSchema, guard: dict[str, Any], source: Layout, canonical: tuple[str, ...]
 ) -> _SourcePlan:
-    if not source.is_foreign:
+    if source == schema.stored_layout:
+        # The same layout on both sides: each point is copied as stored.
         return _SourcePlan(schema, guard, canonical, copy_point, source.name)
 
     def convert(point: ResultPoint) -> PointData:
-        pid, vectors, payload = convert_point(_require_id(point), point.vectors, point.payload, source)
+        pid, vectors, payload = convert_point(point.point_id, point.vectors, point.payload, source)
         return PointData(id=pid, vectors=_writable(vectors), payload=payload)
 
     names = tuple(source.vector_name(n) for n in canonical)
     return _SourcePlan(schema, guard, names, convert, source.name)
-
-
-def _require_id(point: ResultPoint) -> str | int:
-    if point.point_id is None:
-        raise BackendError("the source backend returned a point without its point id")
-    return point.point_id
 
 
 def _writable(vectors: Mapping[str, Any]) -> dict[str, Any]:
@@ -438,7 +428,7 @@ def _writable(vectors: Mapping[str, Any]) -> dict[str, Any]:
 
 def copy_point(point: ResultPoint) -> PointData:
     """The conversion step of a collection in our own layout: the point as stored, same id."""
-    return PointData(id=_require_id(point), vectors=_writable(point.vectors), payload=point.payload)
+    return PointData(id=point.point_id, vectors=_writable(point.vectors), payload=point.payload)
 
 
 def _guard_differences(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> list[str]:
@@ -467,9 +457,9 @@ def _prepare_target(
 ) -> bool:
     """Create the target, or check that it may receive the copy; True when resuming."""
     where = _where(endpoint, collection)
-    guard = backend.read_guard()
+    guard = run(backend.read_guard())
     if guard is None:
-        backend.create(plan.schema, {**plan.guard, MIGRATED_FROM_KEY: marker})
+        run(backend.create(plan.schema, {**plan.guard, MIGRATED_FROM_KEY: marker}))
         return False
     if not guard:
         raise InvalidInputError(
@@ -488,7 +478,7 @@ def _prepare_target(
             f"the target {where} was built with a different encoder or vector layout than the source "
             f"({'; '.join(diffs)}); choose another target collection (--to-collection)"
         )
-    count = backend.count(None)
+    count = run(backend.count(None))
     resumed = guard.get(MIGRATED_FROM_KEY) == marker
     if count and not (resumed or append):
         raise InvalidInputError(
@@ -515,9 +505,9 @@ def _copy(
     offset: str | int | None = None
     with tqdm(total=total, unit="pt", desc="migrate", disable=not show_progress, dynamic_ncols=True) as bar:
         while True:
-            page, offset = source.scroll(None, offset, batch_size, plan.vector_names)
+            page, offset = run(source.scroll(None, offset, batch_size, plan.vector_names))
             if page:
-                target.upsert([plan.convert(p) for p in page])
+                run(target.upsert([plan.convert(p) for p in page]))
                 copied += len(page)
                 bar.update(len(page))
             if offset is None:

@@ -6,7 +6,9 @@ A call is retried when BOTH hold:
   (reads; ``upsert`` — point ids are deterministic, so a repeated upsert writes the
   same points; ``delete`` by ids or filter; payload-index creation). Creating or
   deleting a collection is never retried: a repeat after a lost answer would fail
-  or undo the first success.
+  or undo the first success. Each client call declares this once, next to the call
+  (``ClientCall(..., retry=True)`` in :mod:`shared.backends.remote`); only those calls
+  carry a policy (:attr:`shared.steps.Call.retry`).
 * the failure is transient: the connection was refused/reset/dropped before an
   answer, or the server said 429/502/503/504. A timeout is NOT retried: ``timeout=``
   is the caller's budget for the call, and a retry would silently multiply it.
@@ -24,23 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidInputError
-
-#: qdrant-client methods whose repetition is harmless (see the module docstring).
-IDEMPOTENT_METHODS = frozenset(
-    {
-        "collection_exists",
-        "get_collection",
-        "get_collections",
-        "query_points",
-        "query_batch_points",
-        "retrieve",
-        "scroll",
-        "count",
-        "upsert",
-        "delete",
-        "create_payload_index",
-    }
-)
 
 #: HTTP statuses that say "try again later" rather than "this request is wrong".
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
@@ -92,11 +77,10 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError))
 
 
-def retry_delay(
-    policy: RetryPolicy, method: str, exc: BaseException, attempt: int, rng: Any = random
-) -> float | None:
-    """Seconds to wait before retrying ``method`` after failed try ``attempt`` (0-based); None: give up."""
-    if method not in IDEMPOTENT_METHODS or attempt + 1 >= policy.attempts or not is_transient(exc):
+def retry_delay(policy: RetryPolicy, exc: BaseException, attempt: int, rng: Any = random) -> float | None:
+    """Seconds to wait before retrying an idempotent call after failed try ``attempt`` (0-based);
+    None: give up."""
+    if attempt + 1 >= policy.attempts or not is_transient(exc):
         return None
     delay = min(policy.backoff_s * 2**attempt, policy.max_backoff_s)
     retry_after = getattr(exc, "retry_after_s", None)
@@ -125,7 +109,6 @@ def describe_error(exc: BaseException) -> str:
 
 
 __all__ = [
-    "IDEMPOTENT_METHODS",
     "NO_RETRY",
     "RetryPolicy",
     "describe_error",

@@ -8,33 +8,29 @@ recorded guard with the schema a store is opened with (the collection guard).
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import InvalidInputError, InvalidTypeError, ModelMismatchError
+
+# The canonical names live with the layouts that map them (re-exported here).
+from .layouts import (
+    COLBERT,
+    DENSE,
+    DENSE_MRL,
+    DOC_ID_KEY,
+    M3_HYBRID,
+    METADATA_KEY,
+    POINT_ID_NAMESPACE,
+    REF_DOC_ID_KEY,
+    SPARSE,
+    TEXT_KEY,
+    Layout,
+    uuid5_str,
+)
 from .quantization import QuantizationPreset, get_preset, validate_sparse_datatype
 from .types import EncoderIdentity
-
-if TYPE_CHECKING:
-    from .layouts import Layout
-
-DENSE = "dense"
-SPARSE = "sparse"
-DENSE_MRL = "dense_mrl"
-COLBERT = "colbert"
-
-#: Payload keys. Caller metadata lives under ``metadata`` so filters address ``metadata.<key>``.
-TEXT_KEY = "text"
-METADATA_KEY = "metadata"
-DOC_ID_KEY = "doc_id"
-REF_DOC_ID_KEY = "ref_doc_id"
-
-#: Namespace of the deterministic point ids; never change it (ids of existing collections depend on it).
-POINT_ID_NAMESPACE = uuid.UUID("6a1c3f0e-2d5b-5b7e-9a44-3e0f8c1d2b7a")
 
 #: Version of the guard record layout.
 GUARD_FORMAT = 1
@@ -89,38 +85,6 @@ def point_id(original_id: str) -> str:
     if not isinstance(original_id, str):
         raise InvalidTypeError(f"ids must be str, got {type(original_id).__name__}: {original_id!r}")
     return uuid5_str(original_id)
-
-
-_NAMESPACE_BYTES = POINT_ID_NAMESPACE.bytes
-
-
-@functools.cache
-def _own_layout() -> Layout:
-    # Imported on first use (layouts imports this module); cached: it runs once per hit.
-    from .layouts import M3_HYBRID
-
-    return M3_HYBRID
-
-
-def uuid5_str(name: str) -> str:
-    """``str(uuid.uuid5(POINT_ID_NAMESPACE, name))`` without building UUID objects (once per point)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def build_payload(
-    doc_id: str, text: str | None, metadata: Mapping[str, Any], ref_doc_id: str | None
-) -> dict[str, Any]:
-    """The payload stored with every point (same layout on both backends)."""
-    return {
-        TEXT_KEY: text,
-        METADATA_KEY: dict(metadata),
-        DOC_ID_KEY: doc_id,
-        REF_DOC_ID_KEY: ref_doc_id,
-    }
 
 
 @dataclass(frozen=True)
@@ -223,7 +187,7 @@ class CollectionSchema:
     @property
     def stored_layout(self) -> Layout:
         """The collection's layout (:data:`shared.layouts.M3_HYBRID` unless another one is set)."""
-        return self.layout if self.layout is not None else _own_layout()
+        return self.layout if self.layout is not None else M3_HYBRID
 
     @property
     def has_dense(self) -> bool:
@@ -260,11 +224,7 @@ class CollectionSchema:
                 "on_disk": self.on_disk,
                 "distance": self.distance,
             },
-            **(
-                {"layout": self.layout.to_dict()}
-                if self.layout is not None and self.layout.is_foreign
-                else {}
-            ),
+            **self.stored_layout.guard_entry(),
         }
 
     @classmethod
@@ -339,7 +299,21 @@ def _layout_from_guard(guard: Mapping[str, Any]) -> Layout | None:
     data = guard.get("layout")
     if not isinstance(data, Mapping):
         return None
-    from .layouts import Layout
-
     return Layout.from_dict(data)
 
+
+__all__ = [
+    "COLBERT",
+    "DENSE",
+    "DENSE_MRL",
+    "DOC_ID_KEY",
+    "METADATA_KEY",
+    "POINT_ID_NAMESPACE",
+    "REF_DOC_ID_KEY",
+    "SPARSE",
+    "TEXT_KEY",
+    "CollectionSchema",
+    "point_id",
+    "uuid5_str",
+    "validate_collection_name",
+]

@@ -15,12 +15,19 @@ sync-only client) runs in a worker thread (``asyncio.to_thread``), so the loop n
 blocks on it. That is the only difference between the two runners.
 
 A call may carry a :class:`~shared.retry.RetryPolicy`: both runners then retry its
-transient failures as :func:`~shared.retry.retry_delay` decides (by the call's name).
+transient failures as :func:`~shared.retry.retry_delay` decides. Only a call declared
+safe to repeat carries one (each backend declares that next to the call:
+:func:`one_step` for the embedded engine, ``ClientCall`` in :mod:`shared.backends.remote`).
+
+There is one driver: the store. A backend is a library of operations (each a
+generator of its engine calls, usually one); the store's operations ``yield from``
+them, and the adapters call the store's sync or async method directly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
@@ -43,7 +50,8 @@ _NO_KWARGS: Mapping[str, Any] = {}
 class Call(Generic[R]):
     """One step: ``fn(*args, **kwargs)``; on the async runner ``await afn(...)`` when given.
 
-    ``name`` names the call for the retry decision and log lines (default: ``fn``'s name).
+    ``name`` names the call in log lines (default: ``fn``'s name). ``retry``: the policy for
+    transient failures, given only to a call that is safe to repeat.
     Built by :func:`call`/:func:`call_async` (or a backend); treated as immutable.
     """
 
@@ -78,10 +86,26 @@ def call_async(
     return Call(fn, args, kwargs or _NO_KWARGS, afn)
 
 
+def one_step(fn: Callable[P, R]) -> Callable[P, Steps[R]]:
+    """Declare a blocking engine call as an operation of one step (no async twin, never retried).
+
+    For an in-process engine (Qdrant Edge): the sync runner calls ``fn`` in place, the async
+    runner in a worker thread; in-process calls have no transient failures to retry.
+    The wrapped function stays reachable as ``__wrapped__``.
+    """
+
+    @functools.wraps(fn)
+    def operation(*args: P.args, **kwargs: P.kwargs) -> Steps[R]:
+        result: R = yield Call(fn, args, kwargs or _NO_KWARGS)
+        return result
+
+    return operation
+
+
 def _retry_wait(step: Call[Any], exc: Exception, attempt: int) -> float | None:
     if step.retry is None:
         return None
-    delay = retry_delay(step.retry, step.label, exc, attempt)
+    delay = retry_delay(step.retry, exc, attempt)
     if delay is not None:
         logger.warning(
             "%s failed (%s); retry %d in %.2f s", step.label, describe_error(exc), attempt + 1, delay
@@ -156,4 +180,4 @@ async def arun(steps: Steps[T]) -> T:
         steps.close()
 
 
-__all__ = ["Call", "Steps", "arun", "call", "call_async", "run"]
+__all__ = ["Call", "Steps", "arun", "call", "call_async", "one_step", "run"]

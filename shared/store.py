@@ -5,24 +5,27 @@ directory) or a Qdrant server / qdrant-client local mode (``url``, ``client``,
 ``aclient``). Both store the same layout (:mod:`shared.schema`) and answer the
 same one-request query plans (:mod:`shared.query.plan`).
 
-Every operation is written once, as a generator of steps (CPU work or a backend
-call, :mod:`shared.steps`); :func:`~shared.steps.run` executes it synchronously and
-:func:`~shared.steps.arun` asynchronously (CPU work and embedded calls in a worker
-thread, remote calls on the async client), so sync and async share one code path.
+The store is the one step driver (:mod:`shared.steps`): every operation is written
+once, as a generator of steps (CPU work, or a backend operation taken in with
+``yield from``: backends are libraries of steps); :func:`~shared.steps.run` executes it
+synchronously and :func:`~shared.steps.arun` asynchronously (CPU work and embedded calls
+in a worker thread, remote calls on the async client), so sync and async share one code
+path. The collection's layout (:mod:`shared.layouts`) turns records into stored points
+and back; the store never asks which format it is.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .backends import open_backend
-from .backends.base import Backend, ClientBackend, PointData, ResultPoint
+from .backends.base import Backend, PointData, ResultPoint
 from .config import ADD_BATCH_SIZE, StoreConfig
 from .errors import (
     BackendError,
@@ -33,7 +36,7 @@ from .errors import (
 )
 from .filters import check_filter, resolve_ids
 from .ingest import add_mrl_vectors, batched, check_all, prepare_batch
-from .layouts import Layout, detect_layout, from_stored, get_layout, schema_fields
+from .layouts import CollectionInfo, Layout, detect_layout, get_layout, schema_fields
 from .options import refuse_unknown_keywords
 from .quantization import QuantizationPreset
 from .query.modes import DEFAULT_MMR_LAMBDA, FusionMethod, RetrievalMode, SparseNormalization
@@ -44,14 +47,12 @@ from .retry import RetryPolicy
 from .schema import (
     COLBERT,
     DENSE,
-    METADATA_KEY,
     REF_DOC_ID_KEY,
     SPARSE,
-    TEXT_KEY,
     CollectionSchema,
     validate_collection_name,
 )
-from .steps import Call, Steps, arun, call, run
+from .steps import Steps, arun, call, run
 from .types import Encoder, EncoderIdentity, Hit, Record
 from .validation import check_utf8, colbert_vectors, dense_vector, id_list, positive_int
 
@@ -72,10 +73,6 @@ QUERY_DEFAULT_OPTIONS = frozenset(
         "sparse_normalization",
     }
 )
-
-T = TypeVar("T")
-R = TypeVar("R")
-P = ParamSpec("P")
 
 _MISSING: Any = object()
 
@@ -170,8 +167,7 @@ class HybridStore:
         self._layout_request = get_layout(given.layout) if given.layout is not None else None
         if self._layout_request is not None:
             self._layout_request.check_schema_options(self._requested)
-            if self._layout_request.is_foreign:
-                self._requested = replace(self._requested, layout=self._layout_request)
+            self._requested = replace(self._requested, layout=self._layout_request)
 
         self._backend: Backend = open_backend(
             collection_name,
@@ -188,14 +184,12 @@ class HybridStore:
             write_consistency_factor=given.write_consistency_factor,
             layout=self._layout_request,
         )
-        # A backend with its own async client (and collections other clients wrote).
-        self._client_backend = self._backend if isinstance(self._backend, ClientBackend) else None
         # Open now when a sync path exists, so a mismatching collection fails here.
-        if self._client_backend is None or self._client_backend.can_sync:
+        if self._backend.can_sync:
             try:
                 run(self._open_steps())
             except BaseException:
-                self._backend.close()
+                run(self._backend.close())
                 raise
 
     @staticmethod
@@ -265,27 +259,6 @@ class HybridStore:
     def encoder(self) -> Encoder | None:
         return self._encoder
 
-    # -- steps -------------------------------------------------------------
-
-    def _io(
-        self,
-        fn: Callable[P, R],
-        native: Callable[[ClientBackend], Callable[P, Awaitable[R]]],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> Call[R]:
-        """Step: backend method ``fn``. The async driver runs it in a worker thread, or, on a
-        backend with its own async client, awaits its async twin (``native`` picks it)."""
-        backend = self._client_backend
-        return Call(fn, args, kwargs, None if backend is None else native(backend))
-
-    def _client(self) -> ClientBackend:
-        """The backend, where only a qdrant-client backend can be (collections other clients wrote)."""
-        if self._client_backend is None:
-            raise UnsupportedOperationError(f"{self._backend.location} is not a Qdrant server collection")
-        return self._client_backend
-
     # -- opening -----------------------------------------------------------
 
     def _open_steps(self) -> Steps[None]:
@@ -294,25 +267,25 @@ class HybridStore:
             if self._backend.is_remote
             else f"collection {self.collection_name!r} at {self._backend.location}"
         )
-        guard = yield self._io(self._backend.read_guard, lambda c: c.aread_guard)
+        backend = self._backend
+        guard = yield from backend.read_guard()
         if guard is not None and self._recreate:
             logger.warning("recreate=True: dropping %s", where)
-            yield self._io(self._backend.drop, lambda c: c.adrop)
+            yield from backend.drop()
             guard = None
         if guard is None:
             if self._requested.complete:
-                yield self._io(self._backend.create, lambda c: c.acreate, self._requested)
+                yield from backend.create(self._requested)
                 self._schema = self._requested
         elif not guard:
             # A collection another client created (langchain-qdrant, llama-index, ...).
-            remote = self._client_backend
-            if remote is None:
+            if not backend.is_remote:
                 raise ModelMismatchError(
                     f"{where} holds a Qdrant Edge shard without m3-hybrid's guard record; "
                     "it was left untouched (open another path)"
                 )
-            info = yield self._io(remote.inspect, lambda c: c.ainspect)
-            self._schema = self._foreign_schema(info, where)
+            info = yield from backend.inspect()
+            self._schema = self._unguarded_schema(info, where)
             self._guard_pending = True
         else:
             storage = self._requested.check_guard(guard, where, loose=self._shape_from_collection)
@@ -331,7 +304,7 @@ class HybridStore:
                 )
         self._opened = True
 
-    def _foreign_schema(self, info: Any, where: str) -> CollectionSchema:
+    def _unguarded_schema(self, info: CollectionInfo, where: str) -> CollectionSchema:
         """The schema of a collection without a guard record, from its own vector config.
 
         The layout is the one given (``layout=``) or detected. Whatever the store asks for
@@ -374,7 +347,7 @@ class HybridStore:
             on_disk=req.on_disk,
             identity=req.identity,
             complete=True,
-            layout=layout if layout.is_foreign else None,
+            layout=layout,
         )
 
     @property
@@ -385,9 +358,7 @@ class HybridStore:
     def _resolve(self, flt: Any) -> Any:
         """A checked filter in the collection's terms: caller ids -> point ids, payload keys of its layout."""
         layout = self.layout
-        if not layout.is_foreign:
-            return resolve_ids(flt)
-        return resolve_ids(flt, layout.point_id, layout.payload_key)
+        return resolve_ids(flt, layout.point_id, layout.key_of)
 
     def _ready(self) -> Steps[None]:
         if self._closed:
@@ -508,30 +479,30 @@ class HybridStore:
                     yield from self._create_from_points(points)
                 if self._guard_pending:
                     # First write to a collection another client created: record who writes.
-                    yield self._io(self._client().write_guard, lambda c: c.awrite_guard, self.schema)
+                    yield from self._backend.write_guard(self.schema)
                     self._guard_pending = False
-                yield self._io(self._backend.upsert, lambda c: c.aupsert, points)
+                yield from self._backend.upsert(points)
                 ids.extend(r.id for r in chunk)
                 if bar is not None:
                     bar.update(len(chunk))
         except Exception:
             if ids:
                 # Index what was stored before the failure, then report it.
-                yield self._io(self._backend.finish_bulk, lambda c: c.afinish_bulk)
+                yield from self._backend.finish_bulk()
             raise
         finally:
             if bar is not None:
                 bar.close()
         if ids:
             # Build indexes / quantized codes once for the whole call.
-            yield self._io(self._backend.finish_bulk, lambda c: c.afinish_bulk)
+            yield from self._backend.finish_bulk()
         return ids
 
     def _create_from_points(self, points: Sequence[PointData]) -> Steps[None]:
         dense_dim = next((len(p.vectors[DENSE]) for p in points if DENSE in p.vectors), None)
         colbert_dim = next((len(p.vectors[COLBERT][0]) for p in points if COLBERT in p.vectors), None)
         schema = self._requested.with_sizes(dense_dim, colbert_dim)
-        yield self._io(self._backend.create, lambda c: c.acreate, schema)
+        yield from self._backend.create(schema)
         self._schema = schema
         if schema.mrl_dim is not None:
             add_mrl_vectors(points, schema.mrl_dim)
@@ -598,10 +569,11 @@ class HybridStore:
             self._query_vectors, text, args.get("dense"), args.get("sparse"), args.get("colbert"), opts
         )
         plan = plan_query(schema, opts, **vectors)
-        if schema.stored_layout.is_foreign:
-            plan = rename_vectors(plan, schema.stored_layout.vector_name)
-        results = yield self._io(self._backend.query, lambda c: c.aquery, plan)
-        return self._hits(results)
+        layout = schema.stored_layout
+        if layout.renames_vectors:
+            plan = rename_vectors(plan, layout.vector_name)
+        results = yield from self._backend.query(plan)
+        return [self._hit(r, layout) for r in results]
 
     def _query_vectors(
         self, text: str | None, dense: Any, sparse: Any, colbert: Any, opts: QueryOptions
@@ -649,54 +621,25 @@ class HybridStore:
             out["colbert"] = colbert_vectors(colbert, schema.colbert_dim)
         return out
 
-    def _hits(self, results: Sequence[ResultPoint]) -> list[Hit]:
-        layout = self.layout
-        if layout.is_foreign:
-            return [self._hit(r, layout) for r in results]
-        out = []
-        for r in results:
-            p = r.payload
-            score = r.score
-            if r.vectors:
-                out.append(self._hit(r, layout))
-            else:
-                # Positional: Hit(id, score, text, metadata, ref_doc_id).
-                out.append(
-                    Hit(
-                        r.id,
-                        0.0 if score is None else float(score),
-                        p.get(TEXT_KEY),
-                        p.get(METADATA_KEY) or {},
-                        p.get(REF_DOC_ID_KEY),
-                    )
-                )
-        return out
-
-    def _hit(self, r: ResultPoint, layout: Layout | None = None) -> Hit:
-        if layout is None:
-            layout = self.layout
-        if layout.is_foreign:
-            parts = from_stored(layout, r.point_id if r.point_id is not None else r.id, r.vectors, r.payload)
-            dense_v, sparse_v = parts.vectors.get(DENSE), parts.vectors.get(SPARSE)
+    @staticmethod
+    def _hit(r: ResultPoint, layout: Layout) -> Hit:
+        """A hit from a point read back (the layout reads the record out of the payload)."""
+        parts = layout.record(r)
+        score = r.score
+        vectors = parts.vectors
+        if not vectors:  # the common case: a query without with_vectors
             return Hit(
-                id=parts.id,
-                score=float(r.score if r.score is not None else 0.0),
-                text=parts.text,
-                metadata=parts.metadata,
-                ref_doc_id=parts.ref_doc_id,
-                dense=np.asarray(dense_v, dtype=np.float32) if dense_v is not None else None,
-                sparse={int(k): float(v) for k, v in sparse_v.items()} if sparse_v is not None else None,
+                parts.id, 0.0 if score is None else float(score), parts.text, parts.metadata, parts.ref_doc_id
             )
-        p = r.payload
-        dense = r.vectors.get(DENSE)
+        dense, sparse = vectors.get(DENSE), vectors.get(SPARSE)
         return Hit(
-            id=r.id,
-            score=float(r.score if r.score is not None else 0.0),
-            text=p.get(TEXT_KEY),
-            metadata=p.get(METADATA_KEY) or {},
-            ref_doc_id=p.get(REF_DOC_ID_KEY),
+            parts.id,
+            0.0 if score is None else float(score),
+            parts.text,
+            parts.metadata,
+            parts.ref_doc_id,
             dense=np.asarray(dense, dtype=np.float32) if dense is not None else None,
-            sparse={int(k): float(v) for k, v in r.vectors[SPARSE].items()} if SPARSE in r.vectors else None,
+            sparse={int(k): float(v) for k, v in sparse.items()} if sparse is not None else None,
         )
 
     # -- mmr ---------------------------------------------------------------
@@ -746,10 +689,11 @@ class HybridStore:
         plan = plan_mmr(
             self.schema, vectors["dense"], limit=limit, fetch_k=fetch_k, lambda_mult=lam, filter=flt
         )
-        if self.layout.is_foreign:
-            plan = rename_vectors(plan, self.layout.vector_name)
-        results = yield self._io(self._backend.query, lambda c: c.aquery, plan)
-        return self._hits(results)
+        layout = self.layout
+        if layout.renames_vectors:
+            plan = rename_vectors(plan, layout.vector_name)
+        results = yield from self._backend.query(plan)
+        return [self._hit(r, layout) for r in results]
 
     # -- get / delete / count / clear --------------------------------------
 
@@ -768,18 +712,13 @@ class HybridStore:
         names = self._vector_names(with_vectors)
         layout = self.layout
         pids = {i: layout.point_id(i) for i in wanted}
-        found = yield self._io(
-            self._backend.retrieve, lambda c: c.aretrieve, list(dict.fromkeys(pids.values())), names
-        )
-        if layout.is_foreign:
-            # Matched by point id: the other framework's ids may be spelled differently (UUID hex).
-            by_pid = {str(r.point_id): r for r in found}
-            return [self._record(by_pid[str(pids[i])]) for i in wanted if str(pids[i]) in by_pid]
-        by_id = {r.id: r for r in found}  # ResultPoint.id is the caller's id
-        return [self._record(by_id[i]) for i in wanted if i in by_id]
+        found = yield from self._backend.retrieve(list(dict.fromkeys(pids.values())), names)
+        # Matched by point id: another framework's ids may be spelled differently (UUID hex).
+        by_pid = {str(r.point_id): r for r in found}
+        return [self._record(by_pid[str(pids[i])]) for i in wanted if str(pids[i]) in by_pid]
 
     def _record(self, r: ResultPoint) -> Record:
-        h = self._hit(r)
+        h = self._hit(r, self.layout)
         return Record(
             id=h.id, text=h.text, metadata=h.metadata, ref_doc_id=h.ref_doc_id, dense=h.dense, sparse=h.sparse
         )
@@ -853,14 +792,8 @@ class HybridStore:
             extra = 1 if skip is not None else 0
             want = page_size if limit is None else min(page_size, limit - len(out) + extra)
             first = cursor
-            points, cursor = yield self._io(
-                self._backend.scroll, lambda c: c.ascroll, flt, cursor, want, names
-            )
-            if (
-                skip is not None
-                and points
-                and (points[0].id == skip or (points[0].point_id is not None and points[0].point_id == first))
-            ):
+            points, cursor = yield from self._backend.scroll(flt, cursor, want, names)
+            if skip is not None and points and str(points[0].point_id) == str(first):
                 points = points[1:]
             skip = None
             out.extend(self._record(r) for r in points)
@@ -901,16 +834,16 @@ class HybridStore:
         flt = self._resolve(flt)
         if ids_given:
             pids = [self.layout.point_id(i) for i in ids_given]
-            yield self._io(self._backend.delete_ids, lambda c: c.adelete_ids, pids)
+            yield from self._backend.delete_ids(pids)
         if refs:
             from qdrant_client import models
 
             ref_filter = models.Filter(
                 must=[models.FieldCondition(key=REF_DOC_ID_KEY, match=models.MatchAny(any=refs))]
             )
-            yield self._io(self._backend.delete_filter, lambda c: c.adelete_filter, self._resolve(ref_filter))
+            yield from self._backend.delete_filter(self._resolve(ref_filter))
         if flt is not None:
-            yield self._io(self._backend.delete_filter, lambda c: c.adelete_filter, flt)
+            yield from self._backend.delete_filter(flt)
 
     def count(self, filter: Any = None) -> int:
         """Number of stored points (matching ``filter`` when given)."""
@@ -925,7 +858,7 @@ class HybridStore:
         if self._schema is None:
             return 0
         flt = self._resolve(flt)
-        n = yield self._io(self._backend.count, lambda c: c.acount, flt)
+        n = yield from self._backend.count(flt)
         return int(n)
 
     def clear(self) -> None:
@@ -938,7 +871,7 @@ class HybridStore:
     def _clear_steps(self) -> Steps[None]:
         yield from self._ready()
         if self._schema is not None:
-            yield self._io(self._backend.clear, lambda c: c.aclear)
+            yield from self._backend.clear()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -953,7 +886,7 @@ class HybridStore:
         if self._closed:
             return
         self._closed = True
-        yield self._io(self._backend.close, lambda c: c.aclose)
+        yield from self._backend.close()
 
     def __enter__(self) -> HybridStore:
         return self

@@ -33,15 +33,12 @@ def open_backend(
     ``url``, ``client`` or ``aclient`` is given, else the embedded Qdrant Edge shard at ``path``
     (a temporary directory when None). Options of the other kind are refused, not ignored.
 
-    ``layout``: the layout asked for (a foreign one needs a qdrant-client backend).
+    ``layout``: the layout asked for (another framework's needs a qdrant-client backend).
     Each backend module is imported only when chosen.
     """
     remote = url is not None or client is not None or aclient is not None
-    if not remote and layout is not None and layout.is_foreign:
-        raise InvalidInputError(
-            f"layout {layout.name!r} is for collections written through qdrant-client "
-            "(url= or client=); the embedded store keeps m3-hybrid's layout"
-        )
+    if layout is not None:
+        layout.check_backend(embedded=not remote)
     if remote:
         if path is not None:
             raise InvalidInputError("pass either path (embedded store) or url/client (remote), not both")

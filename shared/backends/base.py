@@ -1,20 +1,28 @@
 """The interface both storage backends implement, and the neutral data they exchange.
 
-A :class:`Backend` has sync methods only. The embedded backend's methods block (the
-engine holds the GIL): the store's async methods run them in a worker thread through
-the one step driver (:mod:`shared.steps`). The remote backend is a :class:`ClientBackend`:
-it also reads collections other clients wrote, and has async methods on its own async
-client, which the async driver awaits instead.
+A :class:`Backend` is a library of operations, not a driver: each operation is a
+generator of its engine calls (:data:`shared.steps.Steps`), and the store, the one
+driver, runs it with ``yield from`` inside its own operation, synchronously or on an
+event loop (:mod:`shared.steps`). Each engine call is declared once, next to the call,
+with its async twin and whether it may be retried: :func:`shared.steps.one_step` for
+the embedded engine (blocking; run in a worker thread by the async runner),
+``ClientCall`` for qdrant-client (the async client's method is awaited). Outside a
+store, run an operation with ``shared.steps.run(backend.count(None))``.
+
+Backends store and return raw points: point id, vectors and payload as the
+collection's layout (:mod:`shared.layouts`) wrote them; they never read a record's
+fields out of a payload.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..query.plan import QueryPlan
 from ..schema import CollectionSchema
+from ..steps import Steps
 
 if TYPE_CHECKING:
     from ..layouts import CollectionInfo
@@ -37,123 +45,105 @@ class PointData:
     payload: dict[str, Any]
 
 
-@dataclass
 class ResultPoint:
-    """A point read back: the caller's id (payload ``doc_id``; the point id when absent),
-    score (None for plain reads), payload and vectors.
+    """A point read back, raw: score (None for plain reads), payload and vectors as stored.
 
     Returned vectors: ``dense`` a list of floats, ``sparse`` a dict token id -> weight.
-    ``point_id`` is the stored point id (UUID str or int); the embedded backend fills it
-    in ``scroll`` only (building it costs more than the rest of a result there).
+    :attr:`point_id` is the stored point id (UUID str or int); a backend may give the engine's
+    point instead (``raw``: anything with an ``id``), whose id is read only when it is needed:
+    building it costs the embedded engine more than the rest of a result.
     """
 
-    id: str
-    score: float | None
-    payload: dict[str, Any]
-    vectors: dict[str, Any] = field(default_factory=dict)
-    #: The point id as stored (a collection in another layout derives the caller's id from it).
-    point_id: str | int | None = None
+    __slots__ = ("_pid", "_raw", "payload", "score", "vectors")
+
+    def __init__(
+        self,
+        point_id: str | int | None,
+        score: float | None,
+        payload: dict[str, Any],
+        vectors: dict[str, Any] | None = None,
+        raw: Any = None,
+    ) -> None:
+        self._pid = point_id
+        self._raw = raw
+        self.score = score
+        self.payload = payload
+        self.vectors: dict[str, Any] = vectors if vectors is not None else {}
+
+    @property
+    def point_id(self) -> str | int:
+        """The point id as stored (a UUID str, or an int in another client's collection)."""
+        if self._pid is None:
+            pid = self._raw.id
+            self._pid = pid if isinstance(pid, (int, str)) else str(pid)  # the engine's UUID object
+        return self._pid
+
+    def __repr__(self) -> str:
+        return f"ResultPoint(point_id={self.point_id!r}, score={self.score!r}, payload={self.payload!r})"
 
 
 @runtime_checkable
 class Backend(Protocol):
-    """Storage of one collection. Point ids given to a backend are already UUID strings."""
+    """Storage of one collection: every operation returns the steps that perform it.
+
+    Point ids given to a backend are already the layout's point ids.
+    """
 
     is_remote: bool
     #: Human-readable location for messages (path or collection name; never credentials).
     location: str
 
-    def read_guard(self) -> dict[str, Any] | None:
+    @property
+    def can_sync(self) -> bool:
+        """False when the backend can only run on an event loop (a store given only an async client)."""
+        ...
+
+    def read_guard(self) -> Steps[dict[str, Any] | None]:
         """The guard record of the collection; None when it does not exist; {} when foreign."""
         ...
 
-    def create(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
+    def inspect(self) -> Steps[CollectionInfo]:
+        """Vector config, guard and one payload of an existing collection another client wrote
+        (to detect its layout); the embedded backend has none and refuses."""
+        ...
+
+    def write_guard(self, schema: CollectionSchema) -> Steps[None]:
+        """Record the guard of ``schema`` on a collection another client created."""
+        ...
+
+    def create(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> Steps[None]:
         """Create the collection for ``schema`` and record its guard (``guard``, when given,
         is recorded verbatim instead of ``schema.guard_dict()``: a migrated collection keeps
         the source's guard)."""
         ...
 
-    def drop(self) -> None:
+    def drop(self) -> Steps[None]:
         """Delete the collection and all its points (``recreate=True``)."""
         ...
 
-    def upsert(self, points: Sequence[PointData]) -> None: ...
+    def upsert(self, points: Sequence[PointData]) -> Steps[None]: ...
 
-    def finish_bulk(self) -> None:
+    def finish_bulk(self) -> Steps[None]:
         """Called once at the end of an ``add``: build indexes / optimize."""
         ...
 
-    def query(self, plan: QueryPlan) -> list[ResultPoint]: ...
+    def query(self, plan: QueryPlan) -> Steps[list[ResultPoint]]: ...
 
-    def retrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> list[ResultPoint]: ...
+    def retrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> Steps[list[ResultPoint]]: ...
 
     def scroll(
         self, flt: Any, offset: PointId | None, limit: int, vector_names: Sequence[str]
-    ) -> tuple[list[ResultPoint], PointId | None]:
+    ) -> Steps[tuple[list[ResultPoint], PointId | None]]:
         """One page of the points matching ``flt`` in point-id order, starting at point id
         ``offset`` (included; None: the first); returns the page and the next page's first point id."""
         ...
 
-    def delete_ids(self, ids: Sequence[PointId]) -> None: ...
+    def delete_ids(self, ids: Sequence[PointId]) -> Steps[None]: ...
 
-    def delete_filter(self, flt: Any) -> None: ...
+    def delete_filter(self, flt: Any) -> Steps[None]: ...
 
-    def count(self, flt: Any) -> int: ...
+    def count(self, flt: Any) -> Steps[int]: ...
 
-    def clear(self) -> None: ...
+    def clear(self) -> Steps[None]: ...
 
-    def close(self) -> None: ...
-
-
-@runtime_checkable
-class ClientBackend(Backend, Protocol):
-    """A backend over qdrant-client: collections written by other clients, and an async client.
-
-    The async methods do what their sync namesakes do; :func:`shared.steps.arun` awaits them
-    instead of running the sync method in a worker thread.
-    """
-
-    @property
-    def can_sync(self) -> bool:
-        """False when given only an async client: the sync methods refuse, the async ones work."""
-        ...
-
-    def inspect(self) -> CollectionInfo:
-        """Vector config, guard and one payload of the existing collection (to detect its layout)."""
-        ...
-
-    def write_guard(self, schema: CollectionSchema) -> None:
-        """Record the guard of ``schema`` on a collection another client created."""
-        ...
-
-    async def aread_guard(self) -> dict[str, Any] | None: ...
-
-    async def ainspect(self) -> CollectionInfo: ...
-
-    async def awrite_guard(self, schema: CollectionSchema) -> None: ...
-
-    async def acreate(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None: ...
-
-    async def adrop(self) -> None: ...
-
-    async def aupsert(self, points: Sequence[PointData]) -> None: ...
-
-    async def afinish_bulk(self) -> None: ...
-
-    async def aquery(self, plan: QueryPlan) -> list[ResultPoint]: ...
-
-    async def aretrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> list[ResultPoint]: ...
-
-    async def ascroll(
-        self, flt: Any, offset: PointId | None, limit: int, vector_names: Sequence[str]
-    ) -> tuple[list[ResultPoint], PointId | None]: ...
-
-    async def adelete_ids(self, ids: Sequence[PointId]) -> None: ...
-
-    async def adelete_filter(self, flt: Any) -> None: ...
-
-    async def acount(self, flt: Any) -> int: ...
-
-    async def aclear(self) -> None: ...
-
-    async def aclose(self) -> None: ...
+    def close(self) -> Steps[None]: ...

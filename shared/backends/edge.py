@@ -27,8 +27,9 @@
   compaction's optimize (one window's worth of indexing, ~1.5 min per 100k points of
   384-d on 2 cores) instead of for one index build of everything at the end of a long
   ``add`` (36 min at 1M). A gate keeps them off the shard between its close and reload.
-* Sync methods only: the async driver (:func:`shared.steps.arun`) runs them in a worker
-  thread, so an event loop never waits on the engine.
+* Every operation is one blocking engine call declared with :func:`shared.steps.one_step`:
+  the store runs it in place, or (async) in a worker thread, so an event loop never waits
+  on the engine. Nothing is retried: in-process calls have no transient failures.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import qdrant_edge as qe
 
@@ -56,7 +57,14 @@ try:  # POSIX; elsewhere only the engine's own lock protects the shard (not duri
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-from ..errors import BackendError, InvalidInputError, InvalidTypeError, M3HybridError, StoreLockedError
+from ..errors import (
+    BackendError,
+    InvalidInputError,
+    InvalidTypeError,
+    M3HybridError,
+    StoreLockedError,
+    UnsupportedOperationError,
+)
 from ..quantization import QuantizationPreset
 from ..query.plan import (
     DbsfFusion,
@@ -69,9 +77,13 @@ from ..query.plan import (
     Stage,
     WeightedSum,
 )
-from ..schema import COLBERT, DENSE, DENSE_MRL, DOC_ID_KEY, REF_DOC_ID_KEY, SPARSE, CollectionSchema
+from ..schema import COLBERT, DENSE, DENSE_MRL, REF_DOC_ID_KEY, SPARSE, CollectionSchema
+from ..steps import one_step
 from .base import PointData, PointId, ResultPoint
 from .edge_filters import to_edge_filter
+
+if TYPE_CHECKING:
+    from ..layouts import CollectionInfo
 
 logger = logging.getLogger(__name__)
 
@@ -329,43 +341,19 @@ def _edge_point(p: PointData) -> qe.Point:
     return qe.Point(p.id, vectors, p.payload)
 
 
-def _result(point: Any, score: float | None, with_point_id: bool = False) -> ResultPoint:
-    vectors: dict[str, Any] = {}
+def _result(point: Any, score: float | None) -> ResultPoint:
+    """A raw point read back. Its point id is built only when read (the engine's UUID object
+    costs more than the rest of a result); a point without vectors takes the short path."""
     raw = point.vector
-    if isinstance(raw, dict):
+    vectors: dict[str, Any] | None = None
+    if raw:
+        vectors = {}
         for name, value in raw.items():
             if isinstance(value, qe.SparseVector):
                 vectors[name] = dict(zip(value.indices, value.values, strict=True))
             else:
                 vectors[name] = value
-    payload = point.payload or {}
-    # The caller's id is in the payload; building the engine's UUID object costs more than the rest.
-    doc_id = payload.get(DOC_ID_KEY)
-    return ResultPoint(
-        id=doc_id if doc_id is not None else str(point.id),
-        score=score,
-        payload=payload,
-        vectors=vectors,
-        point_id=_point_id(point.id) if with_point_id else None,
-    )
-
-
-def _scored(points: Sequence[Any]) -> list[ResultPoint]:
-    """Query results; a point without vectors whose payload names the caller's id takes a short path."""
-    out = []
-    for p in points:
-        payload = p.payload
-        doc_id = payload.get(DOC_ID_KEY) if payload else None
-        if doc_id is not None and p.vector is None:
-            out.append(ResultPoint(doc_id, p.score, payload))
-        else:
-            out.append(_result(p, p.score))
-    return out
-
-
-def _point_id(raw: Any) -> str | int:
-    """A point id as a str (UUID) or int, as the engine and qdrant-client accept it back."""
-    return raw if isinstance(raw, int) else str(raw)
+    return ResultPoint(None, score, point.payload or {}, vectors, point)
 
 
 # ---------------------------------------------------------------------------
@@ -485,6 +473,7 @@ class EdgeBackend:
     """A Qdrant Edge shard holding one collection."""
 
     is_remote = False
+    can_sync = True
 
     def __init__(
         self,
@@ -604,13 +593,18 @@ class EdgeBackend:
             return  # not our guard: read_guard/check_guard report it
         with _engine_errors("completing the interrupted creation of the shard", self.location):
             self._shard = qe.EdgeShard.load(str(self.path), edge_config(schema))
-            self._shard.update(
-                qe.UpdateOperation.create_field_index(REF_DOC_ID_KEY, qe.PayloadSchemaType.Keyword)
-            )
+            self._index_payload()
+
+    def _index_payload(self) -> None:
+        # Keyword index for delete(ref_doc_ids=...); ids are looked up by point id.
+        assert self._shard is not None
+        self._shard.update(
+            qe.UpdateOperation.create_field_index(REF_DOC_ID_KEY, qe.PayloadSchemaType.Keyword)
+        )
 
     def _guard_schema(self) -> CollectionSchema | None:
         try:
-            guard = self.read_guard()
+            guard = self._guard()
             return CollectionSchema.from_guard(guard) if guard else None
         except (KeyError, TypeError, ValueError):
             return None  # not our guard: read_guard/check_guard report it
@@ -651,7 +645,7 @@ class EdgeBackend:
                 least,
             )
 
-    def read_guard(self) -> dict[str, Any] | None:
+    def _guard(self) -> dict[str, Any] | None:
         guard_path = self.path / GUARD_FILE
         if guard_path.exists():
             with open(guard_path, encoding="utf-8") as fh:
@@ -661,6 +655,18 @@ class EdgeBackend:
             return {}  # an Edge shard we did not create
         return None
 
+    read_guard = one_step(_guard)
+
+    @one_step
+    def inspect(self) -> CollectionInfo:
+        """The embedded store holds only m3-hybrid's layout: there is no foreign collection to read."""
+        raise UnsupportedOperationError(f"{self.location} is not a Qdrant server collection")
+
+    @one_step
+    def write_guard(self, schema: CollectionSchema) -> None:
+        raise UnsupportedOperationError(f"{self.location} is not a Qdrant server collection")
+
+    @one_step
     def create(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         if self._lock_fh is None:
@@ -676,11 +682,9 @@ class EdgeBackend:
             with _engine_errors("creating the shard", self.location):
                 # A temporary store is deleted on close: a write-ahead log would only cost fsyncs.
                 self._shard = qe.EdgeShard.create(str(self.path), edge_config(schema, wal=self._tmp is None))
-                # Keyword index for delete(ref_doc_ids=...); ids are looked up by point id.
-                self._shard.update(
-                    qe.UpdateOperation.create_field_index(REF_DOC_ID_KEY, qe.PayloadSchemaType.Keyword)
-                )
+                self._index_payload()
 
+    @one_step
     def drop(self) -> None:
         with self._gate.swap():
             if self._shard is not None:
@@ -692,6 +696,7 @@ class EdgeBackend:
             if self.path.exists():
                 shutil.rmtree(self.path)
 
+    @one_step
     def close(self) -> None:
         if self._closed:
             return
@@ -710,6 +715,7 @@ class EdgeBackend:
 
     # -- writes ------------------------------------------------------------
 
+    @one_step
     def upsert(self, points: Sequence[PointData]) -> None:
         batch = [_edge_point(p) for p in points]
         with self._gate.operation(), _engine_errors("upsert", self.location):
@@ -723,6 +729,7 @@ class EdgeBackend:
             if due:
                 self.compact()
 
+    @one_step
     def finish_bulk(self) -> None:
         with self._gate.operation(), _engine_errors("optimize", self.location):
             self._require().optimize()
@@ -765,6 +772,7 @@ class EdgeBackend:
                 t2 - t1,
             )
 
+    @one_step
     def delete_ids(self, ids: Sequence[PointId]) -> None:
         if not ids:
             return
@@ -772,11 +780,13 @@ class EdgeBackend:
             if (shard := self._current()) is not None:
                 shard.update(qe.UpdateOperation.delete_points(list(ids)))
 
+    @one_step
     def delete_filter(self, flt: Any) -> None:
         with self._gate.operation(), _engine_errors("delete by filter", self.location):
             if (shard := self._current()) is not None:
                 shard.update(qe.UpdateOperation.delete_points_by_filter(_required_filter(flt)))
 
+    @one_step
     def clear(self) -> None:
         with self._gate.operation(), _engine_errors("clear", self.location):
             if (shard := self._current()) is None:
@@ -787,14 +797,16 @@ class EdgeBackend:
 
     # -- reads -------------------------------------------------------------
 
+    @one_step
     def query(self, plan: QueryPlan) -> list[ResultPoint]:
         request = edge_request(plan)
         with self._gate.operation(), _engine_errors("query", self.location):
             if (shard := self._current()) is None:
                 return []
             points = shard.query(request)
-        return _scored(points)
+        return [_result(p, p.score) for p in points]
 
+    @one_step
     def retrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> list[ResultPoint]:
         if not ids:
             return []
@@ -805,6 +817,7 @@ class EdgeBackend:
             points = shard.retrieve(list(ids), with_payload=True, with_vector=with_vector)
         return [_result(p, None) for p in points]
 
+    @one_step
     def scroll(
         self, flt: Any, offset: PointId | None, limit: int, vector_names: Sequence[str]
     ) -> tuple[list[ResultPoint], PointId | None]:
@@ -819,8 +832,9 @@ class EdgeBackend:
             if (shard := self._current()) is None:
                 return [], None
             points, next_offset = shard.scroll(request)
-        return [_result(p, None, True) for p in points], None if next_offset is None else str(next_offset)
+        return [_result(p, None) for p in points], None if next_offset is None else str(next_offset)
 
+    @one_step
     def count(self, flt: Any) -> int:
         with self._gate.operation(), _engine_errors("count", self.location):
             if (shard := self._current()) is None:

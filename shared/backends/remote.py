@@ -11,9 +11,10 @@
   another client created (langchain-qdrant, llama-index) gets it on our first write
   (``update_collection(metadata=...)``); :meth:`RemoteBackend.inspect` describes such a
   collection (vector config and one payload) so the store can tell its layout.
-* Every operation is one generator of client calls (:class:`~shared.steps.Call`, built
-  from typed references to the client methods), run by :func:`~shared.steps.run` on the
-  sync client or :func:`~shared.steps.arun` on the async one.
+* Every operation is one generator of client calls, run by the store (the one driver,
+  :mod:`shared.steps`) on the sync client or awaited on the async one. Each client call
+  is declared once (:class:`ClientCall`: the sync method, its async twin, whether it may
+  be retried) in the table below, next to where the calls are made.
 * The api key is never part of a repr, log line or error message.
 * Transient failures (refused/reset connections, 429/502/503/504) of idempotent
   calls are retried with exponential backoff (:mod:`shared.retry`); a timeout is
@@ -25,13 +26,13 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import math
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import nullcontext
-from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
+from dataclasses import dataclass
+from typing import Any, Concatenate, Generic, NoReturn, ParamSpec, TypeVar
 
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
@@ -50,8 +51,8 @@ from ..query.plan import (
     WeightedSum,
 )
 from ..retry import RetryPolicy, describe_error
-from ..schema import COLBERT, DENSE, DENSE_MRL, DOC_ID_KEY, REF_DOC_ID_KEY, SPARSE, CollectionSchema
-from ..steps import Call, Steps, arun, run
+from ..schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
+from ..steps import Call, Steps
 from .base import PointData, PointId, ResultPoint
 
 METADATA_GUARD_KEY = "m3_hybrid"
@@ -64,8 +65,19 @@ _LOCAL_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDi
 _LOCAL_LOCKS_GUARD = threading.Lock()
 
 
-def _no_sync_client(*args: Any, **kwargs: Any) -> NoReturn:  # never reached: _run checks first
-    raise UnsupportedOperationError("this store was given only an async client")
+def _no_sync_client(name: str, *args: Any, **kwargs: Any) -> NoReturn:
+    raise UnsupportedOperationError(
+        f"{name}: this store was given only an async client; use the a* methods or pass client="
+    )
+
+
+def _locked(lock: threading.Lock, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    with lock:
+        return fn(*args, **kwargs)
+
+
+def _nothing_sync() -> None:
+    return None
 
 
 def _local_lock(client: Any) -> threading.Lock:
@@ -268,15 +280,36 @@ def _result(point: Any, score: float | None) -> ResultPoint:
                 vectors[name] = value
     elif isinstance(point.vector, list):
         vectors[""] = point.vector  # the unnamed vector of a collection that has only it
-    payload = point.payload or {}
-    doc_id = payload.get(DOC_ID_KEY)
-    return ResultPoint(
-        id=doc_id if doc_id is not None else str(point.id),
-        score=score,
-        payload=payload,
-        vectors=vectors,
-        point_id=point.id,
-    )
+    return ResultPoint(point.id, score, point.payload or {}, vectors)
+
+
+# ---------------------------------------------------------------------------
+# the client calls, each declared once
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientCall(Generic[P, R]):
+    """One qdrant-client call: the sync method, its async twin, and whether a repeat is harmless.
+
+    ``retry=True`` only where repeating the call leaves the collection as one success would
+    (see :mod:`shared.retry`); those calls get the backend's retry policy.
+    """
+
+    fn: Callable[Concatenate[QdrantClient, P], R]
+    afn: Callable[Concatenate[AsyncQdrantClient, P], Awaitable[R]]
+    retry: bool
+
+    def __post_init__(self) -> None:
+        if self.afn.__name__ != self.fn.__name__:  # mypy checks the arguments, not the twins
+            raise TypeError(f"client call {self.fn.__name__} paired with {self.afn.__name__}")
+
+    @property
+    def name(self) -> str:
+        return self.fn.__name__
+
+
+Q, AQ = QdrantClient, AsyncQdrantClient
 
 
 # ---------------------------------------------------------------------------
@@ -318,7 +351,7 @@ class RemoteBackend:
         # qdrant-client local mode: exact search only, no payload indexes (it warns about both).
         inner = getattr(client if client is not None else aclient, "_client", None)
         self._local = type(inner).__name__ in ("QdrantLocal", "AsyncQdrantLocal")
-        self._lock: Any = _local_lock(client) if self._local and client is not None else nullcontext()
+        self._lock = _local_lock(client) if self._local and client is not None else None
         self._url = url
         self.location = f"collection {collection_name!r} on {url or 'the given Qdrant client'}"
         self._distribution = {
@@ -339,287 +372,190 @@ class RemoteBackend:
     def can_sync(self) -> bool:
         return self._client is not None
 
-    # -- drivers -----------------------------------------------------------
+    # -- one client call ----------------------------------------------------
 
-    def _run(self, op: Steps[Any], what: str) -> Any:
-        if self._client is None:
-            op.close()
-            raise UnsupportedOperationError(
-                f"{what}: this store was given only an async client; use the a* methods or pass client="
-            )
-        try:
-            with self._lock:
-                return run(op)
-        except M3HybridError:
-            raise
-        except Exception as exc:
-            raise BackendError(f"{what} failed on {self.location}: {describe_error(exc)}") from exc
+    def _call(self, what: str, op: ClientCall[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Steps[R]:
+        """Step: the client call ``op`` (on the async client when the runner is async), with
+        this backend's retry policy where ``op`` may be retried; failures become
+        :class:`BackendError` naming ``what`` and where.
 
-    async def _arun(self, op: Steps[Any], what: str) -> Any:
-        if self._aclient is None:
-            # Only a sync client: run the same operation in a worker thread.
-            return await asyncio.to_thread(self._run, op, what)
-        try:
-            return await arun(op)
-        except M3HybridError:
-            raise
-        except Exception as exc:
-            raise BackendError(f"{what} failed on {self.location}: {describe_error(exc)}") from exc
-
-    # -- operations (generators of client calls) ----------------------------
-
-    def _call(
-        self,
-        fn: Callable[Concatenate[QdrantClient, P], R],
-        afn: Callable[Concatenate[AsyncQdrantClient, P], Awaitable[R]],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> Call[R]:
-        """The client call ``fn`` (its async twin ``afn``), with this backend's retry policy.
-
-        The typed references are looked up on the clients by name, so a client subclass's
-        override is the one called.
+        The methods are looked up on the clients by name, so a client subclass's override
+        (or a test's stand-in) is the one called.
         """
-        name = fn.__name__
-        if afn.__name__ != name:  # mypy checks the arguments, not that the two are twins
-            raise TypeError(f"client call {name} paired with {afn.__name__}")
+        name = op.name
         client, aclient = self._client, self._aclient
-        return Call(
-            _no_sync_client if client is None else getattr(client, name),
+        if client is None:
+            fn: Callable[..., Any] = functools.partial(_no_sync_client, what)
+        elif self._lock is not None:
+            fn = functools.partial(_locked, self._lock, getattr(client, name))
+        else:
+            fn = getattr(client, name)
+        step = Call(
+            fn,
             args,
             kwargs,
             None if aclient is None else getattr(aclient, name),
-            self._retry,
+            self._retry if op.retry else None,
             name,
         )
+        try:
+            result: R = yield step
+        except M3HybridError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"{what} failed on {self.location}: {describe_error(exc)}") from exc
+        return result
 
     def _col(self, **kwargs: Any) -> dict[str, Any]:
         return {"collection_name": self.collection_name, **kwargs}
 
-    def _read_guard_op(self) -> Steps[dict[str, Any] | None]:
-        exists = yield self._call(
-            QdrantClient.collection_exists, AsyncQdrantClient.collection_exists, **self._col()
-        )
-        if not exists:
+    # -- operations (Backend) ------------------------------------------------
+
+    EXISTS = ClientCall(Q.collection_exists, AQ.collection_exists, retry=True)
+    GET_COLLECTION = ClientCall(Q.get_collection, AQ.get_collection, retry=True)
+
+    def read_guard(self) -> Steps[dict[str, Any] | None]:
+        what = "reading the collection"
+        if not (yield from self._call(what, self.EXISTS, **self._col())):
             return None
-        info = yield self._call(QdrantClient.get_collection, AsyncQdrantClient.get_collection, **self._col())
+        info = yield from self._call(what, self.GET_COLLECTION, **self._col())
         metadata = getattr(info.config, "metadata", None) or {}
         guard = metadata.get(METADATA_GUARD_KEY)
         return dict(guard) if isinstance(guard, dict) else {}
 
-    def _inspect_op(self) -> Steps[CollectionInfo]:
-        info = yield self._call(QdrantClient.get_collection, AsyncQdrantClient.get_collection, **self._col())
-        points, _ = yield self._call(
-            QdrantClient.scroll,
-            AsyncQdrantClient.scroll,
-            **self._col(limit=1, with_payload=True, with_vectors=False),
+    SCROLL = ClientCall(Q.scroll, AQ.scroll, retry=True)
+
+    def inspect(self) -> Steps[CollectionInfo]:
+        """Vector config, guard and one payload of the existing collection (to detect its layout)."""
+        what = "reading the collection"
+        info = yield from self._call(what, self.GET_COLLECTION, **self._col())
+        points, _ = yield from self._call(
+            what, self.SCROLL, **self._col(limit=1, with_payload=True, with_vectors=False)
         )
         sample = points[0].payload if points else None
         return collection_info(info, sample, METADATA_GUARD_KEY)
 
-    def _write_guard_op(self, schema: CollectionSchema) -> Steps[None]:
-        yield self._call(
-            QdrantClient.update_collection,
-            AsyncQdrantClient.update_collection,
-            **self._col(metadata={METADATA_GUARD_KEY: schema.guard_dict()}),
-        )
+    UPDATE_COLLECTION = ClientCall(Q.update_collection, AQ.update_collection, retry=False)
 
-    def _create_op(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> Steps[None]:
-        yield self._call(
-            QdrantClient.create_collection,
-            AsyncQdrantClient.create_collection,
+    def write_guard(self, schema: CollectionSchema) -> Steps[None]:
+        """Record the guard of ``schema`` on an existing collection (one created by another client)."""
+        metadata = {METADATA_GUARD_KEY: schema.guard_dict()}
+        yield from self._call("recording the guard", self.UPDATE_COLLECTION, **self._col(metadata=metadata))
+
+    # A repeat after a lost answer would fail on the collection the first try created.
+    CREATE_COLLECTION = ClientCall(Q.create_collection, AQ.create_collection, retry=False)
+    CREATE_PAYLOAD_INDEX = ClientCall(Q.create_payload_index, AQ.create_payload_index, retry=True)
+
+    def create(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> Steps[None]:
+        what = "creating the collection"
+        yield from self._call(
+            what,
+            self.CREATE_COLLECTION,
             **self._col(
                 **collection_config(schema),
                 metadata={METADATA_GUARD_KEY: guard if guard is not None else schema.guard_dict()},
                 **self._distribution,
             ),
         )
-        layout = schema.stored_layout
-        keys = (layout.payload_key(DOC_ID_KEY), layout.payload_key(REF_DOC_ID_KEY))
-        for key in () if self._local else keys:
-            yield self._call(
-                QdrantClient.create_payload_index,
-                AsyncQdrantClient.create_payload_index,
+        for key in () if self._local else schema.stored_layout.index_keys:
+            yield from self._call(
+                what,
+                self.CREATE_PAYLOAD_INDEX,
                 **self._col(field_name=key, field_schema=models.PayloadSchemaType.KEYWORD, wait=True),
             )
 
-    def _drop_op(self) -> Steps[None]:
-        yield self._call(QdrantClient.delete_collection, AsyncQdrantClient.delete_collection, **self._col())
+    DELETE_COLLECTION = ClientCall(Q.delete_collection, AQ.delete_collection, retry=False)
 
-    def _upsert_op(self, points: Sequence[PointData]) -> Steps[None]:
-        yield self._call(
-            QdrantClient.upsert,
-            AsyncQdrantClient.upsert,
-            **self._col(points=[_point(p) for p in points], wait=True),
+    def drop(self) -> Steps[None]:
+        yield from self._call("dropping the collection", self.DELETE_COLLECTION, **self._col())
+
+    UPSERT = ClientCall(Q.upsert, AQ.upsert, retry=True)  # point ids are deterministic
+
+    def upsert(self, points: Sequence[PointData]) -> Steps[None]:
+        yield from self._call(
+            "upsert", self.UPSERT, **self._col(points=[_point(p) for p in points], wait=True)
         )
 
-    def _query_op(self, plan: QueryPlan) -> Steps[list[ResultPoint]]:
-        response = yield self._call(
-            QdrantClient.query_points,
-            AsyncQdrantClient.query_points,
-            **query_kwargs(self.collection_name, plan, not self._local),
+    def finish_bulk(self) -> Steps[None]:
+        """Nothing to do: the server indexes in the background."""
+        return
+        yield  # a generator with no step
+
+    QUERY_POINTS = ClientCall(Q.query_points, AQ.query_points, retry=True)
+
+    def query(self, plan: QueryPlan) -> Steps[list[ResultPoint]]:
+        response = yield from self._call(
+            "query", self.QUERY_POINTS, **query_kwargs(self.collection_name, plan, not self._local)
         )
         return [_result(p, p.score) for p in response.points]
 
-    def _retrieve_op(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> Steps[list[ResultPoint]]:
+    RETRIEVE = ClientCall(Q.retrieve, AQ.retrieve, retry=True)
+
+    def retrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> Steps[list[ResultPoint]]:
         if not ids:
             return []
         with_vectors: Any = list(vector_names) if vector_names else False
-        points = yield self._call(
-            QdrantClient.retrieve,
-            AsyncQdrantClient.retrieve,
+        points = yield from self._call(
+            "retrieve",
+            self.RETRIEVE,
             **self._col(ids=list(ids), with_payload=True, with_vectors=with_vectors),
         )
         return [_result(p, None) for p in points]
 
-    def _scroll_op(
+    def scroll(
         self, flt: Any, offset: PointId | None, limit: int, vector_names: Sequence[str]
     ) -> Steps[tuple[list[ResultPoint], PointId | None]]:
         with_vectors: Any = list(vector_names) if vector_names else False
-        points, next_offset = yield self._call(
-            QdrantClient.scroll,
-            AsyncQdrantClient.scroll,
+        points, next_offset = yield from self._call(
+            "scroll",
+            self.SCROLL,
             **self._col(
                 scroll_filter=flt, limit=limit, offset=offset, with_payload=True, with_vectors=with_vectors
             ),
         )
         # The next point id as Qdrant gave it (an int in a collection with integer ids).
-        return [_result(p, None) for p in points], next_offset
+        cursor: Any = next_offset
+        return [_result(p, None) for p in points], cursor
 
-    def _delete_ids_op(self, ids: Sequence[PointId]) -> Steps[None]:
+    DELETE = ClientCall(Q.delete, AQ.delete, retry=True)  # by ids or filter: a repeat deletes no more
+
+    def delete_ids(self, ids: Sequence[PointId]) -> Steps[None]:
         if ids:
-            yield self._call(
-                QdrantClient.delete,
-                AsyncQdrantClient.delete,
-                **self._col(points_selector=models.PointIdsList(points=list(ids)), wait=True),
-            )
+            selector = models.PointIdsList(points=list(ids))
+            yield from self._call("delete", self.DELETE, **self._col(points_selector=selector, wait=True))
 
-    def _delete_filter_op(self, flt: Any) -> Steps[None]:
+    def delete_filter(self, flt: Any) -> Steps[None]:
         if flt is None:  # never let a missing filter turn into "delete everything"
-            raise ValueError("delete by filter needs a filter")
-        yield self._call(
-            QdrantClient.delete,
-            AsyncQdrantClient.delete,
-            **self._col(points_selector=models.FilterSelector(filter=flt), wait=True),
+            raise BackendError("delete by filter needs a filter")
+        selector = models.FilterSelector(filter=flt)
+        yield from self._call(
+            "delete by filter", self.DELETE, **self._col(points_selector=selector, wait=True)
         )
 
-    def _count_op(self, flt: Any) -> Steps[int]:
-        result = yield self._call(
-            QdrantClient.count, AsyncQdrantClient.count, **self._col(count_filter=flt, exact=True)
-        )
+    COUNT = ClientCall(Q.count, AQ.count, retry=True)
+
+    def count(self, flt: Any) -> Steps[int]:
+        result = yield from self._call("count", self.COUNT, **self._col(count_filter=flt, exact=True))
         return int(result.count)
 
-    def _clear_op(self) -> Steps[None]:
+    def clear(self) -> Steps[None]:
         # An empty filter matches every point; the collection and its guard stay.
-        yield self._call(
-            QdrantClient.delete,
-            AsyncQdrantClient.delete,
-            **self._col(points_selector=models.FilterSelector(filter=models.Filter()), wait=True),
-        )
+        selector = models.FilterSelector(filter=models.Filter())
+        yield from self._call("clear", self.DELETE, **self._col(points_selector=selector, wait=True))
 
-    def _close_op(self) -> Steps[None]:
-        if self._owns_clients:
-            yield self._call(QdrantClient.close, AsyncQdrantClient.close)
+    CLOSE = ClientCall(Q.close, AQ.close, retry=False)
 
-    # -- Backend API ---------------------------------------------------------
-
-    def read_guard(self) -> dict[str, Any] | None:
-        return self._run(self._read_guard_op(), "reading the collection")
-
-    def inspect(self) -> CollectionInfo:
-        """Vector config, guard and one payload of the existing collection (to detect its layout)."""
-        return self._run(self._inspect_op(), "reading the collection")
-
-    def write_guard(self, schema: CollectionSchema) -> None:
-        """Record the guard of ``schema`` on an existing collection (one created by another client)."""
-        self._run(self._write_guard_op(schema), "recording the guard")
-
-    def create(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
-        self._run(self._create_op(schema, guard), "creating the collection")
-
-    def drop(self) -> None:
-        self._run(self._drop_op(), "dropping the collection")
-
-    def upsert(self, points: Sequence[PointData]) -> None:
-        self._run(self._upsert_op(points), "upsert")
-
-    def finish_bulk(self) -> None:
-        """Nothing to do: the server indexes in the background."""
-
-    def query(self, plan: QueryPlan) -> list[ResultPoint]:
-        return self._run(self._query_op(plan), "query")
-
-    def retrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> list[ResultPoint]:
-        return self._run(self._retrieve_op(ids, vector_names), "retrieve")
-
-    def scroll(
-        self, flt: Any, offset: PointId | None, limit: int, vector_names: Sequence[str]
-    ) -> tuple[list[ResultPoint], PointId | None]:
-        return self._run(self._scroll_op(flt, offset, limit, vector_names), "scroll")
-
-    def delete_ids(self, ids: Sequence[PointId]) -> None:
-        self._run(self._delete_ids_op(ids), "delete")
-
-    def delete_filter(self, flt: Any) -> None:
-        self._run(self._delete_filter_op(flt), "delete by filter")
-
-    def count(self, flt: Any) -> int:
-        return self._run(self._count_op(flt), "count")
-
-    def clear(self) -> None:
-        self._run(self._clear_op(), "clear")
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._run(self._close_op(), "close")
-
-    async def aread_guard(self) -> dict[str, Any] | None:
-        return await self._arun(self._read_guard_op(), "reading the collection")
-
-    async def ainspect(self) -> CollectionInfo:
-        return await self._arun(self._inspect_op(), "reading the collection")
-
-    async def awrite_guard(self, schema: CollectionSchema) -> None:
-        await self._arun(self._write_guard_op(schema), "recording the guard")
-
-    async def acreate(self, schema: CollectionSchema, guard: dict[str, Any] | None = None) -> None:
-        await self._arun(self._create_op(schema, guard), "creating the collection")
-
-    async def adrop(self) -> None:
-        await self._arun(self._drop_op(), "dropping the collection")
-
-    async def aupsert(self, points: Sequence[PointData]) -> None:
-        await self._arun(self._upsert_op(points), "upsert")
-
-    async def afinish_bulk(self) -> None:
-        """Nothing to do: the server indexes in the background."""
-
-    async def aquery(self, plan: QueryPlan) -> list[ResultPoint]:
-        return await self._arun(self._query_op(plan), "query")
-
-    async def aretrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> list[ResultPoint]:
-        return await self._arun(self._retrieve_op(ids, vector_names), "retrieve")
-
-    async def ascroll(
-        self, flt: Any, offset: PointId | None, limit: int, vector_names: Sequence[str]
-    ) -> tuple[list[ResultPoint], PointId | None]:
-        return await self._arun(self._scroll_op(flt, offset, limit, vector_names), "scroll")
-
-    async def adelete_ids(self, ids: Sequence[PointId]) -> None:
-        await self._arun(self._delete_ids_op(ids), "delete")
-
-    async def adelete_filter(self, flt: Any) -> None:
-        await self._arun(self._delete_filter_op(flt), "delete by filter")
-
-    async def acount(self, flt: Any) -> int:
-        return await self._arun(self._count_op(flt), "count")
-
-    async def aclear(self) -> None:
-        await self._arun(self._clear_op(), "clear")
-
-    async def aclose(self) -> None:
-        if self._aclient is not None:
-            await self._arun(self._close_op(), "close")
-        if self._client is not None and self._owns_clients:
-            self._run(self._close_op(), "close")
+    def close(self) -> Steps[None]:
+        """Close the clients this backend created (never a client it was given)."""
+        if not self._owns_clients:
+            return
+        client, aclient = self._client, self._aclient
+        try:
+            name = self.CLOSE.name
+            if aclient is not None:
+                # The async runner closes the async client too; the sync one cannot.
+                yield Call(_nothing_sync, afn=getattr(aclient, name), name=name)
+            if client is not None:
+                yield Call(getattr(client, name), name=name)
+        except Exception as exc:
+            raise BackendError(f"close failed on {self.location}: {describe_error(exc)}") from exc

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
+from shared.backends.base import ResultPoint
 from shared.errors import InvalidInputError, UnsupportedOperationError
 from shared.layouts import (
     LANGCHAIN,
@@ -16,17 +18,31 @@ from shared.layouts import (
     LLAMA_INDEX_OLD_SPARSE,
     M3_HYBRID,
     CollectionInfo,
+    Layout,
+    StoredParts,
     convert_point,
     detect_layout,
-    from_stored,
     get_layout,
     langchain_layout,
     llama_index_layout,
-    to_stored,
 )
-from shared.schema import CollectionSchema, build_payload, point_id
+from shared.schema import CollectionSchema, point_id
 
 VEC = {"dense": [0.1, 0.2], "sparse": ([1, 5], [0.5, 0.25])}
+
+
+def to_stored(layout: Layout, *args: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    return layout.to_point(*args)
+
+
+def from_stored(layout: Layout, pid: Any, vectors: dict[str, Any], payload: dict[str, Any]) -> StoredParts:
+    """What the store reads back from a raw point."""
+    return layout.record(ResultPoint(pid, None, payload, vectors))
+
+
+def build_payload(doc_id: str, text: str, metadata: dict[str, Any], ref: str | None) -> dict[str, Any]:
+    """This package's payload, spelled out."""
+    return {"text": text, "metadata": metadata, "doc_id": doc_id, "ref_doc_id": ref}
 
 
 def test_ours_matches_the_store_payload_and_point_ids() -> None:

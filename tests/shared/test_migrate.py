@@ -31,6 +31,7 @@ from shared.errors import InvalidInputError, ModelMismatchError, StoreLockedErro
 from shared.filters import metadata_filter
 from shared.migrate import MIGRATED_FROM_KEY, migrate, parse_endpoint
 from shared.schema import CollectionSchema
+from shared.steps import Steps, one_step, run
 from shared.store import HybridStore
 from shared.types import Record
 
@@ -48,7 +49,7 @@ def _points(backend: Any, names: tuple[str, ...]) -> dict[Any, tuple[dict[str, A
     out: dict[Any, tuple[dict[str, Any], dict[str, Any]]] = {}
     offset = None
     while True:
-        page, offset = backend.scroll(None, offset, 64, list(names))
+        page, offset = run(backend.scroll(None, offset, 64, list(names)))
         for p in page:
             assert p.point_id not in out, "a point came back twice"
             out[p.point_id] = (p.vectors, p.payload)
@@ -60,11 +61,11 @@ def embedded_points(path: Path, name: str) -> tuple[dict[str, Any], dict[Any, An
     """(guard, points) of an embedded collection."""
     backend = EdgeBackend(name, path)
     try:
-        guard = backend.read_guard()
+        guard = run(backend.read_guard())
         assert guard
         return guard, _points(backend, CollectionSchema.from_guard(guard).vector_names)
     finally:
-        backend.close()
+        run(backend.close())
 
 
 def local_points(path: Path, name: str) -> tuple[dict[str, Any], dict[Any, Any]]:
@@ -74,7 +75,7 @@ def local_points(path: Path, name: str) -> tuple[dict[str, Any], dict[Any, Any]]
     client = QdrantClient(path=str(path))
     try:
         backend = RemoteBackend(name, client=client)
-        guard = backend.read_guard()
+        guard = run(backend.read_guard())
         assert guard
         return guard, _points(backend, CollectionSchema.from_guard(guard).vector_names)
     finally:
@@ -150,10 +151,10 @@ def interrupt_after(monkeypatch: pytest.MonkeyPatch, cls: type, pages: int) -> l
     calls: list[int] = []
     original = cls.upsert
 
-    def upsert(self: Any, points: Any) -> None:
+    def upsert(self: Any, points: Any) -> Steps[None]:  # a backend operation: steps
         if len(calls) >= pages:
             raise _Interrupt("injected interruption")
-        original(self, points)
+        yield from original(self, points)
         calls.append(len(points))
 
     monkeypatch.setattr(cls, "upsert", upsert)
@@ -304,14 +305,14 @@ def test_python_api_takes_client_objects_and_pages_in_bounded_batches(
 
     random_store(tmp_path / "a", "c", 103)
     pages: list[int] = []
-    original = EdgeBackend.scroll
+    original = EdgeBackend.scroll.__wrapped__  # type: ignore[attr-defined]  # the blocking engine call
 
     def spy(self: Any, flt: Any, offset: Any, limit: int, names: Any) -> tuple[list[ResultPoint], Any]:
         page, nxt = original(self, flt, offset, limit, names)
         pages.append(len(page))
         return page, nxt
 
-    monkeypatch.setattr(EdgeBackend, "scroll", spy)
+    monkeypatch.setattr(EdgeBackend, "scroll", one_step(spy))
     client = QdrantClient(":memory:")
     result = migrate(tmp_path / "a", "c", client, to_collection="copy", batch_size=10)
     assert pages == [10] * 10 + [3]  # read page by page, never everything at once

@@ -19,12 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
-from qdrant_client import AsyncQdrantClient
+from qdrant_client import AsyncQdrantClient, QdrantClient
 from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from shared.backends import remote
 from shared.errors import BackendError, InvalidInputError, InvalidTypeError
-from shared.retry import IDEMPOTENT_METHODS, NO_RETRY, RetryPolicy, is_transient, retry_delay
+from shared.retry import NO_RETRY, RetryPolicy, is_transient, retry_delay
 from shared.store import HybridStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -304,34 +305,41 @@ def test_transient_classification(exc: Exception, transient: bool) -> None:
     assert is_transient(exc) is transient
 
 
-def test_only_idempotent_methods_are_retried() -> None:
-    policy = RetryPolicy(attempts=5, backoff_s=0.1, jitter=0.0)
+def test_only_idempotent_client_calls_are_retried() -> None:
+    declared = {
+        c.name: c.retry for c in vars(remote.RemoteBackend).values() if isinstance(c, remote.ClientCall)
+    }
     for method in ("query_points", "retrieve", "count", "upsert", "delete", "collection_exists"):
-        assert method in IDEMPOTENT_METHODS
-        assert retry_delay(policy, method, _conn_refused(), 0) == pytest.approx(0.1)
+        assert declared[method] is True
     for method in ("create_collection", "delete_collection", "close", "update_collection"):
-        assert retry_delay(policy, method, _conn_refused(), 0) is None
+        assert declared[method] is False
+    # Only the retried calls get the backend's policy.
+    backend = remote.RemoteBackend("r", client=QdrantClient(":memory:"))
+    assert next(backend._call("x", remote.RemoteBackend.COUNT, collection_name="r")).retry is not None
+    assert next(backend._call("x", remote.RemoteBackend.CREATE_COLLECTION, collection_name="r")).retry is None
+    policy = RetryPolicy(attempts=5, backoff_s=0.1, jitter=0.0)
+    assert retry_delay(policy, _conn_refused(), 0) == pytest.approx(0.1)
 
 
 def test_backoff_grows_is_capped_and_bounded() -> None:
     policy = RetryPolicy(attempts=6, backoff_s=0.5, max_backoff_s=3.0, jitter=0.0)
-    delays = [retry_delay(policy, "count", _status(503), a) for a in range(6)]
+    delays = [retry_delay(policy, _status(503), a) for a in range(6)]
     assert delays == [0.5, 1.0, 2.0, 3.0, 3.0, None]
-    assert retry_delay(NO_RETRY, "count", _status(503), 0) is None
+    assert retry_delay(NO_RETRY, _status(503), 0) is None
 
 
 def test_jitter_stays_within_its_fraction() -> None:
     policy = RetryPolicy(backoff_s=1.0, jitter=0.25)
     rng = random.Random(0)
-    delays = [retry_delay(policy, "count", _status(503), 0, rng) for _ in range(200)]
+    delays = [retry_delay(policy, _status(503), 0, rng) for _ in range(200)]
     assert all(d is not None and 1.0 <= d <= 1.25 for d in delays)
     assert len(set(delays)) > 100  # clients do not retry in lockstep
 
 
 def test_retry_after_is_honoured_up_to_the_cap() -> None:
     policy = RetryPolicy(backoff_s=0.1, max_backoff_s=4.0, jitter=0.0)
-    assert retry_delay(policy, "count", ResourceExhaustedResponse("x", 3), 0) == 3.0
-    assert retry_delay(policy, "count", ResourceExhaustedResponse("x", 60), 0) is None
+    assert retry_delay(policy, ResourceExhaustedResponse("x", 3), 0) == 3.0
+    assert retry_delay(policy, ResourceExhaustedResponse("x", 60), 0) is None
 
 
 @pytest.mark.parametrize(

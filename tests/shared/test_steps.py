@@ -16,7 +16,7 @@ from shared.backends.remote import RemoteBackend
 from shared.errors import InvalidInputError
 from shared.layouts import get_layout
 from shared.retry import RetryPolicy
-from shared.steps import Call, Steps, arun, call, call_async, run
+from shared.steps import Call, Steps, arun, call, call_async, one_step, run
 from shared.store import HybridStore
 from shared.types import Record
 
@@ -146,9 +146,11 @@ def _one(step: Call[str]) -> Steps[str]:
 @pytest.mark.parametrize("asynchronous", [False, True])
 @pytest.mark.parametrize("native", [False, True])
 def test_transient_failures_of_idempotent_calls_are_retried(asynchronous: bool, native: bool) -> None:
-    def attempt(failures: int, name: str, exc: Exception) -> tuple[Any, int]:
+    def attempt(failures: int, name: str, exc: Exception, idempotent: bool = True) -> tuple[Any, int]:
         flaky = Flaky(failures, exc)
-        step = Call(flaky, afn=flaky.native if native else None, retry=FAST, name=name)
+        # Only a call declared safe to repeat carries a policy (remote.ClientCall(..., retry=True)).
+        policy = FAST if idempotent else None
+        step = Call(flaky, afn=flaky.native if native else None, retry=policy, name=name)
         try:
             result: Any = asyncio.run(arun(_one(step))) if asynchronous else run(_one(step))
         except Exception as e:
@@ -161,7 +163,7 @@ def test_transient_failures_of_idempotent_calls_are_retried(asynchronous: bool, 
     result, tries = attempt(3, "query_points", refused)
     assert result is refused and tries == 3
     # Not idempotent (a repeat could undo a lost success): never retried.
-    result, tries = attempt(1, "create_collection", refused)
+    result, tries = attempt(1, "create_collection", refused, idempotent=False)
     assert result is refused and tries == 1
     # Not transient: the request itself is wrong.
     wrong = ValueError("bad request")
@@ -187,9 +189,9 @@ def test_the_remote_backend_retries_its_client_calls_under_its_policy() -> None:
         return bool(real(**kwargs))
 
     backend._client.collection_exists = flaky  # type: ignore[method-assign,union-attr]
-    assert backend.read_guard() is None
+    assert run(backend.read_guard()) is None
     assert failures == []
-    backend.close()
+    run(backend.close())
 
 
 # -- the embedded backend on the async path ---------------------------------------------
@@ -210,16 +212,16 @@ def test_embedded_calls_do_not_block_the_event_loop() -> None:
     store.add(_records(20))
     backend = store._backend
     assert isinstance(backend, EdgeBackend)
-    real = backend.query
+    real = EdgeBackend.query.__wrapped__  # type: ignore[attr-defined]  # the blocking engine call
     loop_ran = threading.Event()
     threads: list[int] = []
 
     def query(plan: Any) -> Any:
         threads.append(threading.get_ident())
         assert loop_ran.wait(timeout=30), "the loop was blocked while the engine call ran"
-        return real(plan)
+        return real(backend, plan)
 
-    backend.query = query  # type: ignore[method-assign]
+    backend.query = one_step(query)  # type: ignore[method-assign]
 
     async def go() -> tuple[Any, ...]:
         async def other() -> None:
@@ -266,10 +268,10 @@ def test_sync_and_async_store_operations_give_the_same_answers() -> None:
 def test_open_backend_chooses_by_the_options_given(tmp_path: Any) -> None:
     edge = open_backend("c", path=tmp_path)
     assert isinstance(edge, EdgeBackend) and not edge.is_remote
-    edge.close()
+    run(edge.close())
     remote = open_backend("c", client=QdrantClient(":memory:"), retry=FAST)
     assert isinstance(remote, RemoteBackend) and remote.is_remote
-    remote.close()
+    run(remote.close())
 
 
 @pytest.mark.parametrize(

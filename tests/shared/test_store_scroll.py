@@ -94,28 +94,15 @@ class PageSpy:
 
     def __init__(self, store: HybridStore) -> None:
         self.limits: list[int] = []
-        self._in_async = False  # counted once when the async method calls the sync one
         backend = store._backend
-        # The embedded backend has no async methods: the async driver runs scroll in a thread.
-        real, areal = backend.scroll, getattr(backend, "ascroll", None)
+        # One operation for both runners: the store drives it sync or async.
+        real = backend.scroll
 
         def scroll(flt: Any, offset: Any, limit: int, names: Any) -> Any:
-            if not self._in_async:
-                self.limits.append(limit)
+            self.limits.append(limit)
             return real(flt, offset, limit, names)
 
-        async def ascroll(flt: Any, offset: Any, limit: int, names: Any) -> Any:
-            self.limits.append(limit)
-            self._in_async = True
-            try:
-                assert areal is not None
-                return await areal(flt, offset, limit, names)
-            finally:
-                self._in_async = False
-
         setattr(backend, "scroll", scroll)  # noqa: B010 - an instance attribute shadows the method
-        if areal is not None:
-            setattr(backend, "ascroll", ascroll)  # noqa: B010
 
 
 def test_scroll_returns_every_record_once_with_its_original_fields(store: HybridStore) -> None:
