@@ -27,6 +27,7 @@ import numpy as np
 from .backends import open_backend
 from .backends.base import Backend, PointData, ResultPoint
 from .config import ADD_BATCH_SIZE, StoreConfig
+from .encoders.bm25 import needs_idf
 from .errors import (
     BackendError,
     InvalidInputError,
@@ -204,7 +205,8 @@ class HybridStore:
             if cfg.dense_dim is not None
             else (encoder.dense_dim if encoder is not None else None),
             sparse=cfg.sparse,
-            sparse_idf=cfg.sparse_idf,
+            # BM25's vectors hold term frequencies only: the engine keeps their IDF.
+            sparse_idf=cfg.sparse_idf or needs_idf(identity.sparse_kind if identity is not None else None),
             sparse_datatype=cfg.sparse_datatype if cfg.sparse_datatype is not None else "float32",
             colbert=cfg.colbert,
             mrl_dim=cfg.mrl_dim,

@@ -276,7 +276,9 @@ def _cached_params(p: SearchOptions) -> qe.SearchParams:
         quant = qe.QuantizationSearchParams(ignore=True)
     elif p.rescore is not None or p.oversampling is not None:
         quant = qe.QuantizationSearchParams(rescore=p.rescore, oversampling=p.oversampling)
-    return qe.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant)
+    # Live IDF: statistics over the points matching an empty filter (every stored point).
+    idf = qe.IdfParams(corpus=qe.Filter()) if p.idf_live else None
+    return qe.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant, idf=idf)
 
 
 def _edge_query(q: Any) -> Any:

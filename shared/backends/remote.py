@@ -200,7 +200,10 @@ def _params(p: SearchOptions | None) -> models.SearchParams | None:
         quant = models.QuantizationSearchParams(ignore=True)
     elif p.rescore is not None or p.oversampling is not None:
         quant = models.QuantizationSearchParams(rescore=p.rescore, oversampling=p.oversampling)
-    return models.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant)
+    # Live IDF (a server's collection-wide IDF counts deleted points until a vacuum); local
+    # mode gets no search params, and its collection-wide IDF is live already.
+    idf = models.IdfCorpusParams(corpus=models.Filter()) if p.idf_live else None
+    return models.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant, idf=idf)
 
 
 def _query(q: Any) -> tuple[Any, str | None]:
