@@ -330,7 +330,8 @@ def process_batch(rows: Sequence[Row], encoder: Encoder, outputs: Sequence[str],
     errors = sink.write(records, wheres)
     stats.errors.extend(errors)
     stats.written = len(records) - len(errors)
-    stats.written_at = time.time()
+    if stats.written:
+        stats.written_at = time.time()
     return stats
 
 
