@@ -178,7 +178,7 @@ CONFIGS = (
 def speed(work: Path, models: dict[str, tuple[str, int, int, int]]) -> list[str]:
     lines = [
         "| model (ONNX int8) | run | passages | end to end passages/s | vs in-process "
-        "| first batch at (s) | steady passages/s | vs in-process | Ray start (s) "
+        "| first write at (s) | steady passages/s | vs in-process | Ray start (s) "
         "| driver peak RSS (MB) | all processes peak RSS (MB) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -216,8 +216,9 @@ def speed(work: Path, models: dict[str, tuple[str, int, int, int]]) -> list[str]
 
 def rss(work: Path, model: str, small: int, large: int, batch: int, ray_only: bool) -> list[str]:
     lines = [
-        "| run | records | records/s | driver peak RSS (MB) | all processes peak RSS (MB) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| run | records | end to end records/s | steady records/s | first write at (s) "
+        "| driver peak RSS (MB) | all processes peak RSS (MB) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     texts = passages(large, words=20)
     for label, cfg in (CONFIGS[2],) if ray_only else (CONFIGS[2], CONFIGS[0]):
@@ -237,7 +238,8 @@ def rss(work: Path, model: str, small: int, large: int, batch: int, ray_only: bo
             )
             assert figures["count"] == n, figures
             lines.append(
-                f"| {label} | {n:,} | {figures['per_s']:.0f} | {figures['driver_peak_mb']:.0f} | "
+                f"| {label} | {n:,} | {figures['per_s']:.0f} | {figures['steady_per_s'] or 0:.0f} | "
+                f"{figures['first_batch_s']:.0f} | {figures['driver_peak_mb']:.0f} | "
                 f"{figures['tree_peak_mb']:.0f} |"
             )
     return lines
