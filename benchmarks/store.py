@@ -397,6 +397,11 @@ def serve_overhead(args: argparse.Namespace) -> int:
         Unused(), sparse_embedding=UnusedSparse(), collection_name="bench", path=args.serve_lc_path, **storage
     )
     store = llama.store
+    # One shard for all: LangChain's store is opened (on a copy: one open store per shard) to
+    # build the adapter, then queries the very store the others query, so every variant sees the
+    # same collection state and the same warm caches.
+    lc._store.close()
+    lc._store = store
     shard = store._backend._shard  # type: ignore[attr-defined]
     q = store.schema.quantization
     quant = (
@@ -480,8 +485,7 @@ def serve_overhead(args: argparse.Namespace) -> int:
         for i in range(n)
     ]
     objects = framework_object_cost(same_hits)
-    llama.close()
-    lc.close()
+    llama.close()  # also LangChain's (the same store)
     print(json.dumps({"lat": lat, "same_as_raw": same, "queries": n, "objects": objects}))
     return 0
 
