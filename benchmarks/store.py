@@ -391,7 +391,8 @@ def serve_overhead(args: argparse.Namespace) -> int:
         def embed_query(self, text: str) -> Any:
             raise NotImplementedError
 
-    storage = json.loads(args.serve_storage)
+    # The adapters fuse as raw does (rrf): the store's default fusion is m3.
+    storage = {**json.loads(args.serve_storage), "fusion": "rrf"}
     llama = LlamaStore("bench", path=args.serve_overhead, sparse_embed_model=LookupSparse(), **storage)
     lc = LangChainStore(
         Unused(), sparse_embedding=UnusedSparse(), collection_name="bench", path=args.serve_lc_path, **storage
