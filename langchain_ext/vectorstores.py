@@ -35,6 +35,7 @@ from shared.config import ADD_BATCH_SIZE, StoreConfig
 from shared.encoders import encoder_from_functions, pair_encoders, sparse_dict
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.layouts import Layout, langchain_layout
+from shared.lifecycle import Closing
 from shared.options import check_options, refuse_unknown_keywords
 from shared.query.options import SEARCH_OPTIONS, choose_mode
 from shared.retry import RetryPolicy
@@ -115,7 +116,7 @@ def _store_encoder(embedding: Embeddings | None, sparse_embedding: Any | None) -
     return encoder
 
 
-class HybridQdrantVectorStore(VectorStore):
+class HybridQdrantVectorStore(Closing, VectorStore):
     """Dense, sparse or hybrid (fused) retrieval from Qdrant with BGE-M3.
 
     Args:
@@ -597,18 +598,6 @@ class HybridQdrantVectorStore(VectorStore):
     async def aclose(self) -> None:
         """Async :meth:`close`."""
         await self._store.aclose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         # Never include api_key or client objects.

@@ -37,6 +37,7 @@ from .errors import (
 from .filters import check_filter, resolve_ids
 from .ingest import add_mrl_vectors, batched, check_all, prepare_batch
 from .layouts import CollectionInfo, Layout, detect_layout, get_layout, schema_fields
+from .lifecycle import Closing
 from .options import refuse_unknown_keywords
 from .quantization import QuantizationPreset
 from .query.modes import DEFAULT_MMR_LAMBDA, FusionMethod, RetrievalMode, SparseNormalization
@@ -80,7 +81,7 @@ _MISSING: Any = object()
 _DEFAULT = StoreConfig()
 
 
-class HybridStore:
+class HybridStore(Closing):
     """Hybrid dense + sparse retrieval over one Qdrant collection (see docs/DESIGN.md)."""
 
     @refuse_unknown_keywords
@@ -887,18 +888,6 @@ class HybridStore:
             return
         self._closed = True
         yield from self._backend.close()
-
-    def __enter__(self) -> HybridStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> HybridStore:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def __del__(self) -> None:
         # Best effort: release the embedded lock of a store that was never closed.
