@@ -173,6 +173,10 @@ class StoreConfig:
             if unspecified
         )
 
+    def backend_options(self) -> dict[str, Any]:
+        """The options the backend itself takes (engine upkeep, a server collection's replicas)."""
+        return {name: getattr(self, name) for name in _BACKEND_OPTIONS}
+
     def explicit_storage(self) -> frozenset[str]:
         """Storage options given explicitly: an existing collection that differs is warned about."""
         return frozenset(
@@ -182,6 +186,7 @@ class StoreConfig:
         )
 
 
+_BACKEND_OPTIONS = ("compact_every", "shard_number", "replication_factor", "write_consistency_factor")
 _FIELDS = {f.name: f for f in fields(StoreConfig)}
 #: The names of the store options, in declaration order.
 STORE_OPTIONS: tuple[str, ...] = tuple(_FIELDS)

@@ -179,11 +179,8 @@ class HybridStore(Closing):
             aclient=aclient,
             timeout=timeout,
             retry=retry,
-            compact_every=given.compact_every,
-            shard_number=given.shard_number,
-            replication_factor=given.replication_factor,
-            write_consistency_factor=given.write_consistency_factor,
             layout=self._layout_request,
+            **given.backend_options(),
         )
         # Open now when a sync path exists, so a mismatching collection fails here.
         if self._backend.can_sync:

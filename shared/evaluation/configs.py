@@ -4,7 +4,7 @@ query-time modes (:class:`EvalMode`, reusing the index), and the RAM a layout ke
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..errors import InvalidInputError, InvalidTypeError
@@ -24,6 +24,10 @@ class EvalConfig:
     on_disk: bool = False
     #: Preset of the MRL funnel's truncated copy (the store's default: binary).
     mrl_quantization: str = "binary"
+
+    def store_options(self) -> dict[str, Any]:
+        """The store options that build this configuration's index (each field is one, by name)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
     def name(self) -> str:
