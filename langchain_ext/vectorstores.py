@@ -31,7 +31,7 @@ from langchain_core.vectorstores import VectorStore
 from qdrant_client import models
 from typing_extensions import Self
 
-from shared.config import ADD_BATCH_SIZE, StoreConfig
+from shared.config import ADD_BATCH_SIZE, StoreConfig, connection_from
 from shared.encoders import encoder_from_functions, pair_encoders, sparse_dict
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.layouts import Layout, langchain_layout
@@ -206,14 +206,8 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         self._store: HybridStore = HybridStore(
             collection_name,
             encoder=encoder,
-            path=path,
-            url=url,
-            api_key=api_key,
-            client=client,
-            aclient=aclient,
-            timeout=timeout,
-            retry=retry,
-            # The keywords above that are StoreConfig fields, read back by name (their names
+            **connection_from(locals()),
+            # The keywords that are StoreConfig fields, read back by name (their names
             # and defaults are checked against StoreConfig by tests/shared/test_options.py).
             config=StoreConfig.from_values(
                 locals(), sparse="sparse" in encoder.outputs, retrieval_mode=self._retrieval_mode

@@ -26,7 +26,7 @@ import numpy as np
 
 from .backends import open_backend
 from .backends.base import Backend, PointData, ResultPoint
-from .config import ADD_BATCH_SIZE, StoreConfig
+from .config import ADD_BATCH_SIZE, StoreConfig, connection_from
 from .errors import (
     BackendError,
     InvalidInputError,
@@ -172,13 +172,7 @@ class HybridStore(Closing):
 
         self._backend: Backend = open_backend(
             collection_name,
-            path=path,
-            url=url,
-            api_key=api_key,
-            client=client,
-            aclient=aclient,
-            timeout=timeout,
-            retry=retry,
+            **connection_from(locals()),
             layout=self._layout_request,
             **given.backend_options(),
         )

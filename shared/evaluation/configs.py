@@ -85,18 +85,11 @@ class EvalMode:
         # colbert_rerank is always explicit: the store's default turns it on for ColBERT
         # collections, which would re-encode the query with the model inside the timing.
         kw: dict[str, Any] = {"mode": self.retrieval_mode, "colbert_rerank": self.colbert_rerank}
-        if self.fusion is not None:
-            kw["fusion"] = self.fusion
-        if self.rescore is not None:
-            kw["rescore"] = self.rescore
-        if self.dense_weight is not None:
-            kw["dense_weight"] = self.dense_weight
-        if self.sparse_weight is not None:
-            kw["sparse_weight"] = self.sparse_weight
-        if self.rrf_k is not None:
-            kw["rrf_k"] = self.rrf_k
-        if self.sparse_normalization is not None:
-            kw["sparse_normalization"] = self.sparse_normalization
+        # The other options only where set (None: the store's default).
+        for name in ("fusion", "rescore", "dense_weight", "sparse_weight", "rrf_k", "sparse_normalization"):
+            value = getattr(self, name)
+            if value is not None:
+                kw[name] = value
         return kw
 
 
