@@ -25,6 +25,7 @@ from shared.encoders.config import encoder_option_default as option_default
 from shared.encoders.config import encoder_option_doc as option_doc
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.options import check_options
+from shared.serving import encode
 from shared.types import Encoder, TextKind
 from shared.validation import single_text, text_list
 
@@ -139,8 +140,13 @@ class _EncoderBacked(BaseModel):
 
     def _encode(self, texts: list[str], kind: TextKind) -> Any:
         # Any: the result has this class's output (checked in __init__), never None.
-        return self._encoder.encode(
-            texts, kind, outputs=[self._output], batch_size=self.batch_size, show_progress=self.show_progress
+        return encode(
+            self._encoder,
+            texts,
+            kind,
+            outputs=[self._output],
+            batch_size=self.batch_size,
+            show_progress=self.show_progress,
         )
 
     def __repr__(self) -> str:

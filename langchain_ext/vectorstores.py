@@ -86,7 +86,9 @@ def _store_encoder(embedding: Embeddings | None, sparse_embedding: Any | None) -
         raise InvalidTypeError(
             f"embedding must be a LangChain Embeddings (e.g. BGEM3Embeddings), got {type(embedding).__name__}"
         )
-    if sparse_embedding is not None and not _is_sparse_embeddings(sparse_embedding):
+    if sparse_embedding is not None and not (
+        _is_sparse_embeddings(sparse_embedding) or isinstance(sparse_embedding, Encoder)
+    ):
         raise InvalidTypeError(
             "sparse_embedding must have embed_documents/embed_query returning sparse vectors "
             f"(e.g. BGEM3SparseEmbeddings), got {type(sparse_embedding).__name__}"
@@ -103,6 +105,8 @@ def _store_encoder(embedding: Embeddings | None, sparse_embedding: Any | None) -
     sparse: Encoder | None = None
     if isinstance(sparse_embedding, BGEM3SparseEmbeddings):
         sparse = sparse_embedding.encoder
+    elif isinstance(sparse_embedding, Encoder):  # a core encoder, e.g. shared.encoders.Bm25Encoder
+        sparse = sparse_embedding
     elif sparse_embedding is not None:
         sparse = encoder_from_functions(
             model_id=_model_id(sparse_embedding),
@@ -125,7 +129,9 @@ class HybridQdrantVectorStore(Closing, VectorStore):
             LangChain ``Embeddings`` works in dense mode.
         sparse_embedding: sparse embeddings (BGE-M3 / SPLADE via
             :class:`BGEM3SparseEmbeddings`, or anything implementing langchain-qdrant's
-            ``SparseEmbeddings``); derived automatically when ``embedding`` is BGE-M3.
+            ``SparseEmbeddings``, or a core encoder such as ``shared.encoders.Bm25Encoder()``
+            for BM25 with the IDF kept by the engine); derived automatically when
+            ``embedding`` is BGE-M3.
         collection_name: the Qdrant collection.
         path: directory of the embedded Qdrant Edge store (temporary when omitted and
             neither ``url`` nor ``client`` is given).
@@ -151,6 +157,10 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         sparse_idf: IDF modifier on the sparse vectors (False: follow the collection).
         mrl_quantization: quantization of the MRL copy (None: the collection's, ``"binary"``
             for a new one).
+        query_batch_wait_ms, query_batch_size: concurrent queries are encoded in one pass
+            (``batch``/``abatch``, threads, ``asyncio.gather``); the most an idle encoder waits
+            for company once queries overlap (0: off; a lone query never waits) and the most
+            queries per pass.
         batch_size: documents encoded and written per batch by ``add_texts``.
         recreate: drop a collection built by another encoder instead of refusing it.
         layout: where the collection keeps vectors and payload (``"m3-hybrid"``, ``"langchain"``,
@@ -189,6 +199,8 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         sparse_weight: float | None = _D.sparse_weight,
         candidate_k: int = _D.candidate_k,
         sparse_normalization: str = _D.sparse_normalization,
+        query_batch_wait_ms: float = _D.query_batch_wait_ms,
+        query_batch_size: int = _D.query_batch_size,
         colbert: bool = _D.colbert,
         sparse_idf: bool = _D.sparse_idf,
         recreate: bool = _D.recreate,

@@ -23,6 +23,7 @@ from shared.encoders.config import encoder_option_default as option_default
 from shared.encoders.config import encoder_option_doc as option_doc
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.options import check_options
+from shared.serving import encode
 from shared.types import Encoder, EncodeResult, TextKind
 from shared.validation import single_text, text_list
 
@@ -117,7 +118,8 @@ class _EncoderBacked(BaseModel):
     def _embed(self, texts: list[str], kind: TextKind) -> list[Any]:
         if not texts:
             return []
-        result = self._encoder.encode(
+        result = encode(
+            self._encoder,
             texts,
             kind,
             outputs=[self._output],

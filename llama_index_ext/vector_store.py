@@ -81,8 +81,9 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
     * ``sparse_embed_model``: any ``BaseSparseEmbedding``; the store computes the
       sparse vectors of nodes and queries with it.
     * ``quantization``, ``mrl_dim``, ``fusion`` (``rrf``/``dbsf``/``m3``), ``rrf_k``,
-      ``dense_weight``, ``sparse_weight``, ``candidate_k``, ``sparse_normalization``: see
-      :class:`shared.store.HybridStore`.
+      ``dense_weight``, ``sparse_weight``, ``candidate_k``, ``sparse_normalization``,
+      ``query_batch_wait_ms``, ``query_batch_size`` (concurrent queries share one encoder
+      pass): see :class:`shared.store.HybridStore`.
     * Hybrid queries: ``alpha`` in [0, 1] weighs dense against sparse (``alpha=0``
       sparse only, ``alpha=1`` dense only, otherwise weights ``alpha`` / ``1 - alpha``).
       Sizes as in LlamaIndex's own Qdrant store: ``similarity_top_k`` dense and
@@ -129,6 +130,10 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
     sparse_normalization: str = Field(
         default=str(_D.sparse_normalization), description=option_doc("sparse_normalization")
     )
+    query_batch_wait_ms: float = Field(
+        default=_D.query_batch_wait_ms, description=option_doc("query_batch_wait_ms")
+    )
+    query_batch_size: int = Field(default=_D.query_batch_size, description=option_doc("query_batch_size"))
     batch_size: int = Field(default=ADD_BATCH_SIZE, gt=0, description="nodes per write")
     layout: Any = Field(default=_D.layout, exclude=True, description=option_doc("layout"))
     recreate: bool = Field(default=_D.recreate, description=option_doc("recreate"))

@@ -11,6 +11,7 @@ Example::
     m3-hybrid eval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels.tsv --small-models
     m3-hybrid export-onnx BAAI/bge-m3 ./bge-m3-onnx --int8
     m3-hybrid migrate --from ./store --collection docs --to http://qdrant:6333
+    m3-hybrid index --from corpus.jsonl --to ./store --collection docs --model BAAI/bge-m3 [--ray]
 """
 
 from __future__ import annotations
@@ -342,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mig.set_defaults(func=_cmd_migrate)
 
+    from .indexing.cli import add_index_parser
+
+    add_index_parser(sub, _positive_int)
     return parser
 
 

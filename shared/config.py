@@ -26,6 +26,8 @@ from .query.modes import (
     parse_sparse_normalization,
 )
 from .query.options import QueryOptions, resolve_options
+from .serving import DEFAULT_BATCH_SIZE, DEFAULT_WAIT_MS
+from .validation import non_negative_number, positive_int
 
 __all__ = ["ADD_BATCH_SIZE", "STORE_OPTIONS", "StoreConfig", "option_default", "option_doc"]
 
@@ -130,11 +132,24 @@ class StoreConfig:
             "auto: none for BGE-M3, query for other sparse models"
         ),
     )
+    # -- serving -----------------------------------------------------------------------
+    query_batch_wait_ms: float = field(
+        default=DEFAULT_WAIT_MS,
+        metadata=_doc(
+            "concurrent queries' texts are encoded in one pass: the most an idle encoder waits for "
+            "company once queries overlap, in ms (0: off; a lone query never waits)"
+        ),
+    )
+    query_batch_size: int = field(
+        default=DEFAULT_BATCH_SIZE, metadata=_doc("most query texts encoded in one joined pass")
+    )
 
     def __post_init__(self) -> None:
         # Checked now, so that a typo fails at construction, not at the first query.
         self.query_defaults()
         parse_sparse_normalization(self.sparse_normalization)
+        non_negative_number(self.query_batch_wait_ms, "query_batch_wait_ms")
+        positive_int(self.query_batch_size, "query_batch_size")
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], **overrides: Any) -> StoreConfig:

@@ -27,6 +27,7 @@ import numpy as np
 from .backends import open_backend
 from .backends.base import Backend, PointData, ResultPoint
 from .config import ADD_BATCH_SIZE, StoreConfig, connection_from
+from .encoders.bm25 import needs_idf
 from .errors import (
     BackendError,
     InvalidInputError,
@@ -53,9 +54,10 @@ from .schema import (
     CollectionSchema,
     validate_collection_name,
 )
-from .steps import Steps, arun, call, run
-from .types import Encoder, EncoderIdentity, Hit, Record
-from .validation import check_utf8, colbert_vectors, dense_vector, id_list, positive_int
+from .serving import MicroBatcher, query_encoder, shared_batcher
+from .steps import Steps, arun, call, call_async, run
+from .types import Encoder, EncodeResult, EncoderIdentity, Hit, Record
+from .validation import check_utf8, colbert_vectors, dense_vector, id_list, positive_int, text_list
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -119,6 +121,8 @@ class HybridStore(Closing):
         write_consistency_factor: int | None = _DEFAULT.write_consistency_factor,
         layout: str | Layout | None = _DEFAULT.layout,
         recreate: bool = _DEFAULT.recreate,
+        query_batch_wait_ms: float = _DEFAULT.query_batch_wait_ms,
+        query_batch_size: int = _DEFAULT.query_batch_size,
         config: StoreConfig | None = None,
     ) -> None:
         """Open (or prepare) ``collection_name``; options: :class:`shared.config.StoreConfig`.
@@ -149,6 +153,8 @@ class HybridStore(Closing):
         self.config = given
         self.collection_name = collection_name
         self._encoder = encoder
+        # Query texts go through a micro-batcher: concurrent queries share one forward pass.
+        self._query_encoder = query_encoder(encoder, given.query_batch_wait_ms, given.query_batch_size)
         self._requested: CollectionSchema = self._requested_schema(given, encoder)
         # Layout options left at their defaults follow an existing collection instead of
         # contradicting it (reopen with just a path); explicit values are checked.
@@ -196,7 +202,8 @@ class HybridStore(Closing):
             if cfg.dense_dim is not None
             else (encoder.dense_dim if encoder is not None else None),
             sparse=cfg.sparse,
-            sparse_idf=cfg.sparse_idf,
+            # BM25's vectors hold term frequencies only: the engine keeps their IDF.
+            sparse_idf=cfg.sparse_idf or needs_idf(identity.sparse_kind if identity is not None else None),
             sparse_datatype=cfg.sparse_datatype if cfg.sparse_datatype is not None else "float32",
             colbert=cfg.colbert,
             mrl_dim=cfg.mrl_dim,
@@ -524,6 +531,52 @@ class HybridStore(Closing):
     async def aquery(self, text: str | None = None, **options: Unpack[QueryArgs]) -> list[Hit]:
         return await arun(self._query_steps(text, dict(options)))
 
+    def query_batch(self, texts: Sequence[str], **options: Unpack[QueryArgs]) -> list[list[Hit]]:
+        """Search several query texts with the same options, as one batch.
+
+        The texts are encoded in one pass and the engine gets one batch request (Qdrant
+        Edge's ``query_batch``, qdrant-client's ``query_batch_points``). Returns one hit
+        list per text, in order: each is what ``query(text, **options)`` returns. The options
+        are :meth:`query`'s except the query vectors (``dense``/``sparse``/``colbert``), which
+        are made from each text.
+        """
+        return run(self._query_batch_steps(texts, dict(options)))
+
+    async def aquery_batch(self, texts: Sequence[str], **options: Unpack[QueryArgs]) -> list[list[Hit]]:
+        return await arun(self._query_batch_steps(texts, dict(options)))
+
+    def _query_batch_steps(self, texts: Sequence[str], args: dict[str, Any]) -> Steps[list[list[Hit]]]:
+        items = text_list(texts, "texts")
+        given = [k for k in ("dense", "sparse", "colbert") if args.get(k) is not None]
+        if given:
+            raise InvalidInputError(
+                f"query_batch makes the query vectors from each text; {'/'.join(given)} cannot be given "
+                "(use query() for a query with its own vectors)"
+            )
+        yield from self._ready()
+        if not items:
+            return []
+        schema = self.schema
+        opts = self._query_options("", args, schema)
+        if self._schema is None:
+            return [[] for _ in items]
+        vectors = yield call(self._batch_vectors, items, opts)
+        plans = [plan_query(schema, opts, **v) for v in vectors]
+        layout = schema.stored_layout
+        if layout.renames_vectors:
+            plans = [rename_vectors(p, layout.vector_name) for p in plans]
+        results = yield from self._backend.query_batch(plans)
+        return [[self._hit(r, layout) for r in points] for points in results]
+
+    def _batch_vectors(self, texts: list[str], opts: QueryOptions) -> list[dict[str, Any]]:
+        """Each text's query vectors, all encoded in one call."""
+        missing = self._missing_vectors("", None, None, None, opts)
+        encoded = None
+        if missing:
+            assert self._encoder is not None  # _missing_vectors refuses a store without one
+            encoded = self._encoder.encode(texts, "query", outputs=missing, show_progress=False)
+        return [self._vectors(encoded, i, missing, None, None, None, opts) for i in range(len(texts))]
+
     def relevance_function(self, **options: Unpack[QueryArgs]) -> Callable[[float], float]:
         """Maps the scores of a text query with ``options`` onto [0, 1] (1 = most relevant).
 
@@ -557,8 +610,14 @@ class HybridStore(Closing):
         opts = self._query_options(text, args, schema)
         if self._schema is None:
             return []  # nothing stored yet: the collection is created by the first add
-        vectors = yield call(
-            self._query_vectors, text, args.get("dense"), args.get("sparse"), args.get("colbert"), opts
+        vectors = yield call_async(
+            self._query_vectors,
+            self._aquery_vectors if isinstance(self._query_encoder, MicroBatcher) else None,
+            text,
+            args.get("dense"),
+            args.get("sparse"),
+            args.get("colbert"),
+            opts,
         )
         plan = plan_query(schema, opts, **vectors)
         layout = schema.stored_layout
@@ -570,13 +629,34 @@ class HybridStore(Closing):
     def _query_vectors(
         self, text: str | None, dense: Any, sparse: Any, colbert: Any, opts: QueryOptions
     ) -> dict[str, Any]:
-        schema = self.schema
-        need_dense = opts.mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID)
-        need_sparse = opts.mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID)
+        missing = self._missing_vectors(text, dense, sparse, colbert, opts)
+        encoded = None
+        if missing:
+            assert text is not None and self._query_encoder is not None  # _missing_vectors checked
+            encoded = self._query_encoder.encode([text], "query", outputs=missing)
+        return self._vectors(encoded, 0, missing, dense, sparse, colbert, opts)
+
+    async def _aquery_vectors(
+        self, text: str | None, dense: Any, sparse: Any, colbert: Any, opts: QueryOptions
+    ) -> dict[str, Any]:
+        """:meth:`_query_vectors` for a coroutine: it waits for its micro-batch without a thread."""
+        missing = self._missing_vectors(text, dense, sparse, colbert, opts)
+        batcher = self._query_encoder
+        assert isinstance(batcher, MicroBatcher)  # only stepped into when batching is on
+        encoded = None
+        if missing:
+            assert text is not None  # _missing_vectors checked
+            encoded = await batcher.aencode([text], "query", outputs=missing)
+        return self._vectors(encoded, 0, missing, dense, sparse, colbert, opts)
+
+    def _missing_vectors(
+        self, text: str | None, dense: Any, sparse: Any, colbert: Any, opts: QueryOptions
+    ) -> list[str]:
+        """The query vectors the encoder must make from ``text`` (refused when it cannot)."""
         missing = []
-        if need_dense and dense is None:
+        if opts.mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID) and dense is None:
             missing.append("dense")
-        if need_sparse and sparse is None:
+        if opts.mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID) and sparse is None:
             missing.append("sparse")
         if opts.colbert_rerank and colbert is None:
             missing.append("colbert")
@@ -595,19 +675,33 @@ class HybridStore(Closing):
                     f"{opts.mode.value} query needs a {'/'.join(unmade)} query vector: pass one, or give "
                     f"the store a model that makes it ({self._encoder.identity.model_id} does not)"
                 )
-            result = self._encoder.encode([text], "query", outputs=missing)
+        return missing
+
+    def _vectors(
+        self,
+        encoded: EncodeResult | None,
+        row: int,
+        missing: Sequence[str],
+        dense: Any,
+        sparse: Any,
+        colbert: Any,
+        opts: QueryOptions,
+    ) -> dict[str, Any]:
+        """The plan's query vectors: those given, and row ``row`` of ``encoded`` for the ``missing``."""
+        if encoded is not None:
             if "dense" in missing:
-                dense = None if result.dense is None else result.dense[0]
+                dense = None if encoded.dense is None else encoded.dense[row]
             if "sparse" in missing:
-                sparse = None if result.sparse is None else result.sparse[0]
+                sparse = None if encoded.sparse is None else encoded.sparse[row]
             if "colbert" in missing:
-                colbert = None if result.colbert is None else result.colbert[0]
+                colbert = None if encoded.colbert is None else encoded.colbert[row]
+        schema = self.schema
         out: dict[str, Any] = {}
-        if need_dense and dense is not None:
+        if opts.mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID) and dense is not None:
             if schema.dense_dim is None:
                 raise UnsupportedOperationError("this collection has no dense vector")
             out["dense"] = dense_vector(dense, "dense query vector", schema.dense_dim)
-        if need_sparse and sparse is not None:
+        if opts.mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID) and sparse is not None:
             out["sparse"] = sparse_query(sparse)
         if opts.colbert_rerank and colbert is not None:
             out["colbert"] = colbert_vectors(colbert, schema.colbert_dim)
@@ -878,6 +972,9 @@ class HybridStore(Closing):
         if self._closed:
             return
         self._closed = True
+        batcher = self._query_encoder
+        if isinstance(batcher, MicroBatcher) and batcher is not shared_batcher(batcher.inner):
+            batcher.close()  # the store's own (the shared one serves other stores and embeddings)
         yield from self._backend.close()
 
     def __del__(self) -> None:

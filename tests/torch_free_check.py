@@ -51,8 +51,36 @@ def main(argv: list[str]) -> int:
     else:
         raise AssertionError("the torch backend loaded without torch")
     assert sys.modules.get("torch") is None
+    _index_on_ray(m3)
     print("torch-free ok")
     return 0
+
+
+def _index_on_ray(m3: str) -> None:
+    """``m3-hybrid index`` on Ray Data with ONNX int8 workers ([onnx,ray]): the same points as in-process."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import ray
+
+    from shared.indexing import index
+
+    texts = ["the cat sat on the mat", "stock markets fell today", "rain in the mountains"]
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "c.jsonl"
+        src.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+        options = {"backend": "onnx", "precision": "int8"}
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+        try:
+            on_ray = index(
+                src, Path(tmp) / "ray", "c", model=m3, encoder_options=options, ray=True, workers=2
+            )
+        finally:
+            ray.shutdown()
+        here = index(src, Path(tmp) / "here", "c", model=m3, encoder_options=options)
+        assert (on_ray.written, on_ray.count) == (here.written, here.count) == (3, 3), (on_ray, here)
+        assert "torch" not in sys.modules or sys.modules["torch"] is None
 
 
 if __name__ == "__main__":

@@ -129,6 +129,10 @@ class Backend(Protocol):
 
     def query(self, plan: QueryPlan) -> Steps[list[ResultPoint]]: ...
 
+    def query_batch(self, plans: Sequence[QueryPlan]) -> Steps[list[list[ResultPoint]]]:
+        """Several plans as one engine request; one result list per plan, in order."""
+        ...
+
     def retrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> Steps[list[ResultPoint]]: ...
 
     def scroll(

@@ -272,7 +272,9 @@ def _cached_params(p: SearchOptions) -> qe.SearchParams:
         quant = qe.QuantizationSearchParams(ignore=True)
     elif p.rescore is not None or p.oversampling is not None:
         quant = qe.QuantizationSearchParams(rescore=p.rescore, oversampling=p.oversampling)
-    return qe.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant)
+    # Live IDF: statistics over the points matching an empty filter (every stored point).
+    idf = qe.IdfParams(corpus=qe.Filter()) if p.idf_live else None
+    return qe.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant, idf=idf)
 
 
 def _edge_query(q: Any) -> Any:
@@ -801,6 +803,16 @@ class EdgeBackend:
                 return []
             points = shard.query(request)
         return [_result(p, p.score) for p in points]
+
+    @one_step
+    def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[ResultPoint]]:
+        """The plans as one engine batch (it shares one pass over the segments)."""
+        request = qe.QueryBatchRequest([edge_request(p) for p in plans])
+        with self._gate.operation(), _engine_errors("query batch", self.location):
+            if (shard := self._current()) is None:
+                return [[] for _ in plans]
+            batches = shard.query_batch(request)
+        return [[_result(p, p.score) for p in points] for points in batches]
 
     @one_step
     def retrieve(self, ids: Sequence[PointId], vector_names: Sequence[str]) -> list[ResultPoint]:

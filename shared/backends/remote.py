@@ -200,7 +200,10 @@ def _params(p: SearchOptions | None) -> models.SearchParams | None:
         quant = models.QuantizationSearchParams(ignore=True)
     elif p.rescore is not None or p.oversampling is not None:
         quant = models.QuantizationSearchParams(rescore=p.rescore, oversampling=p.oversampling)
-    return models.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant)
+    # Live IDF (a server's collection-wide IDF counts deleted points until a vacuum); local
+    # mode gets no search params, and its collection-wide IDF is live already.
+    idf = models.IdfCorpusParams(corpus=models.Filter()) if p.idf_live else None
+    return models.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant, idf=idf)
 
 
 def _query(q: Any) -> tuple[Any, str | None]:
@@ -488,6 +491,22 @@ class RemoteBackend:
             "query", self.QUERY_POINTS, **query_kwargs(self.collection_name, plan, not self._local)
         )
         return [_result(p, p.score) for p in response.points]
+
+    QUERY_BATCH_POINTS = ClientCall(Q.query_batch_points, AQ.query_batch_points, retry=True)
+
+    def query_batch(self, plans: Sequence[QueryPlan]) -> Steps[list[list[ResultPoint]]]:
+        requests = []
+        for plan in plans:
+            kwargs = query_kwargs(self.collection_name, plan, not self._local)
+            del kwargs["collection_name"]
+            kwargs["filter"] = kwargs.pop("query_filter")
+            kwargs["params"] = kwargs.pop("search_params")
+            kwargs["with_vector"] = kwargs.pop("with_vectors")
+            requests.append(models.QueryRequest(**kwargs))
+        responses = yield from self._call(
+            "query batch", self.QUERY_BATCH_POINTS, **self._col(requests=requests)
+        )
+        return [[_result(p, p.score) for p in r.points] for r in responses]
 
     RETRIEVE = ClientCall(Q.retrieve, AQ.retrieve, retry=True)
 

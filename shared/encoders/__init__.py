@@ -1,4 +1,4 @@
-"""Encoders: BGE-M3 (native, ONNX Runtime or FlagEmbedding), dense, SPLADE and dense+sparse pairs.
+"""Encoders: BGE-M3 (native, ONNX Runtime or FlagEmbedding), dense, SPLADE, BM25 and dense+sparse pairs.
 
 Use :func:`load_encoder` to get the one shared instance for a configuration; the
 classes are importable for direct use.  Heavy modules (torch, transformers,
@@ -17,6 +17,7 @@ from .registry import clear_registry, detect_model_kind, load_encoder
 
 if TYPE_CHECKING:
     from .bge_m3 import BGEM3Encoder
+    from .bm25 import Bm25Encoder
     from .dense import DenseEncoder
     from .flag import FlagM3Encoder
     from .onnx import OnnxEncoder
@@ -31,6 +32,7 @@ __all__ = [
     "SPLADE_TINY",
     "BGEM3Encoder",
     "BaseEncoder",
+    "Bm25Encoder",
     "DenseEncoder",
     "EncoderConfig",
     "EncoderOptions",
@@ -55,6 +57,7 @@ __all__ = [
 
 _LAZY = {
     "BGEM3Encoder": ".bge_m3",
+    "Bm25Encoder": ".bm25",
     "DenseEncoder": ".dense",
     "FlagM3Encoder": ".flag",
     "OnnxEncoder": ".onnx",

@@ -52,7 +52,9 @@ def load_encoder(
       a masked-LM SPLADE model gives sparse only.  ``None`` with ``sparse_model``
       gives a sparse-only encoder.  Small models shipped as pip packages (see
       :data:`shared.encoders.PACKAGED_MODELS`) load from the installed package.
-    * ``sparse_model``: a SPLADE model paired with ``model_name``'s dense vectors.
+    * ``sparse_model``: a SPLADE model paired with ``model_name``'s dense vectors, or
+      ``"bm25"`` / ``"bm25:<language>"`` for BM25 (:class:`~shared.encoders.bm25.Bm25Encoder`
+      with its defaults; the store keeps the IDF in the engine).
     * ``backend="flagembedding"`` wraps FlagEmbedding's ``BGEM3FlagModel`` instead.
     * ``backend="onnx"`` runs an ONNX export with onnxruntime (no torch needed): pass
       the directory written by ``m3-hybrid export-onnx``; a hub id or checkpoint
@@ -105,7 +107,20 @@ def _create(
     backend: str,
     cfg: EncoderConfig,
 ) -> BaseEncoder:
+    from .bm25 import bm25_from_name, is_bm25_name
     from .pair import PairEncoder
+
+    if is_bm25_name(sparse_model):
+        # BM25 (the engine's term weights; the store keeps its IDF) beside any dense model.
+        assert isinstance(sparse_model, str)
+        bm25 = bm25_from_name(sparse_model, cache_size=cfg.cache_size)
+        if model_name is None:
+            return bm25
+        from .functions import pair_encoders
+
+        paired = pair_encoders(_create(model_name, None, backend, cfg), bm25)
+        assert isinstance(paired, BaseEncoder)
+        return paired
 
     if backend == "flagembedding":
         if sparse_model is not None or model_name is None:

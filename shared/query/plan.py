@@ -64,6 +64,14 @@ class SearchOptions:
     rescore: bool | None = None
     oversampling: float | None = None
     ignore_quantization: bool = False
+    #: Sparse vectors with the IDF modifier: IDF over the points stored now. The engine's
+    #: collection-wide IDF counts deleted points until a vacuum rewrites their segment
+    #: (Qdrant Edge and the server); a corpus matching every point counts live ones only.
+    idf_live: bool = False
+
+
+#: The search options of a sparse stage of a collection whose sparse vector has the IDF modifier.
+LIVE_IDF = SearchOptions(idf_live=True)
 
 
 @dataclass(frozen=True)
@@ -212,8 +220,12 @@ def _dense_stage(
     )
 
 
-def _sparse_stage(sparse: SparseQuery, limit: int, flt: Any) -> Stage:
-    return Stage(Nearest(SPARSE, sparse), limit, filter=flt)
+def _sparse_params(schema: CollectionSchema) -> SearchOptions | None:
+    return LIVE_IDF if schema.sparse_idf else None
+
+
+def _sparse_stage(schema: CollectionSchema, sparse: SparseQuery, limit: int, flt: Any) -> Stage:
+    return Stage(Nearest(SPARSE, sparse), limit, filter=flt, params=_sparse_params(schema))
 
 
 def plan_query(
@@ -256,14 +268,14 @@ def plan_query(
         first = _dense_stage(schema, dense, dense.tolist(), first_limit, opts, flt, candidates)
     elif mode is RetrievalMode.SPARSE:
         assert sparse is not None
-        first = _sparse_stage(sparse, first_limit, flt)
+        first = _sparse_stage(schema, sparse, first_limit, flt)
     else:
         assert dense is not None and sparse is not None
         dense_full = dense.tolist()
         # Each side's own prefetch size (LlamaIndex's similarity_top_k / sparse_top_k).
         n_dense, n_sparse = opts.prefetch_sizes()
         dense_side = _dense_stage(schema, dense, dense_full, n_dense, opts, flt, n_dense)
-        sparse_side = _sparse_stage(sparse, n_sparse, flt)
+        sparse_side = _sparse_stage(schema, sparse, n_sparse, flt)
         wd, ws = opts.weights
         if opts.fusion is FusionMethod.RRF:
             weights = None if (wd == 1.0 and ws == 1.0) else (wd, ws)
@@ -281,7 +293,9 @@ def plan_query(
             scaled = (
                 self_normalised(sparse) if opts.sparse_normalization is SparseNormalization.QUERY else sparse
             )
-            by_sparse = Stage(Nearest(SPARSE, scaled), union_size, union, filter=flt)
+            by_sparse = Stage(
+                Nearest(SPARSE, scaled), union_size, union, filter=flt, params=_sparse_params(schema)
+            )
             first = Stage(WeightedSum((wd, ws)), first_limit, (by_dense, by_sparse), filter=flt)
 
     root = first

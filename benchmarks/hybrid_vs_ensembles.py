@@ -1,0 +1,462 @@
+"""Client-side hybrid ensembles vs the engine doing it: quality, query latency, ingest.
+
+Compared on bible-dev (WEB queries -> KJV Old Testament verses), MiniLM (all-MiniLM-L6-v2,
+sentence-transformers, as langchain-huggingface / llama-index's HuggingFace embeddings run it)
+as the dense model everywhere:
+
+* LangChain ``EnsembleRetriever([BM25Retriever, InMemoryVectorStore retriever], weights=[0.5, 0.5])``
+  (rank_bm25, RRF c=60 in Python), and each of its sides alone;
+* LlamaIndex ``QueryFusionRetriever([VectorStoreIndex retriever, BM25Retriever], num_queries=1)``
+  (bm25s; modes reciprocal_rerank and dist_based_score);
+* ours, their replacement: ``HybridEnsembleRetriever.from_documents(docs, embeddings, k=10)``
+  (MiniLM + BM25 in one Qdrant Edge collection, the engine's IDF, fused in one request) with its
+  defaults, the other fusions and weights, and MiniLM + SPLADE-tiny in the same store.
+
+Every retriever returns its top 10; nDCG@10 (one relevant verse per query) with paired bootstrap
+95% CIs of the per-query difference. Dense document and query vectors are computed once and
+served from a cache to every system (the same model, so the same vectors): ingest times are
+then the index build of each system; the embedding time is reported once beside them. Latency
+(p50, p90) is measured with the model encoding each query live, the systems taking turns per
+query, on ``--latency-queries`` queries.
+
+The 2 shared cores of the development machine encode ~16 MiniLM texts per second under load, so
+the corpus is a fixed subset (``--docs``, default 6,000): the 2,000 queries' relevant verses plus
+a ``random.Random(25)`` sample of the others; ``--docs 0`` takes all 23,093. The recorded run
+(RESULTS.md) is ``--docs 4000 --queries 500 --latency-queries 50 --no-splade``: on the loaded
+development machine MiniLM encoded ~9 texts/s, the two ensembles took 0.2-0.4 s per query, and
+SPLADE-tiny did not finish encoding 4,000 verses in 25 minutes.
+
+    python benchmarks/hybrid_vs_ensembles.py            # replaces its RESULTS.md section
+    python benchmarks/hybrid_vs_ensembles.py --queries 200 --docs 1000 --no-write   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from benchmarks._results import write_section  # noqa: E402
+
+DATA = ROOT / "benchmarks" / "data" / "bible-dev"
+CACHE = ROOT / "benchmarks" / ".cache"
+SECTION = "Hybrid vs client-side ensembles (BM25 + MiniLM)"
+K = 10
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load(n_queries: int, n_docs: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]], dict[str, str]]:
+    corpus = [json.loads(line) for line in (DATA / "corpus.jsonl").open(encoding="utf-8")]
+    queries = [json.loads(line) for line in (DATA / "queries_web.jsonl").open(encoding="utf-8")]
+    qrels = dict(line.split("\t")[:2] for line in (DATA / "qrels_web.tsv").open(encoding="utf-8"))
+    # The corpus subset holds the relevant verses of all 2,000 queries, whichever are asked for.
+    queries = queries[:n_queries]
+    if n_docs:
+        relevant = set(qrels.values())
+        others = [c["id"] for c in corpus if c["id"] not in relevant]
+        keep = relevant | set(random.Random(25).sample(others, max(0, n_docs - len(relevant))))
+        corpus = [c for c in corpus if c["id"] in keep]
+    qrels = {q["id"]: qrels[q["id"]] for q in queries}
+    return [(c["id"], c["text"]) for c in corpus], [(q["id"], q["text"]) for q in queries], qrels
+
+
+class MiniLM:
+    """all-MiniLM-L6-v2 through sentence-transformers, with a vector cache for documents and queries."""
+
+    def __init__(self) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        from shared.encoders import MINILM, packaged_model_path
+
+        # One thread: on 2 shared cores two torch threads thrash (1 s per query instead of 0.13 s).
+        torch.set_num_threads(1)
+        self.model = SentenceTransformer(str(packaged_model_path(MINILM)), device="cpu")
+        self.cache: dict[str, list[float]] = {}
+        self.live = False  # True: encode every call (latency runs)
+
+    def encode(self, texts: list[str]) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if self.live or t not in self.cache]
+        if missing:
+            rows = self.model.encode(missing, batch_size=32, normalize_embeddings=True)
+            if self.live:
+                fresh = dict(zip(missing, (r.tolist() for r in rows), strict=True))
+                return [fresh[t] for t in texts]
+            self.cache.update(zip(missing, (r.tolist() for r in rows), strict=True))
+        return [self.cache[t] for t in texts]
+
+    def warm(self, texts: list[str], name: str) -> float:
+        """Fill the cache for ``texts`` (from benchmarks/.cache when there); seconds spent encoding."""
+        key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        path = CACHE / f"minilm-st-{name}-{key}.npy"
+        seconds = path.with_suffix(".seconds")
+        if path.is_file() and seconds.is_file():
+            self.cache.update(zip(texts, np.load(path).tolist(), strict=True))
+            return float(seconds.read_text())
+        t0 = time.perf_counter()
+        rows = self.encode(texts)
+        spent = time.perf_counter() - t0
+        CACHE.mkdir(parents=True, exist_ok=True)
+        np.save(path, np.asarray(rows, dtype=np.float32))
+        seconds.write_text(f"{spent:.3f}")
+        return spent
+
+
+def langchain_embeddings(m: MiniLM) -> Any:
+    from langchain_core.embeddings import Embeddings
+
+    class STEmbeddings(Embeddings):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return m.encode(list(texts))
+
+        def embed_query(self, text: str) -> list[float]:
+            return m.encode([text])[0]
+
+    return STEmbeddings()
+
+
+def llama_embeddings(m: MiniLM) -> Any:
+    from llama_index.core.embeddings import BaseEmbedding
+
+    class STEmbedding(BaseEmbedding):
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return m.encode([query])[0]
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return m.encode([query])[0]
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return m.encode([text])[0]
+
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            return m.encode(list(texts))
+
+    return STEmbedding(model_name="all-MiniLM-L6-v2", embed_batch_size=256)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def ndcg_at_10(ranked: Sequence[str], relevant: str) -> float:
+    for rank, doc in enumerate(ranked[:K]):
+        if doc == relevant:
+            return 1.0 / math.log2(rank + 2)
+    return 0.0
+
+
+def paired_ci(a: np.ndarray, b: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    d = a - b
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(n, len(d)))].mean(axis=1)
+    return float(d.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+# --------------------------------------------------------------------------- systems
+
+
+def build_langchain(docs: list[tuple[str, str]], emb: Any) -> tuple[dict[str, Any], float]:
+    from langchain_classic.retrievers import EnsembleRetriever
+    from langchain_community.retrievers import BM25Retriever
+    from langchain_core.documents import Document
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    documents = [Document(page_content=t, id=i, metadata={"id": i}) for i, t in docs]
+    t0 = time.perf_counter()
+    bm25 = BM25Retriever.from_documents(documents, k=K)
+    dense = InMemoryVectorStore.from_documents(documents, emb).as_retriever(search_kwargs={"k": K})
+    ensemble = EnsembleRetriever(retrievers=[bm25, dense], weights=[0.5, 0.5])
+    seconds = time.perf_counter() - t0
+
+    def ids(retriever: Any) -> Callable[[str], list[str]]:
+        return lambda q: [d.metadata["id"] for d in retriever.invoke(q)][:K]
+
+    # Their single sides cost as much again per query: on 2 shared cores only the ensemble is scored.
+    return {"lc-ensemble": ids(ensemble)}, seconds
+
+
+def build_llama(docs: list[tuple[str, str]], emb: Any) -> tuple[dict[str, Any], float]:
+    from llama_index.core import Settings, VectorStoreIndex
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.retrievers import QueryFusionRetriever
+    from llama_index.core.schema import TextNode
+    from llama_index.retrievers.bm25 import BM25Retriever
+
+    Settings.llm = MockLLM()
+    nodes = [TextNode(text=t, id_=i) for i, t in docs]
+    t0 = time.perf_counter()
+    index = VectorStoreIndex(nodes, embed_model=emb)
+    vector = index.as_retriever(similarity_top_k=K)
+    bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=K)
+    seconds = time.perf_counter() - t0
+
+    def fusion(mode: str) -> Any:
+        return QueryFusionRetriever(
+            [vector, bm25], mode=mode, similarity_top_k=K, num_queries=1, use_async=False, llm=MockLLM()
+        )
+
+    def ids(retriever: Any) -> Callable[[str], list[str]]:
+        return lambda q: [n.node.node_id for n in retriever.retrieve(q)][:K]
+
+    return {"li-fusion-rrf": ids(fusion("reciprocal_rerank"))}, seconds
+
+
+def build_ours(docs: list[tuple[str, str]], emb: Any, where: Path) -> tuple[Any, float]:
+    from langchain_core.documents import Document
+
+    from langchain_ext import HybridEnsembleRetriever
+
+    documents = [Document(page_content=t, id=i) for i, t in docs]
+    t0 = time.perf_counter()
+    retriever = HybridEnsembleRetriever.from_documents(documents, emb, k=K, path=where)
+    return retriever, time.perf_counter() - t0
+
+
+def build_ours_splade(docs: list[tuple[str, str]], emb: Any, where: Path) -> tuple[Any, float, float]:
+    from langchain_core.documents import Document
+
+    from langchain_ext import HybridQdrantVectorStore
+    from shared.encoders import SPLADE_TINY, load_encoder
+
+    splade = load_encoder(None, sparse_model=SPLADE_TINY, show_progress=False)
+    texts = [t for _, t in docs]
+    t0 = time.perf_counter()
+    splade.encode(texts)  # into its cache: the store's add then takes them from there
+    encode_s = time.perf_counter() - t0
+    documents = [Document(page_content=t, id=i) for i, t in docs]
+    t0 = time.perf_counter()
+    store = HybridQdrantVectorStore.from_documents(documents, emb, sparse_embedding=splade, path=where)
+    return store, time.perf_counter() - t0, encode_s
+
+
+# --------------------------------------------------------------------------- run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--docs", type=int, default=6000, help="corpus subset size (0: all 23,093)")
+    ap.add_argument("--latency-queries", type=int, default=200)
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--no-splade", action="store_true", help="leave out MiniLM + SPLADE-tiny")
+    ap.add_argument("--no-write", action="store_true", help="do not replace the RESULTS.md section")
+    ap.add_argument("--json", type=Path, default=None, help="also write the per-row figures here")
+    args = ap.parse_args()
+
+    docs, queries, qrels = load(args.queries, args.docs)
+    print(f"{len(docs):,} documents, {len(queries):,} queries", file=sys.stderr)
+    m = MiniLM()
+    embed_docs_s = m.warm([t for _, t in docs], "docs")
+    m.warm([t for _, t in queries], "queries")
+    lc_emb, li_emb = langchain_embeddings(m), llama_embeddings(m)
+
+    tmp = Path(tempfile.mkdtemp(prefix="hybrid-vs-ensembles-"))
+    try:
+        lc, lc_ingest = build_langchain(docs, lc_emb)
+        li, li_ingest = build_llama(docs, li_emb)
+        ours, ours_ingest = build_ours(docs, lc_emb, tmp / "bm25")
+        splade_store: Any = None
+        splade_ingest = splade_encode = float("nan")
+        if not args.no_splade:
+            splade_store, splade_ingest, splade_encode = build_ours_splade(docs, lc_emb, tmp / "splade")
+        print(
+            f"ingest: lc {lc_ingest:.1f} s, li {li_ingest:.1f} s, ours {ours_ingest:.1f} s", file=sys.stderr
+        )
+
+        store = ours.vectorstore.store
+        sstore = splade_store.store if splade_store is not None else None
+        ours_rows: dict[str, tuple[Any, dict[str, Any]]] = {
+            "ours-bm25-default": (store, {}),
+            "ours-dense": (store, {"mode": "dense"}),
+            "ours-bm25": (store, {"mode": "sparse"}),
+            "ours-bm25-rrf": (store, {"fusion": "rrf"}),
+            "ours-bm25-rrf-sparse2": (store, {"fusion": "rrf", "sparse_weight": 2.0}),
+            "ours-bm25-rrf-sparse0.5": (store, {"fusion": "rrf", "sparse_weight": 0.5}),
+            "ours-bm25-dbsf": (store, {"fusion": "dbsf"}),
+            "ours-bm25-m3": (store, {"fusion": "m3"}),
+            "ours-bm25-m3-sparse0.05": (store, {"fusion": "m3", "sparse_weight": 0.05}),
+            "ours-splade": (sstore, {"mode": "sparse"}),
+            "ours-splade-rrf": (sstore, {"fusion": "rrf"}),
+            "ours-splade-dbsf": (sstore, {"fusion": "dbsf"}),
+            "ours-splade-m3": (sstore, {"fusion": "m3"}),
+        }
+        systems: dict[str, Callable[[str], list[str]]] = {**lc, **li}
+        for name, (st, opts) in ours_rows.items():
+            if st is None:
+                continue
+            systems[name] = lambda q, st=st, opts=opts: [h.id for h in st.query(q, limit=K, **opts)]
+
+        scores: dict[str, np.ndarray] = {}
+        for name, fn in systems.items():
+            t0 = time.perf_counter()
+            scores[name] = np.array([ndcg_at_10(fn(text), qrels[qid]) for qid, text in queries])
+            print(
+                f"{name:28s} nDCG@10 {scores[name].mean():.4f}  ({time.perf_counter() - t0:.0f} s)",
+                file=sys.stderr,
+            )
+
+        # Latency: the systems take turns per query. "live": the model encodes every query (our
+        # encoders' caches are emptied before each call); "cached": the query vector is already
+        # known (what is left is each system's retrieval and fusion).
+        def forget() -> None:
+            for st in (store, sstore):
+                enc = st.encoder if st is not None else None
+                for e in (enc, getattr(enc, "dense_encoder", None), getattr(enc, "sparse_encoder", None)):
+                    if e is not None:
+                        e.cache.clear()
+
+        timed: dict[str, Callable[[str], Any]] = {
+            "lc-ensemble": lc["lc-ensemble"],
+            "li-fusion-rrf": li["li-fusion-rrf"],
+            "ours-bm25-default": lambda q: [d.id for d in ours.invoke(q)],
+        }
+        if splade_store is not None:
+            timed["ours-splade-default"] = lambda q: [d.id for d in splade_store.similarity_search(q, k=K)]
+        lat: dict[str, dict[str, list[float]]] = {
+            "live": {n: [] for n in timed},
+            "cached": {n: [] for n in timed},
+        }
+        for kind in ("live", "cached"):
+            m.live = kind == "live"
+            for _, text in queries[: args.latency_queries]:
+                for name, fn in timed.items():
+                    if kind == "live":
+                        forget()
+                    else:
+                        fn(text)  # warm: the vectors are then known to every system
+                    t0 = time.perf_counter()
+                    fn(text)
+                    lat[kind][name].append(time.perf_counter() - t0)
+        m.live = False
+        p50 = {k: {n: float(np.percentile(v, 50)) * 1000 for n, v in d.items()} for k, d in lat.items()}
+        p90 = {k: {n: float(np.percentile(v, 90)) * 1000 for n, v in d.items()} for k, d in lat.items()}
+        ours.vectorstore.close()
+        if splade_store is not None:
+            splade_store.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def ci(a: str, b: str) -> str:
+        mean, lo, hi = paired_ci(scores[a], scores[b], args.bootstrap)
+        return f"{mean:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+    singles = {"bm25": "ours-bm25", "splade": "ours-splade"}
+    lines = [
+        f"## {SECTION} ({date.today().isoformat()})",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores shared with other jobs, no GPU. "
+        f"Command: `python benchmarks/hybrid_vs_ensembles.py --queries {args.queries} --docs {args.docs} "
+        f"--latency-queries {args.latency_queries}`. bible-dev OT, {len(queries):,} WEB queries, "
+        f"{len(docs):,} KJV verses (the queries' relevant verses + a random.Random(25) sample of the "
+        "others; the whole 23,093 did not fit the time on 2 shared cores). MiniLM "
+        "(sentence-transformers) is the dense model of every system, with the same vectors. "
+        "Cells: nDCG@10, and the paired per-query difference with its bootstrap 95% CI.",
+        "",
+        "| retriever | nDCG@10 | vs best single side (ours) | vs LangChain ensemble "
+        "| vs LlamaIndex fusion (rrf) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name in scores:
+        side = "splade" if "splade" in name else "bm25"
+        best = max(("ours-dense", singles[side]), key=lambda n: scores[n].mean())
+        lines.append(
+            f"| {name} | {scores[name].mean():.4f} | {ci(name, best)} | {ci(name, 'lc-ensemble')} "
+            f"| {ci(name, 'li-fusion-rrf')} |"
+        )
+    lines += [
+        "",
+        f"Latency per query, systems taking turns ({args.latency_queries} queries); live: MiniLM encodes "
+        "each query (one torch thread); cached: the query vector is already known:",
+        "",
+        "| retriever | p50 ms live | p90 ms live | p50 ms cached | p90 ms cached "
+        "| p50 vs ours, live / cached |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    base = "ours-bm25-default"
+    for name in timed:
+        lv, ca = p50["live"], p50["cached"]
+        lines.append(
+            f"| {name} | {lv[name]:.1f} | {p90['live'][name]:.1f} | {ca[name]:.1f} "
+            f"| {p90['cached'][name]:.1f} "
+            f"| {lv[name] / lv[base]:.2f}x / {ca[name] / ca[base]:.2f}x |"
+        )
+    lines += [
+        "",
+        "Ingest of the corpus, dense vectors already computed (every system embeds with the same model: "
+        f"{embed_docs_s:.0f} s for {len(docs):,} verses here when not cached):",
+        "",
+        "| system | ingest s |",
+        "| --- | ---: |",
+        f"| LangChain: BM25Retriever.from_documents + InMemoryVectorStore.from_documents | {lc_ingest:.1f} |",
+        f"| LlamaIndex: VectorStoreIndex + BM25Retriever.from_defaults | {li_ingest:.1f} |",
+        f"| ours: HybridEnsembleRetriever.from_documents (MiniLM + BM25, Qdrant Edge) | {ours_ingest:.1f} |",
+    ]
+    if splade_store is not None:
+        lines.append(
+            f"| ours: MiniLM + SPLADE-tiny (SPLADE encoding {splade_encode:.0f} s not included) "
+            f"| {splade_ingest:.1f} |"
+        )
+    lines += ["", "Targets (issue 25), ours with its defaults (MiniLM + BM25) against each ensemble:", ""]
+    for other in ("lc-ensemble", "li-fusion-rrf"):
+        mean, _, hi = paired_ci(scores[base], scores[other], args.bootstrap)
+        speed = p50["live"][other] / p50["live"][base]
+        lines.append(
+            f"- vs {other}: CI upper bound {hi:+.4f} ({'met' if hi >= 0 else 'missed'}: >= 0); mean "
+            f"{mean:+.4f} ({'met' if mean >= -0.002 else 'missed'}: >= -0.002); p50 live {speed:.1f}x "
+            f"({'met' if speed >= 4 else 'missed'}: >= 4x; cached "
+            f"{p50['cached'][other] / p50['cached'][base]:.0f}x)"
+        )
+    lines.append(
+        f"- ingest: ours {ours_ingest:.1f} s vs LangChain {lc_ingest:.1f} s "
+        f"({'met' if ours_ingest < lc_ingest else 'missed'}), vs LlamaIndex {li_ingest:.1f} s "
+        f"({'met' if ours_ingest < li_ingest else 'missed'})"
+    )
+    if splade_store is None:
+        lines.append("- MiniLM + SPLADE-tiny rows: not in this run (`--no-splade`)")
+    section = "\n".join(lines) + "\n"
+    print(section)
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "ndcg": {n: float(s.mean()) for n, s in scores.items()},
+                    "p50_ms": p50,
+                    "p90_ms": p90,
+                    "ingest_s": {
+                        "lc": lc_ingest,
+                        "li": li_ingest,
+                        "ours": ours_ingest,
+                        "splade": splade_ingest,
+                    },
+                },
+                indent=1,
+            )
+        )
+    if not args.no_write:
+        write_section(section)
+
+
+if __name__ == "__main__":
+    main()
