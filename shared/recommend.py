@@ -15,8 +15,8 @@ in) and the MRL funnel at the sizes the model was trained for.  :func:`evaluate`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError
@@ -35,6 +35,7 @@ __all__ = [
     "Recommendation",
     "recommend",
     "recommend_for",
+    "recommend_languages",
     "recommendation_configs",
 ]
 
@@ -230,7 +231,28 @@ def recommend(report: EvalReport, *, threshold: float = DEFAULT_THRESHOLD) -> Re
         mode, fusion, note = "dense", None, ""
     else:
         raise InvalidInputError("the report has neither a hybrid nor a dense mode to recommend from")
-    reference = next(r for r in refs if r.config == ref_config and r.mode == mode)
+    reference, candidates = _candidates(report, mode, threshold)
+    choice = next(c for c in candidates if c.meets)  # the reference itself always meets it
+    return Recommendation(threshold, mode, fusion, reference, candidates, choice, fusion_rows, note)
+
+
+def _reference_rows(report: EvalReport) -> list[EvalRow]:
+    """The rows of the first full-precision configuration (no ColBERT)."""
+    refs = [
+        r
+        for r in report.rows
+        if r.system == "m3-hybrid"
+        and r.config_obj is not None
+        and r.config_obj.is_reference
+        and not r.config_obj.colbert
+    ]
+    return [r for r in refs if r.config == refs[0].config] if refs else []
+
+
+def _candidates(report: EvalReport, mode: str, threshold: float) -> tuple[EvalRow, list[Candidate]]:
+    """The reference row of ``mode`` and every configuration in ``mode`` against it, least RAM first."""
+    ours = [r for r in report.rows if r.system == "m3-hybrid" and r.config_obj is not None]
+    reference = next(r for r in _reference_rows(report) if r.mode == mode)
     dense_by_config = {r.config: r for r in ours if r.mode == "dense"}
     candidates = []
     for r in ours:
@@ -250,8 +272,66 @@ def recommend(report: EvalReport, *, threshold: float = DEFAULT_THRESHOLD) -> Re
             )
         )
     candidates.sort(key=lambda c: (c.ram_bytes_per_doc, -c.row.metrics[PRIMARY]))
-    choice = next(c for c in candidates if c.meets)  # the reference itself always meets it
-    return Recommendation(threshold, mode, fusion, reference, candidates, choice, fusion_rows, note)
+    return reference, candidates
+
+
+def recommend_languages(
+    reports: Mapping[str, EvalReport], *, threshold: float = DEFAULT_THRESHOLD
+) -> Recommendation:
+    """One fusion and configuration for queries in several languages (one report per language).
+
+    * the fusion: of the fusions never measurably below the language's best single mode in any
+      language (paired 95% CI), the highest mean nDCG@10 over the languages (if none is, the
+      highest mean of all); dense alone without a sparse output;
+    * the configuration: the least vector RAM per document that keeps ``threshold`` of the
+      full-precision index's nDCG@10 in EVERY language.
+
+    The candidates shown are the first language's, with ``meets`` true only where every language meets.
+    """
+    if not reports:
+        raise InvalidInputError("no per-language reports to recommend from")
+    singles = {lang: recommend(rep, threshold=threshold) for lang, rep in reports.items()}  # checks each
+    first_lang = next(iter(reports))
+    refs = {lang: {r.mode: r for r in _reference_rows(rep)} for lang, rep in reports.items()}
+    fusions = [m for m in _FUSIONS if all(m in rows for rows in refs.values())]
+    notes = []
+    if fusions:
+
+        def mean(m: str) -> float:
+            return sum(rows[m].metrics[PRIMARY] for rows in refs.values()) / len(refs)
+
+        def holds(m: str) -> bool:
+            return all((d := rows[m].delta_vs_best_single) is None or d[2] >= 0.0 for rows in refs.values())
+
+        eligible = [m for m in fusions if holds(m)]
+        mode = max(eligible or fusions, key=mean)
+        fusion: str | None = _FUSIONS[mode]
+        per_lang = ", ".join(f"{lang} {rows[mode].metrics[PRIMARY]:.4f}" for lang, rows in refs.items())
+        why = (
+            "never measurably below the best single mode in any language, highest mean nDCG@10"
+            if eligible
+            else "every fusion is measurably below the best single mode in some language; highest mean"
+        )
+        notes.append(f"{fusion} over {len(refs)} languages ({per_lang}): {why}.")
+    else:
+        mode, fusion = singles[first_lang].mode, singles[first_lang].fusion
+    per_language = {lang: _candidates(rep, mode, threshold) for lang, rep in reports.items()}
+    meets_all = {
+        c.config.name
+        for c in per_language[first_lang][1]
+        if all(
+            any(o.config.name == c.config.name and o.meets for o in cands)
+            for _, cands in per_language.values()
+        )
+    }
+    reference, candidates = per_language[first_lang]
+    candidates = [replace(c, meets=c.config.name in meets_all) for c in candidates]
+    choice = next(c for c in candidates if c.meets)  # the reference meets in every language
+    notes.append(f"{choice.config.name} keeps >= {100 * threshold:g}% of float nDCG@10 in every language.")
+    fusion_rows = {m: refs[first_lang][m] for m in fusions}
+    return Recommendation(
+        threshold, mode, fusion, reference, candidates, choice, fusion_rows, " ".join(notes)
+    )
 
 
 def recommend_for(

@@ -197,7 +197,7 @@ def test_langchain_foreign_models_are_called_through_their_own_api(tmp_path: Pat
 
 def test_langchain_relevance_is_the_cores_for_the_stores_defaults(tmp_path: Path) -> None:
     dense, sparse = DeterministicFakeEmbedding(size=DIM), LangChainWordSparse()
-    with LangChainStore(dense, sparse_embedding=sparse, path=tmp_path / "s", rrf_k=10) as store:
+    with LangChainStore(dense, sparse_embedding=sparse, path=tmp_path / "s", fusion="rrf", rrf_k=10) as store:
         store.add_texts(["green tea leaves", "black coffee beans"])
         default = store._select_relevance_score_fn()
         assert math.isclose(default(2 / 10), 1.0) and math.isclose(default(1 / 10), 0.5)

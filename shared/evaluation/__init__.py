@@ -25,7 +25,9 @@ This package is framework-free: it only uses ``shared`` (encoders, store), numpy
 psutil and, for plots, matplotlib (Agg).  Its modules follow the workflow: ``data``
 (BEIR loading), ``vectors`` (encoded vectors and their ``.npz`` cache), ``configs``
 (configurations, modes, RAM estimate), ``metrics`` (ranx scores, bootstrap, rows),
-``report`` (comparisons, Markdown, JSON), ``plot`` (its PNG) and ``run`` (:func:`evaluate`).
+``report`` (comparisons, Markdown, JSON), ``plot`` (its PNG) and ``run`` (:func:`evaluate`);
+``languages`` splits a report over queries in several languages into one per language
+(:func:`split_by_language`) and measures the cross-lingual gap.
 """
 
 from __future__ import annotations
@@ -40,6 +42,14 @@ from .configs import (
     vector_ram_bytes,
 )
 from .data import BeirDataset, load_beir
+from .languages import (
+    LanguageGap,
+    cross_lingual_gaps,
+    languages_markdown,
+    merge_languages,
+    query_languages,
+    split_by_language,
+)
 from .metrics import METRICS, PRIMARY, EvalRow, score_run
 from .report import EvalReport
 from .run import evaluate
@@ -57,11 +67,17 @@ __all__ = [
     "EvalMode",
     "EvalReport",
     "EvalRow",
+    "LanguageGap",
+    "cross_lingual_gaps",
     "encode_dataset",
     "evaluate",
+    "languages_markdown",
     "load_beir",
+    "merge_languages",
     "parse_configs",
     "parse_modes",
+    "query_languages",
     "score_run",
+    "split_by_language",
     "vector_ram_bytes",
 ]

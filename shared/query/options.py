@@ -61,7 +61,7 @@ class QueryOptions:
     limit: int = 10
     offset: int = 0
     filter: Any = None
-    fusion: FusionMethod = FusionMethod.RRF
+    fusion: FusionMethod = FusionMethod.M3
     rrf_k: int = DEFAULT_RRF_K
     dense_weight: float = 1.0
     sparse_weight: float | None = None

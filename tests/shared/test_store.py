@@ -108,7 +108,7 @@ def test_sparse_query_matches_bruteforce_dot(store: HybridStore, recs: list[Reco
 def test_hybrid_rrf_scores_are_reciprocal_ranks(store: HybridStore, recs: list[Record]) -> None:
     q_dense = np.asarray(recs[5].dense)
     q_sparse = dict(recs[9].sparse)  # type: ignore[arg-type]
-    hits = store.query(dense=q_dense, sparse=q_sparse, limit=5, exact=True)
+    hits = store.query(dense=q_dense, sparse=q_sparse, limit=5, exact=True, fusion="rrf")
     dense_rank = [r.id for r in sorted(recs, key=lambda r: -cos(q_dense, np.asarray(r.dense)))]
     sp = [(sparse_dot(q_sparse, dict(r.sparse)), r.id) for r in recs]  # type: ignore[arg-type]
     sparse_rank = [i for s, i in sorted(sp, reverse=True) if s > 0]

@@ -72,7 +72,7 @@ def test_config_and_keywords_open_the_same_store(tmp_path: Path) -> None:
 
 def test_config_and_keyword_options_together_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="config="):
-        HybridStore("c", path=tmp_path / "a", fusion="m3", config=StoreConfig())
+        HybridStore("c", path=tmp_path / "a", fusion="dbsf", config=StoreConfig())
     with pytest.raises(InvalidTypeError, match="StoreConfig"):
         HybridStore("c", path=tmp_path / "a", config={"fusion": "m3"})  # type: ignore[arg-type]
 
@@ -191,7 +191,9 @@ def test_relevance_function_per_mode_and_fusion() -> None:
     reranked = QueryOptions(mode=RetrievalMode.DENSE, colbert_rerank=True)
     assert relevance_function(reranked) is unbounded_relevance
     # RRF: a point ranked first (rank 0) on both sides scores sum(w) / k, which maps to 1.
-    rrf = relevance_function(QueryOptions(rrf_k=60, dense_weight=1.0, sparse_weight=0.5))
+    rrf = relevance_function(
+        QueryOptions(fusion=FusionMethod.RRF, rrf_k=60, dense_weight=1.0, sparse_weight=0.5)
+    )
     assert math.isclose(rrf(1.5 / 60), 1.0) and math.isclose(rrf(0.75 / 60), 0.5)
     dbsf = relevance_function(QueryOptions(fusion=FusionMethod.DBSF))
     assert dbsf(2.0) == 1.0 and dbsf(1.0) == 0.5
@@ -202,7 +204,9 @@ def test_relevance_function_per_mode_and_fusion() -> None:
 
 
 def test_store_relevance_function_follows_the_store_defaults(tmp_path: Path) -> None:
-    with HybridStore("c", path=tmp_path / "s", dense_dim=DIM, rrf_k=10, sparse_weight=3.0) as store:
+    with HybridStore(
+        "c", path=tmp_path / "s", dense_dim=DIM, fusion="rrf", rrf_k=10, sparse_weight=3.0
+    ) as store:
         store.add(_records())
         fn = store.relevance_function()
         assert math.isclose(fn(4.0 / 10), 1.0) and math.isclose(fn(2.0 / 10), 0.5)

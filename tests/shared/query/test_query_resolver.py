@@ -85,7 +85,7 @@ def test_llama_sizes_are_widened_with_the_querys_own_candidate_k() -> None:
 
 
 def test_the_plan_reads_the_resolved_sizes() -> None:
-    opts = resolve(resolver(), mode="hybrid", limit=5, dense_k=2, sparse_k=1, candidate_k=1)
+    opts = resolve(resolver(), mode="hybrid", fusion="rrf", limit=5, dense_k=2, sparse_k=1, candidate_k=1)
     dense = dense_vector([1.0, 0.0, 0.0, 0.0], "q", 4)
     plan = plan_query(HYBRID_SCHEMA, opts, dense=dense, sparse=sparse_query({1: 1.0}))
     assert [p.limit for p in plan.root.prefetches] == [2, 1]
