@@ -391,12 +391,18 @@ def serve_overhead(args: argparse.Namespace) -> int:
         def embed_query(self, text: str) -> Any:
             raise NotImplementedError
 
-    storage = json.loads(args.serve_storage)
+    # The adapters fuse as raw does (rrf): the store's default fusion is m3.
+    storage = {**json.loads(args.serve_storage), "fusion": "rrf"}
     llama = LlamaStore("bench", path=args.serve_overhead, sparse_embed_model=LookupSparse(), **storage)
     lc = LangChainStore(
         Unused(), sparse_embedding=UnusedSparse(), collection_name="bench", path=args.serve_lc_path, **storage
     )
     store = llama.store
+    # One shard for all: LangChain's store is opened (on a copy: one open store per shard) to
+    # build the adapter, then queries the very store the others query, so every variant sees the
+    # same collection state and the same warm caches.
+    lc._store.close()
+    lc._store = store
     shard = store._backend._shard  # type: ignore[attr-defined]
     q = store.schema.quantization
     quant = (
@@ -480,8 +486,7 @@ def serve_overhead(args: argparse.Namespace) -> int:
         for i in range(n)
     ]
     objects = framework_object_cost(same_hits)
-    llama.close()
-    lc.close()
+    llama.close()  # also LangChain's (the same store)
     print(json.dumps({"lat": lat, "same_as_raw": same, "queries": n, "objects": objects}))
     return 0
 

@@ -31,10 +31,11 @@ from langchain_core.vectorstores import VectorStore
 from qdrant_client import models
 from typing_extensions import Self
 
-from shared.config import ADD_BATCH_SIZE, StoreConfig
+from shared.config import ADD_BATCH_SIZE, StoreConfig, connection_from
 from shared.encoders import encoder_from_functions, pair_encoders, sparse_dict
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.layouts import Layout, langchain_layout
+from shared.lifecycle import Closing
 from shared.options import check_options, refuse_unknown_keywords
 from shared.query.options import SEARCH_OPTIONS, choose_mode
 from shared.retry import RetryPolicy
@@ -119,7 +120,7 @@ def _store_encoder(embedding: Embeddings | None, sparse_embedding: Any | None) -
     return encoder
 
 
-class HybridQdrantVectorStore(VectorStore):
+class HybridQdrantVectorStore(Closing, VectorStore):
     """Dense, sparse or hybrid (fused) retrieval from Qdrant with BGE-M3.
 
     Args:
@@ -217,14 +218,8 @@ class HybridQdrantVectorStore(VectorStore):
         self._store: HybridStore = HybridStore(
             collection_name,
             encoder=encoder,
-            path=path,
-            url=url,
-            api_key=api_key,
-            client=client,
-            aclient=aclient,
-            timeout=timeout,
-            retry=retry,
-            # The keywords above that are StoreConfig fields, read back by name (their names
+            **connection_from(locals()),
+            # The keywords that are StoreConfig fields, read back by name (their names
             # and defaults are checked against StoreConfig by tests/shared/test_options.py).
             config=StoreConfig.from_values(
                 locals(), sparse="sparse" in encoder.outputs, retrieval_mode=self._retrieval_mode
@@ -609,18 +604,6 @@ class HybridQdrantVectorStore(VectorStore):
     async def aclose(self) -> None:
         """Async :meth:`close`."""
         await self._store.aclose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         # Never include api_key or client objects.

@@ -35,6 +35,7 @@ from qdrant_client import models
 from shared.config import ADD_BATCH_SIZE, StoreConfig, option_doc
 from shared.errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
 from shared.filters import and_filters
+from shared.lifecycle import Closing
 from shared.options import check_options
 from shared.query.options import SEARCH_OPTIONS, mmr_fetch_k
 from shared.retry import RetryPolicy
@@ -68,7 +69,7 @@ class _StoreQuery:
     kwargs: dict[str, Any]
 
 
-class HybridQdrantVectorStore(BasePydanticVectorStore):
+class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
     """Dense + sparse hybrid retrieval on Qdrant (embedded Qdrant Edge, or a server).
 
     * ``path``: directory of the embedded store (a temporary one when neither ``path``
@@ -398,18 +399,6 @@ class HybridQdrantVectorStore(BasePydanticVectorStore):
 
     async def aclose(self) -> None:
         await self._store.aclose()
-
-    def __enter__(self) -> HybridQdrantVectorStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> HybridQdrantVectorStore:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 def _non_empty_id(value: Any, name: str) -> str:

@@ -425,6 +425,25 @@ def _load_dataset(
     return dataset, languages
 
 
+#: The eval flags passed on to ``load_encoder`` and to ``evaluate`` under their own names.
+_ENCODER_FLAGS = ("backend", "precision", "threads", "device", "max_length", "batch_size")
+_EVALUATE_FLAGS = ("k", "workdir", "keep_indexes", "bootstrap", "seed")
+#: The migrate flags passed on to ``migrate`` under their own names.
+_MIGRATE_FLAGS = (
+    "to_collection",
+    "timeout",
+    "shard_number",
+    "replication_factor",
+    "append",
+    "batch_size",
+    "layout",
+)
+
+
+def _picked(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names}
+
+
 def _load_encoder(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Encoder:
     from .encoders import load_encoder
 
@@ -437,15 +456,7 @@ def _load_encoder(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     else:
         model, sparse = args.model or "BAAI/bge-m3", args.sparse_model
     return load_encoder(
-        model,
-        sparse_model=sparse,
-        backend=args.backend,
-        precision=args.precision,
-        threads=args.threads,
-        device=args.device,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        show_progress=not args.quiet,
+        model, sparse_model=sparse, show_progress=not args.quiet, **_picked(args, _ENCODER_FLAGS)
     )
 
 
@@ -525,12 +536,8 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         configs,
         modes,
         encoded=encoded,
-        k=args.k,
-        workdir=args.workdir,
-        keep_indexes=args.keep_indexes,
-        bootstrap=args.bootstrap,
-        seed=args.seed,
         show_progress=not args.quiet,
+        **_picked(args, _EVALUATE_FLAGS),
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -604,15 +611,9 @@ def _run_migrate(migrate: Any, args: argparse.Namespace, api_key: str | None) ->
         args.source,
         args.collection,
         args.target,
-        to_collection=args.to_collection,
         api_key=api_key,
-        timeout=args.timeout,
-        shard_number=args.shard_number,
-        replication_factor=args.replication_factor,
-        append=args.append,
-        batch_size=args.batch_size,
         show_progress=not args.quiet,
-        layout=args.layout,
+        **_picked(args, _MIGRATE_FLAGS),
     )
 
 

@@ -188,6 +188,10 @@ class StoreConfig:
             if unspecified
         )
 
+    def backend_options(self) -> dict[str, Any]:
+        """The options the backend itself takes (engine upkeep, a server collection's replicas)."""
+        return {name: getattr(self, name) for name in _BACKEND_OPTIONS}
+
     def explicit_storage(self) -> frozenset[str]:
         """Storage options given explicitly: an existing collection that differs is warned about."""
         return frozenset(
@@ -197,9 +201,17 @@ class StoreConfig:
         )
 
 
+#: Where the collection lives and how it is reached (not store options: they name no collection property).
+CONNECTION_OPTIONS = ("path", "url", "api_key", "client", "aclient", "timeout", "retry")
+_BACKEND_OPTIONS = ("compact_every", "shard_number", "replication_factor", "write_consistency_factor")
 _FIELDS = {f.name: f for f in fields(StoreConfig)}
 #: The names of the store options, in declaration order.
 STORE_OPTIONS: tuple[str, ...] = tuple(_FIELDS)
+
+
+def connection_from(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The connection options named in ``values`` (a constructor's ``locals()``), to pass on."""
+    return {name: values[name] for name in CONNECTION_OPTIONS if name in values}
 
 
 def option_default(name: str) -> Any:

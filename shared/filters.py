@@ -220,4 +220,3 @@ def resolve_ids(
     return models.Filter(
         must=seq(flt.must), should=seq(flt.should), must_not=seq(flt.must_not), min_should=min_should
     )
-

@@ -153,21 +153,17 @@ def check_record(
     }
     if rec.dense is not None:
         if not schema.has_dense and schema.complete:
-            raise InvalidInputError(f"{_name(rec, index)}: has a dense vector but the collection stores none")
+            raise _not_stored(rec, index, "a dense vector")
         out[DENSE] = rec.dense
     if rec.sparse is not None:
         if not schema.sparse:
-            raise InvalidInputError(
-                f"{_name(rec, index)}: has a sparse vector but the collection stores none"
-            )
+            raise _not_stored(rec, index, "a sparse vector")
         if not isinstance(rec.sparse, Mapping):
             raise InvalidTypeError(f"{_name(rec, index)}: sparse must be a mapping token id -> weight")
         out[SPARSE] = rec.sparse
     if rec.colbert is not None:
         if not schema.colbert:
-            raise InvalidInputError(
-                f"{_name(rec, index)}: has ColBERT vectors but the collection stores none (colbert=False)"
-            )
+            raise _not_stored(rec, index, "ColBERT vectors", " (colbert=False)")
         cb = colbert_vectors(
             rec.colbert, schema.colbert_dim or dims.get(COLBERT), f"{_name(rec, index)}: colbert vectors"
         )
@@ -191,6 +187,11 @@ def check_record(
                 f"{_name(rec, index)}: no text to encode the missing {'/'.join(needs)} vector from"
             )
     return out
+
+
+def _not_stored(rec: Record, index: int, what: str, hint: str = "") -> InvalidInputError:
+    """The error for a record that brings a vector kind the collection has no place for."""
+    return InvalidInputError(f"{_name(rec, index)}: has {what} but the collection stores none{hint}")
 
 
 def _optional_text(rec: Record, index: int, field: str, value: Any) -> None:

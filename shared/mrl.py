@@ -8,7 +8,6 @@ allowed with one warning.
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import InvalidInputError, InvalidTypeError
+from .families import match_family
 
 __all__ = [
     "MRL_REGISTRY",
@@ -66,11 +66,7 @@ MRL_REGISTRY: Mapping[str, MRLSpec] = {spec.family: spec for _, spec in _REGISTR
 
 def lookup_mrl(model_id: str) -> MRLSpec | None:
     """The MRL entry for ``model_id`` (hub id or directory), or None if not MRL-trained."""
-    low = "/".join(model_id.lower().replace("\\", "/").rstrip("/").split("/")[-2:])
-    for pattern, spec in _REGISTRY:
-        if re.search(pattern, low):
-            return spec
-    return None
+    return match_family(_REGISTRY, model_id)
 
 
 def validate_truncate_dim(truncate_dim: int | None, full_dim: int, model_id: str = "") -> int | None:

@@ -8,11 +8,11 @@ disables a prompt, and ``None`` means "the registry default".
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import InvalidInputError, InvalidTypeError
+from .families import match_family
 
 __all__ = [
     "DEFAULT_E5_INSTRUCT_TASK",
@@ -78,13 +78,7 @@ PROMPT_REGISTRY: Mapping[str, PromptSpec] = {spec.family: spec for _, spec in _R
 
 def lookup_prompts(model_id: str) -> PromptSpec | None:
     """The registry entry for ``model_id`` (hub id or directory), or None if unknown."""
-    # Only the last two path components: a hub id is "org/name", and for a local
-    # directory the parents ("/home/e5-user/...") say nothing about the model.
-    low = "/".join(model_id.lower().replace("\\", "/").rstrip("/").split("/")[-2:])
-    for pattern, spec in _REGISTRY:
-        if re.search(pattern, low):
-            return spec
-    return None
+    return match_family(_REGISTRY, model_id)
 
 
 def _check(value: str | None, name: str) -> None:

@@ -222,18 +222,10 @@ def _from_raw(cfg: Any) -> QuantizationPreset:
     if cls == "BinaryQuantizationConfig":
         enc = _enum_value(cfg.encoding) or "one_bit"
         enc = _EDGE_BINARY.get(enc.replace("_", ""), enc)
-        if enc not in _BINARY_ENCODINGS:
-            raise InvalidInputError(f"unsupported binary quantization encoding {cfg.encoding!r}")
-        return QuantizationPreset(
-            f"custom-binary-{enc}", "binary", binary_encoding=enc, rescore=True, oversampling=3.0
-        )
+        return _coded_preset("binary", "encoding", enc, cfg.encoding, _BINARY_ENCODINGS)
     if cls == "ProductQuantizationConfig":
         comp = _enum_value(cfg.compression)
-        if comp not in _PRODUCT_COMPRESSIONS:
-            raise InvalidInputError(f"unsupported product quantization compression {cfg.compression!r}")
-        return QuantizationPreset(
-            f"custom-product-{comp}", "product", product_compression=comp, rescore=True, oversampling=3.0
-        )
+        return _coded_preset("product", "compression", comp, cfg.compression, _PRODUCT_COMPRESSIONS)
     if cls == "TurboQuantQuantizationConfig":
         bits = _turbo_bits(cfg.bits)
         default = PRESETS[f"turbo-{_bits_name(bits)}bit"]
@@ -247,6 +239,23 @@ def _from_raw(cfg: Any) -> QuantizationPreset:
     raise InvalidTypeError(
         f"quantization must be a preset name ({', '.join(PRESETS)}), a QuantizationPreset, or a Qdrant "
         f"Scalar/Binary/Product/TurboQuant quantization config; got {cls}"
+    )
+
+
+def _coded_preset(
+    method: Method, what: str, code: str, raw: Any, allowed: tuple[str, ...]
+) -> QuantizationPreset:
+    """The preset of a binary or product config: ``code`` (its encoding or compression, read
+    from ``raw``) must be one of ``allowed``; quantized candidates are re-scored, 3x oversampled."""
+    if code not in allowed:
+        raise InvalidInputError(f"unsupported {method} quantization {what} {raw!r}")
+    return QuantizationPreset(
+        f"custom-{method}-{code}",
+        method,
+        binary_encoding=code if method == "binary" else None,
+        product_compression=code if method == "product" else None,
+        rescore=True,
+        oversampling=3.0,
     )
 
 

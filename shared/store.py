@@ -26,7 +26,7 @@ import numpy as np
 
 from .backends import open_backend
 from .backends.base import Backend, PointData, ResultPoint
-from .config import ADD_BATCH_SIZE, StoreConfig
+from .config import ADD_BATCH_SIZE, StoreConfig, connection_from
 from .encoders.bm25 import needs_idf
 from .errors import (
     BackendError,
@@ -38,6 +38,7 @@ from .errors import (
 from .filters import check_filter, resolve_ids
 from .ingest import add_mrl_vectors, batched, check_all, prepare_batch
 from .layouts import CollectionInfo, Layout, detect_layout, get_layout, schema_fields
+from .lifecycle import Closing
 from .options import refuse_unknown_keywords
 from .quantization import QuantizationPreset
 from .query.modes import DEFAULT_MMR_LAMBDA, FusionMethod, RetrievalMode, SparseNormalization
@@ -82,7 +83,7 @@ _MISSING: Any = object()
 _DEFAULT = StoreConfig()
 
 
-class HybridStore:
+class HybridStore(Closing):
     """Hybrid dense + sparse retrieval over one Qdrant collection (see docs/DESIGN.md)."""
 
     @refuse_unknown_keywords
@@ -177,18 +178,9 @@ class HybridStore:
 
         self._backend: Backend = open_backend(
             collection_name,
-            path=path,
-            url=url,
-            api_key=api_key,
-            client=client,
-            aclient=aclient,
-            timeout=timeout,
-            retry=retry,
-            compact_every=given.compact_every,
-            shard_number=given.shard_number,
-            replication_factor=given.replication_factor,
-            write_consistency_factor=given.write_consistency_factor,
+            **connection_from(locals()),
             layout=self._layout_request,
+            **given.backend_options(),
         )
         # Open now when a sync path exists, so a mismatching collection fails here.
         if self._backend.can_sync:
@@ -984,18 +976,6 @@ class HybridStore:
         if isinstance(batcher, MicroBatcher) and batcher is not shared_batcher(batcher.inner):
             batcher.close()  # the store's own (the shared one serves other stores and embeddings)
         yield from self._backend.close()
-
-    def __enter__(self) -> HybridStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> HybridStore:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def __del__(self) -> None:
         # Best effort: release the embedded lock of a store that was never closed.

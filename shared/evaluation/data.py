@@ -115,6 +115,19 @@ def _entry_id(obj: Mapping[str, Any], path: Path, lineno: int) -> str:
     return str(raw)
 
 
+def _unique_entries(path: Path, what: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(line number, id, object) of each entry of a corpus or queries file; a repeated id is refused."""
+    seen: dict[str, int] = {}
+    for lineno, obj in _read_jsonl(path, what):
+        entry_id = _entry_id(obj, path, lineno)
+        if entry_id in seen:
+            raise InvalidInputError(
+                f"{path}:{lineno}: duplicate id {entry_id!r} (first on line {seen[entry_id]})"
+            )
+        seen[entry_id] = lineno
+        yield lineno, entry_id, obj
+
+
 def _entry_text(obj: Mapping[str, Any], path: Path, lineno: int, *, with_title: bool) -> str:
     text = obj.get("text")
     if not isinstance(text, str):
@@ -199,16 +212,9 @@ def load_beir(
 
     doc_ids: list[str] = []
     doc_texts: list[str] = []
-    seen_docs: dict[str, int] = {}
     empty_docs: list[str] = []
     empty_queries: set[str] = set()
-    for lineno, obj in _read_jsonl(corpus_p, "corpus"):
-        did = _entry_id(obj, corpus_p, lineno)
-        if did in seen_docs:
-            raise InvalidInputError(
-                f"{corpus_p}:{lineno}: duplicate id {did!r} (first on line {seen_docs[did]})"
-            )
-        seen_docs[did] = lineno
+    for lineno, did, obj in _unique_entries(corpus_p, "corpus"):
         text = _entry_text(obj, corpus_p, lineno, with_title=True)
         if not text:
             empty_docs.append(did)
@@ -220,14 +226,7 @@ def load_beir(
     kept_docs = set(doc_ids)
 
     all_queries: dict[str, str] = {}
-    seen_q: dict[str, int] = {}
-    for lineno, obj in _read_jsonl(queries_p, "queries"):
-        qid = _entry_id(obj, queries_p, lineno)
-        if qid in seen_q:
-            raise InvalidInputError(
-                f"{queries_p}:{lineno}: duplicate id {qid!r} (first on line {seen_q[qid]})"
-            )
-        seen_q[qid] = lineno
+    for lineno, qid, obj in _unique_entries(queries_p, "queries"):
         text = _entry_text(obj, queries_p, lineno, with_title=False)
         if text:
             all_queries[qid] = text

@@ -395,10 +395,6 @@ def _open_store(
         f"eval_{config.name.replace('+', '_').replace('.', '_')}",
         encoder=encoder,
         path=path,
-        quantization=config.quantization,
-        mrl_dim=config.mrl_dim,
-        mrl_quantization=config.mrl_quantization,
-        colbert=config.colbert,
-        on_disk=config.on_disk,
+        **config.store_options(),
         **dict(store_options),
     )
