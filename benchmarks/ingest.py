@@ -1,20 +1,25 @@
 """``m3-hybrid index`` throughput and memory: in-process vs Ray Data with 1 and 2 workers.
 
-Part ``speed``: passages/s of ``index()`` (model loading included, Ray's cluster start not)
-and peak memory, at equal cores (2): in-process with 2 encoder threads, Ray with 1 worker x 2
+Part ``speed``: passages/s of ``index()`` end to end (model loading included, Ray's cluster
+start not), the steady-state passages/s once every encoder is loaded (from the times the batches'
+writes finished: from the batch by which each worker has written one, to the last), and peak
+memory, at equal cores (2): in-process with 2 encoder threads, Ray with 1 worker x 2
 threads, Ray with 2 workers x 1 thread; on all-MiniLM-L6-v2 and on a checkpoint of BGE-M3's
 exact shape (24 layers, hidden 1024, random weights: speed does not depend on them), both as
-ONNX int8 exports; passages of ~128 tokens (bible-dev verses joined). Each run is its own
+ONNX int8 exports (``--m3-export DIR`` takes an existing export of the BGE-M3-shaped
+checkpoint: building and exporting one takes long); passages of ~128 tokens (bible-dev verses
+joined; fewer words for the BGE-M3-shaped checkpoint, whose test tokenizer splits finer). Each run is its own
 process, writing to a new embedded store. Peak memory: the driver's peak RSS, and the peak
 of the summed RSS of the driver and every process under it (Ray's raylet, GCS, workers;
 shared pages counted once per process, so an upper bound).
 
 Part ``rss``: the driver's peak RSS at 1k vs a large corpus (the tiny BGE-M3 checkpoint as
 ONNX fp32, so encoding is cheap and the corpus size is what varies), Ray 2 workers and
-in-process.
+in-process (``--rss-ray-only``: Ray only, the run the target is about).
 
     python benchmarks/ingest.py                       # both parts; writes the ingest section of RESULTS.md
     python benchmarks/ingest.py --passages 64 --m3-passages 16 --large 5000 --no-write   # quick run
+    python benchmarks/ingest.py --m3-export /path/to/m3-int8-export ...                  # reuse an export
 """
 
 from __future__ import annotations
@@ -102,6 +107,7 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
     from shared.indexing import index
 
     tree = TreeRss()
+    marks: list[tuple[float, int]] = []  # (time, written) each time a batch's figures arrive
     ray_start = 0.0
     if config["mode"] == "ray":
         import ray
@@ -113,7 +119,7 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if config["mode"] == "ray":
         kwargs = {"ray": True, "workers": config["workers"], "cpus_per_worker": config["threads"]}
-    t = time.perf_counter()
+    t, wall = time.perf_counter(), time.time()
     result = index(
         config["source"],
         config["target"],
@@ -121,9 +127,17 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
         model=config["model"],
         encoder_options=options,
         batch_size=config["batch"],
+        # When each batch's write finished (on Ray the figures reach the driver later, in bursts).
+        progress=lambda r: marks.append((r.last_written_at or time.time(), r.written)),
         **kwargs,
     )
     seconds = time.perf_counter() - t
+    # Steady state: from the batch by which every worker has delivered one (its encoder is
+    # loaded and warm) to the last; ``workers`` batches arrive about together at first.
+    first = config["workers"] - 1 if config["mode"] == "ray" else 0
+    steady = None
+    if len(marks) > first + 1 and marks[-1][0] > marks[first][0]:
+        steady = (marks[-1][1] - marks[first][1]) / (marks[-1][0] - marks[first][0])
     own, tree_peak = tree.stop()
     if config["mode"] == "ray":
         import ray
@@ -134,6 +148,8 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
         "count": result.count,
         "seconds": seconds,
         "per_s": result.written / seconds,
+        "steady_per_s": steady,
+        "first_batch_s": marks[0][0] - wall if marks else None,
         "ray_start_s": ray_start,
         "driver_peak_mb": own / 2**20,
         "tree_peak_mb": tree_peak / 2**20,
@@ -159,15 +175,16 @@ CONFIGS = (
 )
 
 
-def speed(work: Path, models: dict[str, tuple[str, int]], batch: int) -> list[str]:
+def speed(work: Path, models: dict[str, tuple[str, int, int, int]]) -> list[str]:
     lines = [
-        "| model (ONNX int8) | run | passages | passages/s | vs in-process | Ray start (s) "
+        "| model (ONNX int8) | run | passages | end to end passages/s | vs in-process "
+        "| first write at (s) | steady passages/s | vs in-process | Ray start (s) "
         "| driver peak RSS (MB) | all processes peak RSS (MB) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, (model, n) in models.items():
-        source = write_jsonl(work / f"{name}-{n}.jsonl", passages(n))
-        base = None
+    for name, (model, n, words, batch) in models.items():
+        source = write_jsonl(work / f"{name}-{n}.jsonl", passages(n, words))
+        base = steady_base = None
         for label, cfg in CONFIGS:
             target = tempfile.mkdtemp(dir=work, prefix="store-")
             figures = run_child(
@@ -183,21 +200,28 @@ def speed(work: Path, models: dict[str, tuple[str, int]], batch: int) -> list[st
             )
             assert figures["count"] == n, figures
             base = figures["per_s"] if base is None else base
+            steady = figures["steady_per_s"]
+            steady_base = steady if steady_base is None else steady_base
+            steady_cells = (
+                f"{steady:.2f} | {steady / steady_base:.2f}" if steady and steady_base else "n/a | n/a"
+            )
             lines.append(
-                f"| {name} | {label} | {n} | {figures['per_s']:.1f} | {figures['per_s'] / base:.2f} | "
+                f"| {name} | {label} | {n} | {figures['per_s']:.2f} | {figures['per_s'] / base:.2f} | "
+                f"{figures['first_batch_s']:.0f} | {steady_cells} | "
                 f"{figures['ray_start_s']:.0f} | {figures['driver_peak_mb']:.0f} | "
                 f"{figures['tree_peak_mb']:.0f} |"
             )
     return lines
 
 
-def rss(work: Path, model: str, small: int, large: int, batch: int) -> list[str]:
+def rss(work: Path, model: str, small: int, large: int, batch: int, ray_only: bool) -> list[str]:
     lines = [
-        "| run | records | records/s | driver peak RSS (MB) | all processes peak RSS (MB) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| run | records | end to end records/s | steady records/s | first write at (s) "
+        "| driver peak RSS (MB) | all processes peak RSS (MB) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     texts = passages(large, words=20)
-    for label, cfg in (CONFIGS[2], CONFIGS[0]):
+    for label, cfg in (CONFIGS[2],) if ray_only else (CONFIGS[2], CONFIGS[0]):
         for n in (small, large):
             source = write_jsonl(work / f"tiny-{n}.jsonl", texts[:n])
             target = tempfile.mkdtemp(dir=work, prefix="store-")
@@ -214,7 +238,8 @@ def rss(work: Path, model: str, small: int, large: int, batch: int) -> list[str]
             )
             assert figures["count"] == n, figures
             lines.append(
-                f"| {label} | {n:,} | {figures['per_s']:.0f} | {figures['driver_peak_mb']:.0f} | "
+                f"| {label} | {n:,} | {figures['per_s']:.0f} | {figures['steady_per_s'] or 0:.0f} | "
+                f"{figures['first_batch_s']:.0f} | {figures['driver_peak_mb']:.0f} | "
                 f"{figures['tree_peak_mb']:.0f} |"
             )
     return lines
@@ -230,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=1000, help="small corpus of the rss part")
     parser.add_argument("--large", type=int, default=100_000, help="large corpus of the rss part")
     parser.add_argument("--batch", type=int, default=32, help="records per batch (--records-per-batch)")
+    parser.add_argument("--m3-batch", type=int, default=4, help="records per batch, BGE-M3 shape")
+    parser.add_argument("--m3-words", type=int, default=50, help="words per BGE-M3-shaped passage")
+    parser.add_argument("--m3-export", help="an existing ONNX int8 export of the BGE-M3-shaped checkpoint")
+    parser.add_argument("--rss-ray-only", action="store_true", help="rss part: the Ray run only")
     parser.add_argument("--only", choices=("speed", "rss"), help="run one part")
     parser.add_argument("--skip-m3", action="store_true", help="MiniLM only in the speed part")
     parser.add_argument("--workdir", help="keep the exports here (reused when present)")
@@ -247,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     exports = {"minilm": work / "minilm-int8", "m3": work / "m3-int8", "tiny": work / "tiny-fp32"}
+    if args.m3_export:
+        exports["m3"] = Path(args.m3_export).expanduser()
+        if not is_onnx_export(exports["m3"]) or not (exports["m3"] / "model_int8.onnx").is_file():
+            raise SystemExit(f"--m3-export {args.m3_export}: not an ONNX export with an int8 graph")
     if not is_onnx_export(exports["minilm"]):
         export_onnx(MINILM, exports["minilm"], int8=True)
     if not args.skip_m3 and args.only != "rss" and not is_onnx_export(exports["m3"]):
@@ -270,20 +303,19 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Date {dt.date.today().isoformat()}; machine: 2 shared cores (other jobs running), no GPU; "
         f"Python {platform.python_version()}. "
-        f"Command: `python benchmarks/ingest.py --passages {args.passages} "
-        f"--m3-passages {args.m3_passages} --small {args.small} --large {args.large} --batch {args.batch}`.",
+        f"Command: `python benchmarks/ingest.py {' '.join(sys.argv[1:] if argv is None else argv)}`.",
         "",
     ]
     if args.only != "rss":
-        models = {"MiniLM": (str(exports["minilm"]), args.passages)}
+        models = {"MiniLM": (str(exports["minilm"]), args.passages, 100, args.batch)}
         if not args.skip_m3:
-            models["BGE-M3 shape"] = (str(exports["m3"]), args.m3_passages)
+            models["BGE-M3 shape"] = (str(exports["m3"]), args.m3_passages, args.m3_words, args.m3_batch)
         out += ["Speed at equal cores (2), ~128-token passages, into a new embedded store:", ""]
-        out += speed(work, models, args.batch)
+        out += speed(work, models)
         out.append("")
     if args.only != "speed":
         out += ["Driver memory against corpus size (tiny BGE-M3 ONNX fp32, 20-word records):", ""]
-        out += rss(work, str(exports["tiny"]), args.small, args.large, args.batch)
+        out += rss(work, str(exports["tiny"]), args.small, args.large, args.batch, args.rss_ray_only)
         out.append("")
     text = "\n".join(out)
     print(text)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,17 +67,26 @@ class BatchStats:
     written: int = 0
     skipped: int = 0
     errors: list[RecordError] = field(default_factory=list)
+    #: Wall-clock time (``time.time()``) its write finished; None when it wrote nothing. On Ray a
+    #: batch's figures reach the driver later than that, in bursts: rates come from this time.
+    written_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "written": self.written,
             "skipped": self.skipped,
             "errors": [[e.id, e.where, e.message] for e in self.errors],
+            "written_at": self.written_at,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BatchStats:
-        return cls(int(data["written"]), int(data["skipped"]), [RecordError(*e) for e in data["errors"]])
+        return cls(
+            int(data["written"]),
+            int(data["skipped"]),
+            [RecordError(*e) for e in data["errors"]],
+            data.get("written_at"),
+        )
 
 
 @dataclass
@@ -94,6 +104,8 @@ class IndexResult:
     aborted: bool = False
     ray: bool = False
     count: int | None = None
+    #: When the latest write so far finished (wall clock), for rates that exclude start-up.
+    last_written_at: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -103,6 +115,8 @@ class IndexResult:
         self.written += stats.written
         self.skipped += stats.skipped
         self.failed += len(stats.errors)
+        if stats.written_at is not None:
+            self.last_written_at = max(self.last_written_at or 0.0, stats.written_at)
         room = MAX_REPORTED_ERRORS - len(self.errors)
         if room > 0:
             self.errors.extend(stats.errors[:room])
@@ -316,6 +330,8 @@ def process_batch(rows: Sequence[Row], encoder: Encoder, outputs: Sequence[str],
     errors = sink.write(records, wheres)
     stats.errors.extend(errors)
     stats.written = len(records) - len(errors)
+    if stats.written:
+        stats.written_at = time.time()
     return stats
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,31 @@ def test_rerun_skips_stored_ids_without_encoding(corpus: Any, encoder: Any, tmp_
     third = index(path, tmp_path / "s", "docs", encoder=encoder, batch_size=8)
     assert (third.written, third.skipped, third.failed, third.count) == (0, len(expected), 5, len(expected))
     assert encoder.forward_passes == passes  # nothing re-encoded
+
+
+def test_progress_carries_when_each_write_finished(corpus: Any, encoder: Any, tmp_path: Path) -> None:
+    """``last_written_at`` is the wall time of the latest write (rates that leave out start-up),
+    None while nothing was written (a rerun that only skips)."""
+    path, expected = corpus
+    marks: list[tuple[float | None, int]] = []
+    start = time.time()
+    result = index(
+        path,
+        tmp_path / "s",
+        "docs",
+        encoder=encoder,
+        batch_size=8,
+        progress=lambda r: marks.append((r.last_written_at, r.written)),
+    )
+    end = time.time()
+    written = [(t, n) for t, n in marks if n]
+    assert result.written == len(expected) and len(written) >= 2
+    times = [t for t, _ in written]
+    assert all(t is not None and start <= t <= end for t in times)
+    assert times == sorted(times) and times[0] < times[-1]
+    assert all(t is None for t, n in marks if not n)
+    again = index(path, tmp_path / "s", "docs", encoder=encoder, batch_size=8)
+    assert again.written == 0 and again.last_written_at is None
 
 
 def test_csv_parquet_text_dir_and_records(encoder: Any, tmp_path: Path) -> None:
