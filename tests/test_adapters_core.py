@@ -14,7 +14,6 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-import zlib
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,6 @@ from typing import Any
 import numpy as np
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding, FakeEmbeddings
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.base.embeddings.base_sparse import BaseSparseEmbedding
 from llama_index.core.schema import MetadataMode, TextNode
 from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
@@ -36,51 +33,14 @@ from llama_index_ext import HybridQdrantVectorStore as LlamaStore
 from shared.config import StoreConfig
 from shared.errors import ModelMismatchError
 from shared.query.options import SEARCH_OPTIONS
+from tests.support.llama_fakes import DIM, HashEmbedding, WordSparse
 
-DIM = 8
 WARNING = "keeps its own storage settings"
 
 
 def _unit(v: Any) -> np.ndarray:
     a = np.asarray(v, dtype=np.float32)
     return a / np.linalg.norm(a)
-
-
-class HashEmbedding(BaseEmbedding):
-    """A deterministic LlamaIndex model whose query and document vectors differ."""
-
-    def _vec(self, text: str) -> list[float]:
-        # crc32, not hash(): str hashes change per process (PYTHONHASHSEED).
-        rng = np.random.default_rng(zlib.crc32(text.encode()))
-        return rng.normal(size=DIM).tolist()
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._vec("query: " + query)
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._vec(text)
-
-
-class WordSparse(BaseSparseEmbedding):
-    """A LlamaIndex sparse model: one weight per distinct word."""
-
-    def _words(self, text: str) -> dict[int, float]:
-        return {sum(map(ord, w)) % 5000: 1.0 + len(w) / 10 for w in text.lower().split()}
-
-    def _get_query_embedding(self, query: str) -> dict[int, float]:
-        return self._words(query)
-
-    async def _aget_query_embedding(self, query: str) -> dict[int, float]:
-        return self._words(query)
-
-    def _get_text_embedding(self, text: str) -> dict[int, float]:
-        return self._words(text)
-
-    async def _aget_text_embedding(self, text: str) -> dict[int, float]:
-        return self._words(text)
 
 
 class LangChainWordSparse:

@@ -8,60 +8,20 @@ query's when given, else the store's: the core's query resolver decides it, not 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from pathlib import Path
 
-import numpy as np
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.base.embeddings.base_sparse import BaseSparseEmbedding
 from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
 
 from llama_index_ext import HybridQdrantVectorStore
+from tests.support.llama_fakes import HashEmbedding, WordSparse
 
-DIM = 8
 N_DOCS = 8
-
-
-class _Hash(BaseEmbedding):
-    """Deterministic dense vectors (a hash of the text seeds them)."""
-
-    def _vec(self, text: str) -> list[float]:
-        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
-        return np.random.default_rng(seed).normal(size=DIM).tolist()
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._vec("query: " + query)
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._vec(text)
-
-
-class _Words(BaseSparseEmbedding):
-    """One weight per distinct word (every document shares the word "common")."""
-
-    def _words(self, text: str) -> dict[int, float]:
-        return {sum(map(ord, w)) % 5000: 1.0 + len(w) / 10 for w in text.lower().split()}
-
-    def _get_query_embedding(self, query: str) -> dict[int, float]:
-        return self._words(query)
-
-    async def _aget_query_embedding(self, query: str) -> dict[int, float]:
-        return self._words(query)
-
-    def _get_text_embedding(self, text: str) -> dict[int, float]:
-        return self._words(text)
-
-    async def _aget_text_embedding(self, text: str) -> dict[int, float]:
-        return self._words(text)
 
 
 def _store(path: Path, **options: object) -> HybridQdrantVectorStore:
     store = HybridQdrantVectorStore(
-        "c", path=path, embed_model=_Hash(), sparse_embed_model=_Words(), **options
+        "c", path=path, embed_model=HashEmbedding(), sparse_embed_model=WordSparse(), **options
     )
     store.add([TextNode(id_=f"n{i}", text=f"common word{i} " + "filler " * i) for i in range(N_DOCS)])
     return store
