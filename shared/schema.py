@@ -286,7 +286,8 @@ class CollectionSchema:
             listed = "; ".join(f"{k}: collection has {a!r}, store asks {b!r}" for k, (a, b) in diffs.items())
             raise ModelMismatchError(
                 f"{where} was built with a different encoder or vector layout ({listed}); "
-                "open it with the same encoder, or pass recreate=True to drop and rebuild it"
+                "open it with the encoder that built it, or write to another collection "
+                "(this one is left as it is)"
             )
         storage: dict[str, tuple[Any, Any]] = {}
         for key in ("quantization", "mrl_quantization", "on_disk", "sparse_datatype"):
