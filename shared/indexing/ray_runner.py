@@ -31,11 +31,11 @@ from .run import (
     BatchStats,
     DescribedEncoder,
     IndexResult,
-    ProgressBar,
     RecordError,
     StoreSink,
     TargetSpec,
     process_batch,
+    track,
 )
 from .sources import Chunker, Fields, Row, SourcePart, chunk_rows, plan_parts, read_part, row_from_mapping
 
@@ -293,16 +293,17 @@ def run_on_ray(
             num_gpus=gpus_per_worker or None,
         )
         result = IndexResult(spec.describe(), spec.collection, ray=True)
-        with ProgressBar(show_progress) as bar:
-            for out in encoded.iter_batches(batch_size=None, batch_format="pyarrow"):
-                for text in out.column("stats").to_pylist():
-                    result.add(BatchStats.from_json(json.loads(text)))
-                bar.update(result)
-                if progress is not None:
-                    progress(result)
-                if max_errors is not None and result.failed > max_errors:
-                    result.aborted = True
-                    break
+        track(
+            result,
+            (
+                BatchStats.from_json(json.loads(text))
+                for out in encoded.iter_batches(batch_size=None, batch_format="pyarrow")
+                for text in out.column("stats").to_pylist()
+            ),
+            show_progress=show_progress,
+            progress=progress,
+            max_errors=max_errors,
+        )
         if writer is not None:
             result.count = ray.get(writer.count.remote())
             ray.get(writer.close.remote())

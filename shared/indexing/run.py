@@ -386,20 +386,40 @@ def run_in_process(
     sink = StoreSink(spec, encoder)
     try:
         outputs = sink.outputs(encoder.outputs)
-        with ProgressBar(show_progress) as bar:
-            for rows in batches:
-                stats = process_batch(chunk_rows(rows, chunker), encoder, outputs, sink)
-                result.add(stats)
-                bar.update(result)
-                if progress is not None:
-                    progress(result)
-                if max_errors is not None and result.failed > max_errors:
-                    result.aborted = True
-                    break
+        track(
+            result,
+            (process_batch(chunk_rows(rows, chunker), encoder, outputs, sink) for rows in batches),
+            show_progress=show_progress,
+            progress=progress,
+            max_errors=max_errors,
+        )
         result.count = sink.count()
     finally:
         sink.close()
     return result
+
+
+def track(
+    result: IndexResult,
+    batches: Iterable[BatchStats],
+    *,
+    show_progress: bool,
+    progress: Callable[[IndexResult], None] | None,
+    max_errors: int | None,
+) -> None:
+    """Add each batch's stats to ``result``, show progress, stop past ``max_errors`` failures.
+
+    The one loop of both runners (in-process and Ray); stopping closes ``batches``.
+    """
+    with ProgressBar(show_progress) as bar:
+        for stats in batches:
+            result.add(stats)
+            bar.update(result)
+            if progress is not None:
+                progress(result)
+            if max_errors is not None and result.failed > max_errors:
+                result.aborted = True
+                break
 
 
 def source_batches(source: Any, fields: Fields, format: str | None, batch_size: int) -> Iterator[list[Row]]:
