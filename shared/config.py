@@ -108,6 +108,13 @@ class StoreConfig:
     recreate: bool = field(
         default=False, metadata=_doc("drop a collection built by another encoder instead of refusing it")
     )
+    late_chunking: bool = field(
+        default=False,
+        metadata=_doc(
+            "late chunking: each chunk's vectors pooled from one pass over its whole document "
+            "(recorded by the collection: its writers must all use it or none)"
+        ),
+    )
     # -- query defaults: every query may override them ---------------------------------
     retrieval_mode: str | RetrievalMode = field(
         default=_PLANNER.mode.value, metadata=_doc("default retrieval mode: dense, sparse or hybrid")

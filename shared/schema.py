@@ -111,6 +111,8 @@ class CollectionSchema:
     complete: bool = True
     #: Where the collection keeps vectors and payload (:mod:`shared.layouts`); None: this package's.
     layout: Layout | None = None
+    #: Whether its chunks were late-chunked (a writer must do the same: no mixed collection).
+    late_chunking: bool = False
 
     def __post_init__(self) -> None:
         for name in ("dense_dim", "colbert_dim", "mrl_dim"):
@@ -140,6 +142,7 @@ class CollectionSchema:
         mrl_quantization: str | QuantizationPreset | Any = "binary",
         quantization: str | QuantizationPreset | Any = "none",
         on_disk: bool = False,
+        late_chunking: bool = False,
     ) -> CollectionSchema:
         """Schema from an encoder identity (may be None) and the store options."""
         if identity is not None:
@@ -173,6 +176,7 @@ class CollectionSchema:
             on_disk=on_disk,
             identity=identity,
             complete=complete,
+            late_chunking=late_chunking,
         )
 
     def with_sizes(self, dense_dim: int | None, colbert_dim: int | None) -> CollectionSchema:
@@ -223,6 +227,8 @@ class CollectionSchema:
                 "quantization": self.quantization.to_dict(),
                 "on_disk": self.on_disk,
                 "distance": self.distance,
+                # Only when on: guards written before late chunking existed read as off.
+                **({"late_chunking": True} if self.late_chunking else {}),
             },
             **self.stored_layout.guard_entry(),
         }
@@ -247,6 +253,7 @@ class CollectionSchema:
             identity=EncoderIdentity.from_dict(ident) if ident is not None else None,
             complete=True,
             layout=_layout_from_guard(guard),
+            late_chunking=bool(s.get("late_chunking", False)),
         )
 
     def check_guard(
@@ -294,6 +301,16 @@ class CollectionSchema:
             if stored.get(key) != mine["schema"][key]:
                 storage[key] = (stored.get(key), mine["schema"][key])
         return storage
+
+    def check_writer(self, late_chunking: bool, where: str) -> None:
+        """Refuse a writer whose chunking differs from the collection's (no mixed collection)."""
+        if late_chunking != self.late_chunking:
+            how = {True: "late-chunked", False: "chunked normally (each chunk encoded alone)"}
+            raise ModelMismatchError(
+                f"{where} holds chunks {how[self.late_chunking]}; this store writes them "
+                f"{how[late_chunking]}: open it with late_chunking={self.late_chunking}, or write to "
+                "another collection (a collection never mixes the two)"
+            )
 
 
 def _layout_from_guard(guard: Mapping[str, Any]) -> Layout | None:

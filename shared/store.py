@@ -28,6 +28,7 @@ from .backends import open_backend
 from .backends.base import Backend, PointData, ResultPoint
 from .config import ADD_BATCH_SIZE, StoreConfig, connection_from
 from .encoders.bm25 import needs_idf
+from .encoders.late import require_late_chunking
 from .errors import (
     BackendError,
     InvalidInputError,
@@ -36,7 +37,8 @@ from .errors import (
     UnsupportedOperationError,
 )
 from .filters import check_filter, resolve_ids
-from .ingest import add_mrl_vectors, batched, check_all, prepare_batch
+from .ingest import add_mrl_vectors, batched, check_all, missing_outputs, prepare_batch
+from .late_chunking import late_chunk_records
 from .layouts import CollectionInfo, Layout, detect_layout, get_layout, schema_fields
 from .lifecycle import Closing
 from .options import refuse_unknown_keywords
@@ -56,7 +58,7 @@ from .schema import (
 )
 from .serving import MicroBatcher, query_encoder, shared_batcher
 from .steps import Steps, arun, call, call_async, run
-from .types import Encoder, EncodeResult, EncoderIdentity, Hit, Record
+from .types import ChunkOf, Encoder, EncodeResult, EncoderIdentity, Hit, Record
 from .validation import check_utf8, colbert_vectors, dense_vector, id_list, positive_int, text_list
 
 if TYPE_CHECKING:
@@ -121,6 +123,7 @@ class HybridStore(Closing):
         write_consistency_factor: int | None = _DEFAULT.write_consistency_factor,
         layout: str | Layout | None = _DEFAULT.layout,
         recreate: bool = _DEFAULT.recreate,
+        late_chunking: bool = _DEFAULT.late_chunking,
         query_batch_wait_ms: float = _DEFAULT.query_batch_wait_ms,
         query_batch_size: int = _DEFAULT.query_batch_size,
         config: StoreConfig | None = None,
@@ -152,6 +155,8 @@ class HybridStore(Closing):
         #: The options this store was opened with (:class:`shared.config.StoreConfig`).
         self.config = given
         self.collection_name = collection_name
+        if given.late_chunking:
+            require_late_chunking(encoder)
         self._encoder = encoder
         # Query texts go through a micro-batcher: concurrent queries share one forward pass.
         self._query_encoder = query_encoder(encoder, given.query_batch_wait_ms, given.query_batch_size)
@@ -210,6 +215,7 @@ class HybridStore(Closing):
             mrl_quantization=cfg.mrl_quantization if cfg.mrl_quantization is not None else "binary",
             quantization=cfg.quantization if cfg.quantization is not None else "none",
             on_disk=bool(cfg.on_disk),
+            late_chunking=cfg.late_chunking,
         )
 
     def __repr__(self) -> str:
@@ -368,15 +374,66 @@ class HybridStore(Closing):
     # -- add ---------------------------------------------------------------
 
     def add(
-        self, records: Iterable[Record], *, batch_size: int = ADD_BATCH_SIZE, show_progress: bool = False
+        self,
+        records: Iterable[Record],
+        *,
+        batch_size: int = ADD_BATCH_SIZE,
+        show_progress: bool = False,
+        documents: Mapping[str, str] | None = None,
     ) -> list[str]:
-        """Store records (upsert by id); returns their ids. Vectors left None are encoded."""
-        return run(self._add_steps(records, batch_size, show_progress))
+        """Store records (upsert by id); returns their ids. Vectors left None are encoded.
+
+        With ``late_chunking`` every record is a chunk (``Record.chunk_of``) and its vectors
+        come from one pass over its document (:mod:`shared.late_chunking`); ``documents``
+        (document key -> text) gives the documents' texts, otherwise rebuilt from the chunks.
+        """
+        return run(self._add_steps(records, batch_size, show_progress, documents))
 
     async def aadd(
-        self, records: Iterable[Record], *, batch_size: int = ADD_BATCH_SIZE, show_progress: bool = False
+        self,
+        records: Iterable[Record],
+        *,
+        batch_size: int = ADD_BATCH_SIZE,
+        show_progress: bool = False,
+        documents: Mapping[str, str] | None = None,
     ) -> list[str]:
-        return await arun(self._add_steps(records, batch_size, show_progress))
+        return await arun(self._add_steps(records, batch_size, show_progress, documents))
+
+    def add_document(
+        self,
+        text: str,
+        spans: Sequence[tuple[int, int]],
+        *,
+        document_id: str | None = None,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+        batch_size: int = ADD_BATCH_SIZE,
+    ) -> list[str]:
+        """Store the chunks ``text[start:end]`` of one document (late-chunked when the store is).
+
+        ``document_id`` is every chunk's ``ref_doc_id`` (a random one when None).
+        """
+        return self.add(
+            _document_records(text, spans, document_id, ids, metadatas),
+            batch_size=batch_size,
+            documents={_document_key(document_id): text},
+        )
+
+    async def aadd_document(
+        self,
+        text: str,
+        spans: Sequence[tuple[int, int]],
+        *,
+        document_id: str | None = None,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+        batch_size: int = ADD_BATCH_SIZE,
+    ) -> list[str]:
+        return await self.aadd(
+            _document_records(text, spans, document_id, ids, metadatas),
+            batch_size=batch_size,
+            documents={_document_key(document_id): text},
+        )
 
     def add_texts(
         self,
@@ -449,11 +506,20 @@ class HybridStore(Closing):
             if isinstance(it, Sequence) and len(it) > count:
                 raise InvalidInputError(f"{name} is longer than texts ({len(it)} > {count})")
 
-    def _add_steps(self, records: Iterable[Record], batch_size: int, show_progress: bool) -> Steps[list[str]]:
+    def _add_steps(
+        self,
+        records: Iterable[Record],
+        batch_size: int,
+        show_progress: bool,
+        documents: Mapping[str, str] | None = None,
+    ) -> Steps[list[str]]:
         positive_int(batch_size, "batch_size")
         if isinstance(records, (Record, str)):
             raise InvalidTypeError("add() takes an iterable of Record, not a single item")
         yield from self._ready()
+        self.schema.check_writer(self.config.late_chunking, f"collection {self.collection_name!r}")
+        if self.config.late_chunking or documents is not None:
+            records = yield from self._late_chunked(list(records), documents, batch_size)
         if isinstance(records, Sequence):
             # A materialised input is checked whole before anything is written.
             yield call(check_all, records, batch_size, self.schema, self._encoder)
@@ -496,6 +562,19 @@ class HybridStore(Closing):
             # Build indexes / quantized codes once for the whole call.
             yield from self._backend.finish_bulk()
         return ids
+
+    def _late_chunked(
+        self, records: list[Record], documents: Mapping[str, str] | None, batch_size: int
+    ) -> Steps[list[Record]]:
+        """Records with their vectors late-chunked (a store that late-chunks); documents are
+        only for one."""
+        if not self.config.late_chunking:
+            raise InvalidInputError("documents= is for late chunking; this store has late_chunking=False")
+        needs = missing_outputs(Record(id="-"), self.schema, self._encoder)
+        done: list[Record] = yield call(
+            late_chunk_records, records, documents, self._encoder, needs, batch_size
+        )
+        return done
 
     def _create_from_points(self, points: Sequence[PointData]) -> Steps[None]:
         dense_dim = next((len(p.vectors[DENSE]) for p in points if DENSE in p.vectors), None)
@@ -987,3 +1066,36 @@ class HybridStore(Closing):
 
 
 __all__ = ["FusionMethod", "HybridStore", "RetrievalMode"]
+
+
+def _document_key(document_id: str | None) -> str:
+    return document_id if document_id is not None else "\0document"
+
+
+def _document_records(
+    text: str,
+    spans: Sequence[tuple[int, int]],
+    document_id: str | None,
+    ids: Sequence[str] | None,
+    metadatas: Sequence[Mapping[str, Any]] | None,
+) -> list[Record]:
+    """One record per span of ``text`` (``add_document``); spans are checked by the encoder's rules."""
+    import uuid
+
+    from .encoders.late import check_spans
+
+    (checked,) = check_spans(text_list([text], "text"), [spans])
+    for name, column in (("ids", ids), ("metadatas", metadatas)):
+        if column is not None and len(column) != len(checked):
+            raise InvalidInputError(f"{name} has {len(column)} items for {len(checked)} spans")
+    key = _document_key(document_id)
+    return [
+        Record(
+            id=ids[c] if ids is not None else str(uuid.uuid4()),
+            text=text[a:b],
+            metadata=dict(metadatas[c]) if metadatas is not None else {},
+            ref_doc_id=document_id,
+            chunk_of=ChunkOf(key, a, b),
+        )
+        for c, (a, b) in enumerate(checked)
+    ]

@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 from abc import abstractmethod
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,8 @@ from ..prompts import lookup_prompts, resolve_prompts
 from ..types import FloatArray, SparseDict, TextKind
 from .base import Entry, ModelEncoder, ModelShape
 from .batching import encode_in_batches, validate_threads
+from .late import LateChunker, TokenStates
 from .packaged import PACKAGED_MODELS, packaged_model_dir, packaged_model_path
-from .late import LateChunker, TokenStates, sparse_from_token_weights
 
 __all__ = [
     "ResolvedModel",
@@ -380,5 +379,7 @@ class TransformerEncoder(LateChunker, ModelEncoder):
             return self._states_batch(*self._pad(rows), outputs)
 
     @abstractmethod
-    def _states_batch(self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]) -> list[TokenStates]:
+    def _states_batch(
+        self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]
+    ) -> list[TokenStates]:
         """Per-token states of one padded batch, each row cut to its own tokens (late chunking)."""

@@ -16,8 +16,8 @@ from typing import Any, Unpack
 from ..errors import ModelLoadError
 from ._hf import BatchOutput, ResolvedModel, TransformerEncoder
 from .base import ModelShape
-from .late import TokenStates
 from .config import EncoderConfig, EncoderOptions
+from .late import TokenStates
 
 __all__ = ["DenseEncoder", "read_pooling"]
 
@@ -121,8 +121,12 @@ class DenseEncoder(TransformerEncoder):
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         return BatchOutput(dense=F.normalize(pooled, dim=-1).cpu().numpy())
 
-    def _states_batch(self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]) -> list[TokenStates]:
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
+    def _states_batch(
+        self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]
+    ) -> list[TokenStates]:
+        hidden = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, return_dict=True
+        ).last_hidden_state
         self._count_forward()
         ids, states = input_ids.cpu().numpy(), hidden.float().cpu().numpy()
         lengths = attention_mask.sum(dim=1).tolist()

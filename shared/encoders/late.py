@@ -76,7 +76,9 @@ class TokenStates:
 def check_spans(documents: Sequence[str], spans: Any) -> list[list[Span]]:
     """``spans`` as one list of ``(start, end)`` int pairs per document, inside its text."""
     if isinstance(spans, (str, bytes)) or not isinstance(spans, Sequence):
-        raise InvalidTypeError(f"spans must be one list of (start, end) pairs per document, got {spans!r:.60}")
+        raise InvalidTypeError(
+            f"spans must be one list of (start, end) pairs per document, got {spans!r:.60}"
+        )
     if len(spans) != len(documents):
         raise InvalidInputError(f"got {len(spans)} span lists for {len(documents)} documents")
     out: list[list[Span]] = []
@@ -90,7 +92,9 @@ def check_spans(documents: Sequence[str], spans: Any) -> list[list[Span]]:
                 a, b = span
                 ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (a, b))
             if not ok:
-                raise InvalidTypeError(f"document {d}, chunk {c}: span must be a (start, end) int pair, got {span!r}")
+                raise InvalidTypeError(
+                    f"document {d}, chunk {c}: span must be a (start, end) int pair, got {span!r}"
+                )
             a, b = int(a), int(b)
             if not 0 <= a < b <= len(text):
                 raise InvalidInputError(
@@ -223,8 +227,16 @@ def late_entries(
     spans: list[list[Span]],
     outputs: frozenset[str],
     batch_size: int,
+    names: Sequence[Sequence[str]] | None = None,
 ) -> list[list[Entry]]:
-    """Per document, one :class:`Entry` per span (see the module docstring)."""
+    """Per document, one :class:`Entry` per span (see the module docstring).
+
+    ``names``: how errors name each chunk (default: "document d, chunk c").
+    """
+
+    def where(d: int, c: int) -> str:
+        return names[d][c] if names is not None else f"document {d}, chunk {c}"
+
     model: Any = encoder
     prompt = encoder.prompt_for("document")
     compute = frozenset((encoder.outputs - {"colbert"}) | (outputs & {"colbert"}))
@@ -244,7 +256,7 @@ def late_entries(
         for c, (a, b) in enumerate(doc_spans):
             ta, tb = _token_range(doc, a, b)
             if tb <= ta:
-                raise InvalidInputError(f"document {d}, chunk {c}: span ({a}, {b}) holds no token")
+                raise InvalidInputError(f"{where(d, c)}: span ({a}, {b}) holds no token")
             ranges.append((ta, tb))
         n = len(doc.content)
         if len(ranges) == 1 and ranges[0] == (0, n):
@@ -254,7 +266,7 @@ def late_entries(
         for c, (ta, tb) in enumerate(ranges):
             if tb - ta > capacity:
                 raise InvalidInputError(
-                    f"document {d}, chunk {c}: {tb - ta} tokens, longer than the model's window of "
+                    f"{where(d, c)}: {tb - ta} tokens, longer than the model's window of "
                     f"{capacity} tokens (max_length={model.max_length}); split it further"
                 )
         windows, chosen = _windows(ranges, n, capacity)
@@ -267,11 +279,15 @@ def late_entries(
             jobs.append((d, c, first_row + w, offset + ta - ws, offset + tb - ws))
     if whole:
         texts = [documents[d][slice(*spans[d][c])] for d, c in whole]
-        for (d, c), entry in zip(whole, encoder._encode_entries(texts, "document", compute, batch_size, False), strict=True):
+        for (d, c), entry in zip(
+            whole, encoder._encode_entries(texts, "document", compute, batch_size, False), strict=True
+        ):
             results[d][c] = entry
     if rows:
         states: list[TokenStates | None] = [None] * len(rows)
-        for batch in plan_batches([len(r) for r in rows], batch_size, getattr(model, "max_batch_tokens", None)):
+        for batch in plan_batches(
+            [len(r) for r in rows], batch_size, getattr(model, "max_batch_tokens", None)
+        ):
             for i, st in zip(batch, model._token_states([rows[i] for i in batch], compute), strict=True):
                 states[i] = st
         for d, c, r, a, b in jobs:
@@ -280,7 +296,7 @@ def late_entries(
             dense, sparse, colbert = pool_span(st, a, b, compute)
             entry = Entry(dense=dense, sparse=sparse, colbert=colbert, token_count=b - a, truncated=False)
             text = documents[d]
-            encoder._finish_entry(entry, text[slice(*spans[d][c])], f"document {d}, chunk {c}")
+            encoder._finish_entry(entry, text[slice(*spans[d][c])], where(d, c))
             encoder.cache.put(("late", prompt, text, *spans[d][c]), entry)
             results[d][c] = entry
     return [[e for e in doc if e is not None] for doc in results]
@@ -316,20 +332,30 @@ class LateChunker(BaseEncoder):
         *,
         outputs: Sequence[str] | None = None,
         batch_size: int | None = None,
+        chunk_names: Sequence[Sequence[str]] | None = None,
     ) -> list[EncodeResult]:
-        """:meth:`encode_chunks` of several documents (one span list each), windows batched together."""
+        """:meth:`encode_chunks` of several documents (one span list each), windows batched together.
+
+        ``chunk_names``: how errors name each chunk (e.g. its record's id).
+        """
         items = text_list(documents)
         checked = check_spans(items, spans)
         wanted = self._validate_outputs(outputs)
         bs = self.batch_size if batch_size is None else check_batch_size(batch_size)
         prompt = self.prompt_for("document")
-        return [self._assemble(doc, wanted, prompt) for doc in self._late_entries(items, checked, wanted, bs)]
+        entries = self._late_entries(items, checked, wanted, bs, chunk_names)
+        return [self._assemble(doc, wanted, prompt) for doc in entries]
 
     def _late_entries(
-        self, documents: list[str], spans: list[list[Span]], wanted: frozenset[str], batch_size: int
+        self,
+        documents: list[str],
+        spans: list[list[Span]],
+        wanted: frozenset[str],
+        batch_size: int,
+        names: Sequence[Sequence[str]] | None = None,
     ) -> list[list[Entry]]:
         """Per document, one entry per span."""
-        return late_entries(self, documents, spans, wanted, batch_size)
+        return late_entries(self, documents, spans, wanted, batch_size, names)
 
 
 def require_late_chunking(encoder: Any) -> LateChunker:

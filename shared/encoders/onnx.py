@@ -41,8 +41,8 @@ from ..errors import (
 from ..types import TextKind
 from .base import Entry, ModelEncoder, ModelShape
 from .batching import encode_in_batches, validate_threads
-from .late import LateChunker, TokenStates
 from .config import PRECISIONS, EncoderConfig, EncoderOptions
+from .late import LateChunker, TokenStates
 
 __all__ = [
     "EXPORT_META",
@@ -559,7 +559,7 @@ class OnnxEncoder(LateChunker, ModelEncoder):
         )
 
     def _run(self, rows: list[list[int]], outputs: frozenset[str]) -> tuple[Any, Any, Any]:
-        from ._hf import sparse_from_token_weights
+        from .late import sparse_from_token_weights
 
         input_ids, mask = self._pad(rows)
         lengths = [len(r) for r in rows]
@@ -630,7 +630,11 @@ class OnnxEncoder(LateChunker, ModelEncoder):
                 self._count_forward()
                 for i, n in enumerate(lengths[s : s + step]):
                     out.append(
-                        TokenStates(ids=feeds["input_ids"][i, :n], vocab_weights=weights[i, :n], skip_ids=self._special)
+                        TokenStates(
+                            ids=feeds["input_ids"][i, :n],
+                            vocab_weights=weights[i, :n],
+                            skip_ids=self._special,
+                        )
                     )
             return out
         feeds = {"input_ids": input_ids, "attention_mask": mask}

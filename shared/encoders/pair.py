@@ -9,6 +9,7 @@ already encoded cost no new pass.  ``forward_passes`` counts the passes of both.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Unpack
 
 from ..errors import InvalidInputError, UnsupportedOperationError
@@ -81,7 +82,12 @@ class PairEncoder(LateChunker):
         return self.dense_encoder.supports_late_chunking and self.sparse_encoder.supports_late_chunking
 
     def _late_entries(
-        self, documents: list[str], spans: list[list[Span]], wanted: frozenset[str], batch_size: int
+        self,
+        documents: list[str],
+        spans: list[list[Span]],
+        wanted: frozenset[str],
+        batch_size: int,
+        names: Sequence[Sequence[str]] | None = None,
     ) -> list[list[Entry]]:
         # Each model late-chunks the documents with its own pass, tokenizer and window.
         parts = {}
@@ -92,7 +98,7 @@ class PairEncoder(LateChunker):
                         f"late chunking needs models that expose their token states; the {out} model "
                         f"{enc.identity.model_id} ({type(enc).__name__}) does not"
                     )
-                parts[out] = enc._late_entries(documents, spans, frozenset({out}), batch_size)
+                parts[out] = enc._late_entries(documents, spans, frozenset({out}), batch_size, names)
         out_docs = []
         for d, doc_spans in enumerate(spans):
             out_docs.append([self._joined(parts, d, c) for c in range(len(doc_spans))])

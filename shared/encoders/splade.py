@@ -54,7 +54,9 @@ class SpladeEncoder(TransformerEncoder):
             sparse.append(dict(zip(nz.tolist(), row[nz].double().tolist(), strict=True)))
         return BatchOutput(sparse=sparse)
 
-    def _states_batch(self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]) -> list[TokenStates]:
+    def _states_batch(
+        self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]
+    ) -> list[TokenStates]:
         import torch
 
         skip = self._special.numpy()
@@ -66,5 +68,7 @@ class SpladeEncoder(TransformerEncoder):
             self._count_forward()
             weights = torch.log1p(torch.relu(logits.float())).cpu().numpy()
             for i, n in enumerate(mask.sum(dim=1).tolist()):
-                out.append(TokenStates(ids=ids[i, :n].cpu().numpy(), vocab_weights=weights[i, :n], skip_ids=skip))
+                out.append(
+                    TokenStates(ids=ids[i, :n].cpu().numpy(), vocab_weights=weights[i, :n], skip_ids=skip)
+                )
         return out
