@@ -112,7 +112,7 @@ def _document_text(
         if found != rec.text:
             raise InvalidInputError(
                 f"{_name(rec, i)}: offsets ({at.start}, {at.end}) do not match document {key!r}: "
-                f"the document has {found[:40]!r}... there, the chunk {(rec.text or "")[:40]!r}..."
+                f"the document has {found[:40]!r}... there, the chunk {(rec.text or '')[:40]!r}..."
             )
     return text
 
