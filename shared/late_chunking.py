@@ -22,10 +22,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from .encoders.late import require_late_chunking
 from .errors import InvalidInputError, InvalidTypeError
 from .types import ChunkOf, Record
 
-__all__ = ["HOW_TO_LOCATE", "late_chunk_records", "rebuild_document"]
+__all__ = [
+    "DEFAULT_DOCUMENT_KEY",
+    "HOW_TO_LOCATE",
+    "chunk_from_metadata",
+    "chunk_from_offsets",
+    "documents_by_key",
+    "late_chunk_records",
+    "rebuild_document",
+]
+
+#: The metadata key that names a LangChain chunk's document (LangChain's loaders set ``source``).
+DEFAULT_DOCUMENT_KEY = "source"
+#: Where a LangChain splitter with ``add_start_index=True`` puts a chunk's first character.
+START_INDEX_KEY = "start_index"
 
 #: What each framework's chunks need to be late-chunked (for error messages).
 HOW_TO_LOCATE = (
@@ -35,6 +49,31 @@ HOW_TO_LOCATE = (
 )
 #: Documents encoded per call of the encoder (their windows are batched together).
 _DOCUMENTS_PER_CALL = 64
+
+
+def chunk_from_offsets(document: Any, start: Any, end: Any) -> ChunkOf | None:
+    """A chunk's place from a document key and offsets (None when any is missing: not located)."""
+    if document is None or start is None or end is None:
+        return None
+    return ChunkOf(str(document), start, end)
+
+
+def chunk_from_metadata(metadata: Mapping[str, Any], key: str, text: str) -> ChunkOf | None:
+    """A LangChain chunk's place: ``metadata[key]``, ``metadata["start_index"]`` and its length."""
+    start = metadata.get(START_INDEX_KEY)
+    end = start + len(text) if isinstance(start, int) and not isinstance(start, bool) else None
+    return chunk_from_offsets(metadata.get(key), start, end)
+
+
+def documents_by_key(pairs: Sequence[tuple[Mapping[str, Any], str]], key: str) -> dict[str, str]:
+    """Whole documents' texts by their key (``metadata[key]``), for ``documents=``."""
+    out: dict[str, str] = {}
+    for i, (metadata, text) in enumerate(pairs):
+        value = metadata.get(key)
+        if value is None:
+            raise InvalidInputError(f"source document {i} has no metadata {key!r} (the document key)")
+        out[str(value)] = text
+    return out
 
 
 def _name(rec: Record, index: int) -> str:
@@ -127,6 +166,7 @@ def late_chunk_records(
     """Copies of ``records`` with the vectors ``outputs`` late-chunked (see the module docstring)."""
     if documents is not None and not isinstance(documents, Mapping):
         raise InvalidTypeError(f"documents must map document keys to texts, got {type(documents).__name__}")
+    chunker = require_late_chunking(encoder)
     groups = _located(records)
     keys = list(groups)
     texts = [_document_text(k, records, groups[k], documents) for k in keys]
@@ -136,7 +176,7 @@ def late_chunk_records(
     for s in range(0, len(keys), _DOCUMENTS_PER_CALL):
         part = keys[s : s + _DOCUMENTS_PER_CALL]
         idx = [groups[k] for k in part]
-        results = encoder.encode_chunks_batch(
+        results = chunker.encode_chunks_batch(
             texts[s : s + _DOCUMENTS_PER_CALL],
             [[(_at(records[i]).start, _at(records[i]).end) for i in doc] for doc in idx],
             outputs=list(outputs),
