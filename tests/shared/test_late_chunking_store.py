@@ -71,7 +71,7 @@ def test_rebuilt_document_gives_the_vectors_of_the_given_one(minilm_dir: Path) -
             np.testing.assert_allclose(a.dense, b.dense, atol=1e-6)
         # Overlapping chunks that agree are fine (splitters overlap them by design).
         rebuilt.add(
-            [Record(id="o", text=DOC[10:80], chunk_of=ChunkOf("e", 10, 80))] + _chunks(DOC, SPANS, "e")
+            [Record(id="o", text=DOC[10:80], chunk_of=ChunkOf("e", 10, 80)), *_chunks(DOC, SPANS, "e")]
         )
 
 
@@ -150,7 +150,7 @@ def test_mixed_late_and_normal_chunks_are_refused(m3: Any, tmp_path: Path) -> No
         plain.add_texts(["normal"])
     with HybridStore("n", encoder=m3, path=tmp_path, late_chunking=True) as late:
         with pytest.raises(
-            ModelMismatchError, match="chunked normally .* this store writes them late-chunked"
+            ModelMismatchError, match=r"chunked normally .* this store writes them late-chunked"
         ):
             late.add(_chunks(DOC, SPANS, "a"))
         assert late.count() == 1
