@@ -100,6 +100,8 @@ def test_nodes_without_offsets_or_mixed_writers_are_refused(embed: BGEM3Embeddin
             store.add([TextNode(id_="n1", text="a node made by hand")])
         assert store.count() == 0
         store.add(_splitter().get_nodes_from_documents(_documents()))
-    with HybridQdrantVectorStore("late", path=tmp_path, embed_model=embed) as plain:
-        with pytest.raises(ModelMismatchError, match="late-chunked"):
-            plain.add(_splitter().get_nodes_from_documents(_documents()))
+    with (
+        HybridQdrantVectorStore("late", path=tmp_path, embed_model=embed) as plain,
+        pytest.raises(ModelMismatchError, match="late-chunked"),
+    ):
+        plain.add(_splitter().get_nodes_from_documents(_documents()))
