@@ -1,0 +1,307 @@
+"""Long documents: chunking strategies compared at chunk and at document level.
+
+Data: ``benchmarks/data/bible-dev``, rebuilt as a long-document set. A document is a KJV
+chapter (its verses joined by single spaces); its chunks are its verses (character spans
+in the chapter). Each WEB query's relevant verse is its relevant chunk, and that verse's
+chapter its relevant document. Default subset (for a loaded 2-core machine): ten books
+(Ezra, Esth, Eccl, Song, Lam, Dan, Hos, Amos, Zech, Ruth: 1,932 verses in 98
+chapters) and the 192 queries whose verse is in them.
+
+Strategies (one row each, per model setup and mode; add one by appending to ``STRATEGIES``):
+
+* ``naive``: every verse encoded alone (``HybridStore``);
+* ``late``: late chunking (``HybridStore(late_chunking=True)``): every verse pooled from
+  one pass over its chapter (windows past the model's ``max_length``).
+
+Levels: ``chunk`` scores the top-10 verses; ``document`` scores the top-10 chapters, each
+chapter ranked at its best verse among the top 100 hits. A strategy may search its own way
+(e.g. the store's group-by, once it exists) by giving its own ``search``.
+
+Model setups: all-MiniLM-L6-v2 (mean-pooled, ``max_length`` 256 so chapters take several
+windows) + SPLADE-tiny, the small real models the packages ship; and the tiny BGE-M3-format
+checkpoint (random weights: mechanics only, its scores mean nothing). nDCG@10 with its 95%
+bootstrap CI (``shared.evaluation``); encode time = the encoder's own time for the whole
+subset (the store's add then reuses its cache).
+
+    python benchmarks/long_docs.py                 # default subset; replaces its RESULTS.md section
+    python benchmarks/long_docs.py --books Ruth,Jonah --no-append     # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._results import write_section  # noqa: E402
+from shared.evaluation import PRIMARY, BeirDataset, score_run  # noqa: E402
+from shared.store import HybridStore  # noqa: E402
+from shared.types import ChunkOf, Record  # noqa: E402
+
+DATA = ROOT / "benchmarks" / "data" / "bible-dev"
+DEFAULT_BOOKS = "Ezra,Esth,Eccl,Song,Lam,Dan,Hos,Amos,Zech,Ruth"
+MODES = ("dense", "sparse", "hybrid")
+#: Chunk hits read per query to rank documents at their best chunk.
+DOC_POOL = 100
+
+
+@dataclass
+class LongDocs:
+    """Chapters as documents, verses as their chunks, and the queries of both levels."""
+
+    chapters: dict[str, str]
+    #: chapter id -> [(verse id, start, end)]
+    verses: dict[str, list[tuple[str, int, int]]]
+    queries: dict[str, str]
+    verse_qrels: dict[str, dict[str, int]]
+    chapter_qrels: dict[str, dict[str, int]]
+
+    def level(self, name: str) -> BeirDataset:
+        qrels = self.verse_qrels if name == "chunk" else self.chapter_qrels
+        return BeirDataset(
+            doc_ids=[], doc_texts=[], queries=self.queries, qrels=qrels, name=f"long-docs:{name}"
+        )
+
+    def records(self) -> list[Record]:
+        return [
+            Record(
+                id=vid,
+                text=self.chapters[ch][a:b],
+                ref_doc_id=ch,
+                metadata={"chapter": ch},
+                chunk_of=ChunkOf(ch, a, b),
+            )
+            for ch, vs in self.verses.items()
+            for vid, a, b in vs
+        ]
+
+
+def chapter_of(verse_id: str) -> str:
+    return verse_id.rsplit(".", 1)[0]
+
+
+def load_long_docs(books: set[str], max_queries: int | None) -> LongDocs:
+    """The chapters of ``books`` and the WEB queries whose verse is in them."""
+    chapters: dict[str, list[tuple[str, str]]] = {}
+    with (DATA / "corpus.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            if row["book"] in books:
+                chapters.setdefault(chapter_of(row["id"]), []).append((row["id"], row["text"]))
+    texts: dict[str, str] = {}
+    verses: dict[str, list[tuple[str, int, int]]] = {}
+    for ch, rows in chapters.items():
+        pos, spans = 0, []
+        for vid, text in rows:
+            spans.append((vid, pos, pos + len(text)))
+            pos += len(text) + 1
+        texts[ch] = " ".join(t for _, t in rows)
+        verses[ch] = spans
+    known = {vid for vs in verses.values() for vid, _, _ in vs}
+    qrels: dict[str, dict[str, int]] = {}
+    with (DATA / "qrels_web.tsv").open(encoding="utf-8") as f:
+        for line in f:
+            qid, did, grade = line.rstrip("\n").split("\t")
+            if did in known:
+                qrels.setdefault(qid, {})[did] = int(grade)
+    qids = list(qrels)[:max_queries] if max_queries else list(qrels)
+    queries: dict[str, str] = {}
+    with (DATA / "queries_web.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            if row["id"] in qrels:
+                queries[row["id"]] = row["text"]
+    queries = {q: queries[q] for q in qids}
+    verse_qrels = {q: qrels[q] for q in qids}
+    chapter_qrels = {q: {chapter_of(d): g for d, g in qrels[q].items()} for q in qids}
+    return LongDocs(texts, verses, queries, verse_qrels, chapter_qrels)
+
+
+# -- strategies --------------------------------------------------------------------------------
+
+
+def search_chunks(store: HybridStore, data: LongDocs, mode: str, level: str) -> dict[str, list[str]]:
+    """Ranked verse ids (chunk level) or chapter ids at their best verse (document level)."""
+    qids = list(data.queries)
+    limit = 10 if level == "chunk" else DOC_POOL
+    hits = store.query_batch([data.queries[q] for q in qids], mode=mode, limit=limit)
+    if level == "chunk":
+        return {q: [h.id for h in hs] for q, hs in zip(qids, hits, strict=True)}
+    return {q: list(dict.fromkeys(chapter_of(h.id) for h in hs)) for q, hs in zip(qids, hits, strict=True)}
+
+
+def encode_naive(encoder: Any, data: LongDocs) -> None:
+    encoder.encode([r.text for r in data.records()], "document")
+
+
+def encode_late(encoder: Any, data: LongDocs) -> None:
+    chapters = list(data.verses)
+    encoder.encode_chunks_batch(
+        [data.chapters[c] for c in chapters], [[(a, b) for _, a, b in data.verses[c]] for c in chapters]
+    )
+
+
+@dataclass
+class Strategy:
+    """One way to index and search long documents: a row of the table per mode and level."""
+
+    name: str
+    #: Fills the encoder's cache with the strategy's vectors (timed).
+    encode: Callable[[Any, LongDocs], None]
+    #: The store options of the strategy.
+    store_options: dict[str, Any] = field(default_factory=dict)
+    search: Callable[[HybridStore, LongDocs, str, str], dict[str, list[str]]] = search_chunks
+    note: str = ""
+
+
+STRATEGIES = [
+    Strategy("naive", encode_naive),
+    Strategy("late", encode_late, {"late_chunking": True}),
+]
+
+
+# -- model setups --------------------------------------------------------------------------
+
+
+def setups(cache_size: int) -> list[tuple[str, Callable[[], Any]]]:
+    from shared.encoders import MINILM, SPLADE_TINY, load_encoder
+
+    def small() -> Any:
+        return load_encoder(MINILM, sparse_model=SPLADE_TINY, show_progress=False, cache_size=cache_size)
+
+    def tiny_m3() -> Any:
+        from tests.support.checkpoint import make_bge_m3_checkpoint
+
+        path = make_bge_m3_checkpoint(Path(tempfile.mkdtemp(prefix="long-docs-m3-")))
+        return load_encoder(path, show_progress=False, cache_size=cache_size)
+
+    return [("MiniLM + SPLADE-tiny", small), ("tiny BGE-M3 (random weights)", tiny_m3)]
+
+
+def run(books: set[str], max_queries: int | None, bootstrap: int) -> tuple[list[dict[str, Any]], LongDocs]:
+    data = load_long_docs(books, max_queries)
+    records = data.records()
+    rows: list[dict[str, Any]] = []
+    for setup_name, make in setups(cache_size=len(records) * 2 + 10):
+        encoder = make()
+        encoder.encode(["warm up"], "document")
+        for strategy in STRATEGIES:
+            passes = encoder.forward_passes
+            start = time.perf_counter()
+            strategy.encode(encoder, data)
+            seconds = time.perf_counter() - start
+            used = encoder.forward_passes - passes
+            with HybridStore("long", encoder=encoder, **strategy.store_options) as store:
+                store.add(records)
+                for level in ("chunk", "document"):
+                    dataset = data.level(level)
+                    for mode in MODES:
+                        ranked = strategy.search(store, data, mode, level)
+                        row = score_run(dataset, ranked, config=strategy.name, mode=mode, bootstrap=bootstrap)
+                        rows.append(
+                            {
+                                "setup": setup_name,
+                                "strategy": strategy.name,
+                                "level": level,
+                                "mode": mode,
+                                "ndcg": row.metrics[PRIMARY],
+                                "ci": row.ndcg_ci,
+                                "encode_s": seconds,
+                                "passes": used,
+                                "queries": row.n_queries,
+                            }
+                        )
+                        lo, hi = row.ndcg_ci
+                        print(
+                            f"{setup_name:30s} {strategy.name:6s} {level:8s} {mode:6s} "
+                            f"nDCG@10 {row.metrics[PRIMARY]:.3f} [{lo:.3f}, {hi:.3f}] "
+                            f"encode {seconds:.1f}s ({used} passes)",
+                            flush=True,
+                        )
+    return rows, data
+
+
+def section(rows: list[dict[str, Any]], data: LongDocs, books: str, command: str, wall: float) -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    n_verses = sum(len(v) for v in data.verses.values())
+    lines = [
+        f"## Long documents: naive vs late chunking ({_dt.date.today().isoformat()})",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} shared cores, no GPU; load average "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end; wall time {wall / 60:.1f} min.",
+        f"Command: `{command}`.",
+        "",
+        f"Data: bible-dev as long documents: books {books.replace(',', ', ')}: {len(data.chapters)} "
+        f"chapters (documents, verses joined by spaces) of {n_verses} verses (chunks); "
+        f"{len(data.queries)} WEB queries, relevant chunk = their verse, relevant document = its chapter. "
+        "Document level: chapters ranked at their best verse in the top 100. nDCG@10 with its 95% "
+        "bootstrap CI. Encode = the encoder's time for the whole subset, one strategy after the "
+        "other (passes = model forward passes, both models of a pair).",
+        "",
+        "| model | strategy | level | dense | sparse | hybrid (m3) | encode s (passes) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    keyed: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        keyed.setdefault((r["setup"], r["strategy"], r["level"]), {})[r["mode"]] = r
+    for (setup_name, strategy, level), by_mode in keyed.items():
+        cells = [f"{m['ndcg']:.3f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}]" for m in (by_mode[x] for x in MODES)]
+        first = by_mode[MODES[0]]
+        lines.append(
+            f"| {setup_name} | {strategy} | {level} | {' | '.join(cells)} | "
+            f"{first['encode_s']:.0f} ({first['passes']}) |"
+        )
+    lines += [
+        "",
+        "Late chunking pools each verse from one pass over its chapter (windows of the model's "
+        "max_length: 256 tokens for MiniLM, 512 for SPLADE-tiny and the tiny BGE-M3); dense = mean "
+        "of the span's token states, normalised (for CLS-pooled BGE-M3 too: a span has no CLS of its "
+        "own), sparse = the model's own rule over the span. The tiny BGE-M3 rows check the mechanics "
+        "only (random weights).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--books", default=DEFAULT_BOOKS, help="comma-separated OSIS book codes")
+    parser.add_argument("--max-queries", type=int, default=None)
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    rows, data = run(set(args.books.split(",")), args.max_queries, args.bootstrap)
+    argv_shown = " ".join(sys.argv[1:])
+    text = section(
+        rows,
+        data,
+        args.books,
+        f"python benchmarks/long_docs.py {argv_shown}".strip(),
+        time.perf_counter() - start,
+    )
+    print(text)
+    if not args.no_append:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
