@@ -90,12 +90,12 @@ class HybridFusionRetriever(HybridQdrantRetriever):
         documents: Sequence[Document],
         embed_model: BaseEmbedding | None = None,
         *,
-        transformations: Sequence[TransformComponent] | None = None,
-        show_progress: bool = False,
         mode: Any = None,
         similarity_top_k: int = DEFAULT_SIMILARITY_TOP_K,
         retriever_weights: Sequence[float] | None = None,
         language: str = "english",
+        transformations: Sequence[TransformComponent] | None = None,
+        show_progress: bool = False,
         **store_kwargs: Any,
     ) -> HybridFusionRetriever:
         """Split ``documents`` (``transformations``, default: LlamaIndex's node parser), then
