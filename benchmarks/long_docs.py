@@ -42,11 +42,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
+# Offline models, quiet tokenizers; the repository on the path (run as a script).
+for _key, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(_key, _value)
 ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "benchmarks" / "data" / "bible-dev"
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._results import write_section  # noqa: E402
@@ -54,7 +58,6 @@ from shared.evaluation import PRIMARY, BeirDataset, score_run  # noqa: E402
 from shared.store import HybridStore  # noqa: E402
 from shared.types import ChunkOf, Record  # noqa: E402
 
-DATA = ROOT / "benchmarks" / "data" / "bible-dev"
 DEFAULT_BOOKS = "Ezra,Esth,Eccl,Song,Lam,Dan,Hos,Amos,Zech,Ruth"
 MODES = ("dense", "sparse", "hybrid")
 #: Chunk hits read per query to rank documents at their best chunk.

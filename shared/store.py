@@ -20,7 +20,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -41,7 +41,7 @@ from .ingest import add_mrl_vectors, batched, check_all, missing_outputs, prepar
 from .late_chunking import late_chunk_records
 from .layouts import CollectionInfo, Layout, detect_layout, get_layout, schema_fields
 from .lifecycle import Closing
-from .options import refuse_unknown_keywords
+from .options import check_options, refuse_unknown_keywords
 from .quantization import QuantizationPreset
 from .query.modes import DEFAULT_MMR_LAMBDA, FusionMethod, RetrievalMode, SparseNormalization
 from .query.options import QueryArgs, QueryOptions, QueryResolver
@@ -83,6 +83,15 @@ _MISSING: Any = object()
 
 
 _DEFAULT = StoreConfig()
+
+
+class DocumentOptions(TypedDict, total=False):
+    """The keyword options of :meth:`HybridStore.add_document`."""
+
+    document_id: str | None
+    ids: Sequence[str] | None
+    metadatas: Sequence[Mapping[str, Any]] | None
+    batch_size: int
 
 
 class HybridStore(Closing):
@@ -400,40 +409,29 @@ class HybridStore(Closing):
         return await arun(self._add_steps(records, batch_size, show_progress, documents))
 
     def add_document(
-        self,
-        text: str,
-        spans: Sequence[tuple[int, int]],
-        *,
-        document_id: str | None = None,
-        ids: Sequence[str] | None = None,
-        metadatas: Sequence[Mapping[str, Any]] | None = None,
-        batch_size: int = ADD_BATCH_SIZE,
+        self, text: str, spans: Sequence[tuple[int, int]], **options: Unpack[DocumentOptions]
     ) -> list[str]:
         """Store the chunks ``text[start:end]`` of one document (late-chunked when the store is).
 
-        ``document_id`` is every chunk's ``ref_doc_id`` (a random one when None).
+        Options (:class:`DocumentOptions`): ``document_id`` (every chunk's ``ref_doc_id``; a
+        random key when None), ``ids``, ``metadatas`` (one per span), ``batch_size``.
         """
-        return self.add(
-            _document_records(text, spans, document_id, ids, metadatas),
-            batch_size=batch_size,
-            documents={_document_key(document_id): text},
-        )
+        return run(self._add_document_steps(text, spans, dict(options)))
 
     async def aadd_document(
-        self,
-        text: str,
-        spans: Sequence[tuple[int, int]],
-        *,
-        document_id: str | None = None,
-        ids: Sequence[str] | None = None,
-        metadatas: Sequence[Mapping[str, Any]] | None = None,
-        batch_size: int = ADD_BATCH_SIZE,
+        self, text: str, spans: Sequence[tuple[int, int]], **options: Unpack[DocumentOptions]
     ) -> list[str]:
-        return await self.aadd(
-            _document_records(text, spans, document_id, ids, metadatas),
-            batch_size=batch_size,
-            documents={_document_key(document_id): text},
-        )
+        return await arun(self._add_document_steps(text, spans, dict(options)))
+
+    def _add_document_steps(
+        self, text: str, spans: Sequence[tuple[int, int]], options: dict[str, Any]
+    ) -> Steps[list[str]]:
+        check_options(options, DocumentOptions.__annotations__, "add_document")
+        document_id = options.get("document_id")
+        records = _document_records(text, spans, document_id, options.get("ids"), options.get("metadatas"))
+        documents = {_document_key(document_id): text}
+        batch_size = options.get("batch_size", ADD_BATCH_SIZE)
+        return (yield from self._add_steps(records, batch_size, False, documents))
 
     def add_texts(
         self,

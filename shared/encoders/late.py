@@ -42,6 +42,7 @@ from .config import check_batch_size
 
 __all__ = [
     "LateChunker",
+    "LateJob",
     "Span",
     "TokenStates",
     "check_spans",
@@ -302,6 +303,17 @@ def late_entries(
     return [[e for e in doc if e is not None] for doc in results]
 
 
+@dataclass(frozen=True)
+class LateJob:
+    """One late-chunking request: documents, their spans, the outputs and how errors name chunks."""
+
+    documents: list[str]
+    spans: list[list[Span]]
+    outputs: frozenset[str]
+    batch_size: int
+    names: Sequence[Sequence[str]] | None = None
+
+
 class LateChunker(BaseEncoder):
     """An encoder that can late-chunk: :meth:`encode_chunks` (see the module docstring).
 
@@ -343,24 +355,17 @@ class LateChunker(BaseEncoder):
         wanted = self._validate_outputs(outputs)
         bs = self.batch_size if batch_size is None else check_batch_size(batch_size)
         prompt = self.prompt_for("document")
-        entries = self._late_entries(items, checked, wanted, bs, chunk_names)
+        entries = self._late_entries(LateJob(items, checked, wanted, bs, chunk_names))
         return [self._assemble(doc, wanted, prompt) for doc in entries]
 
-    def _late_entries(
-        self,
-        documents: list[str],
-        spans: list[list[Span]],
-        wanted: frozenset[str],
-        batch_size: int,
-        names: Sequence[Sequence[str]] | None = None,
-    ) -> list[list[Entry]]:
+    def _late_entries(self, job: LateJob) -> list[list[Entry]]:
         """Per document, one entry per span."""
-        return late_entries(self, documents, spans, wanted, batch_size, names)
+        return late_entries(self, job.documents, job.spans, job.outputs, job.batch_size, job.names)
 
 
 def require_late_chunking(encoder: Any) -> LateChunker:
     """``encoder`` as a :class:`LateChunker`, or an error saying which encoders can late-chunk."""
-    if not isinstance(encoder, LateChunker):
+    if not (isinstance(encoder, LateChunker) and encoder.supports_late_chunking):
         name = encoder.identity.model_id if encoder is not None else None
         raise UnsupportedOperationError(
             f"late chunking needs a model that exposes its token states (a native or ONNX BGE-M3, "

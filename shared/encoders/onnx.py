@@ -558,18 +558,23 @@ class OnnxEncoder(LateChunker, ModelEncoder):
             show_progress=show_progress,
         )
 
+    def _splade_runs(self, input_ids: np.ndarray, mask: np.ndarray, output: str) -> Iterator[tuple[int, Any]]:
+        """(first row, ``output``) of a SPLADE batch in row chunks: its logit tensor is
+        [rows, tokens, vocab], so its size per call is capped (as on the torch path)."""
+        step = max(1, _MAX_LOGIT_ELEMENTS // (input_ids.shape[1] * max(1, int(self.meta["vocab_size"]))))
+        for s in range(0, len(input_ids), step):
+            feeds = {"input_ids": input_ids[s : s + step], "attention_mask": mask[s : s + step]}
+            (got,) = self.session.run([output], feeds)
+            self._count_forward()
+            yield s, got
+
     def _run(self, rows: list[list[int]], outputs: frozenset[str]) -> tuple[Any, Any, Any]:
         from .late import sparse_from_token_weights
 
         input_ids, mask = self._pad(rows)
         lengths = [len(r) for r in rows]
         if self.kind == "splade":
-            step = max(1, _MAX_LOGIT_ELEMENTS // (input_ids.shape[1] * max(1, int(self.meta["vocab_size"]))))
-            parts = []
-            for s in range(0, len(rows), step):
-                feeds = {"input_ids": input_ids[s : s + step], "attention_mask": mask[s : s + step]}
-                parts.append(self.session.run(["sparse"], feeds)[0])
-                self._count_forward()
+            parts = [got for _, got in self._splade_runs(input_ids, mask, "sparse")]
             vec = np.concatenate(parts).astype(np.float32, copy=False)
             vec[:, self._special[self._special < vec.shape[1]]] = 0.0
             terms = []
@@ -622,21 +627,11 @@ class OnnxEncoder(LateChunker, ModelEncoder):
         input_ids, mask = self._pad(rows)
         lengths = [len(r) for r in rows]
         if self.kind == "splade":
-            step = max(1, _MAX_LOGIT_ELEMENTS // (input_ids.shape[1] * max(1, int(self.meta["vocab_size"]))))
-            out = []
-            for s in range(0, len(rows), step):
-                feeds = {"input_ids": input_ids[s : s + step], "attention_mask": mask[s : s + step]}
-                (weights,) = self.session.run([TOKENS], feeds)
-                self._count_forward()
-                for i, n in enumerate(lengths[s : s + step]):
-                    out.append(
-                        TokenStates(
-                            ids=feeds["input_ids"][i, :n],
-                            vocab_weights=weights[i, :n],
-                            skip_ids=self._special,
-                        )
-                    )
-            return out
+            return [
+                TokenStates(ids=input_ids[s + i, :n], vocab_weights=weights[i, :n], skip_ids=self._special)
+                for s, weights in self._splade_runs(input_ids, mask, TOKENS)
+                for i, n in enumerate(lengths[s : s + len(weights)])
+            ]
         feeds = {"input_ids": input_ids, "attention_mask": mask}
         if self.kind == "dense":
             (hidden,) = self.session.run([TOKENS], feeds)

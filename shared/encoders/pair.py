@@ -9,14 +9,14 @@ already encoded cost no new pass.  ``forward_passes`` counts the passes of both.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from dataclasses import replace
 from typing import Unpack
 
-from ..errors import InvalidInputError, UnsupportedOperationError
+from ..errors import InvalidInputError
 from ..types import EncoderIdentity, TextKind
 from .base import BaseEncoder, Entry
 from .config import EncoderConfig, EncoderOptions
-from .late import LateChunker, Span
+from .late import LateChunker, LateJob, require_late_chunking
 
 __all__ = ["PairEncoder"]
 
@@ -81,26 +81,14 @@ class PairEncoder(LateChunker):
     def supports_late_chunking(self) -> bool:
         return self.dense_encoder.supports_late_chunking and self.sparse_encoder.supports_late_chunking
 
-    def _late_entries(
-        self,
-        documents: list[str],
-        spans: list[list[Span]],
-        wanted: frozenset[str],
-        batch_size: int,
-        names: Sequence[Sequence[str]] | None = None,
-    ) -> list[list[Entry]]:
+    def _late_entries(self, job: LateJob) -> list[list[Entry]]:
         # Each model late-chunks the documents with its own pass, tokenizer and window.
         parts = {}
         for out, enc in (("dense", self.dense_encoder), ("sparse", self.sparse_encoder)):
-            if out in wanted:
-                if not isinstance(enc, LateChunker) or not enc.supports_late_chunking:
-                    raise UnsupportedOperationError(
-                        f"late chunking needs models that expose their token states; the {out} model "
-                        f"{enc.identity.model_id} ({type(enc).__name__}) does not"
-                    )
-                parts[out] = enc._late_entries(documents, spans, frozenset({out}), batch_size, names)
+            if out in job.outputs:
+                parts[out] = require_late_chunking(enc)._late_entries(replace(job, outputs=frozenset({out})))
         out_docs = []
-        for d, doc_spans in enumerate(spans):
+        for d, doc_spans in enumerate(job.spans):
             out_docs.append([self._joined(parts, d, c) for c in range(len(doc_spans))])
         return out_docs
 
