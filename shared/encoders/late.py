@@ -17,8 +17,9 @@ sides), and each chunk's vectors are pooled from its own token span:
 * ColBERT: the span's token vectors (rows of the document's ColBERT matrix).
 
 A chunk that covers the whole document (its only chunk) is encoded as normal, so its
-vectors are exactly those of :meth:`BaseEncoder.encode`. A chunk longer than the model's
-window is refused (:class:`InvalidInputError`), never truncated.
+vectors are exactly those of :meth:`BaseEncoder.encode` (cut to ``max_length`` with the usual
+:class:`TruncationWarning` when longer). Any other chunk longer than the model's window is
+refused (:class:`InvalidInputError`), never truncated.
 
 Each model class writes two hooks, both used by :func:`late_entries` only:
 ``_late_tokenize(text) -> (ids, offsets, special_mask)`` (no truncation) and

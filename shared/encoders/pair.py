@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Unpack
 
 from ..errors import InvalidInputError
+from ..mrl import truncate
 from ..types import EncoderIdentity, TextKind
 from .base import BaseEncoder, Entry
 from .config import EncoderConfig, EncoderOptions
@@ -92,11 +93,14 @@ class PairEncoder(LateChunker):
             out_docs.append([self._joined(parts, d, c) for c in range(len(doc_spans))])
         return out_docs
 
-    @staticmethod
-    def _joined(parts: dict[str, list[list[Entry]]], d: int, c: int) -> Entry:
+    def _joined(self, parts: dict[str, list[list[Entry]]], d: int, c: int) -> Entry:
         dense = parts["dense"][d][c] if "dense" in parts else None
         sparse = parts["sparse"][d][c] if "sparse" in parts else None
-        return _join(dense, sparse)
+        entry = _join(dense, sparse)
+        if entry.dense is not None and self._truncate_dim is not None:
+            # The pair's own MRL truncation, as its normal encode applies it.
+            entry.dense = truncate(entry.dense, self._truncate_dim)
+        return entry
 
     def _compute(
         self, texts: list[str], kind: TextKind, outputs: frozenset[str], batch_size: int, show_progress: bool

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -133,12 +134,21 @@ def test_single_chunk_document_is_exactly_normal_encoding(
 
 
 def test_pair_late_chunks_each_model_with_its_own_pass(minilm_dir: Path, splade_dir: Path) -> None:
+    from shared.mrl import truncate
+
     dense = load_encoder(minilm_dir, show_progress=False)
     sparse = load_encoder(splade_dir, show_progress=False)
     pair = load_encoder(minilm_dir, sparse_model=splade_dir, show_progress=False)
     got = pair.encode_chunks(DOC, SPANS)
     np.testing.assert_allclose(got.dense, dense.encode_chunks(DOC, SPANS).dense, atol=1e-6)
     assert got.sparse == sparse.encode_chunks(DOC, SPANS).sparse
+    # The pair's MRL truncation applies to late chunks as to normal ones.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MiniLM is not MRL-trained: a warning, not the point here
+        short = load_encoder(minilm_dir, sparse_model=splade_dir, show_progress=False, truncate_dim=128)
+    np.testing.assert_allclose(
+        short.encode_chunks(DOC, SPANS).dense, truncate(dense.encode_chunks(DOC, SPANS).dense, 128), atol=1e-6
+    )
 
 
 def test_long_documents_use_windows_with_the_most_context(tiny_bge_m3_dir: Path) -> None:
