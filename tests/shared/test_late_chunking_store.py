@@ -3,6 +3,7 @@ backends; documents given or rebuilt; the guard; bad input refused with nothing 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from shared.encoders import encoder_from_functions, load_encoder
-from shared.errors import InvalidInputError, ModelMismatchError, UnsupportedOperationError
+from shared.errors import InvalidInputError, InvalidTypeError, ModelMismatchError, UnsupportedOperationError
 from shared.store import HybridStore
 from shared.types import ChunkOf, Record
 from tests.shared.encoders.test_late_chunking import DOC, SPANS
@@ -87,6 +88,14 @@ def test_add_document(m3: Any) -> None:
             np.stack([r.dense for r in got]), m3.encode_chunks(DOC, SPANS).dense, atol=1e-5
         )
         assert got[0].text == DOC[slice(*SPANS[0])]
+        # The async twin runs the same steps.
+        asyncio.run(store.aadd_document(OTHER, OTHER_SPANS, document_id="d2", ids=["u", "v"]))
+        late = m3.encode_chunks(OTHER, OTHER_SPANS).dense
+        np.testing.assert_allclose(
+            np.stack([r.dense for r in store.get(["u", "v"], with_vectors=True)]), late, atol=1e-5
+        )
+        with pytest.raises(InvalidTypeError, match="document_ids"):
+            store.add_document(DOC, SPANS, document_ids="typo")  # type: ignore[call-arg]
 
 
 def test_single_chunk_document_is_stored_as_normal_encoding(m3: Any) -> None:
