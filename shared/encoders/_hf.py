@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 from abc import abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -372,14 +373,14 @@ class TransformerEncoder(LateChunker, ModelEncoder):
         )
         return enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"]
 
-    def _token_states(self, rows: list[list[int]], outputs: frozenset[str]) -> list[TokenStates]:
+    def _token_states(self, rows: list[list[int]], outputs: frozenset[str]) -> Iterator[TokenStates]:
         import torch
 
         with torch.inference_mode():
-            return self._states_batch(*self._pad(rows), outputs)
+            yield from self._states_batch(*self._pad(rows), outputs)
 
     @abstractmethod
     def _states_batch(
         self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]
-    ) -> list[TokenStates]:
+    ) -> Iterable[TokenStates]:
         """Per-token states of one padded batch, each row cut to its own tokens (late chunking)."""

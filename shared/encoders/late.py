@@ -286,21 +286,23 @@ def late_entries(
         ):
             results[d][c] = entry
     if rows:
-        states: list[TokenStates | None] = [None] * len(rows)
-        for batch in plan_batches(
-            [len(r) for r in rows], batch_size, getattr(model, "max_batch_tokens", None)
-        ):
-            for i, st in zip(batch, model._token_states([rows[i] for i in batch], compute), strict=True):
-                states[i] = st
+        by_row: dict[int, list[tuple[int, int, int, int]]] = {}
         for d, c, r, a, b in jobs:
-            st = states[r]
-            assert st is not None
-            dense, sparse, colbert = pool_span(st, a, b, compute)
-            entry = Entry(dense=dense, sparse=sparse, colbert=colbert, token_count=b - a, truncated=False)
-            text = documents[d]
-            encoder._finish_entry(entry, text[slice(*spans[d][c])], where(d, c))
-            encoder.cache.put(("late", prompt, text, *spans[d][c]), entry)
-            results[d][c] = entry
+            by_row.setdefault(r, []).append((d, c, a, b))
+        max_tokens = getattr(model, "max_batch_tokens", None)
+        for batch in plan_batches([len(r) for r in rows], batch_size, max_tokens):
+            # Each window's states are pooled as they arrive and dropped (SPLADE's are [T, vocab]).
+            states = model._token_states([rows[i] for i in batch], compute)
+            for r, st in zip(batch, states, strict=True):
+                for d, c, a, b in by_row.get(r, ()):
+                    dense, sparse, colbert = pool_span(st, a, b, compute)
+                    entry = Entry(
+                        dense=dense, sparse=sparse, colbert=colbert, token_count=b - a, truncated=False
+                    )
+                    text = documents[d]
+                    encoder._finish_entry(entry, text[slice(*spans[d][c])], where(d, c))
+                    encoder.cache.put(("late", prompt, text, *spans[d][c]), entry)
+                    results[d][c] = entry
     return [[e for e in doc if e is not None] for doc in results]
 
 

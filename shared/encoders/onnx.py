@@ -623,20 +623,25 @@ class OnnxEncoder(LateChunker, ModelEncoder):
         enc = self._whole_tokenizer.encode(text, add_special_tokens=True)
         return enc.ids, enc.offsets, enc.special_tokens_mask
 
-    def _token_states(self, rows: list[list[int]], outputs: frozenset[str]) -> list[TokenStates]:
+    def _token_states(self, rows: list[list[int]], outputs: frozenset[str]) -> Iterator[TokenStates]:
         input_ids, mask = self._pad(rows)
         lengths = [len(r) for r in rows]
         if self.kind == "splade":
-            return [
-                TokenStates(ids=input_ids[s + i, :n], vocab_weights=weights[i, :n], skip_ids=self._special)
-                for s, weights in self._splade_runs(input_ids, mask, TOKENS)
-                for i, n in enumerate(lengths[s : s + len(weights)])
-            ]
+            # Row chunks one by one: the caller pools each window's [T, vocab] weights and drops them.
+            for s, weights in self._splade_runs(input_ids, mask, TOKENS):
+                for i, n in enumerate(lengths[s : s + len(weights)]):
+                    yield TokenStates(
+                        ids=input_ids[s + i, :n], vocab_weights=weights[i, :n], skip_ids=self._special
+                    )
+            return
         feeds = {"input_ids": input_ids, "attention_mask": mask}
         if self.kind == "dense":
             (hidden,) = self.session.run([TOKENS], feeds)
             self._count_forward()
-            return [TokenStates(ids=input_ids[i, :n], hidden=hidden[i, :n]) for i, n in enumerate(lengths)]
+            yield from [
+                TokenStates(ids=input_ids[i, :n], hidden=hidden[i, :n]) for i, n in enumerate(lengths)
+            ]
+            return
         names = [TOKENS, "sparse"] + (["colbert"] if "colbert" in outputs else [])
         got = self.session.run(names, feeds)
         self._count_forward()
@@ -644,7 +649,7 @@ class OnnxEncoder(LateChunker, ModelEncoder):
         if "colbert" in outputs:
             # The graph's ColBERT rows start after the CLS: put them back at their tokens' rows.
             colbert = np.concatenate([np.zeros_like(got[2][:, :1]), got[2]], axis=1)
-        return [
+        yield from [
             TokenStates(
                 ids=input_ids[i, :n],
                 hidden=got[0][i, :n],
