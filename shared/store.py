@@ -43,7 +43,7 @@ from .options import refuse_unknown_keywords
 from .quantization import QuantizationPreset
 from .query.modes import DEFAULT_MMR_LAMBDA, FusionMethod, RetrievalMode, SparseNormalization
 from .query.options import QueryArgs, QueryOptions, QueryResolver
-from .query.plan import plan_mmr, plan_query, rename_vectors, sparse_query
+from .query.plan import QueryPlan, plan_mmr, plan_query, rename_vectors, sparse_query
 from .query.relevance import relevance_function
 from .retry import RetryPolicy
 from .schema import (
@@ -565,6 +565,11 @@ class HybridStore(Closing):
         layout = schema.stored_layout
         if layout.renames_vectors:
             plans = [rename_vectors(p, layout.vector_name) for p in plans]
+        if opts.group_by is not None:  # no batched group query: one request per text
+            grouped = []
+            for plan in plans:
+                grouped.append((yield from self._grouped_hits(plan, opts.offset, layout)))
+            return grouped
         results = yield from self._backend.query_batch(plans)
         return [[self._hit(r, layout) for r in points] for points in results]
 
@@ -592,13 +597,16 @@ class HybridStore(Closing):
     ) -> QueryOptions:
         """``args`` (:class:`QueryArgs`) resolved against the store's defaults (the one resolver)."""
         encoder = self._encoder
-        return self._queries.resolve(
+        opts = self._queries.resolve(
             args,
             schema,
             text=text,
             can_encode_colbert=encoder is not None and "colbert" in encoder.outputs,
             filter=self._resolve(check_filter(args.get("filter"))),
         )
+        if opts.group_by is not None:  # the group key in the collection's layout, as filters are
+            opts = replace(opts, group_by=schema.stored_layout.payload_key(opts.group_by))
+        return opts
 
     def _query_steps(self, text: str | None, args: dict[str, Any]) -> Steps[list[Hit]]:
         if text is not None and not isinstance(text, str):
@@ -623,8 +631,34 @@ class HybridStore(Closing):
         layout = schema.stored_layout
         if layout.renames_vectors:
             plan = rename_vectors(plan, layout.vector_name)
+        if plan.group is not None:
+            return (yield from self._grouped_hits(plan, opts.offset, layout))
         results = yield from self._backend.query(plan)
         return [self._hit(r, layout) for r in results]
+
+    def _grouped_hits(self, plan: QueryPlan, offset: int, layout: Layout) -> Steps[list[Hit]]:
+        """A grouped plan's hits, group after group (``offset`` groups skipped), each hit
+        carrying its group id. A query whose hits all lack the key is refused (a probe of
+        one hit, only when no group came back, tells that apart from an empty result)."""
+        groups = yield from self._backend.query_groups(plan)
+        spec = plan.group
+        assert spec is not None
+        if not groups:
+            probe = replace(plan, group=None, root=replace(plan.root, limit=1))
+            found = yield from self._backend.query(probe)
+            if found:
+                raise InvalidInputError(
+                    f"group_by key {spec.key!r} is on none of the hits (e.g. hit "
+                    f"{self._hit(found[0], layout).id!r}); group by a payload key the points carry "
+                    "(ref_doc_id, metadata.<key>) with a str or int value"
+                )
+        hits = []
+        for group in groups[offset:]:
+            for r in group.hits:
+                h = self._hit(r, layout)
+                h.group = group.id
+                hits.append(h)
+        return hits
 
     def _query_vectors(
         self, text: str | None, dense: Any, sparse: Any, colbert: Any, opts: QueryOptions

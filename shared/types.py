@@ -177,3 +177,5 @@ class Hit:
     ref_doc_id: str | None = None
     dense: FloatArray | None = None
     sparse: SparseDict | None = None
+    #: A grouped query (``group_by``): the group this hit was returned in (the key's value).
+    group: str | int | None = None

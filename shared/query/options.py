@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
 from ..validation import non_negative_number, positive_int
+from .groups import DEFAULT_GROUP_SIZE, check_group_key, check_group_size
 from .modes import (
     DEFAULT_CANDIDATE_K,
     DEFAULT_MMR_PREFETCH_FACTOR,
@@ -80,11 +81,17 @@ class QueryOptions:
     sparse_candidates: int | None = None
     #: m3 only: the sparse term's scale (resolved: NONE or QUERY; AUTO is treated as NONE).
     sparse_normalization: SparseNormalization = SparseNormalization.NONE
+    #: Grouped query (:mod:`shared.query.groups`): the payload key whose value makes a group
+    #: (None: not grouped); ``limit`` / ``offset`` then count groups of ``group_size`` hits.
+    group_by: str | None = None
+    group_size: int = DEFAULT_GROUP_SIZE
 
     @property
     def window(self) -> int:
-        """Hits the engine has to rank: the page plus the ones the offset skips."""
-        return self.limit + self.offset
+        """Hits the engine has to rank: the page plus the ones the offset skips (a grouped
+        query: as many hits as the groups of the page and the offset hold at most)."""
+        n = self.limit + self.offset
+        return n if self.group_by is None else n * self.group_size
 
     @property
     def candidates(self) -> int:
@@ -146,6 +153,14 @@ def resolve_options(
         if ov < 1.0:
             raise InvalidInputError(f"oversampling must be >= 1, got {ov}")
         rest["oversampling"] = ov
+    if rest.get("group_by") is not None:
+        rest["group_by"] = check_group_key(rest["group_by"])
+        size = rest.get("group_size")
+        rest["group_size"] = DEFAULT_GROUP_SIZE if size is None else check_group_size(size)
+    elif rest.get("group_size") is not None:
+        raise InvalidInputError("group_size needs group_by (the payload key whose value makes a group)")
+    else:
+        rest.pop("group_size", None)
     st = rest.get("score_threshold")
     if st is not None and not (isinstance(st, (int, float)) and math.isfinite(float(st))):
         raise InvalidInputError(f"score_threshold must be a finite number, got {st!r}")
@@ -199,6 +214,11 @@ class QueryArgs(TypedDict, total=False):
     alpha: float | None
     dense_k: int | None
     sparse_k: int | None
+    #: One hit per document (:mod:`shared.query.groups`): group the hits by this payload key
+    #: (``ref_doc_id``, ``metadata.<key>``); ``limit`` / ``offset`` count groups, each of
+    #: at most ``group_size`` hits (default 1).
+    group_by: str | None
+    group_size: int | None
 
 
 #: Every keyword ``HybridStore.query`` takes besides the query text.
@@ -283,6 +303,8 @@ class QueryResolver:
             mrl_candidates=a.get("mrl_candidates"),
             dense_candidates=a.get("dense_candidates"),
             sparse_candidates=a.get("sparse_candidates"),
+            group_by=a.get("group_by"),
+            group_size=a.get("group_size"),
             sparse_normalization=resolve_sparse_normalization(
                 a.get("sparse_normalization", self._sparse_normalization),
                 schema.identity.sparse_kind if schema.identity is not None else None,

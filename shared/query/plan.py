@@ -23,6 +23,7 @@ from ..mrl import truncate
 from ..schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from ..types import FloatArray
 from ..validation import non_negative_number, positive_int, sparse_arrays
+from .groups import GroupSpec
 from .modes import FusionMethod, RetrievalMode, SparseNormalization
 from .options import QueryOptions
 
@@ -138,6 +139,9 @@ class QueryPlan:
     offset: int = 0
     #: vector names to return with the hits (empty: none).
     with_vectors: tuple[str, ...] = ()
+    #: A grouped query (:mod:`shared.query.groups`): the root ranks the hits, the backend
+    #: groups them (the root's limit is where an over-fetching backend starts).
+    group: GroupSpec | None = None
 
 
 def sparse_query(vector: Mapping[int, float] | Any, what: str = "sparse query vector") -> SparseQuery:
@@ -307,13 +311,15 @@ def plan_query(
         root = Stage(
             root.query, root.limit, root.prefetches, root.filter, root.params, float(opts.score_threshold)
         )
+    with_vectors = _returned_vectors(schema, opts.with_vectors)
+    if opts.group_by is not None:
+        # Groups are paged by the store (a group query has no offset): the page and the skipped groups.
+        group = GroupSpec(opts.group_by, opts.group_size, opts.limit + opts.offset)
+        root = Stage(root.query, window, root.prefetches, root.filter, root.params, root.score_threshold)
+        return QueryPlan(root=root, with_vectors=with_vectors, group=group)
     # The engine applies the offset to the root only; its limit must cover the skipped hits.
     root = Stage(root.query, opts.limit, root.prefetches, root.filter, root.params, root.score_threshold)
-    return QueryPlan(
-        root=root,
-        offset=opts.offset,
-        with_vectors=_returned_vectors(schema, opts.with_vectors),
-    )
+    return QueryPlan(root=root, offset=opts.offset, with_vectors=with_vectors)
 
 
 def plan_mmr(
