@@ -43,7 +43,7 @@ from shared.types import Encoder, Hit, Record
 from shared.validation import id_list, positive_int, text_list
 
 from .embeddings import BGEM3Embeddings, BGEM3SparseEmbeddings
-from .filters import to_qdrant_filter
+from .filters import group_key, to_qdrant_filter
 
 if TYPE_CHECKING:
     from qdrant_client import AsyncQdrantClient, QdrantClient
@@ -64,9 +64,13 @@ def _is_sparse_embeddings(obj: Any) -> bool:
 
 
 def _documents(hits: Sequence[Hit]) -> list[tuple[Document, float]]:
-    # Metadata is returned exactly as stored: no injected `_id`/score keys.
+    # Metadata is returned as stored (no `_id`/score keys), plus what the query asked for
+    # (a grouped query's group id: Hit.annotations).
     return [
-        (Document(page_content=h.text or "", metadata=dict(h.metadata), id=h.id), float(h.score))
+        (
+            Document(page_content=h.text or "", metadata={**h.metadata, **h.annotations()}, id=h.id),
+            float(h.score),
+        )
         for h in hits
     ]
 
@@ -387,6 +391,8 @@ class HybridQdrantVectorStore(Closing, VectorStore):
             raise InvalidTypeError(f"query must be a str, got {type(query).__name__}")
         mode = self._query_mode(kwargs)
         flt = to_qdrant_filter(kwargs.pop("filter", None))
+        if "group_by" in kwargs:  # a metadata field, as in filters
+            kwargs["group_by"] = group_key(kwargs["group_by"])
         unknown = set(kwargs) - SEARCH_OPTIONS
         if unknown:
             raise InvalidInputError(
@@ -410,6 +416,8 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         ``Filter``), ``mode``, and the store's search options (``fusion``, ``rrf_k``,
         ``dense_weight``, ``sparse_weight``, ``candidate_k``, ``hnsw_ef``, ``exact``,
         ``rescore``, ``oversampling``, ``score_threshold``, ``offset``).
+        ``group_by="source"`` (a metadata field) returns one document per value of it, ``k``
+        groups of ``group_size`` (default 1) documents, each with its ``group_id`` in metadata.
         """
         return [doc for doc, _ in self.similarity_search_with_score(query, k, **kwargs)]
 

@@ -46,7 +46,7 @@ from shared.validation import id_list, positive_int
 
 from ._encoders import store_encoder
 from ._validation import validation_errors_as_ours
-from .filters import to_qdrant_filter
+from .filters import group_key, to_qdrant_filter
 
 __all__ = ["HybridQdrantVectorStore"]
 
@@ -233,13 +233,18 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
     def _node(hit: Hit | Record) -> BaseNode:
         """A LlamaIndex node back from a stored point."""
         metadata = dict(hit.metadata or {})
+        node: BaseNode
         if _NODE_CONTENT_KEY in metadata:
-            return metadata_dict_to_node(metadata, text=hit.text)
-        # A point written by another client (e.g. the LangChain adapter): a plain TextNode.
-        relationships = {}
-        if hit.ref_doc_id:
-            relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=hit.ref_doc_id)
-        return TextNode(id_=hit.id, text=hit.text or "", metadata=metadata, relationships=relationships)
+            node = metadata_dict_to_node(metadata, text=hit.text)
+        else:
+            # A point written by another client (e.g. the LangChain adapter): a plain TextNode.
+            relationships = {}
+            if hit.ref_doc_id:
+                relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=hit.ref_doc_id)
+            node = TextNode(id_=hit.id, text=hit.text or "", metadata=metadata, relationships=relationships)
+        if isinstance(hit, Hit):
+            _annotate(node, hit.annotations())
+        return node
 
     # -- add --------------------------------------------------------------------
 
@@ -370,6 +375,8 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
             raise UnsupportedOperationError(
                 f"query mode {mode.value!r} is not supported; use default (dense), sparse, hybrid or mmr"
             )
+        if "group_by" in options:
+            options["group_by"] = group_key(options["group_by"])
         return _StoreQuery(False, {**vectors, **options, **sizes(self, query, top_k, options)})
 
     def _hybrid_sizes(self, query: VectorStoreQuery, top_k: int, options: dict[str, Any]) -> dict[str, Any]:
@@ -399,6 +406,16 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
 
     async def aclose(self) -> None:
         await self._store.aclose()
+
+
+def _annotate(node: BaseNode, extra: dict[str, Any]) -> None:
+    """Add what the query asked for (group id, ...) to a node's metadata, kept out of what
+    it embeds and what an LLM reads (as LlamaIndex's own added keys are)."""
+    if not extra:
+        return
+    node.metadata.update(extra)
+    for keys in (node.excluded_embed_metadata_keys, node.excluded_llm_metadata_keys):
+        keys.extend(k for k in extra if k not in keys)
 
 
 def _non_empty_id(value: Any, name: str) -> str:

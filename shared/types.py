@@ -161,6 +161,10 @@ class Record:
         return self.embed_text if self.embed_text is not None else self.text
 
 
+#: Result metadata key of a grouped hit's group id (the ``group_by`` key's value).
+GROUP_ID_KEY = "group_id"
+
+
 @dataclass
 class Hit:
     """One search result; ``id`` is the caller's original id.
@@ -179,3 +183,10 @@ class Hit:
     sparse: SparseDict | None = None
     #: A grouped query (``group_by``): the group this hit was returned in (the key's value).
     group: str | int | None = None
+
+    def annotations(self) -> dict[str, Any]:
+        """What the query added to this hit, as the metadata entries both adapters return
+        (:data:`GROUP_ID_KEY`); empty for a plain query."""
+        if self.group is None:
+            return {}
+        return {GROUP_ID_KEY: self.group}

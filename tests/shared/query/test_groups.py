@@ -130,7 +130,7 @@ def test_sparse_groups_equal_brute_force(store: HybridStore, corpus: Any, size: 
     want = _reference_groups(ranked, 8, size)
     hits = store.query(sparse=qsparse, limit=8, group_by="metadata.num", group_size=size)
     _same(_as_groups(hits), want)
-    assert [h.group for h in hits][0] == 0 and isinstance(hits[0].group, int)
+    assert hits[0].group == 0 and isinstance(hits[0].group, int)
 
 
 @pytest.mark.parametrize("fusion", ["rrf", "dbsf", "m3"])
