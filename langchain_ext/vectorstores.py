@@ -34,6 +34,7 @@ from typing_extensions import Self
 from shared.config import ADD_BATCH_SIZE, StoreConfig, connection_from
 from shared.encoders import encoder_from_functions, pair_encoders, sparse_dict
 from shared.errors import InvalidInputError, InvalidTypeError
+from shared.hierarchy import Hierarchy
 from shared.layouts import Layout, langchain_layout
 from shared.lifecycle import Closing
 from shared.options import check_options, refuse_unknown_keywords
@@ -167,6 +168,11 @@ class HybridQdrantVectorStore(Closing, VectorStore):
             queries per pass.
         batch_size: documents encoded and written per batch by ``add_texts``.
         recreate: drop a collection built by another encoder instead of refusing it.
+        hierarchy: how chunks relate (``shared.hierarchy.Hierarchy`` or a dict of its fields:
+            ``levels``, ``level_key``, ``parent_key``, ``position_key``; e.g.
+            ``{"parent_key": "metadata.source", "position_key": "metadata.start_index"}`` for
+            a splitter's chunks); used by ``levels``, ``unit``, ``context_window`` and
+            ``with_parent`` searches.
         layout: where the collection keeps vectors and payload (``"m3-hybrid"``, ``"langchain"``,
             ``"llama-index"`` or a ``shared.layouts.Layout``); None: detected from an existing
             collection (one written by langchain-qdrant or llama-index's Qdrant store keeps its
@@ -208,6 +214,7 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         colbert: bool = _D.colbert,
         sparse_idf: bool = _D.sparse_idf,
         recreate: bool = _D.recreate,
+        hierarchy: Hierarchy | Mapping[str, Any] | None = _D.hierarchy,
         batch_size: int = ADD_BATCH_SIZE,
         layout: str | Layout | None = _D.layout,
     ) -> None:

@@ -137,6 +137,7 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
     batch_size: int = Field(default=ADD_BATCH_SIZE, gt=0, description="nodes per write")
     layout: Any = Field(default=_D.layout, exclude=True, description=option_doc("layout"))
     recreate: bool = Field(default=_D.recreate, description=option_doc("recreate"))
+    hierarchy: Any = Field(default=_D.hierarchy, description=option_doc("hierarchy"))
 
     _store: HybridStore = PrivateAttr()
 

@@ -62,6 +62,7 @@ __all__ = [
     "DEFAULT_MMR_PREFETCH_FACTOR",
     "DEFAULT_RRF_K",
     "DEFAULT_SPARSE_WEIGHT",
+    "UNITS",
     "FusionMethod",
     "RetrievalMode",
     "SparseNormalization",
@@ -91,6 +92,8 @@ DEFAULT_CANDIDATE_K = 100
 DEFAULT_MMR_PREFETCH_FACTOR = 4
 #: MMR balance when none is given: as much relevance as diversity.
 DEFAULT_MMR_LAMBDA = 0.5
+#: What a query returns (:mod:`shared.hierarchy`): the best chunks, or their parents.
+UNITS = ("chunk", "parent")
 
 _E = TypeVar("_E", bound=Enum)
 

@@ -17,8 +17,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from qdrant_client import models
 
 from ..errors import InvalidInputError, UnsupportedOperationError
+from ..filters import and_filters, equals
 from ..mrl import truncate
 from ..schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from ..types import FloatArray
@@ -267,7 +269,9 @@ def plan_query(
 
     # With a ColBERT rerank the first stage hands over a candidate window, not the final page.
     first_limit = candidates if opts.colbert_rerank else window
-    if mode is RetrievalMode.DENSE:
+    if opts.levels is not None:
+        first = _levels_stage(schema, opts, first_limit, dense, sparse)
+    elif mode is RetrievalMode.DENSE:
         assert dense is not None
         first = _dense_stage(schema, dense, dense.tolist(), first_limit, opts, flt, candidates)
     elif mode is RetrievalMode.SPARSE:
@@ -320,6 +324,35 @@ def plan_query(
     # The engine applies the offset to the root only; its limit must cover the skipped hits.
     root = Stage(root.query, opts.limit, root.prefetches, root.filter, root.params, root.score_threshold)
     return QueryPlan(root=root, offset=opts.offset, with_vectors=with_vectors)
+
+
+def _levels_stage(
+    schema: CollectionSchema,
+    opts: QueryOptions,
+    limit: int,
+    dense: FloatArray | None,
+    sparse: SparseQuery | None,
+) -> Stage:
+    """A hierarchical query's first stage (:mod:`shared.hierarchy`): the query's own first
+    stage once per level, under a filter on the level, fused by reciprocal rank."""
+    assert opts.levels is not None and opts.level_key is not None
+    branches = []
+    for level in opts.levels:
+        at = f"level {level!r}"
+        only = replace(
+            opts,
+            levels=None,
+            filter=and_filters(opts.filter, models.Filter(must=[equals(opts.level_key, level, at)])),
+            limit=limit,
+            offset=0,
+            group_by=None,
+            colbert_rerank=False,
+            score_threshold=None,
+        )
+        branches.append(plan_query(schema, only, dense=dense, sparse=sparse).root)
+    if len(branches) == 1:
+        return branches[0]
+    return Stage(RrfFusion(opts.rrf_k), limit, tuple(branches), filter=opts.filter)
 
 
 def plan_mmr(

@@ -20,7 +20,20 @@ from langchain_ext import HybridQdrantRetriever, HybridQdrantVectorStore
 from shared.errors import InvalidInputError
 from shared.types import GROUP_ID_KEY
 
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+]
 
 
 class WordSparse:
@@ -113,7 +126,7 @@ def test_retrievers_take_group_by_in_search_kwargs(store: HybridQdrantVectorStor
 
 
 def test_bad_group_by(store: HybridQdrantVectorStore) -> None:
-    with pytest.raises(InvalidInputError, match="'metadata.nope' is on none of the hits"):
+    with pytest.raises(InvalidInputError, match=r"'metadata\.nope' is on none of the hits"):
         store.similarity_search("alpha", k=3, group_by="nope")
     with pytest.raises(InvalidInputError, match="invalid metadata field name"):
         store.similarity_search("alpha", k=3, group_by="source.")

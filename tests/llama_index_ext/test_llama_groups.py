@@ -24,7 +24,20 @@ from shared.errors import InvalidInputError
 from shared.types import GROUP_ID_KEY
 from tests.support.llama_fakes import HashEmbedding
 
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+]
 
 
 class JitterSparse(BaseSparseEmbedding):
@@ -137,7 +150,7 @@ def test_group_by_metadata_key_and_retrievers(store: HybridQdrantVectorStore) ->
 
 
 def test_bad_group_by(store: HybridQdrantVectorStore) -> None:
-    with pytest.raises(InvalidInputError, match="'metadata.nope' is on none of the hits"):
+    with pytest.raises(InvalidInputError, match=r"'metadata\.nope' is on none of the hits"):
         store.query(VectorStoreQuery(query_str="alpha", similarity_top_k=3), group_by="nope")
     with pytest.raises(InvalidInputError, match="group_size needs group_by"):
         store.query(VectorStoreQuery(query_str="alpha", similarity_top_k=3), group_size=2)
