@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .errors import InvalidInputError, InvalidTypeError
+from .errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
 from .options import check_options
 from .query.modes import UNITS
 from .schema import DOC_ID_KEY, METADATA_KEY, REF_DOC_ID_KEY, TEXT_KEY
@@ -92,6 +92,35 @@ class Hierarchy:
                 raise InvalidInputError(
                     f"unknown level {level!r}; this collection's levels are {list(self.levels)}"
                 )
+
+
+    def chunk_metadata(
+        self,
+        metadata: Mapping[str, Any],
+        *,
+        level: str | None = None,
+        parent_id: str | None = None,
+        position: int | float | None = None,
+    ) -> dict[str, Any]:
+        """``metadata`` with a chunk's hierarchy fields set (those given), for the adapters'
+        writers (a parent-document retriever, LlamaIndex's hierarchical nodes)."""
+        out = dict(metadata)
+        for name, value in (("level_key", level), ("parent_key", parent_id), ("position_key", position)):
+            if value is not None:
+                out[self._metadata_field(name)] = value
+        if level is not None:
+            self.check_levels([level])
+        return out
+
+    def _metadata_field(self, name: str) -> str:
+        key: str = getattr(self, name)
+        field = key[len(METADATA_KEY) + 1 :] if key.startswith(METADATA_KEY + ".") else ""
+        if not field or "." in field:
+            raise UnsupportedOperationError(
+                f"hierarchy {name} {key!r} is not a top-level metadata key ('metadata.<name>'): "
+                "chunks written here keep their hierarchy fields in their metadata"
+            )
+        return field
 
 
 def parse_hierarchy(value: Any) -> Hierarchy:

@@ -263,6 +263,11 @@ class HybridStore(Closing):
         self.config = config
 
     @property
+    def hierarchy(self) -> Hierarchy:
+        """How this collection's chunks relate (the ``hierarchy`` option, parsed: :mod:`shared.hierarchy`)."""
+        return self._hierarchy
+
+    @property
     def is_remote(self) -> bool:
         return self._backend.is_remote
 
