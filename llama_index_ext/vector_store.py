@@ -35,6 +35,7 @@ from qdrant_client import models
 from shared.config import ADD_BATCH_SIZE, StoreConfig, option_doc
 from shared.errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
 from shared.filters import and_filters
+from shared.hierarchy import Hierarchy
 from shared.lifecycle import Closing
 from shared.options import check_options
 from shared.query.options import SEARCH_OPTIONS, mmr_fetch_k
@@ -91,6 +92,13 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
       ``hybrid_top_k`` (default ``similarity_top_k``) results, except that each side
       fetches at least ``candidate_k`` (default 100) candidates; ``candidate_k=1`` gives
       LlamaIndex's exact sizes.
+    * Long documents (query kwargs, e.g. a retriever's ``vector_store_kwargs``):
+      ``group_by="ref_doc_id"`` (or a metadata key) returns one node per document
+      (``group_size`` nodes each); ``HierarchicalNodeParser`` nodes are stored with their
+      level (``root``/``intermediate``/``leaf``), parent and offset, so
+      ``levels=["leaf"], unit="parent"`` returns the best leaves' parents without a docstore;
+      ``context_window`` / ``with_parent`` add the neighbours (``window``, as
+      ``MetadataReplacementPostProcessor`` reads it) or the parent's text to each node.
     * ``client=`` on a collection written by llama-index's ``QdrantVectorStore`` (or by
       langchain-qdrant) works in that collection's own layout, detected or given as
       ``layout=``, so the other library keeps reading and writing it.
@@ -216,6 +224,7 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
                 metadata = node_to_metadata_dict(node, remove_text=True, flat_metadata=self.flat_metadata)
             except ValueError as exc:
                 raise InvalidInputError(f"nodes[{i}] (id {node.node_id!r}): {exc}") from None
+            metadata = _hierarchy_fields(node, metadata, self._store.hierarchy)
             records.append(
                 Record(
                     id=node.node_id,
@@ -407,6 +416,26 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
 
     async def aclose(self) -> None:
         await self._store.aclose()
+
+
+#: Levels of ``HierarchicalNodeParser`` nodes (by their place in the tree).
+HIERARCHICAL_LEVELS = ("root", "intermediate", "leaf")
+
+
+def _hierarchy_fields(node: BaseNode, metadata: dict[str, Any], hierarchy: Hierarchy) -> dict[str, Any]:
+    """A hierarchical node's place in its tree (``HierarchicalNodeParser``: parent and child
+    links) as the store's hierarchy fields (``shared.hierarchy``): its parent's id, its offset
+    in the parent and its level (root, intermediate or leaf); other nodes unchanged."""
+    parent, children = node.parent_node, node.child_nodes
+    if parent is None and not children:
+        return metadata
+    level = HIERARCHICAL_LEVELS[0] if parent is None else HIERARCHICAL_LEVELS[2 if not children else 1]
+    return hierarchy.chunk_metadata(
+        metadata,
+        level=level,
+        parent_id=None if parent is None else parent.node_id,
+        position=node.start_char_idx,
+    )
 
 
 def _annotate(node: BaseNode, extra: dict[str, Any]) -> None:
