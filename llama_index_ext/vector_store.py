@@ -434,7 +434,7 @@ def _hierarchy_fields(node: BaseNode, metadata: dict[str, Any], hierarchy: Hiera
         metadata,
         level=level,
         parent_id=None if parent is None else parent.node_id,
-        position=node.start_char_idx,
+        position=getattr(node, "start_char_idx", None),  # a TextNode's offset in its parent
     )
 
 

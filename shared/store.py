@@ -652,7 +652,7 @@ class HybridStore(Closing):
             parents = yield from self._records_by_id({str(hit.group) for hit in hits})
             out = []
             for batch in batches:
-                unit = []
+                unit: list[Hit] = []
                 for hit in batch:
                     parent = parents.get(str(hit.group))
                     if parent is None:
