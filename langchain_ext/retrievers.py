@@ -85,7 +85,7 @@ class HybridQdrantRetriever(BaseRetriever):
         return params
 
 
-class HybridParentDocumentRetriever(BaseRetriever):
+class HybridParentDocumentRetriever(HybridQdrantRetriever):
     """LangChain's ``ParentDocumentRetriever`` without a second store: the parents and their
     chunks live in the one collection of a :class:`HybridQdrantVectorStore`. The splitters
     are any document transformers (a ``RecursiveCharacterTextSplitter``, ...).
@@ -95,23 +95,18 @@ class HybridParentDocumentRetriever(BaseRetriever):
     linked by the store's hierarchy fields (``shared.hierarchy``: parent id and position in
     the chunks' metadata). A query searches the chunks and returns the ``k`` parents of the
     best ones, each with the score of its best chunk, in one engine request plus one read of
-    the parents (``unit="parent"``). ``search_kwargs`` are the store's search options.
+    the parents (``unit="parent"``). ``mode``, ``filter`` and ``search_kwargs`` are
+    :class:`HybridQdrantRetriever`'s.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
-
-    vectorstore: HybridQdrantVectorStore
     child_splitter: BaseDocumentTransformer
     parent_splitter: BaseDocumentTransformer | None = Field(
         default=None, description="cuts documents into parents"
     )
-    k: int = Field(default=4, gt=0, description="number of parents to return")
     child_level: str = Field(default="child", description="level name of the chunks searched")
     parent_level: str = Field(default="parent", description="level name of the parents returned")
-    search_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra store search options")
 
     def __init__(self, **data: Any) -> None:
-        check_options(data, type(self).model_fields, type(self).__name__, InvalidInputError)
         super().__init__(**data)
         hierarchy = self.vectorstore.store.hierarchy
         hierarchy.check_levels([self.child_level, self.parent_level])
@@ -168,19 +163,6 @@ class HybridParentDocumentRetriever(BaseRetriever):
         return parent_ids
 
     def _search_args(self, kwargs: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
-        extra = dict(kwargs)
-        extra.pop("verbose", None)
-        k = positive_int(extra.pop("k", self.k), "k")
-        return k, {**self.search_kwargs, **extra, "levels": [self.child_level], "unit": "parent"}
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
-    ) -> list[Document]:
-        k, args = self._search_args(kwargs)
-        return self.vectorstore.similarity_search(query, k=k, **args)
-
-    async def _aget_relevant_documents(
-        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
-    ) -> list[Document]:
-        k, args = self._search_args(kwargs)
-        return await self.vectorstore.asimilarity_search(query, k=k, **args)
+        """The chunks searched, their parents returned (``k`` parents)."""
+        k, args = super()._search_args(kwargs)
+        return k, {**args, "levels": [self.child_level], "unit": "parent"}

@@ -33,6 +33,7 @@ from .errors import InvalidInputError, InvalidTypeError, UnsupportedOperationErr
 from .options import check_options
 from .query.modes import UNITS
 from .schema import DOC_ID_KEY, METADATA_KEY, REF_DOC_ID_KEY, TEXT_KEY
+from .validation import payload_key
 
 __all__ = [
     "UNITS",
@@ -40,16 +41,6 @@ __all__ = [
     "parse_hierarchy",
     "record_value",
 ]
-
-
-def _check_key(value: Any, name: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidTypeError(f"hierarchy {name} must be a payload key (str), got {type(value).__name__}")
-    if not value or any(not part for part in value.split(".")):
-        raise InvalidInputError(
-            f"hierarchy {name} must be a payload key such as 'metadata.level', got {value!r}"
-        )
-    return value
 
 
 @dataclass(frozen=True)
@@ -67,7 +58,7 @@ class Hierarchy:
 
     def __post_init__(self) -> None:
         for name in ("level_key", "parent_key", "position_key"):
-            _check_key(getattr(self, name), name)
+            payload_key(getattr(self, name), f"hierarchy {name}")
         if self.levels is not None:
             levels = self.levels
             if isinstance(levels, str) or not isinstance(levels, Iterable):
@@ -92,7 +83,6 @@ class Hierarchy:
                 raise InvalidInputError(
                     f"unknown level {level!r}; this collection's levels are {list(self.levels)}"
                 )
-
 
     def chunk_metadata(
         self,

@@ -27,8 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ..errors import InvalidInputError, InvalidTypeError
-from ..validation import positive_int
+from ..validation import payload_key, positive_int
 
 __all__ = [
     "DEFAULT_GROUP_SIZE",
@@ -69,14 +68,8 @@ class Group(Generic[P]):
 
 
 def check_group_key(value: Any) -> str:
-    """A ``group_by`` key: a non-empty payload path without empty parts."""
-    if not isinstance(value, str):
-        raise InvalidTypeError(f"group_by must be a payload key (str), got {type(value).__name__}")
-    if not value or any(not part for part in value.split(".")):
-        raise InvalidInputError(
-            f"group_by must be a non-empty payload key such as 'metadata.source', got {value!r}"
-        )
-    return value
+    """A ``group_by`` key: a payload key such as ``metadata.source``."""
+    return payload_key(value, "group_by")
 
 
 def check_group_size(value: Any) -> int:

@@ -7,7 +7,6 @@ exact search), grouped by a plain loop over the ``source`` metadata field.
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,39 +18,14 @@ from qdrant_client import QdrantClient
 from langchain_ext import HybridQdrantRetriever, HybridQdrantVectorStore
 from shared.errors import InvalidInputError
 from shared.types import GROUP_ID_KEY
-
-WORDS = [
-    "alpha",
-    "beta",
-    "gamma",
-    "delta",
-    "epsilon",
-    "zeta",
-    "eta",
-    "theta",
-    "iota",
-    "kappa",
-    "lambda",
-    "mu",
-]
+from tests.support.langchain_fakes import WORDS, LangChainWordSparse, jittered_word_weights
 
 
-class WordSparse:
-    """langchain-qdrant's SparseEmbeddings interface: one weight per distinct word."""
+class WordSparse(LangChainWordSparse):
+    """Known words only, no two texts tied."""
 
-    class Vector:
-        def __init__(self, weights: dict[int, float]) -> None:
-            self.indices, self.values = list(weights), list(weights.values())
-
-    def embed_documents(self, texts: list[str]) -> list[Any]:
-        return [self.embed_query(t) for t in texts]
-
-    def embed_query(self, text: str) -> Any:
-        # A per-text jitter: no two chunks tie (ties would make the rankings order-dependent).
-        jitter = zlib.crc32(text.encode()) % 1000 / 1e4
-        return self.Vector(
-            {WORDS.index(w): 1.0 + i / 10 + jitter for i, w in enumerate(text.split()) if w in WORDS}
-        )
+    def weights(self, text: str) -> dict[int, float]:
+        return jittered_word_weights(text)
 
 
 def _docs() -> list[Document]:
@@ -59,7 +33,9 @@ def _docs() -> list[Document]:
     for d in range(70):
         for c in range(2 + d % 4):
             words = " ".join(WORDS[(d * 7 + c * 3 + j) % len(WORDS)] for j in range(4))
-            docs.append(Document(page_content=f"{words} {d} {c}", metadata={"source": f"s{d}", "n": c}))
+            docs.append(
+                Document(page_content=f"{words} {d} {c}", metadata={"source": f"s{d}", "n": c}, id=f"{d}-{c}")
+            )
     return docs
 
 

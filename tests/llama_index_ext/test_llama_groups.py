@@ -8,13 +8,11 @@ search), grouped by a plain loop over the nodes' ``ref_doc_id``.
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from llama_index.core import VectorStoreIndex
-from llama_index.core.base.embeddings.base_sparse import BaseSparseEmbedding
 from llama_index.core.schema import MetadataMode, NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
 from qdrant_client import QdrantClient
@@ -22,42 +20,15 @@ from qdrant_client import QdrantClient
 from llama_index_ext import HybridQdrantRetriever, HybridQdrantVectorStore
 from shared.errors import InvalidInputError
 from shared.types import GROUP_ID_KEY
-from tests.support.llama_fakes import HashEmbedding
-
-WORDS = [
-    "alpha",
-    "beta",
-    "gamma",
-    "delta",
-    "epsilon",
-    "zeta",
-    "eta",
-    "theta",
-    "iota",
-    "kappa",
-    "lambda",
-    "mu",
-]
+from tests.support.langchain_fakes import WORDS, jittered_word_weights
+from tests.support.llama_fakes import HashEmbedding, WordSparse
 
 
-class JitterSparse(BaseSparseEmbedding):
-    """One weight per known word, with a per-text jitter so that no two chunks tie."""
+class JitterSparse(WordSparse):
+    """Known words only, no two texts tied."""
 
     def _words(self, text: str) -> dict[int, float]:
-        jitter = zlib.crc32(text.encode()) % 1000 / 1e4
-        return {WORDS.index(w): 1.0 + i / 10 + jitter for i, w in enumerate(text.split()) if w in WORDS}
-
-    def _get_query_embedding(self, query: str) -> dict[int, float]:
-        return self._words(query)
-
-    async def _aget_query_embedding(self, query: str) -> dict[int, float]:
-        return self._words(query)
-
-    def _get_text_embedding(self, text: str) -> dict[int, float]:
-        return self._words(text)
-
-    async def _aget_text_embedding(self, text: str) -> dict[int, float]:
-        return self._words(text)
+        return jittered_word_weights(text)
 
 
 def _nodes() -> list[TextNode]:

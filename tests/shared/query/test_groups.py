@@ -185,7 +185,7 @@ def test_bad_group_options(store: HybridStore, corpus: Any) -> None:
         store.query(dense=query, group_by="ref_doc_id", group_size=1.5)  # type: ignore[typeddict-item]
     with pytest.raises(InvalidInputError, match="group_size needs group_by"):
         store.query(dense=query, group_size=2)
-    with pytest.raises(InvalidInputError, match="non-empty payload key"):
+    with pytest.raises(InvalidInputError, match="group_by must be a payload key such as"):
         store.query(dense=query, group_by="metadata.")
     with pytest.raises(InvalidTypeError, match="group_by must be a payload key"):
         store.query(dense=query, group_by=3)  # type: ignore[typeddict-item]
