@@ -38,6 +38,11 @@ Modes and score semantics of the returned hits (the plan that runs them is
 * MMR (:func:`shared.query.plan.plan_mmr`): Qdrant's MMR on ``dense``; scores are the dense
   similarities of the selected points.
 
+* ``levels`` (:mod:`shared.hierarchy`): with several levels, scores are RRF scores over
+  the per-level rankings (``rrf_k``); with one, the mode's own.
+* ``group_by`` (:mod:`shared.query.groups`) and ``unit="parent"`` keep the scores of the
+  ranking they group (a parent: the score of its best chunk).
+
 Filters are applied inside every prefetch and at the final stage.
 """
 
