@@ -542,6 +542,10 @@ class HybridStore(Closing):
         candidate_k)``); a given size is used as is, so the fused list holds at most their sum.
         ``sparse_normalization`` (m3 fusion only; default the store's, ``"auto"``): the scale
         of the sparse term, see :mod:`shared.query.modes`.
+        ``group_by`` / ``group_size``: one hit per document (:mod:`shared.query.groups`):
+        ``limit`` groups of up to ``group_size`` hits, each hit's ``group`` set. ``levels``,
+        ``unit``, ``context_window``, ``with_parent``: chunks of several granularities, their
+        parents and their context (:mod:`shared.hierarchy`).
         """
         return run(self._query_steps(text, dict(options)))
 
