@@ -269,6 +269,15 @@ class QueryArgs(TypedDict, total=False):
     with_parent: bool | None
 
 
+#: The long-document options (:mod:`shared.query.groups`, :mod:`shared.hierarchy`).
+LONG_DOCUMENT_ARGS: tuple[str, ...] = (
+    "group_by",
+    "group_size",
+    "levels",
+    "unit",
+    "context_window",
+    "with_parent",
+)
 #: Every keyword ``HybridStore.query`` takes besides the query text.
 QUERY_ARGUMENTS: frozenset[str] = frozenset(QueryArgs.__annotations__)
 #: The search options a framework passes through untouched: everything but the query
@@ -351,12 +360,12 @@ class QueryResolver:
             mrl_candidates=a.get("mrl_candidates"),
             dense_candidates=a.get("dense_candidates"),
             sparse_candidates=a.get("sparse_candidates"),
-            group_by=a.get("group_by"),
-            group_size=a.get("group_size"),
-            levels=a.get("levels"),
-            unit=a.get("unit"),
-            context_window=a.get("context_window"),
-            with_parent=a.get("with_parent"),
+            # Only when given: most queries have none, and each value is part of the cache key.
+            **(
+                {}
+                if a.keys().isdisjoint(LONG_DOCUMENT_ARGS)
+                else {k: a[k] for k in LONG_DOCUMENT_ARGS if k in a}
+            ),
             sparse_normalization=resolve_sparse_normalization(
                 a.get("sparse_normalization", self._sparse_normalization),
                 schema.identity.sparse_kind if schema.identity is not None else None,
