@@ -178,6 +178,21 @@ def test_one_context_read_per_query_batch(store: HybridStore, monkeypatch: pytes
     assert [h.window for h in again] == [h.window for h in batches[0]]
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"levels": ["sentence"], "group_by": "metadata.parent_id", "group_size": 2, "offset": 1},
+        {"levels": ["sentence"], "unit": "parent", "context_window": 1, "with_parent": True},
+    ],
+)
+def test_query_batch_is_each_query(store: HybridStore, args: dict[str, Any]) -> None:
+    batches = store.query_batch(list(QUERIES), limit=4, exact=True, **args)
+    for text, hits in zip(QUERIES, batches, strict=True):
+        alone = store.query(text, limit=4, exact=True, **args)
+        assert [(h.id, h.group, h.window) for h in hits] == [(h.id, h.group, h.window) for h in alone]
+        assert len(hits) >= 4
+
+
 def test_hierarchy_errors(store: HybridStore) -> None:
     with pytest.raises(InvalidInputError, match=r"unknown level 'chapter'; this collection's levels are"):
         store.query("q0", levels=["chapter"])

@@ -196,9 +196,8 @@ def test_bad_group_options(store: HybridStore, corpus: Any) -> None:
         store.query(dense=query, group_by="metadata.nope")
 
 
-def test_query_batch_groups(store: HybridStore, corpus: Any) -> None:
-    """query_batch has no text encoder here: its grouped path is the same as query's (checked
-    on a store with an encoder in the adapters' tests); a filter narrowing to nothing gives []."""
+def test_grouped_query_matching_nothing_is_empty(store: HybridStore, corpus: Any) -> None:
+    """No hit at all is an empty result, not the missing-key error."""
     from shared.filters import metadata_filter
 
     _, query, _ = corpus
