@@ -18,32 +18,24 @@ from qdrant_client import QdrantClient
 from langchain_ext import HybridQdrantRetriever, HybridQdrantVectorStore
 from shared.errors import InvalidInputError
 from shared.types import GROUP_ID_KEY
-from tests.support.langchain_fakes import WORDS, LangChainWordSparse, jittered_word_weights
-
-
-class WordSparse(LangChainWordSparse):
-    """Known words only, no two texts tied."""
-
-    def weights(self, text: str) -> dict[int, float]:
-        return jittered_word_weights(text)
+from tests.support.langchain_fakes import LangChainWordSparse, jittered_word_weights, word_chunks
 
 
 def _docs() -> list[Document]:
-    docs = []
-    for d in range(70):
-        for c in range(2 + d % 4):
-            words = " ".join(WORDS[(d * 7 + c * 3 + j) % len(WORDS)] for j in range(4))
-            docs.append(
-                Document(page_content=f"{words} {d} {c}", metadata={"source": f"s{d}", "n": c}, id=f"{d}-{c}")
-            )
-    return docs
+    return [
+        Document(page_content=text, metadata={"source": f"s{d}", "n": c}, id=f"{d}-{c}")
+        for d, c, text in word_chunks(70, lambda d: 2 + d % 4, 7)
+    ]
 
 
 @pytest.fixture(scope="module", params=["edge", "local"])
 def store(request: pytest.FixtureRequest) -> Iterator[HybridQdrantVectorStore]:
     client = QdrantClient(":memory:") if request.param == "local" else None
     s = HybridQdrantVectorStore(
-        DeterministicFakeEmbedding(size=16), sparse_embedding=WordSparse(), client=client, collection_name="g"
+        DeterministicFakeEmbedding(size=16),
+        sparse_embedding=LangChainWordSparse(jittered_word_weights),
+        client=client,
+        collection_name="g",
     )
     s.add_documents(_docs())
     yield s

@@ -20,7 +20,7 @@ from qdrant_client import QdrantClient
 from llama_index_ext import HybridQdrantRetriever, HybridQdrantVectorStore
 from shared.errors import InvalidInputError
 from shared.types import GROUP_ID_KEY
-from tests.support.langchain_fakes import WORDS, jittered_word_weights
+from tests.support.langchain_fakes import jittered_word_weights, word_chunks
 from tests.support.llama_fakes import HashEmbedding, WordSparse
 
 
@@ -32,19 +32,15 @@ class JitterSparse(WordSparse):
 
 
 def _nodes() -> list[TextNode]:
-    nodes = []
-    for d in range(60):
-        for c in range(1 + d % 5):
-            words = " ".join(WORDS[(d * 5 + c * 3 + j) % len(WORDS)] for j in range(4))
-            nodes.append(
-                TextNode(
-                    id_=f"n{d}-{c}",
-                    text=f"{words} {d} {c}",
-                    metadata={"section": f"sec{d % 7}"},
-                    relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=f"doc{d}")},
-                )
-            )
-    return nodes
+    return [
+        TextNode(
+            id_=f"n{d}-{c}",
+            text=text,
+            metadata={"section": f"sec{d % 7}"},
+            relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=f"doc{d}")},
+        )
+        for d, c, text in word_chunks(60, lambda d: 1 + d % 5, 5)
+    ]
 
 
 @pytest.fixture(scope="module", params=["edge", "local"])
