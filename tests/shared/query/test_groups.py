@@ -229,3 +229,34 @@ def test_fill_groups_reads_on_until_full_or_exhausted() -> None:
     asked.clear()
     groups = fill_groups(fetch, lambda p: p, GroupSpec("g", 1, 1), 1)
     assert asked == [1] and [g.id for g in groups] == ["a"]
+
+
+@pytest.mark.parametrize("backend", ["edge", "local"])
+def test_groups_over_colbert_rerank_and_mrl_funnel(backend: str) -> None:
+    """Multi-stage plans (MRL funnel, ColBERT re-rank of the candidates): the grouped result
+    is the ungrouped ranking of the same plan, grouped."""
+    rng = np.random.default_rng(11)
+    recs = [
+        Record(
+            id=f"c{i}",
+            text="t",
+            metadata={"doc": i % 37},
+            dense=rng.normal(size=32).astype(np.float32),
+            colbert=rng.normal(size=(3, 8)).astype(np.float32),
+        )
+        for i in range(300)
+    ]
+    client = QdrantClient(":memory:") if backend == "local" else None
+    with HybridStore("mc", dense_dim=32, colbert=True, mrl_dim=8, client=client) as s:
+        s.add(recs)
+        args: dict[str, Any] = {
+            "dense": rng.normal(size=32),
+            "colbert": rng.normal(size=(2, 8)),
+            "colbert_rerank": True,
+            "candidate_k": 300,
+            "mrl_candidates": 300,
+            "exact": True,
+        }
+        ranking = s.query(limit=300, **args)
+        want = _reference_groups([(h.id, h.score, h.metadata["doc"]) for h in ranking], 6, 2)
+        _same(_as_groups(s.query(limit=6, group_by="metadata.doc", group_size=2, **args)), want)
