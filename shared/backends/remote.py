@@ -38,7 +38,7 @@ from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from ..errors import BackendError, InvalidInputError, M3HybridError, UnsupportedOperationError
 from ..layouts import CollectionInfo, collection_info
-from ..quantization import QuantizationPreset
+from ..quantization import BINARY_ENCODINGS, DATATYPES, TURBO_BITS, QuantizationPreset
 from ..query import plan as qp
 from ..retry import RetryPolicy, describe_error
 from ..schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
@@ -81,23 +81,12 @@ def _local_lock(client: Any) -> threading.Lock:
         return lock
 
 
-_DATATYPE = {
-    "float32": models.Datatype.FLOAT32,
-    "float16": models.Datatype.FLOAT16,
-    "uint8": models.Datatype.UINT8,
-}
-_BINARY_ENCODING = {
-    "one_bit": models.BinaryQuantizationEncoding.ONE_BIT,
-    "one_and_half_bits": models.BinaryQuantizationEncoding.ONE_AND_HALF_BITS,
-    "two_bits": models.BinaryQuantizationEncoding.TWO_BITS,
-}
-_TURBO_BITS = {
-    1.0: models.TurboQuantBitSize.BITS1,
-    1.5: models.TurboQuantBitSize.BITS1_5,
-    2.0: models.TurboQuantBitSize.BITS2,
-    4.0: models.TurboQuantBitSize.BITS4,
-    8.0: models.TurboQuantBitSize.BITS8,
-}
+# qdrant-client's value of each word of the presets' vocabulary (shared.quantization), in its
+# order: zip(strict=True) fails at import when the vocabulary gains a word this table lacks.
+_E, _T, _D = models.BinaryQuantizationEncoding, models.TurboQuantBitSize, models.Datatype
+_DATATYPE = dict(zip(DATATYPES, (_D.FLOAT32, _D.FLOAT16, _D.UINT8), strict=True))
+_BINARY_ENCODING = dict(zip(BINARY_ENCODINGS, (_E.ONE_BIT, _E.ONE_AND_HALF_BITS, _E.TWO_BITS), strict=True))
+_TURBO_BITS = dict(zip(TURBO_BITS, (_T.BITS1, _T.BITS1_5, _T.BITS2, _T.BITS4, _T.BITS8), strict=True))
 
 
 def quantization_config(preset: QuantizationPreset, on_disk: bool) -> Any:
