@@ -14,8 +14,9 @@ Strategies (one row each, per model setup and mode; add one by appending to ``ST
   one pass over its chapter (windows past the model's ``max_length``).
 
 Levels: ``chunk`` scores the top-10 verses; ``document`` scores the top-10 chapters, each
-chapter ranked at its best verse among the top 100 hits. A strategy may search its own way
-(e.g. the store's group-by, once it exists) by giving its own ``search``.
+chapter ranked at its best verse among the top 100 hits, or (rows ``+ group-by``) by the
+store's ``group_by="metadata.chapter"`` query (one hit per chapter). A strategy's searches
+are ``Search`` rows (``SEARCHES``): a new way to search is one more.
 
 Model setups: all-MiniLM-L6-v2 (mean-pooled, ``max_length`` 256 so chapters take several
 windows) + SPLADE-tiny, the small real models the packages ship; and the tiny BGE-M3-format
@@ -149,6 +150,31 @@ def search_chunks(store: HybridStore, data: LongDocs, mode: str, level: str) -> 
     return {q: list(dict.fromkeys(chapter_of(h.id) for h in hs)) for q, hs in zip(qids, hits, strict=True)}
 
 
+def search_grouped(store: HybridStore, data: LongDocs, mode: str, level: str) -> dict[str, list[str]]:
+    """Document level with the store's group-by: one hit per chapter, chapters ranked by it."""
+    qids = list(data.queries)
+    hits = store.query_batch(
+        [data.queries[q] for q in qids], mode=mode, limit=10, group_by="metadata.chapter", group_size=1
+    )
+    return {q: [str(h.group) for h in hs] for q, hs in zip(qids, hits, strict=True)}
+
+
+@dataclass(frozen=True)
+class Search:
+    """One way to search a strategy's store: a row per level it applies to."""
+
+    suffix: str
+    levels: tuple[str, ...]
+    run: Callable[[HybridStore, LongDocs, str, str], dict[str, list[str]]]
+
+
+#: Every strategy's searches: its chunks ranked as they are, and chapters by the store's group-by.
+SEARCHES = (
+    Search("", ("chunk", "document"), search_chunks),
+    Search(" + group-by", ("document",), search_grouped),
+)
+
+
 def encode_naive(encoder: Any, data: LongDocs) -> None:
     encoder.encode([r.text for r in data.records()], "document")
 
@@ -169,8 +195,7 @@ class Strategy:
     encode: Callable[[Any, LongDocs], None]
     #: The store options of the strategy.
     store_options: dict[str, Any] = field(default_factory=dict)
-    search: Callable[[HybridStore, LongDocs, str, str], dict[str, list[str]]] = search_chunks
-    note: str = ""
+    searches: tuple[Search, ...] = SEARCHES
 
 
 STRATEGIES = [
@@ -182,7 +207,7 @@ STRATEGIES = [
 # -- model setups --------------------------------------------------------------------------
 
 
-def setups(cache_size: int) -> list[tuple[str, Callable[[], Any]]]:
+def setups(cache_size: int, only: str | None = None) -> list[tuple[str, Callable[[], Any]]]:
     from shared.encoders import MINILM, SPLADE_TINY, load_encoder
 
     def small() -> Any:
@@ -194,14 +219,17 @@ def setups(cache_size: int) -> list[tuple[str, Callable[[], Any]]]:
         path = make_bge_m3_checkpoint(Path(tempfile.mkdtemp(prefix="long-docs-m3-")))
         return load_encoder(path, show_progress=False, cache_size=cache_size)
 
-    return [("MiniLM + SPLADE-tiny", small), ("tiny BGE-M3 (random weights)", tiny_m3)]
+    every = {"small": ("MiniLM + SPLADE-tiny", small), "tiny-m3": ("tiny BGE-M3 (random weights)", tiny_m3)}
+    return [setup for key, setup in every.items() if only is None or key == only]
 
 
-def run(books: set[str], max_queries: int | None, bootstrap: int) -> tuple[list[dict[str, Any]], LongDocs]:
+def run(
+    books: set[str], max_queries: int | None, bootstrap: int, only: str | None = None
+) -> tuple[list[dict[str, Any]], LongDocs]:
     data = load_long_docs(books, max_queries)
     records = data.records()
     rows: list[dict[str, Any]] = []
-    for setup_name, make in setups(cache_size=len(records) * 2 + 10):
+    for setup_name, make in setups(len(records) * 2 + 10, only):
         encoder = make()
         encoder.encode(["warm up"], "document")
         for strategy in STRATEGIES:
@@ -212,15 +240,16 @@ def run(books: set[str], max_queries: int | None, bootstrap: int) -> tuple[list[
             used = encoder.forward_passes - passes
             with HybridStore("long", encoder=encoder, **strategy.store_options) as store:
                 store.add(records)
-                for level in ("chunk", "document"):
+                for search, level in [(x, lv) for x in strategy.searches for lv in x.levels]:
                     dataset = data.level(level)
+                    name = strategy.name + search.suffix
                     for mode in MODES:
-                        ranked = strategy.search(store, data, mode, level)
-                        row = score_run(dataset, ranked, config=strategy.name, mode=mode, bootstrap=bootstrap)
+                        ranked = search.run(store, data, mode, level)
+                        row = score_run(dataset, ranked, config=name, mode=mode, bootstrap=bootstrap)
                         rows.append(
                             {
                                 "setup": setup_name,
-                                "strategy": strategy.name,
+                                "strategy": name,
                                 "level": level,
                                 "mode": mode,
                                 "ndcg": row.metrics[PRIMARY],
@@ -232,7 +261,7 @@ def run(books: set[str], max_queries: int | None, bootstrap: int) -> tuple[list[
                         )
                         lo, hi = row.ndcg_ci
                         print(
-                            f"{setup_name:30s} {strategy.name:6s} {level:8s} {mode:6s} "
+                            f"{setup_name:30s} {name:18s} {level:8s} {mode:6s} "
                             f"nDCG@10 {row.metrics[PRIMARY]:.3f} [{lo:.3f}, {hi:.3f}] "
                             f"encode {seconds:.1f}s ({used} passes)",
                             flush=True,
@@ -253,7 +282,8 @@ def section(rows: list[dict[str, Any]], data: LongDocs, books: str, command: str
         f"Data: bible-dev as long documents: books {books.replace(',', ', ')}: {len(data.chapters)} "
         f"chapters (documents, verses joined by spaces) of {n_verses} verses (chunks); "
         f"{len(data.queries)} WEB queries, relevant chunk = their verse, relevant document = its chapter. "
-        "Document level: chapters ranked at their best verse in the top 100. nDCG@10 with its 95% "
+        "Document level: chapters ranked at their best verse in the top 100, or by the store's "
+        "group_by on the chapter (`+ group-by`, one hit per chapter). nDCG@10 with its 95% "
         "bootstrap CI. Encode = the encoder's time for the whole subset, one strategy after the "
         "other (passes = model forward passes, both models of a pair).",
         "",
@@ -295,10 +325,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--books", default=DEFAULT_BOOKS, help="comma-separated OSIS book codes")
     parser.add_argument("--max-queries", type=int, default=None)
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--setup", choices=("small", "tiny-m3"), help="one model setup only")
     parser.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    rows, data = run(set(args.books.split(",")), args.max_queries, args.bootstrap)
+    rows, data = run(set(args.books.split(",")), args.max_queries, args.bootstrap, args.setup)
     argv_shown = " ".join(sys.argv[1:])
     text = section(
         rows,
