@@ -310,7 +310,8 @@ def section(rows: list[dict[str, Any]], data: LongDocs, books: str, command: str
         "are near-identical (its late dense rows). Each bible-dev query restates one verse, so a verse's "
         "own words are all that matter here and its chapter's context blurs neighbouring verses "
         "together: late chunking loses on this set (least with hybrid and at document level) and "
-        "encodes faster (one pass per chapter window, no per-verse specials and padding). Chunks that "
+        "runs fewer forward passes (one per chapter window, no per-verse padding; wall times here "
+        "swing with the shared machine's load). Chunks that "
         "lean on their document (pronouns, running topics) are where it is meant to help: measure "
         "your own documents.",
         "",
