@@ -77,7 +77,7 @@ from ..query.plan import (
     Stage,
     WeightedSum,
 )
-from ..schema import COLBERT, DENSE, DENSE_MRL, REF_DOC_ID_KEY, SPARSE, CollectionSchema
+from ..schema import BM25, COLBERT, DENSE, DENSE_MRL, REF_DOC_ID_KEY, SPARSE, CollectionSchema
 from ..steps import one_step
 from .base import PointData, PointId, ResultPoint
 from .edge_filters import to_edge_filter
@@ -239,6 +239,11 @@ def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
             # on_disk: the inverted index is mmapped too (the page cache keeps its hot lists).
             memory=memory,
         )
+    if schema.bm25 is not None:
+        # BM25 term weights: the engine supplies the IDF.
+        sparse[BM25] = qe.EdgeSparseVectorParams(
+            modifier=qe.Modifier.Idf, datatype=_DATATYPE[schema.sparse_datatype], memory=memory
+        )
     optimizers = (
         qe.EdgeOptimizersConfig(default_segment_number=ON_DISK_SEGMENT_NUMBER) if schema.on_disk else None
     )
@@ -328,10 +333,13 @@ def edge_request(plan: QueryPlan) -> qe.QueryRequest:
     )
 
 
+_SPARSE_NAMES = frozenset({SPARSE, BM25})
+
+
 def _edge_point(p: PointData) -> qe.Point:
     vectors: dict[str, Any] = {}
     for name, value in p.vectors.items():
-        if name == SPARSE:
+        if name in _SPARSE_NAMES:
             indices, values = value
             vectors[name] = qe.SparseVector(indices=indices, values=values)
         else:

@@ -51,7 +51,7 @@ from ..query.plan import (
     WeightedSum,
 )
 from ..retry import RetryPolicy, describe_error
-from ..schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
+from ..schema import BM25, COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from ..steps import Call, Steps
 from .base import PointData, PointId, ResultPoint
 
@@ -177,6 +177,12 @@ def collection_config(schema: CollectionSchema) -> dict[str, Any]:
         sparse[layout.vector_name(SPARSE)] = models.SparseVectorParams(
             index=models.SparseIndexParams(datatype=_DATATYPE[schema.sparse_datatype]),
             modifier=models.Modifier.IDF if schema.sparse_idf else None,
+        )
+    if schema.bm25 is not None:
+        # BM25 term weights: the engine supplies the IDF.
+        sparse[layout.vector_name(BM25)] = models.SparseVectorParams(
+            index=models.SparseIndexParams(datatype=_DATATYPE[schema.sparse_datatype]),
+            modifier=models.Modifier.IDF,
         )
     return {"vectors_config": vectors, "sparse_vectors_config": sparse or None}
 
