@@ -24,6 +24,7 @@ def open_backend(
     timeout: float | None = None,
     retry: RetryPolicy | None = None,
     compact_every: int | None = None,
+    background_index_min: int | None = None,
     shard_number: int | None = None,
     replication_factor: int | None = None,
     write_consistency_factor: int | None = None,
@@ -45,6 +46,8 @@ def open_backend(
         if compact_every is not None:
             # A server manages its own segments and memory.
             raise InvalidInputError("compact_every is only used with the embedded store (path=)")
+        if background_index_min is not None:
+            raise InvalidInputError("background_index_min is only used with the embedded store (path=)")
         from .remote import RemoteBackend
 
         return RemoteBackend(
@@ -68,7 +71,9 @@ def open_backend(
     from .edge import EdgeBackend
 
     # compact_every: None = every 100,000 points for on_disk stores, never otherwise.
-    return EdgeBackend(collection_name, path, compact_every=compact_every)
+    return EdgeBackend(
+        collection_name, path, compact_every=compact_every, background_index_min=background_index_min
+    )
 
 
 __all__ = ["Backend", "open_backend"]
