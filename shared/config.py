@@ -212,7 +212,13 @@ class StoreConfig:
 
 #: Where the collection lives and how it is reached (not store options: they name no collection property).
 CONNECTION_OPTIONS = ("path", "url", "api_key", "client", "aclient", "timeout", "retry")
-_BACKEND_OPTIONS = ("compact_every", "background_index_min", "shard_number", "replication_factor", "write_consistency_factor")
+_BACKEND_OPTIONS = (
+    "compact_every",
+    "background_index_min",
+    "shard_number",
+    "replication_factor",
+    "write_consistency_factor",
+)
 _FIELDS = {f.name: f for f in fields(StoreConfig)}
 #: The names of the store options, in declaration order.
 STORE_OPTIONS: tuple[str, ...] = tuple(_FIELDS)
