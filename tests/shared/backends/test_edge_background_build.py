@@ -227,12 +227,16 @@ def test_an_interrupted_swap_is_undone_when_the_store_is_opened(tmp_path: Path) 
     copy = edge_build.build_dir(path)
     edge_build.copy_shard(path, copy)
     edit = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import qdrant_edge as qe
             s = qe.EdgeShard.load({str(copy)!r})
             s.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter()))
             s.flush(); s.close()
-        """)],
+        """),
+        ],
         capture_output=True,
         text=True,
     )
