@@ -885,8 +885,14 @@ class EdgeBackend:
         t0 = time.perf_counter()
         try:
             with self._write_lock:
-                with self._gate.operation(), _engine_errors("flush before the index build", self.location):
-                    self._require().flush()
+                shard = self._require()
+                if self._tmp is not None:
+                    # No write-ahead log (a temporary store): the copy needs the points on disk.
+                    # Otherwise no flush (a long GIL hold): the copy, taken with no write in
+                    # flight, is what a kill at this moment would leave, and the writer's load
+                    # replays the log into it, as a reopen after a crash would.
+                    with self._gate.operation(), _engine_errors("flush before the build", self.location):
+                        shard.flush()
                 try:
                     edge_build.copy_shard(self.path, copy)
                 except OSError as exc:
@@ -948,7 +954,8 @@ class EdgeBackend:
                         raise BackendError(f"the embedded store at {self.location} was closed")
                     old = self._require()
                     with _engine_errors("closing the shard for the swap", self.location):
-                        old.flush()
+                        if self._tmp is not None:  # no write-ahead log: a swap back needs the points on disk
+                            old.flush()
                         old.close()
                     self._shard = None
                     try:
