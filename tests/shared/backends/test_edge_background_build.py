@@ -25,7 +25,7 @@ import pytest
 
 from shared.backends import edge_build
 from shared.backends.edge import EdgeBackend
-from shared.errors import BackendError
+from shared.errors import BackendError, InvalidInputError, InvalidTypeError
 from shared.steps import run
 from shared.store import HybridStore
 from shared.types import Record
@@ -276,3 +276,33 @@ def test_killing_the_serving_process_during_the_build_loses_nothing(tmp_path: Pa
     with HybridStore("c", path=tmp_path) as store:
         assert store.count() == 800  # every point was written before the build started
     assert _leftovers(tmp_path) == []
+
+
+def test_a_compaction_window_above_the_threshold_is_indexed_apart(tmp_path: Path) -> None:
+    with _store(tmp_path, compact_every=500) as store:
+        backend = _backend(store)
+        store.add(_records(0, 1200), batch_size=100)
+        assert backend.compactions == 2 and backend.background_builds == 2
+        assert store.count() == 1200
+        assert [r.id for r in store.get(["doc-0", "doc-1199"])] == ["doc-0", "doc-1199"]
+        assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "match"),
+    [
+        (-1, InvalidInputError, "background_index_min must be >= 0"),
+        ("1000", InvalidTypeError, "background_index_min must be an int or None, got str"),
+        (True, InvalidTypeError, "background_index_min must be an int or None, got bool"),
+    ],
+)
+def test_bad_background_index_min_is_refused(tmp_path: Path, value: Any, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        HybridStore("x", path=tmp_path, dense_dim=DIM, background_index_min=value)
+
+
+def test_background_index_min_is_refused_on_a_server() -> None:
+    from qdrant_client import QdrantClient
+
+    with pytest.raises(InvalidInputError, match="background_index_min is only used with the embedded store"):
+        HybridStore("x", client=QdrantClient(":memory:"), dense_dim=DIM, background_index_min=5)
