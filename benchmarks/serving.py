@@ -374,6 +374,7 @@ def ingest_run(args: argparse.Namespace, background: bool) -> dict[str, Any]:
         idle = load(store, qd, qs, lambda: time.perf_counter() > stop_at)
     done = threading.Event()
     added: list[float] = []
+    builds_before = getattr(store._backend, "background_builds", 0)
 
     def writer() -> None:
         t = time.perf_counter()
@@ -389,7 +390,7 @@ def ingest_run(args: argparse.Namespace, background: bool) -> dict[str, Any]:
         busy = load(store, qd, qs, done.is_set)
         w.join()
     backend = store._backend
-    builds = getattr(backend, "background_builds", 0)
+    builds = getattr(backend, "background_builds", 0) - builds_before
     phases = dict(getattr(backend, "last_build_s", {}), paused=getattr(backend, "last_swap_s", 0.0))
     total = store.count()
     # Nothing lost: every id of the add reads back.
@@ -431,7 +432,7 @@ def during_ingest(args: argparse.Namespace) -> list[str]:
         f"**writer process** (the default): the add took {a['add']:.0f} s, of which the index build "
         f"in the writer process {ph.get('build', 0):.0f} s (copy of the shard {ph.get('copy', 0):.1f} s, "
         f"swap {ph.get('swap', 0):.2f} s, queries held by the swap gate {ph.get('paused', 0):.2f} s; "
-        f"{a['builds']} build(s) apart); queries answered during it: {len(a['busy']['thread'])} from "
+        f"{a['builds']} build apart); queries answered during it: {len(a['busy']['thread'])} from "
         f"the thread, {len(a['busy']['async'])} from the loop, every one with hits; every point stored: "
         f"{stored(a)}.",
     ]
