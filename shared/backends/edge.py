@@ -692,7 +692,7 @@ class EdgeBackend:
         return (
             bool(self.background_index_min)
             and points >= self.background_index_min
-            and (edge_build.can_exchange(self.path))
+            and edge_build.can_exchange(self.path)
         )
 
     def _guard(self) -> dict[str, Any] | None:
