@@ -107,6 +107,16 @@ def test_small_adds_stay_in_process_and_a_large_one_builds_apart(tmp_path: Path)
         assert store.count() == 800
 
 
+def test_a_temporary_store_builds_apart_too(tmp_path: Path) -> None:
+    # No path: no write-ahead log, so the shard is flushed before it is copied.
+    with HybridStore("c", dense_dim=DIM, sparse=True, background_index_min=MIN) as store:
+        store.add(_records(0, 200))
+        store.add(_records(200, 600))
+        assert _backend(store).background_builds == 1
+        assert store.count() == 800
+        assert store.query(sparse={100_700: 1.0}, mode="sparse", limit=1)[0].id == "doc-700"
+
+
 def test_the_default_threshold_is_the_engines_indexing_threshold(tmp_path: Path) -> None:
     with HybridStore("c", path=tmp_path, dense_dim=384) as store:
         store.add([Record(id="a", text="a", dense=np.ones(384, dtype=np.float32))])
