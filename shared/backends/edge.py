@@ -775,8 +775,9 @@ class EdgeBackend:
     def _update(self, op: Any, what: str) -> bool:
         """Apply one write to the shard (call with the write lock held); False without a shard.
 
-        While an index build runs apart, the write is also logged, to be replayed onto the
-        indexed copy before it is swapped in.
+        Every write to the shard goes through here: while an index build runs apart, the
+        write is also logged, to be replayed onto the indexed copy before it is swapped in
+        (a write made around it would be lost by the swap).
         """
         with self._gate.operation(), _engine_errors(what, self.location):
             if (shard := self._current()) is None:
