@@ -14,7 +14,10 @@ SPLADE-tiny (the torch path).
 ``--during-ingest``: while ``--add`` points are added (and indexed) onto ``--points``, a
 ticker thread (5 ms sleeps) records its longest stall, a thread and an event loop query
 the store (explicit query vectors: the engine's share only) and their p99 is compared
-with the same load on the idle store; every query must be answered and every point stored.
+with the same load on the idle store; every query must return its hits and every point of
+the add must read back. Run twice on new stores: the default (the index built in a writer
+process and swapped in) and ``background_index_min=0`` (in-process; ``--skip-in-process``
+leaves it out).
 
     python benchmarks/serving.py --points 100000              # throughput section
     python benchmarks/serving.py --during-ingest --points 20000 --add 80000
