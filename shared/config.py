@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .hierarchy import Hierarchy, parse_hierarchy
 from .layouts import Layout
 from .quantization import QuantizationPreset
 from .query.modes import (
@@ -117,6 +118,13 @@ class StoreConfig:
     recreate: bool = field(
         default=False, metadata=_doc("drop a collection built by another encoder instead of refusing it")
     )
+    hierarchy: Hierarchy | Mapping[str, Any] | None = field(
+        default=None,
+        metadata=_doc(
+            "how chunks relate (shared.hierarchy.Hierarchy or a dict of its fields: levels, and the "
+            "payload keys of a chunk's level, parent id and position); None: the default keys, any level"
+        ),
+    )
     # -- query defaults: every query may override them ---------------------------------
     retrieval_mode: str | RetrievalMode = field(
         default=_PLANNER.mode.value, metadata=_doc("default retrieval mode: dense, sparse or hybrid")
@@ -159,6 +167,7 @@ class StoreConfig:
         parse_sparse_normalization(self.sparse_normalization)
         non_negative_number(self.query_batch_wait_ms, "query_batch_wait_ms")
         positive_int(self.query_batch_size, "query_batch_size")
+        parse_hierarchy(self.hierarchy)
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], **overrides: Any) -> StoreConfig:
