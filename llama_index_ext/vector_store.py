@@ -132,6 +132,9 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
     quantization: Any = Field(default=_D.quantization, description=option_doc("quantization"))
     on_disk: bool | None = Field(default=_D.on_disk, description=option_doc("on_disk"))
     compact_every: int | None = Field(default=_D.compact_every, description=option_doc("compact_every"))
+    background_index_min: int | None = Field(
+        default=_D.background_index_min, description=option_doc("background_index_min")
+    )
     mrl_dim: int | None = Field(default=_D.mrl_dim, description=option_doc("mrl_dim"))
     bm25: Any = Field(default=_D.bm25, exclude=True, description=option_doc("bm25"))
     mrl_quantization: Any = Field(default=_D.mrl_quantization, description=option_doc("mrl_quantization"))

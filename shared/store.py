@@ -118,6 +118,7 @@ class HybridStore(Closing):
         quantization: str | QuantizationPreset | Any = _DEFAULT.quantization,
         on_disk: bool | None = _DEFAULT.on_disk,
         compact_every: int | None = _DEFAULT.compact_every,
+        background_index_min: int | None = _DEFAULT.background_index_min,
         mrl_dim: int | None = _DEFAULT.mrl_dim,
         bm25: bool | str | Bm25Encoder = _DEFAULT.bm25,
         mrl_quantization: str | QuantizationPreset | Any = _DEFAULT.mrl_quantization,
