@@ -14,13 +14,9 @@ from qdrant_client import QdrantClient
 
 from langchain_ext import BGEM3Embeddings, HybridQdrantVectorStore
 from shared.errors import InvalidInputError, ModelMismatchError
+from tests.support.sentences import SENTENCES as ALL_SENTENCES
 
-SENTENCES = [
-    "The history of the city begins with a small village by the river.",
-    "Over many years the village grew into a town with a market, a school and a library.",
-    "Scientists study the stars, the planets and the moon; they measure light and time.",
-    "Doctors treat patients in hospitals, and nurses help them recover after surgery.",
-]
+SENTENCES = ALL_SENTENCES[:4]
 TEXTS = {"a.txt": "\n\n".join(SENTENCES), "b.txt": " ".join(reversed(SENTENCES))}
 
 

@@ -16,14 +16,9 @@ from qdrant_client import QdrantClient
 
 from llama_index_ext import BGEM3Embedding, HybridQdrantVectorStore
 from shared.errors import InvalidInputError, ModelMismatchError
+from tests.support.sentences import SENTENCES as ALL_SENTENCES
 
-SENTENCES = [
-    "The history of the city begins with a small village by the river.",
-    "Over many years the village grew into a town with a market, a school and a library.",
-    "Scientists study the stars, the planets and the moon; they measure light and time.",
-    "Doctors treat patients in hospitals, and nurses help them recover after surgery.",
-    "Children play football in the park after school while their parents talk about work.",
-]
+SENTENCES = ALL_SENTENCES
 TEXTS = {"city": " ".join(SENTENCES), "other": " ".join(reversed(SENTENCES))}
 
 
