@@ -303,12 +303,11 @@ def plan_query(
         assert colbert is not None
         rows = np.asarray(colbert, dtype=np.float32).tolist()
         root = Stage(Nearest(COLBERT, rows), window, (first,), filter=flt)
-    if opts.score_threshold is not None:
-        root = Stage(
-            root.query, root.limit, root.prefetches, root.filter, root.params, float(opts.score_threshold)
-        )
     # The engine applies the offset to the root only; its limit must cover the skipped hits.
-    root = Stage(root.query, opts.limit, root.prefetches, root.filter, root.params, root.score_threshold)
+    # (Rebuilt only when it changes: with no offset and no threshold the root is already that.)
+    if opts.score_threshold is not None or root.limit != opts.limit:
+        threshold = root.score_threshold if opts.score_threshold is None else float(opts.score_threshold)
+        root = Stage(root.query, opts.limit, root.prefetches, root.filter, root.params, threshold)
     return QueryPlan(
         root=root,
         offset=opts.offset,
