@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
+from .backends.base import BackendOptions, Connection
+from .hierarchy import Hierarchy, parse_hierarchy
 from .layouts import Layout
 from .quantization import QuantizationPreset
 from .query.modes import (
@@ -108,6 +110,13 @@ class StoreConfig:
     recreate: bool = field(
         default=False, metadata=_doc("drop a collection built by another encoder instead of refusing it")
     )
+    hierarchy: Hierarchy | Mapping[str, Any] | None = field(
+        default=None,
+        metadata=_doc(
+            "how chunks relate (shared.hierarchy.Hierarchy or a dict of its fields: levels, and the "
+            "payload keys of a chunk's level, parent id and position); None: the default keys, any level"
+        ),
+    )
     # -- query defaults: every query may override them ---------------------------------
     retrieval_mode: str | RetrievalMode = field(
         default=_PLANNER.mode.value, metadata=_doc("default retrieval mode: dense, sparse or hybrid")
@@ -150,6 +159,7 @@ class StoreConfig:
         parse_sparse_normalization(self.sparse_normalization)
         non_negative_number(self.query_batch_wait_ms, "query_batch_wait_ms")
         positive_int(self.query_batch_size, "query_batch_size")
+        parse_hierarchy(self.hierarchy)
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], **overrides: Any) -> StoreConfig:
@@ -188,9 +198,9 @@ class StoreConfig:
             if unspecified
         )
 
-    def backend_options(self) -> dict[str, Any]:
+    def backend_options(self) -> BackendOptions:
         """The options the backend itself takes (engine upkeep, a server collection's replicas)."""
-        return {name: getattr(self, name) for name in _BACKEND_OPTIONS}
+        return cast(BackendOptions, {name: getattr(self, name) for name in _BACKEND_OPTIONS})
 
     def explicit_storage(self) -> frozenset[str]:
         """Storage options given explicitly: an existing collection that differs is warned about."""
@@ -202,8 +212,8 @@ class StoreConfig:
 
 
 #: Where the collection lives and how it is reached (not store options: they name no collection property).
-CONNECTION_OPTIONS = ("path", "url", "api_key", "client", "aclient", "timeout", "retry")
-_BACKEND_OPTIONS = ("compact_every", "shard_number", "replication_factor", "write_consistency_factor")
+CONNECTION_OPTIONS = tuple(f.name for f in fields(Connection))
+_BACKEND_OPTIONS = tuple(BackendOptions.__annotations__)
 _FIELDS = {f.name: f for f in fields(StoreConfig)}
 #: The names of the store options, in declaration order.
 STORE_OPTIONS: tuple[str, ...] = tuple(_FIELDS)

@@ -17,14 +17,16 @@ and back; the store never asks which format it is.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from qdrant_client import models
 
-from .backends import open_backend
+from .backends import Connection, open_backend
 from .backends.base import Backend, PointData, ResultPoint
 from .config import ADD_BATCH_SIZE, StoreConfig, connection_from
 from .encoders.bm25 import needs_idf
@@ -35,7 +37,8 @@ from .errors import (
     ModelMismatchError,
     UnsupportedOperationError,
 )
-from .filters import check_filter, resolve_ids
+from .filters import any_of, check_filter, resolve_ids
+from .hierarchy import Hierarchy, parse_hierarchy, record_value
 from .ingest import add_mrl_vectors, batched, check_all, prepare_batch
 from .layouts import CollectionInfo, Layout, detect_layout, get_layout, schema_fields
 from .lifecycle import Closing
@@ -43,7 +46,7 @@ from .options import refuse_unknown_keywords
 from .quantization import QuantizationPreset
 from .query.modes import DEFAULT_MMR_LAMBDA, FusionMethod, RetrievalMode, SparseNormalization
 from .query.options import QueryArgs, QueryOptions, QueryResolver
-from .query.plan import plan_mmr, plan_query, rename_vectors, sparse_query
+from .query.plan import QueryPlan, plan_mmr, plan_query, rename_vectors, sparse_query
 from .query.relevance import relevance_function
 from .retry import RetryPolicy
 from .schema import (
@@ -55,7 +58,7 @@ from .schema import (
     validate_collection_name,
 )
 from .serving import MicroBatcher, query_encoder, shared_batcher
-from .steps import Steps, arun, call, call_async, run
+from .steps import Steps, arun, arun_method, call, call_async, run, run_method
 from .types import Encoder, EncodeResult, EncoderIdentity, Hit, Record
 from .validation import check_utf8, colbert_vectors, dense_vector, id_list, positive_int, text_list
 
@@ -78,6 +81,13 @@ QUERY_DEFAULT_OPTIONS = frozenset(
 )
 
 _MISSING: Any = object()
+#: Points read per request when collecting the chunks around hits (``context_window``).
+_WINDOW_PAGE = 4096
+
+
+def _position(value: Any) -> float:
+    """A chunk's position as a sort key (a number; anything else sorts last)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.inf
 
 
 _DEFAULT = StoreConfig()
@@ -121,6 +131,7 @@ class HybridStore(Closing):
         write_consistency_factor: int | None = _DEFAULT.write_consistency_factor,
         layout: str | Layout | None = _DEFAULT.layout,
         recreate: bool = _DEFAULT.recreate,
+        hierarchy: Hierarchy | Mapping[str, Any] | None = _DEFAULT.hierarchy,
         query_batch_wait_ms: float = _DEFAULT.query_batch_wait_ms,
         query_batch_size: int = _DEFAULT.query_batch_size,
         config: StoreConfig | None = None,
@@ -151,6 +162,7 @@ class HybridStore(Closing):
             given = config
         #: The options this store was opened with (:class:`shared.config.StoreConfig`).
         self.config = given
+        self._hierarchy = parse_hierarchy(given.hierarchy)
         self.collection_name = collection_name
         self._encoder = encoder
         # Query texts go through a micro-batcher: concurrent queries share one forward pass.
@@ -178,7 +190,7 @@ class HybridStore(Closing):
 
         self._backend: Backend = open_backend(
             collection_name,
-            **connection_from(locals()),
+            Connection(**connection_from(locals())),
             layout=self._layout_request,
             **given.backend_options(),
         )
@@ -249,6 +261,11 @@ class HybridStore(Closing):
         config = replace(self.config, **options)
         self._queries = QueryResolver(config.query_defaults(), config.sparse_normalization)
         self.config = config
+
+    @property
+    def hierarchy(self) -> Hierarchy:
+        """How this collection's chunks relate (the ``hierarchy`` option, parsed: :mod:`shared.hierarchy`)."""
+        return self._hierarchy
 
     @property
     def is_remote(self) -> bool:
@@ -378,7 +395,7 @@ class HybridStore(Closing):
     ) -> list[str]:
         return await arun(self._add_steps(records, batch_size, show_progress))
 
-    def add_texts(
+    def _add_texts_steps(
         self,
         texts: Iterable[str],
         metadatas: Iterable[Mapping[str, Any] | None] | None = None,
@@ -387,29 +404,13 @@ class HybridStore(Closing):
         *,
         batch_size: int = ADD_BATCH_SIZE,
         show_progress: bool = False,
-    ) -> list[str]:
+    ) -> Steps[list[str]]:
         """Encode and store texts; ids default to random UUIDs (pass ids to make re-adding idempotent)."""
-        return self.add(
-            self._records_from_texts(texts, metadatas, ids, ref_doc_ids),
-            batch_size=batch_size,
-            show_progress=show_progress,
-        )
+        records = self._records_from_texts(texts, metadatas, ids, ref_doc_ids)
+        return (yield from self._add_steps(records, batch_size, show_progress))
 
-    async def aadd_texts(
-        self,
-        texts: Iterable[str],
-        metadatas: Iterable[Mapping[str, Any] | None] | None = None,
-        ids: Iterable[str] | None = None,
-        ref_doc_ids: Iterable[str | None] | None = None,
-        *,
-        batch_size: int = ADD_BATCH_SIZE,
-        show_progress: bool = False,
-    ) -> list[str]:
-        return await self.aadd(
-            self._records_from_texts(texts, metadatas, ids, ref_doc_ids),
-            batch_size=batch_size,
-            show_progress=show_progress,
-        )
+    add_texts = run_method(_add_texts_steps)
+    aadd_texts = arun_method(_add_texts_steps)
 
     @staticmethod
     def _records_from_texts(
@@ -525,6 +526,10 @@ class HybridStore(Closing):
         candidate_k)``); a given size is used as is, so the fused list holds at most their sum.
         ``sparse_normalization`` (m3 fusion only; default the store's, ``"auto"``): the scale
         of the sparse term, see :mod:`shared.query.modes`.
+        ``group_by`` / ``group_size``: one hit per document (:mod:`shared.query.groups`):
+        ``limit`` groups of up to ``group_size`` hits, each hit's ``group`` set. ``levels``,
+        ``unit``, ``context_window``, ``with_parent``: chunks of several granularities, their
+        parents and their context (:mod:`shared.hierarchy`).
         """
         return run(self._query_steps(text, dict(options)))
 
@@ -565,8 +570,16 @@ class HybridStore(Closing):
         layout = schema.stored_layout
         if layout.renames_vectors:
             plans = [rename_vectors(p, layout.vector_name) for p in plans]
-        results = yield from self._backend.query_batch(plans)
-        return [[self._hit(r, layout) for r in points] for points in results]
+        if opts.group_by is not None:  # no batched group query: one request per text
+            batches = []
+            for plan in plans:
+                batches.append((yield from self._grouped_hits(plan, opts.offset, layout)))
+        else:
+            results = yield from self._backend.query_batch(plans)
+            batches = [[self._hit(r, layout) for r in points] for points in results]
+        if opts.unit != "chunk" or opts.with_parent or opts.context_window:
+            batches = yield from self._hierarchy_steps(batches, opts)
+        return batches
 
     def _batch_vectors(self, texts: list[str], opts: QueryOptions) -> list[dict[str, Any]]:
         """Each text's query vectors, all encoded in one call."""
@@ -592,13 +605,113 @@ class HybridStore(Closing):
     ) -> QueryOptions:
         """``args`` (:class:`QueryArgs`) resolved against the store's defaults (the one resolver)."""
         encoder = self._encoder
-        return self._queries.resolve(
+        opts = self._queries.resolve(
             args,
             schema,
             text=text,
             can_encode_colbert=encoder is not None and "colbert" in encoder.outputs,
             filter=self._resolve(check_filter(args.get("filter"))),
         )
+        if opts.group_by is None and opts.levels is None and opts.unit == "chunk":
+            return opts
+        # Payload keys in the collection's layout, as filters are.
+        key = schema.stored_layout.payload_key
+        h = self._hierarchy
+        if opts.unit == "parent":
+            if opts.group_by is not None:
+                raise InvalidInputError(
+                    "unit='parent' groups the chunks by their parent already; leave group_by out"
+                )
+            opts = replace(opts, group_by=h.parent_key)
+        if opts.levels is not None:
+            h.check_levels(opts.levels)
+            opts = replace(opts, level_key=key(h.level_key))
+        assert opts.group_by is not None or opts.levels is not None
+        return opts if opts.group_by is None else replace(opts, group_by=key(opts.group_by))
+
+    # -- hierarchy: parents and context read with the hits (shared.hierarchy) -----------
+
+    def _hierarchy_steps(self, batches: list[list[Hit]], opts: QueryOptions) -> Steps[list[list[Hit]]]:
+        """The hits of a query batch turned into their parents (``unit="parent"``) and given
+        their context (``with_parent``, ``context_window``): one read per need, for the batch."""
+        h = self._hierarchy
+        if opts.unit == "parent":
+            hits = [hit for batch in batches for hit in batch]
+            parents = yield from self._records_by_id({str(hit.group) for hit in hits})
+            out = []
+            for batch in batches:
+                unit: list[Hit] = []
+                for hit in batch:
+                    parent = parents.get(str(hit.group))
+                    if parent is None:
+                        raise InvalidInputError(
+                            f"unit='parent': the parent {hit.group!r} of hit {hit.id!r} is not stored in "
+                            f"this collection (its {h.parent_key!r} names no stored record)"
+                        )
+                    if unit and unit[-1].id == parent.id:  # group_size > 1: its further chunks
+                        unit[-1].children = [*(unit[-1].children or ()), hit]
+                        continue
+                    unit.append(
+                        Hit(
+                            parent.id,
+                            hit.score,
+                            parent.text,
+                            parent.metadata,
+                            parent.ref_doc_id,
+                            children=[hit],
+                        )
+                    )
+                out.append(unit)
+            batches = out
+        hits = [hit for batch in batches for hit in batch]
+        if opts.with_parent:
+            ids = {str(p) for p in (record_value(hit, h.parent_key) for hit in hits) if p is not None}
+            parents = yield from self._records_by_id(ids)
+            for hit in hits:
+                p = record_value(hit, h.parent_key)
+                hit.parent = None if p is None else parents.get(str(p))
+        if opts.context_window:
+            yield from self._add_windows(hits, opts.context_window)
+        return batches
+
+    def _records_by_id(self, ids: set[str]) -> Steps[dict[str, Record]]:
+        """The stored records of ``ids`` (one engine read), by id; ids not stored are left out."""
+        if not ids:
+            return {}
+        layout = self.layout
+        points = yield from self._backend.retrieve([layout.point_id(i) for i in sorted(ids)], [])
+        return {r.id: r for r in map(self._record, points)}
+
+    def _add_windows(self, hits: list[Hit], n: int) -> Steps[None]:
+        """Give each hit the ``n`` chunks before and after it in its parent, in position order
+        (the hits' parents read with one filtered scroll)."""
+        h = self._hierarchy
+        docs: dict[Any, None] = {}
+        for hit in hits:
+            for key in (h.parent_key, h.position_key):
+                if record_value(hit, key) is None:
+                    raise InvalidInputError(
+                        f"context_window needs each hit's parent ({h.parent_key!r}) and position "
+                        f"({h.position_key!r}); hit {hit.id!r} has no {key!r}"
+                    )
+            docs[record_value(hit, h.parent_key)] = None
+        if not hits:
+            return
+        flt = self._resolve(models.Filter(must=[any_of(h.parent_key, list(docs), "context_window parents")]))
+        siblings: dict[Any, list[Record]] = {}
+        cursor: Any = None
+        while True:  # one request unless the parents hold more chunks than a page
+            points, cursor = yield from self._backend.scroll(flt, cursor, _WINDOW_PAGE, [])
+            for r in map(self._record, points):
+                siblings.setdefault(record_value(r, h.parent_key), []).append(r)
+            if cursor is None:
+                break
+        for chunks in siblings.values():
+            chunks.sort(key=lambda r: (_position(record_value(r, h.position_key)), r.id))
+        for hit in hits:
+            chunks = siblings.get(record_value(hit, h.parent_key), [])
+            at = next((i for i, r in enumerate(chunks) if r.id == hit.id), None)
+            hit.window = [] if at is None else chunks[max(0, at - n) : at + n + 1]
 
     def _query_steps(self, text: str | None, args: dict[str, Any]) -> Steps[list[Hit]]:
         if text is not None and not isinstance(text, str):
@@ -623,8 +736,38 @@ class HybridStore(Closing):
         layout = schema.stored_layout
         if layout.renames_vectors:
             plan = rename_vectors(plan, layout.vector_name)
-        results = yield from self._backend.query(plan)
-        return [self._hit(r, layout) for r in results]
+        if plan.group is not None:
+            hits = yield from self._grouped_hits(plan, opts.offset, layout)
+        else:
+            results = yield from self._backend.query(plan)
+            hits = [self._hit(r, layout) for r in results]
+        if opts.unit != "chunk" or opts.with_parent or opts.context_window:
+            hits = (yield from self._hierarchy_steps([hits], opts))[0]
+        return hits
+
+    def _grouped_hits(self, plan: QueryPlan, offset: int, layout: Layout) -> Steps[list[Hit]]:
+        """A grouped plan's hits, group after group (``offset`` groups skipped), each hit
+        carrying its group id. A query whose hits all lack the key is refused (a probe of
+        one hit, only when no group came back, tells that apart from an empty result)."""
+        groups = yield from self._backend.query_groups(plan)
+        spec = plan.group
+        assert spec is not None
+        if not groups:
+            probe = replace(plan, group=None, root=replace(plan.root, limit=1))
+            found = yield from self._backend.query(probe)
+            if found:
+                raise InvalidInputError(
+                    f"group_by key {spec.key!r} is on none of the hits (e.g. hit "
+                    f"{self._hit(found[0], layout).id!r}); group by a payload key the points carry "
+                    "(ref_doc_id, metadata.<key>) with a str or int value"
+                )
+        hits = []
+        for group in groups[offset:]:
+            for r in group.hits:
+                h = self._hit(r, layout)
+                h.group = group.id
+                hits.append(h)
+        return hits
 
     def _query_vectors(
         self, text: str | None, dense: Any, sparse: Any, colbert: Any, opts: QueryOptions
@@ -730,7 +873,7 @@ class HybridStore(Closing):
 
     # -- mmr ---------------------------------------------------------------
 
-    def mmr(
+    def _mmr_steps(
         self,
         text: str | None = None,
         *,
@@ -739,34 +882,17 @@ class HybridStore(Closing):
         fetch_k: int = 20,
         lambda_mult: float | None = DEFAULT_MMR_LAMBDA,
         filter: Any = None,
-    ) -> list[Hit]:
+    ) -> Steps[list[Hit]]:
         """Maximal marginal relevance on the dense vectors (Qdrant's MMR).
 
         ``lambda_mult`` 1 = relevance only, 0 = maximal diversity (None: the default, 0.5).
         """
-        return run(self._mmr_steps(text, dense, limit, fetch_k, lambda_mult, filter))
-
-    async def ammr(
-        self,
-        text: str | None = None,
-        *,
-        dense: Any = None,
-        limit: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float | None = DEFAULT_MMR_LAMBDA,
-        filter: Any = None,
-    ) -> list[Hit]:
-        return await arun(self._mmr_steps(text, dense, limit, fetch_k, lambda_mult, filter))
-
-    def _mmr_steps(
-        self, text: str | None, dense: Any, limit: int, fetch_k: int, lambda_mult: float | None, flt: Any
-    ) -> Steps[list[Hit]]:
         if text is not None and not isinstance(text, str):
             raise InvalidTypeError(f"mmr text must be str, got {type(text).__name__}")
         if text is not None:
             check_utf8(text, "mmr text")
         yield from self._ready()
-        flt = self._resolve(check_filter(flt))
+        flt = self._resolve(check_filter(filter))
         if self._schema is None:
             return []
         opts = QueryOptions(mode=RetrievalMode.DENSE)
@@ -780,6 +906,9 @@ class HybridStore(Closing):
             plan = rename_vectors(plan, layout.vector_name)
         results = yield from self._backend.query(plan)
         return [self._hit(r, layout) for r in results]
+
+    mmr = run_method(_mmr_steps)
+    ammr = arun_method(_mmr_steps)
 
     # -- get / delete / count / clear --------------------------------------
 
@@ -821,14 +950,14 @@ class HybridStore(Closing):
     #: Points read from the engine per scroll request (bounds each request's memory).
     scroll_page_size: int = 256
 
-    def scroll(
+    def _scroll_steps(
         self,
         filter: Any = None,
         *,
         limit: int | None = None,
         offset: str | None = None,
         with_vectors: bool = False,
-    ) -> list[Record]:
+    ) -> Steps[list[Record]]:
         """Every stored record matching ``filter`` (all of them without one), in the engine's point order.
 
         Read from the engine a page of at most :attr:`scroll_page_size` points at a time.
@@ -837,20 +966,7 @@ class HybridStore(Closing):
         the start). So ``page = store.scroll(f, limit=n, offset=page[-1].id)`` walks a
         collection page by page; an empty or short page means the end.
         """
-        return run(self._scroll_steps(filter, limit, offset, with_vectors))
-
-    async def ascroll(
-        self,
-        filter: Any = None,
-        *,
-        limit: int | None = None,
-        offset: str | None = None,
-        with_vectors: bool = False,
-    ) -> list[Record]:
-        return await arun(self._scroll_steps(filter, limit, offset, with_vectors))
-
-    def _scroll_steps(self, flt: Any, limit: Any, offset: Any, with_vectors: bool) -> Steps[list[Record]]:
-        flt = check_filter(flt)
+        flt = check_filter(filter)
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
             raise InvalidTypeError(f"scroll limit must be an int or None, got {type(limit).__name__}")
         if limit is not None and limit <= 0:
@@ -887,33 +1003,24 @@ class HybridStore(Closing):
                 break
         return out if limit is None else out[:limit]
 
-    def delete(
+    scroll = run_method(_scroll_steps)
+    ascroll = arun_method(_scroll_steps)
+
+    def _delete_steps(
         self,
         ids: Sequence[str] | None = None,
         *,
         ref_doc_ids: Sequence[str] | None = None,
         filter: Any = None,
-    ) -> None:
+    ) -> Steps[None]:
         """Delete the points of ``ids``, of ``ref_doc_ids``, and matching ``filter`` (each given one)."""
-        run(self._delete_steps(ids, ref_doc_ids, filter))
-
-    async def adelete(
-        self,
-        ids: Sequence[str] | None = None,
-        *,
-        ref_doc_ids: Sequence[str] | None = None,
-        filter: Any = None,
-    ) -> None:
-        await arun(self._delete_steps(ids, ref_doc_ids, filter))
-
-    def _delete_steps(self, ids: Any, ref_doc_ids: Any, flt: Any) -> Steps[None]:
-        if ids is None and ref_doc_ids is None and flt is None:
+        if ids is None and ref_doc_ids is None and filter is None:
             raise InvalidInputError(
                 "delete() needs ids, ref_doc_ids or filter (use clear() to delete everything)"
             )
         ids_given = id_list(ids) if ids is not None else []
         refs = id_list(ref_doc_ids, "ref_doc_ids") if ref_doc_ids is not None else []
-        flt = check_filter(flt)
+        flt = check_filter(filter)
         yield from self._ready()
         if self._schema is None:
             return
@@ -930,6 +1037,9 @@ class HybridStore(Closing):
             yield from self._backend.delete_filter(self._resolve(ref_filter))
         if flt is not None:
             yield from self._backend.delete_filter(flt)
+
+    delete = run_method(_delete_steps)
+    adelete = arun_method(_delete_steps)
 
     def count(self, filter: Any = None) -> int:
         """Number of stored points (matching ``filter`` when given)."""

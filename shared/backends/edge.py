@@ -65,7 +65,14 @@ from ..errors import (
     StoreLockedError,
     UnsupportedOperationError,
 )
-from ..quantization import QuantizationPreset
+from ..quantization import (
+    BINARY_ENCODINGS,
+    DATATYPES,
+    PRODUCT_COMPRESSIONS,
+    TURBO_BITS,
+    QuantizationPreset,
+)
+from ..query.groups import Group, fill_groups
 from ..query.plan import (
     DbsfFusion,
     MmrQuery,
@@ -106,30 +113,18 @@ ON_DISK_SEGMENT_NUMBER = 64
 _OPEN_PATHS: set[str] = set()
 _OPEN_LOCK = threading.Lock()
 
-_BINARY_ENCODING = {
-    "one_bit": qe.BinaryQuantizationEncoding.OneBit,
-    "one_and_half_bits": qe.BinaryQuantizationEncoding.OneAndHalfBits,
-    "two_bits": qe.BinaryQuantizationEncoding.TwoBits,
-}
-_TURBO_BITS = {
-    1.0: qe.TurboQuantBitSize.Bits1,
-    1.5: qe.TurboQuantBitSize.Bits1_5,
-    2.0: qe.TurboQuantBitSize.Bits2,
-    4.0: qe.TurboQuantBitSize.Bits4,
-    8.0: qe.TurboQuantBitSize.Bits8,
-}
-_COMPRESSION = {
-    "x4": qe.CompressionRatio.X4,
-    "x8": qe.CompressionRatio.X8,
-    "x16": qe.CompressionRatio.X16,
-    "x32": qe.CompressionRatio.X32,
-    "x64": qe.CompressionRatio.X64,
-}
-_DATATYPE = {
-    "float32": qe.VectorStorageDatatype.Float32,
-    "float16": qe.VectorStorageDatatype.Float16,
-    "uint8": qe.VectorStorageDatatype.Uint8,
-}
+# The engine's value of each word of the presets' vocabulary (shared.quantization), in its order:
+# zip(strict=True) fails at import when the vocabulary gains a word the engine table lacks.
+_E, _T, _C, _D = (
+    qe.BinaryQuantizationEncoding,
+    qe.TurboQuantBitSize,
+    qe.CompressionRatio,
+    qe.VectorStorageDatatype,
+)
+_BINARY_ENCODING = dict(zip(BINARY_ENCODINGS, (_E.OneBit, _E.OneAndHalfBits, _E.TwoBits), strict=True))
+_TURBO_BITS = dict(zip(TURBO_BITS, (_T.Bits1, _T.Bits1_5, _T.Bits2, _T.Bits4, _T.Bits8), strict=True))
+_COMPRESSION = dict(zip(PRODUCT_COMPRESSIONS, (_C.X4, _C.X8, _C.X16, _C.X32, _C.X64), strict=True))
+_DATATYPE = dict(zip(DATATYPES, (_D.Float32, _D.Float16, _D.Uint8), strict=True))
 
 
 # An HNSW graph with m=0 is never built: for vectors only used to re-score candidates.
@@ -267,11 +262,8 @@ def _edge_params(p: SearchOptions | None) -> qe.SearchParams | None:
 # A handful of distinct values per store: built once, not per query (the engine only reads them).
 @functools.lru_cache(maxsize=256)
 def _cached_params(p: SearchOptions) -> qe.SearchParams:
-    quant = None
-    if p.ignore_quantization:
-        quant = qe.QuantizationSearchParams(ignore=True)
-    elif p.rescore is not None or p.oversampling is not None:
-        quant = qe.QuantizationSearchParams(rescore=p.rescore, oversampling=p.oversampling)
+    q = p.quantization
+    quant = None if q is None else qe.QuantizationSearchParams(**q)
     # Live IDF: statistics over the points matching an empty filter (every stored point).
     idf = qe.IdfParams(corpus=qe.Filter()) if p.idf_live else None
     return qe.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant, idf=idf)
@@ -312,11 +304,11 @@ def _edge_prefetch(stage: Stage) -> qe.Prefetch:
     )
 
 
-def edge_request(plan: QueryPlan) -> qe.QueryRequest:
-    """The one qdrant_edge request that runs ``plan``."""
+def edge_request(plan: QueryPlan, limit: int | None = None) -> qe.QueryRequest:
+    """The one qdrant_edge request that runs ``plan`` (its root's top ``limit`` when given)."""
     root = plan.root
     return qe.QueryRequest(
-        limit=root.limit,
+        limit=root.limit if limit is None else limit,
         offset=plan.offset or None,
         query=_edge_query(root.query),
         prefetches=[_edge_prefetch(p) for p in root.prefetches] or None,
@@ -337,6 +329,10 @@ def _edge_point(p: PointData) -> qe.Point:
         else:
             vectors[name] = value
     return qe.Point(p.id, vectors, p.payload)
+
+
+def _payload(point: Any) -> Any:
+    return point.payload or {}
 
 
 def _result(point: Any, score: float | None) -> ResultPoint:
@@ -803,6 +799,24 @@ class EdgeBackend:
                 return []
             points = shard.query(request)
         return [_result(p, p.score) for p in points]
+
+    @one_step
+    def query_groups(self, plan: QueryPlan) -> list[Group[ResultPoint]]:
+        """A grouped plan: the engine has no group query, so the plan's ranking is read
+        from the top and grouped here, over-fetching until the groups are full
+        (:func:`shared.query.groups.fill_groups`)."""
+        spec = plan.group
+        assert spec is not None
+
+        def fetch(n: int) -> list[Any]:
+            request = edge_request(plan, n)
+            with self._gate.operation(), _engine_errors("query", self.location):
+                if (shard := self._current()) is None:
+                    return []
+                return list(shard.query(request))
+
+        groups = fill_groups(fetch, _payload, spec, plan.root.limit)
+        return [Group(g.id, [_result(p, p.score) for p in g.hits]) for g in groups]
 
     @one_step
     def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[ResultPoint]]:

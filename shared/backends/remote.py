@@ -32,28 +32,22 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Concatenate, Generic, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, NoReturn, ParamSpec, TypeVar
 
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
-from ..errors import BackendError, M3HybridError, UnsupportedOperationError
+from ..errors import BackendError, InvalidInputError, M3HybridError, UnsupportedOperationError
 from ..layouts import CollectionInfo, collection_info
-from ..quantization import QuantizationPreset
-from ..query.plan import (
-    DbsfFusion,
-    MmrQuery,
-    Nearest,
-    QueryPlan,
-    RrfFusion,
-    SearchOptions,
-    SparseQuery,
-    Stage,
-    WeightedSum,
-)
+from ..quantization import BINARY_ENCODINGS, DATATYPES, TURBO_BITS, QuantizationPreset
+from ..query import plan as qp
+from ..query.groups import Group
 from ..retry import RetryPolicy, describe_error
 from ..schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from ..steps import Call, Steps
-from .base import PointData, PointId, ResultPoint
+from .base import BackendOptions, Connection, PointData, PointId, ResultPoint
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 METADATA_GUARD_KEY = "m3_hybrid"
 
@@ -88,23 +82,12 @@ def _local_lock(client: Any) -> threading.Lock:
         return lock
 
 
-_DATATYPE = {
-    "float32": models.Datatype.FLOAT32,
-    "float16": models.Datatype.FLOAT16,
-    "uint8": models.Datatype.UINT8,
-}
-_BINARY_ENCODING = {
-    "one_bit": models.BinaryQuantizationEncoding.ONE_BIT,
-    "one_and_half_bits": models.BinaryQuantizationEncoding.ONE_AND_HALF_BITS,
-    "two_bits": models.BinaryQuantizationEncoding.TWO_BITS,
-}
-_TURBO_BITS = {
-    1.0: models.TurboQuantBitSize.BITS1,
-    1.5: models.TurboQuantBitSize.BITS1_5,
-    2.0: models.TurboQuantBitSize.BITS2,
-    4.0: models.TurboQuantBitSize.BITS4,
-    8.0: models.TurboQuantBitSize.BITS8,
-}
+# qdrant-client's value of each word of the presets' vocabulary (shared.quantization), in its
+# order: zip(strict=True) fails at import when the vocabulary gains a word this table lacks.
+_E, _T, _D = models.BinaryQuantizationEncoding, models.TurboQuantBitSize, models.Datatype
+_DATATYPE = dict(zip(DATATYPES, (_D.FLOAT32, _D.FLOAT16, _D.UINT8), strict=True))
+_BINARY_ENCODING = dict(zip(BINARY_ENCODINGS, (_E.ONE_BIT, _E.ONE_AND_HALF_BITS, _E.TWO_BITS), strict=True))
+_TURBO_BITS = dict(zip(TURBO_BITS, (_T.BITS1, _T.BITS1_5, _T.BITS2, _T.BITS4, _T.BITS8), strict=True))
 
 
 def quantization_config(preset: QuantizationPreset, on_disk: bool) -> Any:
@@ -187,19 +170,16 @@ def collection_config(schema: CollectionSchema) -> dict[str, Any]:
 
 
 def _vector(value: Any) -> Any:
-    if isinstance(value, SparseQuery):
+    if isinstance(value, qp.SparseQuery):
         return models.SparseVector(indices=list(value.indices), values=list(value.values))
     return value
 
 
-def _params(p: SearchOptions | None) -> models.SearchParams | None:
+def _params(p: qp.SearchOptions | None) -> models.SearchParams | None:
     if p is None:
         return None
-    quant = None
-    if p.ignore_quantization:
-        quant = models.QuantizationSearchParams(ignore=True)
-    elif p.rescore is not None or p.oversampling is not None:
-        quant = models.QuantizationSearchParams(rescore=p.rescore, oversampling=p.oversampling)
+    q = p.quantization
+    quant = None if q is None else models.QuantizationSearchParams(**q)
     # Live IDF (a server's collection-wide IDF counts deleted points until a vacuum); local
     # mode gets no search params, and its collection-wide IDF is live already.
     idf = models.IdfCorpusParams(corpus=models.Filter()) if p.idf_live else None
@@ -208,26 +188,26 @@ def _params(p: SearchOptions | None) -> models.SearchParams | None:
 
 def _query(q: Any) -> tuple[Any, str | None]:
     """(query, using) of a plan query."""
-    if isinstance(q, Nearest):
+    if isinstance(q, qp.Nearest):
         return _vector(q.vector), q.using
-    if isinstance(q, RrfFusion):
+    if isinstance(q, qp.RrfFusion):
         weights = list(q.weights) if q.weights is not None else None
         return models.RrfQuery(rrf=models.Rrf(k=q.k, weights=weights)), None
-    if isinstance(q, DbsfFusion):
+    if isinstance(q, qp.DbsfFusion):
         return models.FusionQuery(fusion=models.Fusion.DBSF), None
-    if isinstance(q, WeightedSum):
+    if isinstance(q, qp.WeightedSum):
         terms: list[Any] = [models.MultExpression(mult=[w, f"$score[{i}]"]) for i, w in enumerate(q.weights)]
         # A point missing from one re-scored side has no overlap with it: its score there is 0.
         defaults = {f"$score[{i}]": 0.0 for i in range(len(q.weights))}
         return models.FormulaQuery(formula=models.SumExpression(sum=terms), defaults=defaults), None
-    if isinstance(q, MmrQuery):
+    if isinstance(q, qp.MmrQuery):
         # Qdrant's API takes diversity = 1 - lambda (the engine's internal lambda).
         mmr = models.Mmr(diversity=1.0 - q.lambda_mult, candidates_limit=q.candidates_limit)
         return models.NearestQuery(nearest=q.vector, mmr=mmr), q.using
     raise TypeError(f"unknown plan query {type(q).__name__}")
 
 
-def _prefetch(stage: Stage, with_params: bool) -> models.Prefetch:
+def _prefetch(stage: qp.Stage, with_params: bool) -> models.Prefetch:
     query, using = _query(stage.query)
     return models.Prefetch(
         prefetch=[_prefetch(p, with_params) for p in stage.prefetches] or None,
@@ -240,7 +220,7 @@ def _prefetch(stage: Stage, with_params: bool) -> models.Prefetch:
     )
 
 
-def query_kwargs(collection_name: str, plan: QueryPlan, with_params: bool = True) -> dict[str, Any]:
+def query_kwargs(collection_name: str, plan: qp.QueryPlan, with_params: bool = True) -> dict[str, Any]:
     """``query_points`` keyword arguments that run ``plan`` in one request.
 
     ``with_params=False`` leaves out the search parameters (local mode ignores them and warns).
@@ -328,19 +308,16 @@ class RemoteBackend:
     def __init__(
         self,
         collection_name: str,
-        *,
-        url: str | None = None,
-        api_key: str | None = None,
-        client: QdrantClient | None = None,
-        aclient: AsyncQdrantClient | None = None,
-        timeout: float | None = None,
-        shard_number: int | None = None,
-        replication_factor: int | None = None,
-        write_consistency_factor: int | None = None,
-        retry: RetryPolicy | None = None,
+        connection: Connection,
+        **options: Unpack[BackendOptions],
     ) -> None:
+        if options.get("compact_every") is not None:
+            # A server manages its own segments and memory.
+            raise InvalidInputError("compact_every is only used with the embedded store (path=)")
         self.collection_name = collection_name
-        self._retry = retry if retry is not None else RetryPolicy()
+        url, api_key, timeout = connection.url, connection.api_key, connection.timeout
+        client, aclient = connection.client, connection.aclient
+        self._retry = connection.retry if connection.retry is not None else RetryPolicy()
         self._owns_clients = client is None and aclient is None
         int_timeout = None if timeout is None else max(1, math.ceil(timeout))
         if self._owns_clients:
@@ -357,15 +334,8 @@ class RemoteBackend:
         self._lock = _local_lock(client) if self._local and client is not None else None
         self._url = url
         self.location = f"collection {collection_name!r} on {url or 'the given Qdrant client'}"
-        self._distribution = {
-            k: v
-            for k, v in (
-                ("shard_number", shard_number),
-                ("replication_factor", replication_factor),
-                ("write_consistency_factor", write_consistency_factor),
-            )
-            if v is not None
-        }
+        # A new collection's shard_number, replication_factor, write_consistency_factor.
+        self._distribution = {k: v for k, v in options.items() if v is not None}
 
     def __repr__(self) -> str:
         # Never the api key.
@@ -486,15 +456,27 @@ class RemoteBackend:
 
     QUERY_POINTS = ClientCall(Q.query_points, AQ.query_points, retry=True)
 
-    def query(self, plan: QueryPlan) -> Steps[list[ResultPoint]]:
+    def query(self, plan: qp.QueryPlan) -> Steps[list[ResultPoint]]:
         response = yield from self._call(
             "query", self.QUERY_POINTS, **query_kwargs(self.collection_name, plan, not self._local)
         )
         return [_result(p, p.score) for p in response.points]
 
+    QUERY_POINTS_GROUPS = ClientCall(Q.query_points_groups, AQ.query_points_groups, retry=True)
+
+    def query_groups(self, plan: qp.QueryPlan) -> Steps[list[Group[ResultPoint]]]:
+        """A grouped plan, run by Qdrant's group query (one request)."""
+        spec = plan.group
+        assert spec is not None
+        kwargs = query_kwargs(self.collection_name, plan, not self._local)
+        del kwargs["offset"]  # a group query has none: the store pages the groups
+        kwargs.update(group_by=spec.key, group_size=spec.size, limit=spec.limit)
+        response = yield from self._call("query groups", self.QUERY_POINTS_GROUPS, **kwargs)
+        return [Group(g.id, [_result(p, p.score) for p in g.hits]) for g in response.groups]
+
     QUERY_BATCH_POINTS = ClientCall(Q.query_batch_points, AQ.query_batch_points, retry=True)
 
-    def query_batch(self, plans: Sequence[QueryPlan]) -> Steps[list[list[ResultPoint]]]:
+    def query_batch(self, plans: Sequence[qp.QueryPlan]) -> Steps[list[list[ResultPoint]]]:
         requests = []
         for plan in plans:
             kwargs = query_kwargs(self.collection_name, plan, not self._local)
