@@ -152,6 +152,9 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         compact_every: embedded store: every this many points written, the shard is indexed
             and reopened, which gives back the engine's ingest memory (None: 100,000 with
             ``on_disk``, else never; 0: never).
+        background_index_min: embedded store: an index build of at least this many unindexed
+            points runs in a writer process on a copy of the shard, so queries keep flowing
+            (None: the engine's indexing threshold; 0: never, index in this process).
         mrl_dim: size of the Matryoshka funnel's first-stage vectors (None: off).
         fusion: ``"rrf"``, ``"dbsf"`` or ``"m3"`` with ``rrf_k``, ``dense_weight``,
             ``sparse_weight`` and ``candidate_k`` (candidates per side before fusion).
@@ -201,6 +204,7 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         quantization: str | Any = _D.quantization,
         on_disk: bool | None = _D.on_disk,
         compact_every: int | None = _D.compact_every,
+        background_index_min: int | None = _D.background_index_min,
         mrl_dim: int | None = _D.mrl_dim,
         mrl_quantization: str | Any = _D.mrl_quantization,
         fusion: str | Any = _D.fusion,

@@ -128,6 +128,9 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
     quantization: Any = Field(default=_D.quantization, description=option_doc("quantization"))
     on_disk: bool | None = Field(default=_D.on_disk, description=option_doc("on_disk"))
     compact_every: int | None = Field(default=_D.compact_every, description=option_doc("compact_every"))
+    background_index_min: int | None = Field(
+        default=_D.background_index_min, description=option_doc("background_index_min")
+    )
     mrl_dim: int | None = Field(default=_D.mrl_dim, description=option_doc("mrl_dim"))
     mrl_quantization: Any = Field(default=_D.mrl_quantization, description=option_doc("mrl_quantization"))
     fusion: str = Field(default=str(_D.fusion), description=option_doc("fusion"))
@@ -195,10 +198,8 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
         """The shared core store this adapter wraps (LlamaIndex's vector stores must have ``client``)."""
         return self._store
 
-    @property
-    def store(self) -> HybridStore:
-        """Alias of :attr:`client`, under the name the LangChain adapter uses too."""
-        return self._store
+    #: Alias of :attr:`client`, under the name the LangChain adapter uses too.
+    store = client
 
     def __repr__(self) -> str:
         # Never the api_key; the core store's repr names backend and encoder.

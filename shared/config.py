@@ -91,6 +91,15 @@ class StoreConfig:
             "memory (None: 100,000 with on_disk, else never; 0: never)"
         ),
     )
+    background_index_min: int | None = field(
+        default=None,
+        metadata=_doc(
+            "embedded store: an index build of at least this many unindexed points (a large add, "
+            "a compaction) runs in a writer process on a copy of the shard, swapped in when done, "
+            "so queries and other threads keep running (None: the engine's indexing threshold, "
+            "~6,700 points at 384-d; 0: never, index in this process)"
+        ),
+    )
     shard_number: int | None = field(
         default=None, metadata=_doc("shards of a new collection on a server (None: the server's)")
     )

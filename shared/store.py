@@ -117,6 +117,7 @@ class HybridStore(Closing):
         quantization: str | QuantizationPreset | Any = _DEFAULT.quantization,
         on_disk: bool | None = _DEFAULT.on_disk,
         compact_every: int | None = _DEFAULT.compact_every,
+        background_index_min: int | None = _DEFAULT.background_index_min,
         mrl_dim: int | None = _DEFAULT.mrl_dim,
         mrl_quantization: str | QuantizationPreset | Any = _DEFAULT.mrl_quantization,
         retrieval_mode: str | RetrievalMode = _DEFAULT.retrieval_mode,

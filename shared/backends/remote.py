@@ -314,6 +314,8 @@ class RemoteBackend:
         if options.get("compact_every") is not None:
             # A server manages its own segments and memory.
             raise InvalidInputError("compact_every is only used with the embedded store (path=)")
+        if options.get("background_index_min") is not None:
+            raise InvalidInputError("background_index_min is only used with the embedded store (path=)")
         self.collection_name = collection_name
         url, api_key, timeout = connection.url, connection.api_key, connection.timeout
         client, aclient = connection.client, connection.aclient
