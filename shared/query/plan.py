@@ -308,18 +308,17 @@ def plan_query(
         assert colbert is not None
         rows = np.asarray(colbert, dtype=np.float32).tolist()
         root = Stage(Nearest(COLBERT, rows), window, (first,), filter=flt)
-    if opts.score_threshold is not None:
-        root = Stage(
-            root.query, root.limit, root.prefetches, root.filter, root.params, float(opts.score_threshold)
-        )
+    threshold = root.score_threshold if opts.score_threshold is None else float(opts.score_threshold)
     with_vectors = _returned_vectors(schema, opts.with_vectors)
     if opts.group_by is not None:
         # Groups are paged by the store (a group query has no offset): the page and the skipped groups.
         group = GroupSpec(opts.group_by, opts.group_size, opts.limit + opts.offset)
-        root = Stage(root.query, window, root.prefetches, root.filter, root.params, root.score_threshold)
+        root = Stage(root.query, window, root.prefetches, root.filter, root.params, threshold)
         return QueryPlan(root=root, with_vectors=with_vectors, group=group)
     # The engine applies the offset to the root only; its limit must cover the skipped hits.
-    root = Stage(root.query, opts.limit, root.prefetches, root.filter, root.params, root.score_threshold)
+    # (Rebuilt only when it changes: with no offset and no threshold the root is already that.)
+    if root.limit != opts.limit or threshold != root.score_threshold:
+        root = Stage(root.query, opts.limit, root.prefetches, root.filter, root.params, threshold)
     return QueryPlan(root=root, offset=opts.offset, with_vectors=with_vectors)
 
 
