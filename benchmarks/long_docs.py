@@ -401,6 +401,14 @@ def section(rows: list[dict[str, Any]], data: LongDocs, books: str, command: str
         "lean on their document (pronouns, running topics) are where it is meant to help: measure "
         "your own documents.",
         "",
+        "Hierarchical: its chunk rows are naive's (RRF keeps each level's own order, and its verses "
+        "are naive's vectors); `+ unit=parent` ranks chapters by their best verse, as naive's "
+        "group-by does (equal within the CI: the fused ranking reaches as far as each level's "
+        "prefetch). Ranking chapters by first appearance across both levels loses here: under "
+        "RRF a chapter's own vector (the whole chapter, truncated at max_length) ranks level with "
+        "the best verse, so a chapter that only shares the query's topic comes in first or second. "
+        "The chapter level costs one more encode of every chapter and a second prefetch per query.",
+        "",
     ]
     return "\n".join(lines)
 
