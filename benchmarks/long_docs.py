@@ -402,7 +402,8 @@ def section(rows: list[dict[str, Any]], data: LongDocs, books: str, command: str
         "your own documents.",
         "",
         "Hierarchical: its chunk rows are naive's (RRF keeps each level's own order, and its verses "
-        "are naive's vectors); `+ unit=parent` ranks chapters by their best verse, as naive's "
+        "are naive's vectors; the tiny checkpoint's near-identical vectors let ties fall otherwise); "
+        "`+ unit=parent` ranks chapters by their best verse, as naive's "
         "group-by does (equal within the CI: the fused ranking reaches as far as each level's "
         "prefetch). Ranking chapters by first appearance across both levels loses here: under "
         "RRF a chapter's own vector (the whole chapter, truncated at max_length) ranks level with "
