@@ -111,6 +111,9 @@ class CollectionSchema:
     complete: bool = True
     #: Where the collection keeps vectors and payload (:mod:`shared.layouts`); None: this package's.
     layout: Layout | None = None
+    #: The payload key that says whose each point is, in a collection shared by tenants
+    #: (:mod:`shared.tenancy`); None: a collection without tenants.
+    tenant_key: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("dense_dim", "colbert_dim", "mrl_dim"):
@@ -225,6 +228,8 @@ class CollectionSchema:
                 "distance": self.distance,
             },
             **self.stored_layout.guard_entry(),
+            # Only in a tenanted collection's guard: others keep the record they always had.
+            **({"tenancy": {"key": self.tenant_key}} if self.tenant_key is not None else {}),
         }
 
     @classmethod
@@ -247,6 +252,7 @@ class CollectionSchema:
             identity=EncoderIdentity.from_dict(ident) if ident is not None else None,
             complete=True,
             layout=_layout_from_guard(guard),
+            tenant_key=_tenant_key_from_guard(guard),
         )
 
     def check_guard(
@@ -294,6 +300,14 @@ class CollectionSchema:
             if stored.get(key) != mine["schema"][key]:
                 storage[key] = (stored.get(key), mine["schema"][key])
         return storage
+
+
+def _tenant_key_from_guard(guard: Mapping[str, Any]) -> str | None:
+    tenancy = guard.get("tenancy")
+    if not isinstance(tenancy, Mapping):
+        return None
+    key = tenancy.get("key")
+    return key if isinstance(key, str) else None
 
 
 def _layout_from_guard(guard: Mapping[str, Any]) -> Layout | None:

@@ -43,7 +43,7 @@ from .options import refuse_unknown_keywords
 from .quantization import QuantizationPreset
 from .query.modes import DEFAULT_MMR_LAMBDA, FusionMethod, RetrievalMode, SparseNormalization
 from .query.options import QueryArgs, QueryOptions, QueryResolver
-from .query.plan import plan_mmr, plan_query, rename_vectors, sparse_query
+from .query.plan import QueryPlan, plan_mmr, plan_query, rename_vectors, sparse_query, tune_filtered
 from .query.relevance import relevance_function
 from .retry import RetryPolicy
 from .schema import (
@@ -56,6 +56,7 @@ from .schema import (
 )
 from .serving import MicroBatcher, query_encoder, shared_batcher
 from .steps import Steps, arun, call, call_async, run
+from .tenancy import ALL, TenantScope, check_indexed_fields, index_specs, shard_key_of
 from .types import Encoder, EncodeResult, EncoderIdentity, Hit, Record
 from .validation import check_utf8, colbert_vectors, dense_vector, id_list, positive_int, text_list
 
@@ -123,6 +124,11 @@ class HybridStore(Closing):
         recreate: bool = _DEFAULT.recreate,
         query_batch_wait_ms: float = _DEFAULT.query_batch_wait_ms,
         query_batch_size: int = _DEFAULT.query_batch_size,
+        tenant: str | Any = _DEFAULT.tenant,
+        tenant_key: str = _DEFAULT.tenant_key,
+        indexed_fields: Mapping[str, str] | None = _DEFAULT.indexed_fields,
+        acorn: bool = _DEFAULT.acorn,
+        shard_key: str | Any = _DEFAULT.shard_key,
         config: StoreConfig | None = None,
     ) -> None:
         """Open (or prepare) ``collection_name``; options: :class:`shared.config.StoreConfig`.
@@ -153,9 +159,14 @@ class HybridStore(Closing):
         self.config = given
         self.collection_name = collection_name
         self._encoder = encoder
+        # Every id, filter and payload of a tenant's store goes through its scope (shared.tenancy).
+        self._scope = TenantScope(given.tenant, given.tenant_key)
+        self._indexed_fields = check_indexed_fields(given.indexed_fields)
         # Query texts go through a micro-batcher: concurrent queries share one forward pass.
         self._query_encoder = query_encoder(encoder, given.query_batch_wait_ms, given.query_batch_size)
-        self._requested: CollectionSchema = self._requested_schema(given, encoder)
+        self._requested: CollectionSchema = replace(
+            self._requested_schema(given, encoder), tenant_key=self._scope.collection_key
+        )
         # Layout options left at their defaults follow an existing collection instead of
         # contradicting it (reopen with just a path); explicit values are checked.
         self._shape_from_collection = given.shape_from_collection()
@@ -180,6 +191,7 @@ class HybridStore(Closing):
             collection_name,
             **connection_from(locals()),
             layout=self._layout_request,
+            shard_key=shard_key_of(given.shard_key, given.tenant),
             **given.backend_options(),
         )
         # Open now when a sync path exists, so a mismatching collection fails here.
@@ -273,9 +285,9 @@ class HybridStore(Closing):
             yield from backend.drop()
             guard = None
         if guard is None:
-            if self._requested.complete:
-                yield from backend.create(self._requested)
-                self._schema = self._requested
+            # A tenant=ALL store never creates a collection (it cannot add to it either).
+            if self._requested.complete and self._scope.tenant is not ALL:
+                yield from self._create(self._requested)
         elif not guard:
             # A collection another client created (langchain-qdrant, llama-index, ...).
             if not backend.is_remote:
@@ -286,6 +298,7 @@ class HybridStore(Closing):
             info = yield from backend.inspect()
             self._schema = self._unguarded_schema(info, where)
             self._guard_pending = True
+            yield from self._index_fields()
         else:
             storage = self._requested.check_guard(guard, where, loose=self._shape_from_collection)
             storage = {k: v for k, v in storage.items() if k in self._explicit_storage}
@@ -296,6 +309,9 @@ class HybridStore(Closing):
                     {k: a for k, (a, _) in storage.items()},
                 )
             self._schema = CollectionSchema.from_guard(guard)
+            self._scope.check_open(self._schema.tenant_key, where)
+            if self._indexed_fields:
+                yield from self._index_fields()
             if self._layout_request is not None and self._layout_request != self._schema.stored_layout:
                 raise InvalidInputError(
                     f"{where} is in the {self._schema.stored_layout.name} layout "
@@ -347,6 +363,7 @@ class HybridStore(Closing):
             identity=req.identity,
             complete=True,
             layout=layout,
+            tenant_key=req.tenant_key,
         )
 
     @property
@@ -355,9 +372,34 @@ class HybridStore(Closing):
         return self.schema.stored_layout
 
     def _resolve(self, flt: Any) -> Any:
-        """A checked filter in the collection's terms: caller ids -> point ids, payload keys of its layout."""
+        """A checked filter in the collection's terms: caller ids -> point ids, payload keys of its
+        layout, AND the tenant's scope (a tenant's store sends no filter without it)."""
         layout = self.layout
-        return resolve_ids(flt, layout.point_id, layout.key_of)
+        scope = self._scope
+        return scope.restrict(resolve_ids(flt, scope.id_of(layout), layout.key_of), layout)
+
+    def _create(self, schema: CollectionSchema) -> Steps[None]:
+        """Create the collection (and its payload indexes: the tenant's, the declared fields')."""
+        yield from self._backend.create(schema)
+        self._schema = schema
+        yield from self._index_fields()
+
+    def _index_fields(self) -> Steps[None]:
+        specs = index_specs(self.layout, self.schema.tenant_key, self._indexed_fields)
+        if specs:
+            yield from self._backend.index_fields(specs)
+
+    def _filtered(self, plan: QueryPlan) -> QueryPlan:
+        """A filtered query's plan with the engine's filtered-search options (ACORN, a tenant's IDF)."""
+        return tune_filtered(plan, acorn=self.config.acorn, idf_corpus=self._scope.idf_corpus(self.layout))
+
+    def _hits(self, results: Sequence[ResultPoint], layout: Layout) -> list[Hit]:
+        hits = [self._hit(r, layout) for r in results]
+        scope = self._scope
+        if scope.strips_metadata(layout):
+            # Another framework's layout keeps the tenant in the metadata: the caller never wrote it.
+            hits = [replace(h, metadata=scope.clean(h.metadata)) for h in hits]
+        return hits
 
     def _ready(self) -> Steps[None]:
         if self._closed:
@@ -454,8 +496,11 @@ class HybridStore(Closing):
         if isinstance(records, (Record, str)):
             raise InvalidTypeError("add() takes an iterable of Record, not a single item")
         yield from self._ready()
+        scope = self._scope
+        scope.check_writable(self.schema.tenant_key)
         if isinstance(records, Sequence):
             # A materialised input is checked whole before anything is written.
+            scope.check_records(records)
             yield call(check_all, records, batch_size, self.schema, self._encoder)
         bar = None
         if show_progress:
@@ -467,7 +512,10 @@ class HybridStore(Closing):
             for chunk in batched(records, batch_size):
                 start = len(ids)
                 try:
-                    points = yield call(prepare_batch, chunk, start, self.schema, self._encoder)
+                    scope.check_records(chunk, start)
+                    points = yield call(
+                        prepare_batch, chunk, start, self.schema, self._encoder, scope.to_point(self.layout)
+                    )
                 except InvalidInputError as exc:
                     if start:
                         raise type(exc)(
@@ -501,8 +549,7 @@ class HybridStore(Closing):
         dense_dim = next((len(p.vectors[DENSE]) for p in points if DENSE in p.vectors), None)
         colbert_dim = next((len(p.vectors[COLBERT][0]) for p in points if COLBERT in p.vectors), None)
         schema = self._requested.with_sizes(dense_dim, colbert_dim)
-        yield from self._backend.create(schema)
-        self._schema = schema
+        yield from self._create(schema)
         if schema.mrl_dim is not None:
             add_mrl_vectors(points, schema.mrl_dim)
 
@@ -562,11 +609,13 @@ class HybridStore(Closing):
             return [[] for _ in items]
         vectors = yield call(self._batch_vectors, items, opts)
         plans = [plan_query(schema, opts, **v) for v in vectors]
+        if opts.filter is not None:
+            plans = [self._filtered(p) for p in plans]
         layout = schema.stored_layout
         if layout.renames_vectors:
             plans = [rename_vectors(p, layout.vector_name) for p in plans]
         results = yield from self._backend.query_batch(plans)
-        return [[self._hit(r, layout) for r in points] for points in results]
+        return [self._hits(points, layout) for points in results]
 
     def _batch_vectors(self, texts: list[str], opts: QueryOptions) -> list[dict[str, Any]]:
         """Each text's query vectors, all encoded in one call."""
@@ -620,11 +669,13 @@ class HybridStore(Closing):
             opts,
         )
         plan = plan_query(schema, opts, **vectors)
+        if opts.filter is not None:
+            plan = self._filtered(plan)
         layout = schema.stored_layout
         if layout.renames_vectors:
             plan = rename_vectors(plan, layout.vector_name)
         results = yield from self._backend.query(plan)
-        return [self._hit(r, layout) for r in results]
+        return self._hits(results, layout)
 
     def _query_vectors(
         self, text: str | None, dense: Any, sparse: Any, colbert: Any, opts: QueryOptions
@@ -775,11 +826,13 @@ class HybridStore(Closing):
         plan = plan_mmr(
             self.schema, vectors["dense"], limit=limit, fetch_k=fetch_k, lambda_mult=lam, filter=flt
         )
+        if flt is not None:
+            plan = self._filtered(plan)
         layout = self.layout
         if layout.renames_vectors:
             plan = rename_vectors(plan, layout.vector_name)
         results = yield from self._backend.query(plan)
-        return [self._hit(r, layout) for r in results]
+        return self._hits(results, layout)
 
     # -- get / delete / count / clear --------------------------------------
 
@@ -797,14 +850,16 @@ class HybridStore(Closing):
             return []
         names = self._vector_names(with_vectors)
         layout = self.layout
-        pids = {i: layout.point_id(i) for i in wanted}
+        scope = self._scope
+        id_of = scope.id_of(layout)
+        pids = {i: id_of(i) for i in wanted}
         found = yield from self._backend.retrieve(list(dict.fromkeys(pids.values())), names)
         # Matched by point id: another framework's ids may be spelled differently (UUID hex).
-        by_pid = {str(r.point_id): r for r in found}
+        by_pid = {str(r.point_id): r for r in found if scope.owns(r.payload, layout)}
         return [self._record(by_pid[str(pids[i])]) for i in wanted if str(pids[i]) in by_pid]
 
     def _record(self, r: ResultPoint) -> Record:
-        h = self._hit(r, self.layout)
+        (h,) = self._hits([r], self.layout)
         return Record(
             id=h.id, text=h.text, metadata=h.metadata, ref_doc_id=h.ref_doc_id, dense=h.dense, sparse=h.sparse
         )
@@ -870,7 +925,7 @@ class HybridStore(Closing):
         names = self._vector_names(bool(with_vectors))
         page_size = max(1, int(self.scroll_page_size))
         # The engine's cursor is inclusive: start at the offset's own point and skip it.
-        cursor = self.layout.point_id(offset) if offset is not None else None
+        cursor = self._scope.id_of(self.layout)(offset) if offset is not None else None
         skip = offset
         out: list[Record] = []
         while limit is None or len(out) < limit:
@@ -919,8 +974,14 @@ class HybridStore(Closing):
             return
         flt = self._resolve(flt)
         if ids_given:
-            pids = [self.layout.point_id(i) for i in ids_given]
-            yield from self._backend.delete_ids(pids)
+            layout, scope = self.layout, self._scope
+            id_of = scope.id_of(layout)
+            pids = [id_of(i) for i in ids_given]
+            if scope.scoped:
+                # By id AND tenant: another tenant's point is never deleted, whatever its id.
+                yield from self._backend.delete_filter(scope.ids_filter(pids, layout))
+            else:
+                yield from self._backend.delete_ids(pids)
         if refs:
             from qdrant_client import models
 
@@ -948,7 +1009,7 @@ class HybridStore(Closing):
         return int(n)
 
     def clear(self) -> None:
-        """Delete every point (the collection and its guard stay)."""
+        """Delete every point (the collection and its guard stay); a tenant's store: the tenant's points."""
         run(self._clear_steps())
 
     async def aclear(self) -> None:
@@ -957,7 +1018,10 @@ class HybridStore(Closing):
     def _clear_steps(self) -> Steps[None]:
         yield from self._ready()
         if self._schema is not None:
-            yield from self._backend.clear()
+            if self._scope.scoped:
+                yield from self._backend.delete_filter(self._resolve(None))  # this tenant's points only
+            else:
+                yield from self._backend.clear()
 
     # -- lifecycle ---------------------------------------------------------
 

@@ -28,12 +28,14 @@ def open_backend(
     replication_factor: int | None = None,
     write_consistency_factor: int | None = None,
     layout: Layout | None = None,
+    shard_key: str | None = None,
 ) -> Backend:
     """The backend of a store's collection: a Qdrant server or qdrant-client local mode when
     ``url``, ``client`` or ``aclient`` is given, else the embedded Qdrant Edge shard at ``path``
     (a temporary directory when None). Options of the other kind are refused, not ignored.
 
     ``layout``: the layout asked for (another framework's needs a qdrant-client backend).
+    ``shard_key``: the custom shard key every request is routed to (a server only).
     Each backend module is imported only when chosen.
     """
     remote = url is not None or client is not None or aclient is not None
@@ -58,6 +60,11 @@ def open_backend(
             shard_number=shard_number,
             replication_factor=replication_factor,
             write_consistency_factor=write_consistency_factor,
+            shard_key=shard_key,
+        )
+    if shard_key is not None:
+        raise InvalidInputError(
+            "shard_key routes requests on a Qdrant server (url= or client=); the embedded store is one shard"
         )
     if api_key is not None:
         raise InvalidInputError("api_key is only used with url= (a Qdrant server)")

@@ -79,11 +79,13 @@ from ..query.plan import (
 )
 from ..schema import COLBERT, DENSE, DENSE_MRL, REF_DOC_ID_KEY, SPARSE, CollectionSchema
 from ..steps import one_step
+from ..tenancy import TENANT_GRAPH_M
 from .base import PointData, PointId, ResultPoint
 from .edge_filters import to_edge_filter
 
 if TYPE_CHECKING:
     from ..layouts import CollectionInfo
+    from ..tenancy import IndexSpec
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +135,18 @@ _DATATYPE = {
 
 
 # An HNSW graph with m=0 is never built: for vectors only used to re-score candidates.
+#: ``indexed_fields`` kinds -> the engine's payload schema types.
+_INDEX_KINDS = {
+    "keyword": qe.PayloadSchemaType.Keyword,
+    "integer": qe.PayloadSchemaType.Integer,
+    "float": qe.PayloadSchemaType.Float,
+    "bool": qe.PayloadSchemaType.Bool,
+    "datetime": qe.PayloadSchemaType.Datetime,
+    "uuid": qe.PayloadSchemaType.Uuid,
+    "text": qe.PayloadSchemaType.Text,
+}
+
+
 def _required_filter(flt: Any) -> qe.Filter:
     edge = to_edge_filter(flt)
     if edge is None:  # never let a missing filter turn into "delete everything"
@@ -205,6 +219,12 @@ def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
         if memory
         else None
     )
+    if schema.tenant_key is not None:
+        # Tenants: one graph per tenant (built from the tenant index) and no global graph; a
+        # tenant's search walks its own graph, exact for tenants under full_scan_threshold.
+        graph = qe.HnswIndexConfig(
+            m=0, payload_m=TENANT_GRAPH_M, ef_construct=100, full_scan_threshold=10_000, memory=memory
+        )
 
     def dense(size: int, preset: QuantizationPreset, hnsw: qe.HnswIndexConfig | None) -> qe.EdgeVectorParams:
         return qe.EdgeVectorParams(
@@ -272,9 +292,14 @@ def _cached_params(p: SearchOptions) -> qe.SearchParams:
         quant = qe.QuantizationSearchParams(ignore=True)
     elif p.rescore is not None or p.oversampling is not None:
         quant = qe.QuantizationSearchParams(rescore=p.rescore, oversampling=p.oversampling)
-    # Live IDF: statistics over the points matching an empty filter (every stored point).
-    idf = qe.IdfParams(corpus=qe.Filter()) if p.idf_live else None
-    return qe.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant, idf=idf)
+    # Live IDF: statistics over the points matching the corpus filter (empty: every stored point).
+    idf = qe.IdfParams(corpus=_corpus_filter(p.idf_corpus)) if p.idf_live else None
+    acorn = qe.AcornSearchParams(enable=True) if p.acorn else None
+    return qe.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant, idf=idf, acorn=acorn)
+
+
+def _corpus_filter(pairs: tuple[tuple[str, str], ...]) -> qe.Filter:
+    return qe.Filter(must=[qe.FieldCondition(key=k, match=qe.MatchValue(v)) for k, v in pairs] or None)
 
 
 def _edge_query(q: Any) -> Any:
@@ -681,6 +706,17 @@ class EdgeBackend:
                 # A temporary store is deleted on close: a write-ahead log would only cost fsyncs.
                 self._shard = qe.EdgeShard.create(str(self.path), edge_config(schema, wal=self._tmp is None))
                 self._index_payload()
+
+    @one_step
+    def index_fields(self, specs: Sequence[IndexSpec]) -> None:
+        with self._gate.operation(), _engine_errors("creating payload indexes", self.location):
+            if (shard := self._current()) is None:
+                return
+            existing = shard.info().payload_schema
+            for spec in specs:
+                if spec.key not in existing:
+                    kind = qe.KeywordIndexParams(is_tenant=True) if spec.tenant else _INDEX_KINDS[spec.kind]
+                    shard.update(qe.UpdateOperation.create_field_index(spec.key, kind))
 
     @one_step
     def drop(self) -> None:
