@@ -137,6 +137,13 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
     batch_size: int = Field(default=ADD_BATCH_SIZE, gt=0, description="nodes per write")
     layout: Any = Field(default=_D.layout, exclude=True, description=option_doc("layout"))
     recreate: bool = Field(default=_D.recreate, description=option_doc("recreate"))
+    tenant: Any = Field(default=_D.tenant, description=option_doc("tenant"))
+    tenant_key: str = Field(default=_D.tenant_key, description=option_doc("tenant_key"))
+    indexed_fields: dict[str, str] | None = Field(
+        default=_D.indexed_fields, description=option_doc("indexed_fields")
+    )
+    acorn: bool = Field(default=_D.acorn, description=option_doc("acorn"))
+    shard_key: Any = Field(default=_D.shard_key, exclude=True, description=option_doc("shard_key"))
 
     _store: HybridStore = PrivateAttr()
 
@@ -185,6 +192,13 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
     def client(self) -> HybridStore:
         """The shared core store this adapter wraps (LlamaIndex's vector stores must have ``client``)."""
         return self._store
+
+    def for_tenant(self, tenant: str) -> HybridQdrantVectorStore:
+        """This store scoped to ``tenant`` over the same open collection (``HybridStore.for_tenant``)."""
+        store = self._store.for_tenant(tenant)
+        view = self.model_copy(update={"tenant": tenant})
+        view._store = store
+        return view
 
     @property
     def store(self) -> HybridStore:

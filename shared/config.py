@@ -115,7 +115,7 @@ class StoreConfig:
         default=None,
         metadata=_doc(
             "the tenant every operation is scoped to, in a collection shared by tenants "
-            "(None: no tenants; shared.tenancy.ALL: the explicit cross-tenant view)"
+            "(None: no tenants; shared.ALL: the explicit cross-tenant view)"
         ),
     )
     tenant_key: str = field(

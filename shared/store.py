@@ -16,6 +16,7 @@ and back; the store never asks which format it is.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -82,6 +83,20 @@ _MISSING: Any = object()
 
 
 _DEFAULT = StoreConfig()
+
+
+class _CollectionState:
+    """What a store knows of its collection: one object for a store and its tenants' views
+    (:meth:`HybridStore.for_tenant`), so a collection one of them creates exists for all."""
+
+    __slots__ = ("guard_pending", "opened", "schema")
+
+    def __init__(self) -> None:
+        #: The collection's schema (None until it exists).
+        self.schema: CollectionSchema | None = None
+        self.opened = False
+        #: A collection written by another client gets our guard on the first write.
+        self.guard_pending = False
 
 
 class HybridStore(Closing):
@@ -176,11 +191,11 @@ class HybridStore(Closing):
         # collection, or whatever an existing collection uses, without a warning).
         self._explicit_storage = given.explicit_storage()
         self._recreate = given.recreate
-        self._schema: CollectionSchema | None = None
-        self._opened = False
+        # What is known about the collection (shared with the store's tenant views).
+        self._state = _CollectionState()
         self._closed = False
-        # A collection written by another client gets our guard on the first write.
-        self._guard_pending = False
+        # False for a tenant's view (for_tenant): the store it came from closes the backend.
+        self._owns_backend = True
         # None: detected from an existing collection (this package's layout for a new one).
         self._layout_request = get_layout(given.layout) if given.layout is not None else None
         if self._layout_request is not None:
@@ -233,6 +248,30 @@ class HybridStore(Closing):
     # -- properties --------------------------------------------------------
 
     @property
+    def _schema(self) -> CollectionSchema | None:
+        return self._state.schema
+
+    @_schema.setter
+    def _schema(self, schema: CollectionSchema | None) -> None:
+        self._state.schema = schema
+
+    @property
+    def _opened(self) -> bool:
+        return self._state.opened
+
+    @_opened.setter
+    def _opened(self, opened: bool) -> None:
+        self._state.opened = opened
+
+    @property
+    def _guard_pending(self) -> bool:
+        return self._state.guard_pending
+
+    @_guard_pending.setter
+    def _guard_pending(self, pending: bool) -> None:
+        self._state.guard_pending = pending
+
+    @property
     def identity(self) -> EncoderIdentity | None:
         """Identity of the encoder the collection was built with (or will be)."""
         if self._schema is not None and self._schema.identity is not None:
@@ -269,6 +308,32 @@ class HybridStore(Closing):
     @property
     def encoder(self) -> Encoder | None:
         return self._encoder
+
+    def for_tenant(self, tenant: str) -> HybridStore:
+        """A store scoped to ``tenant`` over this store's open collection and connection.
+
+        How one process serves many tenants of one collection: the embedded shard is opened
+        once (it is locked to one store object) and a server's clients are shared; each view
+        is scoped like ``HybridStore(..., tenant=tenant)`` (same options otherwise). Closing a
+        view releases nothing; closing this store closes the backend under every view.
+        """
+        scope = TenantScope(tenant, self._scope.key)
+        if not scope.scoped:
+            raise InvalidInputError("for_tenant needs a tenant id (open the store itself for tenant=ALL)")
+        if self._scope.tenant is None:
+            # An unscoped store would go on writing untenanted points next to its views' ones.
+            raise InvalidInputError(
+                "for_tenant is for a store opened with tenant= (a tenant id, or shared.ALL for a "
+                "service's own handle on the collection)"
+            )
+        if self._schema is not None:
+            scope.check_open(self._schema.tenant_key, f"collection {self.collection_name!r}")
+        view = copy.copy(self)
+        view._scope = scope
+        view.config = replace(self.config, tenant=tenant)
+        view._requested = replace(self._requested, tenant_key=scope.collection_key)
+        view._owns_backend = False
+        return view
 
     # -- opening -----------------------------------------------------------
 
@@ -522,6 +587,9 @@ class HybridStore(Closing):
                             f"{exc} (the {start} records before this batch were stored)"
                         ) from None
                     raise
+                if self._schema is None:
+                    # Another store (another tenant's) may have created it since this one opened.
+                    yield from self._open_steps()
                 if self._schema is None:
                     yield from self._create_from_points(points)
                 if self._guard_pending:
@@ -972,7 +1040,8 @@ class HybridStore(Closing):
         yield from self._ready()
         if self._schema is None:
             return
-        flt = self._resolve(flt)
+        # Only a filter given is resolved: a tenant's scope alone would match all its points.
+        flt = self._resolve(flt) if flt is not None else None
         if ids_given:
             layout, scope = self.layout, self._scope
             id_of = scope.id_of(layout)
@@ -1037,6 +1106,8 @@ class HybridStore(Closing):
             return
         self._closed = True
         batcher = self._query_encoder
+        if not self._owns_backend:
+            return  # a tenant's view: the store it came from owns the backend and the batcher
         if isinstance(batcher, MicroBatcher) and batcher is not shared_batcher(batcher.inner):
             batcher.close()  # the store's own (the shared one serves other stores and embeddings)
         yield from self._backend.close()

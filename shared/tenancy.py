@@ -107,7 +107,7 @@ def check_tenant(value: Any) -> str | _AllTenants | None:
         return value
     if not isinstance(value, str):
         raise InvalidTypeError(
-            f"tenant must be a str (or shared.tenancy.ALL), got {type(value).__name__} {value!r:.60}"
+            f"tenant must be a str (or shared.ALL), got {type(value).__name__} {value!r:.60}"
         )
     if not value or not value.strip():
         raise InvalidInputError("tenant must be a non-empty str (the tenant's id)")
@@ -247,7 +247,7 @@ class TenantScope:
         if self.tenant is None:
             raise InvalidInputError(
                 f"{where} holds several tenants' data (tenant key {collection_key!r}); open it with "
-                f"tenant=<tenant id>, or tenant=shared.tenancy.ALL for the explicit cross-tenant view"
+                f"tenant=<tenant id>, or tenant=shared.ALL for the explicit cross-tenant view"
             )
         if collection_key != self.key:
             raise ModelMismatchError(
