@@ -141,7 +141,7 @@ def test_the_cross_tenant_view_reads_and_deletes_every_tenant_but_cannot_add(whe
     with _open(where, tenant=ALL) as admin:
         assert admin.count() == 4
         assert sorted(r.id for r in admin.scroll()) == ["1", "1", "only-a", "only-b"]
-        with pytest.raises(InvalidInputError, match="tenant=ALL store .* cannot add"):
+        with pytest.raises(InvalidInputError, match=r"tenant=ALL store .* cannot add"):
             admin.add([_rec("x")])
         assert admin.count() == 4
 
@@ -199,9 +199,11 @@ def test_a_hostile_filter_cannot_widen_the_scope_in_any_operation(where: dict[st
 
 
 def test_for_tenant_needs_a_scoped_store_and_a_view_closes_nothing(tmp_path: Path) -> None:
-    with HybridStore("c", dense_dim=DIM, path=str(tmp_path)) as plain:
-        with pytest.raises(InvalidInputError, match="opened with tenant="):
-            plain.for_tenant("a")
+    with (
+        HybridStore("c", dense_dim=DIM, path=str(tmp_path)) as plain,
+        pytest.raises(InvalidInputError, match="opened with tenant="),
+    ):
+        plain.for_tenant("a")
     with HybridStore("d", dense_dim=DIM, path=str(tmp_path), tenant=ALL) as admin:
         view = admin.for_tenant("a")
         view.add([_rec("1")])  # the view creates the tenanted collection; the admin sees it
@@ -427,7 +429,7 @@ def test_shard_keys_are_for_servers_and_a_rule_needs_a_tenant(tmp_path: Path) ->
 def test_local_mode_without_sharding_says_so() -> None:
     from shared.errors import BackendError
 
-    with pytest.raises(BackendError, match="creating the shard key failed.*Sharding is not supported"):
+    with pytest.raises(BackendError, match=r"creating the shard key failed.*Sharding is not supported"):
         HybridStore("c", dense_dim=DIM, client=QdrantClient(":memory:"), tenant="a", shard_key="k")
 
 
