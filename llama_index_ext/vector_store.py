@@ -14,7 +14,7 @@ metadata and relationships.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,7 +139,7 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
     recreate: bool = Field(default=_D.recreate, description=option_doc("recreate"))
     tenant: Any = Field(default=_D.tenant, description=option_doc("tenant"))
     tenant_key: str = Field(default=_D.tenant_key, description=option_doc("tenant_key"))
-    indexed_fields: dict[str, str] | None = Field(
+    indexed_fields: Mapping[str, str] | None = Field(
         default=_D.indexed_fields, description=option_doc("indexed_fields")
     )
     acorn: bool = Field(default=_D.acorn, description=option_doc("acorn"))
