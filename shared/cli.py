@@ -257,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also build every preset with the MRL funnel at D dims (search D-dim binary codes, "
         "rescore with the full vectors)",
     )
+    what.add_argument(
+        "--tenant",
+        metavar="ID",
+        help="index the corpus as this tenant's points of a tenanted collection and search through "
+        "its scoped store (tenant index, per-tenant graphs, ACORN)",
+    )
     what.add_argument("--colbert", action="store_true", help="store ColBERT multivectors (BGE-M3 only)")
     what.add_argument("--on-disk", action="store_true", help="keep original vectors on disk, codes in RAM")
     what.add_argument(
@@ -353,6 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="points read and written per page; bounds the memory used (default: 256)",
     )
+    mig.add_argument(
+        "--tenant",
+        metavar="ID",
+        help="from a collection without tenants: copy it as this tenant's points into a tenanted "
+        "collection (with --append, into one that holds other tenants); from a tenanted one: copy "
+        "this tenant's points only",
+    )
+    mig.add_argument(
+        "--tenant-key", default="tenant", metavar="KEY", help="payload key of the tenant (default: tenant)"
+    )
     mig.add_argument("--quiet", action="store_true", help="no progress bar")
     mig.add_argument(
         "--verbose", action="store_true", help="also log retries of failed server calls and resumptions"
@@ -436,6 +452,8 @@ _MIGRATE_FLAGS = (
     "replication_factor",
     "append",
     "batch_size",
+    "tenant",
+    "tenant_key",
     "layout",
 )
 
@@ -537,6 +555,7 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         modes,
         encoded=encoded,
         show_progress=not args.quiet,
+        store_options={"tenant": args.tenant} if args.tenant is not None else None,
         **_picked(args, _EVALUATE_FLAGS),
     )
     out = Path(args.out)

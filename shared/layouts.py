@@ -798,16 +798,19 @@ def convert_point(
     payload: Mapping[str, Any] | None,
     source: Layout,
     target: Layout = M3_HYBRID,
+    to_point: Callable[..., tuple[str | int, dict[str, Any], dict[str, Any]]] | None = None,
 ) -> tuple[str | int, dict[str, Any], dict[str, Any]]:
     """A stored point of layout ``source`` as (point id, named vectors, payload) of ``target``.
 
     The vectors are moved as they are (renamed, never re-encoded); vectors of names the
     source layout does not know are left out. The caller's id is kept, so ids
-    given to the other framework still find the point.
+    given to the other framework still find the point. ``to_point``: how the target
+    builds the point (default ``target.to_point``; a tenant's: :mod:`shared.tenancy`).
     """
     parts = source.record(_Read(point_id, vectors, payload))
     metadata = parts.metadata
     if isinstance(source, LlamaIndexLayout) and isinstance(target, LangChainLayout):
         # llama-index -> langchain: only the node's own metadata is the user's.
         metadata = source.user_metadata(metadata)
-    return target.to_point(parts.id, parts.text, metadata, parts.ref_doc_id, parts.vectors)
+    build = to_point if to_point is not None else target.to_point
+    return build(parts.id, parts.text, metadata, parts.ref_doc_id, parts.vectors)

@@ -449,3 +449,86 @@ def test_a_langchain_layout_keeps_the_tenant_in_its_metadata_and_reads_it_back_w
         assert a.query(dense=[1.0, 0, 0, 0])[0].metadata == {"k": 1}
     with HybridStore("lc", dense_dim=DIM, client=client, layout="langchain", sparse=False, tenant="b") as b:
         assert b.count() == 0 and b.get(["1"]) == []
+
+
+# ---------------------------------------------------------------------------
+# m3-hybrid migrate --tenant / eval --tenant
+# ---------------------------------------------------------------------------
+
+
+def _untenanted(path: Path, ids: list[str], who: str) -> None:
+    with HybridStore("src", dense_dim=DIM, path=str(path)) as s:
+        s.add([_rec(i, {"who": who}) for i in ids])
+
+
+def test_migrate_makes_collections_without_tenants_tenants_of_one_collection(tmp_path: Path) -> None:
+    from shared.cli import main
+
+    _untenanted(tmp_path / "one", ["1", "2"], "acme")
+    _untenanted(tmp_path / "two", ["1"], "beta")
+    dst = str(tmp_path / "dst")
+    common = ["migrate", "--collection", "src", "--to", dst, "--to-collection", "shared", "--quiet"]
+    assert main([*common, "--from", str(tmp_path / "one"), "--tenant", "acme"]) == 0
+    assert main([*common, "--from", str(tmp_path / "two"), "--tenant", "beta", "--append"]) == 0
+    with HybridStore("shared", path=dst, tenant="acme") as acme:
+        assert {r.id: r.metadata["who"] for r in acme.scroll()} == {"1": "acme", "2": "acme"}
+        beta = acme.for_tenant("beta")
+        assert {r.id: r.metadata["who"] for r in beta.get(["1", "2"])} == {"1": "beta"}
+        assert beta.query(dense=[1.0, 0, 0, 0])[0].metadata == {"who": "beta"}
+        assert "tenant" in acme._backend._shard.info().payload_schema  # type: ignore[attr-defined]
+    with pytest.raises(InvalidInputError, match="several tenants' data"):
+        HybridStore("shared", path=dst)
+    # A tenanted source: --tenant copies that tenant's points only, still tenanted.
+    assert (
+        main(
+            [
+                "migrate",
+                "--from",
+                dst,
+                "--collection",
+                "shared",
+                "--to",
+                str(tmp_path / "b"),
+                "--tenant",
+                "beta",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    with HybridStore("shared", path=str(tmp_path / "b"), tenant=ALL) as copy:
+        assert [r.metadata["who"] for r in copy.scroll()] == ["beta"]
+
+
+def test_migrate_into_a_tenanted_target_refuses_an_untenanted_copy_and_the_tenant_key_in_metadata(
+    tmp_path: Path,
+) -> None:
+    from shared.migrate import migrate
+
+    _untenanted(tmp_path / "one", ["1"], "acme")
+    migrate(str(tmp_path / "one"), "src", str(tmp_path / "dst"), tenant="acme")
+    with pytest.raises(ModelMismatchError, match="tenant key: source copy None, target 'tenant'"):
+        migrate(str(tmp_path / "one"), "src", str(tmp_path / "dst"), append=True)
+    with HybridStore("src", dense_dim=DIM, path=str(tmp_path / "bad")) as s:
+        s.add([_rec("1", {"tenant": "x"})])
+    with pytest.raises(InvalidInputError, match="point '1' has a metadata field 'tenant', the tenant key"):
+        migrate(str(tmp_path / "bad"), "src", str(tmp_path / "dst2"), tenant="acme")
+
+
+def test_eval_tenant_scores_the_same_through_a_tenants_store(tmp_path: Path) -> None:
+    from shared.cli import main
+    from tests.shared.evaluation.test_evaluation_e2e import write_dataset
+
+    root = write_dataset(tmp_path / "d")
+    rows = {}
+    for name, extra in (
+        ("plain", []),
+        ("tenant", ["--tenant", "acme", "--keep-indexes", "--workdir", str(tmp_path / "w")]),
+    ):
+        argv = ["eval", "--data", str(root), "--small-models", "--presets", "none", "--modes", "dense,rrf"]
+        assert main([*argv, "--bootstrap", "100", "--quiet", "--out", str(tmp_path / name), *extra]) == 0
+        report = json.loads((tmp_path / name / "report.json").read_text())
+        rows[name] = [(r["mode"], r["metrics"]["ndcg@10"]) for r in report["rows"]]
+    assert rows["tenant"] == rows["plain"]
+    (guard,) = (tmp_path / "w").rglob("m3_hybrid.json")
+    assert json.loads(guard.read_text())["tenancy"] == {"key": "tenant"}
