@@ -208,12 +208,13 @@ def main() -> None:
     base.close()
     load1 = os.getloadavg()
 
-    header = "| setup | tenant size | tenants queried | hybrid p50 ms | dense recall@10 (mean / min) |"
+    header = "| setup | tenant size (tenants) | queries | hybrid p50 ms | dense recall@10 (mean / min) |"
     lines = [header, "| --- | --- | --- | --- | --- |"]
     for name, per in results.items():
         for b, row in sorted(per.items()):
             lo, hi = BUCKETS[b]
-            size = f"{lo}-{hi}" if hi < 10**9 else f">= {lo}"
+            members = int(((data["sizes"] >= lo) & (data["sizes"] <= hi)).sum())
+            size = (f"{lo}-{hi}" if hi < 10**9 else f">= {lo}") + f" ({members})"
             lines.append(
                 f"| {name} | {size} | {len(row['recall'])} | {statistics.median(row['p50']):.2f} | "
                 f"{statistics.mean(row['recall']):.3f} / {min(row['recall']):.2f} |"
