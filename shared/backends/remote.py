@@ -216,22 +216,31 @@ def _vector(value: Any) -> Any:
     return value
 
 
-def _params(p: SearchOptions | None) -> models.SearchParams | None:
+def _idf(p: SearchOptions) -> models.IdfCorpusParams | None:
+    """Live IDF over the stage's corpus (a tenant's points; empty: every point). A server's
+    collection-wide IDF counts deleted points until a vacuum."""
+    if not p.idf_live:
+        return None
+    corpus: list[models.Condition] = [
+        models.FieldCondition(key=k, match=models.MatchValue(value=v)) for k, v in p.idf_corpus
+    ]
+    return models.IdfCorpusParams(corpus=models.Filter(must=corpus or None))
+
+
+def _params(p: SearchOptions | None, full: bool = True) -> models.SearchParams | None:
+    """The search parameters of a stage; ``full=False`` (local mode: exact search, live IDF): only
+    a tenant's IDF corpus, the one parameter local mode honours (the others it warns about)."""
     if p is None:
         return None
+    if not full:
+        return models.SearchParams(idf=_idf(p)) if p.idf_corpus else None
     quant = None
     if p.ignore_quantization:
         quant = models.QuantizationSearchParams(ignore=True)
     elif p.rescore is not None or p.oversampling is not None:
         quant = models.QuantizationSearchParams(rescore=p.rescore, oversampling=p.oversampling)
-    # Live IDF (a server's collection-wide IDF counts deleted points until a vacuum); local
-    # mode gets no search params, and its collection-wide IDF is live already.
-    corpus: list[models.Condition] = [
-        models.FieldCondition(key=k, match=models.MatchValue(value=v)) for k, v in p.idf_corpus
-    ]
-    idf = models.IdfCorpusParams(corpus=models.Filter(must=corpus or None)) if p.idf_live else None
     acorn = models.AcornSearchParams(enable=True) if p.acorn else None
-    return models.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant, idf=idf, acorn=acorn)
+    return models.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant, idf=_idf(p), acorn=acorn)
 
 
 def _query(q: Any) -> tuple[Any, str | None]:
@@ -262,7 +271,7 @@ def _prefetch(stage: Stage, with_params: bool) -> models.Prefetch:
         query=query,
         using=using,
         filter=stage.filter,
-        params=_params(stage.params) if with_params else None,
+        params=_params(stage.params, with_params),
         score_threshold=stage.score_threshold,
         limit=stage.limit,
     )
@@ -284,7 +293,7 @@ def query_kwargs(
         "using": using,
         "prefetch": [_prefetch(p, with_params) for p in root.prefetches] or None,
         "query_filter": root.filter,
-        "search_params": _params(root.params) if with_params else None,
+        "search_params": _params(root.params, with_params),
         "limit": root.limit,
         "offset": plan.offset or None,
         "with_payload": True,

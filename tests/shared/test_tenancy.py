@@ -351,9 +351,9 @@ def test_filtered_plans_search_with_acorn_and_a_tenants_idf() -> None:
     assert not any(s.params is not None and s.params.acorn for s in iter_stages(off.root))
 
 
-def test_sparse_idf_counts_the_tenants_own_points_on_the_embedded_store(tmp_path: Path) -> None:
+def test_sparse_idf_counts_the_tenants_own_points(where: dict[str, Any]) -> None:
     """IDF(t) = ln(1 + (N - n + 0.5) / (n + 0.5)) over the tenant's N points, n with term t."""
-    with HybridStore("c", dense_dim=DIM, path=str(tmp_path), tenant="big", sparse_idf=True) as big:
+    with _open(where, tenant="big", sparse_idf=True) as big:
         big.add([_rec(f"b{i}", sparse={1: 1.0}) for i in range(10)])
         small = big.for_tenant("small")
         small.add([_rec("s1", sparse={1: 1.0}), _rec("s2", sparse={2: 1.0})])
