@@ -28,33 +28,30 @@ def _model_id(model: BaseEmbedding | BaseSparseEmbedding) -> str:
 
 def dense_encoder(model: BaseEmbedding) -> BaseEncoder:
     """Any LlamaIndex ``BaseEmbedding`` as a dense core encoder (the model applies its own prompts)."""
-    return _as_encoder(
-        model,
-        "embed_model",
-        embed_documents=model.get_text_embedding_batch,
-        embed_query=model.get_query_embedding,
-        # LlamaIndex knows a model's size only by embedding: once, so a new collection is
-        # created before the first add.
-        probe_dim=True,
-    )
+    # LlamaIndex knows a model's size only by embedding: once, so a new collection is created
+    # before the first add.
+    return _as_encoder(model, "embed_model", "embed", probe_dim=True)
 
 
 def sparse_encoder(model: BaseSparseEmbedding) -> BaseEncoder:
     """Any LlamaIndex ``BaseSparseEmbedding`` as a sparse core encoder."""
-    return _as_encoder(
-        model,
-        "sparse_embed_model",
-        sparse_documents=model.get_text_embedding_batch,
-        sparse_query=model.get_query_embedding,
-        sparse_kind=f"llama_index:{model.class_name()}",
-    )
+    return _as_encoder(model, "sparse_embed_model", "sparse", sparse_kind=f"llama_index:{model.class_name()}")
 
 
-def _as_encoder(model: BaseEmbedding | BaseSparseEmbedding, owner: str, **functions: Any) -> BaseEncoder:
-    """Our class's own core encoder, or any other model's public embed methods as one."""
+def _as_encoder(
+    model: BaseEmbedding | BaseSparseEmbedding, owner: str, side: str, **options: Any
+) -> BaseEncoder:
+    """Our class's own core encoder, or any other model's public embed methods as one (``side``:
+    ``encoder_from_functions``' prefix of the dense or the sparse functions)."""
     if isinstance(model, (BGEM3Embedding, BGEM3SparseEmbedding)):
         return _core(model.encoder, owner)
-    return encoder_from_functions(model_id=_model_id(model), batch_size=model.embed_batch_size, **functions)
+    functions: dict[str, Any] = {
+        f"{side}_documents": model.get_text_embedding_batch,
+        f"{side}_query": model.get_query_embedding,
+    }
+    return encoder_from_functions(
+        model_id=_model_id(model), batch_size=model.embed_batch_size, **functions, **options
+    )
 
 
 def _core(encoder: object, owner: str) -> BaseEncoder:

@@ -29,16 +29,15 @@ from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.constants import DEFAULT_SIMILARITY_TOP_K
-from llama_index.core.ingestion import run_transformations
 from llama_index.core.schema import BaseNode, Document, MetadataMode, TransformComponent
-from llama_index.core.settings import Settings
 
 from shared.encoders.bm25 import bm25_for_corpus
 from shared.ensembles import from_query_fusion_mode
 from shared.errors import InvalidTypeError
+from shared.query.options import choose_mode
 
 from .embeddings import BGEM3SparseEmbedding
-from .retriever import HybridQdrantRetriever
+from .retriever import HybridQdrantRetriever, check_documents, split_documents
 from .vector_store import HybridQdrantVectorStore
 
 __all__ = ["HybridFusionRetriever"]
@@ -82,8 +81,8 @@ class HybridFusionRetriever(HybridQdrantRetriever):
         except BaseException:
             store.close()
             raise
-        hybrid = "hybrid" if embed_model is not None else "sparse"
-        return cls(store, similarity_top_k=similarity_top_k, mode=hybrid)
+        mode = choose_mode(None, has_dense=embed_model is not None, has_sparse=True).value
+        return cls(store, similarity_top_k=similarity_top_k, mode=mode)
 
     @classmethod
     def from_documents(
@@ -91,22 +90,19 @@ class HybridFusionRetriever(HybridQdrantRetriever):
         documents: Sequence[Document],
         embed_model: BaseEmbedding | None = None,
         *,
-        transformations: Sequence[TransformComponent] | None = None,
-        show_progress: bool = False,
         mode: Any = None,
         similarity_top_k: int = DEFAULT_SIMILARITY_TOP_K,
         retriever_weights: Sequence[float] | None = None,
         language: str = "english",
+        transformations: Sequence[TransformComponent] | None = None,
+        show_progress: bool = False,
         **store_kwargs: Any,
     ) -> HybridFusionRetriever:
         """Split ``documents`` (``transformations``, default: LlamaIndex's node parser), then
         :meth:`from_nodes`."""
-        if isinstance(documents, Document) or not isinstance(documents, Sequence):
-            raise InvalidTypeError(f"documents must be a list of Document, got {type(documents).__name__}")
-        steps = list(transformations) if transformations is not None else list(Settings.transformations)
-        nodes = run_transformations(list(documents), steps, show_progress=show_progress)
+        check_documents(documents)
         return cls.from_nodes(
-            nodes,
+            split_documents(documents, transformations, show_progress),
             embed_model,
             mode=mode,
             similarity_top_k=similarity_top_k,

@@ -9,7 +9,7 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.ingestion import run_transformations
-from llama_index.core.schema import Document, NodeWithScore, QueryBundle, TransformComponent
+from llama_index.core.schema import BaseNode, Document, NodeWithScore, QueryBundle, TransformComponent
 from llama_index.core.settings import Settings
 from llama_index.core.vector_stores.types import MetadataFilters, VectorStoreQuery, VectorStoreQueryMode
 
@@ -44,6 +44,25 @@ def _parse_mode(mode: str | VectorStoreQueryMode) -> VectorStoreQueryMode:
         raise InvalidInputError(f"mode must be one of dense, sparse, hybrid, mmr; got {mode!r}")
     assert parsed is not None
     return parsed
+
+
+def check_documents(documents: Any) -> None:
+    """Refuse anything but a list of LlamaIndex ``Document``s, naming the offending item."""
+    if isinstance(documents, Document) or not isinstance(documents, Sequence):
+        raise InvalidTypeError(f"documents must be a list of Document, got {type(documents).__name__}")
+    for i, doc in enumerate(documents):
+        if not isinstance(doc, Document):
+            raise InvalidTypeError(
+                f"documents[{i}] is a {type(doc).__name__}, expected a LlamaIndex Document"
+            )
+
+
+def split_documents(
+    documents: Sequence[Document], transformations: Sequence[TransformComponent] | None, show_progress: bool
+) -> list[BaseNode]:
+    """``documents`` split by ``transformations`` (None: LlamaIndex's node parser, ``Settings``)."""
+    steps = list(transformations) if transformations is not None else list(Settings.transformations)
+    return list(run_transformations(list(documents), steps, show_progress=show_progress))
 
 
 class HybridQdrantRetriever(BaseRetriever):
@@ -123,18 +142,10 @@ class HybridQdrantRetriever(BaseRetriever):
         """Split ``documents`` (``transformations``, default LlamaIndex's node parser), store
         them in a new :class:`HybridQdrantVectorStore` built with ``embed_model`` and
         ``store_kwargs`` (it embeds the nodes), and return a retriever over it."""
-        if isinstance(documents, Document) or not isinstance(documents, Sequence):
-            raise InvalidTypeError(f"documents must be a list of Document, got {type(documents).__name__}")
-        for i, doc in enumerate(documents):
-            if not isinstance(doc, Document):
-                raise InvalidTypeError(
-                    f"documents[{i}] is a {type(doc).__name__}, expected a LlamaIndex Document"
-                )
+        check_documents(documents)
         store = HybridQdrantVectorStore(embed_model=embed_model, **store_kwargs)
         try:
-            steps = list(transformations) if transformations is not None else list(Settings.transformations)
-            nodes = run_transformations(list(documents), steps, show_progress=show_progress)
-            store.add(list(nodes))
+            store.add(split_documents(documents, transformations, show_progress))
         except BaseException:
             store.close()
             raise

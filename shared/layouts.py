@@ -100,6 +100,10 @@ class StoredPoint(Protocol):
     vectors: dict[str, Any]
 
 
+#: A record's metadata as given (copied into the payload, never kept).
+Metadata = Mapping[str, Any]
+
+
 class StoredParts(NamedTuple):
     """A record's canonical parts read back from a stored point.
 
@@ -219,12 +223,7 @@ class Layout:
         return pid, stored_vectors, self.payload(original_id, pid, text, metadata, ref_doc_id)
 
     def payload(
-        self,
-        original_id: str,
-        pid: str | int,
-        text: str | None,
-        metadata: Mapping[str, Any],
-        ref_doc_id: str | None,
+        self, original_id: str, pid: str | int, text: str | None, metadata: Metadata, ref_doc_id: str | None
     ) -> dict[str, Any]:
         """The stored payload of a record (point id ``pid``)."""
         raise NotImplementedError
@@ -232,6 +231,19 @@ class Layout:
     def record(self, point: StoredPoint) -> StoredParts:
         """A stored point's canonical parts (vectors of other names are left out)."""
         raise NotImplementedError
+
+    def _parts(
+        self, point: StoredPoint, stored_id: Any, text: Any, metadata: dict[str, Any], ref: Any
+    ) -> StoredParts:
+        """A foreign point's parts as read: a missing id is the point id; a text or source
+        document id of another type than str is none."""
+        return StoredParts(
+            str(stored_id) if stored_id is not None else str(point.point_id),
+            text if isinstance(text, str) else None,
+            metadata,
+            ref if isinstance(ref, str) else None,
+            self._canonical_vectors(point.vectors),
+        )
 
     def _canonical_vectors(self, vectors: Mapping[str, Any]) -> dict[str, Any]:
         canon: dict[str, Any] = {}
@@ -357,12 +369,7 @@ class M3HybridLayout(Layout, name=M3_HYBRID_NAME):
         return key  # beside the metadata, never in it: the caller's metadata stays the caller's
 
     def payload(
-        self,
-        original_id: str,
-        pid: str | int,
-        text: str | None,
-        metadata: Mapping[str, Any],
-        ref_doc_id: str | None,
+        self, original_id: str, pid: str | int, text: str | None, metadata: Metadata, ref_doc_id: str | None
     ) -> dict[str, Any]:
         return {
             TEXT_KEY: text,
@@ -390,12 +397,7 @@ class LangChainLayout(Layout, name=LANGCHAIN_NAME):
     metadata under its two payload keys, the source document id in the metadata."""
 
     def payload(
-        self,
-        original_id: str,
-        pid: str | int,
-        text: str | None,
-        metadata: Mapping[str, Any],
-        ref_doc_id: str | None,
+        self, original_id: str, pid: str | int, text: str | None, metadata: Metadata, ref_doc_id: str | None
     ) -> dict[str, Any]:
         assert self.metadata_key is not None
         md = dict(metadata)
@@ -413,14 +415,7 @@ class LangChainLayout(Layout, name=LANGCHAIN_NAME):
         metadata = dict(metadata) if isinstance(metadata, Mapping) else {}
         raw_id = payload.get(self.id_key) if self.id_key is not None else None
         ref = metadata.get(REF_DOC_ID_KEY)
-        text = payload.get(self.text_key)
-        return StoredParts(
-            str(raw_id) if raw_id is not None else str(point.point_id),
-            text if isinstance(text, str) else None,
-            metadata,
-            ref if isinstance(ref, str) else None,
-            self._canonical_vectors(point.vectors),
-        )
+        return self._parts(point, raw_id, payload.get(self.text_key), metadata, ref)
 
 
 @dataclass(frozen=True)
@@ -429,12 +424,7 @@ class LlamaIndexLayout(Layout, name=LLAMA_INDEX_NAME):
     metadata at the payload's top level, the source document id under three keys."""
 
     def payload(
-        self,
-        original_id: str,
-        pid: str | int,
-        text: str | None,
-        metadata: Mapping[str, Any],
-        ref_doc_id: str | None,
+        self, original_id: str, pid: str | int, text: str | None, metadata: Metadata, ref_doc_id: str | None
     ) -> dict[str, Any]:
         assert self.node_content_key is not None
         key = self.node_content_key
@@ -481,13 +471,7 @@ class LlamaIndexLayout(Layout, name=LLAMA_INDEX_NAME):
         ref = _none_str(payload.get(self.ref_doc_id_key)) if self.ref_doc_id_key else None
         # The whole payload is the record's metadata: it is what llama-index's own readers
         # (and this package's LlamaIndex adapter) rebuild the node from.
-        return StoredParts(
-            str(node_id) if node_id is not None else str(point.point_id),
-            text if isinstance(text, str) else None,
-            payload,
-            ref,
-            self._canonical_vectors(point.vectors),
-        )
+        return self._parts(point, node_id, text, payload, ref)
 
     def user_metadata(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
         """The node's own metadata out of a record read back (without llama-index's keys)."""

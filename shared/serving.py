@@ -32,13 +32,16 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import InvalidInputError, InvalidTypeError
-from .types import Encoder, EncodeResult, EncoderIdentity, TextKind
+from .types import EncodeOptions, Encoder, EncodeResult, EncoderIdentity, TextKind
 from .validation import non_negative_number, positive_int, text_list
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -140,20 +143,12 @@ class MicroBatcher:
         return self._waiting_texts
 
     def encode(
-        self,
-        texts: Sequence[str],
-        kind: TextKind = "document",
-        *,
-        outputs: Sequence[str] | None = None,
-        batch_size: int | None = None,
-        show_progress: bool | None = None,
+        self, texts: Sequence[str], kind: TextKind = "document", **options: Unpack[EncodeOptions]
     ) -> EncodeResult:
         """The wrapped encoder's ``encode``, joined with concurrent calls of the same kind and outputs."""
-        request = self._request(texts, kind, outputs, batch_size, show_progress)
+        request = self._request(texts, kind, **options)
         if request is None:
-            return self._inner.encode(
-                texts, kind, outputs=outputs, batch_size=batch_size, show_progress=show_progress
-            )
+            return self._inner.encode(texts, kind, **options)
         if self._enqueue(request):
             self._lead()
         return request.future.result()
@@ -166,7 +161,7 @@ class MicroBatcher:
         outputs: Sequence[str] | None = None,
     ) -> EncodeResult:
         """:meth:`encode` for a coroutine: waits without blocking the event loop (or a worker thread)."""
-        request = self._request(texts, kind, outputs, None, None)
+        request = self._request(texts, kind, outputs)
         if request is None:
             return await asyncio.to_thread(self._inner.encode, texts, kind, outputs=outputs)
         if self._enqueue(request):
@@ -188,11 +183,12 @@ class MicroBatcher:
         self,
         texts: Sequence[str],
         kind: Any,
-        outputs: Sequence[str] | None,
-        batch_size: int | None,
-        show_progress: bool | None,
+        outputs: Sequence[str] | None = None,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
     ) -> _Request | None:
-        """A request to join, or None when the call goes straight through."""
+        """A request to join, or None when the call goes straight through (an unknown option
+        is refused here, as the wrapped encoder would refuse it)."""
         if self.max_wait <= 0 or batch_size is not None or show_progress:
             return None
         # Checked here, so a bad call fails alone, in its caller, before it can join a batch.
@@ -343,18 +339,12 @@ def query_encoder(encoder: Encoder | None, max_wait_ms: float, max_batch: int) -
 
 
 def encode(
-    encoder: Encoder,
-    texts: Sequence[str],
-    kind: TextKind,
-    *,
-    outputs: Sequence[str] | None = None,
-    batch_size: int | None = None,
-    show_progress: bool | None = None,
+    encoder: Encoder, texts: Sequence[str], kind: TextKind, **options: Unpack[EncodeOptions]
 ) -> EncodeResult:
     """An embedding class's encode call: a few query texts join concurrent queries in the
     process's shared batcher; anything else goes straight to ``encoder``."""
     if kind == "query" and len(texts) < DEFAULT_BATCH_SIZE:
         batcher = shared_batcher(encoder)
         if batcher is not None:
-            return batcher.encode(texts, kind, outputs=outputs)
-    return encoder.encode(texts, kind, outputs=outputs, batch_size=batch_size, show_progress=show_progress)
+            return batcher.encode(texts, kind, outputs=options.get("outputs"))
+    return encoder.encode(texts, kind, **options)

@@ -113,34 +113,42 @@ def _retry_wait(step: Call[Any], exc: Exception, attempt: int) -> float | None:
     return delay
 
 
-def _invoke(step: Call[R]) -> R:
-    if step.retry is None:
-        return step.fn(*step.args, **step.kwargs)
+def _invoke(step: Call[Any]) -> tuple[Any, Exception | None]:
+    """The call's (result, None), or (None, its error) once retries are spent."""
     attempt = 0
     while True:
         try:
-            return step.fn(*step.args, **step.kwargs)
+            return step.fn(*step.args, **step.kwargs), None
         except Exception as exc:
             delay = _retry_wait(step, exc, attempt)
             if delay is None:
-                raise
+                return None, exc
             time.sleep(delay)
             attempt += 1
 
 
-async def _ainvoke(step: Call[R]) -> R:
+async def _ainvoke(step: Call[Any]) -> tuple[Any, Exception | None]:
+    """:func:`_invoke` on the event loop: ``afn`` awaited, else ``fn`` in a worker thread."""
     attempt = 0
     while True:
         try:
             if step.afn is not None:
-                return await step.afn(*step.args, **step.kwargs)
-            return await asyncio.to_thread(step.fn, *step.args, **step.kwargs)
+                return await step.afn(*step.args, **step.kwargs), None
+            return await asyncio.to_thread(step.fn, *step.args, **step.kwargs), None
         except Exception as exc:
             delay = _retry_wait(step, exc, attempt)
             if delay is None:
-                raise
+                return None, exc
             await asyncio.sleep(delay)
             attempt += 1
+
+
+def _resume(steps: Steps[Any], result: Any, error: Exception | None) -> Call[Any]:
+    """The operation's next call, after its last call's result is sent in or its error thrown in
+    (the operation sees its calls' errors, to add context or finish up)."""
+    if error is None:
+        return steps.send(result)
+    return steps.throw(error)
 
 
 def run(steps: Steps[T]) -> T:
@@ -148,16 +156,9 @@ def run(steps: Steps[T]) -> T:
     try:
         step = next(steps)
         while True:
-            try:
-                result = _invoke(step)
-            except Exception as exc:
-                # The operation sees its calls' errors (to add context or finish up).
-                step = steps.throw(exc)
-                continue
-            step = steps.send(result)
+            step = _resume(steps, *_invoke(step))
     except StopIteration as stop:
-        value: T = stop.value
-        return value
+        return stop.value
     finally:
         steps.close()
 
@@ -167,15 +168,9 @@ async def arun(steps: Steps[T]) -> T:
     try:
         step = next(steps)
         while True:
-            try:
-                result = await _ainvoke(step)
-            except Exception as exc:
-                step = steps.throw(exc)
-                continue
-            step = steps.send(result)
+            step = _resume(steps, *await _ainvoke(step))
     except StopIteration as stop:
-        value: T = stop.value
-        return value
+        return stop.value
     finally:
         steps.close()
 

@@ -11,10 +11,13 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 TextKind = Literal["query", "document"]
 Output = Literal["dense", "sparse", "colbert"]
@@ -24,6 +27,17 @@ Output = Literal["dense", "sparse", "colbert"]
 SparseDict = dict[int, float]
 
 FloatArray = npt.NDArray[np.float32]
+
+
+class EncodeOptions(TypedDict, total=False):
+    """The keyword options of :meth:`Encoder.encode` (``**options: Unpack[EncodeOptions]``)."""
+
+    #: What to compute, a subset of {"dense", "sparse", "colbert"} (None: all but ColBERT).
+    outputs: Sequence[str] | None
+    #: Texts per forward pass (None: the encoder's own).
+    batch_size: int | None
+    #: A progress bar (None: the encoder's own setting).
+    show_progress: bool | None
 
 
 @dataclass
@@ -124,13 +138,7 @@ class Encoder(Protocol):
         ...
 
     def encode(
-        self,
-        texts: Sequence[str],
-        kind: TextKind = "document",
-        *,
-        outputs: Sequence[str] | None = None,
-        batch_size: int | None = None,
-        show_progress: bool | None = None,
+        self, texts: Sequence[str], kind: TextKind = "document", **options: Unpack[EncodeOptions]
     ) -> EncodeResult:
         """Encode ``texts``; ``outputs`` defaults to everything except colbert."""
         ...

@@ -287,11 +287,8 @@ def _edge_params(p: SearchOptions | None) -> qe.SearchParams | None:
 # A handful of distinct values per store: built once, not per query (the engine only reads them).
 @functools.lru_cache(maxsize=256)
 def _cached_params(p: SearchOptions) -> qe.SearchParams:
-    quant = None
-    if p.ignore_quantization:
-        quant = qe.QuantizationSearchParams(ignore=True)
-    elif p.rescore is not None or p.oversampling is not None:
-        quant = qe.QuantizationSearchParams(rescore=p.rescore, oversampling=p.oversampling)
+    q = p.quantization
+    quant = None if q is None else qe.QuantizationSearchParams(**q)
     # Live IDF: statistics over the points matching the corpus filter (empty: every stored point).
     idf = qe.IdfParams(corpus=_corpus_filter(p.idf_corpus)) if p.idf_live else None
     acorn = qe.AcornSearchParams(enable=True) if p.acorn else None

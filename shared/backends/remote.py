@@ -39,17 +39,7 @@ from qdrant_client import AsyncQdrantClient, QdrantClient, models
 from ..errors import BackendError, M3HybridError, UnsupportedOperationError
 from ..layouts import CollectionInfo, collection_info
 from ..quantization import QuantizationPreset
-from ..query.plan import (
-    DbsfFusion,
-    MmrQuery,
-    Nearest,
-    QueryPlan,
-    RrfFusion,
-    SearchOptions,
-    SparseQuery,
-    Stage,
-    WeightedSum,
-)
+from ..query import plan as qp
 from ..retry import RetryPolicy, describe_error
 from ..schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from ..steps import Call, Steps
@@ -211,12 +201,12 @@ def index_schema(spec: IndexSpec) -> Any:
 
 
 def _vector(value: Any) -> Any:
-    if isinstance(value, SparseQuery):
+    if isinstance(value, qp.SparseQuery):
         return models.SparseVector(indices=list(value.indices), values=list(value.values))
     return value
 
 
-def _idf(p: SearchOptions) -> models.IdfCorpusParams | None:
+def _idf(p: qp.SearchOptions) -> models.IdfCorpusParams | None:
     """Live IDF over the stage's corpus (a tenant's points; empty: every point). A server's
     collection-wide IDF counts deleted points until a vacuum."""
     if not p.idf_live:
@@ -227,44 +217,41 @@ def _idf(p: SearchOptions) -> models.IdfCorpusParams | None:
     return models.IdfCorpusParams(corpus=models.Filter(must=corpus or None))
 
 
-def _params(p: SearchOptions | None, full: bool = True) -> models.SearchParams | None:
+def _params(p: qp.SearchOptions | None, full: bool = True) -> models.SearchParams | None:
     """The search parameters of a stage; ``full=False`` (local mode: exact search, live IDF): only
     a tenant's IDF corpus, the one parameter local mode honours (the others it warns about)."""
     if p is None:
         return None
     if not full:
         return models.SearchParams(idf=_idf(p)) if p.idf_corpus else None
-    quant = None
-    if p.ignore_quantization:
-        quant = models.QuantizationSearchParams(ignore=True)
-    elif p.rescore is not None or p.oversampling is not None:
-        quant = models.QuantizationSearchParams(rescore=p.rescore, oversampling=p.oversampling)
+    q = p.quantization
+    quant = None if q is None else models.QuantizationSearchParams(**q)
     acorn = models.AcornSearchParams(enable=True) if p.acorn else None
     return models.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant, idf=_idf(p), acorn=acorn)
 
 
 def _query(q: Any) -> tuple[Any, str | None]:
     """(query, using) of a plan query."""
-    if isinstance(q, Nearest):
+    if isinstance(q, qp.Nearest):
         return _vector(q.vector), q.using
-    if isinstance(q, RrfFusion):
+    if isinstance(q, qp.RrfFusion):
         weights = list(q.weights) if q.weights is not None else None
         return models.RrfQuery(rrf=models.Rrf(k=q.k, weights=weights)), None
-    if isinstance(q, DbsfFusion):
+    if isinstance(q, qp.DbsfFusion):
         return models.FusionQuery(fusion=models.Fusion.DBSF), None
-    if isinstance(q, WeightedSum):
+    if isinstance(q, qp.WeightedSum):
         terms: list[Any] = [models.MultExpression(mult=[w, f"$score[{i}]"]) for i, w in enumerate(q.weights)]
         # A point missing from one re-scored side has no overlap with it: its score there is 0.
         defaults = {f"$score[{i}]": 0.0 for i in range(len(q.weights))}
         return models.FormulaQuery(formula=models.SumExpression(sum=terms), defaults=defaults), None
-    if isinstance(q, MmrQuery):
+    if isinstance(q, qp.MmrQuery):
         # Qdrant's API takes diversity = 1 - lambda (the engine's internal lambda).
         mmr = models.Mmr(diversity=1.0 - q.lambda_mult, candidates_limit=q.candidates_limit)
         return models.NearestQuery(nearest=q.vector, mmr=mmr), q.using
     raise TypeError(f"unknown plan query {type(q).__name__}")
 
 
-def _prefetch(stage: Stage, with_params: bool) -> models.Prefetch:
+def _prefetch(stage: qp.Stage, with_params: bool) -> models.Prefetch:
     query, using = _query(stage.query)
     return models.Prefetch(
         prefetch=[_prefetch(p, with_params) for p in stage.prefetches] or None,
@@ -278,7 +265,7 @@ def _prefetch(stage: Stage, with_params: bool) -> models.Prefetch:
 
 
 def query_kwargs(
-    collection_name: str, plan: QueryPlan, with_params: bool = True, shard_key: str | None = None
+    collection_name: str, plan: qp.QueryPlan, with_params: bool = True, shard_key: str | None = None
 ) -> dict[str, Any]:
     """``query_points`` keyword arguments that run ``plan`` in one request.
 
@@ -568,7 +555,7 @@ class RemoteBackend:
 
     QUERY_POINTS = ClientCall(Q.query_points, AQ.query_points, retry=True)
 
-    def query(self, plan: QueryPlan) -> Steps[list[ResultPoint]]:
+    def query(self, plan: qp.QueryPlan) -> Steps[list[ResultPoint]]:
         response = yield from self._call(
             "query",
             self.QUERY_POINTS,
@@ -578,7 +565,7 @@ class RemoteBackend:
 
     QUERY_BATCH_POINTS = ClientCall(Q.query_batch_points, AQ.query_batch_points, retry=True)
 
-    def query_batch(self, plans: Sequence[QueryPlan]) -> Steps[list[list[ResultPoint]]]:
+    def query_batch(self, plans: Sequence[qp.QueryPlan]) -> Steps[list[list[ResultPoint]]]:
         requests = []
         for plan in plans:
             kwargs = query_kwargs(self.collection_name, plan, not self._local, self._shard_key)

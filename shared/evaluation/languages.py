@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from .data import BeirDataset
 from .metrics import METRICS, PRIMARY, EvalRow, bootstrap_ci
-from .report import EvalReport
+from .report import EvalReport, delta_cell, ndcg_cell
 
 __all__ = [
     "LanguageGap",
@@ -211,11 +211,9 @@ def languages_markdown(reports: Mapping[str, EvalReport], gaps: list[LanguageGap
     ]
     for lang, rep in reports.items():
         for r in rep.rows:
-            d = r.delta_vs_best_single
-            delta = "–" if d is None else f"{d[0]:+.4f} ({d[1]:+.4f}, {d[2]:+.4f})"
             lines.append(
                 f"| {lang} | {r.config or '–'} | {r.mode or '–'} | {r.n_queries:,} "
-                f"| {r.metrics[PRIMARY]:.4f} ({r.ndcg_ci[0]:.4f}–{r.ndcg_ci[1]:.4f}) | {delta} "
+                f"| {ndcg_cell(r)} | {delta_cell(r)} "
                 f"| {r.metrics['recall@10']:.4f} | {r.metrics['mrr@10']:.4f} |"
             )
     gaps = cross_lingual_gaps(reports) if gaps is None else gaps

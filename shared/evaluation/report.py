@@ -27,6 +27,17 @@ def _fmt_ms(x: float | None) -> str:
     return f"{x:.2f}" if x < 10 else f"{x:.0f}" if x >= 100 else f"{x:.1f}"
 
 
+def ndcg_cell(r: EvalRow) -> str:
+    """A row's nDCG@10 with its 95% CI, as the Markdown tables show it."""
+    return f"{r.metrics[PRIMARY]:.4f} ({r.ndcg_ci[0]:.4f}–{r.ndcg_ci[1]:.4f})"
+
+
+def delta_cell(r: EvalRow) -> str:
+    """A row's paired difference to the best single mode with its 95% CI ("–": none)."""
+    d = r.delta_vs_best_single
+    return "–" if d is None else f"{d[0]:+.4f} ({d[1]:+.4f}, {d[2]:+.4f})"
+
+
 @dataclass
 class EvalReport:
     """Results of :func:`evaluate`: one :class:`EvalRow` per (configuration, mode), plus context."""
@@ -121,12 +132,9 @@ class EvalReport:
         )
         lines = [head, "|" + " --- |" * (head.count("|") - 1)]
         for r in self.rows:
-            d = r.delta_vs_best_single
-            delta = "–" if d is None else f"{d[0]:+.4f} ({d[1]:+.4f}, {d[2]:+.4f})"
             lines.append(
                 f"| {r.system} | {r.config or '–'} | {r.mode or '–'} "
-                f"| {r.metrics[PRIMARY]:.4f} ({r.ndcg_ci[0]:.4f}–{r.ndcg_ci[1]:.4f}) | {r.ndcg_std:.3f} "
-                f"| {delta} | {_fmt(r.pct_of_reference, 2)} "
+                f"| {ndcg_cell(r)} | {r.ndcg_std:.3f} | {delta_cell(r)} | {_fmt(r.pct_of_reference, 2)} "
                 f"| {r.metrics['recall@10']:.4f} | {r.metrics['recall@100']:.4f} | {r.metrics['mrr@10']:.4f} "
                 f"| {_fmt_ms(r.latency_p50_ms)} | {_fmt_ms(r.latency_p95_ms)} "
                 f"| {fmt_bytes(r.disk_bytes)} | {fmt_bytes(r.rss_delta_bytes)} "

@@ -19,12 +19,15 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, InvalidTypeError, M3HybridError, UnsupportedOperationError
 from ..retry import RetryPolicy
-from ..types import Encoder, EncodeResult, EncoderIdentity, Record, TextKind
+from ..types import EncodeOptions, Encoder, EncodeResult, EncoderIdentity, Record, TextKind
 from .sources import Chunker, Fields, Row, chunk_rows, plan_parts, read_part, rows_from_items
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -251,14 +254,19 @@ def _strip_record_prefix(message: str) -> str:
     return message
 
 
+@dataclass(frozen=True, eq=False)
 class DescribedEncoder:
     """An encoder's identity without its model: what the one writer of a directory store needs
     (the workers encode; every record it writes carries its vectors)."""
 
-    def __init__(self, identity: EncoderIdentity, dense_dim: int | None, outputs: Iterable[str]) -> None:
-        self._identity = identity
-        self._dense_dim = dense_dim
-        self._outputs = frozenset(outputs)
+    identity: EncoderIdentity
+    dense_dim: int | None
+    outputs: frozenset[str]
+    #: It never runs a model.
+    forward_passes: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outputs", frozenset(self.outputs))
 
     @classmethod
     def of(cls, encoder: Encoder) -> DescribedEncoder:
@@ -266,39 +274,17 @@ class DescribedEncoder:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "identity": self._identity.to_dict(),
-            "dense_dim": self._dense_dim,
-            "outputs": sorted(self._outputs),
+            "identity": self.identity.to_dict(),
+            "dense_dim": self.dense_dim,
+            "outputs": sorted(self.outputs),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DescribedEncoder:
         return cls(EncoderIdentity.from_dict(data["identity"]), data["dense_dim"], data["outputs"])
 
-    @property
-    def identity(self) -> EncoderIdentity:
-        return self._identity
-
-    @property
-    def dense_dim(self) -> int | None:
-        return self._dense_dim
-
-    @property
-    def outputs(self) -> frozenset[str]:
-        return self._outputs
-
-    @property
-    def forward_passes(self) -> int:
-        return 0
-
     def encode(
-        self,
-        texts: Sequence[str],
-        kind: TextKind = "document",
-        *,
-        outputs: Sequence[str] | None = None,
-        batch_size: int | None = None,
-        show_progress: bool | None = None,
+        self, texts: Sequence[str], kind: TextKind = "document", **options: Unpack[EncodeOptions]
     ) -> EncodeResult:
         raise UnsupportedOperationError(
             f"the index writer does not encode ({len(texts)} texts arrived without vectors)"

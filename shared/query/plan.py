@@ -75,6 +75,15 @@ class SearchOptions:
     #: Filtered HNSW search with ACORN (the engine uses it only for a selective filter).
     acorn: bool = False
 
+    @property
+    def quantization(self) -> dict[str, Any] | None:
+        """The quantization search parameters as keywords, the same for every engine (None: defaults)."""
+        if self.ignore_quantization:
+            return {"ignore": True}
+        if self.rescore is not None or self.oversampling is not None:
+            return {"rescore": self.rescore, "oversampling": self.oversampling}
+        return None
+
 
 #: The search options of a sparse stage of a collection whose sparse vector has the IDF modifier.
 LIVE_IDF = SearchOptions(idf_live=True)
