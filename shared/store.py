@@ -21,7 +21,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
@@ -83,6 +83,23 @@ _MISSING: Any = object()
 
 
 _DEFAULT = StoreConfig()
+
+
+_T = TypeVar("_T")
+
+
+class _Shared(Generic[_T]):
+    """A store attribute kept in its ``_CollectionState`` (``_schema`` -> ``state.schema``)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.field = name.lstrip("_")
+
+    def __get__(self, store: Any, owner: type | None = None) -> _T:
+        value: _T = getattr(store._state, self.field)
+        return value
+
+    def __set__(self, store: Any, value: _T) -> None:
+        setattr(store._state, self.field, value)
 
 
 class _CollectionState:
@@ -247,29 +264,10 @@ class HybridStore(Closing):
 
     # -- properties --------------------------------------------------------
 
-    @property
-    def _schema(self) -> CollectionSchema | None:
-        return self._state.schema
-
-    @_schema.setter
-    def _schema(self, schema: CollectionSchema | None) -> None:
-        self._state.schema = schema
-
-    @property
-    def _opened(self) -> bool:
-        return self._state.opened
-
-    @_opened.setter
-    def _opened(self, opened: bool) -> None:
-        self._state.opened = opened
-
-    @property
-    def _guard_pending(self) -> bool:
-        return self._state.guard_pending
-
-    @_guard_pending.setter
-    def _guard_pending(self, pending: bool) -> None:
-        self._state.guard_pending = pending
+    # What is known about the collection lives in the state a store shares with its views.
+    _schema: _Shared[CollectionSchema | None] = _Shared()
+    _opened: _Shared[bool] = _Shared()
+    _guard_pending: _Shared[bool] = _Shared()
 
     @property
     def identity(self) -> EncoderIdentity | None:

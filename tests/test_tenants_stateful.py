@@ -54,20 +54,38 @@ def _hostile(own: str, other: str, key: str) -> list[models.Filter]:
 # ---------------------------------------------------------------------------
 
 
-class CoreSurface:
-    """``HybridStore`` itself: explicit vectors, every query mode, MMR and scroll."""
+class Surface:
+    """Three tenants' stores of one collection: views of one store on the embedded shard (it is
+    locked to one store object), separate stores sharing one client on qdrant-client local mode."""
 
     def __init__(self, backend: str) -> None:
-        from shared.store import HybridStore
-
         self.closers: list[Any] = []
         if backend == "edge":
-            base = HybridStore("c", dense_dim=DIM, tenant=TENANTS[0])  # a temporary shard (no WAL)
+            base = self.open(TENANTS[0], None)  # a temporary shard (no WAL)
             self.closers.append(base.close)
             self.stores = {t: base if t == TENANTS[0] else base.for_tenant(t) for t in TENANTS}
         else:
             client = QdrantClient(":memory:")
-            self.stores = {t: HybridStore("c", client=client, dense_dim=DIM, tenant=t) for t in TENANTS}
+            self.stores = {t: self.open(t, client) for t in TENANTS}
+
+    def open(self, tenant: str, client: Any) -> Any:
+        raise NotImplementedError
+
+    def count(self, tenant: str) -> int:
+        return int(self.stores[tenant].count())
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+
+
+class CoreSurface(Surface):
+    """``HybridStore`` itself: explicit vectors, every query mode, MMR and scroll."""
+
+    def open(self, tenant: str, client: Any) -> Any:
+        from shared.store import HybridStore
+
+        return HybridStore("c", client=client, dense_dim=DIM, tenant=tenant)
 
     def add(self, tenant: str, items: dict[str, tuple[str, str]]) -> None:
         from shared.types import Record
@@ -103,33 +121,17 @@ class CoreSurface:
         hits = store.query(dense=_vec("q"), sparse={1: 1.0}, mode=mode, limit=LIMIT, filter=f)
         return {h.id for h in hits}
 
-    def count(self, tenant: str) -> int:
-        return self.stores[tenant].count()
 
-    def close(self) -> None:
-        for close in self.closers:
-            close()
-
-
-class LangChainSurface:
+class LangChainSurface(Surface):
     """The LangChain adapter (dense, ``DeterministicFakeEmbedding``)."""
 
-    def __init__(self, backend: str) -> None:
+    def open(self, tenant: str, client: Any) -> Any:
         from langchain_core.embeddings import DeterministicFakeEmbedding
 
         from langchain_ext import HybridQdrantVectorStore
 
         emb = DeterministicFakeEmbedding(size=DIM)
-        self.closers: list[Any] = []
-        if backend == "edge":
-            base = HybridQdrantVectorStore(emb, collection_name="c", tenant=TENANTS[0])
-            self.closers.append(base.close)
-            self.stores = {t: base if t == TENANTS[0] else base.for_tenant(t) for t in TENANTS}
-        else:
-            client = QdrantClient(":memory:")
-            self.stores = {
-                t: HybridQdrantVectorStore(emb, collection_name="c", client=client, tenant=t) for t in TENANTS
-            }
+        return HybridQdrantVectorStore(emb, collection_name="c", client=client, tenant=tenant)
 
     def add(self, tenant: str, items: dict[str, tuple[str, str]]) -> None:
         ids = list(items)
@@ -164,30 +166,16 @@ class LangChainSurface:
             docs = store.similarity_search("q", k=LIMIT, filter={"cat": cat} if cat else None)
         return {d.id for d in docs if d.id is not None}
 
-    def count(self, tenant: str) -> int:
-        return self.stores[tenant].count()
 
-    def close(self) -> None:
-        for close in self.closers:
-            close()
-
-
-class LlamaSurface:
+class LlamaSurface(Surface):
     """The LlamaIndex adapter (dense + sparse LlamaIndex models, nodes, ``VectorStoreQuery``)."""
 
-    def __init__(self, backend: str) -> None:
+    def open(self, tenant: str, client: Any) -> Any:
         from llama_index_ext import HybridQdrantVectorStore
         from tests.support.llama_fakes import HashEmbedding, WordSparse
 
-        opts: dict[str, Any] = {"embed_model": HashEmbedding(), "sparse_embed_model": WordSparse()}
-        self.closers: list[Any] = []
-        if backend == "edge":
-            base = HybridQdrantVectorStore("c", tenant=TENANTS[0], **opts)
-            self.closers.append(base.close)
-            self.stores = {t: base if t == TENANTS[0] else base.for_tenant(t) for t in TENANTS}
-        else:
-            client = QdrantClient(":memory:")
-            self.stores = {t: HybridQdrantVectorStore("c", client=client, tenant=t, **opts) for t in TENANTS}
+        models_ = {"embed_model": HashEmbedding(), "sparse_embed_model": WordSparse()}
+        return HybridQdrantVectorStore("c", client=client, tenant=tenant, **models_)
 
     def add(self, tenant: str, items: dict[str, tuple[str, str]]) -> None:
         from llama_index.core.schema import TextNode
@@ -244,13 +232,6 @@ class LlamaSurface:
             kwargs["mmr_prefetch_k"] = LIMIT
         result = self.stores[tenant].query(query, **kwargs)
         return {n.node_id for n in result.nodes or []}
-
-    def count(self, tenant: str) -> int:
-        return self.stores[tenant].count()
-
-    def close(self) -> None:
-        for close in self.closers:
-            close()
 
 
 SURFACES = {"core": CoreSurface, "langchain": LangChainSurface, "llama": LlamaSurface}

@@ -273,48 +273,24 @@ class RecordingClient(QdrantClient):
         super().__init__(":memory:")
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
-    def _rec(self, name: str, kwargs: dict[str, Any]) -> None:
-        self.calls.append((name, kwargs))
-
-    def create_payload_index(self, *args: Any, **kwargs: Any) -> Any:
-        self._rec("create_payload_index", kwargs)
-        return super().create_payload_index(*args, **kwargs)
-
-    def create_collection(self, *args: Any, **kwargs: Any) -> Any:
-        self._rec("create_collection", kwargs)
-        return super().create_collection(*args, **kwargs)
-
     def create_shard_key(self, *args: Any, **kwargs: Any) -> Any:
-        self._rec("create_shard_key", kwargs)
+        self.calls.append(("create_shard_key", kwargs))
         return True
 
-    def upsert(self, *args: Any, **kwargs: Any) -> Any:
-        self._rec("upsert", kwargs)
-        return super().upsert(*args, **kwargs)
 
-    def query_points(self, *args: Any, **kwargs: Any) -> Any:
-        self._rec("query_points", kwargs)
-        return super().query_points(*args, **kwargs)
+def _recording(name: str) -> Any:
+    def method(self: RecordingClient, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append((name, kwargs))
+        return getattr(QdrantClient, name)(self, *args, **kwargs)
 
-    def query_batch_points(self, *args: Any, **kwargs: Any) -> Any:
-        self._rec("query_batch_points", kwargs)
-        return super().query_batch_points(*args, **kwargs)
+    return method
 
-    def retrieve(self, *args: Any, **kwargs: Any) -> Any:
-        self._rec("retrieve", kwargs)
-        return super().retrieve(*args, **kwargs)
 
-    def scroll(self, *args: Any, **kwargs: Any) -> Any:
-        self._rec("scroll", kwargs)
-        return super().scroll(*args, **kwargs)
-
-    def count(self, *args: Any, **kwargs: Any) -> Any:
-        self._rec("count", kwargs)
-        return super().count(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        self._rec("delete", kwargs)
-        return super().delete(*args, **kwargs)
+for _name in (
+    "create_payload_index", "create_collection", "upsert", "query_points", "query_batch_points",
+    "retrieve", "scroll", "count", "delete",
+):  # fmt: skip
+    setattr(RecordingClient, _name, _recording(_name))
 
 
 def test_a_server_collection_gets_the_tenant_index_per_tenant_graphs_and_declared_indexes() -> None:
