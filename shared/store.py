@@ -439,7 +439,9 @@ class HybridStore(Closing):
         layout, AND the tenant's scope (a tenant's store sends no filter without it)."""
         layout = self.layout
         scope = self._scope
-        return scope.restrict(resolve_ids(flt, scope.id_of(layout), layout.key_of), layout)
+        if not scope.scoped:  # the untenanted path, as it was
+            return resolve_ids(flt, layout.point_id, layout.key_of)
+        return scope.restrict(resolve_ids(flt, scope.point_id, layout.key_of), layout)
 
     def _create(self, schema: CollectionSchema) -> Steps[None]:
         """Create the collection (and its payload indexes: the tenant's, the declared fields')."""
@@ -459,7 +461,7 @@ class HybridStore(Closing):
     def _hits(self, results: Sequence[ResultPoint], layout: Layout) -> list[Hit]:
         hits = [self._hit(r, layout) for r in results]
         scope = self._scope
-        if scope.strips_metadata(layout):
+        if scope.tenant is not None and scope.strips_metadata(layout):
             # Another framework's layout keeps the tenant in the metadata: the caller never wrote it.
             hits = [replace(h, metadata=scope.clean(h.metadata)) for h in hits]
         return hits
