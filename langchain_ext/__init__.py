@@ -4,6 +4,8 @@
 * :class:`BGEM3SparseEmbeddings`: sparse vectors (BGE-M3 or SPLADE), langchain-qdrant compatible.
 * :class:`HybridQdrantVectorStore`: dense / sparse / hybrid ``VectorStore`` on Qdrant Edge or a server.
 * :class:`HybridQdrantRetriever`: a retriever over that store.
+* :class:`HybridParentDocumentRetriever`: ``ParentDocumentRetriever`` with the parents in the
+  same collection as their chunks (no second store).
 * :class:`HybridEnsembleRetriever`: the one-line replacement for ``EnsembleRetriever``
   over ``BM25Retriever`` + a vector retriever (dense + BM25 in one collection).
 
@@ -15,7 +17,7 @@ from shared.query.modes import FusionMethod, RetrievalMode
 from .embeddings import BGEM3Embeddings, BGEM3SparseEmbeddings, SparseVector
 from .ensemble import HybridEnsembleRetriever
 from .filters import to_qdrant_filter
-from .retrievers import HybridQdrantRetriever
+from .retrievers import HybridParentDocumentRetriever, HybridQdrantRetriever
 from .vectorstores import HybridQdrantVectorStore
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "BGEM3SparseEmbeddings",
     "FusionMethod",
     "HybridEnsembleRetriever",
+    "HybridParentDocumentRetriever",
     "HybridQdrantRetriever",
     "HybridQdrantVectorStore",
     "RetrievalMode",

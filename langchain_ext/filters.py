@@ -98,6 +98,11 @@ def _sub_filters(value: Any, where: str) -> list[models.Filter]:
     return subs
 
 
+def group_key(field: Any) -> Any:
+    """The payload key of a ``group_by`` metadata field (``source`` -> ``metadata.source``)."""
+    return _payload_key(field, "group_by") if isinstance(field, str) else field
+
+
 def _payload_key(field: str, where: str) -> str:
     if not field.strip() or field.startswith(".") or field.endswith("."):
         raise InvalidInputError(f"{where}: invalid metadata field name {field!r}")

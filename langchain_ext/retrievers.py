@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
+from langchain_core.documents import BaseDocumentTransformer, Document
 from langchain_core.retrievers import BaseRetriever, LangSmithRetrieverParams
 from pydantic import ConfigDict, Field
 from qdrant_client import models
@@ -18,7 +19,7 @@ from shared.validation import positive_int
 from .filters import to_qdrant_filter
 from .vectorstores import HybridQdrantVectorStore
 
-__all__ = ["HybridQdrantRetriever"]
+__all__ = ["HybridParentDocumentRetriever", "HybridQdrantRetriever"]
 
 
 class HybridQdrantRetriever(BaseRetriever):
@@ -82,3 +83,86 @@ class HybridQdrantRetriever(BaseRetriever):
         if embedding is not None:
             params["ls_embedding_provider"] = type(embedding).__name__
         return params
+
+
+class HybridParentDocumentRetriever(HybridQdrantRetriever):
+    """LangChain's ``ParentDocumentRetriever`` without a second store: the parents and their
+    chunks live in the one collection of a :class:`HybridQdrantVectorStore`. The splitters
+    are any document transformers (a ``RecursiveCharacterTextSplitter``, ...).
+
+    :meth:`add_documents` stores each document (cut by ``parent_splitter`` first, when
+    given) at level ``parent_level`` and its ``child_splitter`` chunks at ``child_level``,
+    linked by the store's hierarchy fields (``shared.hierarchy``: parent id and position in
+    the chunks' metadata). A query searches the chunks and returns the ``k`` parents of the
+    best ones, each with the score of its best chunk, in one engine request plus one read of
+    the parents (``unit="parent"``). ``mode``, ``filter`` and ``search_kwargs`` are
+    :class:`HybridQdrantRetriever`'s.
+    """
+
+    child_splitter: BaseDocumentTransformer
+    parent_splitter: BaseDocumentTransformer | None = Field(
+        default=None, description="cuts documents into parents"
+    )
+    child_level: str = Field(default="child", description="level name of the chunks searched")
+    parent_level: str = Field(default="parent", description="level name of the parents returned")
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        hierarchy = self.vectorstore.store.hierarchy
+        hierarchy.check_levels([self.child_level, self.parent_level])
+
+    def _documents_to_add(
+        self, documents: Sequence[Document], ids: Sequence[str] | None
+    ) -> tuple[list[Document], list[str], list[str]]:
+        """The parents and their chunks as one batch of documents, their ids, and the parents' ids (pure)."""
+        if ids is not None and self.parent_splitter is not None:
+            raise InvalidInputError(
+                "ids name the documents given; with a parent_splitter the parents are new pieces"
+            )
+        parents = (
+            list(documents)
+            if self.parent_splitter is None
+            else list(self.parent_splitter.transform_documents(documents))
+        )
+        if ids is not None and len(ids) != len(parents):
+            raise InvalidInputError(f"got {len(ids)} ids for {len(parents)} documents")
+        hierarchy = self.vectorstore.store.hierarchy
+        out: list[Document] = []
+        out_ids: list[str] = []
+        parent_ids: list[str] = []
+        for i, parent in enumerate(parents):
+            pid = ids[i] if ids is not None else (parent.id or str(uuid.uuid4()))
+            parent_ids.append(pid)
+            out.append(
+                Document(
+                    parent.page_content,
+                    metadata=hierarchy.chunk_metadata(parent.metadata, level=self.parent_level),
+                )
+            )
+            out_ids.append(pid)
+            for position, child in enumerate(self.child_splitter.transform_documents([parent])):
+                meta = hierarchy.chunk_metadata(
+                    child.metadata, level=self.child_level, parent_id=pid, position=position
+                )
+                out.append(Document(child.page_content, metadata=meta))
+                out_ids.append(f"{pid}#{position}")
+        return out, out_ids, parent_ids
+
+    def add_documents(self, documents: Sequence[Document], ids: Sequence[str] | None = None) -> list[str]:
+        """Store the documents (as parents) and their chunks; returns the parents' ids."""
+        docs, doc_ids, parent_ids = self._documents_to_add(documents, ids)
+        self.vectorstore.add_documents(docs, ids=doc_ids)
+        return parent_ids
+
+    async def aadd_documents(
+        self, documents: Sequence[Document], ids: Sequence[str] | None = None
+    ) -> list[str]:
+        """Async :meth:`add_documents`."""
+        docs, doc_ids, parent_ids = self._documents_to_add(documents, ids)
+        await self.vectorstore.aadd_documents(docs, ids=doc_ids)
+        return parent_ids
+
+    def _search_args(self, kwargs: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The chunks searched, their parents returned (``k`` parents)."""
+        k, args = super()._search_args(kwargs)
+        return k, {**args, "levels": [self.child_level], "unit": "parent"}

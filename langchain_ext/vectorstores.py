@@ -35,6 +35,7 @@ from typing_extensions import Self
 from shared.config import ADD_BATCH_SIZE, StoreConfig, connection_from
 from shared.encoders import encoder_from_functions, pair_encoders, sparse_dict
 from shared.errors import InvalidInputError, InvalidTypeError
+from shared.hierarchy import Hierarchy
 from shared.layouts import Layout, langchain_layout
 from shared.lifecycle import Closing
 from shared.options import check_options, refuse_unknown_keywords
@@ -44,7 +45,7 @@ from shared.types import Encoder, Hit, Record
 from shared.validation import id_list, positive_int, text_list
 
 from .embeddings import BGEM3Embeddings, BGEM3SparseEmbeddings
-from .filters import to_qdrant_filter
+from .filters import group_key, to_qdrant_filter
 
 if TYPE_CHECKING:
     from qdrant_client import AsyncQdrantClient, QdrantClient
@@ -65,9 +66,13 @@ def _is_sparse_embeddings(obj: Any) -> bool:
 
 
 def _documents(hits: Sequence[Hit]) -> list[tuple[Document, float]]:
-    # Metadata is returned exactly as stored: no injected `_id`/score keys.
+    # Metadata is returned as stored (no `_id`/score keys), plus what the query asked for
+    # (a grouped query's group id: Hit.annotations).
     return [
-        (Document(page_content=h.text or "", metadata=dict(h.metadata), id=h.id), float(h.score))
+        (
+            Document(page_content=h.text or "", metadata={**h.metadata, **h.annotations()}, id=h.id),
+            float(h.score),
+        )
         for h in hits
     ]
 
@@ -164,6 +169,11 @@ class HybridQdrantVectorStore(Closing, VectorStore):
             queries per pass.
         batch_size: documents encoded and written per batch by ``add_texts``.
         recreate: drop a collection built by another encoder instead of refusing it.
+        hierarchy: how chunks relate (``shared.hierarchy.Hierarchy`` or a dict of its fields:
+            ``levels``, ``level_key``, ``parent_key``, ``position_key``; e.g.
+            ``{"parent_key": "metadata.source", "position_key": "metadata.start_index"}`` for
+            a splitter's chunks); used by ``levels``, ``unit``, ``context_window`` and
+            ``with_parent`` searches.
         layout: where the collection keeps vectors and payload (``"m3-hybrid"``, ``"langchain"``,
             ``"llama-index"`` or a ``shared.layouts.Layout``); None: detected from an existing
             collection (one written by langchain-qdrant or llama-index's Qdrant store keeps its
@@ -210,6 +220,7 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         colbert: bool = _D.colbert,
         sparse_idf: bool = _D.sparse_idf,
         recreate: bool = _D.recreate,
+        hierarchy: Hierarchy | Mapping[str, Any] | None = _D.hierarchy,
         batch_size: int = ADD_BATCH_SIZE,
         layout: str | Layout | None = _D.layout,
         tenant: str | Any = _D.tenant,
@@ -404,6 +415,8 @@ class HybridQdrantVectorStore(Closing, VectorStore):
             raise InvalidTypeError(f"query must be a str, got {type(query).__name__}")
         mode = self._query_mode(kwargs)
         flt = to_qdrant_filter(kwargs.pop("filter", None))
+        if "group_by" in kwargs:  # a metadata field, as in filters
+            kwargs["group_by"] = group_key(kwargs["group_by"])
         unknown = set(kwargs) - SEARCH_OPTIONS
         if unknown:
             raise InvalidInputError(
@@ -427,6 +440,8 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         ``Filter``), ``mode``, and the store's search options (``fusion``, ``rrf_k``,
         ``dense_weight``, ``sparse_weight``, ``candidate_k``, ``hnsw_ef``, ``exact``,
         ``rescore``, ``oversampling``, ``score_threshold``, ``offset``).
+        ``group_by="source"`` (a metadata field) returns one document per value of it, ``k``
+        groups of ``group_size`` (default 1) documents, each with its ``group_id`` in metadata.
         """
         return [doc for doc, _ in self.similarity_search_with_score(query, k, **kwargs)]
 

@@ -43,7 +43,7 @@ from qdrant_client import models
 
 from shared.errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
 from shared.filters import any_of, equals, value_range
-from shared.schema import METADATA_KEY
+from shared.schema import METADATA_KEY, REF_DOC_ID_KEY
 
 #: Caller metadata lives under this payload key (see the payload layout in docs/DESIGN.md).
 METADATA_PREFIX = METADATA_KEY
@@ -61,6 +61,18 @@ def metadata_key(key: str) -> str:
     if not isinstance(key, str) or not key.strip():
         raise InvalidInputError(f"metadata filter key must be a non-empty string, got {key!r}")
     return f"{METADATA_PREFIX}.{key}"
+
+
+#: LlamaIndex's names of a node's source document (``ref_doc_id``; ``doc_id`` in its Qdrant store).
+_SOURCE_DOCUMENT_KEYS = frozenset({REF_DOC_ID_KEY, "doc_id", "document_id"})
+
+
+def group_key(key: Any) -> Any:
+    """The payload key of a ``group_by`` name: the source document's id for ``ref_doc_id`` /
+    ``doc_id`` / ``document_id``, else the metadata key (``author`` -> ``metadata.author``)."""
+    if not isinstance(key, str):
+        return key  # the store's check names the bad type
+    return REF_DOC_ID_KEY if key in _SOURCE_DOCUMENT_KEYS else metadata_key(key)
 
 
 def to_qdrant_filter(filters: MetadataFilters | None) -> models.Filter | None:

@@ -35,6 +35,7 @@ from qdrant_client import models
 from shared.config import ADD_BATCH_SIZE, StoreConfig, option_doc
 from shared.errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
 from shared.filters import and_filters
+from shared.hierarchy import Hierarchy
 from shared.lifecycle import Closing
 from shared.options import check_options
 from shared.query.options import SEARCH_OPTIONS, mmr_fetch_k
@@ -46,7 +47,7 @@ from shared.validation import id_list, positive_int
 
 from ._encoders import store_encoder
 from ._validation import validation_errors_as_ours
-from .filters import to_qdrant_filter
+from .filters import group_key, to_qdrant_filter
 
 __all__ = ["HybridQdrantVectorStore"]
 
@@ -91,6 +92,13 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
       ``hybrid_top_k`` (default ``similarity_top_k``) results, except that each side
       fetches at least ``candidate_k`` (default 100) candidates; ``candidate_k=1`` gives
       LlamaIndex's exact sizes.
+    * Long documents (query kwargs, e.g. a retriever's ``vector_store_kwargs``):
+      ``group_by="ref_doc_id"`` (or a metadata key) returns one node per document
+      (``group_size`` nodes each); ``HierarchicalNodeParser`` nodes are stored with their
+      level (``root``/``intermediate``/``leaf``), parent and offset, so
+      ``levels=["leaf"], unit="parent"`` returns the best leaves' parents without a docstore;
+      ``context_window`` / ``with_parent`` add the neighbours (``window``, as
+      ``MetadataReplacementPostProcessor`` reads it) or the parent's text to each node.
     * ``client=`` on a collection written by llama-index's ``QdrantVectorStore`` (or by
       langchain-qdrant) works in that collection's own layout, detected or given as
       ``layout=``, so the other library keeps reading and writing it.
@@ -144,6 +152,7 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
     )
     acorn: bool = Field(default=_D.acorn, description=option_doc("acorn"))
     shard_key: Any = Field(default=_D.shard_key, exclude=True, description=option_doc("shard_key"))
+    hierarchy: Any = Field(default=_D.hierarchy, description=option_doc("hierarchy"))
 
     _store: HybridStore = PrivateAttr()
 
@@ -229,6 +238,7 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
                 metadata = node_to_metadata_dict(node, remove_text=True, flat_metadata=self.flat_metadata)
             except ValueError as exc:
                 raise InvalidInputError(f"nodes[{i}] (id {node.node_id!r}): {exc}") from None
+            metadata = _hierarchy_fields(node, metadata, self._store.hierarchy)
             records.append(
                 Record(
                     id=node.node_id,
@@ -247,13 +257,18 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
     def _node(hit: Hit | Record) -> BaseNode:
         """A LlamaIndex node back from a stored point."""
         metadata = dict(hit.metadata or {})
+        node: BaseNode
         if _NODE_CONTENT_KEY in metadata:
-            return metadata_dict_to_node(metadata, text=hit.text)
-        # A point written by another client (e.g. the LangChain adapter): a plain TextNode.
-        relationships = {}
-        if hit.ref_doc_id:
-            relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=hit.ref_doc_id)
-        return TextNode(id_=hit.id, text=hit.text or "", metadata=metadata, relationships=relationships)
+            node = metadata_dict_to_node(metadata, text=hit.text)
+        else:
+            # A point written by another client (e.g. the LangChain adapter): a plain TextNode.
+            relationships = {}
+            if hit.ref_doc_id:
+                relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=hit.ref_doc_id)
+            node = TextNode(id_=hit.id, text=hit.text or "", metadata=metadata, relationships=relationships)
+        if isinstance(hit, Hit):
+            _annotate(node, hit.annotations())
+        return node
 
     # -- add --------------------------------------------------------------------
 
@@ -384,6 +399,8 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
             raise UnsupportedOperationError(
                 f"query mode {mode.value!r} is not supported; use default (dense), sparse, hybrid or mmr"
             )
+        if "group_by" in options:
+            options["group_by"] = group_key(options["group_by"])
         return _StoreQuery(False, {**vectors, **options, **sizes(self, query, top_k, options)})
 
     def _hybrid_sizes(self, query: VectorStoreQuery, top_k: int, options: dict[str, Any]) -> dict[str, Any]:
@@ -413,6 +430,36 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
 
     async def aclose(self) -> None:
         await self._store.aclose()
+
+
+#: Levels of ``HierarchicalNodeParser`` nodes (by their place in the tree).
+HIERARCHICAL_LEVELS = ("root", "intermediate", "leaf")
+
+
+def _hierarchy_fields(node: BaseNode, metadata: dict[str, Any], hierarchy: Hierarchy) -> dict[str, Any]:
+    """A hierarchical node's place in its tree (``HierarchicalNodeParser``: parent and child
+    links) as the store's hierarchy fields (``shared.hierarchy``): its parent's id, its offset
+    in the parent and its level (root, intermediate or leaf); other nodes unchanged."""
+    parent, children = node.parent_node, node.child_nodes
+    if parent is None and not children:
+        return metadata
+    level = HIERARCHICAL_LEVELS[0] if parent is None else HIERARCHICAL_LEVELS[2 if not children else 1]
+    return hierarchy.chunk_metadata(
+        metadata,
+        level=level,
+        parent_id=None if parent is None else parent.node_id,
+        position=getattr(node, "start_char_idx", None),  # a TextNode's offset in its parent
+    )
+
+
+def _annotate(node: BaseNode, extra: dict[str, Any]) -> None:
+    """Add what the query asked for (group id, ...) to a node's metadata, kept out of what
+    it embeds and what an LLM reads (as LlamaIndex's own added keys are)."""
+    if not extra:
+        return
+    node.metadata.update(extra)
+    for keys in (node.excluded_embed_metadata_keys, node.excluded_llm_metadata_keys):
+        keys.extend(k for k in extra if k not in keys)
 
 
 def _non_empty_id(value: Any, name: str) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import InvalidTypeError
+from .hierarchy import Hierarchy, parse_hierarchy
 from .layouts import Layout
 from .quantization import QuantizationPreset
 from .query.modes import (
@@ -139,6 +140,13 @@ class StoreConfig:
             "shard key (shared.tenancy.TieredShards); None: no custom sharding"
         ),
     )
+    hierarchy: Hierarchy | Mapping[str, Any] | None = field(
+        default=None,
+        metadata=_doc(
+            "how chunks relate (shared.hierarchy.Hierarchy or a dict of its fields: levels, and the "
+            "payload keys of a chunk's level, parent id and position); None: the default keys, any level"
+        ),
+    )
     # -- query defaults: every query may override them ---------------------------------
     retrieval_mode: str | RetrievalMode = field(
         default=_PLANNER.mode.value, metadata=_doc("default retrieval mode: dense, sparse or hybrid")
@@ -191,6 +199,7 @@ class StoreConfig:
             raise InvalidTypeError(
                 f"shard_key must be a non-empty str or a rule tenant -> shard key, got {key!r:.60}"
             )
+        parse_hierarchy(self.hierarchy)
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], **overrides: Any) -> StoreConfig:

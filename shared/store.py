@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
+from qdrant_client import models
 
 from .backends import open_backend
 from .backends.base import Backend, PointData, ResultPoint
@@ -36,7 +38,8 @@ from .errors import (
     ModelMismatchError,
     UnsupportedOperationError,
 )
-from .filters import check_filter, resolve_ids
+from .filters import any_of, check_filter, resolve_ids
+from .hierarchy import Hierarchy, parse_hierarchy, record_value
 from .ingest import add_mrl_vectors, batched, check_all, prepare_batch
 from .layouts import CollectionInfo, Layout, detect_layout, get_layout, schema_fields
 from .lifecycle import Closing
@@ -80,6 +83,13 @@ QUERY_DEFAULT_OPTIONS = frozenset(
 )
 
 _MISSING: Any = object()
+#: Points read per request when collecting the chunks around hits (``context_window``).
+_WINDOW_PAGE = 4096
+
+
+def _position(value: Any) -> float:
+    """A chunk's position as a sort key (a number; anything else sorts last)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.inf
 
 
 _DEFAULT = StoreConfig()
@@ -154,6 +164,7 @@ class HybridStore(Closing):
         write_consistency_factor: int | None = _DEFAULT.write_consistency_factor,
         layout: str | Layout | None = _DEFAULT.layout,
         recreate: bool = _DEFAULT.recreate,
+        hierarchy: Hierarchy | Mapping[str, Any] | None = _DEFAULT.hierarchy,
         query_batch_wait_ms: float = _DEFAULT.query_batch_wait_ms,
         query_batch_size: int = _DEFAULT.query_batch_size,
         tenant: str | Any = _DEFAULT.tenant,
@@ -189,6 +200,7 @@ class HybridStore(Closing):
             given = config
         #: The options this store was opened with (:class:`shared.config.StoreConfig`).
         self.config = given
+        self._hierarchy = parse_hierarchy(given.hierarchy)
         self.collection_name = collection_name
         self._encoder = encoder
         # Every id, filter and payload of a tenant's store goes through its scope (shared.tenancy).
@@ -298,6 +310,11 @@ class HybridStore(Closing):
         config = replace(self.config, **options)
         self._queries = QueryResolver(config.query_defaults(), config.sparse_normalization)
         self.config = config
+
+    @property
+    def hierarchy(self) -> Hierarchy:
+        """How this collection's chunks relate (the ``hierarchy`` option, parsed: :mod:`shared.hierarchy`)."""
+        return self._hierarchy
 
     @property
     def is_remote(self) -> bool:
@@ -640,6 +657,10 @@ class HybridStore(Closing):
         candidate_k)``); a given size is used as is, so the fused list holds at most their sum.
         ``sparse_normalization`` (m3 fusion only; default the store's, ``"auto"``): the scale
         of the sparse term, see :mod:`shared.query.modes`.
+        ``group_by`` / ``group_size``: one hit per document (:mod:`shared.query.groups`):
+        ``limit`` groups of up to ``group_size`` hits, each hit's ``group`` set. ``levels``,
+        ``unit``, ``context_window``, ``with_parent``: chunks of several granularities, their
+        parents and their context (:mod:`shared.hierarchy`).
         """
         return run(self._query_steps(text, dict(options)))
 
@@ -682,8 +703,16 @@ class HybridStore(Closing):
         layout = schema.stored_layout
         if layout.renames_vectors:
             plans = [rename_vectors(p, layout.vector_name) for p in plans]
-        results = yield from self._backend.query_batch(plans)
-        return [self._hits(points, layout) for points in results]
+        if opts.group_by is not None:  # no batched group query: one request per text
+            batches = []
+            for plan in plans:
+                batches.append((yield from self._grouped_hits(plan, opts.offset, layout)))
+        else:
+            results = yield from self._backend.query_batch(plans)
+            batches = [self._hits(points, layout) for points in results]
+        if opts.unit != "chunk" or opts.with_parent or opts.context_window:
+            batches = yield from self._hierarchy_steps(batches, opts)
+        return batches
 
     def _batch_vectors(self, texts: list[str], opts: QueryOptions) -> list[dict[str, Any]]:
         """Each text's query vectors, all encoded in one call."""
@@ -709,13 +738,115 @@ class HybridStore(Closing):
     ) -> QueryOptions:
         """``args`` (:class:`QueryArgs`) resolved against the store's defaults (the one resolver)."""
         encoder = self._encoder
-        return self._queries.resolve(
+        opts = self._queries.resolve(
             args,
             schema,
             text=text,
             can_encode_colbert=encoder is not None and "colbert" in encoder.outputs,
             filter=self._resolve(check_filter(args.get("filter"))),
         )
+        if opts.group_by is None and opts.levels is None and opts.unit == "chunk":
+            return opts
+        # Payload keys in the collection's layout, as filters are.
+        key = schema.stored_layout.payload_key
+        h = self._hierarchy
+        if opts.unit == "parent":
+            if opts.group_by is not None:
+                raise InvalidInputError(
+                    "unit='parent' groups the chunks by their parent already; leave group_by out"
+                )
+            opts = replace(opts, group_by=h.parent_key)
+        if opts.levels is not None:
+            h.check_levels(opts.levels)
+            opts = replace(opts, level_key=key(h.level_key))
+        assert opts.group_by is not None or opts.levels is not None
+        return opts if opts.group_by is None else replace(opts, group_by=key(opts.group_by))
+
+    # -- hierarchy: parents and context read with the hits (shared.hierarchy) -----------
+
+    def _hierarchy_steps(self, batches: list[list[Hit]], opts: QueryOptions) -> Steps[list[list[Hit]]]:
+        """The hits of a query batch turned into their parents (``unit="parent"``) and given
+        their context (``with_parent``, ``context_window``): one read per need, for the batch."""
+        h = self._hierarchy
+        if opts.unit == "parent":
+            hits = [hit for batch in batches for hit in batch]
+            parents = yield from self._records_by_id({str(hit.group) for hit in hits})
+            out = []
+            for batch in batches:
+                unit: list[Hit] = []
+                for hit in batch:
+                    parent = parents.get(str(hit.group))
+                    if parent is None:
+                        raise InvalidInputError(
+                            f"unit='parent': the parent {hit.group!r} of hit {hit.id!r} is not stored in "
+                            f"this collection (its {h.parent_key!r} names no stored record)"
+                        )
+                    if unit and unit[-1].id == parent.id:  # group_size > 1: its further chunks
+                        unit[-1].children = [*(unit[-1].children or ()), hit]
+                        continue
+                    unit.append(
+                        Hit(
+                            parent.id,
+                            hit.score,
+                            parent.text,
+                            parent.metadata,
+                            parent.ref_doc_id,
+                            children=[hit],
+                        )
+                    )
+                out.append(unit)
+            batches = out
+        hits = [hit for batch in batches for hit in batch]
+        if opts.with_parent:
+            ids = {str(p) for p in (record_value(hit, h.parent_key) for hit in hits) if p is not None}
+            parents = yield from self._records_by_id(ids)
+            for hit in hits:
+                p = record_value(hit, h.parent_key)
+                hit.parent = None if p is None else parents.get(str(p))
+        if opts.context_window:
+            yield from self._add_windows(hits, opts.context_window)
+        return batches
+
+    def _records_by_id(self, ids: set[str]) -> Steps[dict[str, Record]]:
+        """The stored records of ``ids`` (one engine read), by id; ids not stored are left out."""
+        if not ids:
+            return {}
+        layout, scope = self.layout, self._scope
+        id_of = scope.id_of(layout)
+        points = yield from self._backend.retrieve([id_of(i) for i in sorted(ids)], [])
+        owned = [p for p in points if scope.owns(p.payload, layout)]  # all of them when unscoped
+        return {r.id: r for r in map(self._record, owned)}
+
+    def _add_windows(self, hits: list[Hit], n: int) -> Steps[None]:
+        """Give each hit the ``n`` chunks before and after it in its parent, in position order
+        (the hits' parents read with one filtered scroll)."""
+        h = self._hierarchy
+        docs: dict[Any, None] = {}
+        for hit in hits:
+            for key in (h.parent_key, h.position_key):
+                if record_value(hit, key) is None:
+                    raise InvalidInputError(
+                        f"context_window needs each hit's parent ({h.parent_key!r}) and position "
+                        f"({h.position_key!r}); hit {hit.id!r} has no {key!r}"
+                    )
+            docs[record_value(hit, h.parent_key)] = None
+        if not hits:
+            return
+        flt = self._resolve(models.Filter(must=[any_of(h.parent_key, list(docs), "context_window parents")]))
+        siblings: dict[Any, list[Record]] = {}
+        cursor: Any = None
+        while True:  # one request unless the parents hold more chunks than a page
+            points, cursor = yield from self._backend.scroll(flt, cursor, _WINDOW_PAGE, [])
+            for r in map(self._record, points):
+                siblings.setdefault(record_value(r, h.parent_key), []).append(r)
+            if cursor is None:
+                break
+        for chunks in siblings.values():
+            chunks.sort(key=lambda r: (_position(record_value(r, h.position_key)), r.id))
+        for hit in hits:
+            chunks = siblings.get(record_value(hit, h.parent_key), [])
+            at = next((i for i, r in enumerate(chunks) if r.id == hit.id), None)
+            hit.window = [] if at is None else chunks[max(0, at - n) : at + n + 1]
 
     def _query_steps(self, text: str | None, args: dict[str, Any]) -> Steps[list[Hit]]:
         if text is not None and not isinstance(text, str):
@@ -742,8 +873,37 @@ class HybridStore(Closing):
         layout = schema.stored_layout
         if layout.renames_vectors:
             plan = rename_vectors(plan, layout.vector_name)
-        results = yield from self._backend.query(plan)
-        return self._hits(results, layout)
+        if plan.group is not None:
+            hits = yield from self._grouped_hits(plan, opts.offset, layout)
+        else:
+            results = yield from self._backend.query(plan)
+            hits = self._hits(results, layout)
+        if opts.unit != "chunk" or opts.with_parent or opts.context_window:
+            hits = (yield from self._hierarchy_steps([hits], opts))[0]
+        return hits
+
+    def _grouped_hits(self, plan: QueryPlan, offset: int, layout: Layout) -> Steps[list[Hit]]:
+        """A grouped plan's hits, group after group (``offset`` groups skipped), each hit
+        carrying its group id. A query whose hits all lack the key is refused (a probe of
+        one hit, only when no group came back, tells that apart from an empty result)."""
+        groups = yield from self._backend.query_groups(plan)
+        spec = plan.group
+        assert spec is not None
+        if not groups:
+            probe = replace(plan, group=None, root=replace(plan.root, limit=1))
+            found = yield from self._backend.query(probe)
+            if found:
+                raise InvalidInputError(
+                    f"group_by key {spec.key!r} is on none of the hits (e.g. hit "
+                    f"{self._hit(found[0], layout).id!r}); group by a payload key the points carry "
+                    "(ref_doc_id, metadata.<key>) with a str or int value"
+                )
+        hits = []
+        for group in groups[offset:]:
+            for h in self._hits(group.hits, layout):
+                h.group = group.id
+                hits.append(h)
+        return hits
 
     def _query_vectors(
         self, text: str | None, dense: Any, sparse: Any, colbert: Any, opts: QueryOptions

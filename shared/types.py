@@ -169,6 +169,21 @@ class Record:
         return self.embed_text if self.embed_text is not None else self.text
 
 
+#: Result metadata keys of what a query adds to a hit (:meth:`Hit.annotations`): a grouped
+#: hit's group id (the ``group_by`` key's value), its parent's id and text (``with_parent``),
+#: the text of the chunks around it joined by :data:`WINDOW_SEPARATOR` and their ids
+#: (``context_window``; ``window`` is the key LlamaIndex's ``MetadataReplacementPostProcessor``
+#: reads), and a parent's matched chunks (``unit="parent"``).
+GROUP_ID_KEY = "group_id"
+PARENT_ID_KEY = "parent_id"
+PARENT_TEXT_KEY = "parent_text"
+WINDOW_KEY = "window"
+WINDOW_IDS_KEY = "window_ids"
+CHILD_IDS_KEY = "child_ids"
+ANNOTATION_KEYS = (GROUP_ID_KEY, PARENT_ID_KEY, PARENT_TEXT_KEY, WINDOW_KEY, WINDOW_IDS_KEY, CHILD_IDS_KEY)
+WINDOW_SEPARATOR = "\n"
+
+
 @dataclass
 class Hit:
     """One search result; ``id`` is the caller's original id.
@@ -185,3 +200,29 @@ class Hit:
     ref_doc_id: str | None = None
     dense: FloatArray | None = None
     sparse: SparseDict | None = None
+    #: A grouped query (``group_by``): the group this hit was returned in (the key's value).
+    group: str | int | None = None
+    #: Read with the hit when the query asks (:mod:`shared.hierarchy`): its parent's record
+    #: (``with_parent``; None when not stored), the chunks around it in position order, itself
+    #: included (``context_window``), and for ``unit="parent"`` the chunks that matched.
+    parent: Record | None = None
+    window: list[Record] | None = None
+    children: list[Hit] | None = None
+
+    def annotations(self) -> dict[str, Any]:
+        """What the query added to this hit, as the metadata entries both adapters return
+        (:data:`ANNOTATION_KEYS`); empty for a plain query."""
+        if self.group is None and self.parent is None and self.window is None and self.children is None:
+            return {}
+        out: dict[str, Any] = {}
+        if self.group is not None:
+            out[GROUP_ID_KEY] = self.group
+        if self.parent is not None:
+            out[PARENT_ID_KEY] = self.parent.id
+            out[PARENT_TEXT_KEY] = self.parent.text
+        if self.window is not None:
+            out[WINDOW_KEY] = WINDOW_SEPARATOR.join(r.text or "" for r in self.window)
+            out[WINDOW_IDS_KEY] = [r.id for r in self.window]
+        if self.children is not None:
+            out[CHILD_IDS_KEY] = [c.id for c in self.children]
+        return out

@@ -46,6 +46,15 @@ def positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def payload_key(value: Any, name: str) -> str:
+    """``value`` as a payload key (a dotted path such as ``metadata.source``, no empty part)."""
+    if not isinstance(value, str):
+        raise InvalidTypeError(f"{name} must be a payload key (str), got {type(value).__name__}")
+    if not value or any(not part for part in value.split(".")):
+        raise InvalidInputError(f"{name} must be a payload key such as 'metadata.source', got {value!r}")
+    return value
+
+
 def non_negative_number(value: Any, name: str) -> float:
     """``value`` as a finite float >= 0 (a weight, an oversampling factor)."""
     if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):

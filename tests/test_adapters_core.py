@@ -33,6 +33,7 @@ from llama_index_ext import HybridQdrantVectorStore as LlamaStore
 from shared.config import StoreConfig
 from shared.errors import ModelMismatchError
 from shared.query.options import SEARCH_OPTIONS
+from tests.support.langchain_fakes import LangChainWordSparse
 from tests.support.llama_fakes import DIM, HashEmbedding, WordSparse
 
 WARNING = "keeps its own storage settings"
@@ -41,20 +42,6 @@ WARNING = "keeps its own storage settings"
 def _unit(v: Any) -> np.ndarray:
     a = np.asarray(v, dtype=np.float32)
     return a / np.linalg.norm(a)
-
-
-class LangChainWordSparse:
-    """langchain-qdrant's SparseEmbeddings interface, returning indices/values objects."""
-
-    class Vector:
-        def __init__(self, weights: dict[int, float]) -> None:
-            self.indices, self.values = list(weights), list(weights.values())
-
-    def embed_documents(self, texts: list[str]) -> list[Any]:
-        return [self.embed_query(t) for t in texts]
-
-    def embed_query(self, text: str) -> Any:
-        return self.Vector({sum(map(ord, w)) % 5000: 1.0 for w in text.lower().split()})
 
 
 # ----------------------------------------------------------------------------- options

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ..query.groups import Group
 from ..query.plan import QueryPlan
 from ..schema import CollectionSchema
 from ..steps import Steps
@@ -134,6 +135,10 @@ class Backend(Protocol):
         ...
 
     def query(self, plan: QueryPlan) -> Steps[list[ResultPoint]]: ...
+
+    def query_groups(self, plan: QueryPlan) -> Steps[list[Group[ResultPoint]]]:
+        """A grouped plan (``plan.group``): its best groups, best first (:mod:`shared.query.groups`)."""
+        ...
 
     def query_batch(self, plans: Sequence[QueryPlan]) -> Steps[list[list[ResultPoint]]]:
         """Several plans as one engine request; one result list per plan, in order."""

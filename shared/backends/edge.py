@@ -66,6 +66,7 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ..quantization import QuantizationPreset
+from ..query.groups import Group, fill_groups
 from ..query.plan import (
     DbsfFusion,
     MmrQuery,
@@ -334,11 +335,11 @@ def _edge_prefetch(stage: Stage) -> qe.Prefetch:
     )
 
 
-def edge_request(plan: QueryPlan) -> qe.QueryRequest:
-    """The one qdrant_edge request that runs ``plan``."""
+def edge_request(plan: QueryPlan, limit: int | None = None) -> qe.QueryRequest:
+    """The one qdrant_edge request that runs ``plan`` (its root's top ``limit`` when given)."""
     root = plan.root
     return qe.QueryRequest(
-        limit=root.limit,
+        limit=root.limit if limit is None else limit,
         offset=plan.offset or None,
         query=_edge_query(root.query),
         prefetches=[_edge_prefetch(p) for p in root.prefetches] or None,
@@ -359,6 +360,10 @@ def _edge_point(p: PointData) -> qe.Point:
         else:
             vectors[name] = value
     return qe.Point(p.id, vectors, p.payload)
+
+
+def _payload(point: Any) -> Any:
+    return point.payload or {}
 
 
 def _result(point: Any, score: float | None) -> ResultPoint:
@@ -836,6 +841,24 @@ class EdgeBackend:
                 return []
             points = shard.query(request)
         return [_result(p, p.score) for p in points]
+
+    @one_step
+    def query_groups(self, plan: QueryPlan) -> list[Group[ResultPoint]]:
+        """A grouped plan: the engine has no group query, so the plan's ranking is read
+        from the top and grouped here, over-fetching until the groups are full
+        (:func:`shared.query.groups.fill_groups`)."""
+        spec = plan.group
+        assert spec is not None
+
+        def fetch(n: int) -> list[Any]:
+            request = edge_request(plan, n)
+            with self._gate.operation(), _engine_errors("query", self.location):
+                if (shard := self._current()) is None:
+                    return []
+                return list(shard.query(request))
+
+        groups = fill_groups(fetch, _payload, spec, plan.root.limit)
+        return [Group(g.id, [_result(p, p.score) for p in g.hits]) for g in groups]
 
     @one_step
     def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[ResultPoint]]:

@@ -40,6 +40,7 @@ from ..errors import BackendError, M3HybridError, UnsupportedOperationError
 from ..layouts import CollectionInfo, collection_info
 from ..quantization import QuantizationPreset
 from ..query import plan as qp
+from ..query.groups import Group
 from ..retry import RetryPolicy, describe_error
 from ..schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from ..steps import Call, Steps
@@ -562,6 +563,18 @@ class RemoteBackend:
             **query_kwargs(self.collection_name, plan, not self._local, self._shard_key),
         )
         return [_result(p, p.score) for p in response.points]
+
+    QUERY_POINTS_GROUPS = ClientCall(Q.query_points_groups, AQ.query_points_groups, retry=True)
+
+    def query_groups(self, plan: qp.QueryPlan) -> Steps[list[Group[ResultPoint]]]:
+        """A grouped plan, run by Qdrant's group query (one request)."""
+        spec = plan.group
+        assert spec is not None
+        kwargs = query_kwargs(self.collection_name, plan, not self._local)
+        del kwargs["offset"]  # a group query has none: the store pages the groups
+        kwargs.update(group_by=spec.key, group_size=spec.size, limit=spec.limit)
+        response = yield from self._call("query groups", self.QUERY_POINTS_GROUPS, **kwargs)
+        return [Group(g.id, [_result(p, p.score) for p in g.hits]) for g in response.groups]
 
     QUERY_BATCH_POINTS = ClientCall(Q.query_batch_points, AQ.query_batch_points, retry=True)
 

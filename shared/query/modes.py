@@ -38,6 +38,11 @@ Modes and score semantics of the returned hits (the plan that runs them is
 * MMR (:func:`shared.query.plan.plan_mmr`): Qdrant's MMR on ``dense``; scores are the dense
   similarities of the selected points.
 
+* ``levels`` (:mod:`shared.hierarchy`): with several levels, scores are RRF scores over
+  the per-level rankings (``rrf_k``); with one, the mode's own.
+* ``group_by`` (:mod:`shared.query.groups`) and ``unit="parent"`` keep the scores of the
+  ranking they group (a parent: the score of its best chunk).
+
 Filters are applied inside every prefetch and at the final stage.
 """
 
@@ -62,6 +67,7 @@ __all__ = [
     "DEFAULT_MMR_PREFETCH_FACTOR",
     "DEFAULT_RRF_K",
     "DEFAULT_SPARSE_WEIGHT",
+    "UNITS",
     "FusionMethod",
     "RetrievalMode",
     "SparseNormalization",
@@ -91,6 +97,8 @@ DEFAULT_CANDIDATE_K = 100
 DEFAULT_MMR_PREFETCH_FACTOR = 4
 #: MMR balance when none is given: as much relevance as diversity.
 DEFAULT_MMR_LAMBDA = 0.5
+#: What a query returns (:mod:`shared.hierarchy`): the best chunks, or their parents.
+UNITS = ("chunk", "parent")
 
 _E = TypeVar("_E", bound=Enum)
 

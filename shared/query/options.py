@@ -12,7 +12,7 @@ only reads them; the adapters only forward arguments (they decide nothing).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -20,11 +20,13 @@ import numpy as np
 
 from ..errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
 from ..validation import non_negative_number, positive_int
+from .groups import DEFAULT_GROUP_SIZE, check_group_key, check_group_size
 from .modes import (
     DEFAULT_CANDIDATE_K,
     DEFAULT_MMR_PREFETCH_FACTOR,
     DEFAULT_RRF_K,
     DEFAULT_SPARSE_WEIGHT,
+    UNITS,
     FusionMethod,
     RetrievalMode,
     SparseNormalization,
@@ -80,11 +82,26 @@ class QueryOptions:
     sparse_candidates: int | None = None
     #: m3 only: the sparse term's scale (resolved: NONE or QUERY; AUTO is treated as NONE).
     sparse_normalization: SparseNormalization = SparseNormalization.NONE
+    #: Grouped query (:mod:`shared.query.groups`): the payload key whose value makes a group
+    #: (None: not grouped); ``limit`` / ``offset`` then count groups of ``group_size`` hits.
+    group_by: str | None = None
+    group_size: int = DEFAULT_GROUP_SIZE
+    #: Hierarchical collections (:mod:`shared.hierarchy`): the levels searched, one prefetch
+    #: each under a filter on ``level_key`` (the store's payload key), fused by RRF.
+    levels: tuple[str, ...] | None = None
+    level_key: str | None = None
+    #: ``chunk``: the best chunks; ``parent``: their parents.
+    unit: str = "chunk"
+    #: Context read with the hits: this many chunks on each side, and the parent's record.
+    context_window: int = 0
+    with_parent: bool = False
 
     @property
     def window(self) -> int:
-        """Hits the engine has to rank: the page plus the ones the offset skips."""
-        return self.limit + self.offset
+        """Hits the engine has to rank: the page plus the ones the offset skips (a grouped
+        query: as many hits as the groups of the page and the offset hold at most)."""
+        n = self.limit + self.offset
+        return n if self.group_by is None else n * self.group_size
 
     @property
     def candidates(self) -> int:
@@ -146,6 +163,18 @@ def resolve_options(
         if ov < 1.0:
             raise InvalidInputError(f"oversampling must be >= 1, got {ov}")
         rest["oversampling"] = ov
+    _hierarchy_options(rest)
+    # unit="parent" is a query grouped by the parent key (the store names it).
+    grouped = rest.get("group_by") is not None or rest.get("unit") == "parent"
+    if rest.get("group_by") is not None:
+        rest["group_by"] = check_group_key(rest["group_by"])
+    size = rest.get("group_size")
+    if size is None:
+        rest.pop("group_size", None)
+    elif grouped:
+        rest["group_size"] = check_group_size(size)
+    else:
+        raise InvalidInputError("group_size needs group_by (the payload key whose value makes a group)")
     st = rest.get("score_threshold")
     if st is not None and not (isinstance(st, (int, float)) and math.isfinite(float(st))):
         raise InvalidInputError(f"score_threshold must be a finite number, got {st!r}")
@@ -160,6 +189,32 @@ def resolve_options(
         candidate_k=positive_int(candidate_k, "candidate_k"),
         **rest,
     )
+
+
+def _hierarchy_options(rest: dict[str, Any]) -> None:
+    """Check the hierarchy options of :func:`resolve_options` in place (:mod:`shared.hierarchy`)."""
+    levels = rest.get("levels")
+    if levels is not None:
+        if isinstance(levels, str) or not isinstance(levels, (list, tuple)):
+            raise InvalidTypeError(f"levels must be a list of level names, got {levels!r}")
+        if not levels or any(not isinstance(v, str) or not v for v in levels):
+            raise InvalidInputError(f"levels must be a non-empty list of level names, got {levels!r}")
+        rest["levels"] = tuple(dict.fromkeys(levels))
+    unit = rest.get("unit")
+    if unit is not None and unit not in UNITS:
+        raise InvalidInputError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
+    window = rest.get("context_window")
+    if window is not None:
+        if not isinstance(window, (int, np.integer)) or isinstance(window, bool):
+            raise InvalidTypeError(f"context_window must be an int, got {type(window).__name__}")
+        if window < 0:
+            raise InvalidInputError(f"context_window must be >= 0, got {window}")
+        rest["context_window"] = int(window)
+    for name in ("unit", "context_window", "with_parent", "levels", "level_key"):
+        if rest.get(name) is None:
+            rest.pop(name, None)
+    if "with_parent" in rest:
+        rest["with_parent"] = bool(rest["with_parent"])
 
 
 class QueryArgs(TypedDict, total=False):
@@ -199,8 +254,30 @@ class QueryArgs(TypedDict, total=False):
     alpha: float | None
     dense_k: int | None
     sparse_k: int | None
+    #: One hit per document (:mod:`shared.query.groups`): group the hits by this payload key
+    #: (``ref_doc_id``, ``metadata.<key>``); ``limit`` / ``offset`` count groups, each of
+    #: at most ``group_size`` hits (default 1).
+    group_by: str | None
+    group_size: int | None
+    #: Hierarchical collections (:mod:`shared.hierarchy`): search these levels (one prefetch
+    #: each, fused by RRF); return ``unit`` "chunk" (default) or "parent" (the best chunks'
+    #: parents); with each hit, ``context_window`` chunks on each side and ``with_parent``
+    #: its parent's record.
+    levels: Sequence[str] | None
+    unit: str | None
+    context_window: int | None
+    with_parent: bool | None
 
 
+#: The long-document options (:mod:`shared.query.groups`, :mod:`shared.hierarchy`).
+LONG_DOCUMENT_ARGS: tuple[str, ...] = (
+    "group_by",
+    "group_size",
+    "levels",
+    "unit",
+    "context_window",
+    "with_parent",
+)
 #: Every keyword ``HybridStore.query`` takes besides the query text.
 QUERY_ARGUMENTS: frozenset[str] = frozenset(QueryArgs.__annotations__)
 #: The search options a framework passes through untouched: everything but the query
@@ -283,6 +360,12 @@ class QueryResolver:
             mrl_candidates=a.get("mrl_candidates"),
             dense_candidates=a.get("dense_candidates"),
             sparse_candidates=a.get("sparse_candidates"),
+            # Only when given: most queries have none, and each value is part of the cache key.
+            **(
+                {}
+                if a.keys().isdisjoint(LONG_DOCUMENT_ARGS)
+                else {k: a[k] for k in LONG_DOCUMENT_ARGS if k in a}
+            ),
             sparse_normalization=resolve_sparse_normalization(
                 a.get("sparse_normalization", self._sparse_normalization),
                 schema.identity.sparse_kind if schema.identity is not None else None,

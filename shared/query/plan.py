@@ -17,12 +17,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from qdrant_client import models
 
 from ..errors import InvalidInputError, UnsupportedOperationError
+from ..filters import and_filters, equals
 from ..mrl import truncate
 from ..schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from ..types import FloatArray
 from ..validation import non_negative_number, positive_int, sparse_arrays
+from .groups import GroupSpec
 from .modes import FusionMethod, RetrievalMode, SparseNormalization
 from .options import QueryOptions
 
@@ -153,6 +156,9 @@ class QueryPlan:
     offset: int = 0
     #: vector names to return with the hits (empty: none).
     with_vectors: tuple[str, ...] = ()
+    #: A grouped query (:mod:`shared.query.groups`): the root ranks the hits, the backend
+    #: groups them (the root's limit is where an over-fetching backend starts).
+    group: GroupSpec | None = None
 
 
 def sparse_query(vector: Mapping[int, float] | Any, what: str = "sparse query vector") -> SparseQuery:
@@ -278,7 +284,9 @@ def plan_query(
 
     # With a ColBERT rerank the first stage hands over a candidate window, not the final page.
     first_limit = candidates if opts.colbert_rerank else window
-    if mode is RetrievalMode.DENSE:
+    if opts.levels is not None:
+        first = _levels_stage(schema, opts, first_limit, dense, sparse)
+    elif mode is RetrievalMode.DENSE:
         assert dense is not None
         first = _dense_stage(schema, dense, dense.tolist(), first_limit, opts, flt, candidates)
     elif mode is RetrievalMode.SPARSE:
@@ -322,13 +330,44 @@ def plan_query(
         root = Stage(
             root.query, root.limit, root.prefetches, root.filter, root.params, float(opts.score_threshold)
         )
+    with_vectors = _returned_vectors(schema, opts.with_vectors)
+    if opts.group_by is not None:
+        # Groups are paged by the store (a group query has no offset): the page and the skipped groups.
+        group = GroupSpec(opts.group_by, opts.group_size, opts.limit + opts.offset)
+        root = Stage(root.query, window, root.prefetches, root.filter, root.params, root.score_threshold)
+        return QueryPlan(root=root, with_vectors=with_vectors, group=group)
     # The engine applies the offset to the root only; its limit must cover the skipped hits.
     root = Stage(root.query, opts.limit, root.prefetches, root.filter, root.params, root.score_threshold)
-    return QueryPlan(
-        root=root,
-        offset=opts.offset,
-        with_vectors=_returned_vectors(schema, opts.with_vectors),
-    )
+    return QueryPlan(root=root, offset=opts.offset, with_vectors=with_vectors)
+
+
+def _levels_stage(
+    schema: CollectionSchema,
+    opts: QueryOptions,
+    limit: int,
+    dense: FloatArray | None,
+    sparse: SparseQuery | None,
+) -> Stage:
+    """A hierarchical query's first stage (:mod:`shared.hierarchy`): the query's own first
+    stage once per level, under a filter on the level, fused by reciprocal rank."""
+    assert opts.levels is not None and opts.level_key is not None
+    branches = []
+    for level in opts.levels:
+        at = f"level {level!r}"
+        only = replace(
+            opts,
+            levels=None,
+            filter=and_filters(opts.filter, models.Filter(must=[equals(opts.level_key, level, at)])),
+            limit=limit,
+            offset=0,
+            group_by=None,
+            colbert_rerank=False,
+            score_threshold=None,
+        )
+        branches.append(plan_query(schema, only, dense=dense, sparse=sparse).root)
+    if len(branches) == 1:
+        return branches[0]
+    return Stage(RrfFusion(opts.rrf_k), limit, tuple(branches), filter=opts.filter)
 
 
 def plan_mmr(

@@ -74,6 +74,8 @@ def relevance_function(opts: QueryOptions) -> Callable[[float], float]:
     """
     if opts.colbert_rerank:
         return unbounded_relevance  # MaxSim sums have no fixed range
+    if opts.levels is not None and len(opts.levels) > 1:
+        return rrf_relevance(float(opts.rrf_k), float(len(opts.levels)))  # levels fused by RRF
     if opts.mode is RetrievalMode.DENSE:
         return cosine_relevance
     if opts.mode is RetrievalMode.SPARSE:

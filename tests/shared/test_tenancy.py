@@ -508,3 +508,31 @@ def test_eval_tenant_scores_the_same_through_a_tenants_store(tmp_path: Path) -> 
     assert rows["tenant"] == rows["plain"]
     (guard,) = (tmp_path / "w").rglob("m3_hybrid.json")
     assert json.loads(guard.read_text())["tenancy"] == {"key": "tenant"}
+
+
+def test_groups_parents_and_context_windows_stay_inside_the_tenant(where: dict[str, Any]) -> None:
+    """The same document ids in two tenants: each tenant's parents and neighbours are its own."""
+
+    def doc(tenant: str) -> list[Record]:
+        parent = _rec("doc", {"level": "doc", "who": tenant})
+        chunks = [
+            _rec(f"c{i}", {"level": "chunk", "parent_id": "doc", "position": i, "who": tenant})
+            for i in range(3)
+        ]
+        return [parent, *chunks]
+
+    a = _open(where, tenant="a")
+    a.add(doc("a"))
+    b = a.for_tenant("b") if "path" in where else _open(where, tenant="b")
+    b.add(doc("b"))
+    q = {"dense": [1.0, 0, 0, 0], "sparse": {1: 1.0}, "levels": ["chunk"]}
+    for s, who in ((a, "a"), (b, "b")):
+        (parent,) = s.query(**q, unit="parent", limit=5)
+        assert (parent.id, parent.metadata["who"]) == ("doc", who)
+        hits = s.query(**q, with_parent=True, context_window=1, limit=5)
+        assert {h.metadata["who"] for h in hits} == {who}
+        assert {h.parent.metadata["who"] for h in hits if h.parent is not None} == {who}
+        assert {r.metadata["who"] for h in hits for r in h.window or []} == {who}
+        assert len({h.group for h in s.query(**q, group_by="metadata.parent_id", limit=5)}) == 1
+    for s in (b, a):
+        s.close()
