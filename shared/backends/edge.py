@@ -135,7 +135,6 @@ _DATATYPE = {
 }
 
 
-# An HNSW graph with m=0 is never built: for vectors only used to re-score candidates.
 #: ``indexed_fields`` kinds -> the engine's payload schema types.
 _INDEX_KINDS = {
     "keyword": qe.PayloadSchemaType.Keyword,
@@ -148,6 +147,7 @@ _INDEX_KINDS = {
 }
 
 
+# An HNSW graph with m=0 is never built: for vectors only used to re-score candidates.
 def _required_filter(flt: Any) -> qe.Filter:
     edge = to_edge_filter(flt)
     if edge is None:  # never let a missing filter turn into "delete everything"
