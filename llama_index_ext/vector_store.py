@@ -202,17 +202,15 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
         """The shared core store this adapter wraps (LlamaIndex's vector stores must have ``client``)."""
         return self._store
 
+    #: Alias of :attr:`client`, under the name the LangChain adapter uses too.
+    store = client
+
     def for_tenant(self, tenant: str) -> HybridQdrantVectorStore:
         """This store scoped to ``tenant`` over the same open collection (``HybridStore.for_tenant``)."""
         store = self._store.for_tenant(tenant)
         view = self.model_copy(update={"tenant": tenant})
         view._store = store
         return view
-
-    @property
-    def store(self) -> HybridStore:
-        """Alias of :attr:`client`, under the name the LangChain adapter uses too."""
-        return self._store
 
     def __repr__(self) -> str:
         # Never the api_key; the core store's repr names backend and encoder.
