@@ -153,7 +153,14 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         compact_every: embedded store: every this many points written, the shard is indexed
             and reopened, which gives back the engine's ingest memory (None: 100,000 with
             ``on_disk``, else never; 0: never).
+        background_index_min: embedded store: an index build of at least this many unindexed
+            points runs in a writer process on a copy of the shard, so queries keep flowing
+            (None: the engine's indexing threshold; 0: never, index in this process).
         mrl_dim: size of the Matryoshka funnel's first-stage vectors (None: off).
+        bm25: BM25 as a third signal beside the learned sparse model (``True``, a language, or
+            a ``shared.encoders.bm25.Bm25Encoder``), fused with weight ``bm25_weight`` (None:
+            per fusion); the engine keeps its IDF. For dense + BM25 alone, BM25 is the sparse
+            model (``HybridEnsembleRetriever``).
         fusion: ``"rrf"``, ``"dbsf"`` or ``"m3"`` with ``rrf_k``, ``dense_weight``,
             ``sparse_weight`` and ``candidate_k`` (candidates per side before fusion).
         sparse_normalization: m3 fusion only: ``"none"`` adds the raw sparse dot product,
@@ -207,12 +214,15 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         quantization: str | Any = _D.quantization,
         on_disk: bool | None = _D.on_disk,
         compact_every: int | None = _D.compact_every,
+        background_index_min: int | None = _D.background_index_min,
         mrl_dim: int | None = _D.mrl_dim,
+        bm25: bool | str | Any = _D.bm25,
         mrl_quantization: str | Any = _D.mrl_quantization,
         fusion: str | Any = _D.fusion,
         rrf_k: int = _D.rrf_k,
         dense_weight: float = _D.dense_weight,
         sparse_weight: float | None = _D.sparse_weight,
+        bm25_weight: float | None = _D.bm25_weight,
         candidate_k: int = _D.candidate_k,
         sparse_normalization: str = _D.sparse_normalization,
         query_batch_wait_ms: float = _D.query_batch_wait_ms,

@@ -67,6 +67,13 @@ class StoreConfig:
     mrl_dim: int | None = field(
         default=None, metadata=_doc("size of the Matryoshka funnel's first-stage vectors (None: off)")
     )
+    bm25: bool | str | Any = field(
+        default=False,
+        metadata=_doc(
+            "BM25 as a further signal beside the learned sparse model: True (English), a language, "
+            "or a shared.encoders.bm25.Bm25Encoder (False: follow the collection)"
+        ),
+    )
     # -- storage: an existing collection keeps its own ---------------------------------
     quantization: str | QuantizationPreset | Any = field(
         default=None,
@@ -91,6 +98,15 @@ class StoreConfig:
         metadata=_doc(
             "embedded store: reopen the shard every this many points written, which bounds the engine's "
             "memory (None: 100,000 with on_disk, else never; 0: never)"
+        ),
+    )
+    background_index_min: int | None = field(
+        default=None,
+        metadata=_doc(
+            "embedded store: an index build of at least this many unindexed points (a large add, "
+            "a compaction) runs in a writer process on a copy of the shard, swapped in when done, "
+            "so queries and other threads keep running (None: the engine's indexing threshold, "
+            "~6,700 points at 384-d; 0: never, index in this process)"
         ),
     )
     shard_number: int | None = field(
@@ -161,6 +177,9 @@ class StoreConfig:
     sparse_weight: float | None = field(
         default=None, metadata=_doc("sparse weight in hybrid fusion (None: per fusion)")
     )
+    bm25_weight: float | None = field(
+        default=None, metadata=_doc("BM25 weight in hybrid fusion, with bm25 (None: per fusion)")
+    )
     candidate_k: int = field(
         default=DEFAULT_CANDIDATE_K,
         metadata=_doc("least candidates per side in hybrid (and the ColBERT re-rank window)"),
@@ -223,6 +242,7 @@ class StoreConfig:
             dense_weight=self.dense_weight,
             sparse_weight=self.sparse_weight,
             candidate_k=self.candidate_k,
+            bm25_weight=self.bm25_weight,
         )
 
     def shape_from_collection(self) -> frozenset[str]:
@@ -235,6 +255,7 @@ class StoreConfig:
                 ("colbert", not self.colbert),
                 ("colbert_dim", not self.colbert),
                 ("mrl_dim", self.mrl_dim is None),
+                ("bm25", self.bm25 is False or self.bm25 is None),
             )
             if unspecified
         )

@@ -16,6 +16,7 @@ from .errors import InvalidInputError, InvalidTypeError, ModelMismatchError
 
 # The canonical names live with the layouts that map them (re-exported here).
 from .layouts import (
+    BM25,
     COLBERT,
     DENSE,
     DENSE_MRL,
@@ -44,6 +45,7 @@ SHAPE_FIELDS = (
     "colbert_dim",
     "mrl_dim",
     "distance",
+    "bm25",
 )
 
 
@@ -111,6 +113,10 @@ class CollectionSchema:
     complete: bool = True
     #: Where the collection keeps vectors and payload (:mod:`shared.layouts`); None: this package's.
     layout: Layout | None = None
+    #: BM25 beside the learned sparse vector: the BM25 encoder's parameters
+    #: (``Bm25Encoder.config()``), kept in the ``bm25`` sparse vector with the IDF modifier;
+    #: None: no BM25 signal.
+    bm25: Mapping[str, Any] | None = field(default=None, hash=False)
     #: The payload key that says whose each point is, in a collection shared by tenants
     #: (:mod:`shared.tenancy`); None: a collection without tenants.
     tenant_key: str | None = None
@@ -127,6 +133,12 @@ class CollectionSchema:
             )
         if self.distance != "cosine":
             raise InvalidInputError(f"only cosine distance is supported, got {self.distance!r}")
+        if self.bm25 is not None and not self.sparse:
+            raise InvalidInputError(
+                "bm25 adds BM25 beside a learned sparse model, and this store has none; for dense + "
+                "BM25 make BM25 the sparse model (sparse_model='bm25', or a Bm25Encoder as the sparse "
+                "embedding)"
+            )
 
     @classmethod
     def build(
@@ -143,6 +155,7 @@ class CollectionSchema:
         mrl_quantization: str | QuantizationPreset | Any = "binary",
         quantization: str | QuantizationPreset | Any = "none",
         on_disk: bool = False,
+        bm25: Mapping[str, Any] | None = None,
     ) -> CollectionSchema:
         """Schema from an encoder identity (may be None) and the store options."""
         if identity is not None:
@@ -176,6 +189,7 @@ class CollectionSchema:
             on_disk=on_disk,
             identity=identity,
             complete=complete,
+            bm25=bm25,
         )
 
     def with_sizes(self, dense_dim: int | None, colbert_dim: int | None) -> CollectionSchema:
@@ -205,6 +219,8 @@ class CollectionSchema:
                 names.append(DENSE_MRL)
         if self.sparse:
             names.append(SPARSE)
+        if self.bm25 is not None:
+            names.append(BM25)
         if self.colbert:
             names.append(COLBERT)
         return tuple(names)
@@ -226,6 +242,7 @@ class CollectionSchema:
                 "quantization": self.quantization.to_dict(),
                 "on_disk": self.on_disk,
                 "distance": self.distance,
+                **({"bm25": dict(self.bm25)} if self.bm25 is not None else {}),
             },
             **self.stored_layout.guard_entry(),
             # Only in a tenanted collection's guard: others keep the record they always had.
@@ -252,6 +269,7 @@ class CollectionSchema:
             identity=EncoderIdentity.from_dict(ident) if ident is not None else None,
             complete=True,
             layout=_layout_from_guard(guard),
+            bm25=s.get("bm25"),
             tenant_key=_tenant_key_from_guard(guard),
         )
 
@@ -281,7 +299,7 @@ class CollectionSchema:
             for key, (ours, theirs) in self.identity.differences(other).items():
                 diffs[f"identity.{key}"] = (theirs, ours)
         for key in SHAPE_FIELDS:
-            ours = mine["schema"][key]
+            ours = mine["schema"].get(key)
             if key in ("dense_dim", "colbert_dim") and ours is None and not self.complete:
                 continue
             if key in loose:
@@ -318,6 +336,7 @@ def _layout_from_guard(guard: Mapping[str, Any]) -> Layout | None:
 
 
 __all__ = [
+    "BM25",
     "COLBERT",
     "DENSE",
     "DENSE_MRL",

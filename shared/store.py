@@ -30,7 +30,7 @@ from qdrant_client import models
 from .backends import Connection, open_backend
 from .backends.base import Backend, PointData, ResultPoint
 from .config import ADD_BATCH_SIZE, StoreConfig, connection_from
-from .encoders.bm25 import needs_idf
+from .encoders.bm25 import Bm25Encoder, bm25_encoder, needs_idf
 from .errors import (
     BackendError,
     InvalidInputError,
@@ -47,7 +47,15 @@ from .options import refuse_unknown_keywords
 from .quantization import QuantizationPreset
 from .query.modes import DEFAULT_MMR_LAMBDA, FusionMethod, RetrievalMode, SparseNormalization
 from .query.options import QueryArgs, QueryOptions, QueryResolver
-from .query.plan import QueryPlan, plan_mmr, plan_query, rename_vectors, sparse_query, tune_filtered
+from .query.plan import (
+    QueryPlan,
+    SparseQuery,
+    plan_mmr,
+    plan_query,
+    rename_vectors,
+    sparse_query,
+    tune_filtered,
+)
 from .query.relevance import relevance_function
 from .retry import RetryPolicy
 from .schema import (
@@ -77,6 +85,7 @@ QUERY_DEFAULT_OPTIONS = frozenset(
         "rrf_k",
         "dense_weight",
         "sparse_weight",
+        "bm25_weight",
         "candidate_k",
         "sparse_normalization",
     }
@@ -150,13 +159,16 @@ class HybridStore(Closing):
         quantization: str | QuantizationPreset | Any = _DEFAULT.quantization,
         on_disk: bool | None = _DEFAULT.on_disk,
         compact_every: int | None = _DEFAULT.compact_every,
+        background_index_min: int | None = _DEFAULT.background_index_min,
         mrl_dim: int | None = _DEFAULT.mrl_dim,
+        bm25: bool | str | Bm25Encoder = _DEFAULT.bm25,
         mrl_quantization: str | QuantizationPreset | Any = _DEFAULT.mrl_quantization,
         retrieval_mode: str | RetrievalMode = _DEFAULT.retrieval_mode,
         fusion: str | FusionMethod = _DEFAULT.fusion,
         rrf_k: int = _DEFAULT.rrf_k,
         dense_weight: float = _DEFAULT.dense_weight,
         sparse_weight: float | None = _DEFAULT.sparse_weight,
+        bm25_weight: float | None = _DEFAULT.bm25_weight,
         candidate_k: int = _DEFAULT.candidate_k,
         sparse_normalization: str | SparseNormalization = _DEFAULT.sparse_normalization,
         shard_number: int | None = _DEFAULT.shard_number,
@@ -208,8 +220,16 @@ class HybridStore(Closing):
         self._indexed_fields = check_indexed_fields(given.indexed_fields)
         # Query texts go through a micro-batcher: concurrent queries share one forward pass.
         self._query_encoder = query_encoder(encoder, given.query_batch_wait_ms, given.query_batch_size)
+        # BM25 beside the learned sparse model (None: none asked for; a collection that keeps
+        # one gets its encoder back from its guard record, see _bm25_encoder).
+        self._bm25 = bm25_encoder(given.bm25)
+        if self._bm25 is not None and encoder is not None and needs_idf(encoder.identity.sparse_kind):
+            raise InvalidInputError(
+                "bm25: the store's sparse model is BM25 already; bm25= adds BM25 beside a learned "
+                "sparse model (SPLADE, BGE-M3)"
+            )
         self._requested: CollectionSchema = replace(
-            self._requested_schema(given, encoder), tenant_key=self._scope.collection_key
+            self._requested_schema(given, encoder, self._bm25), tenant_key=self._scope.collection_key
         )
         # Layout options left at their defaults follow an existing collection instead of
         # contradicting it (reopen with just a path); explicit values are checked.
@@ -247,7 +267,9 @@ class HybridStore(Closing):
                 raise
 
     @staticmethod
-    def _requested_schema(cfg: StoreConfig, encoder: Encoder | None) -> CollectionSchema:
+    def _requested_schema(
+        cfg: StoreConfig, encoder: Encoder | None, bm25: Bm25Encoder | None = None
+    ) -> CollectionSchema:
         """The schema the store asks for (a new collection's; an existing one is checked against it)."""
         identity = encoder.identity if encoder is not None else None
         if cfg.colbert and encoder is not None and "colbert" not in encoder.outputs:
@@ -266,7 +288,18 @@ class HybridStore(Closing):
             mrl_quantization=cfg.mrl_quantization if cfg.mrl_quantization is not None else "binary",
             quantization=cfg.quantization if cfg.quantization is not None else "none",
             on_disk=bool(cfg.on_disk),
+            bm25=bm25.config() if bm25 is not None else None,
         )
+
+    def _bm25_encoder(self) -> Bm25Encoder | None:
+        """The BM25 encoder of a collection that keeps BM25 beside its sparse vector: the one
+        given, or for a collection reopened without it, the one its guard records."""
+        spec = self.schema.bm25
+        if spec is None:
+            return None
+        if self._bm25 is None or self._bm25.config() != dict(spec):
+            self._bm25 = Bm25Encoder.from_config(spec)
+        return self._bm25
 
     def __repr__(self) -> str:
         return (
@@ -580,7 +613,13 @@ class HybridStore(Closing):
                 try:
                     scope.check_records(chunk, start)
                     points = yield call(
-                        prepare_batch, chunk, start, self.schema, self._encoder, scope.to_point(self.layout)
+                        prepare_batch,
+                        chunk,
+                        start,
+                        self.schema,
+                        self._encoder,
+                        self._bm25_encoder(),
+                        scope.to_point(self.layout),
                     )
                 except InvalidInputError as exc:
                     if start:
@@ -705,7 +744,20 @@ class HybridStore(Closing):
         if missing:
             assert self._encoder is not None  # _missing_vectors refuses a store without one
             encoded = self._encoder.encode(texts, "query", outputs=missing, show_progress=False)
-        return [self._vectors(encoded, i, missing, None, None, None, opts) for i in range(len(texts))]
+        bm25 = self._bm25_queries(texts, opts)
+        return [
+            self._vectors(encoded, i, missing, None, None, None, opts, bm25[i] if bm25 else None)
+            for i in range(len(texts))
+        ]
+
+    def _bm25_queries(self, texts: list[str], opts: QueryOptions) -> list[SparseQuery] | None:
+        """The BM25 queries of ``texts`` when the query fuses BM25 (None: it does not)."""
+        bm25 = self._bm25_encoder() if opts.bm25 else None
+        if bm25 is None:
+            return None
+        encoded = bm25.encode(texts, "query").sparse
+        assert encoded is not None  # BM25 makes sparse vectors only
+        return [sparse_query(v, "BM25 query vector") for v in encoded]
 
     def relevance_function(self, **options: Unpack[QueryArgs]) -> Callable[[float], float]:
         """Maps the scores of a text query with ``options`` onto [0, 1] (1 = most relevant).
@@ -897,7 +949,8 @@ class HybridStore(Closing):
         if missing:
             assert text is not None and self._query_encoder is not None  # _missing_vectors checked
             encoded = self._query_encoder.encode([text], "query", outputs=missing)
-        return self._vectors(encoded, 0, missing, dense, sparse, colbert, opts)
+        bm25 = self._bm25_queries([text], opts) if text is not None else None
+        return self._vectors(encoded, 0, missing, dense, sparse, colbert, opts, bm25[0] if bm25 else None)
 
     async def _aquery_vectors(
         self, text: str | None, dense: Any, sparse: Any, colbert: Any, opts: QueryOptions
@@ -910,7 +963,8 @@ class HybridStore(Closing):
         if missing:
             assert text is not None  # _missing_vectors checked
             encoded = await batcher.aencode([text], "query", outputs=missing)
-        return self._vectors(encoded, 0, missing, dense, sparse, colbert, opts)
+        bm25 = self._bm25_queries([text], opts) if text is not None else None
+        return self._vectors(encoded, 0, missing, dense, sparse, colbert, opts, bm25[0] if bm25 else None)
 
     def _missing_vectors(
         self, text: str | None, dense: Any, sparse: Any, colbert: Any, opts: QueryOptions
@@ -949,8 +1003,10 @@ class HybridStore(Closing):
         sparse: Any,
         colbert: Any,
         opts: QueryOptions,
+        bm25: SparseQuery | None = None,
     ) -> dict[str, Any]:
-        """The plan's query vectors: those given, and row ``row`` of ``encoded`` for the ``missing``."""
+        """The plan's query vectors: those given, row ``row`` of ``encoded`` for the ``missing``,
+        and the BM25 query when the query fuses BM25."""
         if encoded is not None:
             if "dense" in missing:
                 dense = None if encoded.dense is None else encoded.dense[row]
@@ -968,6 +1024,8 @@ class HybridStore(Closing):
             out["sparse"] = sparse_query(sparse)
         if opts.colbert_rerank and colbert is not None:
             out["colbert"] = colbert_vectors(colbert, schema.colbert_dim)
+        if bm25 is not None:
+            out["bm25"] = bm25
         return out
 
     @staticmethod
