@@ -45,7 +45,8 @@ from shared.store import QUERY_DEFAULT_OPTIONS, HybridStore
 from shared.types import Hit, Record
 from shared.validation import id_list, positive_int
 
-from ._encoders import store_encoder
+from ._encoders import late_chunking_of, store_encoder
+from ._nodes import chunk_of
 from ._validation import validation_errors_as_ours
 from .filters import group_key, to_qdrant_filter
 
@@ -154,6 +155,7 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
     batch_size: int = Field(default=ADD_BATCH_SIZE, gt=0, description="nodes per write")
     layout: Any = Field(default=_D.layout, exclude=True, description=option_doc("layout"))
     recreate: bool = Field(default=_D.recreate, description=option_doc("recreate"))
+    late_chunking: bool = Field(default=_D.late_chunking, description=option_doc("late_chunking"))
     tenant: Any = Field(default=_D.tenant, description=option_doc("tenant"))
     tenant_key: str = Field(default=_D.tenant_key, description=option_doc("tenant_key"))
     indexed_fields: Mapping[str, str] | None = Field(
@@ -193,7 +195,12 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
             aclient=aclient,
             timeout=self.timeout,
             retry=self.retry,
-            config=StoreConfig.from_values(dict(self)),
+            # An embed_model built with late_chunking=True turns it on for the store too.
+            config=StoreConfig.from_values(
+                dict(self),
+                late_chunking=self.late_chunking
+                or late_chunking_of(self.embed_model, self.sparse_embed_model),
+            ),
         )
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -256,6 +263,7 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
                     # LlamaIndex embeds nodes with their embed-visible metadata, and so does the
                     # store (its encoder cache then reuses an embed model's pass over the same strings).
                     embed_text=node.get_content(metadata_mode=MetadataMode.EMBED),
+                    chunk_of=chunk_of(node),
                 )
             )
         return records

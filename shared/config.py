@@ -157,6 +157,13 @@ class StoreConfig:
             "shard key (shared.tenancy.TieredShards); None: no custom sharding"
         ),
     )
+    late_chunking: bool = field(
+        default=False,
+        metadata=_doc(
+            "late chunking: each chunk's vectors pooled from one pass over its whole document "
+            "(recorded by the collection: its writers must all use it or none)"
+        ),
+    )
     hierarchy: Hierarchy | Mapping[str, Any] | None = field(
         default=None,
         metadata=_doc(

@@ -113,6 +113,8 @@ class CollectionSchema:
     complete: bool = True
     #: Where the collection keeps vectors and payload (:mod:`shared.layouts`); None: this package's.
     layout: Layout | None = None
+    #: Whether its chunks were late-chunked (a writer must do the same: no mixed collection).
+    late_chunking: bool = False
     #: BM25 beside the learned sparse vector: the BM25 encoder's parameters
     #: (``Bm25Encoder.config()``), kept in the ``bm25`` sparse vector with the IDF modifier;
     #: None: no BM25 signal.
@@ -155,6 +157,7 @@ class CollectionSchema:
         mrl_quantization: str | QuantizationPreset | Any = "binary",
         quantization: str | QuantizationPreset | Any = "none",
         on_disk: bool = False,
+        late_chunking: bool = False,
         bm25: Mapping[str, Any] | None = None,
     ) -> CollectionSchema:
         """Schema from an encoder identity (may be None) and the store options."""
@@ -189,6 +192,7 @@ class CollectionSchema:
             on_disk=on_disk,
             identity=identity,
             complete=complete,
+            late_chunking=late_chunking,
             bm25=bm25,
         )
 
@@ -242,6 +246,8 @@ class CollectionSchema:
                 "quantization": self.quantization.to_dict(),
                 "on_disk": self.on_disk,
                 "distance": self.distance,
+                # Only when on: guards written before late chunking existed read as off.
+                **({"late_chunking": True} if self.late_chunking else {}),
                 **({"bm25": dict(self.bm25)} if self.bm25 is not None else {}),
             },
             **self.stored_layout.guard_entry(),
@@ -269,6 +275,7 @@ class CollectionSchema:
             identity=EncoderIdentity.from_dict(ident) if ident is not None else None,
             complete=True,
             layout=_layout_from_guard(guard),
+            late_chunking=bool(s.get("late_chunking", False)),
             bm25=s.get("bm25"),
             tenant_key=_tenant_key_from_guard(guard),
         )
@@ -318,6 +325,16 @@ class CollectionSchema:
             if stored.get(key) != mine["schema"][key]:
                 storage[key] = (stored.get(key), mine["schema"][key])
         return storage
+
+    def check_writer(self, late_chunking: bool, where: str) -> None:
+        """Refuse a writer whose chunking differs from the collection's (no mixed collection)."""
+        if late_chunking != self.late_chunking:
+            how = {True: "late-chunked", False: "chunked normally (each chunk encoded alone)"}
+            raise ModelMismatchError(
+                f"{where} holds chunks {how[self.late_chunking]}; this store writes them "
+                f"{how[late_chunking]}: open it with late_chunking={self.late_chunking}, or write to "
+                "another collection (a collection never mixes the two)"
+            )
 
 
 def _tenant_key_from_guard(guard: Mapping[str, Any]) -> str | None:

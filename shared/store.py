@@ -22,7 +22,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
 import numpy as np
 from qdrant_client import models
@@ -31,6 +31,7 @@ from .backends import Connection, open_backend
 from .backends.base import Backend, PointData, ResultPoint
 from .config import ADD_BATCH_SIZE, StoreConfig, connection_from
 from .encoders.bm25 import Bm25Encoder, bm25_encoder, needs_idf
+from .encoders.late import require_late_chunking
 from .errors import (
     BackendError,
     InvalidInputError,
@@ -40,10 +41,11 @@ from .errors import (
 )
 from .filters import any_of, check_filter, resolve_ids
 from .hierarchy import Hierarchy, parse_hierarchy, record_value
-from .ingest import add_mrl_vectors, batched, check_all, prepare_batch
+from .ingest import add_mrl_vectors, batched, check_all, missing_outputs, prepare_batch
+from .late_chunking import late_chunk_records
 from .layouts import CollectionInfo, Layout, detect_layout, get_layout, schema_fields
 from .lifecycle import Closing
-from .options import refuse_unknown_keywords
+from .options import check_options, refuse_unknown_keywords
 from .quantization import QuantizationPreset
 from .query.modes import DEFAULT_MMR_LAMBDA, FusionMethod, RetrievalMode, SparseNormalization
 from .query.options import QueryArgs, QueryOptions, QueryResolver
@@ -69,7 +71,7 @@ from .schema import (
 from .serving import MicroBatcher, query_encoder, shared_batcher
 from .steps import Steps, arun, arun_method, call, call_async, run, run_method
 from .tenancy import ALL, TenantScope, check_indexed_fields, index_specs, shard_key_of
-from .types import Encoder, EncodeResult, EncoderIdentity, Hit, Record
+from .types import ChunkOf, Encoder, EncodeResult, EncoderIdentity, Hit, Record
 from .validation import check_utf8, colbert_vectors, dense_vector, id_list, positive_int, text_list
 
 if TYPE_CHECKING:
@@ -102,6 +104,15 @@ def _position(value: Any) -> float:
 
 
 _DEFAULT = StoreConfig()
+
+
+class DocumentOptions(TypedDict, total=False):
+    """The keyword options of :meth:`HybridStore.add_document`."""
+
+    document_id: str | None
+    ids: Sequence[str] | None
+    metadatas: Sequence[Mapping[str, Any]] | None
+    batch_size: int
 
 
 _T = TypeVar("_T")
@@ -176,6 +187,7 @@ class HybridStore(Closing):
         write_consistency_factor: int | None = _DEFAULT.write_consistency_factor,
         layout: str | Layout | None = _DEFAULT.layout,
         recreate: bool = _DEFAULT.recreate,
+        late_chunking: bool = _DEFAULT.late_chunking,
         hierarchy: Hierarchy | Mapping[str, Any] | None = _DEFAULT.hierarchy,
         query_batch_wait_ms: float = _DEFAULT.query_batch_wait_ms,
         query_batch_size: int = _DEFAULT.query_batch_size,
@@ -214,6 +226,8 @@ class HybridStore(Closing):
         self.config = given
         self._hierarchy = parse_hierarchy(given.hierarchy)
         self.collection_name = collection_name
+        if given.late_chunking:
+            require_late_chunking(encoder)
         self._encoder = encoder
         # Every id, filter and payload of a tenant's store goes through its scope (shared.tenancy).
         self._scope = TenantScope(given.tenant, given.tenant_key)
@@ -288,6 +302,7 @@ class HybridStore(Closing):
             mrl_quantization=cfg.mrl_quantization if cfg.mrl_quantization is not None else "binary",
             quantization=cfg.quantization if cfg.quantization is not None else "none",
             on_disk=bool(cfg.on_disk),
+            late_chunking=cfg.late_chunking,
             bm25=bm25.config() if bm25 is not None else None,
         )
 
@@ -525,15 +540,48 @@ class HybridStore(Closing):
     # -- add ---------------------------------------------------------------
 
     def add(
-        self, records: Iterable[Record], *, batch_size: int = ADD_BATCH_SIZE, show_progress: bool = False
+        self,
+        records: Iterable[Record],
+        *,
+        batch_size: int = ADD_BATCH_SIZE,
+        show_progress: bool = False,
+        documents: Mapping[str, str] | None = None,
     ) -> list[str]:
-        """Store records (upsert by id); returns their ids. Vectors left None are encoded."""
-        return run(self._add_steps(records, batch_size, show_progress))
+        """Store records (upsert by id); returns their ids. Vectors left None are encoded.
+
+        With ``late_chunking`` every record is a chunk (``Record.chunk_of``) and its vectors
+        come from one pass over its document (:mod:`shared.late_chunking`); ``documents``
+        (document key -> text) gives the documents' texts, otherwise rebuilt from the chunks.
+        """
+        return run(self._add_steps(records, batch_size, show_progress, documents))
 
     async def aadd(
-        self, records: Iterable[Record], *, batch_size: int = ADD_BATCH_SIZE, show_progress: bool = False
+        self,
+        records: Iterable[Record],
+        *,
+        batch_size: int = ADD_BATCH_SIZE,
+        show_progress: bool = False,
+        documents: Mapping[str, str] | None = None,
     ) -> list[str]:
-        return await arun(self._add_steps(records, batch_size, show_progress))
+        return await arun(self._add_steps(records, batch_size, show_progress, documents))
+
+    def _add_document_steps(
+        self, text: str, spans: Sequence[tuple[int, int]], **options: Unpack[DocumentOptions]
+    ) -> Steps[list[str]]:
+        """Store the chunks ``text[start:end]`` of one document (late-chunked when the store is).
+
+        Options (:class:`DocumentOptions`): ``document_id`` (every chunk's ``ref_doc_id``; a
+        random key when None), ``ids``, ``metadatas`` (one per span), ``batch_size``.
+        """
+        check_options(options, DocumentOptions.__annotations__, "add_document")
+        document_id = options.get("document_id")
+        records = _document_records(text, spans, document_id, options.get("ids"), options.get("metadatas"))
+        documents = {_document_key(document_id): text}
+        batch_size = options.get("batch_size", ADD_BATCH_SIZE)
+        return (yield from self._add_steps(records, batch_size, False, documents))
+
+    add_document = run_method(_add_document_steps)
+    aadd_document = arun_method(_add_document_steps)
 
     def _add_texts_steps(
         self,
@@ -590,13 +638,22 @@ class HybridStore(Closing):
             if isinstance(it, Sequence) and len(it) > count:
                 raise InvalidInputError(f"{name} is longer than texts ({len(it)} > {count})")
 
-    def _add_steps(self, records: Iterable[Record], batch_size: int, show_progress: bool) -> Steps[list[str]]:
+    def _add_steps(
+        self,
+        records: Iterable[Record],
+        batch_size: int,
+        show_progress: bool,
+        documents: Mapping[str, str] | None = None,
+    ) -> Steps[list[str]]:
         positive_int(batch_size, "batch_size")
         if isinstance(records, (Record, str)):
             raise InvalidTypeError("add() takes an iterable of Record, not a single item")
         yield from self._ready()
         scope = self._scope
         scope.check_writable(self.schema.tenant_key)
+        self.schema.check_writer(self.config.late_chunking, f"collection {self.collection_name!r}")
+        if self.config.late_chunking or documents is not None:
+            records = yield from self._late_chunked(list(records), documents, batch_size)
         if isinstance(records, Sequence):
             # A materialised input is checked whole before anything is written.
             scope.check_records(records)
@@ -652,6 +709,19 @@ class HybridStore(Closing):
             # Build indexes / quantized codes once for the whole call.
             yield from self._backend.finish_bulk()
         return ids
+
+    def _late_chunked(
+        self, records: list[Record], documents: Mapping[str, str] | None, batch_size: int
+    ) -> Steps[list[Record]]:
+        """Records with their vectors late-chunked (a store that late-chunks); documents are
+        only for one."""
+        if not self.config.late_chunking:
+            raise InvalidInputError("documents= is for late chunking; this store has late_chunking=False")
+        needs = missing_outputs(Record(id="-"), self.schema, self._encoder)
+        done: list[Record] = yield call(
+            late_chunk_records, records, documents, self._encoder, needs, batch_size
+        )
+        return done
 
     def _create_from_points(self, points: Sequence[PointData]) -> Steps[None]:
         dense_dim = next((len(p.vectors[DENSE]) for p in points if DENSE in p.vectors), None)
@@ -1291,3 +1361,36 @@ class HybridStore(Closing):
 
 
 __all__ = ["FusionMethod", "HybridStore", "RetrievalMode"]
+
+
+def _document_key(document_id: str | None) -> str:
+    return document_id if document_id is not None else "\0document"
+
+
+def _document_records(
+    text: str,
+    spans: Sequence[tuple[int, int]],
+    document_id: str | None,
+    ids: Sequence[str] | None,
+    metadatas: Sequence[Mapping[str, Any]] | None,
+) -> list[Record]:
+    """One record per span of ``text`` (``add_document``); spans are checked by the encoder's rules."""
+    import uuid
+
+    from .encoders.late import check_spans
+
+    (checked,) = check_spans(text_list([text], "text"), [spans])
+    for name, column in (("ids", ids), ("metadatas", metadatas)):
+        if column is not None and len(column) != len(checked):
+            raise InvalidInputError(f"{name} has {len(column)} items for {len(checked)} spans")
+    key = _document_key(document_id)
+    return [
+        Record(
+            id=ids[c] if ids is not None else str(uuid.uuid4()),
+            text=text[a:b],
+            metadata=dict(metadatas[c]) if metadatas is not None else {},
+            ref_doc_id=document_id,
+            chunk_of=ChunkOf(key, a, b),
+        )
+        for c, (a, b) in enumerate(checked)
+    ]
