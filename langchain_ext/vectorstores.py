@@ -676,13 +676,14 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         )
 
     @classmethod
-    def _split_init_kwargs(cls, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _new(cls, embedding: Embeddings, kwargs: dict[str, Any]) -> tuple[Self, dict[str, Any]]:
+        """A store built with the constructor's keywords in ``kwargs``, and the rest (``add_texts``')."""
         params = inspect.signature(cls.__init__).parameters
         init = {k: v for k, v in kwargs.items() if k in params and k not in ("self", "embedding")}
         add = {k: v for k, v in kwargs.items() if k not in init}
         # Anything neither the constructor nor add_texts takes is a typo: name it here.
         check_options(add, {*params, *_ADD_OPTIONS} - {"self", "embedding"}, cls.__name__)
-        return init, add
+        return cls(embedding, **init), add
 
     @classmethod
     def from_texts(
@@ -695,13 +696,9 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         **kwargs: Any,
     ) -> Self:
         """Create a store (constructor keyword arguments) and add ``texts`` to it."""
-        init, add = cls._split_init_kwargs(kwargs)
-        store = cls(embedding, **init)
-        try:
+        store, add = cls._new(embedding, kwargs)
+        with store.closed_on_error():
             store.add_texts(texts, metadatas, ids=ids, **add)
-        except BaseException:
-            store.close()
-            raise
         return store
 
     @classmethod
@@ -715,11 +712,7 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         **kwargs: Any,
     ) -> Self:
         """Async :meth:`from_texts`."""
-        init, add = cls._split_init_kwargs(kwargs)
-        store = cls(embedding, **init)
-        try:
+        store, add = cls._new(embedding, kwargs)
+        async with store.closed_on_error():
             await store.aadd_texts(texts, metadatas, ids=ids, **add)
-        except BaseException:
-            await store.aclose()
-            raise
         return store

@@ -76,11 +76,8 @@ class HybridFusionRetriever(HybridQdrantRetriever):
             sparse_embed_model=BGEM3SparseEmbedding.from_encoder(bm25),
             **{**fusion.store_options(), **store_kwargs},
         )
-        try:
+        with store.closed_on_error():
             store.add(list(nodes))
-        except BaseException:
-            store.close()
-            raise
         mode = choose_mode(None, has_dense=embed_model is not None, has_sparse=True).value
         return cls(store, similarity_top_k=similarity_top_k, mode=mode)
 

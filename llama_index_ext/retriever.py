@@ -144,11 +144,8 @@ class HybridQdrantRetriever(BaseRetriever):
         ``store_kwargs`` (it embeds the nodes), and return a retriever over it."""
         check_documents(documents)
         store = HybridQdrantVectorStore(embed_model=embed_model, **store_kwargs)
-        try:
+        with store.closed_on_error():
             store.add(split_documents(documents, transformations, show_progress))
-        except BaseException:
-            store.close()
-            raise
         return cls(store, similarity_top_k=similarity_top_k, mode=mode, filters=filters, alpha=alpha)
 
     # -- retrieval: one planning step, sync and async calls around it ---------------

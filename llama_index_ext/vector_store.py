@@ -195,10 +195,8 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
         """The shared core store this adapter wraps (LlamaIndex's vector stores must have ``client``)."""
         return self._store
 
-    @property
-    def store(self) -> HybridStore:
-        """Alias of :attr:`client`, under the name the LangChain adapter uses too."""
-        return self._store
+    #: Alias of :attr:`client`, under the name the LangChain adapter uses too.
+    store = client
 
     def __repr__(self) -> str:
         # Never the api_key; the core store's repr names backend and encoder.

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import cli_long_docs
+from .cli_args import add_command, api_key_for, positive_int
 from .errors import M3HybridError
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["build_parser", "main"]
 
+_EVAL_HELP = "evaluate retrieval configurations on your own data (BEIR layout)"
 _EVAL_DESCRIPTION = """\
 Measure retrieval quality, latency and memory of m3-hybrid configurations on YOUR data,
 instead of choosing from a leaderboard.
@@ -100,6 +102,7 @@ examples:
 """
 
 
+_MIGRATE_HELP = "copy a collection between the embedded store, qdrant-client local mode and a Qdrant server"
 _MIGRATE_DESCRIPTION = """\
 Copy one collection to another store without re-encoding anything: vectors (dense, MRL,
 sparse, ColBERT), payloads, point ids and the encoder guard are copied as stored, and the
@@ -129,16 +132,6 @@ examples:
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -157,12 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    ev = sub.add_parser(
+    ev = add_command(
+        sub,
         "eval",
-        help="evaluate retrieval configurations on your own data (BEIR layout)",
+        help=_EVAL_HELP,
         description=_EVAL_DESCRIPTION,
         epilog=_EVAL_EPILOG + "\n" + cli_long_docs.EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = ev.add_argument_group("data")
     data.add_argument(
@@ -180,13 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--qrels", nargs="+", metavar="FILE", help="qrels TSV (one per --queries file)")
     data.add_argument(
         "--limit-queries",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="score a seeded random sample of N queries (quick runs)",
     )
     data.add_argument(
         "--corpus-limit",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="keep N documents: all relevant ones plus a random sample (quick runs; optimistic scores)",
     )
@@ -218,13 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="fp32",
         help="weights of the onnx backend (int8: faster, check its quality here first)",
     )
-    model.add_argument("--threads", type=_positive_int, help="encoder threads (default: physical cores)")
+    model.add_argument("--threads", type=positive_int, help="encoder threads (default: physical cores)")
     model.add_argument("--device", help="torch device, e.g. cpu, cuda, mps (default: best available)")
     model.add_argument(
-        "--max-length", type=_positive_int, metavar="TOKENS", help="truncate texts to this length"
+        "--max-length", type=positive_int, metavar="TOKENS", help="truncate texts to this length"
     )
     model.add_argument(
-        "--batch-size", type=_positive_int, default=32, help="encoding batch size (default: 32)"
+        "--batch-size", type=positive_int, default=32, help="encoding batch size (default: 32)"
     )
 
     what = ev.add_argument_group("what to compare")
@@ -253,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what.add_argument(
         "--mrl-dim",
-        type=_positive_int,
+        type=positive_int,
         metavar="D",
         help="also build every preset with the MRL funnel at D dims (search D-dim binary codes, "
         "rescore with the full vectors)",
@@ -261,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--colbert", action="store_true", help="store ColBERT multivectors (BGE-M3 only)")
     what.add_argument("--on-disk", action="store_true", help="keep original vectors on disk, codes in RAM")
     what.add_argument(
-        "--k", type=_positive_int, default=100, help="hits retrieved per query (>= 100; default: 100)"
+        "--k", type=positive_int, default=100, help="hits retrieved per query (>= 100; default: 100)"
     )
 
     out = ev.add_argument_group("output")
@@ -305,12 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-optimize", action="store_true", help="skip the offline attention/layer-norm fusions"
     )
     ex.set_defaults(func=_cmd_export)
-    mig = sub.add_parser(
-        "migrate",
-        help="copy a collection between the embedded store, qdrant-client local mode and a Qdrant server",
-        description=_MIGRATE_DESCRIPTION,
-        epilog=_MIGRATE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    mig = add_command(
+        sub, "migrate", help=_MIGRATE_HELP, description=_MIGRATE_DESCRIPTION, epilog=_MIGRATE_EPILOG
     )
     mig.add_argument("--from", dest="source", required=True, metavar="SRC", help="where the collection is")
     mig.add_argument("--collection", required=True, metavar="NAME", help="the collection to copy")
@@ -334,11 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
         "out of the process list)",
     )
     mig.add_argument(
-        "--shard-number", type=_positive_int, metavar="N", help="shards of the new collection on a server"
+        "--shard-number", type=positive_int, metavar="N", help="shards of the new collection on a server"
     )
     mig.add_argument(
         "--replication-factor",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="replicas of each shard of the new collection on a server",
     )
@@ -350,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mig.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=256,
         metavar="N",
         help="points read and written per page; bounds the memory used (default: 256)",
@@ -363,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .indexing.cli import add_index_parser
 
-    add_index_parser(sub, _positive_int)
+    add_index_parser(sub)
     return parser
 
 
@@ -593,11 +582,7 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _cmd_migrate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .migrate import migrate
 
-    api_key = args.api_key
-    if api_key is None and any(
-        str(e).lower().startswith(("http://", "https://")) for e in (args.source, args.target)
-    ):
-        api_key = os.environ.get("QDRANT_API_KEY") or None
+    api_key = api_key_for(args.api_key, args.source, args.target)
     if args.timeout is not None and not args.timeout > 0:
         parser.error(f"--timeout must be > 0, got {args.timeout}")
     with _one_line_diagnostics(verbose=args.verbose):

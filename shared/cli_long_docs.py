@@ -39,6 +39,7 @@ _REFUSED = ("presets", "mrl_dim", "colbert", "on_disk", "cache", "threshold", "c
 
 
 def add_arguments(ev: argparse.ArgumentParser) -> None:
+    from .cli_args import positive_int
     from .evaluation.long_docs import DEFAULT_CHUNK_SIZE, SPLITTERS
 
     group = ev.add_argument_group("long documents (see below)")
@@ -55,7 +56,7 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--chunk-size",
-        type=int,
+        type=positive_int,
         metavar="CHARS",
         help=f"the most characters of a chunk (default: {DEFAULT_CHUNK_SIZE})",
     )

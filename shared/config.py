@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
+from .backends.base import BackendOptions, Connection
 from .hierarchy import Hierarchy, parse_hierarchy
 from .layouts import Layout
 from .quantization import QuantizationPreset
@@ -197,9 +198,9 @@ class StoreConfig:
             if unspecified
         )
 
-    def backend_options(self) -> dict[str, Any]:
+    def backend_options(self) -> BackendOptions:
         """The options the backend itself takes (engine upkeep, a server collection's replicas)."""
-        return {name: getattr(self, name) for name in _BACKEND_OPTIONS}
+        return cast(BackendOptions, {name: getattr(self, name) for name in _BACKEND_OPTIONS})
 
     def explicit_storage(self) -> frozenset[str]:
         """Storage options given explicitly: an existing collection that differs is warned about."""
@@ -211,8 +212,8 @@ class StoreConfig:
 
 
 #: Where the collection lives and how it is reached (not store options: they name no collection property).
-CONNECTION_OPTIONS = ("path", "url", "api_key", "client", "aclient", "timeout", "retry")
-_BACKEND_OPTIONS = ("compact_every", "shard_number", "replication_factor", "write_consistency_factor")
+CONNECTION_OPTIONS = tuple(f.name for f in fields(Connection))
+_BACKEND_OPTIONS = tuple(BackendOptions.__annotations__)
 _FIELDS = {f.name: f for f in fields(StoreConfig)}
 #: The names of the store options, in declaration order.
 STORE_OPTIONS: tuple[str, ...] = tuple(_FIELDS)

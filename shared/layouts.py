@@ -463,8 +463,6 @@ class LlamaIndexLayout(Layout, name=LLAMA_INDEX_NAME):
         return {k: v for k, v in metadata.items() if k not in drop}
 
 
-_KIND = {DENSE: "dense", SPARSE: "sparse", DENSE_MRL: "MRL funnel", COLBERT: "ColBERT"}
-
 #: This package's own layout.
 M3_HYBRID = M3HybridLayout(
     name=M3_HYBRID_NAME,

@@ -32,5 +32,33 @@ class Closing:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    def closed_on_error(self) -> ClosedOnError:
+        """A ``with`` / ``async with`` block that closes this (sync or async) only when the block
+        fails: how a constructor that fills a new store returns it open or leaves nothing open."""
+        return ClosedOnError(self)
 
-__all__ = ["Closing"]
+
+class ClosedOnError:
+    """See :meth:`Closing.closed_on_error` (any exception, ``KeyboardInterrupt`` included)."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: Closing) -> None:
+        self._owner = owner
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is not None:
+            self._owner.close()
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is not None:
+            await self._owner.aclose()
+
+
+__all__ = ["ClosedOnError", "Closing"]

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .backends import open_backend
+from .backends import Connection, open_backend
 from .backends.base import Backend, PointData, ResultPoint
 from .errors import (
     BackendError,
@@ -256,7 +256,7 @@ def _open(
         else:
             _check_not_local_mode(Path(endpoint.location))
         try:
-            backend = open_backend(collection, path=endpoint.location)
+            backend = open_backend(collection, Connection(path=endpoint.location))
         except OSError as exc:
             raise BackendError(f"cannot open the embedded store at {endpoint.location}: {exc}") from None
         try:
@@ -269,9 +269,7 @@ def _open(
         if endpoint.kind == "server":
             backend = open_backend(
                 collection,
-                url=endpoint.location,
-                api_key=api_key,
-                timeout=timeout,
+                Connection(url=endpoint.location, api_key=api_key, timeout=timeout),
                 shard_number=shard_number,
                 replication_factor=replication_factor,
             )
@@ -282,7 +280,7 @@ def _open(
                 client = _local_client(Path(endpoint.location), must_exist=read_only)
                 clients[endpoint.location] = client
                 stack.callback(client.close)
-            backend = open_backend(collection, client=client)
+            backend = open_backend(collection, Connection(client=client))
         yield backend
 
 

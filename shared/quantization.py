@@ -50,11 +50,15 @@ from .errors import InvalidInputError, InvalidTypeError
 
 Method = Literal["none", "scalar", "binary", "product", "turbo"]
 
+#: Storage datatypes of stored vectors (the originals: float32 or float16).
+DATATYPES = ("float32", "float16", "uint8")
 #: Storage datatypes accepted for the sparse index weights.
-SPARSE_DATATYPES = ("float32", "float16", "uint8")
+SPARSE_DATATYPES = DATATYPES
 
-_BINARY_ENCODINGS = ("one_bit", "one_and_half_bits", "two_bits")
-_PRODUCT_COMPRESSIONS = ("x4", "x8", "x16", "x32", "x64")
+#: Binary quantization encodings (bits per dimension: 1, 1.5, 2).
+BINARY_ENCODINGS = ("one_bit", "one_and_half_bits", "two_bits")
+#: Product quantization compression ratios.
+PRODUCT_COMPRESSIONS = ("x4", "x8", "x16", "x32", "x64")
 #: TurboQuant code sizes (bits per dimension) the engines accept.
 TURBO_BITS = (1.0, 1.5, 2.0, 4.0, 8.0)
 _METHODS = ("none", "scalar", "binary", "product", "turbo")
@@ -222,10 +226,10 @@ def _from_raw(cfg: Any) -> QuantizationPreset:
     if cls == "BinaryQuantizationConfig":
         enc = _enum_value(cfg.encoding) or "one_bit"
         enc = _EDGE_BINARY.get(enc.replace("_", ""), enc)
-        return _coded_preset("binary", "encoding", enc, cfg.encoding, _BINARY_ENCODINGS)
+        return _coded_preset("binary", "encoding", enc, cfg.encoding, BINARY_ENCODINGS)
     if cls == "ProductQuantizationConfig":
         comp = _enum_value(cfg.compression)
-        return _coded_preset("product", "compression", comp, cfg.compression, _PRODUCT_COMPRESSIONS)
+        return _coded_preset("product", "compression", comp, cfg.compression, PRODUCT_COMPRESSIONS)
     if cls == "TurboQuantQuantizationConfig":
         bits = _turbo_bits(cfg.bits)
         default = PRESETS[f"turbo-{_bits_name(bits)}bit"]

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from .retry import RetryPolicy, describe_error, retry_delay
 
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+S = TypeVar("S")
 
 _NO_KWARGS: Mapping[str, Any] = {}
 
@@ -175,4 +177,48 @@ async def arun(steps: Steps[T]) -> T:
         steps.close()
 
 
-__all__ = ["Call", "Steps", "arun", "call", "call_async", "one_step", "run"]
+# -- a public sync/async method pair from one operation ----------------------------------
+
+
+def run_method(steps: Callable[Concatenate[S, P], Steps[T]]) -> Callable[Concatenate[S, P], T]:
+    """The method that runs the operation ``steps`` (a ``_NAME_steps`` method) as ``NAME``.
+
+    With :func:`arun_method` a public sync/async pair is written once: the operation's
+    signature and docstring are the pair's, for type checkers and ``help()`` alike.
+    """
+
+    def method(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
+        return run(steps(self, *args, **kwargs))
+
+    return _named(method, steps, "")
+
+
+def arun_method(
+    steps: Callable[Concatenate[S, P], Steps[T]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
+    """The coroutine method that runs the operation ``steps`` on the event loop, as ``aNAME``."""
+
+    async def method(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await arun(steps(self, *args, **kwargs))
+
+    return _named(method, steps, "a")
+
+
+def _named(method: Callable[..., Any], steps: Callable[..., Any], prefix: str) -> Any:
+    """``method`` named after ``steps`` (``_scroll_steps`` -> ``scroll``), with its docstring and
+    its signature (the operation's result type in place of ``Steps[...]``)."""
+    name = steps.__name__
+    if not (name.startswith("_") and name.endswith("_steps")):
+        raise TypeError(f"an operation method is named _NAME_steps, got {name}")
+    functools.update_wrapper(method, steps)
+    method.__name__ = prefix + name[1 : -len("_steps")]
+    method.__qualname__ = f"{steps.__qualname__.rpartition('.')[0]}.{method.__name__}".lstrip(".")
+    signature = inspect.signature(steps)
+    result = signature.return_annotation
+    if isinstance(result, str) and result.startswith("Steps[") and result.endswith("]"):
+        signature = signature.replace(return_annotation=result[len("Steps[") : -1])
+    method.__signature__ = signature  # type: ignore[attr-defined]
+    return method
+
+
+__all__ = ["Call", "Steps", "arun", "arun_method", "call", "call_async", "one_step", "run", "run_method"]

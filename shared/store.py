@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from qdrant_client import models
 
-from .backends import open_backend
+from .backends import Connection, open_backend
 from .backends.base import Backend, PointData, ResultPoint
 from .config import ADD_BATCH_SIZE, StoreConfig, connection_from
 from .encoders.bm25 import needs_idf
@@ -58,7 +58,7 @@ from .schema import (
     validate_collection_name,
 )
 from .serving import MicroBatcher, query_encoder, shared_batcher
-from .steps import Steps, arun, call, call_async, run
+from .steps import Steps, arun, arun_method, call, call_async, run, run_method
 from .types import Encoder, EncodeResult, EncoderIdentity, Hit, Record
 from .validation import check_utf8, colbert_vectors, dense_vector, id_list, positive_int, text_list
 
@@ -190,7 +190,7 @@ class HybridStore(Closing):
 
         self._backend: Backend = open_backend(
             collection_name,
-            **connection_from(locals()),
+            Connection(**connection_from(locals())),
             layout=self._layout_request,
             **given.backend_options(),
         )
@@ -395,7 +395,7 @@ class HybridStore(Closing):
     ) -> list[str]:
         return await arun(self._add_steps(records, batch_size, show_progress))
 
-    def add_texts(
+    def _add_texts_steps(
         self,
         texts: Iterable[str],
         metadatas: Iterable[Mapping[str, Any] | None] | None = None,
@@ -404,29 +404,13 @@ class HybridStore(Closing):
         *,
         batch_size: int = ADD_BATCH_SIZE,
         show_progress: bool = False,
-    ) -> list[str]:
+    ) -> Steps[list[str]]:
         """Encode and store texts; ids default to random UUIDs (pass ids to make re-adding idempotent)."""
-        return self.add(
-            self._records_from_texts(texts, metadatas, ids, ref_doc_ids),
-            batch_size=batch_size,
-            show_progress=show_progress,
-        )
+        records = self._records_from_texts(texts, metadatas, ids, ref_doc_ids)
+        return (yield from self._add_steps(records, batch_size, show_progress))
 
-    async def aadd_texts(
-        self,
-        texts: Iterable[str],
-        metadatas: Iterable[Mapping[str, Any] | None] | None = None,
-        ids: Iterable[str] | None = None,
-        ref_doc_ids: Iterable[str | None] | None = None,
-        *,
-        batch_size: int = ADD_BATCH_SIZE,
-        show_progress: bool = False,
-    ) -> list[str]:
-        return await self.aadd(
-            self._records_from_texts(texts, metadatas, ids, ref_doc_ids),
-            batch_size=batch_size,
-            show_progress=show_progress,
-        )
+    add_texts = run_method(_add_texts_steps)
+    aadd_texts = arun_method(_add_texts_steps)
 
     @staticmethod
     def _records_from_texts(
@@ -889,7 +873,7 @@ class HybridStore(Closing):
 
     # -- mmr ---------------------------------------------------------------
 
-    def mmr(
+    def _mmr_steps(
         self,
         text: str | None = None,
         *,
@@ -898,34 +882,17 @@ class HybridStore(Closing):
         fetch_k: int = 20,
         lambda_mult: float | None = DEFAULT_MMR_LAMBDA,
         filter: Any = None,
-    ) -> list[Hit]:
+    ) -> Steps[list[Hit]]:
         """Maximal marginal relevance on the dense vectors (Qdrant's MMR).
 
         ``lambda_mult`` 1 = relevance only, 0 = maximal diversity (None: the default, 0.5).
         """
-        return run(self._mmr_steps(text, dense, limit, fetch_k, lambda_mult, filter))
-
-    async def ammr(
-        self,
-        text: str | None = None,
-        *,
-        dense: Any = None,
-        limit: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float | None = DEFAULT_MMR_LAMBDA,
-        filter: Any = None,
-    ) -> list[Hit]:
-        return await arun(self._mmr_steps(text, dense, limit, fetch_k, lambda_mult, filter))
-
-    def _mmr_steps(
-        self, text: str | None, dense: Any, limit: int, fetch_k: int, lambda_mult: float | None, flt: Any
-    ) -> Steps[list[Hit]]:
         if text is not None and not isinstance(text, str):
             raise InvalidTypeError(f"mmr text must be str, got {type(text).__name__}")
         if text is not None:
             check_utf8(text, "mmr text")
         yield from self._ready()
-        flt = self._resolve(check_filter(flt))
+        flt = self._resolve(check_filter(filter))
         if self._schema is None:
             return []
         opts = QueryOptions(mode=RetrievalMode.DENSE)
@@ -939,6 +906,9 @@ class HybridStore(Closing):
             plan = rename_vectors(plan, layout.vector_name)
         results = yield from self._backend.query(plan)
         return [self._hit(r, layout) for r in results]
+
+    mmr = run_method(_mmr_steps)
+    ammr = arun_method(_mmr_steps)
 
     # -- get / delete / count / clear --------------------------------------
 
@@ -980,14 +950,14 @@ class HybridStore(Closing):
     #: Points read from the engine per scroll request (bounds each request's memory).
     scroll_page_size: int = 256
 
-    def scroll(
+    def _scroll_steps(
         self,
         filter: Any = None,
         *,
         limit: int | None = None,
         offset: str | None = None,
         with_vectors: bool = False,
-    ) -> list[Record]:
+    ) -> Steps[list[Record]]:
         """Every stored record matching ``filter`` (all of them without one), in the engine's point order.
 
         Read from the engine a page of at most :attr:`scroll_page_size` points at a time.
@@ -996,20 +966,7 @@ class HybridStore(Closing):
         the start). So ``page = store.scroll(f, limit=n, offset=page[-1].id)`` walks a
         collection page by page; an empty or short page means the end.
         """
-        return run(self._scroll_steps(filter, limit, offset, with_vectors))
-
-    async def ascroll(
-        self,
-        filter: Any = None,
-        *,
-        limit: int | None = None,
-        offset: str | None = None,
-        with_vectors: bool = False,
-    ) -> list[Record]:
-        return await arun(self._scroll_steps(filter, limit, offset, with_vectors))
-
-    def _scroll_steps(self, flt: Any, limit: Any, offset: Any, with_vectors: bool) -> Steps[list[Record]]:
-        flt = check_filter(flt)
+        flt = check_filter(filter)
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
             raise InvalidTypeError(f"scroll limit must be an int or None, got {type(limit).__name__}")
         if limit is not None and limit <= 0:
@@ -1046,33 +1003,24 @@ class HybridStore(Closing):
                 break
         return out if limit is None else out[:limit]
 
-    def delete(
+    scroll = run_method(_scroll_steps)
+    ascroll = arun_method(_scroll_steps)
+
+    def _delete_steps(
         self,
         ids: Sequence[str] | None = None,
         *,
         ref_doc_ids: Sequence[str] | None = None,
         filter: Any = None,
-    ) -> None:
+    ) -> Steps[None]:
         """Delete the points of ``ids``, of ``ref_doc_ids``, and matching ``filter`` (each given one)."""
-        run(self._delete_steps(ids, ref_doc_ids, filter))
-
-    async def adelete(
-        self,
-        ids: Sequence[str] | None = None,
-        *,
-        ref_doc_ids: Sequence[str] | None = None,
-        filter: Any = None,
-    ) -> None:
-        await arun(self._delete_steps(ids, ref_doc_ids, filter))
-
-    def _delete_steps(self, ids: Any, ref_doc_ids: Any, flt: Any) -> Steps[None]:
-        if ids is None and ref_doc_ids is None and flt is None:
+        if ids is None and ref_doc_ids is None and filter is None:
             raise InvalidInputError(
                 "delete() needs ids, ref_doc_ids or filter (use clear() to delete everything)"
             )
         ids_given = id_list(ids) if ids is not None else []
         refs = id_list(ref_doc_ids, "ref_doc_ids") if ref_doc_ids is not None else []
-        flt = check_filter(flt)
+        flt = check_filter(filter)
         yield from self._ready()
         if self._schema is None:
             return
@@ -1089,6 +1037,9 @@ class HybridStore(Closing):
             yield from self._backend.delete_filter(self._resolve(ref_filter))
         if flt is not None:
             yield from self._backend.delete_filter(flt)
+
+    delete = run_method(_delete_steps)
+    adelete = arun_method(_delete_steps)
 
     def count(self, filter: Any = None) -> int:
         """Number of stored points (matching ``filter`` when given)."""

@@ -2,73 +2,53 @@
 
 from __future__ import annotations
 
-import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidInputError
-from ..retry import RetryPolicy
-from .base import Backend
+from .base import Backend, BackendOptions, Connection
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ..layouts import Layout
+
+_EMBEDDED = Connection()
 
 
 def open_backend(
     collection_name: str,
+    connection: Connection = _EMBEDDED,
     *,
-    path: str | os.PathLike[str] | None = None,
-    url: str | None = None,
-    api_key: str | None = None,
-    client: Any = None,
-    aclient: Any = None,
-    timeout: float | None = None,
-    retry: RetryPolicy | None = None,
-    compact_every: int | None = None,
-    shard_number: int | None = None,
-    replication_factor: int | None = None,
-    write_consistency_factor: int | None = None,
     layout: Layout | None = None,
+    **options: Unpack[BackendOptions],
 ) -> Backend:
-    """The backend of a store's collection: a Qdrant server or qdrant-client local mode when
-    ``url``, ``client`` or ``aclient`` is given, else the embedded Qdrant Edge shard at ``path``
-    (a temporary directory when None). Options of the other kind are refused, not ignored.
+    """The backend of a store's collection at ``connection``: a Qdrant server or qdrant-client
+    local mode when it names a ``url``, ``client`` or ``aclient``, else the embedded Qdrant Edge
+    shard at its ``path`` (a temporary directory when None). Options of the other kind are
+    refused, not ignored; ``options``: :class:`~shared.backends.base.BackendOptions`.
 
     ``layout``: the layout asked for (another framework's needs a qdrant-client backend).
     Each backend module is imported only when chosen.
     """
-    remote = url is not None or client is not None or aclient is not None
+    remote = connection.is_remote
     if layout is not None:
         layout.check_backend(embedded=not remote)
     if remote:
-        if path is not None:
+        if connection.path is not None:
             raise InvalidInputError("pass either path (embedded store) or url/client (remote), not both")
-        if compact_every is not None:
-            # A server manages its own segments and memory.
-            raise InvalidInputError("compact_every is only used with the embedded store (path=)")
         from .remote import RemoteBackend
 
-        return RemoteBackend(
-            collection_name,
-            url=url,
-            api_key=api_key,
-            client=client,
-            aclient=aclient,
-            timeout=timeout,
-            retry=retry,
-            shard_number=shard_number,
-            replication_factor=replication_factor,
-            write_consistency_factor=write_consistency_factor,
-        )
-    if api_key is not None:
+        return RemoteBackend(collection_name, connection, **options)
+    if connection.api_key is not None:
         raise InvalidInputError("api_key is only used with url= (a Qdrant server)")
-    if retry is not None:
+    if connection.retry is not None:
         # In-process calls have no transient failures to retry; silently accepting
         # the option would suggest a protection that does not exist.
         raise InvalidInputError("retry is only used with url= or client= (a Qdrant server)")
     from .edge import EdgeBackend
 
     # compact_every: None = every 100,000 points for on_disk stores, never otherwise.
-    return EdgeBackend(collection_name, path, compact_every=compact_every)
+    return EdgeBackend(collection_name, connection.path, compact_every=options.get("compact_every"))
 
 
-__all__ = ["Backend", "open_backend"]
+__all__ = ["Backend", "BackendOptions", "Connection", "open_backend"]

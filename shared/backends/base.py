@@ -16,17 +16,52 @@ fields out of a payload.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, runtime_checkable
 
 from ..query.groups import Group
 from ..query.plan import QueryPlan
+from ..retry import RetryPolicy
 from ..schema import CollectionSchema
 from ..steps import Steps
 
 if TYPE_CHECKING:
     from ..layouts import CollectionInfo
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where a collection lives and how it is reached (not how it is built: that is ``StoreConfig``).
+
+    A Qdrant server or qdrant-client local mode when ``url``, ``client`` or ``aclient`` is
+    given (``api_key``, ``timeout`` and ``retry`` go with those), else the embedded Qdrant
+    Edge shard at ``path`` (a temporary directory when None). The API key and the clients
+    are never part of the repr.
+    """
+
+    path: str | os.PathLike[str] | None = None
+    url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    client: Any = field(default=None, repr=False)
+    aclient: Any = field(default=None, repr=False)
+    timeout: float | None = None
+    retry: RetryPolicy | None = None
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether this names a Qdrant server or a qdrant-client (else the embedded shard)."""
+        return self.url is not None or self.client is not None or self.aclient is not None
+
+
+class BackendOptions(TypedDict, total=False):
+    """The store options a backend takes beside its :class:`Connection` (``StoreConfig.backend_options``)."""
+
+    compact_every: int | None  # the embedded shard only (a server manages its own segments)
+    shard_number: int | None  # a new collection on a server (the embedded shard ignores these)
+    replication_factor: int | None
+    write_consistency_factor: int | None
 
 
 #: A stored point id: a UUID string (this package's layout) or an int (another client's).

@@ -65,7 +65,13 @@ from ..errors import (
     StoreLockedError,
     UnsupportedOperationError,
 )
-from ..quantization import QuantizationPreset
+from ..quantization import (
+    BINARY_ENCODINGS,
+    DATATYPES,
+    PRODUCT_COMPRESSIONS,
+    TURBO_BITS,
+    QuantizationPreset,
+)
 from ..query.groups import Group, fill_groups
 from ..query.plan import (
     DbsfFusion,
@@ -107,30 +113,18 @@ ON_DISK_SEGMENT_NUMBER = 64
 _OPEN_PATHS: set[str] = set()
 _OPEN_LOCK = threading.Lock()
 
-_BINARY_ENCODING = {
-    "one_bit": qe.BinaryQuantizationEncoding.OneBit,
-    "one_and_half_bits": qe.BinaryQuantizationEncoding.OneAndHalfBits,
-    "two_bits": qe.BinaryQuantizationEncoding.TwoBits,
-}
-_TURBO_BITS = {
-    1.0: qe.TurboQuantBitSize.Bits1,
-    1.5: qe.TurboQuantBitSize.Bits1_5,
-    2.0: qe.TurboQuantBitSize.Bits2,
-    4.0: qe.TurboQuantBitSize.Bits4,
-    8.0: qe.TurboQuantBitSize.Bits8,
-}
-_COMPRESSION = {
-    "x4": qe.CompressionRatio.X4,
-    "x8": qe.CompressionRatio.X8,
-    "x16": qe.CompressionRatio.X16,
-    "x32": qe.CompressionRatio.X32,
-    "x64": qe.CompressionRatio.X64,
-}
-_DATATYPE = {
-    "float32": qe.VectorStorageDatatype.Float32,
-    "float16": qe.VectorStorageDatatype.Float16,
-    "uint8": qe.VectorStorageDatatype.Uint8,
-}
+# The engine's value of each word of the presets' vocabulary (shared.quantization), in its order:
+# zip(strict=True) fails at import when the vocabulary gains a word the engine table lacks.
+_E, _T, _C, _D = (
+    qe.BinaryQuantizationEncoding,
+    qe.TurboQuantBitSize,
+    qe.CompressionRatio,
+    qe.VectorStorageDatatype,
+)
+_BINARY_ENCODING = dict(zip(BINARY_ENCODINGS, (_E.OneBit, _E.OneAndHalfBits, _E.TwoBits), strict=True))
+_TURBO_BITS = dict(zip(TURBO_BITS, (_T.Bits1, _T.Bits1_5, _T.Bits2, _T.Bits4, _T.Bits8), strict=True))
+_COMPRESSION = dict(zip(PRODUCT_COMPRESSIONS, (_C.X4, _C.X8, _C.X16, _C.X32, _C.X64), strict=True))
+_DATATYPE = dict(zip(DATATYPES, (_D.Float32, _D.Float16, _D.Uint8), strict=True))
 
 
 # An HNSW graph with m=0 is never built: for vectors only used to re-score candidates.

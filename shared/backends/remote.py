@@ -32,19 +32,22 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Concatenate, Generic, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, NoReturn, ParamSpec, TypeVar
 
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
-from ..errors import BackendError, M3HybridError, UnsupportedOperationError
+from ..errors import BackendError, InvalidInputError, M3HybridError, UnsupportedOperationError
 from ..layouts import CollectionInfo, collection_info
-from ..quantization import QuantizationPreset
+from ..quantization import BINARY_ENCODINGS, DATATYPES, TURBO_BITS, QuantizationPreset
 from ..query import plan as qp
 from ..query.groups import Group
 from ..retry import RetryPolicy, describe_error
 from ..schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from ..steps import Call, Steps
-from .base import PointData, PointId, ResultPoint
+from .base import BackendOptions, Connection, PointData, PointId, ResultPoint
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 METADATA_GUARD_KEY = "m3_hybrid"
 
@@ -79,23 +82,12 @@ def _local_lock(client: Any) -> threading.Lock:
         return lock
 
 
-_DATATYPE = {
-    "float32": models.Datatype.FLOAT32,
-    "float16": models.Datatype.FLOAT16,
-    "uint8": models.Datatype.UINT8,
-}
-_BINARY_ENCODING = {
-    "one_bit": models.BinaryQuantizationEncoding.ONE_BIT,
-    "one_and_half_bits": models.BinaryQuantizationEncoding.ONE_AND_HALF_BITS,
-    "two_bits": models.BinaryQuantizationEncoding.TWO_BITS,
-}
-_TURBO_BITS = {
-    1.0: models.TurboQuantBitSize.BITS1,
-    1.5: models.TurboQuantBitSize.BITS1_5,
-    2.0: models.TurboQuantBitSize.BITS2,
-    4.0: models.TurboQuantBitSize.BITS4,
-    8.0: models.TurboQuantBitSize.BITS8,
-}
+# qdrant-client's value of each word of the presets' vocabulary (shared.quantization), in its
+# order: zip(strict=True) fails at import when the vocabulary gains a word this table lacks.
+_E, _T, _D = models.BinaryQuantizationEncoding, models.TurboQuantBitSize, models.Datatype
+_DATATYPE = dict(zip(DATATYPES, (_D.FLOAT32, _D.FLOAT16, _D.UINT8), strict=True))
+_BINARY_ENCODING = dict(zip(BINARY_ENCODINGS, (_E.ONE_BIT, _E.ONE_AND_HALF_BITS, _E.TWO_BITS), strict=True))
+_TURBO_BITS = dict(zip(TURBO_BITS, (_T.BITS1, _T.BITS1_5, _T.BITS2, _T.BITS4, _T.BITS8), strict=True))
 
 
 def quantization_config(preset: QuantizationPreset, on_disk: bool) -> Any:
@@ -316,19 +308,16 @@ class RemoteBackend:
     def __init__(
         self,
         collection_name: str,
-        *,
-        url: str | None = None,
-        api_key: str | None = None,
-        client: QdrantClient | None = None,
-        aclient: AsyncQdrantClient | None = None,
-        timeout: float | None = None,
-        shard_number: int | None = None,
-        replication_factor: int | None = None,
-        write_consistency_factor: int | None = None,
-        retry: RetryPolicy | None = None,
+        connection: Connection,
+        **options: Unpack[BackendOptions],
     ) -> None:
+        if options.get("compact_every") is not None:
+            # A server manages its own segments and memory.
+            raise InvalidInputError("compact_every is only used with the embedded store (path=)")
         self.collection_name = collection_name
-        self._retry = retry if retry is not None else RetryPolicy()
+        url, api_key, timeout = connection.url, connection.api_key, connection.timeout
+        client, aclient = connection.client, connection.aclient
+        self._retry = connection.retry if connection.retry is not None else RetryPolicy()
         self._owns_clients = client is None and aclient is None
         int_timeout = None if timeout is None else max(1, math.ceil(timeout))
         if self._owns_clients:
@@ -345,15 +334,8 @@ class RemoteBackend:
         self._lock = _local_lock(client) if self._local and client is not None else None
         self._url = url
         self.location = f"collection {collection_name!r} on {url or 'the given Qdrant client'}"
-        self._distribution = {
-            k: v
-            for k, v in (
-                ("shard_number", shard_number),
-                ("replication_factor", replication_factor),
-                ("write_consistency_factor", write_consistency_factor),
-            )
-            if v is not None
-        }
+        # A new collection's shard_number, replication_factor, write_consistency_factor.
+        self._distribution = {k: v for k, v in options.items() if v is not None}
 
     def __repr__(self) -> str:
         # Never the api key.

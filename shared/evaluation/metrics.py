@@ -109,17 +109,8 @@ def score_run(
     Missing queries count as empty results.  ``latencies_s`` (one per query, seconds)
     gives p50/p95.  Use it to put other systems in the same :class:`EvalReport`.
     """
-    return scored_row(
-        dataset,
-        ranked,
-        latencies_s=latencies_s,
-        bootstrap=bootstrap,
-        seed=seed,
-        system=system,
-        config=config,
-        mode=mode,
-        note=note,
-    )
+    labels = {"system": system, "config": config, "mode": mode, "note": note}
+    return scored_row(dataset, ranked, latencies_s=latencies_s, bootstrap=bootstrap, seed=seed, **labels)
 
 
 def scored_row(

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..cli_args import add_command, api_key_for, positive_int
 from ..errors import InvalidInputError
 
 __all__ = ["add_index_parser"]
 
+_HELP = "index a corpus (JSONL/Parquet/CSV/text files) into a collection, resumable, optionally on Ray"
 _DESCRIPTION = """\
 Index a corpus into a collection: read records, skip the ids already stored, encode the
 rest, write them (dense + sparse, with the encoder guard, the --preset and the ids the
@@ -46,15 +47,9 @@ examples:
 """
 
 
-def add_index_parser(sub: Any, positive_int: Callable[[str], int]) -> None:
+def add_index_parser(sub: Any) -> None:
     """Add the ``index`` subcommand to ``m3-hybrid``'s subparsers."""
-    p = sub.add_parser(
-        "index",
-        help="index a corpus (JSONL/Parquet/CSV/text files) into a collection, resumable, optionally on Ray",
-        description=_DESCRIPTION,
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(sub, "index", help=_HELP, description=_DESCRIPTION, epilog=_EPILOG)
     io = p.add_argument_group("source and target")
     io.add_argument("--from", dest="source", required=True, metavar="SRC", help="file or directory to index")
     io.add_argument("--to", dest="target", required=True, metavar="DST", help="where the collection is")
@@ -168,9 +163,7 @@ def _cmd_index(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         store_options["shard_number"] = args.shard_number
     if args.replication_factor:
         store_options["replication_factor"] = args.replication_factor
-    api_key = args.api_key
-    if api_key is None and str(args.target).lower().startswith(("http://", "https://")):
-        api_key = os.environ.get("QDRANT_API_KEY") or None
+    api_key = api_key_for(args.api_key, args.target)
     metadata = tuple(f for f in args.metadata_fields.split(",") if f) if args.metadata_fields else None
     result = index(
         args.source,

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared.backends.base import ResultPoint
+from shared.backends.base import Connection, ResultPoint
 from shared.backends.edge import EdgeBackend
 from shared.backends.remote import RemoteBackend
 from shared.cli import main
@@ -74,7 +74,7 @@ def local_points(path: Path, name: str) -> tuple[dict[str, Any], dict[Any, Any]]
 
     client = QdrantClient(path=str(path))
     try:
-        backend = RemoteBackend(name, client=client)
+        backend = RemoteBackend(name, Connection(client=client))
         guard = run(backend.read_guard())
         assert guard
         return guard, _points(backend, CollectionSchema.from_guard(guard).vector_names)

@@ -23,7 +23,7 @@ from qdrant_client import AsyncQdrantClient, QdrantClient
 from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from shared.backends import remote
+from shared.backends import Connection, remote
 from shared.errors import BackendError, InvalidInputError, InvalidTypeError
 from shared.retry import NO_RETRY, RetryPolicy, is_transient, retry_delay
 from shared.store import HybridStore
@@ -314,7 +314,7 @@ def test_only_idempotent_client_calls_are_retried() -> None:
     for method in ("create_collection", "delete_collection", "close", "update_collection"):
         assert declared[method] is False
     # Only the retried calls get the backend's policy.
-    backend = remote.RemoteBackend("r", client=QdrantClient(":memory:"))
+    backend = remote.RemoteBackend("r", Connection(client=QdrantClient(":memory:")))
     assert next(backend._call("x", remote.RemoteBackend.COUNT, collection_name="r")).retry is not None
     assert next(backend._call("x", remote.RemoteBackend.CREATE_COLLECTION, collection_name="r")).retry is None
     policy = RetryPolicy(attempts=5, backoff_s=0.1, jitter=0.0)

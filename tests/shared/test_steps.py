@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from shared.backends import open_backend
+from shared.backends import Connection, open_backend
 from shared.backends.edge import EdgeBackend
 from shared.backends.remote import RemoteBackend
 from shared.errors import InvalidInputError
@@ -179,7 +179,7 @@ def test_a_call_without_a_retry_policy_is_never_retried() -> None:
 
 
 def test_the_remote_backend_retries_its_client_calls_under_its_policy() -> None:
-    backend = RemoteBackend("r", client=QdrantClient(":memory:"), retry=FAST)
+    backend = RemoteBackend("r", Connection(client=QdrantClient(":memory:"), retry=FAST))
     real = backend._client.collection_exists  # type: ignore[union-attr]
     failures = [ConnectionResetError("reset")]
 
@@ -266,24 +266,26 @@ def test_sync_and_async_store_operations_give_the_same_answers() -> None:
 
 
 def test_open_backend_chooses_by_the_options_given(tmp_path: Any) -> None:
-    edge = open_backend("c", path=tmp_path)
+    edge = open_backend("c", Connection(path=tmp_path))
     assert isinstance(edge, EdgeBackend) and not edge.is_remote
     run(edge.close())
-    remote = open_backend("c", client=QdrantClient(":memory:"), retry=FAST)
+    remote = open_backend("c", Connection(client=QdrantClient(":memory:"), retry=FAST))
     assert isinstance(remote, RemoteBackend) and remote.is_remote
     run(remote.close())
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("connection", "kwargs", "message"),
     [
-        ({"path": "x", "url": "http://127.0.0.1:9"}, "either path"),
-        ({"url": "http://127.0.0.1:9", "compact_every": 10}, "compact_every"),
-        ({"api_key": "k"}, "api_key"),
-        ({"retry": FAST}, "retry"),
-        ({"layout": get_layout("langchain")}, "qdrant-client"),
+        (Connection(path="x", url="http://127.0.0.1:9"), {}, "either path"),
+        (Connection(url="http://127.0.0.1:9"), {"compact_every": 10}, "compact_every"),
+        (Connection(api_key="k"), {}, "api_key"),
+        (Connection(retry=FAST), {}, "retry"),
+        (Connection(), {"layout": get_layout("langchain")}, "qdrant-client"),
     ],
 )
-def test_open_backend_refuses_options_of_the_other_kind(kwargs: dict[str, Any], message: str) -> None:
+def test_open_backend_refuses_options_of_the_other_kind(
+    connection: Connection, kwargs: dict[str, Any], message: str
+) -> None:
     with pytest.raises(InvalidInputError, match=message):
-        open_backend("c", **kwargs)
+        open_backend("c", connection, **kwargs)

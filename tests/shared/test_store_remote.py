@@ -167,9 +167,12 @@ def test_api_key_never_shown() -> None:
         HybridStore("x", url="http://127.0.0.1:9", api_key="s3cr3t-key", timeout=1)
     assert "s3cr3t-key" not in str(info.value)
     assert "127.0.0.1:9" in str(info.value)
+    from shared.backends import Connection
     from shared.backends.remote import RemoteBackend
 
-    backend = RemoteBackend("x", url="http://127.0.0.1:9", api_key="s3cr3t-key")
+    connection = Connection(url="http://127.0.0.1:9", api_key="s3cr3t-key")
+    assert "s3cr3t-key" not in repr(connection)
+    backend = RemoteBackend("x", connection)
     assert "s3cr3t-key" not in repr(backend)
 
 
