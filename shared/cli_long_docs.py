@@ -39,32 +39,33 @@ _REFUSED = ("presets", "mrl_dim", "colbert", "on_disk", "cache", "threshold", "c
 
 
 def add_arguments(ev: argparse.ArgumentParser) -> None:
+    """The eval options of a chunking comparison, as one argument group."""
     from .cli_args import positive_int
     from .evaluation.long_docs import DEFAULT_CHUNK_SIZE, SPLITTERS
 
+    options: dict[str, dict[str, Any]] = {
+        "--long-docs": {"action": "store_true", "help": "compare chunking strategies on long documents"},
+        "--strategies": {
+            "metavar": "LIST",
+            "help": "comma-separated: naive, late, hierarchical, each optionally +group (default: all)",
+        },
+        "--splitter": {
+            "choices": SPLITTERS,
+            "help": "how documents are cut into chunks (default: paragraph)",
+        },
+        "--chunk-size": {
+            "type": positive_int,
+            "metavar": "CHARS",
+            "help": f"the most characters of a chunk (default: {DEFAULT_CHUNK_SIZE})",
+        },
+        "--document-key": {
+            "metavar": "KEY",
+            "help": "the corpus holds chunks already cut; KEY names each chunk's document",
+        },
+    }
     group = ev.add_argument_group("long documents (see below)")
-    group.add_argument(
-        "--long-docs", action="store_true", help="compare chunking strategies on long documents"
-    )
-    group.add_argument(
-        "--strategies",
-        metavar="LIST",
-        help="comma-separated: naive, late, hierarchical, each optionally +group (default: all)",
-    )
-    group.add_argument(
-        "--splitter", choices=SPLITTERS, help="how documents are cut into chunks (default: paragraph)"
-    )
-    group.add_argument(
-        "--chunk-size",
-        type=positive_int,
-        metavar="CHARS",
-        help=f"the most characters of a chunk (default: {DEFAULT_CHUNK_SIZE})",
-    )
-    group.add_argument(
-        "--document-key",
-        metavar="KEY",
-        help="the corpus holds chunks already cut; KEY names each chunk's document",
-    )
+    for flag, spec in options.items():
+        group.add_argument(flag, **spec)
 
 
 def requested(args: argparse.Namespace) -> bool:
