@@ -126,6 +126,7 @@ def run(
         bootstrap=args.bootstrap,
         seed=args.seed,
         workdir=args.workdir,
+        keep_indexes=args.keep_indexes,
         progress=log,
     )
     out = Path(args.out)

@@ -519,9 +519,14 @@ def evaluate_chunking(
     bootstrap: int = 1000,
     seed: int = 0,
     workdir: str | os.PathLike[str] | None = None,
+    keep_indexes: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> LongDocReport:
-    """Index ``data`` once per strategy's index and score every strategy, mode and level."""
+    """Index ``data`` once per strategy's index and score every strategy, mode and level.
+
+    Each index is built afresh under ``workdir`` (a temporary folder by default) and deleted
+    afterwards unless ``keep_indexes``.
+    """
     chosen = parse_strategies(strategies) if isinstance(strategies, str) else list(strategies)
     mode_list = parse_modes(modes)
     for m in mode_list:
@@ -538,11 +543,13 @@ def evaluate_chunking(
         for index_name in dict.fromkeys(s.index_name for s in chosen):
             users = [s for s in chosen if s.index_name == index_name]
             say(f"indexing: {index_name}")
-            rows.extend(
-                _strategy_rows(encoder, data, users, mode_list, base / index_name, k, bootstrap, seed, notes)
-            )
+            path = base / index_name
+            shutil.rmtree(path, ignore_errors=True)  # never upsert into another run's chunks
+            rows.extend(_strategy_rows(encoder, data, users, mode_list, path, k, bootstrap, seed, notes))
+            if not keep_indexes:
+                shutil.rmtree(path, ignore_errors=True)
     finally:
-        if workdir is None:
+        if workdir is None and not keep_indexes:
             shutil.rmtree(base, ignore_errors=True)
     names = [m.name for m in mode_list]
     order = {s.name: i for i, s in enumerate(chosen)}
