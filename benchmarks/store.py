@@ -333,6 +333,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 FUSIONS = ("rrf", "m3", "dbsf")
+#: Times each query is run per variant in the overhead phase (all variants taking turns each time).
+OVERHEAD_REPEATS = 5
 
 
 def serve_overhead(args: argparse.Namespace) -> int:
@@ -340,8 +342,11 @@ def serve_overhead(args: argparse.Namespace) -> int:
 
     All variants take turns per query (the order rotates), so they see the same machine
     load. The LlamaIndex store gets the query's sparse vector from a lookup-table sparse
-    model (no encoding cost), LangChain's through ``sparse_vector=``; both are given the
-    dense embedding as the list a framework carries.
+    model (no encoding cost) given as one of our embedding classes (``BGEM3SparseEmbedding``
+    over a core encoder: the store encodes the query text itself, as with any of our models),
+    LangChain's through ``sparse_vector=``; both are given the dense embedding as the list a
+    framework carries. A user's own LlamaIndex model is called through LlamaIndex's
+    instrumented ``get_query_embedding`` instead: that framework cost is measured apart.
     """
     import logging
 
@@ -351,7 +356,9 @@ def serve_overhead(args: argparse.Namespace) -> int:
     from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
 
     from langchain_ext import HybridQdrantVectorStore as LangChainStore
+    from llama_index_ext import BGEM3SparseEmbedding
     from llama_index_ext import HybridQdrantVectorStore as LlamaStore
+    from shared.encoders import encoder_from_functions
 
     logging.getLogger("shared").setLevel(logging.ERROR)
     data = np.load(args.serve_queries)
@@ -375,6 +382,20 @@ def serve_overhead(args: argparse.Namespace) -> int:
         async def _aget_text_embedding(self, text: str) -> dict[int, float]:
             raise NotImplementedError
 
+    def no_documents(texts: list[str]) -> list[Any]:
+        raise NotImplementedError
+
+    # The same lookup as a core encoder behind our embedding class (what BGE-M3 users have).
+    # No result cache: every query (and every repeat) takes the encode path, as a new text does.
+    lookup = BGEM3SparseEmbedding.from_encoder(
+        encoder_from_functions(
+            model_id="lookup-sparse",
+            sparse_documents=no_documents,
+            sparse_query=table.__getitem__,
+            cache_size=0,
+        )
+    )
+
     class Unused(Embeddings):  # type: ignore[misc]
         """LangChain wants a model; queries by vector never call it."""
 
@@ -393,7 +414,7 @@ def serve_overhead(args: argparse.Namespace) -> int:
 
     # The adapters fuse as raw does (rrf): the store's default fusion is m3.
     storage = {**json.loads(args.serve_storage), "fusion": "rrf"}
-    llama = LlamaStore("bench", path=args.serve_overhead, sparse_embed_model=LookupSparse(), **storage)
+    llama = LlamaStore("bench", path=args.serve_overhead, sparse_embed_model=lookup, **storage)
     lc = LangChainStore(
         Unused(), sparse_embedding=UnusedSparse(), collection_name="bench", path=args.serve_lc_path, **storage
     )
@@ -468,27 +489,50 @@ def serve_overhead(args: argparse.Namespace) -> int:
         for fn in variants.values():
             fn(i)
     names = list(variants)
+    # lat: every timing (p50 over all); best: per query, the fastest of its repeats, the figure
+    # least disturbed by other processes on a shared machine (its median is reported beside p50).
     lat: dict[str, list[float]] = {k: [] for k in names}
+    best: dict[str, list[float]] = {k: [math.inf] * n for k in names}
     same = {k: 0 for k in ("store", "llama_index", "langchain")}
-    for i in range(n):
-        order = names[i % len(names) :] + names[: i % len(names)]
-        got: dict[str, list[str]] = {}
-        for name in order:
-            t = time.perf_counter()
-            got[name] = variants[name](i)
-            lat[name].append(time.perf_counter() - t)
-        for name in same:
-            # As sets: rrf gives tied scores (same rank on one side only), which the engine orders
-            # arbitrarily from one call to the next.
-            same[name] += set(got[name]) == set(got["raw"])
+    for rep in range(OVERHEAD_REPEATS):
+        for i in range(n):
+            turn = (i + rep) % len(names)
+            order = names[turn:] + names[:turn]
+            got: dict[str, list[str]] = {}
+            for name in order:
+                t = time.perf_counter()
+                got[name] = variants[name](i)
+                took = time.perf_counter() - t
+                lat[name].append(took)
+                best[name][i] = min(best[name][i], took)
+            if rep == 0:
+                for name in same:
+                    # As sets: rrf gives tied scores (same rank on one side only), which the engine
+                    # orders arbitrarily from one call to the next.
+                    same[name] += set(got[name]) == set(got["raw"])
     same_hits = [
         store.query(dense=qd[i], sparse=qs[i], limit=LIMIT, candidate_k=CANDIDATES, fusion="rrf")
         for i in range(n)
     ]
     objects = framework_object_cost(same_hits)
+    # A user's own LlamaIndex model: what LlamaIndex's instrumented call adds to the model's own.
+    foreign = LookupSparse()
+    objects["llama_index_model_call"] = [
+        _seconds(foreign.get_query_embedding, q) - _seconds(foreign._get_query_embedding, q) for q in table
+    ]
     llama.close()  # also LangChain's (the same store)
-    print(json.dumps({"lat": lat, "same_as_raw": same, "queries": n, "objects": objects}))
+    print(json.dumps({"lat": lat, "best": best, "same_as_raw": same, "queries": n, "objects": objects}))
     return 0
+
+
+def _seconds(fn: Any, arg: Any, repeat: int = 5) -> float:
+    """Best of ``repeat`` timings of ``fn(arg)``."""
+    best = math.inf
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn(arg)
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 def framework_object_cost(hits_per_query: list[list[Any]]) -> dict[str, list[float]]:
@@ -519,6 +563,33 @@ def framework_object_cost(hits_per_query: list[list[Any]]) -> dict[str, list[flo
             build(hits)
             out[name].append(time.perf_counter() - t)
     return out
+
+
+def overhead_rows(name: str, ov: dict[str, Any]) -> list[str]:
+    """The overhead table's rows of one config: p50 over every timing, and the median over the
+    queries of each one's fastest repeat (what the same code costs with the least interference)."""
+    obj = {k: 1e3 * statistics.median(v) for k, v in ov["objects"].items()}
+    same = ov["same_as_raw"]
+    rows = []
+    for label, samples in (("p50", ov["lat"]), (f"best of {OVERHEAD_REPEATS}", ov["best"])):
+        ms = {k: 1e3 * statistics.median(v) for k, v in samples.items()}
+        r = ms["raw"]
+
+        def verdict(got: float, target: float) -> str:
+            return f"{target:.2f} ({'met' if got <= target else 'missed'})"
+
+        rows.append(
+            f"| {name}, {label} | {r:.2f} | {ms['store']:.2f} ({ms['store'] / r:.2f}, "
+            f"{'met' if ms['store'] <= 1.10 * r else 'missed'}) | "
+            f"{ms['llama_index']:.2f} ({ms['llama_index'] / r:.2f}) | {obj['llama_index']:.3f} | "
+            f"{verdict(ms['llama_index'], 1.10 * r + obj['llama_index'])} | "
+            f"{ms['langchain']:.2f} ({ms['langchain'] / r:.2f}) | {obj['langchain']:.3f} | "
+            f"{verdict(ms['langchain'], 1.10 * r + obj['langchain'])} | "
+            f"{ms['store_m3'] / ms['store']:.2f} | {ms['store_dbsf'] / ms['store']:.2f} | "
+            f"{same['store']}, {same['llama_index']}, {same['langchain']} of {ov['queries']} | "
+            f"{obj['llama_index_model_call']:.3f} |"
+        )
+    return rows
 
 
 def run_overhead(path: Path, lc_path: Path, queries: Path, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -753,37 +824,27 @@ def main(argv: list[str] | None = None) -> int:
     overhead_table = []
     if overheads:
         overhead_table = [
-            f"Overhead, hybrid (rrf) p50 in ms over the same {len(qd)} queries, all variants taking turns "
-            "per query (rotating order); ratio = p50 / raw p50; the same request sent by hand to "
+            f"Overhead, hybrid (rrf) in ms over the same {len(qd)} queries, each run {OVERHEAD_REPEATS} "
+            "times per variant, all variants taking turns per query (rotating order): p50 of every "
+            f"timing, and 'best of {OVERHEAD_REPEATS}' (the median over the queries of each one's "
+            "fastest run: least disturbed on a shared machine); ratio = ms / raw ms; the same request "
+            "sent by hand to "
             "qdrant_edge is 'raw'. Targets: HybridStore <= 1.10 x raw; each adapter <= raw + the cost "
             "of building that framework's own result objects for the same hits (LlamaIndex: 10 "
             "TextNodes + VectorStoreQueryResult; LangChain: 10 (Document, score); p50, measured apart) "
-            "+ 10% of raw. m3/rrf and dbsf/rrf: HybridStore p50 with that fusion over its rrf p50.",
+            "+ 10% of raw. m3/rrf and dbsf/rrf: HybridStore p50 with that fusion over its rrf p50. "
+            "LlamaIndex's sparse model is one of our classes (the store encodes the query itself); "
+            "'LlamaIndex model call' is what LlamaIndex's instrumented get_query_embedding adds when "
+            "the model is a user's own (framework cost, in no target).",
             "",
             "| config | raw | HybridStore (target <= 1.10) | LlamaIndex query() | LlamaIndex objects | "
             "LlamaIndex target | LangChain by_vector | LangChain objects | LangChain target | "
-            "m3/rrf | dbsf/rrf | same top-10 set as raw (store, llama, langchain) |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            "m3/rrf | dbsf/rrf | same top-10 set as raw (store, llama, langchain) | "
+            "LlamaIndex model call |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
         ]
         for name, ov in overheads:
-            p50 = {k: 1e3 * statistics.median(v) for k, v in ov["lat"].items()}
-            obj = {k: 1e3 * statistics.median(v) for k, v in ov["objects"].items()}
-            r = p50["raw"]
-            same = ov["same_as_raw"]
-
-            def verdict(got: float, target: float) -> str:
-                return f"{target:.2f} ({'met' if got <= target else 'missed'})"
-
-            overhead_table.append(
-                f"| {name} | {r:.2f} | {p50['store']:.2f} ({p50['store'] / r:.2f}, "
-                f"{'met' if p50['store'] <= 1.10 * r else 'missed'}) | "
-                f"{p50['llama_index']:.2f} ({p50['llama_index'] / r:.2f}) | {obj['llama_index']:.3f} | "
-                f"{verdict(p50['llama_index'], 1.10 * r + obj['llama_index'])} | "
-                f"{p50['langchain']:.2f} ({p50['langchain'] / r:.2f}) | {obj['langchain']:.3f} | "
-                f"{verdict(p50['langchain'], 1.10 * r + obj['langchain'])} | "
-                f"{p50['store_m3'] / p50['store']:.2f} | {p50['store_dbsf'] / p50['store']:.2f} | "
-                f"{same['store']}, {same['llama_index']}, {same['langchain']} of {ov['queries']} |"
-            )
+            overhead_table += overhead_rows(name, ov)
             details.append(
                 f"{name} overhead p95 ms: "
                 + ", ".join(f"{k} {1e3 * float(np.percentile(v, 95)):.2f}" for k, v in ov["lat"].items())

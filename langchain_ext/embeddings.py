@@ -20,9 +20,12 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from shared.config import option_default as store_option_default
+from shared.config import option_doc as store_option_doc
 from shared.encoders.config import EncoderConfig, options_from
 from shared.encoders.config import encoder_option_default as option_default
 from shared.encoders.config import encoder_option_doc as option_doc
+from shared.encoders.late import require_late_chunking
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.options import check_options
 from shared.serving import encode
@@ -89,6 +92,11 @@ class _EncoderBacked(BaseModel):
     document_instruction: str | None = Field(
         default=option_default("document_instruction"), description=option_doc("document_instruction")
     )
+    late_chunking: bool = Field(
+        default=store_option_default("late_chunking"),
+        description=store_option_doc("late_chunking")
+        + "; a HybridQdrantVectorStore given this model does it",
+    )
 
     _encoder: Encoder = PrivateAttr()
     #: Which output of the encoder this class returns.
@@ -117,6 +125,8 @@ class _EncoderBacked(BaseModel):
                     else "use BGE-M3 or a SPLADE model"
                 )
             )
+        if self.late_chunking:
+            require_late_chunking(encoder)
         self._encoder = encoder
 
     @classmethod

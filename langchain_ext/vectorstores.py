@@ -35,6 +35,7 @@ from shared.config import ADD_BATCH_SIZE, StoreConfig, connection_from
 from shared.encoders import encoder_from_functions, pair_encoders, sparse_dict
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.hierarchy import Hierarchy
+from shared.late_chunking import DEFAULT_DOCUMENT_KEY, chunk_from_metadata, documents_by_key
 from shared.layouts import Layout, langchain_layout
 from shared.lifecycle import Closing
 from shared.options import check_options, refuse_unknown_keywords
@@ -56,7 +57,7 @@ __all__ = ["HybridQdrantVectorStore"]
 #: The store options' defaults (shared.config.StoreConfig): this class's keywords take theirs.
 _D = StoreConfig()
 #: The keywords ``add_texts`` / ``add_documents`` take besides texts, metadatas and ids.
-_ADD_OPTIONS = frozenset({"batch_size", "show_progress", "ids"})
+_ADD_OPTIONS = frozenset({"batch_size", "show_progress", "ids", "source_documents"})
 
 
 def _is_sparse_embeddings(obj: Any) -> bool:
@@ -78,6 +79,16 @@ def _documents(hits: Sequence[Hit]) -> list[tuple[Document, float]]:
 
 def _record_documents(records: Sequence[Record]) -> list[Document]:
     return [Document(page_content=r.text or "", metadata=dict(r.metadata), id=r.id) for r in records]
+
+
+def _source_pairs(documents: Any) -> list[tuple[Mapping[str, Any], str]]:
+    """The whole documents chunks were split from (``source_documents=``), as (metadata, text)."""
+    if isinstance(documents, Document) or not isinstance(documents, Sequence):
+        raise InvalidTypeError("source_documents must be a list of langchain Documents")
+    for i, doc in enumerate(documents):
+        if not isinstance(doc, Document):
+            raise InvalidTypeError(f"source_documents[{i}] is {type(doc).__name__}, expected a Document")
+    return [(d.metadata, d.page_content) for d in documents]
 
 
 def _model_id(model: Any) -> str:
@@ -152,7 +163,14 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         compact_every: embedded store: every this many points written, the shard is indexed
             and reopened, which gives back the engine's ingest memory (None: 100,000 with
             ``on_disk``, else never; 0: never).
+        background_index_min: embedded store: an index build of at least this many unindexed
+            points runs in a writer process on a copy of the shard, so queries keep flowing
+            (None: the engine's indexing threshold; 0: never, index in this process).
         mrl_dim: size of the Matryoshka funnel's first-stage vectors (None: off).
+        bm25: BM25 as a third signal beside the learned sparse model (``True``, a language, or
+            a ``shared.encoders.bm25.Bm25Encoder``), fused with weight ``bm25_weight`` (None:
+            per fusion); the engine keeps its IDF. For dense + BM25 alone, BM25 is the sparse
+            model (``HybridEnsembleRetriever``).
         fusion: ``"rrf"``, ``"dbsf"`` or ``"m3"`` with ``rrf_k``, ``dense_weight``,
             ``sparse_weight`` and ``candidate_k`` (candidates per side before fusion).
         sparse_normalization: m3 fusion only: ``"none"`` adds the raw sparse dot product,
@@ -173,6 +191,13 @@ class HybridQdrantVectorStore(Closing, VectorStore):
             ``{"parent_key": "metadata.source", "position_key": "metadata.start_index"}`` for
             a splitter's chunks); used by ``levels``, ``unit``, ``context_window`` and
             ``with_parent`` searches.
+        late_chunking: each chunk's vectors pooled from one pass over its whole document
+            (also on when the embeddings were built with ``late_chunking=True``). Chunks come
+            from a splitter with ``add_start_index=True`` and name their document in
+            ``metadata[late_chunking_key]`` (``"source"``, as LangChain's loaders set it).
+            The document's text is given with ``add_documents(chunks, source_documents=docs)``
+            (each chunk checked against it), else rebuilt from the chunks (gaps between them
+            filled with spaces). The collection records it: writers must all late-chunk or none.
         layout: where the collection keeps vectors and payload (``"m3-hybrid"``, ``"langchain"``,
             ``"llama-index"`` or a ``shared.layouts.Layout``); None: detected from an existing
             collection (one written by langchain-qdrant or llama-index's Qdrant store keeps its
@@ -201,12 +226,15 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         quantization: str | Any = _D.quantization,
         on_disk: bool | None = _D.on_disk,
         compact_every: int | None = _D.compact_every,
+        background_index_min: int | None = _D.background_index_min,
         mrl_dim: int | None = _D.mrl_dim,
+        bm25: bool | str | Any = _D.bm25,
         mrl_quantization: str | Any = _D.mrl_quantization,
         fusion: str | Any = _D.fusion,
         rrf_k: int = _D.rrf_k,
         dense_weight: float = _D.dense_weight,
         sparse_weight: float | None = _D.sparse_weight,
+        bm25_weight: float | None = _D.bm25_weight,
         candidate_k: int = _D.candidate_k,
         sparse_normalization: str = _D.sparse_normalization,
         query_batch_wait_ms: float = _D.query_batch_wait_ms,
@@ -217,6 +245,8 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         hierarchy: Hierarchy | Mapping[str, Any] | None = _D.hierarchy,
         batch_size: int = ADD_BATCH_SIZE,
         layout: str | Layout | None = _D.layout,
+        late_chunking: bool = _D.late_chunking,
+        late_chunking_key: str = DEFAULT_DOCUMENT_KEY,
     ) -> None:
         from shared.store import HybridStore
 
@@ -226,6 +256,16 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         self._outputs = encoder.outputs
         self._retrieval_mode = self._checked_mode(retrieval_mode)
         self._batch_size = positive_int(batch_size, "batch_size")
+        if not isinstance(late_chunking_key, str) or not late_chunking_key:
+            raise InvalidInputError(
+                f"late_chunking_key must be a metadata key (str), got {late_chunking_key!r}"
+            )
+        self._document_key = late_chunking_key
+        # Embeddings built with late_chunking=True turn it on for the store too.
+        late_chunking = late_chunking or any(
+            isinstance(m, (BGEM3Embeddings, BGEM3SparseEmbeddings)) and m.late_chunking
+            for m in (embedding, sparse_embedding)
+        )
         self._store: HybridStore = HybridStore(
             collection_name,
             encoder=encoder,
@@ -271,8 +311,8 @@ class HybridQdrantVectorStore(Closing, VectorStore):
 
     # ---------------------------------------------------------------------- adding
 
-    @staticmethod
     def _records_for(
+        self,
         texts: Iterable[str],
         metadatas: Iterable[Mapping[str, Any] | None] | None,
         ids: Iterable[str | None] | None,
@@ -301,7 +341,13 @@ class HybridQdrantVectorStore(Closing, VectorStore):
             if id_ in seen:
                 raise InvalidInputError(f"duplicate id {id_!r} at positions {seen[id_]} and {i}")
             seen[id_] = i
-            records.append(Record(id=id_, text=text, metadata=dict(meta or {})))
+            md = dict(meta or {})
+            # Where the chunk sits in its document (a splitter's start_index): late chunking reads it.
+            records.append(
+                Record(
+                    id=id_, text=text, metadata=md, chunk_of=chunk_from_metadata(md, self._document_key, text)
+                )
+            )
         return records
 
     def _add_args(
@@ -315,10 +361,14 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         batch_size = kwargs.pop("batch_size", self._batch_size)
         # (_ADD_OPTIONS names the two keywords read here.)
         show_progress = kwargs.pop("show_progress", False)
+        source = kwargs.pop("source_documents", None)
         if kwargs:
             raise InvalidInputError(f"unexpected keyword arguments for adding texts: {sorted(kwargs)}")
         records = self._records_for(texts, metadatas, ids)
-        return {"records": records, "batch_size": batch_size, "show_progress": show_progress}
+        args = {"records": records, "batch_size": batch_size, "show_progress": show_progress}
+        if source is not None:
+            args["documents"] = documents_by_key(_source_pairs(source), self._document_key)
+        return args
 
     def add_texts(
         self,

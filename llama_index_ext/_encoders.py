@@ -19,7 +19,7 @@ from shared.types import Encoder
 
 from .embeddings import BGEM3Embedding, BGEM3SparseEmbedding
 
-__all__ = ["dense_encoder", "sparse_encoder", "store_encoder"]
+__all__ = ["dense_encoder", "late_chunking_of", "sparse_encoder", "store_encoder"]
 
 
 def _model_id(model: BaseEmbedding | BaseSparseEmbedding) -> str:
@@ -81,3 +81,8 @@ def store_encoder(
         dense_encoder(embed_model) if embed_model is not None else None,
         sparse_encoder(sparse_embed_model) if sparse_embed_model is not None else None,
     )
+
+
+def late_chunking_of(*models: BaseEmbedding | BaseSparseEmbedding | None) -> bool:
+    """Whether one of our models given to the store was built with ``late_chunking=True``."""
+    return any(isinstance(m, (BGEM3Embedding, BGEM3SparseEmbedding)) and m.late_chunking for m in models)

@@ -12,21 +12,29 @@ the same texts densely and sparsely costs one forward pass.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
+import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.base.embeddings.base_sparse import BaseSparseEmbedding, SparseEmbedding
 from llama_index.core.bridge.pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from llama_index.core.schema import BaseNode
 
+from shared.config import option_default as store_option_default
+from shared.config import option_doc as store_option_doc
 from shared.encoders.config import EncoderConfig, options_from
 from shared.encoders.config import encoder_option_default as option_default
 from shared.encoders.config import encoder_option_doc as option_doc
+from shared.encoders.late import require_late_chunking
 from shared.errors import InvalidInputError, InvalidTypeError
+from shared.late_chunking import late_chunk_records
 from shared.options import check_options
 from shared.serving import encode
-from shared.types import Encoder, EncodeResult, TextKind
+from shared.types import Encoder, EncodeResult, Record, TextKind
 from shared.validation import single_text, text_list
 
+from ._nodes import chunk_record
 from ._validation import validation_errors_as_ours
 
 __all__ = ["DEFAULT_MODEL", "BGEM3Embedding", "BGEM3SparseEmbedding"]
@@ -74,6 +82,12 @@ class _EncoderBacked(BaseModel):
     # Off by default here, unlike the core encoders: LlamaIndex shows its own progress.
     show_progress: bool = Field(default=False, description=option_doc("show_progress"))
     cache_size: int = Field(default=option_default("cache_size"), description=option_doc("cache_size"), ge=0)
+    late_chunking: bool = Field(
+        default=store_option_default("late_chunking"),
+        description=store_option_doc("late_chunking")
+        + "; as a transformation (IngestionPipeline, from_documents' transformations) it embeds nodes "
+        "this way, and a store given this model late-chunks",
+    )
 
     _encoder: Encoder = PrivateAttr()
     #: Which output of the encoder this class returns.
@@ -102,6 +116,8 @@ class _EncoderBacked(BaseModel):
                 f"model {self.model_name!r} produces no {self._output} vectors "
                 f"(outputs: {sorted(encoder.outputs)}); use {other} for it"
             )
+        if self.late_chunking:
+            require_late_chunking(encoder)
         self._encoder = encoder
 
     @classmethod
@@ -149,6 +165,19 @@ class _EncoderBacked(BaseModel):
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Any]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)
 
+    def _late_chunked(self, nodes: Sequence[BaseNode]) -> Sequence[BaseNode]:
+        """Nodes with this class's vectors late-chunked (grouped by ``ref_doc_id``, by offsets)."""
+        records = late_chunk_records(
+            [chunk_record(n) for n in nodes], None, self._encoder, [self._output], self.embed_batch_size
+        )
+        vectors = self._vectors(_records_result(records, self._output))
+        for node, vector in zip(nodes, vectors, strict=True):
+            self._attach(node, vector)
+        return nodes
+
+    def _attach(self, node: BaseNode, vector: Any) -> None:
+        node.embedding = vector
+
 
 class BGEM3Embedding(_EncoderBacked, BaseEmbedding):
     """Dense embeddings from BGE-M3 (default) or any supported dense model id or local path.
@@ -175,6 +204,17 @@ class BGEM3Embedding(_EncoderBacked, BaseEmbedding):
         if dim is None:  # excluded by __init__; kept for the type checker
             raise InvalidInputError(f"model {self.model_name!r} has no dense output")
         return dim
+
+    def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        """As a transformation: embed ``nodes`` (late-chunked with ``late_chunking=True``)."""
+        if not self.late_chunking:
+            return super().__call__(nodes, **kwargs)
+        return self._late_chunked(nodes)
+
+    async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        if not self.late_chunking:
+            return await super().acall(nodes, **kwargs)
+        return await asyncio.to_thread(self._late_chunked, nodes)
 
     def _vectors(self, result: EncodeResult) -> list[Embedding]:
         if result.dense is None:
@@ -211,3 +251,11 @@ class BGEM3SparseEmbedding(_EncoderBacked, BaseSparseEmbedding):
         if result.sparse is None:
             raise InvalidInputError(f"model {self.model_name!r} returned no sparse vectors")
         return [dict(weights) for weights in result.sparse]
+
+
+def _records_result(records: Sequence[Record], output: str) -> EncodeResult:
+    """Late-chunked records' vectors of ``output`` as an encode result (for ``_vectors``)."""
+    dense = np.stack([np.asarray(r.dense, dtype=np.float32) for r in records]) if output == "dense" else None
+    sparse = [dict(r.sparse or {}) for r in records] if output == "sparse" else None
+    n = len(records)
+    return EncodeResult(dense=dense, sparse=sparse, colbert=None, token_counts=[0] * n, truncated=[False] * n)

@@ -45,7 +45,8 @@ from shared.store import QUERY_DEFAULT_OPTIONS, HybridStore
 from shared.types import Hit, Record
 from shared.validation import id_list, positive_int
 
-from ._encoders import store_encoder
+from ._encoders import late_chunking_of, store_encoder
+from ._nodes import chunk_of
 from ._validation import validation_errors_as_ours
 from .filters import group_key, to_qdrant_filter
 
@@ -81,6 +82,10 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
       gives the sparse vectors from the same forward pass.
     * ``sparse_embed_model``: any ``BaseSparseEmbedding``; the store computes the
       sparse vectors of nodes and queries with it.
+    * ``bm25``: BM25 as a third signal beside the learned sparse model (``True``, a
+      language, or a ``shared.encoders.bm25.Bm25Encoder``), weighted by ``bm25_weight``;
+      the engine keeps its IDF. For dense + BM25 alone, BM25 is the sparse model
+      (``HybridFusionRetriever``).
     * ``quantization``, ``mrl_dim``, ``fusion`` (``rrf``/``dbsf``/``m3``), ``rrf_k``,
       ``dense_weight``, ``sparse_weight``, ``candidate_k``, ``sparse_normalization``,
       ``query_batch_wait_ms``, ``query_batch_size`` (concurrent queries share one encoder
@@ -128,12 +133,17 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
     quantization: Any = Field(default=_D.quantization, description=option_doc("quantization"))
     on_disk: bool | None = Field(default=_D.on_disk, description=option_doc("on_disk"))
     compact_every: int | None = Field(default=_D.compact_every, description=option_doc("compact_every"))
+    background_index_min: int | None = Field(
+        default=_D.background_index_min, description=option_doc("background_index_min")
+    )
     mrl_dim: int | None = Field(default=_D.mrl_dim, description=option_doc("mrl_dim"))
+    bm25: Any = Field(default=_D.bm25, exclude=True, description=option_doc("bm25"))
     mrl_quantization: Any = Field(default=_D.mrl_quantization, description=option_doc("mrl_quantization"))
     fusion: str = Field(default=str(_D.fusion), description=option_doc("fusion"))
     rrf_k: int = Field(default=_D.rrf_k, description=option_doc("rrf_k"))
     dense_weight: float = Field(default=_D.dense_weight, description=option_doc("dense_weight"))
     sparse_weight: float | None = Field(default=_D.sparse_weight, description=option_doc("sparse_weight"))
+    bm25_weight: float | None = Field(default=_D.bm25_weight, description=option_doc("bm25_weight"))
     candidate_k: int = Field(default=_D.candidate_k, description=option_doc("candidate_k"))
     sparse_normalization: str = Field(
         default=str(_D.sparse_normalization), description=option_doc("sparse_normalization")
@@ -145,6 +155,7 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
     batch_size: int = Field(default=ADD_BATCH_SIZE, gt=0, description="nodes per write")
     layout: Any = Field(default=_D.layout, exclude=True, description=option_doc("layout"))
     recreate: bool = Field(default=_D.recreate, description=option_doc("recreate"))
+    late_chunking: bool = Field(default=_D.late_chunking, description=option_doc("late_chunking"))
     hierarchy: Any = Field(default=_D.hierarchy, description=option_doc("hierarchy"))
 
     _store: HybridStore = PrivateAttr()
@@ -177,7 +188,12 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
             aclient=aclient,
             timeout=self.timeout,
             retry=self.retry,
-            config=StoreConfig.from_values(dict(self)),
+            # An embed_model built with late_chunking=True turns it on for the store too.
+            config=StoreConfig.from_values(
+                dict(self),
+                late_chunking=self.late_chunking
+                or late_chunking_of(self.embed_model, self.sparse_embed_model),
+            ),
         )
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -233,6 +249,7 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
                     # LlamaIndex embeds nodes with their embed-visible metadata, and so does the
                     # store (its encoder cache then reuses an embed model's pass over the same strings).
                     embed_text=node.get_content(metadata_mode=MetadataMode.EMBED),
+                    chunk_of=chunk_of(node),
                 )
             )
         return records

@@ -65,6 +65,13 @@ class StoreConfig:
     mrl_dim: int | None = field(
         default=None, metadata=_doc("size of the Matryoshka funnel's first-stage vectors (None: off)")
     )
+    bm25: bool | str | Any = field(
+        default=False,
+        metadata=_doc(
+            "BM25 as a further signal beside the learned sparse model: True (English), a language, "
+            "or a shared.encoders.bm25.Bm25Encoder (False: follow the collection)"
+        ),
+    )
     # -- storage: an existing collection keeps its own ---------------------------------
     quantization: str | QuantizationPreset | Any = field(
         default=None,
@@ -91,6 +98,15 @@ class StoreConfig:
             "memory (None: 100,000 with on_disk, else never; 0: never)"
         ),
     )
+    background_index_min: int | None = field(
+        default=None,
+        metadata=_doc(
+            "embedded store: an index build of at least this many unindexed points (a large add, "
+            "a compaction) runs in a writer process on a copy of the shard, swapped in when done, "
+            "so queries and other threads keep running (None: the engine's indexing threshold, "
+            "~6,700 points at 384-d; 0: never, index in this process)"
+        ),
+    )
     shard_number: int | None = field(
         default=None, metadata=_doc("shards of a new collection on a server (None: the server's)")
     )
@@ -109,6 +125,13 @@ class StoreConfig:
     )
     recreate: bool = field(
         default=False, metadata=_doc("drop a collection built by another encoder instead of refusing it")
+    )
+    late_chunking: bool = field(
+        default=False,
+        metadata=_doc(
+            "late chunking: each chunk's vectors pooled from one pass over its whole document "
+            "(recorded by the collection: its writers must all use it or none)"
+        ),
     )
     hierarchy: Hierarchy | Mapping[str, Any] | None = field(
         default=None,
@@ -129,6 +152,9 @@ class StoreConfig:
     dense_weight: float = field(default=_PLANNER.dense_weight, metadata=_doc("dense weight in hybrid fusion"))
     sparse_weight: float | None = field(
         default=None, metadata=_doc("sparse weight in hybrid fusion (None: per fusion)")
+    )
+    bm25_weight: float | None = field(
+        default=None, metadata=_doc("BM25 weight in hybrid fusion, with bm25 (None: per fusion)")
     )
     candidate_k: int = field(
         default=DEFAULT_CANDIDATE_K,
@@ -182,6 +208,7 @@ class StoreConfig:
             dense_weight=self.dense_weight,
             sparse_weight=self.sparse_weight,
             candidate_k=self.candidate_k,
+            bm25_weight=self.bm25_weight,
         )
 
     def shape_from_collection(self) -> frozenset[str]:
@@ -194,6 +221,7 @@ class StoreConfig:
                 ("colbert", not self.colbert),
                 ("colbert_dim", not self.colbert),
                 ("mrl_dim", self.mrl_dim is None),
+                ("bm25", self.bm25 is False or self.bm25 is None),
             )
             if unspecified
         )

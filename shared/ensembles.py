@@ -7,7 +7,11 @@ constant and per-side weights reproduce them, so the adapters only translate.
 
 * LangChain ``EnsembleRetriever(retrievers, weights, c)`` scores a document
   ``sum_i weights[i] / (rank_i + c)`` with 1-based ranks. The engine's RRF uses 0-based
-  ranks, so ``rrf_k = c + 1`` gives the same scores, per side weights as given.
+  ranks, so ``rrf_k = c + 1`` gives the same scores. Equal weights (the usual
+  ``[0.5, 0.5]``) rank as no weights do, and go to the engine as none: exactly LangChain's
+  order. Unequal weights are passed on, where they act as Qdrant's weighted RRF does (a
+  side's 1-based rank divided by its weight, :mod:`shared.query.modes`): the same
+  preference, not LangChain's exact scores.
 * LlamaIndex ``QueryFusionRetriever(mode=...)``: ``reciprocal_rerank`` is RRF with
   ``k = 60`` over 0-based ranks (LlamaIndex ignores ``retriever_weights`` there; given
   weights are honoured here, as weighted RRF); ``dist_based_score`` normalises each side
@@ -100,7 +104,13 @@ def from_ensemble_retriever(weights: Sequence[float] | None = None, c: int | Non
     else:
         rrf_k = 60 + 1  # EnsembleRetriever's default c=60
     sparse_w, dense_w = _two_weights(weights, "weights") if weights is not None else (1.0, 1.0)
-    return EnsembleFusion(FusionMethod.RRF, rrf_k, dense_w, sparse_w)
+    return EnsembleFusion(FusionMethod.RRF, rrf_k, *_rrf_weights(dense_w, sparse_w))
+
+
+def _rrf_weights(dense: float, sparse: float) -> tuple[float, float]:
+    """Equal weights as none (1, 1): the engine divides ranks by its weights, so only (1, 1)
+    keeps plain RRF, whose order equal weights have in the client-side ensembles."""
+    return (1.0, 1.0) if dense == sparse else (dense, sparse)
 
 
 def from_query_fusion_mode(
@@ -130,5 +140,7 @@ def from_query_fusion_mode(
             )
         if fusion is FusionMethod.DBSF:
             dense_w = sparse_w = None
+        else:
+            dense_w, sparse_w = _rrf_weights(dense_w, sparse_w)
     rrf_k = LLAMA_INDEX_RRF_K if fusion is FusionMethod.RRF else None
     return EnsembleFusion(fusion, rrf_k, dense_w, sparse_w)

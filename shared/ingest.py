@@ -11,16 +11,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain, islice
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from .backends.base import PointData
 from .errors import InvalidInputError, InvalidTypeError
 from .mrl import truncate
-from .schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
+from .schema import BM25, COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from .types import Encoder, Record
 from .validation import check_utf8, colbert_vectors, dense_matrix, is_plain_sparse, sparse_arrays
+
+if TYPE_CHECKING:
+    from .encoders.bm25 import Bm25Encoder
 
 T = TypeVar("T")
 
@@ -169,6 +172,11 @@ def check_record(
         )
         dims.setdefault(COLBERT, cb.shape[1])
         out[COLBERT] = cb
+    if schema.bm25 is not None and rec.text_to_embed is None:
+        raise InvalidInputError(
+            f"{_name(rec, index)}: no text to weight with BM25 (the collection keeps BM25 beside its "
+            "sparse vector)"
+        )
     needs = missing_outputs(rec, schema, encoder)
     if needs:
         if encoder is None:
@@ -277,9 +285,16 @@ def check_all(
 
 
 def prepare_batch(
-    chunk: Sequence[Record], start: int, schema: CollectionSchema, encoder: Encoder | None
+    chunk: Sequence[Record],
+    start: int,
+    schema: CollectionSchema,
+    encoder: Encoder | None,
+    bm25: Bm25Encoder | None = None,
 ) -> list[PointData]:
-    """Validate a batch, encode what is missing, and build the points (nothing written yet)."""
+    """Validate a batch, encode what is missing, and build the points (nothing written yet).
+
+    ``bm25``: the store's BM25 encoder when the collection keeps BM25 beside its sparse vector.
+    """
     dims: dict[str, int] = {}
     cleaned = [check_record(rec, start + i, schema, encoder, dims) for i, rec in enumerate(chunk)]
     sparse_batch(chunk, cleaned, start)
@@ -290,6 +305,9 @@ def prepare_batch(
     if todo:
         assert encoder is not None
         _encode_missing(chunk, cleaned, start, schema, encoder, todo, dims)
+    if schema.bm25 is not None:
+        assert bm25 is not None  # the store keeps the encoder of a collection with BM25
+        _bm25_vectors(chunk, cleaned, start, bm25)
     dense_rows, mat = dense_batch(chunk, cleaned, start, dims, schema)
     if mat is not None:
         # One conversion per batch (per-row tolist() is several times slower).
@@ -344,6 +362,17 @@ def _encode_missing(
             dims.setdefault(COLBERT, cleaned[i][COLBERT].shape[1])
 
 
+def _bm25_vectors(
+    chunk: Sequence[Record], cleaned: list[dict[str, Any]], start: int, bm25: Bm25Encoder
+) -> None:
+    """Every record's BM25 vector, from the text its other vectors are encoded from."""
+    arrays = bm25.document_arrays(
+        [rec.text_to_embed or "" for rec in chunk], lambda i: where(chunk, start, i)
+    )
+    for parts, arr in zip(cleaned, arrays, strict=True):
+        parts[BM25] = arr
+
+
 def _points(
     chunk: Sequence[Record], cleaned: list[dict[str, Any]], start: int, schema: CollectionSchema
 ) -> list[PointData]:
@@ -357,6 +386,8 @@ def _points(
                 vectors[DENSE_MRL] = parts[DENSE_MRL]
         if SPARSE in parts and parts[SPARSE][0]:
             vectors[SPARSE] = parts[SPARSE]
+        if BM25 in parts:
+            vectors[BM25] = parts[BM25]
         if COLBERT in parts:
             vectors[COLBERT] = parts[COLBERT].tolist()
         if not vectors:

@@ -41,6 +41,8 @@ DENSE = "dense"
 SPARSE = "sparse"
 DENSE_MRL = "dense_mrl"
 COLBERT = "colbert"
+#: BM25 beside a learned sparse model (a second sparse vector, with the engine's IDF).
+BM25 = "bm25"
 
 #: Canonical payload keys. Caller metadata lives under ``metadata`` so filters address ``metadata.<key>``.
 TEXT_KEY = "text"
@@ -328,9 +330,14 @@ class Layout:
                 f"a {self.name} collection cannot hold ColBERT vectors (colbert=True); "
                 "use a collection in m3-hybrid's layout for them"
             )
+        if schema.bm25 is not None and BM25 not in self.extras:
+            raise UnsupportedOperationError(
+                f"a {self.name} collection cannot hold BM25 beside its sparse vector (bm25=...); "
+                "use a collection in m3-hybrid's layout for it"
+            )
 
 
-_KIND = {DENSE: "dense", SPARSE: "sparse", DENSE_MRL: "MRL funnel", COLBERT: "ColBERT"}
+_KIND = {DENSE: "dense", SPARSE: "sparse", DENSE_MRL: "MRL funnel", COLBERT: "ColBERT", BM25: "BM25"}
 
 
 @dataclass(frozen=True)
@@ -473,7 +480,7 @@ M3_HYBRID = M3HybridLayout(
     id_key=DOC_ID_KEY,
     ref_doc_id_key=REF_DOC_ID_KEY,
     native_ids=False,
-    extras=frozenset({DENSE_MRL, COLBERT}),
+    extras=frozenset({DENSE_MRL, COLBERT, BM25}),
 )
 
 

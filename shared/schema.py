@@ -16,6 +16,7 @@ from .errors import InvalidInputError, InvalidTypeError, ModelMismatchError
 
 # The canonical names live with the layouts that map them (re-exported here).
 from .layouts import (
+    BM25,
     COLBERT,
     DENSE,
     DENSE_MRL,
@@ -44,6 +45,7 @@ SHAPE_FIELDS = (
     "colbert_dim",
     "mrl_dim",
     "distance",
+    "bm25",
 )
 
 
@@ -111,6 +113,12 @@ class CollectionSchema:
     complete: bool = True
     #: Where the collection keeps vectors and payload (:mod:`shared.layouts`); None: this package's.
     layout: Layout | None = None
+    #: Whether its chunks were late-chunked (a writer must do the same: no mixed collection).
+    late_chunking: bool = False
+    #: BM25 beside the learned sparse vector: the BM25 encoder's parameters
+    #: (``Bm25Encoder.config()``), kept in the ``bm25`` sparse vector with the IDF modifier;
+    #: None: no BM25 signal.
+    bm25: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         for name in ("dense_dim", "colbert_dim", "mrl_dim"):
@@ -124,6 +132,12 @@ class CollectionSchema:
             )
         if self.distance != "cosine":
             raise InvalidInputError(f"only cosine distance is supported, got {self.distance!r}")
+        if self.bm25 is not None and not self.sparse:
+            raise InvalidInputError(
+                "bm25 adds BM25 beside a learned sparse model, and this store has none; for dense + "
+                "BM25 make BM25 the sparse model (sparse_model='bm25', or a Bm25Encoder as the sparse "
+                "embedding)"
+            )
 
     @classmethod
     def build(
@@ -140,6 +154,8 @@ class CollectionSchema:
         mrl_quantization: str | QuantizationPreset | Any = "binary",
         quantization: str | QuantizationPreset | Any = "none",
         on_disk: bool = False,
+        late_chunking: bool = False,
+        bm25: Mapping[str, Any] | None = None,
     ) -> CollectionSchema:
         """Schema from an encoder identity (may be None) and the store options."""
         if identity is not None:
@@ -173,6 +189,8 @@ class CollectionSchema:
             on_disk=on_disk,
             identity=identity,
             complete=complete,
+            late_chunking=late_chunking,
+            bm25=bm25,
         )
 
     def with_sizes(self, dense_dim: int | None, colbert_dim: int | None) -> CollectionSchema:
@@ -202,6 +220,8 @@ class CollectionSchema:
                 names.append(DENSE_MRL)
         if self.sparse:
             names.append(SPARSE)
+        if self.bm25 is not None:
+            names.append(BM25)
         if self.colbert:
             names.append(COLBERT)
         return tuple(names)
@@ -223,6 +243,9 @@ class CollectionSchema:
                 "quantization": self.quantization.to_dict(),
                 "on_disk": self.on_disk,
                 "distance": self.distance,
+                # Only when on: guards written before late chunking existed read as off.
+                **({"late_chunking": True} if self.late_chunking else {}),
+                **({"bm25": dict(self.bm25)} if self.bm25 is not None else {}),
             },
             **self.stored_layout.guard_entry(),
         }
@@ -247,6 +270,8 @@ class CollectionSchema:
             identity=EncoderIdentity.from_dict(ident) if ident is not None else None,
             complete=True,
             layout=_layout_from_guard(guard),
+            late_chunking=bool(s.get("late_chunking", False)),
+            bm25=s.get("bm25"),
         )
 
     def check_guard(
@@ -275,7 +300,7 @@ class CollectionSchema:
             for key, (ours, theirs) in self.identity.differences(other).items():
                 diffs[f"identity.{key}"] = (theirs, ours)
         for key in SHAPE_FIELDS:
-            ours = mine["schema"][key]
+            ours = mine["schema"].get(key)
             if key in ("dense_dim", "colbert_dim") and ours is None and not self.complete:
                 continue
             if key in loose:
@@ -295,6 +320,16 @@ class CollectionSchema:
                 storage[key] = (stored.get(key), mine["schema"][key])
         return storage
 
+    def check_writer(self, late_chunking: bool, where: str) -> None:
+        """Refuse a writer whose chunking differs from the collection's (no mixed collection)."""
+        if late_chunking != self.late_chunking:
+            how = {True: "late-chunked", False: "chunked normally (each chunk encoded alone)"}
+            raise ModelMismatchError(
+                f"{where} holds chunks {how[self.late_chunking]}; this store writes them "
+                f"{how[late_chunking]}: open it with late_chunking={self.late_chunking}, or write to "
+                "another collection (a collection never mixes the two)"
+            )
+
 
 def _layout_from_guard(guard: Mapping[str, Any]) -> Layout | None:
     data = guard.get("layout")
@@ -304,6 +339,7 @@ def _layout_from_guard(guard: Mapping[str, Any]) -> Layout | None:
 
 
 __all__ = [
+    "BM25",
     "COLBERT",
     "DENSE",
     "DENSE_MRL",

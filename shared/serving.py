@@ -70,7 +70,8 @@ class _Request:
     def __init__(self, texts: list[str], key: tuple[Any, ...]) -> None:
         self.texts = texts
         self.key = key
-        self.future: Future[EncodeResult] = Future()
+        # Given when the request queues: a lone call that runs at once never needs one.
+        self.future: Future[EncodeResult]
 
 
 def _rows(result: EncodeResult, start: int, stop: int) -> EncodeResult:
@@ -149,6 +150,8 @@ class MicroBatcher:
         request = self._request(texts, kind, **options)
         if request is None:
             return self._inner.encode(texts, kind, **options)
+        if self._claim_alone():
+            return self._run_alone(request)
         if self._enqueue(request):
             self._lead()
         return request.future.result()
@@ -202,6 +205,28 @@ class MicroBatcher:
         key = (kind, None if outputs is None else tuple(sorted(set(outputs))))
         return _Request(items, key)
 
+    def _claim_alone(self) -> bool:
+        """True when this call may run alone at once: the encoder is idle and queries have not
+        overlapped lately (nothing to wait for). It then holds the encoder as a batch would."""
+        with self._cond:
+            if self._busy or time.monotonic() - self._last_overlap <= OVERLAP_WINDOW:
+                return False
+            self._busy = True
+            return True
+
+    def _run_alone(self, request: _Request) -> EncodeResult:
+        """A lone call (:meth:`_claim_alone`): the batch of one that :meth:`_lead` would run, in
+        the caller's thread without the future (the same encode call, so the same rows);
+        calls that queued meanwhile go on as the next batch."""
+        kind, outputs = request.key
+        try:
+            result = self._inner.encode(request.texts, kind, outputs=outputs)
+            self.batches += 1
+            self.requests += 1
+            return result
+        finally:
+            self._release()
+
     def _runner_pool(self) -> ThreadPoolExecutor:
         with self._cond:
             if self._runner is None:
@@ -210,6 +235,7 @@ class MicroBatcher:
 
     def _enqueue(self, request: _Request) -> bool:
         """Queue ``request``; True when the caller must start the batch (the encoder was idle)."""
+        request.future = Future()
         with self._cond:
             self._pending.append(request)
             self._waiting_texts += len(request.texts)
@@ -235,12 +261,16 @@ class MicroBatcher:
                 batch = self._take()
             self._run(batch)
         finally:
-            with self._cond:
-                more = bool(self._pending)
-                if not more:
-                    self._busy = False
-            if more:
-                self._runner_pool().submit(self._drain)
+            self._release()
+
+    def _release(self) -> None:
+        """After a first batch: free the encoder, or hand what queued meanwhile to the runner."""
+        with self._cond:
+            more = bool(self._pending)
+            if not more:
+                self._busy = False
+        if more:
+            self._runner_pool().submit(self._drain)
 
     def _drain(self) -> None:
         """Runner thread: serve whatever queued, batch after batch, until the queue is empty."""

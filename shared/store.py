@@ -21,7 +21,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 from qdrant_client import models
@@ -29,7 +29,8 @@ from qdrant_client import models
 from .backends import Connection, open_backend
 from .backends.base import Backend, PointData, ResultPoint
 from .config import ADD_BATCH_SIZE, StoreConfig, connection_from
-from .encoders.bm25 import needs_idf
+from .encoders.bm25 import Bm25Encoder, bm25_encoder, needs_idf
+from .encoders.late import require_late_chunking
 from .errors import (
     BackendError,
     InvalidInputError,
@@ -39,14 +40,15 @@ from .errors import (
 )
 from .filters import any_of, check_filter, resolve_ids
 from .hierarchy import Hierarchy, parse_hierarchy, record_value
-from .ingest import add_mrl_vectors, batched, check_all, prepare_batch
+from .ingest import add_mrl_vectors, batched, check_all, missing_outputs, prepare_batch
+from .late_chunking import late_chunk_records
 from .layouts import CollectionInfo, Layout, detect_layout, get_layout, schema_fields
 from .lifecycle import Closing
-from .options import refuse_unknown_keywords
+from .options import check_options, refuse_unknown_keywords
 from .quantization import QuantizationPreset
 from .query.modes import DEFAULT_MMR_LAMBDA, FusionMethod, RetrievalMode, SparseNormalization
 from .query.options import QueryArgs, QueryOptions, QueryResolver
-from .query.plan import QueryPlan, plan_mmr, plan_query, rename_vectors, sparse_query
+from .query.plan import QueryPlan, SparseQuery, plan_mmr, plan_query, rename_vectors, sparse_query
 from .query.relevance import relevance_function
 from .retry import RetryPolicy
 from .schema import (
@@ -59,7 +61,7 @@ from .schema import (
 )
 from .serving import MicroBatcher, query_encoder, shared_batcher
 from .steps import Steps, arun, arun_method, call, call_async, run, run_method
-from .types import Encoder, EncodeResult, EncoderIdentity, Hit, Record
+from .types import ChunkOf, Encoder, EncodeResult, EncoderIdentity, Hit, Record
 from .validation import check_utf8, colbert_vectors, dense_vector, id_list, positive_int, text_list
 
 if TYPE_CHECKING:
@@ -75,6 +77,7 @@ QUERY_DEFAULT_OPTIONS = frozenset(
         "rrf_k",
         "dense_weight",
         "sparse_weight",
+        "bm25_weight",
         "candidate_k",
         "sparse_normalization",
     }
@@ -91,6 +94,15 @@ def _position(value: Any) -> float:
 
 
 _DEFAULT = StoreConfig()
+
+
+class DocumentOptions(TypedDict, total=False):
+    """The keyword options of :meth:`HybridStore.add_document`."""
+
+    document_id: str | None
+    ids: Sequence[str] | None
+    metadatas: Sequence[Mapping[str, Any]] | None
+    batch_size: int
 
 
 class HybridStore(Closing):
@@ -117,13 +129,16 @@ class HybridStore(Closing):
         quantization: str | QuantizationPreset | Any = _DEFAULT.quantization,
         on_disk: bool | None = _DEFAULT.on_disk,
         compact_every: int | None = _DEFAULT.compact_every,
+        background_index_min: int | None = _DEFAULT.background_index_min,
         mrl_dim: int | None = _DEFAULT.mrl_dim,
+        bm25: bool | str | Bm25Encoder = _DEFAULT.bm25,
         mrl_quantization: str | QuantizationPreset | Any = _DEFAULT.mrl_quantization,
         retrieval_mode: str | RetrievalMode = _DEFAULT.retrieval_mode,
         fusion: str | FusionMethod = _DEFAULT.fusion,
         rrf_k: int = _DEFAULT.rrf_k,
         dense_weight: float = _DEFAULT.dense_weight,
         sparse_weight: float | None = _DEFAULT.sparse_weight,
+        bm25_weight: float | None = _DEFAULT.bm25_weight,
         candidate_k: int = _DEFAULT.candidate_k,
         sparse_normalization: str | SparseNormalization = _DEFAULT.sparse_normalization,
         shard_number: int | None = _DEFAULT.shard_number,
@@ -131,6 +146,7 @@ class HybridStore(Closing):
         write_consistency_factor: int | None = _DEFAULT.write_consistency_factor,
         layout: str | Layout | None = _DEFAULT.layout,
         recreate: bool = _DEFAULT.recreate,
+        late_chunking: bool = _DEFAULT.late_chunking,
         hierarchy: Hierarchy | Mapping[str, Any] | None = _DEFAULT.hierarchy,
         query_batch_wait_ms: float = _DEFAULT.query_batch_wait_ms,
         query_batch_size: int = _DEFAULT.query_batch_size,
@@ -164,10 +180,20 @@ class HybridStore(Closing):
         self.config = given
         self._hierarchy = parse_hierarchy(given.hierarchy)
         self.collection_name = collection_name
+        if given.late_chunking:
+            require_late_chunking(encoder)
         self._encoder = encoder
         # Query texts go through a micro-batcher: concurrent queries share one forward pass.
         self._query_encoder = query_encoder(encoder, given.query_batch_wait_ms, given.query_batch_size)
-        self._requested: CollectionSchema = self._requested_schema(given, encoder)
+        # BM25 beside the learned sparse model (None: none asked for; a collection that keeps
+        # one gets its encoder back from its guard record, see _bm25_encoder).
+        self._bm25 = bm25_encoder(given.bm25)
+        if self._bm25 is not None and encoder is not None and needs_idf(encoder.identity.sparse_kind):
+            raise InvalidInputError(
+                "bm25: the store's sparse model is BM25 already; bm25= adds BM25 beside a learned "
+                "sparse model (SPLADE, BGE-M3)"
+            )
+        self._requested: CollectionSchema = self._requested_schema(given, encoder, self._bm25)
         # Layout options left at their defaults follow an existing collection instead of
         # contradicting it (reopen with just a path); explicit values are checked.
         self._shape_from_collection = given.shape_from_collection()
@@ -203,7 +229,9 @@ class HybridStore(Closing):
                 raise
 
     @staticmethod
-    def _requested_schema(cfg: StoreConfig, encoder: Encoder | None) -> CollectionSchema:
+    def _requested_schema(
+        cfg: StoreConfig, encoder: Encoder | None, bm25: Bm25Encoder | None = None
+    ) -> CollectionSchema:
         """The schema the store asks for (a new collection's; an existing one is checked against it)."""
         identity = encoder.identity if encoder is not None else None
         if cfg.colbert and encoder is not None and "colbert" not in encoder.outputs:
@@ -222,7 +250,19 @@ class HybridStore(Closing):
             mrl_quantization=cfg.mrl_quantization if cfg.mrl_quantization is not None else "binary",
             quantization=cfg.quantization if cfg.quantization is not None else "none",
             on_disk=bool(cfg.on_disk),
+            late_chunking=cfg.late_chunking,
+            bm25=bm25.config() if bm25 is not None else None,
         )
+
+    def _bm25_encoder(self) -> Bm25Encoder | None:
+        """The BM25 encoder of a collection that keeps BM25 beside its sparse vector: the one
+        given, or for a collection reopened without it, the one its guard records."""
+        spec = self.schema.bm25
+        if spec is None:
+            return None
+        if self._bm25 is None or self._bm25.config() != dict(spec):
+            self._bm25 = Bm25Encoder.from_config(spec)
+        return self._bm25
 
     def __repr__(self) -> str:
         return (
@@ -385,15 +425,48 @@ class HybridStore(Closing):
     # -- add ---------------------------------------------------------------
 
     def add(
-        self, records: Iterable[Record], *, batch_size: int = ADD_BATCH_SIZE, show_progress: bool = False
+        self,
+        records: Iterable[Record],
+        *,
+        batch_size: int = ADD_BATCH_SIZE,
+        show_progress: bool = False,
+        documents: Mapping[str, str] | None = None,
     ) -> list[str]:
-        """Store records (upsert by id); returns their ids. Vectors left None are encoded."""
-        return run(self._add_steps(records, batch_size, show_progress))
+        """Store records (upsert by id); returns their ids. Vectors left None are encoded.
+
+        With ``late_chunking`` every record is a chunk (``Record.chunk_of``) and its vectors
+        come from one pass over its document (:mod:`shared.late_chunking`); ``documents``
+        (document key -> text) gives the documents' texts, otherwise rebuilt from the chunks.
+        """
+        return run(self._add_steps(records, batch_size, show_progress, documents))
 
     async def aadd(
-        self, records: Iterable[Record], *, batch_size: int = ADD_BATCH_SIZE, show_progress: bool = False
+        self,
+        records: Iterable[Record],
+        *,
+        batch_size: int = ADD_BATCH_SIZE,
+        show_progress: bool = False,
+        documents: Mapping[str, str] | None = None,
     ) -> list[str]:
-        return await arun(self._add_steps(records, batch_size, show_progress))
+        return await arun(self._add_steps(records, batch_size, show_progress, documents))
+
+    def _add_document_steps(
+        self, text: str, spans: Sequence[tuple[int, int]], **options: Unpack[DocumentOptions]
+    ) -> Steps[list[str]]:
+        """Store the chunks ``text[start:end]`` of one document (late-chunked when the store is).
+
+        Options (:class:`DocumentOptions`): ``document_id`` (every chunk's ``ref_doc_id``; a
+        random key when None), ``ids``, ``metadatas`` (one per span), ``batch_size``.
+        """
+        check_options(options, DocumentOptions.__annotations__, "add_document")
+        document_id = options.get("document_id")
+        records = _document_records(text, spans, document_id, options.get("ids"), options.get("metadatas"))
+        documents = {_document_key(document_id): text}
+        batch_size = options.get("batch_size", ADD_BATCH_SIZE)
+        return (yield from self._add_steps(records, batch_size, False, documents))
+
+    add_document = run_method(_add_document_steps)
+    aadd_document = arun_method(_add_document_steps)
 
     def _add_texts_steps(
         self,
@@ -450,11 +523,20 @@ class HybridStore(Closing):
             if isinstance(it, Sequence) and len(it) > count:
                 raise InvalidInputError(f"{name} is longer than texts ({len(it)} > {count})")
 
-    def _add_steps(self, records: Iterable[Record], batch_size: int, show_progress: bool) -> Steps[list[str]]:
+    def _add_steps(
+        self,
+        records: Iterable[Record],
+        batch_size: int,
+        show_progress: bool,
+        documents: Mapping[str, str] | None = None,
+    ) -> Steps[list[str]]:
         positive_int(batch_size, "batch_size")
         if isinstance(records, (Record, str)):
             raise InvalidTypeError("add() takes an iterable of Record, not a single item")
         yield from self._ready()
+        self.schema.check_writer(self.config.late_chunking, f"collection {self.collection_name!r}")
+        if self.config.late_chunking or documents is not None:
+            records = yield from self._late_chunked(list(records), documents, batch_size)
         if isinstance(records, Sequence):
             # A materialised input is checked whole before anything is written.
             yield call(check_all, records, batch_size, self.schema, self._encoder)
@@ -468,7 +550,9 @@ class HybridStore(Closing):
             for chunk in batched(records, batch_size):
                 start = len(ids)
                 try:
-                    points = yield call(prepare_batch, chunk, start, self.schema, self._encoder)
+                    points = yield call(
+                        prepare_batch, chunk, start, self.schema, self._encoder, self._bm25_encoder()
+                    )
                 except InvalidInputError as exc:
                     if start:
                         raise type(exc)(
@@ -497,6 +581,19 @@ class HybridStore(Closing):
             # Build indexes / quantized codes once for the whole call.
             yield from self._backend.finish_bulk()
         return ids
+
+    def _late_chunked(
+        self, records: list[Record], documents: Mapping[str, str] | None, batch_size: int
+    ) -> Steps[list[Record]]:
+        """Records with their vectors late-chunked (a store that late-chunks); documents are
+        only for one."""
+        if not self.config.late_chunking:
+            raise InvalidInputError("documents= is for late chunking; this store has late_chunking=False")
+        needs = missing_outputs(Record(id="-"), self.schema, self._encoder)
+        done: list[Record] = yield call(
+            late_chunk_records, records, documents, self._encoder, needs, batch_size
+        )
+        return done
 
     def _create_from_points(self, points: Sequence[PointData]) -> Steps[None]:
         dense_dim = next((len(p.vectors[DENSE]) for p in points if DENSE in p.vectors), None)
@@ -588,7 +685,20 @@ class HybridStore(Closing):
         if missing:
             assert self._encoder is not None  # _missing_vectors refuses a store without one
             encoded = self._encoder.encode(texts, "query", outputs=missing, show_progress=False)
-        return [self._vectors(encoded, i, missing, None, None, None, opts) for i in range(len(texts))]
+        bm25 = self._bm25_queries(texts, opts)
+        return [
+            self._vectors(encoded, i, missing, None, None, None, opts, bm25[i] if bm25 else None)
+            for i in range(len(texts))
+        ]
+
+    def _bm25_queries(self, texts: list[str], opts: QueryOptions) -> list[SparseQuery] | None:
+        """The BM25 queries of ``texts`` when the query fuses BM25 (None: it does not)."""
+        bm25 = self._bm25_encoder() if opts.bm25 else None
+        if bm25 is None:
+            return None
+        encoded = bm25.encode(texts, "query").sparse
+        assert encoded is not None  # BM25 makes sparse vectors only
+        return [sparse_query(v, "BM25 query vector") for v in encoded]
 
     def relevance_function(self, **options: Unpack[QueryArgs]) -> Callable[[float], float]:
         """Maps the scores of a text query with ``options`` onto [0, 1] (1 = most relevant).
@@ -777,7 +887,8 @@ class HybridStore(Closing):
         if missing:
             assert text is not None and self._query_encoder is not None  # _missing_vectors checked
             encoded = self._query_encoder.encode([text], "query", outputs=missing)
-        return self._vectors(encoded, 0, missing, dense, sparse, colbert, opts)
+        bm25 = self._bm25_queries([text], opts) if text is not None else None
+        return self._vectors(encoded, 0, missing, dense, sparse, colbert, opts, bm25[0] if bm25 else None)
 
     async def _aquery_vectors(
         self, text: str | None, dense: Any, sparse: Any, colbert: Any, opts: QueryOptions
@@ -790,7 +901,8 @@ class HybridStore(Closing):
         if missing:
             assert text is not None  # _missing_vectors checked
             encoded = await batcher.aencode([text], "query", outputs=missing)
-        return self._vectors(encoded, 0, missing, dense, sparse, colbert, opts)
+        bm25 = self._bm25_queries([text], opts) if text is not None else None
+        return self._vectors(encoded, 0, missing, dense, sparse, colbert, opts, bm25[0] if bm25 else None)
 
     def _missing_vectors(
         self, text: str | None, dense: Any, sparse: Any, colbert: Any, opts: QueryOptions
@@ -829,8 +941,10 @@ class HybridStore(Closing):
         sparse: Any,
         colbert: Any,
         opts: QueryOptions,
+        bm25: SparseQuery | None = None,
     ) -> dict[str, Any]:
-        """The plan's query vectors: those given, and row ``row`` of ``encoded`` for the ``missing``."""
+        """The plan's query vectors: those given, row ``row`` of ``encoded`` for the ``missing``,
+        and the BM25 query when the query fuses BM25."""
         if encoded is not None:
             if "dense" in missing:
                 dense = None if encoded.dense is None else encoded.dense[row]
@@ -848,6 +962,8 @@ class HybridStore(Closing):
             out["sparse"] = sparse_query(sparse)
         if opts.colbert_rerank and colbert is not None:
             out["colbert"] = colbert_vectors(colbert, schema.colbert_dim)
+        if bm25 is not None:
+            out["bm25"] = bm25
         return out
 
     @staticmethod
@@ -1097,3 +1213,36 @@ class HybridStore(Closing):
 
 
 __all__ = ["FusionMethod", "HybridStore", "RetrievalMode"]
+
+
+def _document_key(document_id: str | None) -> str:
+    return document_id if document_id is not None else "\0document"
+
+
+def _document_records(
+    text: str,
+    spans: Sequence[tuple[int, int]],
+    document_id: str | None,
+    ids: Sequence[str] | None,
+    metadatas: Sequence[Mapping[str, Any]] | None,
+) -> list[Record]:
+    """One record per span of ``text`` (``add_document``); spans are checked by the encoder's rules."""
+    import uuid
+
+    from .encoders.late import check_spans
+
+    (checked,) = check_spans(text_list([text], "text"), [spans])
+    for name, column in (("ids", ids), ("metadatas", metadatas)):
+        if column is not None and len(column) != len(checked):
+            raise InvalidInputError(f"{name} has {len(column)} items for {len(checked)} spans")
+    key = _document_key(document_id)
+    return [
+        Record(
+            id=ids[c] if ids is not None else str(uuid.uuid4()),
+            text=text[a:b],
+            metadata=dict(metadatas[c]) if metadatas is not None else {},
+            ref_doc_id=document_id,
+            chunk_of=ChunkOf(key, a, b),
+        )
+        for c, (a, b) in enumerate(checked)
+    ]

@@ -144,6 +144,19 @@ class Encoder(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ChunkOf:
+    """Where a record's text sits in its document, for late chunking.
+
+    ``document`` is the document's key (LlamaIndex's ``ref_doc_id``, a LangChain metadata
+    value); ``start`` / ``end`` are character offsets in the document's text (end exclusive).
+    """
+
+    document: str
+    start: int
+    end: int
+
+
 @dataclass
 class Record:
     """One point to store.
@@ -162,6 +175,8 @@ class Record:
     #: What the missing vectors are computed from when it differs from the stored ``text``
     #: (LlamaIndex embeds a node with its embed-visible metadata); None: ``text``.
     embed_text: str | None = None
+    #: The record's place in its document: what late chunking groups and pools by.
+    chunk_of: ChunkOf | None = None
 
     @property
     def text_to_embed(self) -> str | None:

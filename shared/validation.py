@@ -166,8 +166,9 @@ def dense_vector(
     if dim is not None and arr.shape[0] != dim:
         raise InvalidInputError(f"{what} has size {arr.shape[0]}, {expects} {dim}")
     if check_values:
-        # Fast path: one dot product is finite and non-zero for every usable vector.
-        sq = float(arr @ arr)
+        # Fast path: one dot product is finite and non-zero for every usable vector
+        # (ndarray.dot: the same BLAS call as @ with less dispatch, cheaper still with cold caches).
+        sq = float(arr.dot(arr))
         if not (math.isfinite(sq) and sq > 0.0):
             if not np.isfinite(arr).all():
                 raise InvalidInputError(f"{what} contains NaN or infinity")

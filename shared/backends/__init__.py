@@ -48,7 +48,12 @@ def open_backend(
     from .edge import EdgeBackend
 
     # compact_every: None = every 100,000 points for on_disk stores, never otherwise.
-    return EdgeBackend(collection_name, connection.path, compact_every=options.get("compact_every"))
+    return EdgeBackend(
+        collection_name,
+        connection.path,
+        compact_every=options.get("compact_every"),
+        background_index_min=options.get("background_index_min"),
+    )
 
 
 __all__ = ["Backend", "BackendOptions", "Connection", "open_backend"]

@@ -59,6 +59,7 @@ class BackendOptions(TypedDict, total=False):
     """The store options a backend takes beside its :class:`Connection` (``StoreConfig.backend_options``)."""
 
     compact_every: int | None  # the embedded shard only (a server manages its own segments)
+    background_index_min: int | None  # the embedded shard only (index builds in a writer process)
     shard_number: int | None  # a new collection on a server (the embedded shard ignores these)
     replication_factor: int | None
     write_consistency_factor: int | None

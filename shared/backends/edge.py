@@ -23,10 +23,14 @@
   no merging of segments below 64), and compaction is on by default every
   :data:`DEFAULT_COMPACT_EVERY` points.
 * qdrant-edge-py 0.9 holds the GIL inside its calls (``optimize()`` included), so
-  no other Python thread runs while the engine indexes: queries wait for a
-  compaction's optimize (one window's worth of indexing, ~1.5 min per 100k points of
-  384-d on 2 cores) instead of for one index build of everything at the end of a long
-  ``add`` (36 min at 1M). A gate keeps them off the shard between its close and reload.
+  no other Python thread runs while the engine indexes in this process. An index build of
+  at least ``background_index_min`` unindexed points (an ``add``'s :meth:`finish_bulk`, or a
+  compaction) therefore runs in a writer process on a copy of the shard, and the indexed
+  copy is swapped in (:mod:`shared.backends.edge_build`): queries keep being answered from
+  the current shard meanwhile, and pause only for the swap (close + load of the indexed
+  shard). Smaller builds stay in-process. Upserts go to the engine in slices of
+  :data:`UPSERT_SLICE` points, so no single GIL hold of a write is long. A gate keeps
+  operations off the shard between its close and reload.
 * Every operation is one blocking engine call declared with :func:`shared.steps.one_step`:
   the store runs it in place, or (async) in a worker thread, so an event loop never waits
   on the engine. Nothing is retried: in-process calls have no transient failures.
@@ -84,8 +88,9 @@ from ..query.plan import (
     Stage,
     WeightedSum,
 )
-from ..schema import COLBERT, DENSE, DENSE_MRL, REF_DOC_ID_KEY, SPARSE, CollectionSchema
+from ..schema import BM25, COLBERT, DENSE, DENSE_MRL, REF_DOC_ID_KEY, SPARSE, CollectionSchema
 from ..steps import one_step
+from . import edge_build
 from .base import PointData, PointId, ResultPoint
 from .edge_filters import to_edge_filter
 
@@ -108,6 +113,10 @@ _INDEXING_THRESHOLD_BYTES = 10_000 * 1024
 #: ``on_disk=True`` layout: segments are merged only beyond this many, so a compaction
 #: indexes only the new window instead of rewriting everything stored (quadratic time).
 ON_DISK_SEGMENT_NUMBER = 64
+#: Points per engine upsert call: each call holds the GIL, so other threads run between slices.
+UPSERT_SLICE = 64
+#: ``background_index_min`` of a collection without dense vectors (the sparse index's build).
+SPARSE_BACKGROUND_INDEX_MIN = 10_000
 
 # Paths of shards open in this process (the engine's own lock is per process).
 _OPEN_PATHS: set[str] = set()
@@ -234,6 +243,11 @@ def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
             # on_disk: the inverted index is mmapped too (the page cache keeps its hot lists).
             memory=memory,
         )
+    if schema.bm25 is not None:
+        # BM25 term weights: the engine supplies the IDF.
+        sparse[BM25] = qe.EdgeSparseVectorParams(
+            modifier=qe.Modifier.Idf, datatype=_DATATYPE[schema.sparse_datatype], memory=memory
+        )
     optimizers = (
         qe.EdgeOptimizersConfig(default_segment_number=ON_DISK_SEGMENT_NUMBER) if schema.on_disk else None
     )
@@ -320,10 +334,13 @@ def edge_request(plan: QueryPlan, limit: int | None = None) -> qe.QueryRequest:
     )
 
 
+_SPARSE_NAMES = frozenset({SPARSE, BM25})
+
+
 def _edge_point(p: PointData) -> qe.Point:
     vectors: dict[str, Any] = {}
     for name, value in p.vectors.items():
-        if name == SPARSE:
+        if name in _SPARSE_NAMES:
             indices, values = value
             vectors[name] = qe.SparseVector(indices=indices, values=values)
         else:
@@ -455,6 +472,13 @@ def _lock_file(directory: Path) -> IO[str] | None:
     return fh
 
 
+def _points_option(value: int | None, name: str) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise InvalidTypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    if value is not None and value < 0:
+        raise InvalidInputError(f"{name} must be >= 0 (0: never), got {value}")
+
+
 def _locked_message(path: str) -> str:
     return (
         f"the embedded store at {path} is locked: another process holds it open. "
@@ -475,15 +499,10 @@ class EdgeBackend:
         path: str | os.PathLike[str] | None = None,
         *,
         compact_every: int | None = None,
+        background_index_min: int | None = None,
     ) -> None:
-        if compact_every is not None and (
-            not isinstance(compact_every, int) or isinstance(compact_every, bool)
-        ):
-            raise InvalidTypeError(
-                f"compact_every must be an int or None, got {type(compact_every).__name__}"
-            )
-        if compact_every is not None and compact_every < 0:
-            raise InvalidInputError(f"compact_every must be >= 0 (0: never), got {compact_every}")
+        _points_option(compact_every, "compact_every")
+        _points_option(background_index_min, "background_index_min")
         if (
             not collection_name
             or "/" in collection_name
@@ -511,6 +530,22 @@ class EdgeBackend:
         self._requested_compact_every = compact_every
         self.compact_every = 0  # resolved once the layout is known (create or open)
         self._written = 0
+        # Index builds in a writer process (edge_build): writes are serialised with the
+        # copy and the swap, and logged while a build runs, to be replayed onto its copy.
+        self._requested_background_min = background_index_min
+        self.background_index_min = 0  # resolved with compact_every; 0: always in-process
+        self._write_lock = threading.Lock()
+        self._log: list[Any] | None = None
+        self._writer: edge_build.Writer | None = None
+        self._writer_lock = threading.Lock()
+        self._closing = False  # set first by close/drop: a running build is abandoned
+        self._previous_at: Path | None = None  # where a swap in progress put the previous shard
+        self._unindexed = 0
+        #: Index builds run in a writer process and swapped in; the last one's phases and the
+        #: time queries waited for its swap, in seconds (benchmarks/serving.py reports them).
+        self.background_builds = 0
+        self.last_build_s: dict[str, float] = {}
+        self.last_swap_s = 0.0
         #: Compactions run by this backend (each is logged at INFO with its timings).
         self.compactions = 0
         with _OPEN_LOCK:
@@ -528,6 +563,9 @@ class EdgeBackend:
             if has_shard or has_guard:
                 # Take the locks right away, before any guard check or write.
                 self._lock_fh = _lock_file(self.path)
+                if edge_build.recover(self.path):
+                    # A swap was cut short: the previous shard is back, with its own lock file.
+                    self._relock(_lock_file(self.path))
             if has_shard:
                 with _engine_errors("opening the shard", self.location):
                     self._shard = qe.EdgeShard.load(str(self.path))
@@ -552,6 +590,12 @@ class EdgeBackend:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+    def _relock(self, fh: IO[str] | None) -> None:
+        """Hold ``fh`` (a lock on the store's lock file) instead of the current lock."""
+        if self._lock_fh is not None:
+            self._lock_fh.close()
+        self._lock_fh = fh
 
     def _require(self) -> qe.EdgeShard:
         if self._closed:
@@ -628,6 +672,7 @@ class EdgeBackend:
             on_disk = False
         self.compact_every = requested if requested is not None else (DEFAULT_COMPACT_EVERY if on_disk else 0)
         dim = schema.dense_dim if schema is not None else None
+        self._resolve_background(dim)
         if self.compact_every and dim and self.compact_every * dim * 4 < _INDEXING_THRESHOLD_BYTES:
             least = -(-_INDEXING_THRESHOLD_BYTES // (dim * 4))
             logger.warning(
@@ -638,6 +683,21 @@ class EdgeBackend:
                 least,
                 least,
             )
+
+    def _resolve_background(self, dim: int | None) -> None:
+        requested = self._requested_background_min
+        if requested is None:
+            # The engine builds an index for a segment of at least its indexing threshold only.
+            requested = -(-_INDEXING_THRESHOLD_BYTES // (dim * 4)) if dim else SPARSE_BACKGROUND_INDEX_MIN
+        self.background_index_min = requested
+
+    def _builds_apart(self, points: int) -> bool:
+        """Whether an index build of ``points`` unindexed points runs in a writer process."""
+        return (
+            bool(self.background_index_min)
+            and points >= self.background_index_min
+            and edge_build.can_exchange(self.path)
+        )
 
     def _guard(self) -> dict[str, Any] | None:
         guard_path = self.path / GUARD_FILE
@@ -678,9 +738,18 @@ class EdgeBackend:
                 self._shard = qe.EdgeShard.create(str(self.path), edge_config(schema, wal=self._tmp is None))
                 self._index_payload()
 
+    def _cancel_build(self) -> None:
+        """Abandon a running index build (its writer process is killed; the shard is untouched)."""
+        self._closing = True
+        with self._writer_lock:
+            if self._writer is not None:
+                self._writer.kill()
+
     @one_step
     def drop(self) -> None:
-        with self._gate.swap():
+        self._cancel_build()
+        with self._compact_lock, self._gate.swap():  # a cancelled build cleans up first
+            self._closing = False
             if self._shard is not None:
                 self._shard.close()
                 self._shard = None
@@ -694,6 +763,7 @@ class EdgeBackend:
     def close(self) -> None:
         if self._closed:
             return
+        self._cancel_build()
         try:
             with self._gate.swap():  # never under a running query or a compaction's reload
                 self._closed = True
@@ -709,14 +779,32 @@ class EdgeBackend:
 
     # -- writes ------------------------------------------------------------
 
+    def _update(self, op: Any, what: str) -> bool:
+        """Apply one write to the shard (call with the write lock held); False without a shard.
+
+        Every write to the shard goes through here: while an index build runs apart, the
+        write is also logged, to be replayed onto the indexed copy before it is swapped in
+        (a write made around it would be lost by the swap).
+        """
+        with self._gate.operation(), _engine_errors(what, self.location):
+            if (shard := self._current()) is None:
+                return False
+            shard.update(op)
+        if self._log is not None:
+            self._log.append(op)
+        return True
+
     @one_step
     def upsert(self, points: Sequence[PointData]) -> None:
-        batch = [_edge_point(p) for p in points]
-        with self._gate.operation(), _engine_errors("upsert", self.location):
-            self._require().update(qe.UpdateOperation.upsert_points(batch))
+        with self._write_lock:
+            self._require()
+            for lo in range(0, len(points), UPSERT_SLICE):
+                batch = [_edge_point(p) for p in points[lo : lo + UPSERT_SLICE]]
+                self._update(qe.UpdateOperation.upsert_points(batch), "upsert")
+                self._unindexed += len(batch)
         if self.compact_every:
             with self._count_lock:
-                self._written += len(batch)
+                self._written += len(points)
                 due = self._written >= self.compact_every
                 if due:
                     self._written = 0
@@ -725,23 +813,42 @@ class EdgeBackend:
 
     @one_step
     def finish_bulk(self) -> None:
-        with self._gate.operation(), _engine_errors("optimize", self.location):
-            self._require().optimize()
+        if self._builds_apart(self._unindexed):
+            with self._compact_lock:
+                if self._builds_apart(self._unindexed):  # not done meanwhile by another thread
+                    self._build_apart()
+                    return
+        with self._write_lock:
+            with self._gate.operation(), _engine_errors("optimize", self.location):
+                self._require().optimize()
+            self._unindexed = 0
 
     def compact(self) -> None:
         """Index what was written, then close and reload the shard to give back the engine's heap.
 
         Operations from other threads never see the shard closed: they wait for the
-        close + reload (and, as the engine holds the GIL, for the optimize). Everything
-        is flushed before the close, and the write-ahead log covers a kill at any
-        point: nothing acknowledged is lost.
+        close + reload (and, as the engine holds the GIL, for an in-process optimize).
+        Everything is flushed before the close, and the write-ahead log covers a kill at any
+        point: nothing acknowledged is lost. A window of at least ``background_index_min``
+        points is indexed in a writer process instead (its swap is the reload).
         """
         with self._compact_lock:
             t0 = time.perf_counter()
-            with self._gate.operation(), _engine_errors("compaction (optimize)", self.location):
-                shard = self._require()
-                shard.flush()
-                shard.optimize()
+            if self._builds_apart(self._unindexed):
+                self._build_apart()
+                self.compactions += 1
+                logger.info(
+                    "compacted the embedded store at %s in a writer process: %.1f s",
+                    self.location,
+                    time.perf_counter() - t0,
+                )
+                return
+            with self._write_lock:
+                with self._gate.operation(), _engine_errors("compaction (optimize)", self.location):
+                    shard = self._require()
+                    shard.flush()
+                    shard.optimize()
+                self._unindexed = 0
             t1 = time.perf_counter()
             with self._gate.swap():
                 shard = self._require()
@@ -749,13 +856,7 @@ class EdgeBackend:
                     shard.flush()
                     shard.close()
                 self._shard = None
-                try:
-                    with _engine_errors("compaction (reopen)", self.location):
-                        self._shard = qe.EdgeShard.load(str(self.path))
-                except M3HybridError as exc:
-                    # Everything written is on disk; a new HybridStore on the path reopens it.
-                    self._failed = f"the embedded store at {self.location} could not be reopened: {exc}"
-                    raise
+                self._reload(self.path, "compaction (reopen)")
             _return_freed_heap()
             t2 = time.perf_counter()
             self.compactions += 1
@@ -766,28 +867,159 @@ class EdgeBackend:
                 t2 - t1,
             )
 
+    def _reload(self, path: Path, what: str) -> None:
+        """Load the shard at ``path`` as the store's shard (with the swap gate held)."""
+        try:
+            with _engine_errors(what, self.location):
+                self._shard = qe.EdgeShard.load(str(path))
+        except M3HybridError as exc:
+            # Everything written is on disk; a new HybridStore on the path reopens it.
+            self._failed = f"the embedded store at {self.location} could not be reopened: {exc}"
+            raise
+
+    def _build_apart(self) -> None:
+        """Index the shard in a writer process on a copy, then swap the copy in (compaction lock held).
+
+        Other threads keep querying the current shard during the build (the writer has
+        its own GIL); writes made meanwhile go to the current shard and to the log that is
+        replayed onto the copy. A failed or cancelled build leaves the current shard as it is
+        (every write is there, unindexed) and raises :class:`BackendError`.
+        """
+        copy = edge_build.build_dir(self.path)
+        pending = 0
+        t0 = time.perf_counter()
+        try:
+            with self._write_lock:
+                shard = self._require()
+                if self._tmp is not None:
+                    # No write-ahead log (a temporary store): the copy needs the points on disk.
+                    # Otherwise no flush (a long GIL hold): the copy, taken with no write in
+                    # flight, is what a kill at this moment would leave, and the writer's load
+                    # replays the log into it, as a reopen after a crash would.
+                    with self._gate.operation(), _engine_errors("flush before the build", self.location):
+                        shard.flush()
+                try:
+                    edge_build.copy_shard(self.path, copy)
+                except OSError as exc:
+                    raise BackendError(f"cannot copy the embedded store at {self.location}: {exc}") from None
+                self._log = []
+                pending, self._unindexed = self._unindexed, 0
+            with self._writer_lock:
+                if self._closing:
+                    raise BackendError(f"the embedded store at {self.location} was closed")
+                writer = self._writer = edge_build.Writer(copy)
+            t1 = time.perf_counter()
+            failure = writer.wait()
+            if self._closing:
+                failure = "the store was closed during the index build"
+            if failure is not None:
+                raise BackendError(
+                    f"index build of the embedded store at {self.location} failed: {failure}; "
+                    "every point written is stored (unindexed until the next build)"
+                )
+            t2 = time.perf_counter()
+            self.last_swap_s = self._swap_in(copy)
+        except BaseException:
+            with self._write_lock:
+                self._log = None
+                self._unindexed += pending
+            if self._previous_at != copy:  # never the previous shard a failed swap left there
+                shutil.rmtree(copy, ignore_errors=True)
+            raise
+        finally:
+            with self._writer_lock:
+                self._writer = None
+        self.background_builds += 1
+        shutil.rmtree(copy, ignore_errors=True)  # now the previous shard
+        _return_freed_heap()
+        self.last_build_s = {"copy": t1 - t0, "build": t2 - t1, "swap": time.perf_counter() - t2}
+        logger.info(
+            "indexed the embedded store at %s in a writer process: copy %.2f s, build %.1f s, "
+            "swap %.2f s (queries paused for %.2f s)",
+            self.location,
+            t1 - t0,
+            t2 - t1,
+            self.last_build_s["swap"],
+            self.last_swap_s,
+        )
+
+    def _swap_in(self, copy: Path) -> float:
+        """Exchange the indexed ``copy`` with the shard directory and load it (see edge_build).
+
+        Until the marker is removed, a reopened store exchanges the previous shard back;
+        a failure here puts it back at once.
+        """
+        with self._write_lock:
+            lock = _lock_file(copy)  # the lock the directory will carry once it is the store's
+            try:
+                edge_build.mark_swapping(copy)
+                with self._gate.swap():
+                    paused = time.perf_counter()
+                    if self._closing:
+                        raise BackendError(f"the embedded store at {self.location} was closed")
+                    old = self._require()
+                    with _engine_errors("closing the shard for the swap", self.location):
+                        if self._tmp is not None:  # no write-ahead log: a swap back needs the points on disk
+                            old.flush()
+                        old.close()
+                    self._shard = None
+                    try:
+                        edge_build.exchange(self.path, copy)
+                    except OSError as exc:
+                        self._reload(self.path, "reopening the shard")
+                        raise BackendError(f"cannot swap the indexed shard in: {exc}") from None
+                    self._previous_at = copy
+                    try:
+                        self._reload(self.path, "loading the indexed shard")
+                        with _engine_errors("replaying the writes made during the build", self.location):
+                            for op in self._log or ():
+                                self._require().update(op)
+                            self._require().flush()
+                        edge_build.commit_swap(self.path)
+                        self._previous_at = None
+                    except BaseException:
+                        self._swap_back(copy)
+                        raise
+                    self._log = None
+                    self._relock(lock)  # inside the gate: a close waiting for it releases this lock
+                    paused = time.perf_counter() - paused
+            except BaseException:
+                if lock is not None and lock is not self._lock_fh:
+                    lock.close()
+                raise
+        return paused
+
+    def _swap_back(self, copy: Path) -> None:
+        """Put the previous shard back after a failed swap (gate held); on failure the store stays
+        unusable and a reopen finishes the job (the marker is still there)."""
+        self._failed = None
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None
+        edge_build.exchange(self.path, copy)
+        self._previous_at = None
+        self._reload(self.path, "reopening the previous shard")
+
     @one_step
     def delete_ids(self, ids: Sequence[PointId]) -> None:
         if not ids:
             return
-        with self._gate.operation(), _engine_errors("delete", self.location):
-            if (shard := self._current()) is not None:
-                shard.update(qe.UpdateOperation.delete_points(list(ids)))
+        with self._write_lock:
+            self._update(qe.UpdateOperation.delete_points(list(ids)), "delete")
 
     @one_step
     def delete_filter(self, flt: Any) -> None:
-        with self._gate.operation(), _engine_errors("delete by filter", self.location):
-            if (shard := self._current()) is not None:
-                shard.update(qe.UpdateOperation.delete_points_by_filter(_required_filter(flt)))
+        with self._write_lock:
+            op = qe.UpdateOperation.delete_points_by_filter(_required_filter(flt))
+            self._update(op, "delete by filter")
 
     @one_step
     def clear(self) -> None:
-        with self._gate.operation(), _engine_errors("clear", self.location):
-            if (shard := self._current()) is None:
-                return
+        with self._write_lock:
             # An empty filter matches every point.
-            shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter()))
-            shard.optimize()
+            if self._update(qe.UpdateOperation.delete_points_by_filter(qe.Filter()), "clear"):
+                with self._gate.operation(), _engine_errors("clear", self.location):
+                    self._require().optimize()
 
     # -- reads -------------------------------------------------------------
 

@@ -42,7 +42,7 @@ from ..quantization import BINARY_ENCODINGS, DATATYPES, TURBO_BITS, Quantization
 from ..query import plan as qp
 from ..query.groups import Group
 from ..retry import RetryPolicy, describe_error
-from ..schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
+from ..schema import BM25, COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from ..steps import Call, Steps
 from .base import BackendOptions, Connection, PointData, PointId, ResultPoint
 
@@ -160,6 +160,12 @@ def collection_config(schema: CollectionSchema) -> dict[str, Any]:
         sparse[layout.vector_name(SPARSE)] = models.SparseVectorParams(
             index=models.SparseIndexParams(datatype=_DATATYPE[schema.sparse_datatype]),
             modifier=models.Modifier.IDF if schema.sparse_idf else None,
+        )
+    if schema.bm25 is not None:
+        # BM25 term weights: the engine supplies the IDF.
+        sparse[layout.vector_name(BM25)] = models.SparseVectorParams(
+            index=models.SparseIndexParams(datatype=_DATATYPE[schema.sparse_datatype]),
+            modifier=models.Modifier.IDF,
         )
     return {"vectors_config": vectors, "sparse_vectors_config": sparse or None}
 
@@ -314,6 +320,8 @@ class RemoteBackend:
         if options.get("compact_every") is not None:
             # A server manages its own segments and memory.
             raise InvalidInputError("compact_every is only used with the embedded store (path=)")
+        if options.get("background_index_min") is not None:
+            raise InvalidInputError("background_index_min is only used with the embedded store (path=)")
         self.collection_name = collection_name
         url, api_key, timeout = connection.url, connection.api_key, connection.timeout
         client, aclient = connection.client, connection.aclient

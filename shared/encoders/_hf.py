@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from ..prompts import lookup_prompts, resolve_prompts
 from ..types import FloatArray, SparseDict, TextKind
 from .base import Entry, ModelEncoder, ModelShape
 from .batching import encode_in_batches, validate_threads
+from .late import LateChunker, TokenStates
 from .packaged import PACKAGED_MODELS, packaged_model_dir, packaged_model_path
 
 __all__ = [
@@ -196,27 +197,6 @@ def load_tokenizer(path: Path) -> Any:
     return tok
 
 
-def sparse_from_token_weights(
-    input_ids: np.ndarray, weights: np.ndarray, lengths: Sequence[int], skip_ids: np.ndarray
-) -> list[SparseDict]:
-    """Per row: max weight per token id over the first ``length`` tokens, specials and zeros dropped."""
-    out: list[SparseDict] = []
-    for row, n in enumerate(lengths):
-        ids = input_ids[row, :n]
-        w = weights[row, :n]
-        # Non-finite weights are kept (and win the max) so the caller's NaN check sees them.
-        keep = ((w > 0) | ~np.isfinite(w)) & ~np.isin(ids, skip_ids)
-        ids, w = ids[keep], w[keep]
-        if ids.size == 0:
-            out.append({})
-            continue
-        order = np.lexsort((w, ids))  # by id, then weight: the last of each id run is its max
-        ids, w = ids[order], w[order]
-        last = np.append(ids[1:] != ids[:-1], True)
-        out.append(dict(zip(ids[last].tolist(), w[last].astype(np.float64).tolist(), strict=True)))
-    return out
-
-
 def tokenize_with_flags(
     tokenizer: Any, texts: list[str], max_length: int
 ) -> tuple[list[list[int]], list[bool]]:
@@ -263,7 +243,7 @@ def detect_model_kind(resolved: ResolvedModel) -> str:
     return "dense"
 
 
-class TransformerEncoder(ModelEncoder):
+class TransformerEncoder(LateChunker, ModelEncoder):
     """An encoder backed by one transformers model and its fast tokenizer.
 
     :meth:`_open` resolves the model; :meth:`_load` sets up device, threads, tokenizer and
@@ -378,3 +358,29 @@ class TransformerEncoder(ModelEncoder):
     @abstractmethod
     def _forward_batch(self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]) -> BatchOutput:
         """Run the model on one padded batch (inside ``torch.inference_mode``)."""
+
+    # -- late chunking (shared.encoders.late) ------------------------------------------
+
+    def _late_tokenize(self, text: str) -> tuple[list[int], list[tuple[int, int]], list[int]]:
+        """Token ids of the whole ``text`` (specials, no truncation), offsets, special flags."""
+        enc = self.tokenizer(
+            text,
+            add_special_tokens=True,
+            truncation=False,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+            verbose=False,
+        )
+        return enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"]
+
+    def _token_states(self, rows: list[list[int]], outputs: frozenset[str]) -> Iterator[TokenStates]:
+        import torch
+
+        with torch.inference_mode():
+            yield from self._states_batch(*self._pad(rows), outputs)
+
+    @abstractmethod
+    def _states_batch(
+        self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]
+    ) -> Iterable[TokenStates]:
+        """Per-token states of one padded batch, each row cut to its own tokens (late chunking)."""

@@ -8,6 +8,7 @@ order, duplicates, caching, which outputs to return) lives here once.
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 from abc import ABC, abstractmethod
@@ -100,15 +101,16 @@ class LRUCache:
 validate_texts = text_list
 
 
-def _check_finite(entry: Entry, index: int) -> None:
+def _check_finite(entry: Entry, where: str) -> None:
     bad = (entry.dense is not None and not np.isfinite(entry.dense).all()) or (
         entry.colbert is not None and not np.isfinite(entry.colbert).all()
     )
     if not bad and entry.sparse:
-        bad = not np.isfinite(np.fromiter(entry.sparse.values(), dtype=np.float64)).all()
+        # Builtins: a query's few weights cost less than a numpy round trip.
+        bad = not all(map(math.isfinite, entry.sparse.values()))
     if bad:
         raise InvalidInputError(
-            f"the model produced NaN or inf for texts[{index}]; the text or the model weights are "
+            f"the model produced NaN or inf for {where}; the text or the model weights are "
             "not usable (try fp16=False)"
         )
 
@@ -232,12 +234,7 @@ class BaseEncoder(ABC):
                 raise RuntimeError(f"{type(self).__name__}._compute returned {len(computed)} results")
             for text, entry in zip(unique, computed, strict=True):
                 idx = missing[text]
-                _check_finite(entry, idx[0])
-                if entry.dense is not None and self._truncate_dim is not None:
-                    entry.dense = truncate(entry.dense, self._truncate_dim)
-                if entry.sparse is not None and not text.strip():
-                    # A blank text has no terms; drop what the prompt/specials produced.
-                    entry.sparse = {}
+                self._finish_entry(entry, text, f"texts[{idx[0]}]")
                 old = partial.get(text)
                 if old is not None:
                     # Keep what an earlier call computed for this text (a new object: cached
@@ -255,6 +252,20 @@ class BaseEncoder(ABC):
         done = [e for e in entries if e is not None]
         assert len(done) == len(items)  # every index was filled from the cache or computed
         return done
+
+    def _finish_entry(self, entry: Entry, text: str, where: str) -> None:
+        """What every computed entry goes through: the NaN check, MRL truncation, blank texts."""
+        _check_finite(entry, where)
+        if entry.dense is not None and self._truncate_dim is not None:
+            entry.dense = truncate(entry.dense, self._truncate_dim)
+        if entry.sparse is not None and not text.strip():
+            # A blank text has no terms; drop what the prompt/specials produced.
+            entry.sparse = {}
+
+    @property
+    def supports_late_chunking(self) -> bool:
+        """Whether ``encode_chunks`` works (:class:`shared.encoders.late.LateChunker`)."""
+        return False
 
     # -- for subclasses -------------------------------------------------------------
 

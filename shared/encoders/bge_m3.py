@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
-from ._hf import BatchOutput, TransformerEncoder, read_config, sparse_from_token_weights
+from ._hf import BatchOutput, TransformerEncoder, read_config
 from .base import ModelShape
+from .late import TokenStates, sparse_from_token_weights
 
 __all__ = ["BGEM3Encoder", "check_bge_m3_layout", "load_head"]
 
@@ -114,3 +115,29 @@ class BGEM3Encoder(TransformerEncoder):
             # Row i keeps its real tokens after the CLS: length - 1 vectors (</s> included).
             out.colbert = [vecs[i, : n - 1] for i, n in enumerate(lengths)]
         return out
+
+    def _states_batch(
+        self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]
+    ) -> list[TokenStates]:
+        F = self._torch.nn.functional
+        hidden = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, return_dict=True
+        ).last_hidden_state
+        self._count_forward()
+        weights = self._torch.relu(self.sparse_linear(hidden)).squeeze(-1).float().cpu().numpy()
+        colbert = (
+            F.normalize(self.colbert_linear(hidden).float(), dim=-1).cpu().numpy()
+            if "colbert" in outputs
+            else None
+        )
+        ids, states = input_ids.cpu().numpy(), hidden.float().cpu().numpy()
+        return [
+            TokenStates(
+                ids=ids[i, :n],
+                hidden=states[i, :n],
+                term_weights=weights[i, :n],
+                colbert=colbert[i, :n] if colbert is not None else None,
+                skip_ids=self._skip_ids,
+            )
+            for i, n in enumerate(attention_mask.sum(dim=1).tolist())
+        ]

@@ -21,7 +21,7 @@ Nothing here is a tokeniser of our own: stop words, stemming and hashing are the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, InvalidTypeError
@@ -37,6 +37,7 @@ __all__ = [
     "BM25_MODEL_NAME",
     "IDF_SPARSE_KINDS",
     "Bm25Encoder",
+    "bm25_encoder",
     "bm25_for_corpus",
     "bm25_from_name",
     "is_bm25_name",
@@ -122,6 +123,27 @@ def bm25_for_corpus(texts: Iterable[str], language: str = "english", **kw: Any) 
     return Bm25Encoder(language, **{**kw, "avg_len": avg})
 
 
+def bm25_encoder(spec: Any) -> Bm25Encoder | None:
+    """The BM25 encoder a store's ``bm25`` option asks for (``StoreConfig.bm25``).
+
+    ``True``: English with Qdrant's defaults; a str: that language (``"french"``, or a
+    ``sparse_model`` name ``"bm25:french"``); a :class:`Bm25Encoder`: itself (e.g.
+    :func:`bm25_for_corpus`, whose ``avg_len`` fits the corpus); ``False``/``None``: none.
+    """
+    if spec is None or spec is False:
+        return None
+    if spec is True:
+        return Bm25Encoder()
+    if isinstance(spec, Bm25Encoder):
+        return spec
+    if isinstance(spec, str):
+        return bm25_from_name(spec) if is_bm25_name(spec) else Bm25Encoder(language=spec)
+    raise InvalidTypeError(
+        f"bm25 must be True/False, a language name or a shared.encoders.bm25.Bm25Encoder, "
+        f"got {type(spec).__name__}"
+    )
+
+
 def _number(value: Any, name: str, low: float, high: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidTypeError(f"{name} must be a number, got {type(value).__name__}")
@@ -202,6 +224,24 @@ class Bm25Encoder(BaseEncoder):
         )
         return qe.Bm25(config)
 
+    def config(self) -> dict[str, Any]:
+        """Every parameter that changes the vectors (JSON): what a collection's guard records."""
+        return {
+            "model_id": self.model_id,
+            "language": self.language,
+            "stopwords": self.stopwords,
+            "stemming": self.stemming,
+            "k1": self.k1,
+            "b": self.b,
+            "avg_len": self.avg_len,
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Bm25Encoder:
+        """The encoder :meth:`config` describes (a reopened collection's BM25)."""
+        names = ("language", "stopwords", "stemming", "k1", "b", "avg_len")
+        return cls(**{k: config[k] for k in names if k in config})
+
     @property
     def model_id(self) -> str:
         """The name the collection guard records: every parameter that changes the vectors."""
@@ -225,6 +265,27 @@ class Bm25Encoder(BaseEncoder):
             out.append(
                 Entry(dense=None, sparse=sparse, colbert=None, token_count=len(sparse), truncated=False)
             )
+        self._count_forward()
+        return out
+
+    def document_arrays(
+        self, texts: Iterable[str], name: Callable[[int], str] | None = None
+    ) -> list[tuple[list[int], list[float]]]:
+        """Each document's BM25 vector as ``(indices, values)``, as a collection stores it.
+
+        The write path of a store that keeps BM25 beside another sparse model: no cache
+        (each document is weighted once) and no per-item checks (the engine's output is
+        valid). A text without words raises :class:`InvalidInputError` naming it
+        (``name(i)``, default ``text i``).
+        """
+        embed = self._model.embed_document
+        out = []
+        for i, text in enumerate(texts):
+            v = embed(text)
+            if not v.indices:
+                what = name(i) if name is not None else f"text {i}"
+                raise InvalidInputError(f"{what}: no words for BM25 to weight in {text!r:.60}")
+            out.append((list(v.indices), list(v.values)))
         self._count_forward()
         return out
 

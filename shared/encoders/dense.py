@@ -17,6 +17,7 @@ from ..errors import ModelLoadError
 from ._hf import BatchOutput, ResolvedModel, TransformerEncoder
 from .base import ModelShape
 from .config import EncoderConfig, EncoderOptions
+from .late import TokenStates
 
 __all__ = ["DenseEncoder", "read_pooling"]
 
@@ -119,3 +120,14 @@ class DenseEncoder(TransformerEncoder):
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         return BatchOutput(dense=F.normalize(pooled, dim=-1).cpu().numpy())
+
+    def _states_batch(
+        self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]
+    ) -> list[TokenStates]:
+        hidden = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, return_dict=True
+        ).last_hidden_state
+        self._count_forward()
+        ids, states = input_ids.cpu().numpy(), hidden.float().cpu().numpy()
+        lengths = attention_mask.sum(dim=1).tolist()
+        return [TokenStates(ids=ids[i, :n], hidden=states[i, :n]) for i, n in enumerate(lengths)]

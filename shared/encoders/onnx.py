@@ -31,11 +31,18 @@ from typing import Any, Unpack
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidTypeError, MissingDependencyError, ModelLoadError
+from ..errors import (
+    InvalidInputError,
+    InvalidTypeError,
+    MissingDependencyError,
+    ModelLoadError,
+    UnsupportedOperationError,
+)
 from ..types import TextKind
 from .base import Entry, ModelEncoder, ModelShape
 from .batching import encode_in_batches, validate_threads
 from .config import PRECISIONS, EncoderConfig, EncoderOptions
+from .late import LateChunker, TokenStates
 
 __all__ = [
     "EXPORT_META",
@@ -51,6 +58,8 @@ EXPORT_META = "m3_hybrid_onnx.json"
 EXPORT_FORMAT = 1
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model_int8.onnx"}
 _KINDS = ("bge-m3", "dense", "splade")
+#: The graph output holding per-token states (exports made before late chunking lack it).
+TOKENS = "tokens"
 # SPLADE pools over a [rows, tokens, vocab] logit tensor inside the graph; cap its size per
 # call (elements) like the torch path does, splitting a batch into row chunks.
 _MAX_LOGIT_ELEMENTS = 64_000_000
@@ -113,43 +122,45 @@ def _graph_module(encoder: Any) -> tuple[Any, list[str]]:
                 enc.colbert_linear,
             )
 
-        def forward(self, input_ids: Any, attention_mask: Any) -> tuple[Any, Any, Any]:
+        def forward(self, input_ids: Any, attention_mask: Any) -> tuple[Any, Any, Any, Any]:
             hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             dense = F.normalize(hidden[:, 0], dim=-1)
             sparse = torch.relu(self.sparse_linear(hidden)).squeeze(-1)
             col = self.colbert_linear(hidden[:, 1:]) * attention_mask[:, 1:, None].to(hidden.dtype)
-            return dense, sparse, F.normalize(col, dim=-1)
+            return dense, sparse, F.normalize(col, dim=-1), hidden
 
     class DenseGraph(torch.nn.Module):
         def __init__(self, enc: DenseEncoder) -> None:
             super().__init__()
             self.model, self.pooling = enc.model, enc.pooling
 
-        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+        def forward(self, input_ids: Any, attention_mask: Any) -> tuple[Any, Any]:
             hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             if self.pooling == "cls":
                 pooled = hidden[:, 0]
             else:
                 mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-            return F.normalize(pooled, dim=-1)
+            return F.normalize(pooled, dim=-1), hidden
 
     class SpladeGraph(torch.nn.Module):
         def __init__(self, enc: SpladeEncoder) -> None:
             super().__init__()
             self.model = enc.model
 
-        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+        def forward(self, input_ids: Any, attention_mask: Any) -> tuple[Any, Any]:
             logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-            weights = torch.log1p(torch.relu(logits)) * attention_mask.unsqueeze(-1).to(logits.dtype)
-            return weights.amax(dim=1)
+            weights = torch.log1p(torch.relu(logits))
+            return (weights * attention_mask.unsqueeze(-1).to(logits.dtype)).amax(dim=1), weights
 
+    # "tokens": the per-token states late chunking pools spans from (hidden states; SPLADE's
+    # per-token term weights). A normal encode does not fetch it.
     if isinstance(encoder, BGEM3Encoder):
-        return M3Graph(encoder).eval(), ["dense", "sparse", "colbert"]
+        return M3Graph(encoder).eval(), ["dense", "sparse", "colbert", TOKENS]
     if isinstance(encoder, DenseEncoder):
-        return DenseGraph(encoder).eval(), ["dense"]
+        return DenseGraph(encoder).eval(), ["dense", TOKENS]
     if isinstance(encoder, SpladeEncoder):
-        return SpladeGraph(encoder).eval(), ["sparse"]
+        return SpladeGraph(encoder).eval(), ["sparse", TOKENS]
     raise InvalidInputError(f"cannot export {type(encoder).__name__} to ONNX")  # pragma: no cover
 
 
@@ -328,6 +339,7 @@ def export_onnx(
         dynamic = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}}
         for name in output_names:
             dynamic[name] = {0: "batch"}
+        dynamic[TOKENS] = {0: "batch", 1: "tokens"}
         if kind == "bge-m3":
             dynamic["sparse"] = {0: "batch", 1: "tokens"}
             dynamic["colbert"] = {0: "batch", 1: "tokens_minus_one"}
@@ -432,7 +444,7 @@ def cached_export(model: str | os.PathLike[str], precision: str) -> Path:
 # -- the encoder (onnxruntime + tokenizers + numpy) ------------------------------------------
 
 
-class OnnxEncoder(ModelEncoder):
+class OnnxEncoder(LateChunker, ModelEncoder):
     """An exported BGE-M3, dense or SPLADE model run with onnxruntime (no torch).
 
     ``path``: a directory written by :func:`export_onnx`.  Options:
@@ -498,6 +510,9 @@ class OnnxEncoder(ModelEncoder):
         except Exception as exc:
             raise ModelLoadError(f"cannot load the ONNX export in {root}: {exc}") from exc
         self.tokenizer.no_padding()
+        # Late chunking reads whole documents: its own copy of the tokenizer, never truncating.
+        self._whole_tokenizer: Any = None
+        self._late_lock = threading.Lock()
         self.max_length = cfg.max_length_within(int(meta["max_length_limit"]), int(meta["max_length"]))
         self.tokenizer.enable_truncation(self.max_length)
         self._pad_id = int(meta["pad_id"])
@@ -543,18 +558,23 @@ class OnnxEncoder(ModelEncoder):
             show_progress=show_progress,
         )
 
+    def _splade_runs(self, input_ids: np.ndarray, mask: np.ndarray, output: str) -> Iterator[tuple[int, Any]]:
+        """(first row, ``output``) of a SPLADE batch in row chunks: its logit tensor is
+        [rows, tokens, vocab], so its size per call is capped (as on the torch path)."""
+        step = max(1, _MAX_LOGIT_ELEMENTS // (input_ids.shape[1] * max(1, int(self.meta["vocab_size"]))))
+        for s in range(0, len(input_ids), step):
+            feeds = {"input_ids": input_ids[s : s + step], "attention_mask": mask[s : s + step]}
+            (got,) = self.session.run([output], feeds)
+            self._count_forward()
+            yield s, got
+
     def _run(self, rows: list[list[int]], outputs: frozenset[str]) -> tuple[Any, Any, Any]:
-        from ._hf import sparse_from_token_weights
+        from .late import sparse_from_token_weights
 
         input_ids, mask = self._pad(rows)
         lengths = [len(r) for r in rows]
         if self.kind == "splade":
-            step = max(1, _MAX_LOGIT_ELEMENTS // (input_ids.shape[1] * max(1, int(self.meta["vocab_size"]))))
-            parts = []
-            for s in range(0, len(rows), step):
-                feeds = {"input_ids": input_ids[s : s + step], "attention_mask": mask[s : s + step]}
-                parts.append(self.session.run(["sparse"], feeds)[0])
-                self._count_forward()
+            parts = [got for _, got in self._splade_runs(input_ids, mask, "sparse")]
             vec = np.concatenate(parts).astype(np.float32, copy=False)
             vec[:, self._special[self._special < vec.shape[1]]] = 0.0
             terms = []
@@ -581,6 +601,64 @@ class OnnxEncoder(ModelEncoder):
             vecs = got[2].astype(np.float32, copy=False)
             colbert = [np.ascontiguousarray(vecs[i, : n - 1]) for i, n in enumerate(lengths)]
         return dense, sparse, colbert
+
+    # -- late chunking (shared.encoders.late) ------------------------------------------
+
+    def _late_tokenize(self, text: str) -> tuple[list[int], list[tuple[int, int]], list[int]]:
+        """Token ids of the whole ``text`` (specials, no truncation), offsets, special flags."""
+        if TOKENS not in self.meta.get("outputs", ()):
+            raise UnsupportedOperationError(
+                f"the ONNX export in {self.path} predates late chunking (its graph has no per-token "
+                "output); export the model again (`m3-hybrid export-onnx MODEL DIR --overwrite`, or "
+                "delete that directory when it is the automatic export cache)"
+            )
+        with self._late_lock:
+            if self._whole_tokenizer is None:
+                from tokenizers import Tokenizer
+
+                tok = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+                tok.no_padding()
+                tok.no_truncation()
+                self._whole_tokenizer = tok
+        enc = self._whole_tokenizer.encode(text, add_special_tokens=True)
+        return enc.ids, enc.offsets, enc.special_tokens_mask
+
+    def _token_states(self, rows: list[list[int]], outputs: frozenset[str]) -> Iterator[TokenStates]:
+        input_ids, mask = self._pad(rows)
+        lengths = [len(r) for r in rows]
+        if self.kind == "splade":
+            # Row chunks one by one: the caller pools each window's [T, vocab] weights and drops them.
+            for s, weights in self._splade_runs(input_ids, mask, TOKENS):
+                for i, n in enumerate(lengths[s : s + len(weights)]):
+                    yield TokenStates(
+                        ids=input_ids[s + i, :n], vocab_weights=weights[i, :n], skip_ids=self._special
+                    )
+            return
+        feeds = {"input_ids": input_ids, "attention_mask": mask}
+        if self.kind == "dense":
+            (hidden,) = self.session.run([TOKENS], feeds)
+            self._count_forward()
+            yield from [
+                TokenStates(ids=input_ids[i, :n], hidden=hidden[i, :n]) for i, n in enumerate(lengths)
+            ]
+            return
+        names = [TOKENS, "sparse"] + (["colbert"] if "colbert" in outputs else [])
+        got = self.session.run(names, feeds)
+        self._count_forward()
+        colbert = None
+        if "colbert" in outputs:
+            # The graph's ColBERT rows start after the CLS: put them back at their tokens' rows.
+            colbert = np.concatenate([np.zeros_like(got[2][:, :1]), got[2]], axis=1)
+        yield from [
+            TokenStates(
+                ids=input_ids[i, :n],
+                hidden=got[0][i, :n],
+                term_weights=got[1][i, :n],
+                colbert=colbert[i, :n] if colbert is not None else None,
+                skip_ids=self._skip_ids,
+            )
+            for i, n in enumerate(lengths)
+        ]
 
     def __repr__(self) -> str:
         return (

@@ -9,17 +9,20 @@ already encoded cost no new pass.  ``forward_passes`` counts the passes of both.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Unpack
 
 from ..errors import InvalidInputError
+from ..mrl import truncate
 from ..types import EncoderIdentity, TextKind
 from .base import BaseEncoder, Entry
 from .config import EncoderConfig, EncoderOptions
+from .late import LateChunker, LateJob, require_late_chunking
 
 __all__ = ["PairEncoder"]
 
 
-class PairEncoder(BaseEncoder):
+class PairEncoder(LateChunker):
     """``dense`` supplies the dense vectors, ``sparse`` the sparse ones."""
 
     #: Two models: a call runs only those whose outputs it asks for.
@@ -75,6 +78,30 @@ class PairEncoder(BaseEncoder):
     def forward_passes(self) -> int:
         return self.dense_encoder.forward_passes + self.sparse_encoder.forward_passes
 
+    @property
+    def supports_late_chunking(self) -> bool:
+        return self.dense_encoder.supports_late_chunking and self.sparse_encoder.supports_late_chunking
+
+    def _late_entries(self, job: LateJob) -> list[list[Entry]]:
+        # Each model late-chunks the documents with its own pass, tokenizer and window.
+        parts = {}
+        for out, enc in (("dense", self.dense_encoder), ("sparse", self.sparse_encoder)):
+            if out in job.outputs:
+                parts[out] = require_late_chunking(enc)._late_entries(replace(job, outputs=frozenset({out})))
+        out_docs = []
+        for d, doc_spans in enumerate(job.spans):
+            out_docs.append([self._joined(parts, d, c) for c in range(len(doc_spans))])
+        return out_docs
+
+    def _joined(self, parts: dict[str, list[list[Entry]]], d: int, c: int) -> Entry:
+        dense = parts["dense"][d][c] if "dense" in parts else None
+        sparse = parts["sparse"][d][c] if "sparse" in parts else None
+        entry = _join(dense, sparse)
+        if entry.dense is not None and self._truncate_dim is not None:
+            # The pair's own MRL truncation, as its normal encode applies it.
+            entry.dense = truncate(entry.dense, self._truncate_dim)
+        return entry
+
     def _compute(
         self, texts: list[str], kind: TextKind, outputs: frozenset[str], batch_size: int, show_progress: bool
     ) -> list[Entry]:
@@ -90,19 +117,20 @@ class PairEncoder(BaseEncoder):
             else None
         )
         # New Entry objects: the sub-encoders' cached entries are never mutated.
-        out = []
-        for i in range(len(texts)):
-            d = dense[i] if dense is not None else None
-            s = sparse[i] if sparse is not None else None
-            first = d if d is not None else s
-            assert first is not None
-            out.append(
-                Entry(
-                    dense=d.dense if d is not None else None,
-                    sparse=s.sparse if s is not None else None,
-                    colbert=None,
-                    token_count=first.token_count,
-                    truncated=(d is not None and d.truncated) or (s is not None and s.truncated),
-                )
-            )
-        return out
+        return [
+            _join(dense[i] if dense is not None else None, sparse[i] if sparse is not None else None)
+            for i in range(len(texts))
+        ]
+
+
+def _join(d: Entry | None, s: Entry | None) -> Entry:
+    """One entry from the dense model's and the sparse model's entries of the same text."""
+    first = d if d is not None else s
+    assert first is not None
+    return Entry(
+        dense=d.dense if d is not None else None,
+        sparse=s.sparse if s is not None else None,
+        colbert=None,
+        token_count=first.token_count,
+        truncated=(d is not None and d.truncated) or (s is not None and s.truncated),
+    )

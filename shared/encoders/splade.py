@@ -6,10 +6,12 @@ the tokenizer's special tokens removed and zero weights dropped.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ._hf import BatchOutput, TransformerEncoder
 from .base import ModelShape
+from .late import TokenStates
 
 __all__ = ["SpladeEncoder"]
 
@@ -52,3 +54,20 @@ class SpladeEncoder(TransformerEncoder):
             nz = torch.nonzero(row, as_tuple=True)[0]
             sparse.append(dict(zip(nz.tolist(), row[nz].double().tolist(), strict=True)))
         return BatchOutput(sparse=sparse)
+
+    def _states_batch(
+        self, input_ids: Any, attention_mask: Any, outputs: frozenset[str]
+    ) -> Iterator[TokenStates]:
+        import torch
+
+        skip = self._special.numpy()
+        # Row chunks as in _forward_batch, yielded one by one: the caller pools and drops them.
+        rows = max(1, _MAX_LOGIT_ELEMENTS // (input_ids.shape[1] * self.vocab_size))
+        for s in range(0, input_ids.shape[0], rows):
+            ids, mask = input_ids[s : s + rows], attention_mask[s : s + rows]
+            logits = self.model(input_ids=ids, attention_mask=mask, return_dict=True).logits
+            self._count_forward()
+            weights = torch.log1p(torch.relu(logits.float())).cpu().numpy()
+            del logits
+            for i, n in enumerate(mask.sum(dim=1).tolist()):
+                yield TokenStates(ids=ids[i, :n].cpu().numpy(), vocab_weights=weights[i, :n], skip_ids=skip)

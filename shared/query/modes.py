@@ -10,10 +10,15 @@ Modes and score semantics of the returned hits (the plan that runs them is
   collection has the IDF modifier).
 * ``hybrid``: a dense prefetch of ``dense_candidates`` and a sparse prefetch of
   ``sparse_candidates`` points (each ``max(limit + offset, candidate_k)`` unless
-  given; a given count is used as is, even below the final limit), fused inside Qdrant:
+  given; a given count is used as is, even below the final limit), fused inside Qdrant.
+  A collection that keeps BM25 beside its learned sparse vector (``bm25=``) adds a third
+  prefetch of the sparse side's size on its ``bm25`` vector when the query has a text,
+  weighted by ``bm25_weight`` (each fusion's sparse default unless given):
 
-  - ``rrf``: weighted reciprocal rank fusion, ``sum_side w / (k + rank)`` with a
-    0-based rank; scores are rank-based, not similarities. Qdrant's own default
+  - ``rrf``: reciprocal rank fusion, ``sum_side 1 / (k + rank)`` with a 0-based
+    rank; scores are rank-based, not similarities. A weight ``w`` divides a side's
+    1-based rank (Qdrant's weighted RRF): ``1 / (k + (rank + 1) / w - 1)``, nothing at
+    ``w = 0`` (measured: ``tests/shared/test_store_bm25_signal.py``). Qdrant's own default
     k is 2; we default to 60 (the value of the RRF paper, and what most hybrid
     search stacks use) so that a single side's top hit cannot dominate.
   - ``dbsf``: distribution-based score fusion (each side normalised by its

@@ -82,6 +82,12 @@ class QueryOptions:
     sparse_candidates: int | None = None
     #: m3 only: the sparse term's scale (resolved: NONE or QUERY; AUTO is treated as NONE).
     sparse_normalization: SparseNormalization = SparseNormalization.NONE
+    #: Hybrid only: whether BM25 is fused as a third signal (the collection keeps a BM25
+    #: vector beside the learned sparse one, and there is a query text to weight).
+    bm25: bool = False
+    #: Its weight (None: the sparse side's default for the fusion) and, for m3, its scale.
+    bm25_weight: float | None = None
+    bm25_normalization: SparseNormalization = SparseNormalization.QUERY
     #: Grouped query (:mod:`shared.query.groups`): the payload key whose value makes a group
     #: (None: not grouped); ``limit`` / ``offset`` then count groups of ``group_size`` hits.
     group_by: str | None = None
@@ -122,6 +128,15 @@ class QueryOptions:
         sparse = self.sparse_weight if self.sparse_weight is not None else DEFAULT_SPARSE_WEIGHT[self.fusion]
         return self.dense_weight, sparse
 
+    @property
+    def signal_weights(self) -> tuple[float, ...]:
+        """Hybrid: the weight of each fused signal: dense, sparse, then BM25 when :attr:`bm25`
+        (a lexical signal like the sparse one: the same default per fusion unless given)."""
+        if not self.bm25:
+            return self.weights
+        lexical = self.bm25_weight if self.bm25_weight is not None else DEFAULT_SPARSE_WEIGHT[self.fusion]
+        return (*self.weights, lexical)
+
 
 def side_candidates(k: int, candidate_k: int) -> int:
     """Candidates one side of a hybrid query fetches for ``k`` wanted hits: at least
@@ -151,10 +166,13 @@ def resolve_options(
         raise InvalidInputError(f"rrf_k must be an int >= 0, got {rrf_k!r}")
     fusion_m = parse_fusion(fusion)
     sw = None if sparse_weight is None else non_negative_number(sparse_weight, "sparse_weight")
+    if rest.get("bm25_weight") is not None:
+        rest["bm25_weight"] = non_negative_number(rest["bm25_weight"], "bm25_weight")
     if rest.get("hnsw_ef") is not None:
         rest["hnsw_ef"] = positive_int(rest["hnsw_ef"], "hnsw_ef")
-    if "sparse_normalization" in rest:
-        rest["sparse_normalization"] = parse_sparse_normalization(rest["sparse_normalization"])
+    for name in ("sparse_normalization", "bm25_normalization"):
+        if name in rest:
+            rest[name] = parse_sparse_normalization(rest[name])
     for name in ("mrl_candidates", "dense_candidates", "sparse_candidates"):
         if rest.get(name) is not None:
             rest[name] = positive_int(rest[name], name)
@@ -236,6 +254,7 @@ class QueryArgs(TypedDict, total=False):
     rrf_k: int | None
     dense_weight: float | None
     sparse_weight: float | None
+    bm25_weight: float | None
     candidate_k: int | None
     colbert_rerank: bool | None
     exact: bool
@@ -336,7 +355,7 @@ class QueryResolver:
         # LlamaIndex's terms (None when none is given), sized with this query's candidate_k.
         weighted = None
         if "alpha" in a or "dense_k" in a or "sparse_k" in a:
-            weights_given = "dense_weight" in a or "sparse_weight" in a
+            weights_given = "dense_weight" in a or "sparse_weight" in a or "bm25_weight" in a
             weighted = (a.get("alpha"), a.get("dense_k"), a.get("sparse_k"), weights_given)
         opts = self._checked(
             weighted,
@@ -347,6 +366,7 @@ class QueryResolver:
             rrf_k=a.get("rrf_k", d.rrf_k),
             dense_weight=a.get("dense_weight", d.dense_weight),
             sparse_weight=a.get("sparse_weight", d.sparse_weight),
+            bm25_weight=a.get("bm25_weight", d.bm25_weight),
             candidate_k=a.get("candidate_k", d.candidate_k),
             colbert_rerank=self.default_rerank(
                 a.get("colbert_rerank"), schema, text, a.get("colbert"), can_encode_colbert
@@ -369,6 +389,12 @@ class QueryResolver:
             sparse_normalization=resolve_sparse_normalization(
                 a.get("sparse_normalization", self._sparse_normalization),
                 schema.identity.sparse_kind if schema.identity is not None else None,
+            ),
+            # BM25 beside the learned sparse vector: fused in hybrid queries that have a text
+            # to weight (a query of vectors only fuses what it gives).
+            bm25=schema.bm25 is not None and mode == RetrievalMode.HYBRID and text is not None,
+            bm25_normalization=resolve_sparse_normalization(
+                a.get("sparse_normalization", self._sparse_normalization), "bm25"
             ),
         )
         return opts if filter is None else replace(opts, filter=filter)
@@ -533,7 +559,9 @@ def weighted_hybrid(
         "mode": RetrievalMode.HYBRID,
         "limit": limit,
         "dense_weight": alpha,
+        # The lexical share goes to each lexical signal (the sparse one, and BM25 beside it).
         "sparse_weight": 1.0 - alpha,
+        "bm25_weight": 1.0 - alpha,
         **sizes,
     }
 

@@ -22,7 +22,7 @@ from qdrant_client import models
 from ..errors import InvalidInputError, UnsupportedOperationError
 from ..filters import and_filters, equals
 from ..mrl import truncate
-from ..schema import COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
+from ..schema import BM25, COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from ..types import FloatArray
 from ..validation import non_negative_number, positive_int, sparse_arrays
 from .groups import GroupSpec
@@ -235,12 +235,15 @@ def _dense_stage(
     )
 
 
-def _sparse_params(schema: CollectionSchema) -> SearchOptions | None:
-    return LIVE_IDF if schema.sparse_idf else None
+def _sparse_params(schema: CollectionSchema, using: str = SPARSE) -> SearchOptions | None:
+    # The BM25 vector always has the IDF modifier.
+    return LIVE_IDF if schema.sparse_idf or using == BM25 else None
 
 
-def _sparse_stage(schema: CollectionSchema, sparse: SparseQuery, limit: int, flt: Any) -> Stage:
-    return Stage(Nearest(SPARSE, sparse), limit, filter=flt, params=_sparse_params(schema))
+def _sparse_stage(
+    schema: CollectionSchema, sparse: SparseQuery, limit: int, flt: Any, using: str = SPARSE
+) -> Stage:
+    return Stage(Nearest(using, sparse), limit, filter=flt, params=_sparse_params(schema, using))
 
 
 def plan_query(
@@ -250,8 +253,13 @@ def plan_query(
     dense: FloatArray | None = None,
     sparse: SparseQuery | None = None,
     colbert: FloatArray | None = None,
+    bm25: SparseQuery | None = None,
 ) -> QueryPlan:
-    """Build the one-request plan of a query (pure; vectors already validated)."""
+    """Build the one-request plan of a query (pure; vectors already validated).
+
+    ``bm25``: the BM25 query of a collection that keeps BM25 beside its learned sparse
+    vector; a hybrid query with ``opts.bm25`` fuses it as a third signal.
+    """
     flt = opts.filter
     window = opts.window
     candidates = opts.candidates
@@ -268,6 +276,11 @@ def plan_query(
         raise UnsupportedOperationError(f"{mode.value} retrieval: this collection stores no dense vectors")
     if mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID) and not schema.sparse:
         raise UnsupportedOperationError(f"{mode.value} retrieval: this collection stores no sparse vectors")
+    if opts.bm25 and opts.mode is RetrievalMode.HYBRID:
+        if schema.bm25 is None:
+            raise UnsupportedOperationError("bm25: this collection stores no BM25 vectors")
+        if bm25 is None:
+            raise InvalidInputError("hybrid retrieval with BM25 needs a BM25 query vector (or query text)")
     if opts.colbert_rerank:
         if not schema.colbert:
             raise UnsupportedOperationError("colbert_rerank: this collection stores no ColBERT vectors")
@@ -279,7 +292,7 @@ def plan_query(
     # With a ColBERT rerank the first stage hands over a candidate window, not the final page.
     first_limit = candidates if opts.colbert_rerank else window
     if opts.levels is not None:
-        first = _levels_stage(schema, opts, first_limit, dense, sparse)
+        first = _levels_stage(schema, opts, first_limit, dense, sparse, bm25)
     elif mode is RetrievalMode.DENSE:
         assert dense is not None
         first = _dense_stage(schema, dense, dense.tolist(), first_limit, opts, flt, candidates)
@@ -288,50 +301,24 @@ def plan_query(
         first = _sparse_stage(schema, sparse, first_limit, flt)
     else:
         assert dense is not None and sparse is not None
-        dense_full = dense.tolist()
-        # Each side's own prefetch size (LlamaIndex's similarity_top_k / sparse_top_k).
-        n_dense, n_sparse = opts.prefetch_sizes()
-        dense_side = _dense_stage(schema, dense, dense_full, n_dense, opts, flt, n_dense)
-        sparse_side = _sparse_stage(schema, sparse, n_sparse, flt)
-        wd, ws = opts.weights
-        if opts.fusion is FusionMethod.RRF:
-            weights = None if (wd == 1.0 and ws == 1.0) else (wd, ws)
-            first = Stage(RrfFusion(opts.rrf_k, weights), first_limit, (dense_side, sparse_side), filter=flt)
-        elif opts.fusion is FusionMethod.DBSF:
-            if wd != 1.0 or ws != 1.0:
-                raise UnsupportedOperationError(
-                    "dbsf fusion has no per-side weights in Qdrant; use fusion='rrf' or 'm3' for weights"
-                )
-            first = Stage(DbsfFusion(), first_limit, (dense_side, sparse_side), filter=flt)
-        else:
-            union = (dense_side, sparse_side)
-            union_size = n_dense + n_sparse  # the most points the two prefetches can hold
-            by_dense = Stage(Nearest(DENSE, dense_full), union_size, union, filter=flt)
-            scaled = (
-                self_normalised(sparse) if opts.sparse_normalization is SparseNormalization.QUERY else sparse
-            )
-            by_sparse = Stage(
-                Nearest(SPARSE, scaled), union_size, union, filter=flt, params=_sparse_params(schema)
-            )
-            first = Stage(WeightedSum((wd, ws)), first_limit, (by_dense, by_sparse), filter=flt)
+        first = _hybrid_stage(schema, opts, dense, sparse, bm25 if opts.bm25 else None, first_limit)
 
     root = first
     if opts.colbert_rerank:
         assert colbert is not None
         rows = np.asarray(colbert, dtype=np.float32).tolist()
         root = Stage(Nearest(COLBERT, rows), window, (first,), filter=flt)
-    if opts.score_threshold is not None:
-        root = Stage(
-            root.query, root.limit, root.prefetches, root.filter, root.params, float(opts.score_threshold)
-        )
+    threshold = root.score_threshold if opts.score_threshold is None else float(opts.score_threshold)
     with_vectors = _returned_vectors(schema, opts.with_vectors)
     if opts.group_by is not None:
         # Groups are paged by the store (a group query has no offset): the page and the skipped groups.
         group = GroupSpec(opts.group_by, opts.group_size, opts.limit + opts.offset)
-        root = Stage(root.query, window, root.prefetches, root.filter, root.params, root.score_threshold)
+        root = Stage(root.query, window, root.prefetches, root.filter, root.params, threshold)
         return QueryPlan(root=root, with_vectors=with_vectors, group=group)
     # The engine applies the offset to the root only; its limit must cover the skipped hits.
-    root = Stage(root.query, opts.limit, root.prefetches, root.filter, root.params, root.score_threshold)
+    # (Rebuilt only when it changes: with no offset and no threshold the root is already that.)
+    if root.limit != opts.limit or threshold != root.score_threshold:
+        root = Stage(root.query, opts.limit, root.prefetches, root.filter, root.params, threshold)
     return QueryPlan(root=root, offset=opts.offset, with_vectors=with_vectors)
 
 
@@ -341,6 +328,7 @@ def _levels_stage(
     limit: int,
     dense: FloatArray | None,
     sparse: SparseQuery | None,
+    bm25: SparseQuery | None = None,
 ) -> Stage:
     """A hierarchical query's first stage (:mod:`shared.hierarchy`): the query's own first
     stage once per level, under a filter on the level, fused by reciprocal rank."""
@@ -358,10 +346,54 @@ def _levels_stage(
             colbert_rerank=False,
             score_threshold=None,
         )
-        branches.append(plan_query(schema, only, dense=dense, sparse=sparse).root)
+        branches.append(plan_query(schema, only, dense=dense, sparse=sparse, bm25=bm25).root)
     if len(branches) == 1:
         return branches[0]
     return Stage(RrfFusion(opts.rrf_k), limit, tuple(branches), filter=opts.filter)
+
+
+def _hybrid_stage(
+    schema: CollectionSchema,
+    opts: QueryOptions,
+    dense: FloatArray,
+    sparse: SparseQuery,
+    bm25: SparseQuery | None,
+    limit: int,
+) -> Stage:
+    """The fusion of the dense and the sparse side (and BM25 as a third, when given)."""
+    flt = opts.filter
+    dense_full = dense.tolist()
+    # Each side's own prefetch size (LlamaIndex's similarity_top_k / sparse_top_k); BM25,
+    # a lexical side too, takes the sparse side's.
+    n_dense, n_sparse = opts.prefetch_sizes()
+    sides = [
+        _dense_stage(schema, dense, dense_full, n_dense, opts, flt, n_dense),
+        _sparse_stage(schema, sparse, n_sparse, flt),
+    ]
+    if bm25 is not None:
+        sides.append(_sparse_stage(schema, bm25, n_sparse, flt, BM25))
+    weights = opts.signal_weights
+    if opts.fusion is FusionMethod.RRF:
+        rrf_weights = None if all(w == 1.0 for w in weights) else weights
+        return Stage(RrfFusion(opts.rrf_k, rrf_weights), limit, tuple(sides), filter=flt)
+    if opts.fusion is FusionMethod.DBSF:
+        if any(w != 1.0 for w in weights):
+            raise UnsupportedOperationError(
+                "dbsf fusion has no per-side weights in Qdrant; use fusion='rrf' or 'm3' for weights"
+            )
+        return Stage(DbsfFusion(), limit, tuple(sides), filter=flt)
+    # m3: every candidate of the union re-scored on each side, then the weighted sum.
+    union = tuple(sides)
+    union_size = sum(side.limit for side in sides)  # the most points the prefetches can hold
+    norm = opts.sparse_normalization
+    lexical = [(SPARSE, sparse, norm)] + ([(BM25, bm25, opts.bm25_normalization)] if bm25 is not None else [])
+    rescored = [Stage(Nearest(DENSE, dense_full), union_size, union, filter=flt)]
+    for using, query, scale in lexical:
+        scaled = self_normalised(query) if scale is SparseNormalization.QUERY else query
+        rescored.append(
+            Stage(Nearest(using, scaled), union_size, union, filter=flt, params=_sparse_params(schema, using))
+        )
+    return Stage(WeightedSum(weights), limit, tuple(rescored), filter=flt)
 
 
 def plan_mmr(

@@ -15,6 +15,7 @@ from .options import QueryOptions
 __all__ = [
     "cosine_relevance",
     "dbsf_relevance",
+    "dbsf_relevance_of",
     "m3_relevance",
     "relevance_function",
     "rrf_relevance",
@@ -51,6 +52,11 @@ def dbsf_relevance(score: float) -> float:
     return _clip01(score / 2.0)
 
 
+def dbsf_relevance_of(signals: int) -> Callable[[float], float]:
+    """:func:`dbsf_relevance` for ``signals`` fused lists (each in [0, 1], summed)."""
+    return lambda score: _clip01(score / signals)
+
+
 def m3_relevance(dense_weight: float, sparse_weight: float) -> Callable[[float], float]:
     """M3's weighted sum: a cosine part in [-w_d, w_d] plus an unbounded sparse part >= 0.
 
@@ -80,9 +86,10 @@ def relevance_function(opts: QueryOptions) -> Callable[[float], float]:
         return cosine_relevance
     if opts.mode is RetrievalMode.SPARSE:
         return unbounded_relevance
-    dense_w, sparse_w = opts.weights
+    # Dense, sparse and, when fused, BM25: the lexical weights add up like one sparse side's.
+    dense_w, *lexical = opts.signal_weights
     if opts.fusion is FusionMethod.RRF:
-        return rrf_relevance(float(opts.rrf_k), dense_w + sparse_w)
+        return rrf_relevance(float(opts.rrf_k), dense_w + sum(lexical))
     if opts.fusion is FusionMethod.DBSF:
-        return dbsf_relevance
-    return m3_relevance(dense_w, sparse_w)
+        return dbsf_relevance if len(lexical) == 1 else dbsf_relevance_of(1 + len(lexical))
+    return m3_relevance(dense_w, sum(lexical))

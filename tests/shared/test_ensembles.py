@@ -15,6 +15,10 @@ def test_langchain_weights_and_c_are_engine_rrf() -> None:
     assert got == EnsembleFusion(FusionMethod.RRF, 61, dense_weight=0.7, sparse_weight=0.3)
     assert got.store_options() == {"fusion": "rrf", "rrf_k": 61, "dense_weight": 0.7, "sparse_weight": 0.3}
     assert from_ensemble_retriever(c=10).rrf_k == 11
+    # Equal weights rank as plain RRF in LangChain; the engine gets none (it divides ranks by them).
+    equal = from_ensemble_retriever([0.5, 0.5])
+    assert (equal.dense_weight, equal.sparse_weight) == (1.0, 1.0)
+    assert from_query_fusion_mode("reciprocal_rerank", [0.5, 0.5]).sparse_weight == 1.0
     assert from_ensemble_retriever().store_options() == {}  # nothing given: the store's defaults
 
 

@@ -208,4 +208,3 @@ def test_importing_the_core_does_not_load_the_embedded_engine(statement: str) ->
     assert "shared.filters" in loaded  # the import really ran
     assert "qdrant_edge" not in loaded
     assert "shared.backends.edge_filters" not in loaded
-

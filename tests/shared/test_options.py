@@ -55,7 +55,8 @@ def test_hybrid_store_passes_every_keyword_into_its_config(tmp_path: Any) -> Non
     # One non-default value per option that a fresh embedded collection accepts.
     given = {
         "dense_dim": 8, "sparse": True, "sparse_idf": True, "quantization": "int8", "on_disk": True,
-        "compact_every": 7, "mrl_dim": 4, "mrl_quantization": "int8", "sparse_datatype": "float16",
+        "compact_every": 7, "background_index_min": 9, "mrl_dim": 4, "mrl_quantization": "int8",
+        "sparse_datatype": "float16",
         "retrieval_mode": "dense", "fusion": "dbsf", "rrf_k": 30, "dense_weight": 0.5,
         "sparse_weight": 0.25, "candidate_k": 42, "sparse_normalization": "query",
     }  # fmt: skip

@@ -163,6 +163,30 @@ def test_concurrent_calls_share_one_pass_and_get_their_own_rows(bge: Encoder) ->
         same_vectors(got, bge.encode(t, "query", outputs=outputs))
 
 
+def test_a_lone_call_runs_at_once_in_its_thread_and_frees_the_encoder_even_when_it_fails(
+    bge: Encoder,
+) -> None:
+    seen: list[int] = []
+
+    class Where(Gated):
+        def encode(self, texts: Sequence[str], kind: TextKind = "document", **kw: Any) -> EncodeResult:
+            seen.append(threading.get_ident())
+            return super().encode(texts, kind, **kw)
+
+    batcher = MicroBatcher(Where(bge), max_wait=30.0)
+    same_vectors(batcher.encode(["alone"], "query"), bge.encode(["alone"], "query"))
+    with pytest.raises(InvalidInputError, match="boom"):
+        batcher.encode(["boom"], "query")
+    assert (batcher.batches, batcher.requests) == (1, 1)  # a failed call serves nobody
+    # The failure released the encoder: the next call (another thread) runs at once, in that thread.
+    with ThreadPoolExecutor(1) as pool:
+        other = pool.submit(lambda: (threading.get_ident(), batcher.encode(["again"], "query")))
+        ident, got = other.result(30)
+    same_vectors(got, bge.encode(["again"], "query"))
+    assert seen == [threading.get_ident(), threading.get_ident(), ident]
+    assert (batcher.batches, batcher.requests, batcher.waiting) == (2, 2, 0)
+
+
 def test_a_failing_caller_fails_alone(bge: Encoder) -> None:
     gated = Gated(bge)
     batcher = MicroBatcher(gated, max_wait=0.05)

@@ -324,6 +324,15 @@ def test_nan_output_names_the_text(tiny_bge_m3_dir: Path) -> None:
     assert all(np.all(np.isfinite(v.dense)) for v in e.cache._data.values())  # type: ignore[arg-type]
 
 
+def test_infinite_sparse_weights_are_refused_and_not_cached(tiny_bge_m3_dir: Path) -> None:
+    e = fresh(tiny_bge_m3_dir, cache_size=16)
+    with torch.no_grad():
+        e.sparse_linear.bias.fill_(float("inf"))  # dense output untouched: only the sparse check can see it
+    with pytest.raises(InvalidInputError, match=r"NaN or inf for texts\[0\]"):
+        e.encode(["fine", "also fine"], outputs=["sparse"])
+    assert len(e.cache) == 0
+
+
 def test_fp16_runs_and_returns_float32(tiny_bge_m3_dir: Path, enc: BGEM3Encoder) -> None:
     """The half-precision path (the GPU default) on CPU: same outputs within fp16 error."""
     half = fresh(tiny_bge_m3_dir, fp16=True)

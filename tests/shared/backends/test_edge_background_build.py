@@ -1,0 +1,318 @@
+"""Index builds of the embedded store in a writer process (``background_index_min``).
+
+A large add's index build runs in a child process on a copy of the shard while the
+serving process keeps answering from the current shard; the indexed copy is swapped in.
+The writer process is paused (SIGSTOP) or killed (SIGKILL) by these tests to hold the
+store in the middle of a build deterministically: nothing here depends on timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from shared.backends import edge_build
+from shared.backends.edge import EdgeBackend
+from shared.errors import BackendError, InvalidInputError, InvalidTypeError
+from shared.steps import run
+from shared.store import HybridStore
+from shared.types import Record
+
+DIM = 16
+MIN = 400  # background_index_min of these stores: an add of 600 builds apart, one of 200 in-process
+
+
+def _records(start: int, n: int) -> Iterator[Record]:
+    rng = np.random.default_rng(start)
+    for i in range(start, start + n):
+        yield Record(
+            id=f"doc-{i}",
+            text=f"document {i}",
+            dense=rng.standard_normal(DIM).astype(np.float32),
+            sparse={int(t): 0.5 for t in rng.choice(5000, size=8, replace=False)} | {100_000 + i: 1.0},
+        )
+
+
+def _store(path: Path, **kw: Any) -> HybridStore:
+    return HybridStore("c", path=path, dense_dim=DIM, sparse=True, background_index_min=MIN, **kw)
+
+
+def _backend(store: HybridStore) -> EdgeBackend:
+    backend = store._backend
+    assert isinstance(backend, EdgeBackend)
+    return backend
+
+
+def _writer_pid(backend: EdgeBackend, thread: threading.Thread) -> int:
+    """The pid of the writer process once the build has started (the add runs in ``thread``)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        writer = backend._writer
+        if writer is not None:
+            return writer.process.pid
+        assert thread.is_alive(), "the add ended without starting a writer process"
+        time.sleep(0.01)
+    raise AssertionError("no writer process started within 120 s")
+
+
+def _in_thread(fn: Any) -> tuple[threading.Thread, list[BaseException], list[Any]]:
+    errors: list[BaseException] = []
+    results: list[Any] = []
+
+    def target() -> None:
+        try:
+            results.append(fn())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, errors, results
+
+
+def _leftovers(root: Path) -> list[str]:
+    """Anything beside the collection's directory (build copies, previous shards)."""
+    return sorted(p.name for p in root.iterdir() if p.name != "c")
+
+
+def test_small_adds_stay_in_process_and_a_large_one_builds_apart(tmp_path: Path) -> None:
+    with _store(tmp_path) as store:
+        backend = _backend(store)
+        assert backend.background_index_min == MIN
+        store.add(_records(0, 200))
+        assert backend.background_builds == 0
+        first = backend._shard
+        store.add(_records(200, 600))
+        assert backend.background_builds == 1
+        assert backend._shard is not first  # the indexed copy was swapped in
+        assert store.count() == 800
+        got = store.get([f"doc-{i}" for i in range(800)])
+        assert [r.id for r in got] == [f"doc-{i}" for i in range(800)]
+        probe = next(_records(650, 1))
+        assert store.query(sparse={100_650: 1.0}, mode="sparse", limit=1)[0].id == probe.id
+        assert _leftovers(tmp_path) == []
+    with HybridStore("c", path=tmp_path) as store:  # reopened: the swapped-in shard is the store
+        assert store.count() == 800
+
+
+def test_a_temporary_store_builds_apart_too(tmp_path: Path) -> None:
+    # No path: no write-ahead log, so the shard is flushed before it is copied.
+    with HybridStore("c", dense_dim=DIM, sparse=True, background_index_min=MIN) as store:
+        store.add(_records(0, 200))
+        store.add(_records(200, 600))
+        assert _backend(store).background_builds == 1
+        assert store.count() == 800
+        assert store.query(sparse={100_700: 1.0}, mode="sparse", limit=1)[0].id == "doc-700"
+
+
+def test_the_default_threshold_is_the_engines_indexing_threshold(tmp_path: Path) -> None:
+    with HybridStore("c", path=tmp_path, dense_dim=384) as store:
+        store.add([Record(id="a", text="a", dense=np.ones(384, dtype=np.float32))])
+        assert _backend(store).background_index_min == -(-10_000 * 1024 // (384 * 4))
+    with HybridStore("d", path=tmp_path, dense_dim=DIM, background_index_min=0) as store:
+        store.add(_records(0, 600))
+        assert _backend(store).background_builds == 0  # 0: always in-process
+
+
+def test_queries_and_writes_during_the_build_and_after_the_swap(tmp_path: Path) -> None:
+    with _store(tmp_path) as store:
+        backend = _backend(store)
+        store.add(_records(0, 200))
+        old = backend._shard
+        ticks = [0]
+        stop = threading.Event()
+
+        def ticker() -> None:
+            while not stop.is_set():
+                time.sleep(0.001)
+                ticks[0] += 1
+
+        tick_thread = threading.Thread(target=ticker, daemon=True)
+        tick_thread.start()
+        add, errors, _ = _in_thread(lambda: store.add(_records(200, 600)))
+        pid = _writer_pid(backend, add)
+        os.kill(pid, signal.SIGSTOP)  # the build is in progress, and stays so until SIGCONT
+        try:
+            before = ticks[0]
+            # Answered from the current shard, which holds every point written, unindexed.
+            assert store.count() == 800
+            assert store.query(sparse={100_700: 1.0}, mode="sparse", limit=1)[0].id == "doc-700"
+            assert backend._shard is old
+            # Writes during the build land in the current shard and are replayed onto the copy.
+            store.add(_records(800, 10))
+            store.delete(["doc-0"])
+            assert store.count() == 809
+            time.sleep(0.2)
+            assert ticks[0] > before, "the ticker thread did not run during the build"
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        add.join(120)
+        stop.set()
+        assert not add.is_alive() and not errors
+        assert backend.background_builds == 1
+        assert backend._shard is not old  # answered from the swapped-in shard from now on
+        assert store.count() == 809
+        assert store.get(["doc-0"]) == []
+        assert [r.id for r in store.get(["doc-805", "doc-799"])] == ["doc-805", "doc-799"]
+        assert store.query(sparse={100_805: 1.0}, mode="sparse", limit=1)[0].id == "doc-805"
+        assert _leftovers(tmp_path) == []
+
+
+def test_a_killed_writer_leaves_every_point_and_reports(tmp_path: Path) -> None:
+    with _store(tmp_path) as store:
+        backend = _backend(store)
+        store.add(_records(0, 200))
+        old = backend._shard
+        add, errors, _ = _in_thread(lambda: store.add(_records(200, 600)))
+        os.kill(_writer_pid(backend, add), signal.SIGKILL)
+        add.join(120)
+        assert len(errors) == 1 and isinstance(errors[0], BackendError)
+        assert "killed by signal 9" in str(errors[0]) and "every point written is stored" in str(errors[0])
+        assert backend._shard is old and backend.background_builds == 0
+        assert store.count() == 800
+        assert store.query(sparse={100_700: 1.0}, mode="sparse", limit=1)[0].id == "doc-700"
+        assert _leftovers(tmp_path) == []
+        # The unindexed points are still due: the next build takes them.
+        run(backend.finish_bulk())
+        assert backend.background_builds == 1 and store.count() == 800
+
+
+def test_close_during_the_build_abandons_it_and_keeps_the_data(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    backend = _backend(store)
+    store.add(_records(0, 200))
+    add, errors, _ = _in_thread(lambda: store.add(_records(200, 600)))
+    pid = _writer_pid(backend, add)
+    os.kill(pid, signal.SIGSTOP)
+    store.close()  # kills the paused writer
+    add.join(120)
+    assert len(errors) == 1 and isinstance(errors[0], BackendError)
+    assert "closed" in str(errors[0])
+    assert _leftovers(tmp_path) == []
+    with HybridStore("c", path=tmp_path) as reopened:
+        assert reopened.count() == 800
+
+
+def test_a_cancelled_aadd_still_lands_whole(tmp_path: Path) -> None:
+    with _store(tmp_path) as store:
+        backend = _backend(store)
+        store.add(_records(0, 200))
+
+        async def main() -> None:
+            task = asyncio.ensure_future(store.aadd(list(_records(200, 600))))
+            while backend._writer is None:
+                assert not task.done()
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(main())
+        # The write was made before the build; the build finishes in its worker thread.
+        deadline = time.monotonic() + 120
+        while backend.background_builds == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert backend.background_builds == 1
+        assert store.count() == 800
+
+
+def test_an_interrupted_swap_is_undone_when_the_store_is_opened(tmp_path: Path) -> None:
+    with _store(tmp_path) as store:
+        store.add(_records(0, 200))
+    path = tmp_path / "c"
+    # The state a crash between the exchange and the commit leaves: the copy (here with a
+    # point less) in place, marked, the previous shard beside it.
+    copy = edge_build.build_dir(path)
+    edge_build.copy_shard(path, copy)
+    edit = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
+            import qdrant_edge as qe
+            s = qe.EdgeShard.load({str(copy)!r})
+            s.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter()))
+            s.flush(); s.close()
+        """),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert edit.returncode == 0, edit.stderr
+    edge_build.mark_swapping(copy)
+    edge_build.exchange(path, copy)
+    stale = edge_build.build_dir(path)
+    stale.mkdir()  # a build copy a crash left behind
+    with HybridStore("c", path=tmp_path) as store:
+        assert store.count() == 200  # the previous shard, whole
+        assert not (path / edge_build.SWAP_MARKER).exists()
+    assert _leftovers(tmp_path) == []
+
+
+def test_killing_the_serving_process_during_the_build_loses_nothing(tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = {sys.path!r}
+        from tests.shared.backends.test_edge_background_build import _records, _store
+        store = _store(__import__("pathlib").Path({str(tmp_path)!r}))
+        store.add(_records(0, 200))
+        print("ready", flush=True)
+        store.add(_records(200, 600))
+        print("done", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".c.build-*")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert list(tmp_path.glob(".c.build-*")), "the build never started"
+        proc.kill()
+    finally:
+        proc.wait(30)
+    time.sleep(0.5)  # the writer dies with it (PR_SET_PDEATHSIG)
+    with HybridStore("c", path=tmp_path) as store:
+        assert store.count() == 800  # every point was written before the build started
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_compaction_window_above_the_threshold_is_indexed_apart(tmp_path: Path) -> None:
+    with _store(tmp_path, compact_every=500) as store:
+        backend = _backend(store)
+        store.add(_records(0, 1200), batch_size=100)
+        assert backend.compactions == 2 and backend.background_builds == 2
+        assert store.count() == 1200
+        assert [r.id for r in store.get(["doc-0", "doc-1199"])] == ["doc-0", "doc-1199"]
+        assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "match"),
+    [
+        (-1, InvalidInputError, "background_index_min must be >= 0"),
+        ("1000", InvalidTypeError, "background_index_min must be an int or None, got str"),
+        (True, InvalidTypeError, "background_index_min must be an int or None, got bool"),
+    ],
+)
+def test_bad_background_index_min_is_refused(tmp_path: Path, value: Any, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        HybridStore("x", path=tmp_path, dense_dim=DIM, background_index_min=value)
+
+
+def test_background_index_min_is_refused_on_a_server() -> None:
+    from qdrant_client import QdrantClient
+
+    with pytest.raises(InvalidInputError, match="background_index_min is only used with the embedded store"):
+        HybridStore("x", client=QdrantClient(":memory:"), dense_dim=DIM, background_index_min=5)
