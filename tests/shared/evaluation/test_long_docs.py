@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from shared.cli import main
-from shared.errors import InvalidInputError
+from shared.errors import InvalidInputError, ModelMismatchError
 from shared.evaluation.long_docs import (
     CHUNK,
     DOCUMENT,
@@ -238,8 +238,8 @@ def test_recommendation_needs_a_ci_above_zero_then_takes_the_best() -> None:
 
 # -- end to end, real models ---------------------------------------------------------------------
 
-#: Every strategy that this checkout's store can build (late chunking lands separately).
-STRATEGIES_RUN = "naive,naive+group,hierarchical,hierarchical+group"
+#: Every strategy, each with and without group-by.
+STRATEGIES_RUN = "all"
 
 
 def test_cli_compares_every_strategy_with_cis_and_recommends(
@@ -262,7 +262,7 @@ def test_cli_compares_every_strategy_with_cis_and_recommends(
     assert main([*argv, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "long_docs.json").read_text())
-    expected = STRATEGIES_RUN.split(",")
+    expected = [s.name for s in parse_strategies(STRATEGIES_RUN)]
     for level in (CHUNK, DOCUMENT):
         rows = [r for r in report["rows"] if r["level"] == level]
         assert [r["strategy"] for r in rows] == expected
@@ -280,3 +280,35 @@ def test_cli_compares_every_strategy_with_cis_and_recommends(
     rec = json.loads((out / "recommendation.json").read_text())
     assert rec["strategy"] == want and rec["level"] == CHUNK and rec["mode"] == "hybrid-m3"
     assert f"Recommended chunking: **{want}**" in printed
+
+
+def test_late_chunking_on_the_tiny_bge_m3_checkpoint(tmp_path: Path, tiny_bge_m3_dir: Path) -> None:
+    """The tiny checkpoint (random weights: mechanics only) through the late rows, chunks given
+    with a document key; judged at the document level, so only that level is scored."""
+    from shared.encoders import load_encoder
+    from shared.evaluation.long_docs import evaluate_chunking
+
+    corpus = tmp_path / "chunks.jsonl"
+    with corpus.open("w", encoding="utf-8") as f:
+        for doc, paras in TOPICS.items():
+            for i, p in enumerate(paras):
+                f.write(json.dumps({"id": f"{doc}-{i}", "text": p, "doc": doc}) + "\n")
+    _, queries, qrels = write_long_docs(tmp_path / "q", level=DOCUMENT)
+    data = load_long_docs(corpus, queries, qrels, document_key="doc")
+    encoder = load_encoder(str(tiny_bge_m3_dir), show_progress=False)
+    work = tmp_path / "indexes"
+    report = evaluate_chunking(
+        encoder, data, "naive,late,late+group", "dense,sparse", bootstrap=100, workdir=work, keep_indexes=True
+    )
+    assert [(r.strategy, r.mode, r.level) for r in report.rows] == [
+        (s, m, DOCUMENT) for m in ("dense", "sparse") for s in ("naive", "late", "late+group")
+    ]
+    assert all(r.records == 10 for r in report.rows)
+    assert report.recommend().level == DOCUMENT
+    # the late rows' index really was late-chunked: the collection refuses a writer that is not
+    from shared.store import HybridStore
+
+    with HybridStore("long_late", encoder=encoder, path=work / "late") as store:
+        assert store.count() == 10
+        with pytest.raises(ModelMismatchError, match="holds chunks late-chunked"):
+            store.add_texts(["one more chunk"])
