@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import cli_long_docs
 from .cli_args import add_command, api_key_for, positive_int
 from .errors import M3HybridError
 
@@ -149,7 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    ev = add_command(sub, "eval", help=_EVAL_HELP, description=_EVAL_DESCRIPTION, epilog=_EVAL_EPILOG)
+    ev = add_command(
+        sub,
+        "eval",
+        help=_EVAL_HELP,
+        description=_EVAL_DESCRIPTION,
+        epilog=_EVAL_EPILOG + "\n" + cli_long_docs.EPILOG,
+    )
     data = ev.add_argument_group("data")
     data.add_argument(
         "--data", metavar="DIR", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)"
@@ -276,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seed for query sampling and the bootstrap (default: 0)"
     )
     out.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli_long_docs.add_arguments(ev)
     ev.set_defaults(func=_cmd_eval)
 
     ex = sub.add_parser(
@@ -473,6 +481,8 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     if args.k < 100:
         parser.error(f"--k must be >= 100 (Recall@100 needs 100 hits), got {args.k}")
+    if cli_long_docs.requested(args):
+        return cli_long_docs.run(args, parser, _load_encoder)
     if args.threshold is not None and not args.recommend:
         parser.error("--threshold goes with --recommend")
     if args.recommend and (args.colbert or args.on_disk):
