@@ -539,32 +539,6 @@ class HybridStore(Closing):
 
     # -- add ---------------------------------------------------------------
 
-    def add(
-        self,
-        records: Iterable[Record],
-        *,
-        batch_size: int = ADD_BATCH_SIZE,
-        show_progress: bool = False,
-        documents: Mapping[str, str] | None = None,
-    ) -> list[str]:
-        """Store records (upsert by id); returns their ids. Vectors left None are encoded.
-
-        With ``late_chunking`` every record is a chunk (``Record.chunk_of``) and its vectors
-        come from one pass over its document (:mod:`shared.late_chunking`); ``documents``
-        (document key -> text) gives the documents' texts, otherwise rebuilt from the chunks.
-        """
-        return run(self._add_steps(records, batch_size, show_progress, documents))
-
-    async def aadd(
-        self,
-        records: Iterable[Record],
-        *,
-        batch_size: int = ADD_BATCH_SIZE,
-        show_progress: bool = False,
-        documents: Mapping[str, str] | None = None,
-    ) -> list[str]:
-        return await arun(self._add_steps(records, batch_size, show_progress, documents))
-
     def _add_document_steps(
         self, text: str, spans: Sequence[tuple[int, int]], **options: Unpack[DocumentOptions]
     ) -> Steps[list[str]]:
@@ -578,7 +552,7 @@ class HybridStore(Closing):
         records = _document_records(text, spans, document_id, options.get("ids"), options.get("metadatas"))
         documents = {_document_key(document_id): text}
         batch_size = options.get("batch_size", ADD_BATCH_SIZE)
-        return (yield from self._add_steps(records, batch_size, False, documents))
+        return (yield from self._add_steps(records, batch_size=batch_size, documents=documents))
 
     add_document = run_method(_add_document_steps)
     aadd_document = arun_method(_add_document_steps)
@@ -595,7 +569,7 @@ class HybridStore(Closing):
     ) -> Steps[list[str]]:
         """Encode and store texts; ids default to random UUIDs (pass ids to make re-adding idempotent)."""
         records = self._records_from_texts(texts, metadatas, ids, ref_doc_ids)
-        return (yield from self._add_steps(records, batch_size, show_progress))
+        return (yield from self._add_steps(records, batch_size=batch_size, show_progress=show_progress))
 
     add_texts = run_method(_add_texts_steps)
     aadd_texts = arun_method(_add_texts_steps)
@@ -641,10 +615,17 @@ class HybridStore(Closing):
     def _add_steps(
         self,
         records: Iterable[Record],
-        batch_size: int,
-        show_progress: bool,
+        *,
+        batch_size: int = ADD_BATCH_SIZE,
+        show_progress: bool = False,
         documents: Mapping[str, str] | None = None,
     ) -> Steps[list[str]]:
+        """Store records (upsert by id); returns their ids. Vectors left None are encoded.
+
+        With ``late_chunking`` every record is a chunk (``Record.chunk_of``) and its vectors
+        come from one pass over its document (:mod:`shared.late_chunking`); ``documents``
+        (document key -> text) gives the documents' texts, otherwise rebuilt from the chunks.
+        """
         positive_int(batch_size, "batch_size")
         if isinstance(records, (Record, str)):
             raise InvalidTypeError("add() takes an iterable of Record, not a single item")
@@ -709,6 +690,9 @@ class HybridStore(Closing):
             # Build indexes / quantized codes once for the whole call.
             yield from self._backend.finish_bulk()
         return ids
+
+    add = run_method(_add_steps)
+    aadd = arun_method(_add_steps)
 
     def _late_chunked(
         self, records: list[Record], documents: Mapping[str, str] | None, batch_size: int
