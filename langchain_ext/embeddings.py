@@ -22,10 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from shared.config import option_default as store_option_default
 from shared.config import option_doc as store_option_doc
-from shared.encoders.config import EncoderConfig, options_from
 from shared.encoders.config import encoder_option_default as option_default
 from shared.encoders.config import encoder_option_doc as option_doc
-from shared.encoders.late import require_late_chunking
+from shared.encoders.config import options_from
+from shared.encoders.framework import encoder_for_output
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.options import check_options
 from shared.serving import encode
@@ -109,25 +109,15 @@ class _EncoderBacked(BaseModel):
         super().__init__(**data)
         # Loaded here, after validation, so that the core's errors (ModelLoadError, ...) reach
         # the caller as they are instead of being wrapped in a pydantic ValidationError.
-        encoder = _GIVEN_ENCODER.get()
-        if encoder is None:
-            # Imported here so that importing langchain_ext stays cheap (no torch) until a model is used.
-            from shared.encoders import load_encoder
-
-            config = EncoderConfig(**options_from(dict(self)))
-            encoder = load_encoder(self.model_name, backend=self.backend, config=config)
-        if self._output not in encoder.outputs:
-            raise InvalidInputError(
-                f"model {self.model_name!r} produces no {self._output} vectors; "
-                + (
-                    "use BGEM3SparseEmbeddings for it"
-                    if self._output == "dense"
-                    else "use BGE-M3 or a SPLADE model"
-                )
-            )
-        if self.late_chunking:
-            require_late_chunking(encoder)
-        self._encoder = encoder
+        self._encoder = encoder_for_output(
+            _GIVEN_ENCODER.get(),
+            self.model_name,
+            self.backend,
+            options_from(dict(self)),
+            output=self._output,
+            other="BGEM3SparseEmbeddings" if self._output == "dense" else "BGEM3Embeddings",
+            late_chunking=self.late_chunking,
+        )
 
     @classmethod
     def from_encoder(cls, encoder: Encoder, **fields: Any) -> Self:

@@ -20,6 +20,7 @@ Where the vectors come from:
 
 from __future__ import annotations
 
+import copy
 import inspect
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -202,6 +203,11 @@ class HybridQdrantVectorStore(Closing, VectorStore):
             ``"llama-index"`` or a ``shared.layouts.Layout``); None: detected from an existing
             collection (one written by langchain-qdrant or llama-index's Qdrant store keeps its
             layout, so those libraries keep reading it), this package's for a new one.
+        tenant, tenant_key: scope every operation to one tenant of a shared collection
+            (``shared.tenancy``; ``shared.ALL``: the explicit cross-tenant view).
+        indexed_fields: metadata fields given a payload index (``{"year": "integer"}``).
+        acorn: filtered dense searches use ACORN. shard_key: a server's custom shard key (or
+            a rule tenant -> shard key, ``shared.tenancy.TieredShards``) every request is routed to.
 
     Scores from ``similarity_search_with_score`` are similarities (higher is better):
     cosine for dense, dot product for sparse, the fused score for hybrid.  The store is
@@ -247,6 +253,11 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         layout: str | Layout | None = _D.layout,
         late_chunking: bool = _D.late_chunking,
         late_chunking_key: str = DEFAULT_DOCUMENT_KEY,
+        tenant: str | Any = _D.tenant,
+        tenant_key: str = _D.tenant_key,
+        indexed_fields: Mapping[str, str] | None = _D.indexed_fields,
+        acorn: bool = _D.acorn,
+        shard_key: str | Any = _D.shard_key,
     ) -> None:
         from shared.store import HybridStore
 
@@ -298,6 +309,12 @@ class HybridQdrantVectorStore(Closing, VectorStore):
     def store(self) -> HybridStore:
         """The core store (shared with the LlamaIndex adapter's API)."""
         return self._store
+
+    def for_tenant(self, tenant: str) -> Self:
+        """This store scoped to ``tenant`` over the same open collection (``HybridStore.for_tenant``)."""
+        view = copy.copy(self)
+        view._store = self._store.for_tenant(tenant)
+        return view
 
     @property
     def collection_name(self) -> str:

@@ -23,10 +23,10 @@ from llama_index.core.schema import BaseNode
 
 from shared.config import option_default as store_option_default
 from shared.config import option_doc as store_option_doc
-from shared.encoders.config import EncoderConfig, options_from
 from shared.encoders.config import encoder_option_default as option_default
 from shared.encoders.config import encoder_option_doc as option_doc
-from shared.encoders.late import require_late_chunking
+from shared.encoders.config import options_from
+from shared.encoders.framework import encoder_for_output
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.late_chunking import late_chunk_records
 from shared.options import check_options
@@ -100,25 +100,15 @@ class _EncoderBacked(BaseModel):
         # errors surface as our own exceptions rather than pydantic ValidationErrors.
         with validation_errors_as_ours(type(self).__name__):
             super().__init__(**data)
-        if encoder is None:
-            # Imported here so that importing llama_index_ext stays cheap until a model is used.
-            from shared.encoders import load_encoder
-
-            options = options_from(dict(self), _RENAMED)
-            encoder = load_encoder(self.model_name, backend=self.backend, config=EncoderConfig(**options))
-        if not isinstance(encoder, Encoder):
-            raise InvalidTypeError(
-                f"encoder must implement shared.types.Encoder, got {type(encoder).__name__}"
-            )
-        if self._output not in encoder.outputs:
-            other = "BGEM3SparseEmbedding" if self._output == "dense" else "BGEM3Embedding"
-            raise InvalidInputError(
-                f"model {self.model_name!r} produces no {self._output} vectors "
-                f"(outputs: {sorted(encoder.outputs)}); use {other} for it"
-            )
-        if self.late_chunking:
-            require_late_chunking(encoder)
-        self._encoder = encoder
+        self._encoder = encoder_for_output(
+            encoder,
+            self.model_name,
+            self.backend,
+            options_from(dict(self), _RENAMED),
+            output=self._output,
+            other="BGEM3SparseEmbedding" if self._output == "dense" else "BGEM3Embedding",
+            late_chunking=self.late_chunking,
+        )
 
     @classmethod
     def from_encoder(cls, encoder: Encoder, **fields: Any) -> Self:

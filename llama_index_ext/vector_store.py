@@ -14,7 +14,7 @@ metadata and relationships.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,6 +156,13 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
     layout: Any = Field(default=_D.layout, exclude=True, description=option_doc("layout"))
     recreate: bool = Field(default=_D.recreate, description=option_doc("recreate"))
     late_chunking: bool = Field(default=_D.late_chunking, description=option_doc("late_chunking"))
+    tenant: Any = Field(default=_D.tenant, description=option_doc("tenant"))
+    tenant_key: str = Field(default=_D.tenant_key, description=option_doc("tenant_key"))
+    indexed_fields: Mapping[str, str] | None = Field(
+        default=_D.indexed_fields, description=option_doc("indexed_fields")
+    )
+    acorn: bool = Field(default=_D.acorn, description=option_doc("acorn"))
+    shard_key: Any = Field(default=_D.shard_key, exclude=True, description=option_doc("shard_key"))
     hierarchy: Any = Field(default=_D.hierarchy, description=option_doc("hierarchy"))
 
     _store: HybridStore = PrivateAttr()
@@ -213,6 +220,13 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
 
     #: Alias of :attr:`client`, under the name the LangChain adapter uses too.
     store = client
+
+    def for_tenant(self, tenant: str) -> HybridQdrantVectorStore:
+        """This store scoped to ``tenant`` over the same open collection (``HybridStore.for_tenant``)."""
+        store = self._store.for_tenant(tenant)
+        view = self.model_copy(update={"tenant": tenant})
+        view._store = store
+        return view
 
     def __repr__(self) -> str:
         # Never the api_key; the core store's repr names backend and encoder.

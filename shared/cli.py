@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import cli_long_docs
 from .cli_args import add_command, api_key_for, positive_int
 from .errors import M3HybridError
 
@@ -149,7 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    ev = add_command(sub, "eval", help=_EVAL_HELP, description=_EVAL_DESCRIPTION, epilog=_EVAL_EPILOG)
+    ev = add_command(
+        sub,
+        "eval",
+        help=_EVAL_HELP,
+        description=_EVAL_DESCRIPTION,
+        epilog=_EVAL_EPILOG + "\n" + cli_long_docs.EPILOG,
+    )
     data = ev.add_argument_group("data")
     data.add_argument(
         "--data", metavar="DIR", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)"
@@ -244,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also build every preset with the MRL funnel at D dims (search D-dim binary codes, "
         "rescore with the full vectors)",
     )
+    what.add_argument(
+        "--tenant",
+        metavar="ID",
+        help="index the corpus as this tenant's points of a tenanted collection and search through "
+        "its scoped store (tenant index, per-tenant graphs, ACORN)",
+    )
     what.add_argument("--colbert", action="store_true", help="store ColBERT multivectors (BGE-M3 only)")
     what.add_argument("--on-disk", action="store_true", help="keep original vectors on disk, codes in RAM")
     what.add_argument(
@@ -270,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seed for query sampling and the bootstrap (default: 0)"
     )
     out.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli_long_docs.add_arguments(ev)
     ev.set_defaults(func=_cmd_eval)
 
     ex = sub.add_parser(
@@ -335,6 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=256,
         metavar="N",
         help="points read and written per page; bounds the memory used (default: 256)",
+    )
+    mig.add_argument(
+        "--tenant",
+        metavar="ID",
+        help="from a collection without tenants: copy it as this tenant's points into a tenanted "
+        "collection (with --append, into one that holds other tenants); from a tenanted one: copy "
+        "this tenant's points only",
+    )
+    mig.add_argument(
+        "--tenant-key", default="tenant", metavar="KEY", help="payload key of the tenant (default: tenant)"
     )
     mig.add_argument("--quiet", action="store_true", help="no progress bar")
     mig.add_argument(
@@ -419,6 +443,8 @@ _MIGRATE_FLAGS = (
     "replication_factor",
     "append",
     "batch_size",
+    "tenant",
+    "tenant_key",
     "layout",
 )
 
@@ -455,6 +481,8 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     if args.k < 100:
         parser.error(f"--k must be >= 100 (Recall@100 needs 100 hits), got {args.k}")
+    if cli_long_docs.requested(args):
+        return cli_long_docs.run(args, parser, _load_encoder)
     if args.threshold is not None and not args.recommend:
         parser.error("--threshold goes with --recommend")
     if args.recommend and (args.colbert or args.on_disk):
@@ -520,6 +548,7 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         modes,
         encoded=encoded,
         show_progress=not args.quiet,
+        store_options={"tenant": args.tenant} if args.tenant is not None else None,
         **_picked(args, _EVALUATE_FLAGS),
     )
     out = Path(args.out)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
 from .backends.base import BackendOptions, Connection
+from .errors import InvalidTypeError
 from .hierarchy import Hierarchy, parse_hierarchy
 from .layouts import Layout
 from .quantization import QuantizationPreset
@@ -29,6 +30,7 @@ from .query.modes import (
 )
 from .query.options import QueryOptions, resolve_options
 from .serving import DEFAULT_BATCH_SIZE, DEFAULT_WAIT_MS
+from .tenancy import DEFAULT_TENANT_KEY, check_indexed_fields, check_tenant, check_tenant_key
 from .validation import non_negative_number, positive_int
 
 __all__ = ["ADD_BATCH_SIZE", "STORE_OPTIONS", "StoreConfig", "option_default", "option_doc"]
@@ -126,6 +128,35 @@ class StoreConfig:
     recreate: bool = field(
         default=False, metadata=_doc("drop a collection built by another encoder instead of refusing it")
     )
+    # -- tenants and payload indexes (shared.tenancy) ----------------------------------
+    tenant: str | Any = field(
+        default=None,
+        metadata=_doc(
+            "the tenant every operation is scoped to, in a collection shared by tenants "
+            "(None: no tenants; shared.ALL: the explicit cross-tenant view)"
+        ),
+    )
+    tenant_key: str = field(
+        default=DEFAULT_TENANT_KEY, metadata=_doc("payload key that holds the tenant of each point")
+    )
+    indexed_fields: Mapping[str, str] | None = field(
+        default=None,
+        metadata=_doc(
+            "metadata fields given a payload index, name -> kind (keyword, integer, float, bool, "
+            "datetime, uuid, text)"
+        ),
+    )
+    acorn: bool = field(
+        default=True,
+        metadata=_doc("filtered dense searches use ACORN (the engine applies it to selective filters only)"),
+    )
+    shard_key: str | Any = field(
+        default=None,
+        metadata=_doc(
+            "Qdrant server: the custom shard key every request is routed to, or a rule tenant -> "
+            "shard key (shared.tenancy.TieredShards); None: no custom sharding"
+        ),
+    )
     late_chunking: bool = field(
         default=False,
         metadata=_doc(
@@ -185,6 +216,16 @@ class StoreConfig:
         parse_sparse_normalization(self.sparse_normalization)
         non_negative_number(self.query_batch_wait_ms, "query_batch_wait_ms")
         positive_int(self.query_batch_size, "query_batch_size")
+        check_tenant(self.tenant)
+        check_tenant_key(self.tenant_key)
+        check_indexed_fields(self.indexed_fields)
+        if not isinstance(self.acorn, bool):
+            raise InvalidTypeError(f"acorn must be a bool, got {type(self.acorn).__name__}")
+        key = self.shard_key
+        if key is not None and not callable(key) and (not isinstance(key, str) or not key):
+            raise InvalidTypeError(
+                f"shard_key must be a non-empty str or a rule tenant -> shard key, got {key!r:.60}"
+            )
         parse_hierarchy(self.hierarchy)
 
     @classmethod

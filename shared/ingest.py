@@ -9,7 +9,7 @@ offending record (its id and index in the input) and the offending value.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,6 +32,10 @@ T = TypeVar("T")
 MAX_METADATA_DEPTH = 64
 #: Qdrant keeps JSON integers as i64/u64; larger ones would silently come back as floats.
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
+#: A record's parts -> (point id, named vectors, payload): ``Layout.to_point``'s signature.
+ToPoint = Callable[..., tuple[str | int, dict[str, Any], dict[str, Any]]]
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -290,10 +294,13 @@ def prepare_batch(
     schema: CollectionSchema,
     encoder: Encoder | None,
     bm25: Bm25Encoder | None = None,
+    to_point: ToPoint | None = None,
 ) -> list[PointData]:
     """Validate a batch, encode what is missing, and build the points (nothing written yet).
 
     ``bm25``: the store's BM25 encoder when the collection keeps BM25 beside its sparse vector.
+    ``to_point``: how a record becomes a point (default the layout's; a tenant's store
+    passes its scope's, :meth:`shared.tenancy.TenantScope.to_point`).
     """
     dims: dict[str, int] = {}
     cleaned = [check_record(rec, start + i, schema, encoder, dims) for i, rec in enumerate(chunk)]
@@ -316,7 +323,7 @@ def prepare_batch(
         if schema.mrl_dim is not None and schema.complete:
             for i, row in zip(dense_rows, mrl_rows(mat, schema.mrl_dim), strict=True):
                 cleaned[i][DENSE_MRL] = row
-    return _points(chunk, cleaned, start, schema)
+    return _points(chunk, cleaned, start, schema, to_point)
 
 
 def mrl_rows(dense: np.ndarray, mrl_dim: int) -> list[list[float]]:
@@ -374,10 +381,15 @@ def _bm25_vectors(
 
 
 def _points(
-    chunk: Sequence[Record], cleaned: list[dict[str, Any]], start: int, schema: CollectionSchema
+    chunk: Sequence[Record],
+    cleaned: list[dict[str, Any]],
+    start: int,
+    schema: CollectionSchema,
+    to_point: ToPoint | None = None,
 ) -> list[PointData]:
     points: list[PointData] = []
-    to_point = schema.stored_layout.to_point
+    if to_point is None:
+        to_point = schema.stored_layout.to_point
     for i, (rec, parts) in enumerate(zip(chunk, cleaned, strict=True)):
         vectors: dict[str, Any] = {}
         if DENSE in parts:

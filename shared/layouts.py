@@ -55,9 +55,12 @@ POINT_ID_NAMESPACE = uuid.UUID("6a1c3f0e-2d5b-5b7e-9a44-3e0f8c1d2b7a")
 _NAMESPACE_BYTES = POINT_ID_NAMESPACE.bytes
 
 
-def uuid5_str(name: str) -> str:
-    """``str(uuid.uuid5(POINT_ID_NAMESPACE, name))`` without building UUID objects (once per point)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+def uuid5_str(name: str, namespace: bytes = _NAMESPACE_BYTES) -> str:
+    """``str(uuid.uuid5(POINT_ID_NAMESPACE, name))`` without building UUID objects (once per point).
+
+    ``namespace``: another namespace's 16 bytes (a tenant's: :mod:`shared.tenancy`).
+    """
+    digest = bytearray(hashlib.sha1(namespace + name.encode("utf-8")).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex()
@@ -208,14 +211,17 @@ class Layout:
         metadata: Mapping[str, Any],
         ref_doc_id: str | None,
         vectors: Mapping[str, Any],
+        pid: str | int | None = None,
     ) -> tuple[str | int, dict[str, Any], dict[str, Any]]:
         """(point id, named vectors, payload) of a record in this layout.
 
         ``vectors`` use canonical names; a vector the layout cannot hold raises
-        :class:`UnsupportedOperationError` (it is never dropped).
+        :class:`UnsupportedOperationError` (it is never dropped). ``pid``: the point id when
+        it is not the layout's own (a tenant's, :mod:`shared.tenancy`).
         """
         stored_vectors = {self.vector_name(name): value for name, value in vectors.items()}
-        pid = self.point_id(original_id)
+        if pid is None:
+            pid = self.point_id(original_id)
         return pid, stored_vectors, self.payload(original_id, pid, text, metadata, ref_doc_id)
 
     def payload(
@@ -292,6 +298,14 @@ class Layout:
             return self.text_key
         return canonical
 
+    def tenant_path(self, key: str) -> str:
+        """The payload path of the tenant field ``key`` (:mod:`shared.tenancy`).
+
+        Another framework's collection keeps it in its metadata section (where that framework's
+        own filters look); this package's layout keeps it at the top level of the payload.
+        """
+        return self.payload_key(f"{METADATA_KEY}.{key}")
+
     def point_id(self, original_id: str) -> str | int:
         """The point id of a caller's id in this layout.
 
@@ -357,6 +371,9 @@ class M3HybridLayout(Layout, name=M3_HYBRID_NAME):
     @property
     def key_of(self) -> Callable[[str], str] | None:
         return None
+
+    def tenant_path(self, key: str) -> str:
+        return key  # beside the metadata, never in it: the caller's metadata stays the caller's
 
     def payload(
         self, original_id: str, pid: str | int, text: str | None, metadata: Metadata, ref_doc_id: str | None
@@ -770,16 +787,19 @@ def convert_point(
     payload: Mapping[str, Any] | None,
     source: Layout,
     target: Layout = M3_HYBRID,
+    to_point: Callable[..., tuple[str | int, dict[str, Any], dict[str, Any]]] | None = None,
 ) -> tuple[str | int, dict[str, Any], dict[str, Any]]:
     """A stored point of layout ``source`` as (point id, named vectors, payload) of ``target``.
 
     The vectors are moved as they are (renamed, never re-encoded); vectors of names the
     source layout does not know are left out. The caller's id is kept, so ids
-    given to the other framework still find the point.
+    given to the other framework still find the point. ``to_point``: how the target
+    builds the point (default ``target.to_point``; a tenant's: :mod:`shared.tenancy`).
     """
     parts = source.record(_Read(point_id, vectors, payload))
     metadata = parts.metadata
     if isinstance(source, LlamaIndexLayout) and isinstance(target, LangChainLayout):
         # llama-index -> langchain: only the node's own metadata is the user's.
         metadata = source.user_metadata(metadata)
-    return target.to_point(parts.id, parts.text, metadata, parts.ref_doc_id, parts.vectors)
+    build = to_point if to_point is not None else target.to_point
+    return build(parts.id, parts.text, metadata, parts.ref_doc_id, parts.vectors)

@@ -42,9 +42,10 @@ from .errors import (
     StoreLockedError,
     UnsupportedOperationError,
 )
-from .layouts import Layout, convert_point, detect_layout, get_layout, schema_fields
+from .layouts import M3_HYBRID, Layout, convert_point, detect_layout, get_layout, schema_fields
 from .schema import SHAPE_FIELDS, CollectionSchema, validate_collection_name
 from .steps import run
+from .tenancy import DEFAULT_TENANT_KEY, TenantScope, index_specs
 from .types import EncoderIdentity
 
 __all__ = [
@@ -144,6 +145,41 @@ class _SourcePlan:
     vector_names: tuple[str, ...]
     convert: PointConverter
     layout: str
+    #: The source's layout (how its points are read).
+    source_layout: Layout = M3_HYBRID
+    #: The source's points to copy (None: all of them; a tenant's: its scope).
+    source_filter: Any = None
+
+
+def _scoped_plan(plan: _SourcePlan, scope: TenantScope, where: str) -> _SourcePlan:
+    """``plan`` for one tenant: its points of a tenanted source, or a whole source made its own."""
+    source_key = plan.schema.tenant_key
+    if source_key is not None:
+        if source_key != scope.key:
+            raise InvalidInputError(
+                f"{where} keeps its tenants under {source_key!r}, not the tenant key {scope.key!r} given"
+            )
+        # Point ids and payloads are the tenant's already: copied as they are.
+        return replace(plan, source_filter=scope.restrict(None, plan.source_layout))
+    source, target = plan.source_layout, plan.schema.stored_layout
+    to_point = scope.to_point(target)
+    key = scope.key
+
+    def convert(point: ResultPoint) -> PointData:
+        parts = source.record(point)
+        if key in parts.metadata:
+            raise InvalidInputError(
+                f"{where}: point {parts.id!r} has a metadata field {key!r}, the tenant key; "
+                "choose another tenant key (tenant_key=) or rename the field"
+            )
+        pid, vectors, payload = convert_point(
+            point.point_id, point.vectors, point.payload, source, target, to_point
+        )
+        return PointData(id=pid, vectors=_writable(vectors), payload=payload)
+
+    schema = replace(plan.schema, tenant_key=key)
+    guard = {**plan.guard, "tenancy": {"key": key}}
+    return replace(plan, schema=schema, guard=guard, convert=convert)
 
 
 def migrate(
@@ -160,6 +196,8 @@ def migrate(
     batch_size: int = DEFAULT_BATCH_SIZE,
     show_progress: bool = False,
     layout: str | Layout | None = None,
+    tenant: str | None = None,
+    tenant_key: str = DEFAULT_TENANT_KEY,
 ) -> MigrationResult:
     """Copy ``collection`` from ``source`` to ``target`` (as ``to_collection``, default the same name).
 
@@ -171,6 +209,10 @@ def migrate(
     llama-index's Qdrant store is detected and converted into m3-hybrid's layout; ``layout``
     names the source's layout instead (``"langchain"``, ``"llama-index"``, or a
     :class:`~shared.layouts.Layout` for custom vector names / payload keys).
+    ``tenant``: from a collection without tenants, copy every point as this tenant's into a
+    tenanted collection (payload key ``tenant_key``; its tenant index and per-tenant graphs
+    are created, an existing target must be tenanted by the same key: ``append`` adds another
+    tenant); from a tenanted collection, copy this tenant's points only.
     Raises :class:`~shared.errors.M3HybridError` subclasses naming the problem; the
     source is never written.
     """
@@ -203,7 +245,10 @@ def migrate(
             _open(src, collection, clients, api_key=api_key, timeout=timeout, read_only=True)
         )
         plan = _plan_source(source_backend, src, collection, layout)
-        source_count = run(source_backend.count(None))
+        scope = TenantScope(tenant, tenant_key) if tenant is not None else None
+        if scope is not None:
+            plan = _scoped_plan(plan, scope, _where(src, collection))
+        source_count = run(source_backend.count(plan.source_filter))
         target_backend = stack.enter_context(
             _open(
                 dst,
@@ -217,6 +262,12 @@ def migrate(
         )
         marker = {"source": src.describe(), "collection": collection}
         resumed = _prepare_target(target_backend, dst, to_collection, plan, marker, append)
+        if plan.schema.tenant_key is not None:
+            run(
+                target_backend.index_fields(
+                    index_specs(plan.schema.stored_layout, plan.schema.tenant_key, ())
+                )
+            )
         copied = _copy(source_backend, target_backend, plan, source_count, batch_size, show_progress)
         run(target_backend.finish_bulk())
         target_count = run(target_backend.count(None))
@@ -406,14 +457,14 @@ def _plan(
 ) -> _SourcePlan:
     if source == schema.stored_layout:
         # The same layout on both sides: each point is copied as stored.
-        return _SourcePlan(schema, guard, canonical, copy_point, source.name)
+        return _SourcePlan(schema, guard, canonical, copy_point, source.name, source_layout=source)
 
     def convert(point: ResultPoint) -> PointData:
         pid, vectors, payload = convert_point(point.point_id, point.vectors, point.payload, source)
         return PointData(id=pid, vectors=_writable(vectors), payload=payload)
 
     names = tuple(source.vector_name(n) for n in canonical)
-    return _SourcePlan(schema, guard, names, convert, source.name)
+    return _SourcePlan(schema, guard, names, convert, source.name, source_layout=source)
 
 
 def _writable(vectors: Mapping[str, Any]) -> dict[str, Any]:
@@ -471,6 +522,9 @@ def _prepare_target(
             "m3-hybrid's layout: choose another target collection (--to-collection)"
         )
     diffs = _guard_differences(plan.guard, guard)
+    theirs = CollectionSchema.from_guard(guard).tenant_key if "schema" in guard else None
+    if theirs != plan.schema.tenant_key:
+        diffs.append(f"tenant key: source copy {plan.schema.tenant_key!r}, target {theirs!r}")
     if diffs:
         raise ModelMismatchError(
             f"the target {where} was built with a different encoder or vector layout than the source "
@@ -503,7 +557,7 @@ def _copy(
     offset: str | int | None = None
     with tqdm(total=total, unit="pt", desc="migrate", disable=not show_progress, dynamic_ncols=True) as bar:
         while True:
-            page, offset = run(source.scroll(None, offset, batch_size, plan.vector_names))
+            page, offset = run(source.scroll(plan.source_filter, offset, batch_size, plan.vector_names))
             if page:
                 run(target.upsert([plan.convert(p) for p in page]))
                 copied += len(page)

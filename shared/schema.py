@@ -119,6 +119,9 @@ class CollectionSchema:
     #: (``Bm25Encoder.config()``), kept in the ``bm25`` sparse vector with the IDF modifier;
     #: None: no BM25 signal.
     bm25: Mapping[str, Any] | None = field(default=None, hash=False)
+    #: The payload key that says whose each point is, in a collection shared by tenants
+    #: (:mod:`shared.tenancy`); None: a collection without tenants.
+    tenant_key: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("dense_dim", "colbert_dim", "mrl_dim"):
@@ -248,6 +251,8 @@ class CollectionSchema:
                 **({"bm25": dict(self.bm25)} if self.bm25 is not None else {}),
             },
             **self.stored_layout.guard_entry(),
+            # Only in a tenanted collection's guard: others keep the record they always had.
+            **({"tenancy": {"key": self.tenant_key}} if self.tenant_key is not None else {}),
         }
 
     @classmethod
@@ -272,6 +277,7 @@ class CollectionSchema:
             layout=_layout_from_guard(guard),
             late_chunking=bool(s.get("late_chunking", False)),
             bm25=s.get("bm25"),
+            tenant_key=_tenant_key_from_guard(guard),
         )
 
     def check_guard(
@@ -329,6 +335,14 @@ class CollectionSchema:
                 f"{how[late_chunking]}: open it with late_chunking={self.late_chunking}, or write to "
                 "another collection (a collection never mixes the two)"
             )
+
+
+def _tenant_key_from_guard(guard: Mapping[str, Any]) -> str | None:
+    tenancy = guard.get("tenancy")
+    if not isinstance(tenancy, Mapping):
+        return None
+    key = tenancy.get("key")
+    return key if isinstance(key, str) else None
 
 
 def _layout_from_guard(guard: Mapping[str, Any]) -> Layout | None:

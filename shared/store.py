@@ -16,12 +16,13 @@ and back; the store never asks which format it is.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
 import numpy as np
 from qdrant_client import models
@@ -48,7 +49,15 @@ from .options import check_options, refuse_unknown_keywords
 from .quantization import QuantizationPreset
 from .query.modes import DEFAULT_MMR_LAMBDA, FusionMethod, RetrievalMode, SparseNormalization
 from .query.options import QueryArgs, QueryOptions, QueryResolver
-from .query.plan import QueryPlan, SparseQuery, plan_mmr, plan_query, rename_vectors, sparse_query
+from .query.plan import (
+    QueryPlan,
+    SparseQuery,
+    plan_mmr,
+    plan_query,
+    rename_vectors,
+    sparse_query,
+    tune_filtered,
+)
 from .query.relevance import relevance_function
 from .retry import RetryPolicy
 from .schema import (
@@ -61,6 +70,7 @@ from .schema import (
 )
 from .serving import MicroBatcher, query_encoder, shared_batcher
 from .steps import Steps, arun, arun_method, call, call_async, run, run_method
+from .tenancy import ALL, TenantScope, check_indexed_fields, index_specs, shard_key_of
 from .types import ChunkOf, Encoder, EncodeResult, EncoderIdentity, Hit, Record
 from .validation import check_utf8, colbert_vectors, dense_vector, id_list, positive_int, text_list
 
@@ -103,6 +113,37 @@ class DocumentOptions(TypedDict, total=False):
     ids: Sequence[str] | None
     metadatas: Sequence[Mapping[str, Any]] | None
     batch_size: int
+
+
+_T = TypeVar("_T")
+
+
+class _Shared(Generic[_T]):
+    """A store attribute kept in its ``_CollectionState`` (``_schema`` -> ``state.schema``)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.field = name.lstrip("_")
+
+    def __get__(self, store: Any, owner: type | None = None) -> _T:
+        value: _T = getattr(store._state, self.field)
+        return value
+
+    def __set__(self, store: Any, value: _T) -> None:
+        setattr(store._state, self.field, value)
+
+
+class _CollectionState:
+    """What a store knows of its collection: one object for a store and its tenants' views
+    (:meth:`HybridStore.for_tenant`), so a collection one of them creates exists for all."""
+
+    __slots__ = ("guard_pending", "opened", "schema")
+
+    def __init__(self) -> None:
+        #: The collection's schema (None until it exists).
+        self.schema: CollectionSchema | None = None
+        self.opened = False
+        #: A collection written by another client gets our guard on the first write.
+        self.guard_pending = False
 
 
 class HybridStore(Closing):
@@ -150,6 +191,11 @@ class HybridStore(Closing):
         hierarchy: Hierarchy | Mapping[str, Any] | None = _DEFAULT.hierarchy,
         query_batch_wait_ms: float = _DEFAULT.query_batch_wait_ms,
         query_batch_size: int = _DEFAULT.query_batch_size,
+        tenant: str | Any = _DEFAULT.tenant,
+        tenant_key: str = _DEFAULT.tenant_key,
+        indexed_fields: Mapping[str, str] | None = _DEFAULT.indexed_fields,
+        acorn: bool = _DEFAULT.acorn,
+        shard_key: str | Any = _DEFAULT.shard_key,
         config: StoreConfig | None = None,
     ) -> None:
         """Open (or prepare) ``collection_name``; options: :class:`shared.config.StoreConfig`.
@@ -183,6 +229,9 @@ class HybridStore(Closing):
         if given.late_chunking:
             require_late_chunking(encoder)
         self._encoder = encoder
+        # Every id, filter and payload of a tenant's store goes through its scope (shared.tenancy).
+        self._scope = TenantScope(given.tenant, given.tenant_key)
+        self._indexed_fields = check_indexed_fields(given.indexed_fields)
         # Query texts go through a micro-batcher: concurrent queries share one forward pass.
         self._query_encoder = query_encoder(encoder, given.query_batch_wait_ms, given.query_batch_size)
         # BM25 beside the learned sparse model (None: none asked for; a collection that keeps
@@ -193,7 +242,9 @@ class HybridStore(Closing):
                 "bm25: the store's sparse model is BM25 already; bm25= adds BM25 beside a learned "
                 "sparse model (SPLADE, BGE-M3)"
             )
-        self._requested: CollectionSchema = self._requested_schema(given, encoder, self._bm25)
+        self._requested: CollectionSchema = replace(
+            self._requested_schema(given, encoder, self._bm25), tenant_key=self._scope.collection_key
+        )
         # Layout options left at their defaults follow an existing collection instead of
         # contradicting it (reopen with just a path); explicit values are checked.
         self._shape_from_collection = given.shape_from_collection()
@@ -203,11 +254,11 @@ class HybridStore(Closing):
         # collection, or whatever an existing collection uses, without a warning).
         self._explicit_storage = given.explicit_storage()
         self._recreate = given.recreate
-        self._schema: CollectionSchema | None = None
-        self._opened = False
+        # What is known about the collection (shared with the store's tenant views).
+        self._state = _CollectionState()
         self._closed = False
-        # A collection written by another client gets our guard on the first write.
-        self._guard_pending = False
+        # False for a tenant's view (for_tenant): the store it came from closes the backend.
+        self._owns_backend = True
         # None: detected from an existing collection (this package's layout for a new one).
         self._layout_request = get_layout(given.layout) if given.layout is not None else None
         if self._layout_request is not None:
@@ -218,6 +269,7 @@ class HybridStore(Closing):
             collection_name,
             Connection(**connection_from(locals())),
             layout=self._layout_request,
+            shard_key=shard_key_of(given.shard_key, given.tenant),
             **given.backend_options(),
         )
         # Open now when a sync path exists, so a mismatching collection fails here.
@@ -272,6 +324,11 @@ class HybridStore(Closing):
 
     # -- properties --------------------------------------------------------
 
+    # What is known about the collection lives in the state a store shares with its views.
+    _schema: _Shared[CollectionSchema | None] = _Shared()
+    _opened: _Shared[bool] = _Shared()
+    _guard_pending: _Shared[bool] = _Shared()
+
     @property
     def identity(self) -> EncoderIdentity | None:
         """Identity of the encoder the collection was built with (or will be)."""
@@ -315,6 +372,32 @@ class HybridStore(Closing):
     def encoder(self) -> Encoder | None:
         return self._encoder
 
+    def for_tenant(self, tenant: str) -> HybridStore:
+        """A store scoped to ``tenant`` over this store's open collection and connection.
+
+        How one process serves many tenants of one collection: the embedded shard is opened
+        once (it is locked to one store object) and a server's clients are shared; each view
+        is scoped like ``HybridStore(..., tenant=tenant)`` (same options otherwise). Closing a
+        view releases nothing; closing this store closes the backend under every view.
+        """
+        scope = TenantScope(tenant, self._scope.key)
+        if not scope.scoped:
+            raise InvalidInputError("for_tenant needs a tenant id (open the store itself for tenant=ALL)")
+        if self._scope.tenant is None:
+            # An unscoped store would go on writing untenanted points next to its views' ones.
+            raise InvalidInputError(
+                "for_tenant is for a store opened with tenant= (a tenant id, or shared.ALL for a "
+                "service's own handle on the collection)"
+            )
+        if self._schema is not None:
+            scope.check_open(self._schema.tenant_key, f"collection {self.collection_name!r}")
+        view = copy.copy(self)
+        view._scope = scope
+        view.config = replace(self.config, tenant=tenant)
+        view._requested = replace(self._requested, tenant_key=scope.collection_key)
+        view._owns_backend = False
+        return view
+
     # -- opening -----------------------------------------------------------
 
     def _open_steps(self) -> Steps[None]:
@@ -330,9 +413,9 @@ class HybridStore(Closing):
             yield from backend.drop()
             guard = None
         if guard is None:
-            if self._requested.complete:
-                yield from backend.create(self._requested)
-                self._schema = self._requested
+            # A tenant=ALL store never creates a collection (it cannot add to it either).
+            if self._requested.complete and self._scope.tenant is not ALL:
+                yield from self._create(self._requested)
         elif not guard:
             # A collection another client created (langchain-qdrant, llama-index, ...).
             if not backend.is_remote:
@@ -343,6 +426,7 @@ class HybridStore(Closing):
             info = yield from backend.inspect()
             self._schema = self._unguarded_schema(info, where)
             self._guard_pending = True
+            yield from self._index_fields()
         else:
             storage = self._requested.check_guard(guard, where, loose=self._shape_from_collection)
             storage = {k: v for k, v in storage.items() if k in self._explicit_storage}
@@ -353,6 +437,9 @@ class HybridStore(Closing):
                     {k: a for k, (a, _) in storage.items()},
                 )
             self._schema = CollectionSchema.from_guard(guard)
+            self._scope.check_open(self._schema.tenant_key, where)
+            if self._indexed_fields:
+                yield from self._index_fields()
             if self._layout_request is not None and self._layout_request != self._schema.stored_layout:
                 raise InvalidInputError(
                     f"{where} is in the {self._schema.stored_layout.name} layout "
@@ -404,6 +491,7 @@ class HybridStore(Closing):
             identity=req.identity,
             complete=True,
             layout=layout,
+            tenant_key=req.tenant_key,
         )
 
     @property
@@ -412,9 +500,36 @@ class HybridStore(Closing):
         return self.schema.stored_layout
 
     def _resolve(self, flt: Any) -> Any:
-        """A checked filter in the collection's terms: caller ids -> point ids, payload keys of its layout."""
+        """A checked filter in the collection's terms: caller ids -> point ids, payload keys of its
+        layout, AND the tenant's scope (a tenant's store sends no filter without it)."""
         layout = self.layout
-        return resolve_ids(flt, layout.point_id, layout.key_of)
+        scope = self._scope
+        if not scope.scoped:  # the untenanted path, as it was
+            return resolve_ids(flt, layout.point_id, layout.key_of)
+        return scope.restrict(resolve_ids(flt, scope.point_id, layout.key_of), layout)
+
+    def _create(self, schema: CollectionSchema) -> Steps[None]:
+        """Create the collection (and its payload indexes: the tenant's, the declared fields')."""
+        yield from self._backend.create(schema)
+        self._schema = schema
+        yield from self._index_fields()
+
+    def _index_fields(self) -> Steps[None]:
+        specs = index_specs(self.layout, self.schema.tenant_key, self._indexed_fields)
+        if specs:
+            yield from self._backend.index_fields(specs)
+
+    def _filtered(self, plan: QueryPlan) -> QueryPlan:
+        """A filtered query's plan with the engine's filtered-search options (ACORN, a tenant's IDF)."""
+        return tune_filtered(plan, acorn=self.config.acorn, idf_corpus=self._scope.idf_corpus(self.layout))
+
+    def _hits(self, results: Sequence[ResultPoint], layout: Layout) -> list[Hit]:
+        hits = [self._hit(r, layout) for r in results]
+        scope = self._scope
+        if scope.tenant is not None and scope.strips_metadata(layout):
+            # Another framework's layout keeps the tenant in the metadata: the caller never wrote it.
+            hits = [replace(h, metadata=scope.clean(h.metadata)) for h in hits]
+        return hits
 
     def _ready(self) -> Steps[None]:
         if self._closed:
@@ -423,32 +538,6 @@ class HybridStore(Closing):
             yield from self._open_steps()
 
     # -- add ---------------------------------------------------------------
-
-    def add(
-        self,
-        records: Iterable[Record],
-        *,
-        batch_size: int = ADD_BATCH_SIZE,
-        show_progress: bool = False,
-        documents: Mapping[str, str] | None = None,
-    ) -> list[str]:
-        """Store records (upsert by id); returns their ids. Vectors left None are encoded.
-
-        With ``late_chunking`` every record is a chunk (``Record.chunk_of``) and its vectors
-        come from one pass over its document (:mod:`shared.late_chunking`); ``documents``
-        (document key -> text) gives the documents' texts, otherwise rebuilt from the chunks.
-        """
-        return run(self._add_steps(records, batch_size, show_progress, documents))
-
-    async def aadd(
-        self,
-        records: Iterable[Record],
-        *,
-        batch_size: int = ADD_BATCH_SIZE,
-        show_progress: bool = False,
-        documents: Mapping[str, str] | None = None,
-    ) -> list[str]:
-        return await arun(self._add_steps(records, batch_size, show_progress, documents))
 
     def _add_document_steps(
         self, text: str, spans: Sequence[tuple[int, int]], **options: Unpack[DocumentOptions]
@@ -463,7 +552,7 @@ class HybridStore(Closing):
         records = _document_records(text, spans, document_id, options.get("ids"), options.get("metadatas"))
         documents = {_document_key(document_id): text}
         batch_size = options.get("batch_size", ADD_BATCH_SIZE)
-        return (yield from self._add_steps(records, batch_size, False, documents))
+        return (yield from self._add_steps(records, batch_size=batch_size, documents=documents))
 
     add_document = run_method(_add_document_steps)
     aadd_document = arun_method(_add_document_steps)
@@ -480,7 +569,7 @@ class HybridStore(Closing):
     ) -> Steps[list[str]]:
         """Encode and store texts; ids default to random UUIDs (pass ids to make re-adding idempotent)."""
         records = self._records_from_texts(texts, metadatas, ids, ref_doc_ids)
-        return (yield from self._add_steps(records, batch_size, show_progress))
+        return (yield from self._add_steps(records, batch_size=batch_size, show_progress=show_progress))
 
     add_texts = run_method(_add_texts_steps)
     aadd_texts = arun_method(_add_texts_steps)
@@ -526,19 +615,29 @@ class HybridStore(Closing):
     def _add_steps(
         self,
         records: Iterable[Record],
-        batch_size: int,
-        show_progress: bool,
+        *,
+        batch_size: int = ADD_BATCH_SIZE,
+        show_progress: bool = False,
         documents: Mapping[str, str] | None = None,
     ) -> Steps[list[str]]:
+        """Store records (upsert by id); returns their ids. Vectors left None are encoded.
+
+        With ``late_chunking`` every record is a chunk (``Record.chunk_of``) and its vectors
+        come from one pass over its document (:mod:`shared.late_chunking`); ``documents``
+        (document key -> text) gives the documents' texts, otherwise rebuilt from the chunks.
+        """
         positive_int(batch_size, "batch_size")
         if isinstance(records, (Record, str)):
             raise InvalidTypeError("add() takes an iterable of Record, not a single item")
         yield from self._ready()
+        scope = self._scope
+        scope.check_writable(self.schema.tenant_key)
         self.schema.check_writer(self.config.late_chunking, f"collection {self.collection_name!r}")
         if self.config.late_chunking or documents is not None:
             records = yield from self._late_chunked(list(records), documents, batch_size)
         if isinstance(records, Sequence):
             # A materialised input is checked whole before anything is written.
+            scope.check_records(records)
             yield call(check_all, records, batch_size, self.schema, self._encoder)
         bar = None
         if show_progress:
@@ -550,8 +649,15 @@ class HybridStore(Closing):
             for chunk in batched(records, batch_size):
                 start = len(ids)
                 try:
+                    scope.check_records(chunk, start)
                     points = yield call(
-                        prepare_batch, chunk, start, self.schema, self._encoder, self._bm25_encoder()
+                        prepare_batch,
+                        chunk,
+                        start,
+                        self.schema,
+                        self._encoder,
+                        self._bm25_encoder(),
+                        scope.to_point(self.layout),
                     )
                 except InvalidInputError as exc:
                     if start:
@@ -559,6 +665,9 @@ class HybridStore(Closing):
                             f"{exc} (the {start} records before this batch were stored)"
                         ) from None
                     raise
+                if self._schema is None:
+                    # Another store (another tenant's) may have created it since this one opened.
+                    yield from self._open_steps()
                 if self._schema is None:
                     yield from self._create_from_points(points)
                 if self._guard_pending:
@@ -582,6 +691,9 @@ class HybridStore(Closing):
             yield from self._backend.finish_bulk()
         return ids
 
+    add = run_method(_add_steps)
+    aadd = arun_method(_add_steps)
+
     def _late_chunked(
         self, records: list[Record], documents: Mapping[str, str] | None, batch_size: int
     ) -> Steps[list[Record]]:
@@ -599,8 +711,7 @@ class HybridStore(Closing):
         dense_dim = next((len(p.vectors[DENSE]) for p in points if DENSE in p.vectors), None)
         colbert_dim = next((len(p.vectors[COLBERT][0]) for p in points if COLBERT in p.vectors), None)
         schema = self._requested.with_sizes(dense_dim, colbert_dim)
-        yield from self._backend.create(schema)
-        self._schema = schema
+        yield from self._create(schema)
         if schema.mrl_dim is not None:
             add_mrl_vectors(points, schema.mrl_dim)
 
@@ -664,6 +775,8 @@ class HybridStore(Closing):
             return [[] for _ in items]
         vectors = yield call(self._batch_vectors, items, opts)
         plans = [plan_query(schema, opts, **v) for v in vectors]
+        if opts.filter is not None:
+            plans = [self._filtered(p) for p in plans]
         layout = schema.stored_layout
         if layout.renames_vectors:
             plans = [rename_vectors(p, layout.vector_name) for p in plans]
@@ -673,7 +786,7 @@ class HybridStore(Closing):
                 batches.append((yield from self._grouped_hits(plan, opts.offset, layout)))
         else:
             results = yield from self._backend.query_batch(plans)
-            batches = [[self._hit(r, layout) for r in points] for points in results]
+            batches = [self._hits(points, layout) for points in results]
         if opts.unit != "chunk" or opts.with_parent or opts.context_window:
             batches = yield from self._hierarchy_steps(batches, opts)
         return batches
@@ -788,9 +901,11 @@ class HybridStore(Closing):
         """The stored records of ``ids`` (one engine read), by id; ids not stored are left out."""
         if not ids:
             return {}
-        layout = self.layout
-        points = yield from self._backend.retrieve([layout.point_id(i) for i in sorted(ids)], [])
-        return {r.id: r for r in map(self._record, points)}
+        layout, scope = self.layout, self._scope
+        id_of = scope.id_of(layout)
+        points = yield from self._backend.retrieve([id_of(i) for i in sorted(ids)], [])
+        owned = [p for p in points if scope.owns(p.payload, layout)]  # all of them when unscoped
+        return {r.id: r for r in map(self._record, owned)}
 
     def _add_windows(self, hits: list[Hit], n: int) -> Steps[None]:
         """Give each hit the ``n`` chunks before and after it in its parent, in position order
@@ -843,6 +958,8 @@ class HybridStore(Closing):
             opts,
         )
         plan = plan_query(schema, opts, **vectors)
+        if opts.filter is not None:
+            plan = self._filtered(plan)
         layout = schema.stored_layout
         if layout.renames_vectors:
             plan = rename_vectors(plan, layout.vector_name)
@@ -850,7 +967,7 @@ class HybridStore(Closing):
             hits = yield from self._grouped_hits(plan, opts.offset, layout)
         else:
             results = yield from self._backend.query(plan)
-            hits = [self._hit(r, layout) for r in results]
+            hits = self._hits(results, layout)
         if opts.unit != "chunk" or opts.with_parent or opts.context_window:
             hits = (yield from self._hierarchy_steps([hits], opts))[0]
         return hits
@@ -873,8 +990,7 @@ class HybridStore(Closing):
                 )
         hits = []
         for group in groups[offset:]:
-            for r in group.hits:
-                h = self._hit(r, layout)
+            for h in self._hits(group.hits, layout):
                 h.group = group.id
                 hits.append(h)
         return hits
@@ -1017,11 +1133,13 @@ class HybridStore(Closing):
         plan = plan_mmr(
             self.schema, vectors["dense"], limit=limit, fetch_k=fetch_k, lambda_mult=lam, filter=flt
         )
+        if flt is not None:
+            plan = self._filtered(plan)
         layout = self.layout
         if layout.renames_vectors:
             plan = rename_vectors(plan, layout.vector_name)
         results = yield from self._backend.query(plan)
-        return [self._hit(r, layout) for r in results]
+        return self._hits(results, layout)
 
     mmr = run_method(_mmr_steps)
     ammr = arun_method(_mmr_steps)
@@ -1042,14 +1160,16 @@ class HybridStore(Closing):
             return []
         names = self._vector_names(with_vectors)
         layout = self.layout
-        pids = {i: layout.point_id(i) for i in wanted}
+        scope = self._scope
+        id_of = scope.id_of(layout)
+        pids = {i: id_of(i) for i in wanted}
         found = yield from self._backend.retrieve(list(dict.fromkeys(pids.values())), names)
         # Matched by point id: another framework's ids may be spelled differently (UUID hex).
-        by_pid = {str(r.point_id): r for r in found}
+        by_pid = {str(r.point_id): r for r in found if scope.owns(r.payload, layout)}
         return [self._record(by_pid[str(pids[i])]) for i in wanted if str(pids[i]) in by_pid]
 
     def _record(self, r: ResultPoint) -> Record:
-        h = self._hit(r, self.layout)
+        (h,) = self._hits([r], self.layout)
         return Record(
             id=h.id, text=h.text, metadata=h.metadata, ref_doc_id=h.ref_doc_id, dense=h.dense, sparse=h.sparse
         )
@@ -1102,7 +1222,7 @@ class HybridStore(Closing):
         names = self._vector_names(bool(with_vectors))
         page_size = max(1, int(self.scroll_page_size))
         # The engine's cursor is inclusive: start at the offset's own point and skip it.
-        cursor = self.layout.point_id(offset) if offset is not None else None
+        cursor = self._scope.id_of(self.layout)(offset) if offset is not None else None
         skip = offset
         out: list[Record] = []
         while limit is None or len(out) < limit:
@@ -1140,10 +1260,17 @@ class HybridStore(Closing):
         yield from self._ready()
         if self._schema is None:
             return
-        flt = self._resolve(flt)
+        # Only a filter given is resolved: a tenant's scope alone would match all its points.
+        flt = self._resolve(flt) if flt is not None else None
         if ids_given:
-            pids = [self.layout.point_id(i) for i in ids_given]
-            yield from self._backend.delete_ids(pids)
+            layout, scope = self.layout, self._scope
+            id_of = scope.id_of(layout)
+            pids = [id_of(i) for i in ids_given]
+            if scope.scoped:
+                # By id AND tenant: another tenant's point is never deleted, whatever its id.
+                yield from self._backend.delete_filter(scope.ids_filter(pids, layout))
+            else:
+                yield from self._backend.delete_ids(pids)
         if refs:
             from qdrant_client import models
 
@@ -1174,7 +1301,7 @@ class HybridStore(Closing):
         return int(n)
 
     def clear(self) -> None:
-        """Delete every point (the collection and its guard stay)."""
+        """Delete every point (the collection and its guard stay); a tenant's store: the tenant's points."""
         run(self._clear_steps())
 
     async def aclear(self) -> None:
@@ -1183,7 +1310,10 @@ class HybridStore(Closing):
     def _clear_steps(self) -> Steps[None]:
         yield from self._ready()
         if self._schema is not None:
-            yield from self._backend.clear()
+            if self._scope.scoped:
+                yield from self._backend.delete_filter(self._resolve(None))  # this tenant's points only
+            else:
+                yield from self._backend.clear()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -1199,6 +1329,8 @@ class HybridStore(Closing):
             return
         self._closed = True
         batcher = self._query_encoder
+        if not self._owns_backend:
+            return  # a tenant's view: the store it came from owns the backend and the batcher
         if isinstance(batcher, MicroBatcher) and batcher is not shared_batcher(batcher.inner):
             batcher.close()  # the store's own (the shared one serves other stores and embeddings)
         yield from self._backend.close()

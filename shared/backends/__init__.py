@@ -20,6 +20,7 @@ def open_backend(
     connection: Connection = _EMBEDDED,
     *,
     layout: Layout | None = None,
+    shard_key: str | None = None,
     **options: Unpack[BackendOptions],
 ) -> Backend:
     """The backend of a store's collection at ``connection``: a Qdrant server or qdrant-client
@@ -28,6 +29,7 @@ def open_backend(
     refused, not ignored; ``options``: :class:`~shared.backends.base.BackendOptions`.
 
     ``layout``: the layout asked for (another framework's needs a qdrant-client backend).
+    ``shard_key``: the custom shard key every request is routed to (a server only).
     Each backend module is imported only when chosen.
     """
     remote = connection.is_remote
@@ -38,7 +40,11 @@ def open_backend(
             raise InvalidInputError("pass either path (embedded store) or url/client (remote), not both")
         from .remote import RemoteBackend
 
-        return RemoteBackend(collection_name, connection, **options)
+        return RemoteBackend(collection_name, connection, shard_key=shard_key, **options)
+    if shard_key is not None:
+        raise InvalidInputError(
+            "shard_key routes requests on a Qdrant server (url= or client=); the embedded store is one shard"
+        )
     if connection.api_key is not None:
         raise InvalidInputError("api_key is only used with url= (a Qdrant server)")
     if connection.retry is not None:

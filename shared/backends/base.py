@@ -29,6 +29,7 @@ from ..steps import Steps
 
 if TYPE_CHECKING:
     from ..layouts import CollectionInfo
+    from ..tenancy import IndexSpec
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,11 @@ class Backend(Protocol):
 
     def drop(self) -> Steps[None]:
         """Delete the collection and all its points (``recreate=True``)."""
+        ...
+
+    def index_fields(self, specs: Sequence[IndexSpec]) -> Steps[None]:
+        """Create the payload indexes ``specs`` that the collection lacks (the tenant index with
+        ``is_tenant``; the collection's HNSW config builds per-tenant graphs from it)."""
         ...
 
     def upsert(self, points: Sequence[PointData]) -> Steps[None]: ...

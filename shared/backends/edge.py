@@ -90,12 +90,14 @@ from ..query.plan import (
 )
 from ..schema import BM25, COLBERT, DENSE, DENSE_MRL, REF_DOC_ID_KEY, SPARSE, CollectionSchema
 from ..steps import one_step
+from ..tenancy import TENANT_GRAPH_M
 from . import edge_build
 from .base import PointData, PointId, ResultPoint
 from .edge_filters import to_edge_filter
 
 if TYPE_CHECKING:
     from ..layouts import CollectionInfo
+    from ..tenancy import IndexSpec
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +136,18 @@ _BINARY_ENCODING = dict(zip(BINARY_ENCODINGS, (_E.OneBit, _E.OneAndHalfBits, _E.
 _TURBO_BITS = dict(zip(TURBO_BITS, (_T.Bits1, _T.Bits1_5, _T.Bits2, _T.Bits4, _T.Bits8), strict=True))
 _COMPRESSION = dict(zip(PRODUCT_COMPRESSIONS, (_C.X4, _C.X8, _C.X16, _C.X32, _C.X64), strict=True))
 _DATATYPE = dict(zip(DATATYPES, (_D.Float32, _D.Float16, _D.Uint8), strict=True))
+
+
+#: ``indexed_fields`` kinds -> the engine's payload schema types.
+_INDEX_KINDS = {
+    "keyword": qe.PayloadSchemaType.Keyword,
+    "integer": qe.PayloadSchemaType.Integer,
+    "float": qe.PayloadSchemaType.Float,
+    "bool": qe.PayloadSchemaType.Bool,
+    "datetime": qe.PayloadSchemaType.Datetime,
+    "uuid": qe.PayloadSchemaType.Uuid,
+    "text": qe.PayloadSchemaType.Text,
+}
 
 
 # An HNSW graph with m=0 is never built: for vectors only used to re-score candidates.
@@ -209,6 +223,12 @@ def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
         if memory
         else None
     )
+    if schema.tenant_key is not None:
+        # Tenants: one graph per tenant (built from the tenant index) and no global graph; a
+        # tenant's search walks its own graph, exact for tenants under full_scan_threshold.
+        graph = qe.HnswIndexConfig(
+            m=0, payload_m=TENANT_GRAPH_M, ef_construct=100, full_scan_threshold=10_000, memory=memory
+        )
 
     def dense(size: int, preset: QuantizationPreset, hnsw: qe.HnswIndexConfig | None) -> qe.EdgeVectorParams:
         return qe.EdgeVectorParams(
@@ -278,9 +298,14 @@ def _edge_params(p: SearchOptions | None) -> qe.SearchParams | None:
 def _cached_params(p: SearchOptions) -> qe.SearchParams:
     q = p.quantization
     quant = None if q is None else qe.QuantizationSearchParams(**q)
-    # Live IDF: statistics over the points matching an empty filter (every stored point).
-    idf = qe.IdfParams(corpus=qe.Filter()) if p.idf_live else None
-    return qe.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant, idf=idf)
+    # Live IDF: statistics over the points matching the corpus filter (empty: every stored point).
+    idf = qe.IdfParams(corpus=_corpus_filter(p.idf_corpus)) if p.idf_live else None
+    acorn = qe.AcornSearchParams(enable=True) if p.acorn else None
+    return qe.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant, idf=idf, acorn=acorn)
+
+
+def _corpus_filter(pairs: tuple[tuple[str, str], ...]) -> qe.Filter:
+    return qe.Filter(must=[qe.FieldCondition(key=k, match=qe.MatchValue(v)) for k, v in pairs] or None)
 
 
 def _edge_query(q: Any) -> Any:
@@ -744,6 +769,17 @@ class EdgeBackend:
         with self._writer_lock:
             if self._writer is not None:
                 self._writer.kill()
+
+    @one_step
+    def index_fields(self, specs: Sequence[IndexSpec]) -> None:
+        with self._gate.operation(), _engine_errors("creating payload indexes", self.location):
+            if (shard := self._current()) is None:
+                return
+            existing = shard.info().payload_schema
+            for spec in specs:
+                if spec.key not in existing:
+                    kind = qe.KeywordIndexParams(is_tenant=True) if spec.tenant else _INDEX_KINDS[spec.kind]
+                    shard.update(qe.UpdateOperation.create_field_index(spec.key, kind))
 
     @one_step
     def drop(self) -> None:

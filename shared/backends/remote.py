@@ -44,6 +44,7 @@ from ..query.groups import Group
 from ..retry import RetryPolicy, describe_error
 from ..schema import BM25, COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from ..steps import Call, Steps
+from ..tenancy import TENANT_GRAPH_M, IndexSpec
 from .base import BackendOptions, Connection, PointData, PointId, ResultPoint
 
 if TYPE_CHECKING:
@@ -167,7 +168,30 @@ def collection_config(schema: CollectionSchema) -> dict[str, Any]:
             index=models.SparseIndexParams(datatype=_DATATYPE[schema.sparse_datatype]),
             modifier=models.Modifier.IDF,
         )
-    return {"vectors_config": vectors, "sparse_vectors_config": sparse or None}
+    config: dict[str, Any] = {"vectors_config": vectors, "sparse_vectors_config": sparse or None}
+    if schema.tenant_key is not None:
+        # Tenants: one graph per tenant (built from the tenant index), no global graph.
+        config["hnsw_config"] = models.HnswConfigDiff(m=0, payload_m=TENANT_GRAPH_M)
+    return config
+
+
+#: ``indexed_fields`` kinds -> Qdrant's payload schema types.
+_INDEX_KINDS = {
+    "keyword": models.PayloadSchemaType.KEYWORD,
+    "integer": models.PayloadSchemaType.INTEGER,
+    "float": models.PayloadSchemaType.FLOAT,
+    "bool": models.PayloadSchemaType.BOOL,
+    "datetime": models.PayloadSchemaType.DATETIME,
+    "uuid": models.PayloadSchemaType.UUID,
+    "text": models.PayloadSchemaType.TEXT,
+}
+
+
+def index_schema(spec: IndexSpec) -> Any:
+    """The ``field_schema`` of a payload index (the tenant's: a keyword index with ``is_tenant``)."""
+    if spec.tenant:
+        return models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+    return _INDEX_KINDS[spec.kind]
 
 
 # ---------------------------------------------------------------------------
@@ -181,15 +205,28 @@ def _vector(value: Any) -> Any:
     return value
 
 
-def _params(p: qp.SearchOptions | None) -> models.SearchParams | None:
+def _idf(p: qp.SearchOptions) -> models.IdfCorpusParams | None:
+    """Live IDF over the stage's corpus (a tenant's points; empty: every point). A server's
+    collection-wide IDF counts deleted points until a vacuum."""
+    if not p.idf_live:
+        return None
+    corpus: list[models.Condition] = [
+        models.FieldCondition(key=k, match=models.MatchValue(value=v)) for k, v in p.idf_corpus
+    ]
+    return models.IdfCorpusParams(corpus=models.Filter(must=corpus or None))
+
+
+def _params(p: qp.SearchOptions | None, full: bool = True) -> models.SearchParams | None:
+    """The search parameters of a stage; ``full=False`` (local mode: exact search, live IDF): only
+    a tenant's IDF corpus, the one parameter local mode honours (the others it warns about)."""
     if p is None:
         return None
+    if not full:
+        return models.SearchParams(idf=_idf(p)) if p.idf_corpus else None
     q = p.quantization
     quant = None if q is None else models.QuantizationSearchParams(**q)
-    # Live IDF (a server's collection-wide IDF counts deleted points until a vacuum); local
-    # mode gets no search params, and its collection-wide IDF is live already.
-    idf = models.IdfCorpusParams(corpus=models.Filter()) if p.idf_live else None
-    return models.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant, idf=idf)
+    acorn = models.AcornSearchParams(enable=True) if p.acorn else None
+    return models.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant, idf=_idf(p), acorn=acorn)
 
 
 def _query(q: Any) -> tuple[Any, str | None]:
@@ -220,16 +257,19 @@ def _prefetch(stage: qp.Stage, with_params: bool) -> models.Prefetch:
         query=query,
         using=using,
         filter=stage.filter,
-        params=_params(stage.params) if with_params else None,
+        params=_params(stage.params, with_params),
         score_threshold=stage.score_threshold,
         limit=stage.limit,
     )
 
 
-def query_kwargs(collection_name: str, plan: qp.QueryPlan, with_params: bool = True) -> dict[str, Any]:
+def query_kwargs(
+    collection_name: str, plan: qp.QueryPlan, with_params: bool = True, shard_key: str | None = None
+) -> dict[str, Any]:
     """``query_points`` keyword arguments that run ``plan`` in one request.
 
     ``with_params=False`` leaves out the search parameters (local mode ignores them and warns).
+    ``shard_key``: the custom shard the request is routed to (None: every shard).
     """
     root = plan.root
     query, using = _query(root.query)
@@ -239,12 +279,13 @@ def query_kwargs(collection_name: str, plan: qp.QueryPlan, with_params: bool = T
         "using": using,
         "prefetch": [_prefetch(p, with_params) for p in root.prefetches] or None,
         "query_filter": root.filter,
-        "search_params": _params(root.params) if with_params else None,
+        "search_params": _params(root.params, with_params),
         "limit": root.limit,
         "offset": plan.offset or None,
         "with_payload": True,
         "with_vectors": list(plan.with_vectors) if plan.with_vectors else False,
         "score_threshold": root.score_threshold,
+        "shard_key_selector": shard_key,
     }
 
 
@@ -315,6 +356,8 @@ class RemoteBackend:
         self,
         collection_name: str,
         connection: Connection,
+        *,
+        shard_key: str | None = None,
         **options: Unpack[BackendOptions],
     ) -> None:
         if options.get("compact_every") is not None:
@@ -343,7 +386,11 @@ class RemoteBackend:
         self._url = url
         self.location = f"collection {collection_name!r} on {url or 'the given Qdrant client'}"
         # A new collection's shard_number, replication_factor, write_consistency_factor.
-        self._distribution = {k: v for k, v in options.items() if v is not None}
+        self._distribution: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+        #: Custom sharding: every point request is routed to this shard key (the tiered pattern).
+        self._shard_key = shard_key
+        if shard_key is not None:
+            self._distribution["sharding_method"] = models.ShardingMethod.CUSTOM
 
     def __repr__(self) -> str:
         # Never the api key.
@@ -390,6 +437,24 @@ class RemoteBackend:
     def _col(self, **kwargs: Any) -> dict[str, Any]:
         return {"collection_name": self.collection_name, **kwargs}
 
+    def _routed(self, **kwargs: Any) -> dict[str, Any]:
+        """:meth:`_col` for a point request: routed to the store's shard key when it has one."""
+        if self._shard_key is not None:
+            kwargs["shard_key_selector"] = self._shard_key
+        return self._col(**kwargs)
+
+    CREATE_SHARD_KEY = ClientCall(Q.create_shard_key, AQ.create_shard_key, retry=False)
+
+    def _ensure_shard_key(self) -> Steps[None]:
+        """Create the store's shard key unless the collection has it (a tenant's first store)."""
+        try:
+            yield from self._call(
+                "creating the shard key", self.CREATE_SHARD_KEY, **self._col(shard_key=self._shard_key)
+            )
+        except BackendError as exc:
+            if "already exists" not in str(exc):
+                raise
+
     # -- operations (Backend) ------------------------------------------------
 
     EXISTS = ClientCall(Q.collection_exists, AQ.collection_exists, retry=True)
@@ -402,6 +467,8 @@ class RemoteBackend:
         info = yield from self._call(what, self.GET_COLLECTION, **self._col())
         metadata = getattr(info.config, "metadata", None) or {}
         guard = metadata.get(METADATA_GUARD_KEY)
+        if self._shard_key is not None:
+            yield from self._ensure_shard_key()
         return dict(guard) if isinstance(guard, dict) else {}
 
     SCROLL = ClientCall(Q.scroll, AQ.scroll, retry=True)
@@ -438,12 +505,28 @@ class RemoteBackend:
                 **self._distribution,
             ),
         )
+        if self._shard_key is not None:
+            yield from self._ensure_shard_key()
         for key in () if self._local else schema.stored_layout.index_keys:
             yield from self._call(
                 what,
                 self.CREATE_PAYLOAD_INDEX,
                 **self._col(field_name=key, field_schema=models.PayloadSchemaType.KEYWORD, wait=True),
             )
+
+    def index_fields(self, specs: Sequence[IndexSpec]) -> Steps[None]:
+        # Created in local mode too (it accepts them, warns and searches exactly anyway), so a
+        # collection's request is the same wherever it runs; a server in strict mode needs them.
+        what = "creating payload indexes"
+        info = yield from self._call(what, self.GET_COLLECTION, **self._col())
+        existing = info.payload_schema or {}
+        for spec in specs:
+            if spec.key not in existing:
+                yield from self._call(
+                    what,
+                    self.CREATE_PAYLOAD_INDEX,
+                    **self._col(field_name=spec.key, field_schema=index_schema(spec), wait=True),
+                )
 
     DELETE_COLLECTION = ClientCall(Q.delete_collection, AQ.delete_collection, retry=False)
 
@@ -454,7 +537,7 @@ class RemoteBackend:
 
     def upsert(self, points: Sequence[PointData]) -> Steps[None]:
         yield from self._call(
-            "upsert", self.UPSERT, **self._col(points=[_point(p) for p in points], wait=True)
+            "upsert", self.UPSERT, **self._routed(points=[_point(p) for p in points], wait=True)
         )
 
     def finish_bulk(self) -> Steps[None]:
@@ -466,7 +549,9 @@ class RemoteBackend:
 
     def query(self, plan: qp.QueryPlan) -> Steps[list[ResultPoint]]:
         response = yield from self._call(
-            "query", self.QUERY_POINTS, **query_kwargs(self.collection_name, plan, not self._local)
+            "query",
+            self.QUERY_POINTS,
+            **query_kwargs(self.collection_name, plan, not self._local, self._shard_key),
         )
         return [_result(p, p.score) for p in response.points]
 
@@ -487,8 +572,9 @@ class RemoteBackend:
     def query_batch(self, plans: Sequence[qp.QueryPlan]) -> Steps[list[list[ResultPoint]]]:
         requests = []
         for plan in plans:
-            kwargs = query_kwargs(self.collection_name, plan, not self._local)
+            kwargs = query_kwargs(self.collection_name, plan, not self._local, self._shard_key)
             del kwargs["collection_name"]
+            kwargs["shard_key"] = kwargs.pop("shard_key_selector")
             kwargs["filter"] = kwargs.pop("query_filter")
             kwargs["params"] = kwargs.pop("search_params")
             kwargs["with_vector"] = kwargs.pop("with_vectors")
@@ -507,7 +593,7 @@ class RemoteBackend:
         points = yield from self._call(
             "retrieve",
             self.RETRIEVE,
-            **self._col(ids=list(ids), with_payload=True, with_vectors=with_vectors),
+            **self._routed(ids=list(ids), with_payload=True, with_vectors=with_vectors),
         )
         return [_result(p, None) for p in points]
 
@@ -518,7 +604,7 @@ class RemoteBackend:
         points, next_offset = yield from self._call(
             "scroll",
             self.SCROLL,
-            **self._col(
+            **self._routed(
                 scroll_filter=flt, limit=limit, offset=offset, with_payload=True, with_vectors=with_vectors
             ),
         )
@@ -531,26 +617,26 @@ class RemoteBackend:
     def delete_ids(self, ids: Sequence[PointId]) -> Steps[None]:
         if ids:
             selector = models.PointIdsList(points=list(ids))
-            yield from self._call("delete", self.DELETE, **self._col(points_selector=selector, wait=True))
+            yield from self._call("delete", self.DELETE, **self._routed(points_selector=selector, wait=True))
 
     def delete_filter(self, flt: Any) -> Steps[None]:
         if flt is None:  # never let a missing filter turn into "delete everything"
             raise BackendError("delete by filter needs a filter")
         selector = models.FilterSelector(filter=flt)
         yield from self._call(
-            "delete by filter", self.DELETE, **self._col(points_selector=selector, wait=True)
+            "delete by filter", self.DELETE, **self._routed(points_selector=selector, wait=True)
         )
 
     COUNT = ClientCall(Q.count, AQ.count, retry=True)
 
     def count(self, flt: Any) -> Steps[int]:
-        result = yield from self._call("count", self.COUNT, **self._col(count_filter=flt, exact=True))
+        result = yield from self._call("count", self.COUNT, **self._routed(count_filter=flt, exact=True))
         return int(result.count)
 
     def clear(self) -> Steps[None]:
         # An empty filter matches every point; the collection and its guard stay.
         selector = models.FilterSelector(filter=models.Filter())
-        yield from self._call("clear", self.DELETE, **self._col(points_selector=selector, wait=True))
+        yield from self._call("clear", self.DELETE, **self._routed(points_selector=selector, wait=True))
 
     CLOSE = ClientCall(Q.close, AQ.close, retry=False)
 

@@ -48,6 +48,7 @@ __all__ = [
     "rename_vectors",
     "self_normalised",
     "sparse_query",
+    "tune_filtered",
 ]
 
 MIN_HNSW_EF = 128
@@ -71,6 +72,11 @@ class SearchOptions:
     #: collection-wide IDF counts deleted points until a vacuum rewrites their segment
     #: (Qdrant Edge and the server); a corpus matching every point counts live ones only.
     idf_live: bool = False
+    #: With ``idf_live``: the IDF corpus is the points whose payload matches these
+    #: ``(key, value)`` pairs (a tenant's points: :mod:`shared.tenancy`); empty: every point.
+    idf_corpus: tuple[tuple[str, str], ...] = ()
+    #: Filtered HNSW search with ACORN (the engine uses it only for a selective filter).
+    acorn: bool = False
 
     @property
     def quantization(self) -> dict[str, Any] | None:
@@ -446,6 +452,27 @@ def rename_vectors(plan: QueryPlan, name_of: Callable[[str], str]) -> QueryPlan:
         return replace(s, query=q, prefetches=tuple(stage(p) for p in s.prefetches))
 
     return replace(plan, root=stage(plan.root), with_vectors=tuple(name_of(n) for n in plan.with_vectors))
+
+
+def tune_filtered(plan: QueryPlan, *, acorn: bool, idf_corpus: tuple[tuple[str, str], ...] = ()) -> QueryPlan:
+    """``plan`` (whose stages carry a filter) with the engine's filtered-search options.
+
+    ``acorn``: every filtered HNSW stage (dense, not exact) searches with ACORN, which keeps
+    a selective filter's recall. ``idf_corpus``: sparse stages with live IDF count document
+    frequencies over the points matching it (one tenant's), not the whole collection.
+    """
+
+    def stage(s: Stage) -> Stage:
+        params = s.params
+        q = s.query
+        if params is not None and s.filter is not None:
+            if acorn and isinstance(q, (Nearest, MmrQuery)) and q.using != SPARSE and not params.exact:
+                params = replace(params, acorn=True)
+            elif idf_corpus and params.idf_live:
+                params = replace(params, idf_corpus=idf_corpus)
+        return replace(s, params=params, prefetches=tuple(stage(p) for p in s.prefetches))
+
+    return replace(plan, root=stage(plan.root))
 
 
 def iter_stages(stage: Stage) -> Sequence[Stage]:
