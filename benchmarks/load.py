@@ -163,10 +163,7 @@ class _CompactionLog(logging.Handler):
         if record.getMessage().startswith("compacted"):
             args = record.args
             assert isinstance(args, tuple)
-            # In-process: (path, optimize s, close + reload s); in a writer process (the default
-            # above the indexing threshold): (path, build s), its swap not logged apart.
-            times = [float(a) for a in args[1:]]
-            self.times.append((times[0], times[1] if len(times) > 1 else 0.0))
+            self.times.append((float(args[1]), float(args[2])))
 
 
 class _IngestQueries(threading.Thread):
