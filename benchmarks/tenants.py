@@ -30,6 +30,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -226,6 +227,7 @@ def main() -> None:
     )
     base.close()
     plain.close()
+    shutil.rmtree(root, ignore_errors=True)
     load1 = os.getloadavg()
 
     header = (
