@@ -148,7 +148,10 @@ class StoreConfig:
     )
     acorn: bool = field(
         default=True,
-        metadata=_doc("filtered dense searches use ACORN (the engine applies it to selective filters only)"),
+        metadata=_doc(
+            "filtered dense searches use ACORN (the engine applies it to selective filters over a "
+            "global graph only: not on a tenanted collection, whose global m is 0)"
+        ),
     )
     shard_key: str | Any = field(
         default=None,
