@@ -38,6 +38,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -986,8 +987,12 @@ class EdgeBackend:
     def _swap_in(self, copy: Path) -> float:
         """Exchange the indexed ``copy`` with the shard directory and load it (see edge_build).
 
-        Until the marker is removed, a reopened store exchanges the previous shard back;
-        a failure here puts it back at once.
+        The current shard stays open through the exchange (its files keep working under
+        their new name; no write reaches it, the write lock is held) and is closed only once
+        the indexed shard serves, after the gate: the load and the close are two GIL holds
+        with queries answered between them, not one. Until the marker is removed, a
+        reopened store exchanges the previous shard back; a failure here puts it back at
+        once, the current shard still open and serving.
         """
         with self._write_lock:
             lock = _lock_file(copy)  # the lock the directory will carry once it is the store's
@@ -998,27 +1003,20 @@ class EdgeBackend:
                     if self._closing:
                         raise BackendError(f"the embedded store at {self.location} was closed")
                     old = self._require()
-                    with _engine_errors("closing the shard for the swap", self.location):
-                        if self._tmp is not None:  # no write-ahead log: a swap back needs the points on disk
+                    if self._tmp is not None:  # no write-ahead log: a swap back needs the points on disk
+                        with _engine_errors("flushing the shard for the swap", self.location):
                             old.flush()
-                        old.close()
-                    self._shard = None
                     try:
                         edge_build.exchange(self.path, copy)
                     except OSError as exc:
-                        self._reload(self.path, "reopening the shard")
                         raise BackendError(f"cannot swap the indexed shard in: {exc}") from None
                     self._previous_at = copy
                     try:
-                        self._reload(self.path, "loading the indexed shard")
-                        with _engine_errors("replaying the writes made during the build", self.location):
-                            for op in self._log or ():
-                                self._require().update(op)
-                            self._require().flush()
+                        self._shard = self._load_swapped()
                         edge_build.commit_swap(self.path)
                         self._previous_at = None
                     except BaseException:
-                        self._swap_back(copy)
+                        self._swap_back(copy, old)
                         raise
                     self._log = None
                     self._relock(lock)  # inside the gate: a close waiting for it releases this lock
@@ -1027,18 +1025,44 @@ class EdgeBackend:
                 if lock is not None and lock is not self._lock_fh:
                     lock.close()
                 raise
+        # No operation can reach the previous shard any more: closed while queries go on.
+        with _engine_errors("closing the previous shard", self.location):
+            old.close()
         return paused
 
-    def _swap_back(self, copy: Path) -> None:
-        """Put the previous shard back after a failed swap (gate held); on failure the store stays
-        unusable and a reopen finishes the job (the marker is still there)."""
-        self._failed = None
-        if self._shard is not None:
-            self._shard.close()
+    def _load_swapped(self) -> qe.EdgeShard:
+        """The indexed shard now at the store's path, with the writes made during the build
+        replayed and flushed (gate held)."""
+        with _engine_errors("loading the indexed shard", self.location):
+            shard = qe.EdgeShard.load(str(self.path))
+        try:
+            with _engine_errors("replaying the writes made during the build", self.location):
+                for op in self._log or ():
+                    shard.update(op)
+                shard.flush()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                shard.close()
+            raise
+        return shard
+
+    def _swap_back(self, copy: Path, old: qe.EdgeShard) -> None:
+        """Put the previous shard's directory back after a failed swap (gate held): ``old``,
+        still open, serves on. If even that fails the store is unusable and a reopen
+        finishes the job (the marker is still there)."""
+        try:
+            edge_build.exchange(self.path, copy)
+        except OSError as exc:
+            self._failed = (
+                f"the embedded store at {self.location} could not be restored after a failed swap "
+                f"({exc}); open it again to recover the previous shard"
+            )
             self._shard = None
-        edge_build.exchange(self.path, copy)
+            with contextlib.suppress(Exception):
+                old.close()
+            raise
+        self._shard = old
         self._previous_at = None
-        self._reload(self.path, "reopening the previous shard")
 
     @one_step
     def delete_ids(self, ids: Sequence[PointId]) -> None:
