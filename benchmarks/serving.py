@@ -276,15 +276,20 @@ class Ticker:
 
     def __init__(self) -> None:
         self.longest = 0.0
+        #: (seconds since the ticker started, stall in seconds) of each stall over 100 ms.
+        self.stalls: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        last = time.perf_counter()
+        start = last = time.perf_counter()
         while not self._stop.is_set():
             time.sleep(0.005)
             now = time.perf_counter()
-            self.longest = max(self.longest, now - last - 0.005)
+            stall = now - last - 0.005
+            self.longest = max(self.longest, stall)
+            if stall > 0.1:
+                self.stalls.append((last - start, stall))
             last = now
 
     def __enter__(self) -> Ticker:
@@ -365,7 +370,7 @@ def ingest_run(args: argparse.Namespace, background: bool) -> dict[str, Any]:
     # None: the default (a large add is indexed in a writer process); 0: in this process.
     store = HybridStore(
         "bench", path=work, quantization="int8", dense_dim=dim, sparse=True,
-        background_index_min=None if background else 0,
+        background_index_min=None if background else 0, compact_every=args.compact_every,
     )  # fmt: skip
     t = time.perf_counter()
     store.add(points(args.points, dim), batch_size=1024)
@@ -404,6 +409,7 @@ def ingest_run(args: argparse.Namespace, background: bool) -> dict[str, Any]:
     return {
         "base": base, "add": added[0], "idle": idle, "busy": busy, "idle_tick": idle_ticker.longest,
         "tick": ticker.longest, "total": total, "found": found, "builds": builds, "phases": phases,
+        "stalls": sorted(ticker.stalls, key=lambda s: -s[1])[:5],
     }  # fmt: skip
 
 
@@ -439,6 +445,12 @@ def during_ingest(args: argparse.Namespace) -> list[str]:
         f"the thread, {len(a['busy']['async'])} from the loop, every one with hits; every point stored: "
         f"{stored(a)}.",
     ]
+    if a["stalls"]:
+        lines.append(
+            "The ticker's longest stalls during the add (writer process), at seconds since its start: "
+            + ", ".join(f"{d * 1000:.0f} ms at {t:.1f} s" for t, d in a["stalls"])
+            + "."
+        )
     if "in" in runs:
         b = runs["in"]
         lines.append(
@@ -503,6 +515,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--add", type=int, default=100_000, help="--during-ingest: points added")
     parser.add_argument("--dim", type=int, default=384, help="--during-ingest: dense size")
     parser.add_argument("--idle-s", type=float, default=10.0, help="--during-ingest: idle measurement")
+    parser.add_argument(
+        "--compact-every", type=int, default=None, help="--during-ingest: compact_every of the stores"
+    )
     parser.add_argument(
         "--skip-in-process", action="store_true", help="--during-ingest: only the default (writer process)"
     )
