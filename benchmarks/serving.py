@@ -276,8 +276,9 @@ class Ticker:
 
     def __init__(self) -> None:
         self.longest = 0.0
-        #: (seconds since the ticker started, stall in seconds) of each stall over 100 ms.
-        self.stalls: list[tuple[float, float]] = []
+        #: (seconds since the ticker started, stall in seconds, wall-clock start) of each stall
+        #: over 100 ms.
+        self.stalls: list[tuple[float, float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -289,7 +290,7 @@ class Ticker:
             stall = now - last - 0.005
             self.longest = max(self.longest, stall)
             if stall > 0.1:
-                self.stalls.append((last - start, stall))
+                self.stalls.append((last - start, stall, time.time() - (now - last)))
             last = now
 
     def __enter__(self) -> Ticker:
@@ -299,6 +300,56 @@ class Ticker:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+#: The same ticker in a process of its own (no GIL shared with the store): its stalls are the
+#: machine's (CPU contention, scheduling), not the serving process's GIL.
+_CONTROL = """
+import json, sys, threading, time
+stalls, longest, stop = [], [0.0], threading.Event()
+def run():
+    last = time.perf_counter()
+    while not stop.is_set():
+        time.sleep(0.005)
+        now = time.perf_counter()
+        stall = now - last - 0.005
+        longest[0] = max(longest[0], stall)
+        if stall > 0.05:
+            stalls.append((time.time() - (now - last), stall))
+        last = now
+t = threading.Thread(target=run, daemon=True)
+t.start()
+sys.stdin.read()
+stop.set(); t.join()
+print(json.dumps({"longest": longest[0], "stalls": stalls}))
+"""
+
+
+class ControlTicker:
+    """:class:`Ticker` in a child process (same niceness): what the machine alone stalls."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self.stalls: list[tuple[float, float]] = []
+
+    def __enter__(self) -> ControlTicker:
+        import subprocess
+
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _CONTROL], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import json
+
+        out, _ = self._proc.communicate("")
+        data = json.loads(out)
+        self.longest, self.stalls = data["longest"], [tuple(s) for s in data["stalls"]]
+
+    def overlaps(self, wall: float, stall: float) -> float:
+        """The longest stall of its own that overlaps ``[wall, wall + stall]``."""
+        return max((d for w, d in self.stalls if w < wall + stall and wall < w + d), default=0.0)
 
 
 def load(store: HybridStore, qd: np.ndarray, qs: list[dict[int, float]], until: Callable[[], bool]) -> dict:
@@ -392,11 +443,12 @@ def ingest_run(args: argparse.Namespace, background: bool) -> dict[str, Any]:
             added.append(time.perf_counter() - t)
             done.set()
 
-    with Ticker() as ticker:
+    with ControlTicker() as control, Ticker() as ticker:
         w = threading.Thread(target=writer)
         w.start()
         busy = load(store, qd, qs, done.is_set)
         w.join()
+    longest = sorted(ticker.stalls, key=lambda x: -x[1])[:5]
     backend = store._backend
     builds = getattr(backend, "background_builds", 0) - builds_before
     phases = dict(getattr(backend, "last_build_s", {}), paused=getattr(backend, "last_swap_s", 0.0))
@@ -409,7 +461,8 @@ def ingest_run(args: argparse.Namespace, background: bool) -> dict[str, Any]:
     return {
         "base": base, "add": added[0], "idle": idle, "busy": busy, "idle_tick": idle_ticker.longest,
         "tick": ticker.longest, "total": total, "found": found, "builds": builds, "phases": phases,
-        "stalls": sorted(ticker.stalls, key=lambda s: -s[1])[:5],
+        "stalls": [(t, d, control.overlaps(w, d)) for t, d, w in longest],
+        "control": control.longest,
     }  # fmt: skip
 
 
@@ -447,9 +500,11 @@ def during_ingest(args: argparse.Namespace) -> list[str]:
     ]
     if a["stalls"]:
         lines.append(
-            "The ticker's longest stalls during the add (writer process), at seconds since its start: "
-            + ", ".join(f"{d * 1000:.0f} ms at {t:.1f} s" for t, d in a["stalls"])
-            + "."
+            "The ticker's longest stalls during the add (writer process), at seconds since its start, "
+            "with the longest stall of a control ticker in a process of its own at the same moment "
+            "(the machine's share): "
+            + ", ".join(f"{d * 1000:.0f} ms at {t:.1f} s ({c * 1000:.0f} ms)" for t, d, c in a["stalls"])
+            + f"; the control ticker's longest stall over the whole add: {a['control'] * 1000:.0f} ms."
         )
     if "in" in runs:
         b = runs["in"]
