@@ -436,7 +436,7 @@ class _SwapGate:
     def _end(self) -> None:
         with self._cond:
             self._active -= 1
-            if not self._active:
+            if not self._active and self._waiting:  # only a waiting swap waits for the count
                 self._cond.notify_all()
 
     @contextmanager
@@ -1070,6 +1070,8 @@ class EdgeBackend:
             if (shard := self._current()) is None:
                 return []
             points = shard.query(request)
+        if not plan.with_vectors:  # the common case: no vectors to convert
+            return [ResultPoint(None, p.score, p.payload or {}, None, p) for p in points]
         return [_result(p, p.score) for p in points]
 
     @one_step
