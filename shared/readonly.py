@@ -12,7 +12,7 @@ properties with it.
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Generic, NoReturn, TypeVar, overload
 
 __all__ = ["ReadOnly"]
 
@@ -27,6 +27,7 @@ class ReadOnly(property, Generic[T]):
         self.__doc__ = doc
 
     if TYPE_CHECKING:
+        # For type checkers: reading gives ``T``; an assignment is an error (a value of type Never).
 
         @overload
         def __get__(self, instance: None, owner: type | None = None, /) -> ReadOnly[T]: ...
@@ -35,3 +36,5 @@ class ReadOnly(property, Generic[T]):
         def __get__(self, instance: object, owner: type | None = None, /) -> T: ...
 
         def __get__(self, instance: object | None, owner: type | None = None, /) -> T | ReadOnly[T]: ...
+
+        def __set__(self, instance: object, value: NoReturn, /) -> None: ...

@@ -32,7 +32,7 @@ def test_reads_the_attribute_and_a_dotted_path_live() -> None:
 def test_is_a_property_that_cannot_be_set_and_keeps_its_doc() -> None:
     owner = _Owner()
     with pytest.raises(AttributeError):
-        owner.value = 5
+        owner.value = 5  # type: ignore[assignment]
     assert owner.value == 3
     assert isinstance(_Owner.__dict__["value"], property)
     assert _Owner.__dict__["value"].__doc__ == "The value."
