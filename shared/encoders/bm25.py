@@ -154,6 +154,11 @@ def _number(value: Any, name: str, low: float, high: float | None = None) -> flo
     return v
 
 
+#: The parameters that change the vectors: :meth:`Bm25Encoder.config` records them (beside the
+#: ``model_id`` that names them all), :meth:`Bm25Encoder.from_config` reads them back.
+_PARAMETERS = ("language", "stopwords", "stemming", "k1", "b", "avg_len")
+
+
 class Bm25Encoder(BaseEncoder):
     """BM25 term weights from the engine's tokeniser (sparse output only; see the module docstring).
 
@@ -226,21 +231,12 @@ class Bm25Encoder(BaseEncoder):
 
     def config(self) -> dict[str, Any]:
         """Every parameter that changes the vectors (JSON): what a collection's guard records."""
-        return {
-            "model_id": self.model_id,
-            "language": self.language,
-            "stopwords": self.stopwords,
-            "stemming": self.stemming,
-            "k1": self.k1,
-            "b": self.b,
-            "avg_len": self.avg_len,
-        }
+        return {"model_id": self.model_id, **{name: getattr(self, name) for name in _PARAMETERS}}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Bm25Encoder:
         """The encoder :meth:`config` describes (a reopened collection's BM25)."""
-        names = ("language", "stopwords", "stemming", "k1", "b", "avg_len")
-        return cls(**{k: config[k] for k in names if k in config})
+        return cls(**{k: config[k] for k in _PARAMETERS if k in config})
 
     @property
     def model_id(self) -> str:
