@@ -11,19 +11,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain, islice
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .backends.base import PointData
+from .encoders.bm25 import Bm25Encoder, bm25_model
 from .errors import InvalidInputError, InvalidTypeError
 from .mrl import truncate
 from .schema import BM25, COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from .types import Encoder, Record
 from .validation import check_utf8, colbert_vectors, dense_matrix, is_plain_sparse, sparse_arrays
-
-if TYPE_CHECKING:
-    from .encoders.bm25 import Bm25Encoder
 
 T = TypeVar("T")
 
@@ -349,18 +347,35 @@ def _encode_missing(
     todo: dict[str, list[int]],
     dims: dict[str, int],
 ) -> None:
+    sparse_rows = todo.get("sparse")
+    bm25 = bm25_model(encoder) if sparse_rows else None
+    if bm25 is not None and sparse_rows:
+        # BM25 as the sparse model: the engine's weights as stored, without the encoders'
+        # cache (each document is weighted once) or a dict and a check per document.
+        arrays = bm25.document_arrays(
+            [chunk[i].text_to_embed or "" for i in sparse_rows],
+            lambda j: where(chunk, start, sparse_rows[j]),
+            require_words=False,
+        )
+        for i, arr in zip(sparse_rows, arrays, strict=True):
+            cleaned[i][SPARSE] = arr
+        todo = {name: idx for name, idx in todo.items() if name != "sparse"}
+        if not todo:
+            return
     rows = sorted({i for idx in todo.values() for i in idx})
     result = encoder.encode([chunk[i].text_to_embed or "" for i in rows], "document", outputs=sorted(todo))
     wanted = {name: set(idx) for name, idx in todo.items()}
+    dense_wanted, sparse_wanted = wanted.get("dense", ()), wanted.get("sparse", ())
+    colbert_wanted = wanted.get("colbert", ())
     for pos, i in enumerate(rows):
-        at = where(chunk, start, i)
-        if i in wanted.get("dense", ()):
+        if i in dense_wanted:
             if result.dense is None:
-                raise InvalidInputError(f"{at}: the encoder returned no dense vector")
+                raise InvalidInputError(f"{where(chunk, start, i)}: the encoder returned no dense vector")
             cleaned[i][DENSE] = result.dense[pos]
-        if result.sparse is not None and i in wanted.get("sparse", ()):
-            cleaned[i][SPARSE] = sparse_arrays(result.sparse[pos], f"{at}: sparse vector")
-        if i in wanted.get("colbert", ()):
+        if result.sparse is not None and i in sparse_wanted:
+            cleaned[i][SPARSE] = sparse_arrays(result.sparse[pos], f"{where(chunk, start, i)}: sparse vector")
+        if i in colbert_wanted:
+            at = where(chunk, start, i)
             if result.colbert is None:
                 raise InvalidInputError(f"{at}: the encoder returned no ColBERT vectors")
             cleaned[i][COLBERT] = colbert_vectors(
