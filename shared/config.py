@@ -105,8 +105,9 @@ class StoreConfig:
         metadata=_doc(
             "embedded store: an index build of at least this many unindexed points (a large add, "
             "a compaction) runs in a writer process on a copy of the shard, swapped in when done, "
-            "so queries and other threads keep running (None: the engine's indexing threshold, "
-            "~6,700 points at 384-d; 0: never, index in this process)"
+            "so queries and other threads keep running; an add returns before its build ends "
+            "(wait_indexed() waits for it) (None: the engine's indexing threshold, ~6,700 points "
+            "at 384-d; 0: never, index in this process, inside add)"
         ),
     )
     shard_number: int | None = field(

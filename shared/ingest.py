@@ -32,6 +32,9 @@ MAX_METADATA_DEPTH = 64
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 
+#: The key of a record's cleaned parts that lists the vectors its encoding must make.
+NEEDS = "needs"
+
 #: A record's parts -> (point id, named vectors, payload): ``Layout.to_point``'s signature.
 ToPoint = Callable[..., tuple[str | int, dict[str, Any], dict[str, Any]]]
 
@@ -180,6 +183,7 @@ def check_record(
             "sparse vector)"
         )
     needs = missing_outputs(rec, schema, encoder)
+    out[NEEDS] = needs
     if needs:
         if encoder is None:
             raise InvalidInputError(
@@ -206,7 +210,7 @@ def _not_stored(rec: Record, index: int, what: str, hint: str = "") -> InvalidIn
 
 def _optional_text(rec: Record, index: int, field: str, value: Any) -> None:
     """``value`` (a record's ``field``) is None or valid text; else an error naming the record."""
-    if value is None:
+    if value is None or (type(value) is str and value.isascii()):
         return
     if not isinstance(value, str):
         got = type(value).__name__
@@ -304,8 +308,8 @@ def prepare_batch(
     cleaned = [check_record(rec, start + i, schema, encoder, dims) for i, rec in enumerate(chunk)]
     sparse_batch(chunk, cleaned, start)
     todo: dict[str, list[int]] = {}
-    for i, rec in enumerate(chunk):
-        for out in missing_outputs(rec, schema, encoder):
+    for i, parts in enumerate(cleaned):
+        for out in parts[NEEDS]:
             todo.setdefault(out, []).append(i)
     if todo:
         assert encoder is not None

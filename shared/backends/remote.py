@@ -545,6 +545,11 @@ class RemoteBackend:
         return
         yield  # a generator with no step
 
+    def wait_indexed(self) -> Steps[None]:
+        """Nothing to wait for here: the server's optimizers index on their own."""
+        return
+        yield  # a generator with no step
+
     QUERY_POINTS = ClientCall(Q.query_points, AQ.query_points, retry=True)
 
     def query(self, plan: qp.QueryPlan) -> Steps[list[ResultPoint]]:
