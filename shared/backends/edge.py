@@ -30,7 +30,8 @@
   copy is swapped in (:mod:`shared.backends.edge_build`): queries keep being answered from
   the current shard meanwhile, and pause only for the swap (close + load of the indexed
   shard). An add's build runs on the backend's index thread after the add has returned
-  (:meth:`EdgeBackend.finish_bulk`); :meth:`EdgeBackend.wait_indexed` and ``close`` wait for it. Smaller builds stay in-process. Upserts go to the engine in slices of
+  (:meth:`EdgeBackend.finish_bulk`); :meth:`EdgeBackend.wait_indexed` and ``close`` wait
+  for it. Smaller builds stay in-process. Upserts go to the engine in slices of
   :data:`UPSERT_SLICE` points, so no single GIL hold of a write is long. A gate keeps
   operations off the shard between its close and reload.
 * Every operation is one blocking engine call declared with :func:`shared.steps.one_step`:
