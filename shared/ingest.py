@@ -319,8 +319,9 @@ def prepare_batch(
         _bm25_vectors(chunk, cleaned, start, bm25)
     dense_rows, mat = dense_batch(chunk, cleaned, start, dims, schema)
     if mat is not None:
-        # One conversion per batch (per-row tolist() is several times slower).
-        for i, row in zip(dense_rows, mat.tolist(), strict=True):
+        # The rows of the batch's float32 matrix: a backend converts them for its client (no
+        # list of Python floats per point for the embedded engine, which reads the buffer).
+        for i, row in zip(dense_rows, mat, strict=True):
             cleaned[i][DENSE] = row
         if schema.mrl_dim is not None and schema.complete:
             for i, row in zip(dense_rows, mrl_rows(mat, schema.mrl_dim), strict=True):

@@ -74,7 +74,8 @@ PointId = str | int
 class PointData:
     """One point ready to write: point id (UUID str; an int in another layout), named vectors, payload.
 
-    Vectors: ``dense``/``dense_mrl`` lists of floats, ``sparse`` an
+    Vectors: ``dense``/``dense_mrl`` lists of floats or 1-d float32 arrays (rows of a
+    batch's matrix, which each backend converts for its engine), ``sparse`` an
     ``(indices, values)`` pair, ``colbert`` a list of rows.
     """
 

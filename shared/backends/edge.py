@@ -57,6 +57,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import numpy as np
 import qdrant_edge as qe
 
 try:  # POSIX; elsewhere only the engine's own lock protects the shard (not during a compaction)
@@ -371,9 +372,20 @@ def _edge_point(p: PointData) -> qe.Point:
         if name in _SPARSE_NAMES:
             indices, values = value
             vectors[name] = qe.SparseVector(indices=indices, values=values)
+        elif isinstance(value, np.ndarray):
+            vectors[name] = _dense_buffer(value)
         else:
             vectors[name] = value
     return qe.Point(p.id, vectors, p.payload)
+
+
+def _dense_buffer(row: np.ndarray) -> Any:
+    """A float32 row as the engine reads it fastest: a memoryview (its floats are read as the
+    list's would be, without a list of Python floats per point: ~3x cheaper with the list's
+    conversion counted, and nothing for the garbage collector to track)."""
+    if row.dtype == np.float32 and row.ndim == 1 and row.flags.c_contiguous:
+        return memoryview(row)
+    return np.asarray(row, dtype=np.float32).tolist()
 
 
 def _payload(point: Any) -> Any:
