@@ -1296,6 +1296,20 @@ class HybridStore(Closing):
         n = yield from self._backend.count(flt)
         return int(n)
 
+    def wait_indexed(self) -> None:
+        """Wait for the index builds that adds left running, and raise the failure of one.
+
+        The embedded store indexes a large add in a writer process after the add returns
+        (queries meanwhile search the new points exactly); ``close`` waits for it too. A
+        failed build loses nothing: every point is stored, and the next add builds again.
+        A Qdrant server indexes on its own: nothing to wait for.
+        """
+        run(self._backend.wait_indexed())
+
+    async def await_indexed(self) -> None:
+        """Async :meth:`wait_indexed` (the wait runs in a worker thread)."""
+        await arun(self._backend.wait_indexed())
+
     def clear(self) -> None:
         """Delete every point (the collection and its guard stay); a tenant's store: the tenant's points."""
         run(self._clear_steps())
