@@ -384,7 +384,7 @@ def _dense_buffer(row: np.ndarray) -> Any:
     list's would be, without a list of Python floats per point: ~3x cheaper with the list's
     conversion counted, and nothing for the garbage collector to track)."""
     if row.dtype == np.float32 and row.ndim == 1 and row.flags.c_contiguous:
-        return memoryview(row)
+        return row.data
     return np.asarray(row, dtype=np.float32).tolist()
 
 
