@@ -41,6 +41,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -196,10 +197,22 @@ def _engine_errors(what: str, path: str) -> _EngineErrors:
     return _EngineErrors(what, path)
 
 
+#: Where the default layout (``on_disk`` off) keeps the originals, the quantized codes, the
+#: HNSW graphs, the sparse index and the id tracker: memory-mapped files, which the store keeps
+#: in the page cache (:func:`shared.backends.edge_build.warm_page_cache`, when it opens the
+#: shard and after an index build). A load then maps them instead of copying them into the
+#: heap: the swap of a writer-built shard holds the serving process's GIL 4-10x shorter
+#: (200,000 points of 384-d int8 + sparse, files cached: 0.04-0.09 s against 0.25-1.0 s with
+#: the engine's in-heap defaults), queries are as fast (p50 1.05 against 1.15 ms, p99 5.8
+#: against 6.3 ms, interleaved). None: the engine's defaults (the layout of stores created
+#: before; they keep it).
+DEFAULT_MEMORY: qe.Memory | None = qe.Memory.Cold
+
+
 def quantization_config(preset: QuantizationPreset, on_disk: bool) -> Any:
     """The qdrant_edge quantization config of a preset (None when not quantized)."""
     # Codes stay in RAM whenever the originals are on disk, else searches would page them in.
-    memory = qe.Memory.Pinned if on_disk else None
+    memory = qe.Memory.Pinned if on_disk else DEFAULT_MEMORY
     if preset.method == "scalar":
         return qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=preset.scalar_quantile, memory=memory)
     if preset.method == "binary":
@@ -216,12 +229,13 @@ def quantization_config(preset: QuantizationPreset, on_disk: bool) -> Any:
 def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
     """The shard configuration of a schema (``wal=False`` for throw-away temporary stores).
 
-    ``on_disk``: originals, HNSW graphs and the sparse index are memory-mapped (the page
-    cache keeps what queries touch), quantized codes stay in RAM, and segments are not
-    merged (see :data:`ON_DISK_SEGMENT_NUMBER`).
+    Default: every large structure is a memory-mapped file kept in the page cache
+    (:data:`DEFAULT_MEMORY`). ``on_disk``: originals, HNSW graphs and the sparse index are
+    memory-mapped and only what queries touch is cached, quantized codes stay in RAM, and
+    segments are not merged (see :data:`ON_DISK_SEGMENT_NUMBER`).
     """
-    memory = qe.Memory.Cold if schema.on_disk else None
-    # The engine's default graph (m=16, ef_construct=100), memory-mapped when on_disk.
+    memory = qe.Memory.Cold if schema.on_disk else DEFAULT_MEMORY
+    # The engine's default graph (m=16, ef_construct=100), memory-mapped but for the engine's defaults.
     graph = (
         qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000, memory=memory)
         if memory
@@ -276,7 +290,11 @@ def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
         qe.EdgeOptimizersConfig(default_segment_number=ON_DISK_SEGMENT_NUMBER) if schema.on_disk else None
     )
     return qe.EdgeConfig(
-        vectors=vectors or None, sparse_vectors=sparse or None, optimizers=optimizers, wal_enabled=wal
+        vectors=vectors or None,
+        sparse_vectors=sparse or None,
+        optimizers=optimizers,
+        wal_enabled=wal,
+        id_tracker_memory=memory,
     )
 
 
@@ -612,12 +630,18 @@ class EdgeBackend:
                 if edge_build.recover(self.path):
                     # A swap was cut short: the previous shard is back, with its own lock file.
                     self._relock(_lock_file(self.path))
+            schema = self._guard_schema()
             if has_shard:
+                if schema is None or not schema.on_disk:
+                    # The default layout lives in memory: its files are read into the page cache
+                    # here (the GIL is free during each read), not by the engine's load (which
+                    # holds it, and reads a page at a time).
+                    edge_build.warm_page_cache(self.path)
                 with _engine_errors("opening the shard", self.location):
                     self._shard = qe.EdgeShard.load(str(self.path))
             elif has_guard:
                 self._finish_interrupted_create()
-            self._resolve_compaction(self._guard_schema())
+            self._resolve_compaction(schema)
         except BaseException:
             self._release()
             raise
@@ -1091,8 +1115,12 @@ class EdgeBackend:
     def _swap_in(self, copy: Path) -> float:
         """Exchange the indexed ``copy`` with the shard directory and load it (see edge_build).
 
-        Until the marker is removed, a reopened store exchanges the previous shard back;
-        a failure here puts it back at once.
+        The current shard stays open through the exchange (its files keep working under
+        their new name; no write reaches it, the write lock is held) and is closed only once
+        the indexed shard serves, after the gate: the load and the close are two GIL holds
+        with queries answered between them, not one. Until the marker is removed, a
+        reopened store exchanges the previous shard back; a failure here puts it back at
+        once, the current shard still open and serving.
         """
         with self._write_lock:
             lock = _lock_file(copy)  # the lock the directory will carry once it is the store's
@@ -1103,27 +1131,20 @@ class EdgeBackend:
                     if self._closing:
                         raise BackendError(f"the embedded store at {self.location} was closed")
                     old = self._require()
-                    with _engine_errors("closing the shard for the swap", self.location):
-                        if self._tmp is not None:  # no write-ahead log: a swap back needs the points on disk
+                    if self._tmp is not None:  # no write-ahead log: a swap back needs the points on disk
+                        with _engine_errors("flushing the shard for the swap", self.location):
                             old.flush()
-                        old.close()
-                    self._shard = None
                     try:
                         edge_build.exchange(self.path, copy)
                     except OSError as exc:
-                        self._reload(self.path, "reopening the shard")
                         raise BackendError(f"cannot swap the indexed shard in: {exc}") from None
                     self._previous_at = copy
                     try:
-                        self._reload(self.path, "loading the indexed shard")
-                        with _engine_errors("replaying the writes made during the build", self.location):
-                            for op in self._log or ():
-                                self._require().update(op)
-                            self._require().flush()
+                        self._shard = self._load_swapped()
                         edge_build.commit_swap(self.path)
                         self._previous_at = None
                     except BaseException:
-                        self._swap_back(copy)
+                        self._swap_back(copy, old)
                         raise
                     self._log = None
                     self._relock(lock)  # inside the gate: a close waiting for it releases this lock
@@ -1132,18 +1153,44 @@ class EdgeBackend:
                 if lock is not None and lock is not self._lock_fh:
                     lock.close()
                 raise
+        # No operation can reach the previous shard any more: closed while queries go on.
+        with _engine_errors("closing the previous shard", self.location):
+            old.close()
         return paused
 
-    def _swap_back(self, copy: Path) -> None:
-        """Put the previous shard back after a failed swap (gate held); on failure the store stays
-        unusable and a reopen finishes the job (the marker is still there)."""
-        self._failed = None
-        if self._shard is not None:
-            self._shard.close()
+    def _load_swapped(self) -> qe.EdgeShard:
+        """The indexed shard now at the store's path, with the writes made during the build
+        replayed and flushed (gate held)."""
+        with _engine_errors("loading the indexed shard", self.location):
+            shard = qe.EdgeShard.load(str(self.path))
+        try:
+            with _engine_errors("replaying the writes made during the build", self.location):
+                for op in self._log or ():
+                    shard.update(op)
+                shard.flush()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                shard.close()
+            raise
+        return shard
+
+    def _swap_back(self, copy: Path, old: qe.EdgeShard) -> None:
+        """Put the previous shard's directory back after a failed swap (gate held): ``old``,
+        still open, serves on. If even that fails the store is unusable and a reopen
+        finishes the job (the marker is still there)."""
+        try:
+            edge_build.exchange(self.path, copy)
+        except OSError as exc:
+            self._failed = (
+                f"the embedded store at {self.location} could not be restored after a failed swap "
+                f"({exc}); open it again to recover the previous shard"
+            )
             self._shard = None
-        edge_build.exchange(self.path, copy)
+            with contextlib.suppress(Exception):
+                old.close()
+            raise
+        self._shard = old
         self._previous_at = None
-        self._reload(self.path, "reopening the previous shard")
 
     @one_step
     def delete_ids(self, ids: Sequence[PointId]) -> None:

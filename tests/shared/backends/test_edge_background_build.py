@@ -345,6 +345,109 @@ def test_killing_the_serving_process_during_the_build_loses_nothing(tmp_path: Pa
     assert _leftovers(tmp_path) == []
 
 
+def test_the_previous_shard_is_closed_after_the_swap_while_the_indexed_one_serves(tmp_path: Path) -> None:
+    # The load of the indexed shard and the close of the previous one are two GIL holds with
+    # queries answered between them: the close runs outside the swap gate, once the store
+    # already serves from the indexed shard.
+    with _store(tmp_path) as store:
+        backend = _backend(store)
+        store.add(_records(0, 200))
+        real = backend._shard
+        seen: dict[str, Any] = {}
+
+        class Previous:  # the current shard, watched
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            def close(self) -> None:
+                seen["gate held"] = backend._gate._swapping or backend._gate._waiting > 0
+                seen["serving"] = backend._shard
+                real.close()
+
+        backend._shard = Previous()  # type: ignore[assignment]
+        store.add(_records(200, 600))
+        assert backend.background_builds == 1
+        assert seen["gate held"] is False
+        assert seen["serving"] is backend._shard and not isinstance(seen["serving"], Previous)
+        assert store.count() == 800
+
+
+def test_a_failed_load_of_the_indexed_shard_keeps_the_current_one_serving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _store(tmp_path) as store:
+        backend = _backend(store)
+        store.add(_records(0, 200))
+        old = backend._shard
+
+        def fail() -> Any:  # the directories are exchanged by now
+            raise BackendError("loading the indexed shard failed (test)")
+
+        monkeypatch.setattr(backend, "_load_swapped", fail)
+        with pytest.raises(BackendError, match=r"failed \(test\)"):
+            store.add(_records(200, 600))
+        monkeypatch.undo()
+        assert backend._shard is old  # never closed: it serves on from its own directory
+        assert backend.background_builds == 0
+        assert store.count() == 800
+        assert store.query(sparse={100_700: 1.0}, mode="sparse", limit=1)[0].id == "doc-700"
+        assert not (tmp_path / "c" / edge_build.SWAP_MARKER).exists()
+        assert _leftovers(tmp_path) == []
+        store.add(_records(800, 10))  # writes still land in the store's directory
+        run(backend.finish_bulk())  # the unindexed points are still due: the next build takes them
+        assert backend.background_builds == 1 and store.count() == 810
+    with HybridStore("c", path=tmp_path) as store:
+        assert store.count() == 810
+
+
+def _resident(path: Path) -> float:
+    """The share of ``path``'s pages in the page cache (Linux ``mincore``)."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    c = ctypes
+    libc.mmap.argtypes = [c.c_void_p, c.c_size_t, c.c_int, c.c_int, c.c_int, c.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    with open(path, "rb") as fh:
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fh.fileno(), 0)
+        assert addr not in (None, ctypes.c_void_p(-1).value)
+        try:
+            vec = (ctypes.c_ubyte * pages)()
+            assert libc.mincore(addr, size, vec) == 0
+            return sum(b & 1 for b in vec) / pages
+        finally:
+            libc.munmap(addr, size)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mincore, posix_fadvise: Linux")
+def test_the_writer_leaves_the_shards_files_in_the_page_cache(tmp_path: Path) -> None:
+    # The engine drops its files from the page cache when it closes a shard; the serving
+    # process's load would read them back from disk a page at a time, holding the GIL.
+    files = [tmp_path / "segments" / "s" / "a.dat", tmp_path / "wal" / "b.dat"]
+    for i, f in enumerate(files):
+        f.parent.mkdir(parents=True)
+        f.write_bytes(np.random.default_rng(i).bytes(1 << 20))
+    for f in files:
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    if max(_resident(f) for f in files) > 0.5:
+        pytest.skip("this file system keeps the pages cached")
+    assert edge_build.warm_page_cache(tmp_path) == 2 << 20
+    assert [_resident(f) for f in files] == [1.0, 1.0]
+    # A budget: the segments (what a load reads) first, the rest only if it fits.
+    for f in files:
+        with open(f, "rb") as fh:
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    assert edge_build.warm_page_cache(tmp_path, budget=1 << 20) == 1 << 20
+    assert _resident(files[0]) == 1.0 and _resident(files[1]) < 0.5
+
+
 def test_a_compaction_window_above_the_threshold_is_indexed_apart(tmp_path: Path) -> None:
     with _store(tmp_path, compact_every=500) as store:
         backend = _backend(store)
