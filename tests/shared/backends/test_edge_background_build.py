@@ -366,6 +366,7 @@ def test_the_previous_shard_is_closed_after_the_swap_while_the_indexed_one_serve
 
         backend._shard = Previous()  # type: ignore[assignment]
         store.add(_records(200, 600))
+        store.wait_indexed()  # the add returned once written; its build finishes on the index thread
         assert backend.background_builds == 1
         assert seen["gate held"] is False
         assert seen["serving"] is backend._shard and not isinstance(seen["serving"], Previous)
@@ -384,8 +385,9 @@ def test_a_failed_load_of_the_indexed_shard_keeps_the_current_one_serving(
             raise BackendError("loading the indexed shard failed (test)")
 
         monkeypatch.setattr(backend, "_load_swapped", fail)
+        store.add(_records(200, 600))  # acknowledged once written: the build's failure comes after
         with pytest.raises(BackendError, match=r"failed \(test\)"):
-            store.add(_records(200, 600))
+            store.wait_indexed()
         monkeypatch.undo()
         assert backend._shard is old  # never closed: it serves on from its own directory
         assert backend.background_builds == 0
@@ -395,6 +397,7 @@ def test_a_failed_load_of_the_indexed_shard_keeps_the_current_one_serving(
         assert _leftovers(tmp_path) == []
         store.add(_records(800, 10))  # writes still land in the store's directory
         run(backend.finish_bulk())  # the unindexed points are still due: the next build takes them
+        store.wait_indexed()
         assert backend.background_builds == 1 and store.count() == 810
     with HybridStore("c", path=tmp_path) as store:
         assert store.count() == 810
