@@ -113,7 +113,9 @@ class StoreConfig:
         "datetime, uuid, text)",
     )
     acorn: bool = _option(
-        True, "filtered dense searches use ACORN (the engine applies it to selective filters only)"
+        True,
+        "filtered dense searches use ACORN (the engine applies it to selective filters over a "
+        "global graph only: not on a tenanted collection, whose global m is 0)",
     )
     shard_key: str | Any = _option(
         None,
