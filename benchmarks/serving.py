@@ -439,6 +439,7 @@ def ingest_run(args: argparse.Namespace, background: bool) -> dict[str, Any]:
         t = time.perf_counter()
         try:
             store.add(points(args.add, dim, start=args.points), batch_size=256)
+            store.wait_indexed()  # the add returns before its index build: the load runs through both
         finally:
             added.append(time.perf_counter() - t)
             done.set()

@@ -75,6 +75,7 @@ def test_the_default_layout_maps_its_files_and_answers_as_the_in_heap_one(
         monkeypatch.setattr(edge, "DEFAULT_MEMORY", memory)
         with HybridStore(name, path=tmp_path, dense_dim=DIM, sparse=True) as store:
             store.add(records)
+            store.wait_indexed()  # the add returned once written; the build ends on the index thread
             assert _backend(store).background_builds == 1  # indexed in the writer, then swapped in
             answers[name] = ask(store)
         with HybridStore(name, path=tmp_path) as store:  # reopened: the same answers, nothing lost
