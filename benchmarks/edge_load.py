@@ -215,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     def med(layout: str, state: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[(layout, state)]) * 1000
 
+    def least(layout: str, state: str, key: str) -> float:
+        return min(r[key] for r in runs[(layout, state)]) * 1000
+
     command = "python benchmarks/edge_load.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
         f"Date {dt.date.today().isoformat()}; machine: 2 shared cores, no GPU, shared with other agents "
@@ -225,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"{args.points:,} points (384-d int8 + ~60-term sparse), one indexed shard per layout; medians of "
         f"{args.rounds} rounds. Load: `EdgeShard.load` (ms) / the longest stall of a ticker thread during it "
-        "(the GIL hold, ms).",
+        "(the GIL hold, ms), and in brackets the shortest stall of the rounds (the least the machine's other "
+        "jobs added).",
         "",
         "| layout | files (MB) | build (s) | load cold | load after the engine's close "
         "| load with files cached | close: ticker stall (ms) | query p50 / p99 (ms), interleaved, cached |",
@@ -233,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for layout in LAYOUTS:
         a = np.asarray(lat[layout]) * 1000
-        cells = " | ".join(f"{med(layout, s, 'load'):.0f} / {med(layout, s, 'stall'):.0f}" for s in STATES)
+        cells = " | ".join(
+            f"{med(layout, s, 'load'):.0f} / {med(layout, s, 'stall'):.0f} ({least(layout, s, 'stall'):.0f})"
+            for s in STATES
+        )
         lines.append(
             f"| {layout} | {size[layout] / 1e6:.0f} | {built[layout]:.0f} | {cells} | "
             f"{statistics.median(r['close'] for s in STATES for r in runs[(layout, s)]) * 1000:.0f} | "

@@ -28,12 +28,13 @@
   at least ``background_index_min`` unindexed points (an ``add``'s :meth:`finish_bulk`, or a
   compaction) therefore runs in a writer process on a copy of the shard, and the indexed
   copy is swapped in (:mod:`shared.backends.edge_build`): queries keep being answered from
-  the current shard meanwhile, and pause only for the swap (close + load of the indexed
-  shard). An add's build runs on the backend's index thread after the add has returned
-  (:meth:`EdgeBackend.finish_bulk`); :meth:`EdgeBackend.wait_indexed` and ``close`` wait
-  for it. Smaller builds stay in-process. Upserts go to the engine in slices of
-  :data:`UPSERT_SLICE` points, so no single GIL hold of a write is long. A gate keeps
-  operations off the shard between its close and reload.
+  the current shard meanwhile, and pause only for the swap (the load of the indexed shard,
+  its files cached and, in the default layout, memory-mapped: :data:`DEFAULT_MEMORY`; the
+  previous shard is closed afterwards, while queries go on). An add's build runs on the
+  backend's index thread after the add has returned (:meth:`EdgeBackend.finish_bulk`);
+  :meth:`EdgeBackend.wait_indexed` and ``close`` wait for it. Smaller builds stay in-process.
+  Upserts go to the engine in slices of :data:`UPSERT_SLICE` points, so no single GIL hold of
+  a write is long. A gate keeps operations off the shard between its close and reload.
 * Every operation is one blocking engine call declared with :func:`shared.steps.one_step`:
   the store runs it in place, or (async) in a worker thread, so an event loop never waits
   on the engine. Nothing is retried: in-process calls have no transient failures.
@@ -201,11 +202,12 @@ def _engine_errors(what: str, path: str) -> _EngineErrors:
 #: HNSW graphs, the sparse index and the id tracker: memory-mapped files, which the store keeps
 #: in the page cache (:func:`shared.backends.edge_build.warm_page_cache`, when it opens the
 #: shard and after an index build). A load then maps them instead of copying them into the
-#: heap: the swap of a writer-built shard holds the serving process's GIL 4-10x shorter
-#: (200,000 points of 384-d int8 + sparse, files cached: 0.04-0.09 s against 0.25-1.0 s with
-#: the engine's in-heap defaults), queries are as fast (p50 1.05 against 1.15 ms, p99 5.8
-#: against 6.3 ms, interleaved). None: the engine's defaults (the layout of stores created
-#: before; they keep it).
+#: heap, and the swap of a writer-built shard holds the serving process's GIL for less
+#: (``benchmarks/edge_load.py``, 200,000 points of 384-d int8 + sparse, files cached: 61 ms
+#: against 124 ms with the engine's in-heap defaults; 82 against 375 ms when the engine's close
+#: has just dropped them), queries as fast (interleaved: p50 1.05 against 1.16 ms, p99 6.0
+#: against 5.7 ms). None: the engine's defaults (the layout of stores created before; they
+#: keep it).
 DEFAULT_MEMORY: qe.Memory | None = qe.Memory.Cold
 
 

@@ -152,7 +152,8 @@ def test_the_copy_holds_every_point_without_replaying_the_log(
     monkeypatch.setattr(edge_build, "copy_shard", copy_and_count)
     with _store(tmp_path / "s") as store:
         store.add(_records(0, 200))  # in-process: in the log, not yet flushed
-        store.add(_records(200, 600))  # builds apart
+        store.add(_records(200, 600))  # builds apart, on the index thread
+        store.wait_indexed()
         assert found == [800]
         info = _backend(store)._shard.info()  # type: ignore[union-attr]
         assert info.points_count == store.count() == 800  # no stale copies stored
