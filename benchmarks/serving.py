@@ -425,6 +425,7 @@ def ingest_run(args: argparse.Namespace, background: bool) -> dict[str, Any]:
     )  # fmt: skip
     t = time.perf_counter()
     store.add(points(args.points, dim), batch_size=1024)
+    store.wait_indexed()  # idle means indexed: the add returns before its index build ends
     base = time.perf_counter() - t
     qd = np.stack([r.dense for r in points(64, dim, start=10**7, seed=5)])  # type: ignore[misc]
     qs = [dict(r.sparse or {}) for r in points(64, dim, start=10**7, seed=5)]
