@@ -252,7 +252,7 @@ def main() -> None:
     table = "\n".join(lines)
     verdict = "met for every bucket" if all(met) else f"not met for {met.count(False)} of {len(met)} buckets"
     sizes = data["sizes"]
-    cmd = "python benchmarks/tenants.py " + " ".join(sys.argv[1:])
+    cmd = " ".join(["python benchmarks/tenants.py", *sys.argv[1:]])
     section = f"""## tenants: filtered hybrid search per tenant on the embedded store, {dt.date.today()}
 
 Command: `{cmd}`. Machine: {platform.machine()}, {os.cpu_count()} shared cores, no GPU; load average
