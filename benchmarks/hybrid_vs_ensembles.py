@@ -325,7 +325,9 @@ def build_ours_learned(
     from shared.encoders.bm25 import bm25_for_corpus
     from shared.types import Record
 
-    splade = load_encoder(None, sparse_model=SPLADE_TINY, show_progress=False)
+    # One torch thread, as every query encoder here (loading an encoder sets torch's process-wide
+    # thread count, by default to the physical cores: the live latency runs would then thrash).
+    splade = load_encoder(None, sparse_model=SPLADE_TINY, show_progress=False, threads=1)
     records = [Record(id=i, text=t, dense=dense(t), sparse=sparse[i]) for i, t in docs]
     t0 = time.perf_counter()
     with Timer() as seconds:
@@ -444,6 +446,9 @@ def main() -> None:
         for name, vs in learned.items():
             timed[f"ours-{name}-default"] = lambda q, vs=vs: [d.id for d in vs.similarity_search(q, k=K)]
         lat: dict[str, list[float]] = {n: [] for n in timed}
+        import torch
+
+        torch.set_num_threads(1)  # the latency runs' one thread, whatever was loaded since
         m.live = True
         for _, text in queries[: args.latency_queries]:
             for name, fn in timed.items():
