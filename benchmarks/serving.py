@@ -276,15 +276,21 @@ class Ticker:
 
     def __init__(self) -> None:
         self.longest = 0.0
+        #: (seconds since the ticker started, stall in seconds, wall-clock start) of each stall
+        #: over 100 ms.
+        self.stalls: list[tuple[float, float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        last = time.perf_counter()
+        start = last = time.perf_counter()
         while not self._stop.is_set():
             time.sleep(0.005)
             now = time.perf_counter()
-            self.longest = max(self.longest, now - last - 0.005)
+            stall = now - last - 0.005
+            self.longest = max(self.longest, stall)
+            if stall > 0.1:
+                self.stalls.append((last - start, stall, time.time() - (now - last)))
             last = now
 
     def __enter__(self) -> Ticker:
@@ -294,6 +300,56 @@ class Ticker:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+#: The same ticker in a process of its own (no GIL shared with the store): its stalls are the
+#: machine's (CPU contention, scheduling), not the serving process's GIL.
+_CONTROL = """
+import json, sys, threading, time
+stalls, longest, stop = [], [0.0], threading.Event()
+def run():
+    last = time.perf_counter()
+    while not stop.is_set():
+        time.sleep(0.005)
+        now = time.perf_counter()
+        stall = now - last - 0.005
+        longest[0] = max(longest[0], stall)
+        if stall > 0.05:
+            stalls.append((time.time() - (now - last), stall))
+        last = now
+t = threading.Thread(target=run, daemon=True)
+t.start()
+sys.stdin.read()
+stop.set(); t.join()
+print(json.dumps({"longest": longest[0], "stalls": stalls}))
+"""
+
+
+class ControlTicker:
+    """:class:`Ticker` in a child process (same niceness): what the machine alone stalls."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self.stalls: list[tuple[float, float]] = []
+
+    def __enter__(self) -> ControlTicker:
+        import subprocess
+
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _CONTROL], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import json
+
+        out, _ = self._proc.communicate("")
+        data = json.loads(out)
+        self.longest, self.stalls = data["longest"], [tuple(s) for s in data["stalls"]]
+
+    def overlaps(self, wall: float, stall: float) -> float:
+        """The longest stall of its own that overlaps ``[wall, wall + stall]``."""
+        return max((d for w, d in self.stalls if w < wall + stall and wall < w + d), default=0.0)
 
 
 def load(store: HybridStore, qd: np.ndarray, qs: list[dict[int, float]], until: Callable[[], bool]) -> dict:
@@ -365,10 +421,11 @@ def ingest_run(args: argparse.Namespace, background: bool) -> dict[str, Any]:
     # None: the default (a large add is indexed in a writer process); 0: in this process.
     store = HybridStore(
         "bench", path=work, quantization="int8", dense_dim=dim, sparse=True,
-        background_index_min=None if background else 0,
+        background_index_min=None if background else 0, compact_every=args.compact_every,
     )  # fmt: skip
     t = time.perf_counter()
     store.add(points(args.points, dim), batch_size=1024)
+    store.wait_indexed()  # idle means indexed: the add returns before its index build ends
     base = time.perf_counter() - t
     qd = np.stack([r.dense for r in points(64, dim, start=10**7, seed=5)])  # type: ignore[misc]
     qs = [dict(r.sparse or {}) for r in points(64, dim, start=10**7, seed=5)]
@@ -383,15 +440,17 @@ def ingest_run(args: argparse.Namespace, background: bool) -> dict[str, Any]:
         t = time.perf_counter()
         try:
             store.add(points(args.add, dim, start=args.points), batch_size=256)
+            store.wait_indexed()  # the add returns before its index build: the load runs through both
         finally:
             added.append(time.perf_counter() - t)
             done.set()
 
-    with Ticker() as ticker:
+    with ControlTicker() as control, Ticker() as ticker:
         w = threading.Thread(target=writer)
         w.start()
         busy = load(store, qd, qs, done.is_set)
         w.join()
+    longest = sorted(ticker.stalls, key=lambda x: -x[1])[:5]
     backend = store._backend
     builds = getattr(backend, "background_builds", 0) - builds_before
     phases = dict(getattr(backend, "last_build_s", {}), paused=getattr(backend, "last_swap_s", 0.0))
@@ -404,6 +463,8 @@ def ingest_run(args: argparse.Namespace, background: bool) -> dict[str, Any]:
     return {
         "base": base, "add": added[0], "idle": idle, "busy": busy, "idle_tick": idle_ticker.longest,
         "tick": ticker.longest, "total": total, "found": found, "builds": builds, "phases": phases,
+        "stalls": [(t, d, control.overlaps(w, d)) for t, d, w in longest],
+        "control": control.longest,
     }  # fmt: skip
 
 
@@ -439,6 +500,14 @@ def during_ingest(args: argparse.Namespace) -> list[str]:
         f"the thread, {len(a['busy']['async'])} from the loop, every one with hits; every point stored: "
         f"{stored(a)}.",
     ]
+    if a["stalls"]:
+        lines.append(
+            "The ticker's longest stalls during the add (writer process), at seconds since its start, "
+            "with the longest stall of a control ticker in a process of its own at the same moment "
+            "(the machine's share): "
+            + ", ".join(f"{d * 1000:.0f} ms at {t:.1f} s ({c * 1000:.0f} ms)" for t, d, c in a["stalls"])
+            + f"; the control ticker's longest stall over the whole add: {a['control'] * 1000:.0f} ms."
+        )
     if "in" in runs:
         b = runs["in"]
         lines.append(
@@ -503,6 +572,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--add", type=int, default=100_000, help="--during-ingest: points added")
     parser.add_argument("--dim", type=int, default=384, help="--during-ingest: dense size")
     parser.add_argument("--idle-s", type=float, default=10.0, help="--during-ingest: idle measurement")
+    parser.add_argument(
+        "--compact-every", type=int, default=None, help="--during-ingest: compact_every of the stores"
+    )
     parser.add_argument(
         "--skip-in-process", action="store_true", help="--during-ingest: only the default (writer process)"
     )

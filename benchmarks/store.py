@@ -158,6 +158,7 @@ def ingest_store(corpus: Corpus, path: Path, cfg: dict[str, Any], batch: int) ->
         nonlocal opt_s
         t = time.perf_counter()
         yield from finish()
+        yield from backend.wait_indexed()  # a large add's build runs after it returns: timed here
         opt_s += time.perf_counter() - t
 
     backend.finish_bulk = timed_finish  # type: ignore[method-assign]

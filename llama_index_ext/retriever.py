@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,18 @@ _CORE_MODES = {
     VectorStoreQueryMode.HYBRID: "hybrid",
     VectorStoreQueryMode.MMR: "dense",
 }
+#: The retriever's keywords that are ``VectorStoreQuery`` fields of the same name (its settings).
+_QUERY_SETTINGS = (
+    "similarity_top_k",
+    "mode",
+    "filters",
+    "alpha",
+    "sparse_top_k",
+    "hybrid_top_k",
+    "doc_ids",
+    "node_ids",
+    "mmr_threshold",
+)
 
 
 def _parse_mode(mode: str | VectorStoreQueryMode) -> VectorStoreQueryMode:
@@ -105,15 +118,9 @@ class HybridQdrantRetriever(BaseRetriever):
             raise InvalidTypeError(f"filters must be MetadataFilters, got {type(filters).__name__}")
         self._vector_store = vector_store
         self._embed_model = embed_model
-        self._similarity_top_k = similarity_top_k
-        self._mode = _parse_mode(mode)
-        self._filters = filters
-        self._alpha = alpha
-        self._sparse_top_k = sparse_top_k
-        self._hybrid_top_k = hybrid_top_k
-        self._doc_ids = doc_ids
-        self._node_ids = node_ids
-        self._mmr_threshold = mmr_threshold
+        # The settings are one VectorStoreQuery; each query is a copy with its text and vector.
+        settings = {**locals(), "mode": _parse_mode(mode)}
+        self._settings = VectorStoreQuery(**{name: settings[name] for name in _QUERY_SETTINGS})
         self._kwargs = dict(vector_store_kwargs or {})
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
@@ -123,7 +130,7 @@ class HybridQdrantRetriever(BaseRetriever):
 
     @property
     def similarity_top_k(self) -> int:
-        return self._similarity_top_k
+        return self._settings.similarity_top_k
 
     @classmethod
     def from_documents(
@@ -154,22 +161,10 @@ class HybridQdrantRetriever(BaseRetriever):
         """Whether to embed the query here (LlamaIndex's retrievers embed ``embedding_strs``)."""
         if self._embed_model is None or bundle.embedding is not None:
             return False
-        return uses_dense_query(_CORE_MODES[self._mode], self._alpha)
+        return uses_dense_query(_CORE_MODES[self._settings.mode], self._settings.alpha)
 
     def _query(self, bundle: QueryBundle, embedding: list[float] | None) -> VectorStoreQuery:
-        return VectorStoreQuery(
-            query_embedding=embedding,
-            similarity_top_k=self._similarity_top_k,
-            doc_ids=self._doc_ids,
-            node_ids=self._node_ids,
-            query_str=bundle.query_str,
-            mode=self._mode,
-            alpha=self._alpha,
-            filters=self._filters,
-            mmr_threshold=self._mmr_threshold,
-            sparse_top_k=self._sparse_top_k,
-            hybrid_top_k=self._hybrid_top_k,
-        )
+        return dataclasses.replace(self._settings, query_embedding=embedding, query_str=bundle.query_str)
 
     @staticmethod
     def _scored(result: Any) -> list[NodeWithScore]:

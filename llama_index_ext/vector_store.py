@@ -32,7 +32,7 @@ from llama_index.core.vector_stores.types import (
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 from qdrant_client import models
 
-from shared.config import ADD_BATCH_SIZE, StoreConfig, option_doc
+from shared.config import ADD_BATCH_SIZE, StoreConfig, connection_from, option_doc
 from shared.errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError
 from shared.filters import and_filters
 from shared.hierarchy import Hierarchy
@@ -185,19 +185,15 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
         check_options(kwargs, type(self).model_fields, type(self).__name__)
         with validation_errors_as_ours(type(self).__name__):
             super().__init__(**fields, **kwargs)
+        values = dict(self)
         self._store = HybridStore(
             self.collection_name,
             encoder=store_encoder(self.embed_model, self.sparse_embed_model, self.sparse),
-            path=self.path,
-            url=self.url,
-            api_key=self.api_key,
-            client=client,
-            aclient=aclient,
-            timeout=self.timeout,
-            retry=self.retry,
+            # The connection fields, and the clients (arguments only: they are not fields).
+            **connection_from({**values, "client": client, "aclient": aclient}),
             # An embed_model built with late_chunking=True turns it on for the store too.
             config=StoreConfig.from_values(
-                dict(self),
+                values,
                 late_chunking=self.late_chunking
                 or late_chunking_of(self.embed_model, self.sparse_embed_model),
             ),

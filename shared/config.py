@@ -43,8 +43,9 @@ ADD_BATCH_SIZE = 256
 _PLANNER = QueryOptions()
 
 
-def _doc(text: str) -> dict[str, str]:
-    return {"doc": text}
+def _option(default: Any, doc: str) -> Any:
+    """A store option's field: its default and its one-line description (:func:`option_doc`)."""
+    return field(default=default, metadata={"doc": doc})
 
 
 @dataclass(frozen=True)
@@ -52,166 +53,111 @@ class StoreConfig:
     """How a collection is built and searched by default (see the module docstring)."""
 
     # -- the collection's layout (shape): fixed when it is created ---------------------
-    dense_dim: int | None = field(
-        default=None, metadata=_doc("dense size when there is no dense model (None: the model's, or learned)")
+    dense_dim: int | None = _option(
+        None, "dense size when there is no dense model (None: the model's, or learned)"
     )
-    sparse: bool | None = field(
-        default=None, metadata=_doc("store sparse vectors (None: if a model makes them)")
-    )
-    sparse_idf: bool = field(
-        default=False, metadata=_doc("IDF modifier on the sparse vectors (False: follow the collection)")
-    )
-    colbert: bool = field(
-        default=False, metadata=_doc("store ColBERT vectors for re-ranking (False: follow the collection)")
-    )
-    mrl_dim: int | None = field(
-        default=None, metadata=_doc("size of the Matryoshka funnel's first-stage vectors (None: off)")
-    )
-    bm25: bool | str | Any = field(
-        default=False,
-        metadata=_doc(
-            "BM25 as a further signal beside the learned sparse model: True (English), a language, "
-            "or a shared.encoders.bm25.Bm25Encoder (False: follow the collection)"
-        ),
+    sparse: bool | None = _option(None, "store sparse vectors (None: if a model makes them)")
+    sparse_idf: bool = _option(False, "IDF modifier on the sparse vectors (False: follow the collection)")
+    colbert: bool = _option(False, "store ColBERT vectors for re-ranking (False: follow the collection)")
+    mrl_dim: int | None = _option(None, "size of the Matryoshka funnel's first-stage vectors (None: off)")
+    bm25: bool | str | Any = _option(
+        False,
+        "BM25 as a further signal beside the learned sparse model: True (English), a language, "
+        "or a shared.encoders.bm25.Bm25Encoder (False: follow the collection)",
     )
     # -- storage: an existing collection keeps its own ---------------------------------
-    quantization: str | QuantizationPreset | Any = field(
-        default=None,
-        metadata=_doc("quantization preset or Qdrant config (None: the collection's, 'none' for a new one)"),
+    quantization: str | QuantizationPreset | Any = _option(
+        None, "quantization preset or Qdrant config (None: the collection's, 'none' for a new one)"
     )
-    mrl_quantization: str | QuantizationPreset | Any = field(
-        default=None,
-        metadata=_doc("quantization of the MRL copy (None: the collection's, 'binary' for a new one)"),
+    mrl_quantization: str | QuantizationPreset | Any = _option(
+        None, "quantization of the MRL copy (None: the collection's, 'binary' for a new one)"
     )
-    on_disk: bool | None = field(
-        default=None,
-        metadata=_doc(
-            "vectors, HNSW graphs and sparse index on disk (None: the collection's, off for a new one)"
-        ),
+    on_disk: bool | None = _option(
+        None, "vectors, HNSW graphs and sparse index on disk (None: the collection's, off for a new one)"
     )
-    sparse_datatype: str | None = field(
-        default=None,
-        metadata=_doc("sparse weights' storage type (None: the collection's, float32 for a new one)"),
+    sparse_datatype: str | None = _option(
+        None, "sparse weights' storage type (None: the collection's, float32 for a new one)"
     )
-    compact_every: int | None = field(
-        default=None,
-        metadata=_doc(
-            "embedded store: reopen the shard every this many points written, which bounds the engine's "
-            "memory (None: 100,000 with on_disk, else never; 0: never)"
-        ),
+    compact_every: int | None = _option(
+        None,
+        "embedded store: reopen the shard every this many points written, which bounds the engine's "
+        "memory (None: 100,000 with on_disk, else never; 0: never)",
     )
-    background_index_min: int | None = field(
-        default=None,
-        metadata=_doc(
-            "embedded store: an index build of at least this many unindexed points (a large add, "
-            "a compaction) runs in a writer process on a copy of the shard, swapped in when done, "
-            "so queries and other threads keep running (None: the engine's indexing threshold, "
-            "~6,700 points at 384-d; 0: never, index in this process)"
-        ),
+    background_index_min: int | None = _option(
+        None,
+        "embedded store: an index build of at least this many unindexed points (a large add, "
+        "a compaction) runs in a writer process on a copy of the shard, swapped in when done, "
+        "so queries and other threads keep running; an add returns before its build ends "
+        "(wait_indexed() waits for it) (None: the engine's indexing threshold, ~6,700 points "
+        "at 384-d; 0: never, index in this process, inside add)",
     )
-    shard_number: int | None = field(
-        default=None, metadata=_doc("shards of a new collection on a server (None: the server's)")
+    shard_number: int | None = _option(None, "shards of a new collection on a server (None: the server's)")
+    replication_factor: int | None = _option(None, "replicas of a new collection on a server")
+    write_consistency_factor: int | None = _option(None, "replicas that must confirm a write on a server")
+    layout: str | Layout | None = _option(
+        None,
+        "collection layout: m3-hybrid, langchain, llama-index or a shared.layouts.Layout "
+        "(None: detected from an existing collection, m3-hybrid's for a new one)",
     )
-    replication_factor: int | None = field(
-        default=None, metadata=_doc("replicas of a new collection on a server")
-    )
-    write_consistency_factor: int | None = field(
-        default=None, metadata=_doc("replicas that must confirm a write on a server")
-    )
-    layout: str | Layout | None = field(
-        default=None,
-        metadata=_doc(
-            "collection layout: m3-hybrid, langchain, llama-index or a shared.layouts.Layout "
-            "(None: detected from an existing collection, m3-hybrid's for a new one)"
-        ),
-    )
-    recreate: bool = field(
-        default=False, metadata=_doc("drop a collection built by another encoder instead of refusing it")
-    )
+    recreate: bool = _option(False, "drop a collection built by another encoder instead of refusing it")
     # -- tenants and payload indexes (shared.tenancy) ----------------------------------
-    tenant: str | Any = field(
-        default=None,
-        metadata=_doc(
-            "the tenant every operation is scoped to, in a collection shared by tenants "
-            "(None: no tenants; shared.ALL: the explicit cross-tenant view)"
-        ),
+    tenant: str | Any = _option(
+        None,
+        "the tenant every operation is scoped to, in a collection shared by tenants "
+        "(None: no tenants; shared.ALL: the explicit cross-tenant view)",
     )
-    tenant_key: str = field(
-        default=DEFAULT_TENANT_KEY, metadata=_doc("payload key that holds the tenant of each point")
+    tenant_key: str = _option(DEFAULT_TENANT_KEY, "payload key that holds the tenant of each point")
+    indexed_fields: Mapping[str, str] | None = _option(
+        None,
+        "metadata fields given a payload index, name -> kind (keyword, integer, float, bool, "
+        "datetime, uuid, text)",
     )
-    indexed_fields: Mapping[str, str] | None = field(
-        default=None,
-        metadata=_doc(
-            "metadata fields given a payload index, name -> kind (keyword, integer, float, bool, "
-            "datetime, uuid, text)"
-        ),
+    acorn: bool = _option(
+        True,
+        "filtered dense searches use ACORN (the engine applies it to selective filters over a "
+        "global graph only: not on a tenanted collection, whose global m is 0)",
     )
-    acorn: bool = field(
-        default=True,
-        metadata=_doc(
-            "filtered dense searches use ACORN (the engine applies it to selective filters over a "
-            "global graph only: not on a tenanted collection, whose global m is 0)"
-        ),
+    shard_key: str | Any = _option(
+        None,
+        "Qdrant server: the custom shard key every request is routed to, or a rule tenant -> "
+        "shard key (shared.tenancy.TieredShards); None: no custom sharding",
     )
-    shard_key: str | Any = field(
-        default=None,
-        metadata=_doc(
-            "Qdrant server: the custom shard key every request is routed to, or a rule tenant -> "
-            "shard key (shared.tenancy.TieredShards); None: no custom sharding"
-        ),
+    late_chunking: bool = _option(
+        False,
+        "late chunking: each chunk's vectors pooled from one pass over its whole document "
+        "(recorded by the collection: its writers must all use it or none)",
     )
-    late_chunking: bool = field(
-        default=False,
-        metadata=_doc(
-            "late chunking: each chunk's vectors pooled from one pass over its whole document "
-            "(recorded by the collection: its writers must all use it or none)"
-        ),
-    )
-    hierarchy: Hierarchy | Mapping[str, Any] | None = field(
-        default=None,
-        metadata=_doc(
-            "how chunks relate (shared.hierarchy.Hierarchy or a dict of its fields: levels, and the "
-            "payload keys of a chunk's level, parent id and position); None: the default keys, any level"
-        ),
+    hierarchy: Hierarchy | Mapping[str, Any] | None = _option(
+        None,
+        "how chunks relate (shared.hierarchy.Hierarchy or a dict of its fields: levels, and the "
+        "payload keys of a chunk's level, parent id and position); None: the default keys, any level",
     )
     # -- query defaults: every query may override them ---------------------------------
-    retrieval_mode: str | RetrievalMode = field(
-        default=_PLANNER.mode.value, metadata=_doc("default retrieval mode: dense, sparse or hybrid")
+    retrieval_mode: str | RetrievalMode = _option(
+        _PLANNER.mode.value, "default retrieval mode: dense, sparse or hybrid"
     )
-    fusion: str | FusionMethod = field(
-        default=_PLANNER.fusion.value,
-        metadata=_doc("hybrid fusion: rrf, dbsf or m3 (default chosen by benchmarks/fusion.py)"),
+    fusion: str | FusionMethod = _option(
+        _PLANNER.fusion.value, "hybrid fusion: rrf, dbsf or m3 (default chosen by benchmarks/fusion.py)"
     )
-    rrf_k: int = field(default=DEFAULT_RRF_K, metadata=_doc("RRF constant"))
-    dense_weight: float = field(default=_PLANNER.dense_weight, metadata=_doc("dense weight in hybrid fusion"))
-    sparse_weight: float | None = field(
-        default=None, metadata=_doc("sparse weight in hybrid fusion (None: per fusion)")
+    rrf_k: int = _option(DEFAULT_RRF_K, "RRF constant")
+    dense_weight: float = _option(_PLANNER.dense_weight, "dense weight in hybrid fusion")
+    sparse_weight: float | None = _option(None, "sparse weight in hybrid fusion (None: per fusion)")
+    bm25_weight: float | None = _option(None, "BM25 weight in hybrid fusion, with bm25 (None: per fusion)")
+    candidate_k: int = _option(
+        DEFAULT_CANDIDATE_K, "least candidates per side in hybrid (and the ColBERT re-rank window)"
     )
-    bm25_weight: float | None = field(
-        default=None, metadata=_doc("BM25 weight in hybrid fusion, with bm25 (None: per fusion)")
-    )
-    candidate_k: int = field(
-        default=DEFAULT_CANDIDATE_K,
-        metadata=_doc("least candidates per side in hybrid (and the ColBERT re-rank window)"),
-    )
-    sparse_normalization: str | SparseNormalization = field(
-        default="auto",
-        metadata=_doc(
-            "m3 fusion: sparse term as is (none) or divided by the query's q.q (query); "
-            "auto: none for BGE-M3, query for other sparse models"
-        ),
+    sparse_normalization: str | SparseNormalization = _option(
+        "auto",
+        "m3 fusion: sparse term as is (none) or divided by the query's q.q (query); "
+        "auto: none for BGE-M3, query for other sparse models",
     )
     # -- serving -----------------------------------------------------------------------
-    query_batch_wait_ms: float = field(
-        default=DEFAULT_WAIT_MS,
-        metadata=_doc(
-            "concurrent queries' texts are encoded in one pass: the most an idle encoder waits for "
-            "company once queries overlap, in ms (0: off; a lone query never waits)"
-        ),
+    query_batch_wait_ms: float = _option(
+        DEFAULT_WAIT_MS,
+        "concurrent queries' texts are encoded in one pass: the most an idle encoder waits for "
+        "company once queries overlap, in ms (0: off; a lone query never waits)",
     )
-    query_batch_size: int = field(
-        default=DEFAULT_BATCH_SIZE, metadata=_doc("most query texts encoded in one joined pass")
-    )
+    query_batch_size: int = _option(DEFAULT_BATCH_SIZE, "most query texts encoded in one joined pass")
 
     def __post_init__(self) -> None:
         # Checked now, so that a typo fails at construction, not at the first query.
@@ -243,17 +189,8 @@ class StoreConfig:
 
     def query_defaults(self) -> QueryOptions:
         """The query options every query starts from (validated)."""
-        return resolve_options(
-            mode=self.retrieval_mode,
-            limit=10,
-            offset=0,
-            fusion=self.fusion,
-            rrf_k=self.rrf_k,
-            dense_weight=self.dense_weight,
-            sparse_weight=self.sparse_weight,
-            candidate_k=self.candidate_k,
-            bm25_weight=self.bm25_weight,
-        )
+        same_name = {name: getattr(self, name) for name in _QUERY_DEFAULTS}
+        return resolve_options(mode=self.retrieval_mode, limit=10, offset=0, **same_name)
 
     def shape_from_collection(self) -> frozenset[str]:
         """Shape fields left at their default: an existing collection's own values are taken."""
@@ -286,6 +223,9 @@ class StoreConfig:
 #: Where the collection lives and how it is reached (not store options: they name no collection property).
 CONNECTION_OPTIONS = tuple(f.name for f in fields(Connection))
 _BACKEND_OPTIONS = tuple(BackendOptions.__annotations__)
+#: The query defaults that are query options of the same name (``retrieval_mode`` is the query's
+#: ``mode``; ``sparse_normalization`` goes to the store's ``QueryResolver``).
+_QUERY_DEFAULTS = ("fusion", "rrf_k", "dense_weight", "sparse_weight", "candidate_k", "bm25_weight")
 _FIELDS = {f.name: f for f in fields(StoreConfig)}
 #: The names of the store options, in declaration order.
 STORE_OPTIONS: tuple[str, ...] = tuple(_FIELDS)

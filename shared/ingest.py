@@ -11,19 +11,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain, islice
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .backends.base import PointData
+from .encoders.bm25 import Bm25Encoder, bm25_model
 from .errors import InvalidInputError, InvalidTypeError
 from .mrl import truncate
 from .schema import BM25, COLBERT, DENSE, DENSE_MRL, SPARSE, CollectionSchema
 from .types import Encoder, Record
 from .validation import check_utf8, colbert_vectors, dense_matrix, is_plain_sparse, sparse_arrays
-
-if TYPE_CHECKING:
-    from .encoders.bm25 import Bm25Encoder
 
 T = TypeVar("T")
 
@@ -33,6 +31,9 @@ MAX_METADATA_DEPTH = 64
 #: Qdrant keeps JSON integers as i64/u64; larger ones would silently come back as floats.
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
+
+#: The key of a record's cleaned parts that lists the vectors its encoding must make.
+NEEDS = "needs"
 
 #: A record's parts -> (point id, named vectors, payload): ``Layout.to_point``'s signature.
 ToPoint = Callable[..., tuple[str | int, dict[str, Any], dict[str, Any]]]
@@ -182,6 +183,7 @@ def check_record(
             "sparse vector)"
         )
     needs = missing_outputs(rec, schema, encoder)
+    out[NEEDS] = needs
     if needs:
         if encoder is None:
             raise InvalidInputError(
@@ -208,7 +210,7 @@ def _not_stored(rec: Record, index: int, what: str, hint: str = "") -> InvalidIn
 
 def _optional_text(rec: Record, index: int, field: str, value: Any) -> None:
     """``value`` (a record's ``field``) is None or valid text; else an error naming the record."""
-    if value is None:
+    if value is None or (type(value) is str and value.isascii()):
         return
     if not isinstance(value, str):
         got = type(value).__name__
@@ -306,8 +308,8 @@ def prepare_batch(
     cleaned = [check_record(rec, start + i, schema, encoder, dims) for i, rec in enumerate(chunk)]
     sparse_batch(chunk, cleaned, start)
     todo: dict[str, list[int]] = {}
-    for i, rec in enumerate(chunk):
-        for out in missing_outputs(rec, schema, encoder):
+    for i, parts in enumerate(cleaned):
+        for out in parts[NEEDS]:
             todo.setdefault(out, []).append(i)
     if todo:
         assert encoder is not None
@@ -317,8 +319,9 @@ def prepare_batch(
         _bm25_vectors(chunk, cleaned, start, bm25)
     dense_rows, mat = dense_batch(chunk, cleaned, start, dims, schema)
     if mat is not None:
-        # One conversion per batch (per-row tolist() is several times slower).
-        for i, row in zip(dense_rows, mat.tolist(), strict=True):
+        # The rows of the batch's float32 matrix: a backend converts them for its client (no
+        # list of Python floats per point for the embedded engine, which reads the buffer).
+        for i, row in zip(dense_rows, mat, strict=True):
             cleaned[i][DENSE] = row
         if schema.mrl_dim is not None and schema.complete:
             for i, row in zip(dense_rows, mrl_rows(mat, schema.mrl_dim), strict=True):
@@ -349,18 +352,35 @@ def _encode_missing(
     todo: dict[str, list[int]],
     dims: dict[str, int],
 ) -> None:
+    sparse_rows = todo.get("sparse")
+    bm25 = bm25_model(encoder) if sparse_rows else None
+    if bm25 is not None and sparse_rows:
+        # BM25 as the sparse model: the engine's weights as stored, without the encoders'
+        # cache (each document is weighted once) or a dict and a check per document.
+        arrays = bm25.document_arrays(
+            [chunk[i].text_to_embed or "" for i in sparse_rows],
+            lambda j: where(chunk, start, sparse_rows[j]),
+            require_words=False,
+        )
+        for i, arr in zip(sparse_rows, arrays, strict=True):
+            cleaned[i][SPARSE] = arr
+        todo = {name: idx for name, idx in todo.items() if name != "sparse"}
+        if not todo:
+            return
     rows = sorted({i for idx in todo.values() for i in idx})
     result = encoder.encode([chunk[i].text_to_embed or "" for i in rows], "document", outputs=sorted(todo))
     wanted = {name: set(idx) for name, idx in todo.items()}
+    dense_wanted, sparse_wanted = wanted.get("dense", ()), wanted.get("sparse", ())
+    colbert_wanted = wanted.get("colbert", ())
     for pos, i in enumerate(rows):
-        at = where(chunk, start, i)
-        if i in wanted.get("dense", ()):
+        if i in dense_wanted:
             if result.dense is None:
-                raise InvalidInputError(f"{at}: the encoder returned no dense vector")
+                raise InvalidInputError(f"{where(chunk, start, i)}: the encoder returned no dense vector")
             cleaned[i][DENSE] = result.dense[pos]
-        if result.sparse is not None and i in wanted.get("sparse", ()):
-            cleaned[i][SPARSE] = sparse_arrays(result.sparse[pos], f"{at}: sparse vector")
-        if i in wanted.get("colbert", ()):
+        if result.sparse is not None and i in sparse_wanted:
+            cleaned[i][SPARSE] = sparse_arrays(result.sparse[pos], f"{where(chunk, start, i)}: sparse vector")
+        if i in colbert_wanted:
+            at = where(chunk, start, i)
             if result.colbert is None:
                 raise InvalidInputError(f"{at}: the encoder returned no ColBERT vectors")
             cleaned[i][COLBERT] = colbert_vectors(

@@ -270,6 +270,7 @@ def migrate(
             )
         copied = _copy(source_backend, target_backend, plan, source_count, batch_size, show_progress)
         run(target_backend.finish_bulk())
+        run(target_backend.wait_indexed())  # a migration ends with the target indexed
         target_count = run(target_backend.count(None))
     return MigrationResult(
         source=f"{src.describe()} collection {collection!r}",

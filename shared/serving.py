@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import InvalidInputError, InvalidTypeError
+from .readonly import ReadOnly
 from .types import EncodeOptions, Encoder, EncodeResult, EncoderIdentity, TextKind
 from .validation import non_negative_number, positive_int, text_list
 
@@ -117,31 +118,14 @@ class MicroBatcher:
 
     # -- the Encoder protocol -------------------------------------------------------
 
-    @property
-    def inner(self) -> Encoder:
-        """The wrapped encoder."""
-        return self._inner
-
-    @property
-    def identity(self) -> EncoderIdentity:
-        return self._inner.identity
-
-    @property
-    def dense_dim(self) -> int | None:
-        return self._inner.dense_dim
-
-    @property
-    def outputs(self) -> frozenset[str]:
-        return self._inner.outputs
-
-    @property
-    def forward_passes(self) -> int:
-        return self._inner.forward_passes
-
-    @property
-    def waiting(self) -> int:
-        """Texts queued for the next joined call (not yet started)."""
-        return self._waiting_texts
+    inner: ReadOnly[Encoder] = ReadOnly("_inner", doc="The wrapped encoder.")
+    identity: ReadOnly[EncoderIdentity] = ReadOnly("_inner.identity")
+    dense_dim: ReadOnly[int | None] = ReadOnly("_inner.dense_dim")
+    outputs: ReadOnly[frozenset[str]] = ReadOnly("_inner.outputs")
+    forward_passes: ReadOnly[int] = ReadOnly("_inner.forward_passes")
+    waiting: ReadOnly[int] = ReadOnly(
+        "_waiting_texts", doc="Texts queued for the next joined call (not yet started)."
+    )
 
     def encode(
         self, texts: Sequence[str], kind: TextKind = "document", **options: Unpack[EncodeOptions]

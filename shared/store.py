@@ -59,6 +59,7 @@ from .query.plan import (
     tune_filtered,
 )
 from .query.relevance import relevance_function
+from .readonly import ReadOnly
 from .retry import RetryPolicy
 from .schema import (
     COLBERT,
@@ -341,10 +342,10 @@ class HybridStore(Closing):
         """The collection's schema (the requested one until the collection exists)."""
         return self._schema if self._schema is not None else self._requested
 
-    @property
-    def query_defaults(self) -> QueryOptions:
-        """What every query starts from (the store's ``retrieval_mode``, ``fusion``, weights, sizes)."""
-        return self._queries.defaults
+    query_defaults: ReadOnly[QueryOptions] = ReadOnly(
+        "_queries.defaults",
+        doc="What every query starts from (the store's ``retrieval_mode``, ``fusion``, weights, sizes).",
+    )
 
     def set_query_defaults(self, **options: Any) -> None:
         """Change the store's query defaults (the ``StoreConfig`` query options: ``retrieval_mode``,
@@ -359,18 +360,13 @@ class HybridStore(Closing):
         self._queries = QueryResolver(config.query_defaults(), config.sparse_normalization)
         self.config = config
 
-    @property
-    def hierarchy(self) -> Hierarchy:
-        """How this collection's chunks relate (the ``hierarchy`` option, parsed: :mod:`shared.hierarchy`)."""
-        return self._hierarchy
-
-    @property
-    def is_remote(self) -> bool:
-        return self._backend.is_remote
-
-    @property
-    def encoder(self) -> Encoder | None:
-        return self._encoder
+    hierarchy: ReadOnly[Hierarchy] = ReadOnly(
+        "_hierarchy",
+        doc="How this collection's chunks relate "
+        "(the ``hierarchy`` option, parsed: :mod:`shared.hierarchy`).",
+    )
+    is_remote: ReadOnly[bool] = ReadOnly("_backend.is_remote")
+    encoder: ReadOnly[Encoder | None] = ReadOnly("_encoder")
 
     def for_tenant(self, tenant: str) -> HybridStore:
         """A store scoped to ``tenant`` over this store's open collection and connection.
@@ -494,10 +490,10 @@ class HybridStore(Closing):
             tenant_key=req.tenant_key,
         )
 
-    @property
-    def layout(self) -> Layout:
-        """The collection's layout (:mod:`shared.layouts`): ours, langchain-qdrant's or llama-index's."""
-        return self.schema.stored_layout
+    layout: ReadOnly[Layout] = ReadOnly(
+        "schema.stored_layout",
+        doc="The collection's layout (:mod:`shared.layouts`): ours, langchain-qdrant's or llama-index's.",
+    )
 
     def _resolve(self, flt: Any) -> Any:
         """A checked filter in the collection's terms: caller ids -> point ids, payload keys of its
@@ -1299,6 +1295,20 @@ class HybridStore(Closing):
         flt = self._resolve(flt)
         n = yield from self._backend.count(flt)
         return int(n)
+
+    def wait_indexed(self) -> None:
+        """Wait for the index builds that adds left running, and raise the failure of one.
+
+        The embedded store indexes a large add in a writer process after the add returns
+        (queries meanwhile search the new points exactly); ``close`` waits for it too. A
+        failed build loses nothing: every point is stored, and the next add builds again.
+        A Qdrant server indexes on its own: nothing to wait for.
+        """
+        run(self._backend.wait_indexed())
+
+    async def await_indexed(self) -> None:
+        """Async :meth:`wait_indexed` (the wait runs in a worker thread)."""
+        await arun(self._backend.wait_indexed())
 
     def clear(self) -> None:
         """Delete every point (the collection and its guard stay); a tenant's store: the tenant's points."""

@@ -74,7 +74,8 @@ PointId = str | int
 class PointData:
     """One point ready to write: point id (UUID str; an int in another layout), named vectors, payload.
 
-    Vectors: ``dense``/``dense_mrl`` lists of floats, ``sparse`` an
+    Vectors: ``dense``/``dense_mrl`` lists of floats or 1-d float32 arrays (rows of a
+    batch's matrix, which each backend converts for its engine), ``sparse`` an
     ``(indices, values)`` pair, ``colbert`` a list of rows.
     """
 
@@ -167,7 +168,11 @@ class Backend(Protocol):
     def upsert(self, points: Sequence[PointData]) -> Steps[None]: ...
 
     def finish_bulk(self) -> Steps[None]:
-        """Called once at the end of an ``add``: build indexes / optimize."""
+        """Called once at the end of an ``add``: build indexes / optimize (or start doing so)."""
+        ...
+
+    def wait_indexed(self) -> Steps[None]:
+        """Wait for the index builds ``finish_bulk`` left running; raise the failure of one."""
         ...
 
     def query(self, plan: QueryPlan) -> Steps[list[ResultPoint]]: ...

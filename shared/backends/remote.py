@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, NoReturn, ParamSpec, TypeVar
 
+import numpy as np
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from ..errors import BackendError, InvalidInputError, M3HybridError, UnsupportedOperationError
@@ -295,6 +296,8 @@ def _point(p: PointData) -> models.PointStruct:
         if isinstance(value, tuple):  # a sparse vector (indices, values), whatever its name
             indices, values = value
             vectors[name] = models.SparseVector(indices=list(indices), values=list(values))
+        elif isinstance(value, np.ndarray):  # a dense row of a batch's float32 matrix
+            vectors[name] = value.tolist()
         else:
             vectors[name] = value
     return models.PointStruct(id=p.id, vector=vectors, payload=p.payload)
@@ -542,6 +545,11 @@ class RemoteBackend:
 
     def finish_bulk(self) -> Steps[None]:
         """Nothing to do: the server indexes in the background."""
+        return
+        yield  # a generator with no step
+
+    def wait_indexed(self) -> Steps[None]:
+        """Nothing to wait for here: the server's optimizers index on their own."""
         return
         yield  # a generator with no step
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, UnsupportedOperationError
 from ..mrl import truncate, validate_truncate_dim
+from ..readonly import ReadOnly
 from ..types import EncodeResult, EncoderIdentity, FloatArray, SparseDict, TextKind
 from ..validation import text_list
 from .config import EncoderConfig, EncoderOptions, check_batch_size, encoder_option_default
@@ -148,9 +149,7 @@ class BaseEncoder(ABC):
 
     # -- the Encoder protocol -------------------------------------------------------
 
-    @property
-    def identity(self) -> EncoderIdentity:
-        return self._identity
+    identity: ReadOnly[EncoderIdentity] = ReadOnly("_identity")
 
     @property
     def dense_dim(self) -> int | None:
@@ -158,21 +157,14 @@ class BaseEncoder(ABC):
             return None
         return self._truncate_dim or self._full_dim
 
-    @property
-    def outputs(self) -> frozenset[str]:
-        return self._outputs
+    outputs: ReadOnly[frozenset[str]] = ReadOnly("_outputs")
 
     @property
-    def forward_passes(self) -> int:
+    def forward_passes(self) -> int:  # a property: PairEncoder sums its two models'
         return self._forward_passes
 
-    @property
-    def truncate_dim(self) -> int | None:
-        return self._truncate_dim
-
-    @property
-    def cache(self) -> LRUCache:
-        return self._cache
+    truncate_dim: ReadOnly[int | None] = ReadOnly("_truncate_dim")
+    cache: ReadOnly[LRUCache] = ReadOnly("_cache")
 
     def prompt_for(self, kind: TextKind) -> str:
         """The instruction prefix applied to texts of ``kind``."""

@@ -40,6 +40,7 @@ __all__ = [
     "bm25_encoder",
     "bm25_for_corpus",
     "bm25_from_name",
+    "bm25_model",
     "is_bm25_name",
     "needs_idf",
 ]
@@ -123,6 +124,16 @@ def bm25_for_corpus(texts: Iterable[str], language: str = "english", **kw: Any) 
     return Bm25Encoder(language, **{**kw, "avg_len": avg})
 
 
+def bm25_model(encoder: Any) -> Bm25Encoder | None:
+    """The BM25 encoder that makes ``encoder``'s sparse vectors (itself, or a pair's sparse
+    model); None when its sparse vectors come from another model."""
+    from .pair import PairEncoder  # the pair module imports the encoders' base, not this one
+
+    if isinstance(encoder, PairEncoder):
+        encoder = encoder.sparse_encoder
+    return encoder if isinstance(encoder, Bm25Encoder) else None
+
+
 def bm25_encoder(spec: Any) -> Bm25Encoder | None:
     """The BM25 encoder a store's ``bm25`` option asks for (``StoreConfig.bm25``).
 
@@ -152,6 +163,11 @@ def _number(value: Any, name: str, low: float, high: float | None = None) -> flo
         bound = f"within [{low}, {high}]" if high is not None else f">= {low}"
         raise InvalidInputError(f"{name} must be a finite number {bound}, got {value!r}")
     return v
+
+
+#: The parameters that change the vectors: :meth:`Bm25Encoder.config` records them (beside the
+#: ``model_id`` that names them all), :meth:`Bm25Encoder.from_config` reads them back.
+_PARAMETERS = ("language", "stopwords", "stemming", "k1", "b", "avg_len")
 
 
 class Bm25Encoder(BaseEncoder):
@@ -226,21 +242,12 @@ class Bm25Encoder(BaseEncoder):
 
     def config(self) -> dict[str, Any]:
         """Every parameter that changes the vectors (JSON): what a collection's guard records."""
-        return {
-            "model_id": self.model_id,
-            "language": self.language,
-            "stopwords": self.stopwords,
-            "stemming": self.stemming,
-            "k1": self.k1,
-            "b": self.b,
-            "avg_len": self.avg_len,
-        }
+        return {"model_id": self.model_id, **{name: getattr(self, name) for name in _PARAMETERS}}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Bm25Encoder:
         """The encoder :meth:`config` describes (a reopened collection's BM25)."""
-        names = ("language", "stopwords", "stemming", "k1", "b", "avg_len")
-        return cls(**{k: config[k] for k in names if k in config})
+        return cls(**{k: config[k] for k in _PARAMETERS if k in config})
 
     @property
     def model_id(self) -> str:
@@ -269,23 +276,35 @@ class Bm25Encoder(BaseEncoder):
         return out
 
     def document_arrays(
-        self, texts: Iterable[str], name: Callable[[int], str] | None = None
+        self,
+        texts: Iterable[str],
+        name: Callable[[int], str] | None = None,
+        *,
+        require_words: bool = True,
     ) -> list[tuple[list[int], list[float]]]:
         """Each document's BM25 vector as ``(indices, values)``, as a collection stores it.
 
-        The write path of a store that keeps BM25 beside another sparse model: no cache
-        (each document is weighted once) and no per-item checks (the engine's output is
-        valid). A text without words raises :class:`InvalidInputError` naming it
-        (``name(i)``, default ``text i``).
+        The write path of a store (BM25 beside another sparse model, or as its sparse
+        model): no cache (each document is weighted once), no dict per document and no
+        per-item checks (the engine's output is valid: distinct ids, weights > 0).
+        A text without words raises :class:`InvalidInputError` naming it (``name(i)``,
+        default ``text i``); with ``require_words=False`` only a blank text does (as
+        :meth:`encode` of a document), and a text whose characters make no term (only
+        punctuation, say) gets an empty vector, as :meth:`encode` gives it.
         """
         embed = self._model.embed_document
         out = []
         for i, text in enumerate(texts):
             v = embed(text)
-            if not v.indices:
+            indices = v.indices
+            if not indices and (require_words or not text.strip()):
                 what = name(i) if name is not None else f"text {i}"
-                raise InvalidInputError(f"{what}: no words for BM25 to weight in {text!r:.60}")
-            out.append((list(v.indices), list(v.values)))
+                if require_words:
+                    raise InvalidInputError(f"{what}: no words for BM25 to weight in {text!r:.60}")
+                raise InvalidInputError(
+                    f"{what}: BM25 cannot weight an empty document text: it has no words (got {text!r})"
+                )
+            out.append((indices, v.values))
         self._count_forward()
         return out
 
@@ -295,21 +314,30 @@ class Bm25Encoder(BaseEncoder):
         The engine's tokenisation, as the documents are weighted: a reference BM25 over these
         counts with this encoder's ``k1``, ``b`` and ``avg_len`` scores as the store does.
         """
-        if self._counter is None:
-            # b=0 and a huge k make a term's BM25 weight its count: no tokeniser of our own.
-            self._counter = self._engine_model(k=_COUNTING_K, b=0.0)
+        embed = self._counting_model().embed_document
         out = []
         for text in text_list(texts):
-            v = self._counter.embed_document(text)
+            v = embed(text)
             out.append({i: round(w) for i, w in zip(v.indices, v.values, strict=True)})
         return out
 
+    def _counting_model(self) -> qe.Bm25:
+        if self._counter is None:
+            # b=0 and a huge k make a term's BM25 weight its count: no tokeniser of our own.
+            self._counter = self._engine_model(k=_COUNTING_K, b=0.0)
+        return self._counter
+
     def mean_length(self, texts: Iterable[str]) -> float:
-        """The mean document length of ``texts`` in terms (what ``avg_len`` should be for them)."""
-        counts = self.term_counts(texts)
-        if not counts:
+        """The mean document length of ``texts`` in terms (what ``avg_len`` should be for them).
+
+        The sum of :meth:`term_counts`, without a dict per text (one pass of the engine's
+        tokeniser over a corpus, before it is weighted).
+        """
+        items = text_list(texts)
+        if not items:
             raise InvalidInputError("mean_length needs at least one text")
-        return sum(sum(c.values()) for c in counts) / len(counts)
+        embed = self._counting_model().embed_document
+        return sum(sum(map(round, embed(text).values)) for text in items) / len(items)
 
     def __repr__(self) -> str:
         return f"Bm25Encoder({self.model_id})"

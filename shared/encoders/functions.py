@@ -87,7 +87,7 @@ class FunctionEncoder(BaseEncoder):
         if len(rows) != len(texts):
             raise InvalidInputError(f"{self.model_id} returned {len(rows)} vectors for {len(texts)} texts")
         if "dense" in self._outputs:
-            dense = [self._dense_row(row, f"texts[{i}]", self._full_dim) for i, row in enumerate(rows)]
+            dense = self._dense_rows(rows)
             if self._full_dim is None and dense:
                 # The size was not given: learned from the first vectors (the collection is then
                 # created at that size by the first add).
@@ -104,14 +104,34 @@ class FunctionEncoder(BaseEncoder):
             for i, row in enumerate(rows)
         ]
 
+    def _dense_rows(self, rows: list[Any]) -> list[np.ndarray]:
+        """The rows as unit float32 vectors: one numpy conversion for a batch of equal-size rows
+        (the same arithmetic as :meth:`_dense_row`, row by row), else row by row, which names
+        a bad row."""
+        dim = self._full_dim
+        mat = None
+        if len(rows) > 1 and not any(isinstance(row, (str, bytes)) for row in rows):
+            try:
+                mat = np.asarray(rows, dtype=np.float32)
+            except (TypeError, ValueError):
+                mat = None  # ragged or not numeric: the row-by-row path says which row
+        if mat is None or mat.ndim != 2 or mat.shape[1] == 0 or (dim is not None and mat.shape[1] != dim):
+            return [self._dense_row(row, f"texts[{i}]", dim) for i, row in enumerate(rows)]
+        return [_unit(vec) for vec in mat]
+
     def _dense_row(self, row: Any, where: str, dim: int | None) -> np.ndarray:
         if isinstance(row, (str, bytes)):
             raise InvalidTypeError(f"{self.model_id} returned a {type(row).__name__} for {where}")
         # Shape only: NaN/inf are the encoders' own output check (base._check_finite).
         what = f"the vector {self.model_id} returned for {where}"
-        vec = dense_vector(row, what, dim, check_values=False, expects="expected")
-        norm = float(np.linalg.norm(vec))
-        return vec / norm if norm > 0 and math.isfinite(norm) else vec
+        return _unit(dense_vector(row, what, dim, check_values=False, expects="expected"))
+
+
+def _unit(vec: np.ndarray) -> np.ndarray:
+    """``vec`` (float32, 1-d) divided by its norm (``np.linalg.norm``'s: the float32 square root
+    of ``vec . vec``), or itself (a copy) when the norm is 0 or not finite."""
+    norm = float(np.sqrt(vec.dot(vec)))
+    return vec / norm if norm > 0 and math.isfinite(norm) else vec.copy()
 
 
 def encoder_from_functions(

@@ -102,6 +102,12 @@ class PairEncoder(LateChunker):
             entry.dense = truncate(entry.dense, self._truncate_dim)
         return entry
 
+    def _finish_entry(self, entry: Entry, text: str, where: str) -> None:
+        # Each part was finished by its own model's encoder (NaN check, its truncation, blank
+        # texts): the pair's own MRL truncation is what is left.
+        if entry.dense is not None and self._truncate_dim is not None:
+            entry.dense = truncate(entry.dense, self._truncate_dim)
+
     def _compute(
         self, texts: list[str], kind: TextKind, outputs: frozenset[str], batch_size: int, show_progress: bool
     ) -> list[Entry]:

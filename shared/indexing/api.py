@@ -11,7 +11,7 @@ from ..errors import InvalidInputError, InvalidTypeError
 from ..retry import RetryPolicy
 from ..types import Encoder
 from ..validation import positive_int
-from .run import DEFAULT_BATCH_SIZE, IndexResult, TargetSpec, run_in_process, source_batches
+from .run import DEFAULT_BATCH_SIZE, IndexResult, SourceSpec, TargetSpec, run_in_process, source_batches
 from .sources import Chunker, Fields
 
 __all__ = ["index"]
@@ -66,7 +66,7 @@ def index(
         isinstance(max_errors, bool) or not isinstance(max_errors, int) or max_errors < 0
     ):
         raise InvalidInputError(f"max_errors must be an int >= 0 or None, got {max_errors!r}")
-    fields = fields if fields is not None else Fields()
+    source_spec = SourceSpec(source, fields if fields is not None else Fields(), format, chunker, batch_size)
     spec = TargetSpec(
         os.fspath(target) if isinstance(target, os.PathLike) else target,
         collection,
@@ -89,14 +89,10 @@ def index(
         from .ray_runner import run_on_ray
 
         result = run_on_ray(
-            source,
+            source_spec,
             spec,
             model=model,
             encoder_options=options,
-            fields=fields,
-            format=format,
-            chunker=chunker,
-            batch_size=batch_size,
             max_errors=max_errors,
             address=None if ray is True else str(ray),
             workers=workers,
@@ -108,13 +104,11 @@ def index(
     else:
         if workers != 1 or gpus_per_worker:
             raise InvalidInputError("workers= and gpus_per_worker= need ray= (Ray Data)")
-        batches = source_batches(
-            source, fields, format, batch_size
-        )  # a bad source fails before the model loads
+        batches = source_batches(source_spec)  # a bad source fails before the model loads
         if encoder is None:
             from ..encoders import load_encoder
 
             encoder = load_encoder(model, **options)
-        result = run_in_process(batches, spec, encoder, chunker, max_errors, show_progress, progress)
+        result = run_in_process(batches, spec, encoder, max_errors, show_progress, progress)
     result.seconds = time.perf_counter() - t0
     return result

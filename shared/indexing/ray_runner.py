@@ -32,6 +32,7 @@ from .run import (
     DescribedEncoder,
     IndexResult,
     RecordError,
+    SourceSpec,
     StoreSink,
     TargetSpec,
     process_batch,
@@ -214,15 +215,11 @@ def _describe(model: Any, encoder_options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run_on_ray(
-    source: Any,
+    source: SourceSpec,
     spec: TargetSpec,
     *,
     model: Any,
     encoder_options: Mapping[str, Any],
-    fields: Fields,
-    format: str | None,
-    chunker: Chunker | None,
-    batch_size: int,
     max_errors: int | None,
     address: str | None,
     workers: int,
@@ -239,7 +236,7 @@ def run_on_ray(
     kind = spec.kind
     if kind not in ("embedded", "local", "server"):
         raise InvalidInputError(f"a Ray run cannot write to {spec.describe()}")
-    dataset = _source_dataset(ray, source, fields, format, chunker, batch_size)
+    dataset = _source_dataset(ray, source)
 
     started = False
     if not ray.is_initialized():
@@ -251,7 +248,7 @@ def run_on_ray(
         context.enable_progress_bars = False
         # Blocks of about one batch: the actor pool hands out whole blocks, so a block holding
         # the whole file would keep every actor but one idle.
-        context.target_max_block_size = _batch_bytes(source, fields, format, chunker, batch_size)
+        context.target_max_block_size = _batch_bytes(source)
         described = ray.get(
             ray.remote(max_calls=1, num_cpus=cpus, num_gpus=gpus_per_worker)(_describe).remote(model, options)
         )
@@ -286,7 +283,7 @@ def run_on_ray(
                 "outputs": outputs,
                 "writer": writer,
             },
-            batch_size=batch_size,
+            batch_size=source.batch_size,
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=cpus,
@@ -321,32 +318,32 @@ def run_on_ray(
             ray.shutdown()
 
 
-def _batch_bytes(source: Any, fields: Fields, format: str | None, chunker: Chunker | None, size: int) -> int:
-    """About the Arrow size of ``size`` rows of ``source`` (from its first batch; 64 KiB if unknown)."""
+def _batch_bytes(spec: SourceSpec) -> int:
+    """About the Arrow size of a batch of the source's rows (from its first batch; 64 KiB if unknown)."""
     import os
 
+    source, size = spec.source, spec.batch_size
     if isinstance(source, (str, os.PathLike)):
-        first = next(read_part(plan_parts(source, format)[0], fields, size), [])
+        first = next(read_part(plan_parts(source, spec.format)[0], spec.fields, size), [])
         if first:
-            table = _rows_table(chunk_rows(first, chunker))
+            table = _rows_table(chunk_rows(first, spec.chunker))
             return max(1024, int(table.nbytes / table.num_rows * size))
     return 64 * 1024
 
 
-def _source_dataset(
-    ray_module: Any, source: Any, fields: Fields, format: str | None, chunker: Chunker | None, batch_size: int
-) -> Callable[[Any], Any]:
+def _source_dataset(ray_module: Any, spec: SourceSpec) -> Callable[[Any], Any]:
     """A function building the rows dataset (checked now, built once Ray is up)."""
     import os
 
+    source, fields, chunker = spec.source, spec.fields, spec.chunker
     if isinstance(source, (str, os.PathLike)):
-        parts = plan_parts(source, format)
+        parts = plan_parts(source, spec.format)
 
         def from_files(ray: Any) -> Any:
             items = [{"path": p.path, "format": p.format, "name": p.name} for p in parts]
             return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
                 _read_parts,
-                fn_kwargs={"fields": fields, "batch_size": batch_size, "chunker": chunker},
+                fn_kwargs={"fields": fields, "batch_size": spec.batch_size, "chunker": chunker},
                 batch_size=1,
                 batch_format="pyarrow",
                 # Reading is light next to encoding: it must not wait for a CPU the encoders hold.
@@ -360,7 +357,7 @@ def _source_dataset(
             return source.map_batches(
                 _dataset_rows,
                 fn_kwargs={"fields": fields, "chunker": chunker},
-                batch_size=batch_size,
+                batch_size=spec.batch_size,
                 batch_format="pyarrow",
                 num_cpus=0,
             )

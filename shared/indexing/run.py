@@ -35,6 +35,7 @@ __all__ = [
     "IndexResult",
     "ProgressBar",
     "RecordError",
+    "SourceSpec",
     "StoreSink",
     "TargetSpec",
     "process_batch",
@@ -128,6 +129,18 @@ class IndexResult:
 # ---------------------------------------------------------------------------
 # the target
 # ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What to read: the source (a path, an iterable or a ``ray.data.Dataset``), its fields and
+    file format, the chunker that splits each document, and the rows read per batch."""
+
+    source: Any
+    fields: Fields
+    format: str | None
+    chunker: Chunker | None
+    batch_size: int
 
 
 @dataclass(frozen=True)
@@ -363,7 +376,6 @@ def run_in_process(
     batches: Iterable[list[Row]],
     spec: TargetSpec,
     encoder: Encoder,
-    chunker: Chunker | None,
     max_errors: int | None,
     show_progress: bool,
     progress: Callable[[IndexResult], None] | None,
@@ -374,7 +386,7 @@ def run_in_process(
         outputs = sink.outputs(encoder.outputs)
         track(
             result,
-            (process_batch(chunk_rows(rows, chunker), encoder, outputs, sink) for rows in batches),
+            (process_batch(rows, encoder, outputs, sink) for rows in batches),
             show_progress=show_progress,
             progress=progress,
             max_errors=max_errors,
@@ -408,19 +420,25 @@ def track(
                 break
 
 
-def source_batches(source: Any, fields: Fields, format: str | None, batch_size: int) -> Iterator[list[Row]]:
-    """Batches of rows from a file/directory source or a Python iterable (in this process)."""
+def source_batches(spec: SourceSpec) -> Iterator[list[Row]]:
+    """Batches of chunked rows from a file/directory source or a Python iterable (in this
+    process); a bad source fails here, each batch is read and chunked when it is taken."""
+    source, fields = spec.source, spec.fields
     if isinstance(source, (str, os.PathLike)):
-        parts = plan_parts(source, format)
-        return (rows for part in parts for rows in read_part(part, fields, batch_size))
-    if type(source).__module__.startswith("ray.data"):
+        parts = plan_parts(source, spec.format)
+        batches: Iterable[list[Row]] = (
+            rows for part in parts for rows in read_part(part, fields, spec.batch_size)
+        )
+    elif type(source).__module__.startswith("ray.data"):
         raise InvalidInputError("a ray.data.Dataset source needs ray= (Ray Data)")
-    if not isinstance(source, Iterable):
+    elif not isinstance(source, Iterable):
         raise InvalidTypeError(
             "source must be a path, an iterable of records or a ray.data.Dataset, "
             f"got {type(source).__name__}"
         )
-    return rows_from_items(source, fields, batch_size)
+    else:
+        batches = rows_from_items(source, fields, spec.batch_size)
+    return (chunk_rows(rows, spec.chunker) for rows in batches)
 
 
 class ProgressBar:

@@ -314,6 +314,9 @@ SEARCH_OPTIONS: frozenset[str] = QUERY_ARGUMENTS - {
     "dense_k",
     "sparse_k",
 }
+#: Arguments whose value differs per query; the options depend only on whether each is given
+#: (the filter arrives checked, apart).
+_PER_QUERY_VALUES: tuple[str, ...] = ("dense", "sparse", "colbert", "filter")
 #: Defaults of the per-call arguments that are not "the store's default" (None).
 QUERY_ARGUMENT_DEFAULTS: Mapping[str, Any] = {"limit": 10, "offset": 0, "exact": False, "with_vectors": False}
 
@@ -328,7 +331,10 @@ class QueryResolver:
     def __init__(self, defaults: QueryOptions, sparse_normalization: str | SparseNormalization) -> None:
         self.defaults = defaults
         self._sparse_normalization = parse_sparse_normalization(sparse_normalization)
+        # Resolved options per distinct call (argument values and types, which vectors and
+        # text are given), for the schema they were resolved against: one lookup per query.
         self._cache: dict[tuple[Any, ...], QueryOptions] = {}
+        self._cache_schema: CollectionSchema | None = None
 
     def resolve(
         self,
@@ -343,7 +349,35 @@ class QueryResolver:
 
         ``text``: the query text (None: vectors only); ``can_encode_colbert``: whether the
         store's encoder makes ColBERT query vectors; ``filter``: the checked engine filter.
+        The result depends on the vectors and the text only through whether they are given,
+        so it is cached per distinct call (the resolution is pure; a schema change clears it).
         """
+        if schema is not self._cache_schema:
+            self._cache.clear()
+            self._cache_schema = schema
+        key: tuple[Any, ...] | None
+        try:
+            # Types are part of the key: 1 == True == 1.0, but only one of them is a valid limit.
+            key = (
+                text is None,
+                can_encode_colbert,
+                *[(k, v, type(v)) for k, v in args.items() if k not in _PER_QUERY_VALUES],
+                *[k for k in _PER_QUERY_VALUES if args.get(k) is not None],
+            )
+            opts = self._cache.get(key)
+        except TypeError:  # an unhashable argument (a list): resolved every time
+            key, opts = None, None
+        if opts is None:
+            opts = self._resolve(args, schema, text, can_encode_colbert)
+            if key is not None:
+                if len(self._cache) >= 256:
+                    self._cache.clear()
+                self._cache[key] = opts
+        return opts if filter is None else replace(opts, filter=filter)
+
+    def _resolve(
+        self, args: Mapping[str, Any], schema: CollectionSchema, text: str | None, can_encode_colbert: bool
+    ) -> QueryOptions:
         unknown = sorted(set(args) - QUERY_ARGUMENTS)
         if unknown:
             raise InvalidTypeError(f"unknown query arguments {unknown}; known: {sorted(QUERY_ARGUMENTS)}")
@@ -357,7 +391,7 @@ class QueryResolver:
         if "alpha" in a or "dense_k" in a or "sparse_k" in a:
             weights_given = "dense_weight" in a or "sparse_weight" in a or "bm25_weight" in a
             weighted = (a.get("alpha"), a.get("dense_k"), a.get("sparse_k"), weights_given)
-        opts = self._checked(
+        opts = _checked(
             weighted,
             mode=mode,
             limit=a["limit"],
@@ -397,7 +431,7 @@ class QueryResolver:
                 a.get("sparse_normalization", self._sparse_normalization), "bm25"
             ),
         )
-        return opts if filter is None else replace(opts, filter=filter)
+        return opts
 
     def default_mode(self, text: Any, dense: Any, sparse: Any, schema: CollectionSchema) -> RetrievalMode:
         """A query's mode when none is given: what the vectors given without text allow, else
@@ -429,25 +463,10 @@ class QueryResolver:
             return False
         return colbert is not None or (text is not None and can_encode_colbert)
 
-    def _checked(self, weighted: tuple[Any, ...] | None, **kwargs: Any) -> QueryOptions:
-        """:func:`resolve_options` (then :func:`_weighted`), cached per distinct arguments."""
-        key: tuple[Any, ...] | None
-        try:
-            # Types are part of the key: 1 == True == 1.0, but only one of them is a valid limit.
-            values = (weighted, *kwargs.values())
-            key = (values, tuple(map(type, values)))
-            opts = self._cache.get(key)
-        except TypeError:  # an unhashable argument: resolve_options reports it
-            key, opts = None, None
-        if opts is None:
-            opts = resolve_options(**kwargs)
-            if weighted is not None:
-                opts = _weighted(opts, *weighted)
-            if key is not None:
-                if len(self._cache) >= 256:
-                    self._cache.clear()
-                self._cache[key] = opts
-        return opts
+def _checked(weighted: tuple[Any, ...] | None, **kwargs: Any) -> QueryOptions:
+    """:func:`resolve_options` (then :func:`_weighted` for LlamaIndex's terms)."""
+    opts = resolve_options(**kwargs)
+    return opts if weighted is None else _weighted(opts, *weighted)
 
 
 def _weighted(

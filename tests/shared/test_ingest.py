@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,3 +141,27 @@ def test_clean_json_fast_path_equals_full_path() -> None:
     assert clean_json(flat, "m") == flat and clean_json(flat, "m") is not flat
     nested = {"a": (1, np.int64(2)), "b": {"c": np.float32(0.5)}, "é": "ü"}
     assert clean_json(nested, "m") == {"a": [1, 2], "b": {"c": 0.5}, "é": "ü"}
+
+
+def test_dense_rows_reach_the_engine_as_the_floats_would(tmp_path: Path) -> None:
+    """The embedded backend hands the engine each dense row as a buffer of the batch's float32
+    matrix: the stored vectors are exactly those a list of the same floats gives the engine."""
+    import qdrant_edge as qe
+
+    from shared.store import HybridStore
+
+    rows = np.random.default_rng(3).standard_normal((50, 24)).astype(np.float32)
+    with HybridStore("m", path=tmp_path, dense_dim=24) as store:
+        store.add([Record(id=str(i), text="t", dense=row) for i, row in enumerate(rows)])
+        got = {r.id: np.asarray(r.dense).tolist() for r in store.scroll(with_vectors=True)}
+    params = qe.EdgeVectorParams(size=24, distance=qe.Distance.Cosine)
+    raw = qe.EdgeShard.create(str(tmp_path / "raw"), qe.EdgeConfig(vectors={"dense": params}))
+    raw.update(
+        qe.UpdateOperation.upsert_points([qe.Point(i, {"dense": r.tolist()}) for i, r in enumerate(rows)])
+    )
+    want = {
+        str(p.id): p.vector["dense"]
+        for p in raw.retrieve(list(range(50)), with_payload=False, with_vector=True)
+    }
+    raw.close()
+    assert got == want

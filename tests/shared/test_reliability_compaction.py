@@ -77,10 +77,10 @@ def test_on_disk_layout_maps_graphs_and_sparse_index_and_stops_merges(tmp_path: 
     assert config["vectors"]["dense"]["hnsw_config"]["memory"] == "cold"
     assert config["sparse_vectors"]["sparse"]["memory"] == "cold"
     assert config["optimizers"]["default_segment_number"] == ON_DISK_SEGMENT_NUMBER
-    with HybridStore("r", path=tmp_path, dense_dim=DIM) as store:  # in RAM: the engine's defaults
+    with HybridStore("r", path=tmp_path, dense_dim=DIM) as store:  # the default: mapped, kept cached
         store.add(_records(0, 3))
     config = json.loads((tmp_path / "r" / "edge_config.json").read_text())
-    assert "memory" not in config["vectors"]["dense"] or config["vectors"]["dense"]["memory"] is None
+    assert config["vectors"]["dense"]["memory"] == "cold"
     assert (config.get("optimizers") or {}).get("default_segment_number") is None
 
 

@@ -1,14 +1,16 @@
 """Index builds of the embedded store in a writer process (``background_index_min``).
 
-A large add's index build runs in a child process on a copy of the shard while the
-serving process keeps answering from the current shard; the indexed copy is swapped in.
-The writer process is paused (SIGSTOP) or killed (SIGKILL) by these tests to hold the
-store in the middle of a build deterministically: nothing here depends on timing.
+A large add's index build runs in a child process on a copy of the shard, after the add
+has returned, while the serving process keeps answering from the current shard; the
+indexed copy is swapped in, and ``wait_indexed``/``close`` wait for it. These tests hold
+a build in progress deterministically (the store's wait for its writer is held until they
+release it, :func:`_held_builds`) or kill the writer (SIGKILL): nothing here depends on timing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -57,16 +59,32 @@ def _backend(store: HybridStore) -> EdgeBackend:
     return backend
 
 
-def _writer_pid(backend: EdgeBackend, thread: threading.Thread) -> int:
-    """The pid of the writer process once the build has started (the add runs in ``thread``)."""
+def _writer_pid(backend: EdgeBackend) -> int:
+    """The pid of the writer process once the build has started."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         writer = backend._writer
         if writer is not None:
             return writer.process.pid
-        assert thread.is_alive(), "the add ended without starting a writer process"
+        assert backend._index_thread is not None, "no index build is under way"
         time.sleep(0.01)
     raise AssertionError("no writer process started within 120 s")
+
+
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Index builds that stay in progress until the returned event is set (or their writer
+    process dies): the store's wait for its writer is held, the writer itself runs."""
+    release = threading.Event()
+    wait = edge_build.Writer.wait
+
+    def held_wait(self: edge_build.Writer) -> str | None:
+        while not release.wait(0.01) and self.process.poll() is None:
+            pass
+        return wait(self)
+
+    monkeypatch.setattr(edge_build.Writer, "wait", held_wait)
+    return release
 
 
 def _in_thread(fn: Any) -> tuple[threading.Thread, list[BaseException], list[Any]]:
@@ -97,6 +115,7 @@ def test_small_adds_stay_in_process_and_a_large_one_builds_apart(tmp_path: Path)
         assert backend.background_builds == 0
         first = backend._shard
         store.add(_records(200, 600))
+        store.wait_indexed()
         assert backend.background_builds == 1
         assert backend._shard is not first  # the indexed copy was swapped in
         assert store.count() == 800
@@ -133,7 +152,8 @@ def test_the_copy_holds_every_point_without_replaying_the_log(
     monkeypatch.setattr(edge_build, "copy_shard", copy_and_count)
     with _store(tmp_path / "s") as store:
         store.add(_records(0, 200))  # in-process: in the log, not yet flushed
-        store.add(_records(200, 600))  # builds apart
+        store.add(_records(200, 600))  # builds apart, on the index thread
+        store.wait_indexed()
         assert found == [800]
         info = _backend(store)._shard.info()  # type: ignore[union-attr]
         assert info.points_count == store.count() == 800  # no stale copies stored
@@ -144,6 +164,7 @@ def test_a_temporary_store_builds_apart_too(tmp_path: Path) -> None:
     with HybridStore("c", dense_dim=DIM, sparse=True, background_index_min=MIN) as store:
         store.add(_records(0, 200))
         store.add(_records(200, 600))
+        store.wait_indexed()
         assert _backend(store).background_builds == 1
         assert store.count() == 800
         assert store.query(sparse={100_700: 1.0}, mode="sparse", limit=1)[0].id == "doc-700"
@@ -158,7 +179,16 @@ def test_the_default_threshold_is_the_engines_indexing_threshold(tmp_path: Path)
         assert _backend(store).background_builds == 0  # 0: always in-process
 
 
-def test_queries_and_writes_during_the_build_and_after_the_swap(tmp_path: Path) -> None:
+def _exact_top(vectors: dict[str, np.ndarray], query: np.ndarray, k: int) -> list[str]:
+    ids = list(vectors)
+    mat = np.stack([vectors[i] / np.linalg.norm(vectors[i]) for i in ids])
+    scores = mat @ (query / np.linalg.norm(query))
+    return [ids[j] for j in np.argsort(-scores, kind="stable")[:k]]
+
+
+def test_an_add_returns_before_its_index_is_built_and_queries_stay_exact(
+    tmp_path: Path, held: threading.Event
+) -> None:
     with _store(tmp_path) as store:
         backend = _backend(store)
         store.add(_records(0, 200))
@@ -173,15 +203,21 @@ def test_queries_and_writes_during_the_build_and_after_the_swap(tmp_path: Path) 
 
         tick_thread = threading.Thread(target=ticker, daemon=True)
         tick_thread.start()
-        add, errors, _ = _in_thread(lambda: store.add(_records(200, 600)))
-        pid = _writer_pid(backend, add)
-        os.kill(pid, signal.SIGSTOP)  # the build is in progress, and stays so until SIGCONT
+        # The add returns with its build under way (held here until released).
+        assert len(store.add(_records(200, 600))) == 600
+        _writer_pid(backend)
         try:
+            assert backend.background_builds == 0 and backend._shard is old
             before = ticks[0]
-            # Answered from the current shard, which holds every point written, unindexed.
+            # Answered from the current shard, which holds every point written (unindexed:
+            # searched exactly) -- the dense top 10 is the brute-force top 10.
             assert store.count() == 800
             assert store.query(sparse={100_700: 1.0}, mode="sparse", limit=1)[0].id == "doc-700"
-            assert backend._shard is old
+            vectors = {r.id: np.asarray(r.dense) for a, n in ((0, 200), (200, 600)) for r in _records(a, n)}
+            for probe in _records(5000, 5):
+                assert probe.dense is not None
+                hits = store.query(dense=probe.dense, mode="dense", limit=10)
+                assert [h.id for h in hits] == _exact_top(vectors, np.asarray(probe.dense), 10)
             # Writes during the build land in the current shard and are replayed onto the copy.
             store.add(_records(800, 10))
             store.delete(["doc-0"])
@@ -189,10 +225,9 @@ def test_queries_and_writes_during_the_build_and_after_the_swap(tmp_path: Path) 
             time.sleep(0.2)
             assert ticks[0] > before, "the ticker thread did not run during the build"
         finally:
-            os.kill(pid, signal.SIGCONT)
-        add.join(120)
+            held.set()
+        store.wait_indexed()
         stop.set()
-        assert not add.is_alive() and not errors
         assert backend.background_builds == 1
         assert backend._shard is not old  # answered from the swapped-in shard from now on
         assert store.count() == 809
@@ -200,41 +235,68 @@ def test_queries_and_writes_during_the_build_and_after_the_swap(tmp_path: Path) 
         assert [r.id for r in store.get(["doc-805", "doc-799"])] == ["doc-805", "doc-799"]
         assert store.query(sparse={100_805: 1.0}, mode="sparse", limit=1)[0].id == "doc-805"
         assert _leftovers(tmp_path) == []
+    with HybridStore("c", path=tmp_path) as store:
+        assert store.count() == 809
 
 
-def test_a_killed_writer_leaves_every_point_and_reports(tmp_path: Path) -> None:
+def test_a_killed_writer_leaves_every_point_and_reports(tmp_path: Path, held: threading.Event) -> None:
     with _store(tmp_path) as store:
         backend = _backend(store)
         store.add(_records(0, 200))
         old = backend._shard
-        add, errors, _ = _in_thread(lambda: store.add(_records(200, 600)))
-        os.kill(_writer_pid(backend, add), signal.SIGKILL)
-        add.join(120)
-        assert len(errors) == 1 and isinstance(errors[0], BackendError)
-        assert "killed by signal 9" in str(errors[0]) and "every point written is stored" in str(errors[0])
+        store.add(_records(200, 600))
+        os.kill(_writer_pid(backend), signal.SIGKILL)
+        with pytest.raises(BackendError, match=r"killed by signal 9.*every point written is stored"):
+            store.wait_indexed()
+        store.wait_indexed()  # reported once
         assert backend._shard is old and backend.background_builds == 0
         assert store.count() == 800
         assert store.query(sparse={100_700: 1.0}, mode="sparse", limit=1)[0].id == "doc-700"
         assert _leftovers(tmp_path) == []
         # The unindexed points are still due: the next build takes them.
+        held.set()
         run(backend.finish_bulk())
+        store.wait_indexed()
         assert backend.background_builds == 1 and store.count() == 800
 
 
-def test_close_during_the_build_abandons_it_and_keeps_the_data(tmp_path: Path) -> None:
+def test_close_reports_a_failed_build_and_keeps_the_data(tmp_path: Path, held: threading.Event) -> None:
+    store = _store(tmp_path)
+    store.add(_records(0, 600))
+    os.kill(_writer_pid(_backend(store)), signal.SIGKILL)
+    with pytest.raises(BackendError, match="killed by signal 9"):
+        store.close()
+    assert _leftovers(tmp_path) == []
+    with HybridStore("c", path=tmp_path) as reopened:
+        assert reopened.count() == 600
+
+
+def test_close_waits_for_the_build_an_add_started(tmp_path: Path, held: threading.Event) -> None:
     store = _store(tmp_path)
     backend = _backend(store)
     store.add(_records(0, 200))
-    add, errors, _ = _in_thread(lambda: store.add(_records(200, 600)))
-    pid = _writer_pid(backend, add)
-    os.kill(pid, signal.SIGSTOP)
-    store.close()  # kills the paused writer
-    add.join(120)
-    assert len(errors) == 1 and isinstance(errors[0], BackendError)
-    assert "closed" in str(errors[0])
+    store.add(_records(200, 600))
+    _writer_pid(backend)
+    closer, errors, _ = _in_thread(store.close)
+    closer.join(0.3)
+    assert closer.is_alive(), "close did not wait for the index build"
+    held.set()
+    closer.join(120)
+    assert not closer.is_alive() and not errors
+    assert backend.background_builds == 1
     assert _leftovers(tmp_path) == []
     with HybridStore("c", path=tmp_path) as reopened:
         assert reopened.count() == 800
+
+
+def test_closing_a_temporary_store_abandons_its_build(held: threading.Event) -> None:
+    store = HybridStore("c", dense_dim=DIM, sparse=True, background_index_min=MIN)
+    store.add(_records(0, 600))
+    backend = _backend(store)
+    _writer_pid(backend)
+    store.close()  # the writer is killed: the store is deleted anyway
+    assert backend._index_thread is None and backend.background_builds == 0
+    assert not backend.path.exists()
 
 
 def test_a_cancelled_aadd_still_lands_whole(tmp_path: Path) -> None:
@@ -244,19 +306,15 @@ def test_a_cancelled_aadd_still_lands_whole(tmp_path: Path) -> None:
 
         async def main() -> None:
             task = asyncio.ensure_future(store.aadd(list(_records(200, 600))))
-            while backend._writer is None:
-                assert not task.done()
-                await asyncio.sleep(0.01)
+            while backend._writer is None and not task.done():
+                await asyncio.sleep(0.001)
             task.cancel()
-            with pytest.raises(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
 
         asyncio.run(main())
-        # The write was made before the build; the build finishes in its worker thread.
-        deadline = time.monotonic() + 120
-        while backend.background_builds == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert backend.background_builds == 1
+        # The points were written before the build; the build finishes on its own.
+        store.wait_indexed()
         assert store.count() == 800
 
 
@@ -318,6 +376,112 @@ def test_killing_the_serving_process_during_the_build_loses_nothing(tmp_path: Pa
     with HybridStore("c", path=tmp_path) as store:
         assert store.count() == 800  # every point was written before the build started
     assert _leftovers(tmp_path) == []
+
+
+def test_the_previous_shard_is_closed_after_the_swap_while_the_indexed_one_serves(tmp_path: Path) -> None:
+    # The load of the indexed shard and the close of the previous one are two GIL holds with
+    # queries answered between them: the close runs outside the swap gate, once the store
+    # already serves from the indexed shard.
+    with _store(tmp_path) as store:
+        backend = _backend(store)
+        store.add(_records(0, 200))
+        real = backend._shard
+        seen: dict[str, Any] = {}
+
+        class Previous:  # the current shard, watched
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            def close(self) -> None:
+                seen["gate held"] = backend._gate._swapping or backend._gate._waiting > 0
+                seen["serving"] = backend._shard
+                real.close()
+
+        backend._shard = Previous()  # type: ignore[assignment]
+        store.add(_records(200, 600))
+        store.wait_indexed()  # the add returned once written; its build finishes on the index thread
+        assert backend.background_builds == 1
+        assert seen["gate held"] is False
+        assert seen["serving"] is backend._shard and not isinstance(seen["serving"], Previous)
+        assert store.count() == 800
+
+
+def test_a_failed_load_of_the_indexed_shard_keeps_the_current_one_serving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _store(tmp_path) as store:
+        backend = _backend(store)
+        store.add(_records(0, 200))
+        old = backend._shard
+
+        def fail() -> Any:  # the directories are exchanged by now
+            raise BackendError("loading the indexed shard failed (test)")
+
+        monkeypatch.setattr(backend, "_load_swapped", fail)
+        store.add(_records(200, 600))  # acknowledged once written: the build's failure comes after
+        with pytest.raises(BackendError, match=r"failed \(test\)"):
+            store.wait_indexed()
+        monkeypatch.undo()
+        assert backend._shard is old  # never closed: it serves on from its own directory
+        assert backend.background_builds == 0
+        assert store.count() == 800
+        assert store.query(sparse={100_700: 1.0}, mode="sparse", limit=1)[0].id == "doc-700"
+        assert not (tmp_path / "c" / edge_build.SWAP_MARKER).exists()
+        assert _leftovers(tmp_path) == []
+        store.add(_records(800, 10))  # writes still land in the store's directory
+        run(backend.finish_bulk())  # the unindexed points are still due: the next build takes them
+        store.wait_indexed()
+        assert backend.background_builds == 1 and store.count() == 810
+    with HybridStore("c", path=tmp_path) as store:
+        assert store.count() == 810
+
+
+def _resident(path: Path) -> float:
+    """The share of ``path``'s pages in the page cache (Linux ``mincore``)."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    c = ctypes
+    libc.mmap.argtypes = [c.c_void_p, c.c_size_t, c.c_int, c.c_int, c.c_int, c.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    with open(path, "rb") as fh:
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fh.fileno(), 0)
+        assert addr not in (None, ctypes.c_void_p(-1).value)
+        try:
+            vec = (ctypes.c_ubyte * pages)()
+            assert libc.mincore(addr, size, vec) == 0
+            return sum(b & 1 for b in vec) / pages
+        finally:
+            libc.munmap(addr, size)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mincore, posix_fadvise: Linux")
+def test_the_writer_leaves_the_shards_files_in_the_page_cache(tmp_path: Path) -> None:
+    # The engine drops its files from the page cache when it closes a shard; the serving
+    # process's load would read them back from disk a page at a time, holding the GIL.
+    files = [tmp_path / "segments" / "s" / "a.dat", tmp_path / "wal" / "b.dat"]
+    for i, f in enumerate(files):
+        f.parent.mkdir(parents=True)
+        f.write_bytes(np.random.default_rng(i).bytes(1 << 20))
+    for f in files:
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    if max(_resident(f) for f in files) > 0.5:
+        pytest.skip("this file system keeps the pages cached")
+    assert edge_build.warm_page_cache(tmp_path) == 2 << 20
+    assert [_resident(f) for f in files] == [1.0, 1.0]
+    # A budget: the segments (what a load reads) first, the rest only if it fits.
+    for f in files:
+        with open(f, "rb") as fh:
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    assert edge_build.warm_page_cache(tmp_path, budget=1 << 20) == 1 << 20
+    assert _resident(files[0]) == 1.0 and _resident(files[1]) < 0.5
 
 
 def test_a_compaction_window_above_the_threshold_is_indexed_apart(tmp_path: Path) -> None:

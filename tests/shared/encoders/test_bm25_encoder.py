@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from shared.encoders import Bm25Encoder, load_encoder
+from shared.encoders import Bm25Encoder, encoder_from_functions, load_encoder, pair_encoders
 from shared.errors import InvalidInputError, ModelMismatchError
 from shared.store import HybridStore
 from tests.support.bm25 import QUERIES, bm25_reference, verses
@@ -145,3 +145,27 @@ def test_language_option_stems_that_language() -> None:
     # Stop words are kept unless asked for (IDF discounts them).
     assert len(Bm25Encoder().term_counts(["the light"])[0]) == 2
     assert len(Bm25Encoder(stopwords=True).term_counts(["the light"])[0]) == 1
+
+
+def test_store_writes_what_encode_gives(tmp_path: Path) -> None:
+    """The store weights documents on its write path (no cache, no dict per document): the
+    stored vectors are encode()'s, a text with no term gets no BM25 vector (a dense one
+    stays), and a blank text is refused naming its record, before anything is written."""
+    enc = Bm25Encoder(avg_len=12)
+    docs = dict(_verses(0, 40))
+    want = dict(zip(docs, enc.encode(list(docs.values())).sparse or [], strict=True))
+    with HybridStore("w", encoder=enc, path=tmp_path) as store:
+        store.add_texts(list(docs.values()), ids=list(docs))
+        got = {r.id: r.sparse for r in store.scroll(with_vectors=True)}
+    assert got == want
+
+    dense = encoder_from_functions(
+        model_id="fixed", embed_documents=lambda ts: [[1.0, 0.5]] * len(ts), embed_query=lambda t: [1.0, 0.5]
+    )
+    with HybridStore("p", encoder=pair_encoders(dense, Bm25Encoder()), path=tmp_path) as store:
+        store.add_texts(["light and darkness", "!!! ..."], ids=["a", "b"])
+        stored = {r.id: r for r in store.scroll(with_vectors=True)}
+        assert stored["a"].sparse and not stored["b"].sparse and stored["b"].dense is not None
+        with pytest.raises(InvalidInputError, match=r"'c' \(index 1\).*empty document"):
+            store.add_texts(["fine words", "   "], ids=["x", "c"])
+        assert store.count() == 2

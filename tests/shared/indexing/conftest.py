@@ -96,12 +96,14 @@ def assert_same_collection(ours: HybridStore, theirs: HybridStore, queries: list
 
 def _top10(store: HybridStore, query: str, mode: str, fusion: str | None) -> list[tuple[float, str]]:
     # Equal scores are ordered by the engine's internal point order, which differs between two
-    # stores written in different batches: ties are ordered by id here (from the top 20, then cut).
+    # stores written in different batches: ties are ordered by id here. The tiny model gives many
+    # documents the same dense score, more than a top 20 holds, so every stored point is ranked
+    # (the corpus is small) before the cut.
     # Hybrid is compared with the weighted score sum (m3): rank fusion (rrf) turns the tie order of
     # equal sparse scores (frequent with the tiny model) into different fused scores, and dbsf
     # normalises by statistics of the candidate list, which ties change the same way.
     options: dict[str, Any] = {"mode": mode} if fusion is None else {"mode": mode, "fusion": fusion}
-    hits = sorted((-round(h.score, 5), h.id) for h in store.query(query, limit=20, **options))
+    hits = sorted((-round(h.score, 5), h.id) for h in store.query(query, limit=store.count(), **options))
     return hits[:10]
 
 

@@ -94,3 +94,31 @@ def test_the_plan_reads_the_resolved_sizes() -> None:
 def test_unknown_query_arguments_are_named() -> None:
     with pytest.raises(InvalidTypeError, match="candidate_kk"):
         resolve(resolver(), candidate_kk=3)
+
+
+def test_resolved_options_are_reused_only_for_the_same_call() -> None:
+    """The resolution is cached per call; what may change its outcome is part of the key."""
+    r = resolver(fusion="m3")
+    first = resolve(r, limit=5)
+    assert resolve(r, limit=5) is first  # the same call: one lookup
+    # A value of another type is another call: True is refused as a limit even after limit=1.
+    assert resolve(r, limit=1).limit == 1
+    with pytest.raises((InvalidInputError, InvalidTypeError)):
+        resolve(r, limit=True)
+    # Which vectors and whether a text is given change the mode: never served from the cache.
+    dense = [0.5, 0.5, 0.5, 0.5]
+    alone = r.resolve({"dense": dense}, HYBRID_SCHEMA, text=None, can_encode_colbert=False)
+    assert alone.mode is RetrievalMode.DENSE
+    both = r.resolve({"dense": dense, "sparse": {1: 1.0}}, HYBRID_SCHEMA, text=None, can_encode_colbert=False)
+    assert both.mode is RetrievalMode.HYBRID
+    # Another schema resolves anew (a dense-only collection: dense mode).
+    assert resolve(r, DENSE_ONLY, limit=5).mode is RetrievalMode.DENSE
+    assert resolve(r, limit=5).mode is RetrievalMode.HYBRID
+    # An unknown argument is refused even when its value is None and a known call was cached.
+    resolve(r, limit=5)
+    with pytest.raises(InvalidTypeError, match="no_such"):
+        resolve(r, limit=5, no_such=None)
+    # The filter is per query: each call gets its own.
+    filtered = r.resolve({"limit": 5}, HYBRID_SCHEMA, text="q", can_encode_colbert=False, filter="F")
+    assert filtered.filter == "F"
+    assert resolve(r, limit=5).filter is None
