@@ -189,6 +189,7 @@ def main() -> None:
     everything = np.arange(args.points)
     for start in range(0, args.points, 2000):
         plain.add(records(data, everything[start : start + 2000], True), batch_size=2000)
+    plain.wait_indexed()  # an add returns before its index build: queries must find it done
     build_plain = time.perf_counter() - t0
     stored = {"plain": stored_entries(plain)}
     results.update(
@@ -218,6 +219,7 @@ def main() -> None:
     for rows in np.split(order, bounds):
         t = int(data["owner"][rows[0]])
         view(t).add(records(data, rows, False), batch_size=2000)
+    base.wait_indexed()
     build_tenanted = time.perf_counter() - t0
     stored["tenanted"] = stored_entries(base)
     results.update(
