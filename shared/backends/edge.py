@@ -1225,8 +1225,6 @@ class EdgeBackend:
             if (shard := self._current()) is None:
                 return []
             points = shard.query(request)
-        if not plan.with_vectors:  # the common case: no vectors to convert
-            return [ResultPoint(None, p.score, p.payload or {}, None, p) for p in points]
         return [_result(p, p.score) for p in points]
 
     @one_step
