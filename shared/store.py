@@ -52,8 +52,9 @@ from .query.options import QueryArgs, QueryOptions, QueryResolver
 from .query.plan import (
     QueryPlan,
     SparseQuery,
+    bind_vectors,
     plan_mmr,
-    plan_query,
+    plan_template,
     rename_vectors,
     sparse_query,
     tune_filtered,
@@ -145,6 +146,10 @@ class _CollectionState:
         self.opened = False
         #: A collection written by another client gets our guard on the first write.
         self.guard_pending = False
+
+
+#: A plan template with the options object and schema it was made for (HybridStore._plan).
+_Template = tuple[QueryOptions, CollectionSchema, QueryPlan]
 
 
 class HybridStore(Closing):
@@ -251,6 +256,8 @@ class HybridStore(Closing):
         self._shape_from_collection = given.shape_from_collection()
         # Every default of a query is decided there (shared.query.options).
         self._queries = QueryResolver(given.query_defaults(), given.sparse_normalization)
+        # Plan templates by options object (see _plan).
+        self._templates: dict[tuple[int, frozenset[str]], _Template] = {}
         # Storage options given explicitly (None = "none"/False/"binary"/"float32" for a new
         # collection, or whatever an existing collection uses, without a warning).
         self._explicit_storage = given.explicit_storage()
@@ -770,12 +777,8 @@ class HybridStore(Closing):
         if self._schema is None:
             return [[] for _ in items]
         vectors = yield call(self._batch_vectors, items, opts)
-        plans = [plan_query(schema, opts, **v) for v in vectors]
-        if opts.filter is not None:
-            plans = [self._filtered(p) for p in plans]
+        plans = [self._plan(schema, opts, v) for v in vectors]
         layout = schema.stored_layout
-        if layout.renames_vectors:
-            plans = [rename_vectors(p, layout.vector_name) for p in plans]
         if opts.group_by is not None:  # no batched group query: one request per text
             batches = []
             for plan in plans:
@@ -953,12 +956,8 @@ class HybridStore(Closing):
             args.get("colbert"),
             opts,
         )
-        plan = plan_query(schema, opts, **vectors)
-        if opts.filter is not None:
-            plan = self._filtered(plan)
+        plan = self._plan(schema, opts, vectors)
         layout = schema.stored_layout
-        if layout.renames_vectors:
-            plan = rename_vectors(plan, layout.vector_name)
         if plan.group is not None:
             hits = yield from self._grouped_hits(plan, opts.offset, layout)
         else:
@@ -967,6 +966,28 @@ class HybridStore(Closing):
         if opts.unit != "chunk" or opts.with_parent or opts.context_window:
             hits = (yield from self._hierarchy_steps([hits], opts))[0]
         return hits
+
+    def _plan(self, schema: CollectionSchema, opts: QueryOptions, vectors: dict[str, Any]) -> QueryPlan:
+        """The query's plan: the template of its options, bound to its vectors. A template is
+        made once per options object (the resolver returns the same one for the same call), so
+        the backend translates its stage tree once too; a filtered query's options are new each
+        time (the filter is the query's), its template too."""
+        given = frozenset(vectors)
+        key = (id(opts), given)
+        known = self._templates.get(key)
+        if known is None or known[0] is not opts or known[1] is not schema:
+            template = plan_template(schema, opts, given)
+            if opts.filter is not None:
+                template = self._filtered(template)
+            layout = schema.stored_layout
+            if layout.renames_vectors:
+                template = rename_vectors(template, layout.vector_name)
+            known = (opts, schema, template)
+            if opts.filter is None:
+                if len(self._templates) >= 256:
+                    self._templates.clear()
+                self._templates[key] = known
+        return bind_vectors(known[2], schema, **vectors)
 
     def _grouped_hits(self, plan: QueryPlan, offset: int, layout: Layout) -> Steps[list[Hit]]:
         """A grouped plan's hits, group after group (``offset`` groups skipped), each hit

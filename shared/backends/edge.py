@@ -54,7 +54,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -92,6 +92,7 @@ from ..query.plan import (
     SearchOptions,
     SparseQuery,
     Stage,
+    VectorRef,
     WeightedSum,
 )
 from ..schema import BM25, COLBERT, DENSE, DENSE_MRL, REF_DOC_ID_KEY, SPARSE, CollectionSchema
@@ -332,13 +333,28 @@ def _corpus_filter(pairs: tuple[tuple[str, str], ...]) -> qe.Filter:
     return qe.Filter(must=[qe.FieldCondition(key=k, match=qe.MatchValue(v)) for k, v in pairs] or None)
 
 
-def _edge_query(q: Any) -> Any:
+#: What builds one part of a request from a plan's vectors (ref name -> value).
+_Part = Callable[[Mapping[str, Any]], Any]
+
+
+def _vector_part(value: Any) -> _Part:
+    if isinstance(value, VectorRef):
+        name = value.name
+        return lambda vectors: _edge_vector(vectors[name])
+    fixed = _edge_vector(value)
+    return lambda vectors: fixed
+
+
+def _query_part(q: Any) -> _Part:
     if isinstance(q, Nearest):
-        return qe.Query.Nearest(_edge_vector(q.vector), using=q.using)
+        vector, using = _vector_part(q.vector), q.using
+        return lambda vectors: qe.Query.Nearest(vector(vectors), using=using)
     if isinstance(q, (RrfFusion, DbsfFusion, WeightedSum)):
-        return _fusion_query(q)
+        fused = _fusion_query(q)
+        return lambda vectors: fused
     if isinstance(q, MmrQuery):
-        return qe.Mmr(q.vector, lambda_=q.lambda_mult, candidates_limit=q.candidates_limit, using=q.using)
+        vector, lam, pool, using = _vector_part(q.vector), q.lambda_mult, q.candidates_limit, q.using
+        return lambda vectors: qe.Mmr(vector(vectors), lambda_=lam, candidates_limit=pool, using=using)
     raise TypeError(f"unknown plan query {type(q).__name__}")
 
 
@@ -356,31 +372,73 @@ def _fusion_query(q: RrfFusion | DbsfFusion | WeightedSum) -> Any:
     return qe.Formula(e.Sum(terms), defaults=defaults)
 
 
-def _edge_prefetch(stage: Stage) -> qe.Prefetch:
-    return qe.Prefetch(
-        limit=stage.limit,
-        query=_edge_query(stage.query),
-        prefetches=[_edge_prefetch(p) for p in stage.prefetches] or None,
-        params=_edge_params(stage.params),
-        filter=to_edge_filter(stage.filter),
-        score_threshold=stage.score_threshold,
+def _prefetch_part(stage: Stage) -> _Part:
+    query, subs = _query_part(stage.query), [_prefetch_part(p) for p in stage.prefetches]
+    limit, params, flt, threshold = (
+        stage.limit,
+        _edge_params(stage.params),
+        to_edge_filter(stage.filter),
+        stage.score_threshold,
     )
+
+    def build(vectors: Mapping[str, Any]) -> qe.Prefetch:
+        return qe.Prefetch(
+            limit=limit,
+            query=query(vectors),
+            prefetches=[sub(vectors) for sub in subs] or None,
+            params=params,
+            filter=flt,
+            score_threshold=threshold,
+        )
+
+    return build
+
+
+_Request = Callable[[QueryPlan, "int | None"], qe.QueryRequest]
+
+
+def _request_builder(root: Stage) -> _Request:
+    """The request of every plan with this stage tree: everything but the vectors and the
+    page translated once (a store reuses one tree for all queries with the same options)."""
+    query, subs = _query_part(root.query), [_prefetch_part(p) for p in root.prefetches]
+    params, flt, threshold, root_limit = (
+        _edge_params(root.params),
+        to_edge_filter(root.filter),
+        root.score_threshold,
+        root.limit,
+    )
+
+    def build(plan: QueryPlan, limit: int | None) -> qe.QueryRequest:
+        vectors = plan.vectors
+        return qe.QueryRequest(
+            limit=root_limit if limit is None else limit,
+            offset=plan.offset or None,
+            query=query(vectors),
+            prefetches=[sub(vectors) for sub in subs] or None,
+            with_vector=list(plan.with_vectors) if plan.with_vectors else False,
+            with_payload=True,
+            filter=flt,
+            score_threshold=threshold,
+            params=params,
+        )
+
+    return build
+
+
+# Builders by stage tree (the tree is held, so its id stays its own while it is here).
+_BUILDERS: dict[int, tuple[Stage, _Request]] = {}
 
 
 def edge_request(plan: QueryPlan, limit: int | None = None) -> qe.QueryRequest:
     """The one qdrant_edge request that runs ``plan`` (its root's top ``limit`` when given)."""
     root = plan.root
-    return qe.QueryRequest(
-        limit=root.limit if limit is None else limit,
-        offset=plan.offset or None,
-        query=_edge_query(root.query),
-        prefetches=[_edge_prefetch(p) for p in root.prefetches] or None,
-        with_vector=list(plan.with_vectors) if plan.with_vectors else False,
-        with_payload=True,
-        filter=to_edge_filter(root.filter),
-        score_threshold=root.score_threshold,
-        params=_edge_params(root.params),
-    )
+    known = _BUILDERS.get(id(root))
+    if known is None or known[0] is not root:
+        if len(_BUILDERS) >= 256:
+            _BUILDERS.clear()
+        known = (root, _request_builder(root))
+        _BUILDERS[id(root)] = known
+    return known[1](plan, limit)
 
 
 _SPARSE_NAMES = frozenset({SPARSE, BM25})

@@ -230,10 +230,10 @@ def _params(p: qp.SearchOptions | None, full: bool = True) -> models.SearchParam
     return models.SearchParams(hnsw_ef=p.hnsw_ef, exact=p.exact, quantization=quant, idf=_idf(p), acorn=acorn)
 
 
-def _query(q: Any) -> tuple[Any, str | None]:
-    """(query, using) of a plan query."""
+def _query(q: Any, plan: qp.QueryPlan) -> tuple[Any, str | None]:
+    """(query, using) of a plan query (its vector read from ``plan``)."""
     if isinstance(q, qp.Nearest):
-        return _vector(q.vector), q.using
+        return _vector(plan.vector(q.vector)), q.using
     if isinstance(q, qp.RrfFusion):
         weights = list(q.weights) if q.weights is not None else None
         return models.RrfQuery(rrf=models.Rrf(k=q.k, weights=weights)), None
@@ -247,14 +247,14 @@ def _query(q: Any) -> tuple[Any, str | None]:
     if isinstance(q, qp.MmrQuery):
         # Qdrant's API takes diversity = 1 - lambda (the engine's internal lambda).
         mmr = models.Mmr(diversity=1.0 - q.lambda_mult, candidates_limit=q.candidates_limit)
-        return models.NearestQuery(nearest=q.vector, mmr=mmr), q.using
+        return models.NearestQuery(nearest=plan.vector(q.vector), mmr=mmr), q.using
     raise TypeError(f"unknown plan query {type(q).__name__}")
 
 
-def _prefetch(stage: qp.Stage, with_params: bool) -> models.Prefetch:
-    query, using = _query(stage.query)
+def _prefetch(stage: qp.Stage, plan: qp.QueryPlan, with_params: bool) -> models.Prefetch:
+    query, using = _query(stage.query, plan)
     return models.Prefetch(
-        prefetch=[_prefetch(p, with_params) for p in stage.prefetches] or None,
+        prefetch=[_prefetch(p, plan, with_params) for p in stage.prefetches] or None,
         query=query,
         using=using,
         filter=stage.filter,
@@ -273,12 +273,12 @@ def query_kwargs(
     ``shard_key``: the custom shard the request is routed to (None: every shard).
     """
     root = plan.root
-    query, using = _query(root.query)
+    query, using = _query(root.query, plan)
     return {
         "collection_name": collection_name,
         "query": query,
         "using": using,
-        "prefetch": [_prefetch(p, with_params) for p in root.prefetches] or None,
+        "prefetch": [_prefetch(p, plan, with_params) for p in root.prefetches] or None,
         "query_filter": root.filter,
         "search_params": _params(root.params, with_params),
         "limit": root.limit,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -41,10 +41,13 @@ __all__ = [
     "SearchOptions",
     "SparseQuery",
     "Stage",
+    "VectorRef",
     "WeightedSum",
+    "bind_vectors",
     "iter_stages",
     "plan_mmr",
     "plan_query",
+    "plan_template",
     "rename_vectors",
     "self_normalised",
     "sparse_query",
@@ -99,11 +102,35 @@ class SparseQuery:
 
 
 @dataclass(frozen=True)
+class VectorRef:
+    """A query vector of a plan by name; the plan's ``vectors`` holds its value.
+
+    The stage tree then depends on the options only, not on the query: a store reuses one
+    tree for every query with the same options and a backend translates it once.
+    """
+
+    name: str
+
+
+#: The query vectors a plan can refer to, each derived from a given vector (:func:`bind_vectors`).
+DENSE_LIST, MRL_HEAD, SPARSE_RAW, SPARSE_SELF, BM25_RAW, BM25_SELF, COLBERT_ROWS = (
+    VectorRef("dense"),
+    VectorRef("dense_mrl"),
+    VectorRef("sparse"),
+    VectorRef("sparse_self_normalised"),
+    VectorRef("bm25"),
+    VectorRef("bm25_self_normalised"),
+    VectorRef("colbert"),
+)
+
+
+@dataclass(frozen=True)
 class Nearest:
     """Score by similarity to ``vector`` on the named vector ``using``."""
 
     using: str
-    #: list of floats (dense), SparseQuery, or list of rows (colbert multivector).
+    #: A :class:`VectorRef` into the plan's vectors (or the value itself: a list of floats
+    #: (dense), SparseQuery, or list of rows (colbert multivector)).
     vector: Any
 
 
@@ -159,6 +186,12 @@ class QueryPlan:
     #: A grouped query (:mod:`shared.query.groups`): the root ranks the hits, the backend
     #: groups them (the root's limit is where an over-fetching backend starts).
     group: GroupSpec | None = None
+    #: The values of the :class:`VectorRef` s in the stages (ref name -> value).
+    vectors: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def vector(self, value: Any) -> Any:
+        """A stage's query vector: the plan's value of a :class:`VectorRef`, else ``value``."""
+        return self.vectors[value.name] if isinstance(value, VectorRef) else value
 
 
 def sparse_query(vector: Mapping[int, float] | Any, what: str = "sparse query vector") -> SparseQuery:
@@ -198,8 +231,6 @@ def _search_options(
 
 def _dense_stage(
     schema: CollectionSchema,
-    dense: FloatArray,
-    full: list[float],
     limit: int,
     opts: QueryOptions,
     flt: Any,
@@ -207,33 +238,31 @@ def _dense_stage(
 ) -> Stage:
     """Dense retrieval of ``limit`` points: direct, or the MRL funnel when mrl_dim is set.
 
-    ``full`` is ``dense`` as a list (converted once per query: it is a measurable cost).
     ``pool``: the candidate count the funnel widens (MRL_FUNNEL_FACTOR x) unless
     ``mrl_candidates`` is given.
     """
     q = schema.quantization
     if schema.mrl_dim is None:
         return Stage(
-            Nearest(DENSE, full),
+            Nearest(DENSE, DENSE_LIST),
             limit,
             filter=flt,
             params=_search_options(schema, q.quantized, q.rescore, q.oversampling, opts, limit),
         )
     mq = schema.mrl_quantization
-    head = truncate(dense, schema.mrl_dim)
     # The truncated vector is a coarse proxy: the funnel hands MRL_FUNNEL_FACTOR times more
     # candidates than the stage returns to the full-vector re-score (cheap: no index search).
     wide = opts.mrl_candidates if opts.mrl_candidates is not None else MRL_FUNNEL_FACTOR * pool
     wide = max(wide, limit)
     funnel = Stage(
-        Nearest(DENSE_MRL, head.tolist()),
+        Nearest(DENSE_MRL, MRL_HEAD),
         wide,
         filter=flt,
         params=_search_options(schema, mq.quantized, mq.rescore, mq.oversampling, opts, wide),
     )
     # The full-vector stage only re-scores the funnel's candidates (no index search).
     return Stage(
-        Nearest(DENSE, full),
+        Nearest(DENSE, DENSE_LIST),
         limit,
         prefetches=(funnel,),
         filter=flt,
@@ -246,10 +275,9 @@ def _sparse_params(schema: CollectionSchema, using: str = SPARSE) -> SearchOptio
     return LIVE_IDF if schema.sparse_idf or using == BM25 else None
 
 
-def _sparse_stage(
-    schema: CollectionSchema, sparse: SparseQuery, limit: int, flt: Any, using: str = SPARSE
-) -> Stage:
-    return Stage(Nearest(using, sparse), limit, filter=flt, params=_sparse_params(schema, using))
+def _sparse_stage(schema: CollectionSchema, limit: int, flt: Any, using: str = SPARSE) -> Stage:
+    ref = BM25_RAW if using == BM25 else SPARSE_RAW
+    return Stage(Nearest(using, ref), limit, filter=flt, params=_sparse_params(schema, using))
 
 
 def plan_query(
@@ -264,17 +292,28 @@ def plan_query(
     """Build the one-request plan of a query (pure; vectors already validated).
 
     ``bm25``: the BM25 query of a collection that keeps BM25 beside its learned sparse
-    vector; a hybrid query with ``opts.bm25`` fuses it as a third signal.
+    vector; a hybrid query with ``opts.bm25`` fuses it as a third signal. The same as
+    :func:`plan_template` for the vectors given, bound to them (:func:`bind_vectors`).
     """
+    given = {"dense": dense, "sparse": sparse, "colbert": colbert, "bm25": bm25}
+    template = plan_template(schema, opts, frozenset(k for k, v in given.items() if v is not None))
+    return bind_vectors(template, schema, dense=dense, sparse=sparse, colbert=colbert, bm25=bm25)
+
+
+def plan_template(schema: CollectionSchema, opts: QueryOptions, given: frozenset[str]) -> QueryPlan:
+    """The plan of every query with options ``opts`` and the query vectors named in ``given``
+    (``dense``, ``sparse``, ``colbert``, ``bm25``): its stages refer to the vectors by
+    :class:`VectorRef`, so one template serves every such query (bind it to each one's
+    vectors with :func:`bind_vectors`). Pure; refuses what the options cannot run."""
     flt = opts.filter
     window = opts.window
     candidates = opts.candidates
     mode = opts.mode
-    if mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID) and dense is None:
+    if mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID) and "dense" not in given:
         raise InvalidInputError(
             f"{mode.value} retrieval needs a dense query vector (or query text and an encoder)"
         )
-    if mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID) and sparse is None:
+    if mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID) and "sparse" not in given:
         raise InvalidInputError(
             f"{mode.value} retrieval needs a sparse query vector (or query text and an encoder)"
         )
@@ -282,15 +321,16 @@ def plan_query(
         raise UnsupportedOperationError(f"{mode.value} retrieval: this collection stores no dense vectors")
     if mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID) and not schema.sparse:
         raise UnsupportedOperationError(f"{mode.value} retrieval: this collection stores no sparse vectors")
-    if opts.bm25 and opts.mode is RetrievalMode.HYBRID:
+    with_bm25 = bool(opts.bm25) and opts.mode is RetrievalMode.HYBRID
+    if with_bm25:
         if schema.bm25 is None:
             raise UnsupportedOperationError("bm25: this collection stores no BM25 vectors")
-        if bm25 is None:
+        if "bm25" not in given:
             raise InvalidInputError("hybrid retrieval with BM25 needs a BM25 query vector (or query text)")
     if opts.colbert_rerank:
         if not schema.colbert:
             raise UnsupportedOperationError("colbert_rerank: this collection stores no ColBERT vectors")
-        if colbert is None:
+        if "colbert" not in given:
             raise InvalidInputError(
                 "colbert_rerank needs ColBERT query vectors (or query text and an encoder)"
             )
@@ -298,22 +338,17 @@ def plan_query(
     # With a ColBERT rerank the first stage hands over a candidate window, not the final page.
     first_limit = candidates if opts.colbert_rerank else window
     if opts.levels is not None:
-        first = _levels_stage(schema, opts, first_limit, dense, sparse, bm25)
+        first = _levels_stage(schema, opts, first_limit, given)
     elif mode is RetrievalMode.DENSE:
-        assert dense is not None
-        first = _dense_stage(schema, dense, dense.tolist(), first_limit, opts, flt, candidates)
+        first = _dense_stage(schema, first_limit, opts, flt, candidates)
     elif mode is RetrievalMode.SPARSE:
-        assert sparse is not None
-        first = _sparse_stage(schema, sparse, first_limit, flt)
+        first = _sparse_stage(schema, first_limit, flt)
     else:
-        assert dense is not None and sparse is not None
-        first = _hybrid_stage(schema, opts, dense, sparse, bm25 if opts.bm25 else None, first_limit)
+        first = _hybrid_stage(schema, opts, with_bm25, first_limit)
 
     root = first
     if opts.colbert_rerank:
-        assert colbert is not None
-        rows = np.asarray(colbert, dtype=np.float32).tolist()
-        root = Stage(Nearest(COLBERT, rows), window, (first,), filter=flt)
+        root = Stage(Nearest(COLBERT, COLBERT_ROWS), window, (first,), filter=flt)
     threshold = root.score_threshold if opts.score_threshold is None else float(opts.score_threshold)
     with_vectors = _returned_vectors(schema, opts.with_vectors)
     if opts.group_by is not None:
@@ -328,14 +363,44 @@ def plan_query(
     return QueryPlan(root=root, offset=opts.offset, with_vectors=with_vectors)
 
 
-def _levels_stage(
+def bind_vectors(
+    template: QueryPlan,
     schema: CollectionSchema,
-    opts: QueryOptions,
-    limit: int,
-    dense: FloatArray | None,
-    sparse: SparseQuery | None,
+    *,
+    dense: FloatArray | None = None,
+    sparse: SparseQuery | None = None,
+    colbert: FloatArray | None = None,
     bm25: SparseQuery | None = None,
-) -> Stage:
+) -> QueryPlan:
+    """``template`` (:func:`plan_template`) with the values of its vector refs, each derived
+    once from the given vectors (a dense list converted once per query: a measurable cost)."""
+    values: dict[str, Any] = {}
+    for stage in iter_stages(template.root):
+        ref = getattr(stage.query, "vector", None)
+        if not isinstance(ref, VectorRef) or ref.name in values:
+            continue
+        name = ref.name
+        if name == DENSE_LIST.name:
+            assert dense is not None
+            values[name] = dense.tolist()
+        elif name == MRL_HEAD.name:
+            assert dense is not None and schema.mrl_dim is not None
+            values[name] = truncate(dense, schema.mrl_dim).tolist()
+        elif name in (SPARSE_RAW.name, SPARSE_SELF.name):
+            assert sparse is not None
+            values[name] = sparse if name == SPARSE_RAW.name else self_normalised(sparse)
+        elif name in (BM25_RAW.name, BM25_SELF.name):
+            assert bm25 is not None
+            values[name] = bm25 if name == BM25_RAW.name else self_normalised(bm25)
+        elif name == COLBERT_ROWS.name:
+            assert colbert is not None
+            values[name] = np.asarray(colbert, dtype=np.float32).tolist()
+        else:
+            raise TypeError(f"unknown vector ref {name!r}")
+    return replace(template, vectors=values)
+
+
+def _levels_stage(schema: CollectionSchema, opts: QueryOptions, limit: int, given: frozenset[str]) -> Stage:
     """A hierarchical query's first stage (:mod:`shared.hierarchy`): the query's own first
     stage once per level, under a filter on the level, fused by reciprocal rank."""
     assert opts.levels is not None and opts.level_key is not None
@@ -352,32 +417,24 @@ def _levels_stage(
             colbert_rerank=False,
             score_threshold=None,
         )
-        branches.append(plan_query(schema, only, dense=dense, sparse=sparse, bm25=bm25).root)
+        branches.append(plan_template(schema, only, given - {"colbert"}).root)
     if len(branches) == 1:
         return branches[0]
     return Stage(RrfFusion(opts.rrf_k), limit, tuple(branches), filter=opts.filter)
 
 
-def _hybrid_stage(
-    schema: CollectionSchema,
-    opts: QueryOptions,
-    dense: FloatArray,
-    sparse: SparseQuery,
-    bm25: SparseQuery | None,
-    limit: int,
-) -> Stage:
+def _hybrid_stage(schema: CollectionSchema, opts: QueryOptions, with_bm25: bool, limit: int) -> Stage:
     """The fusion of the dense and the sparse side (and BM25 as a third, when given)."""
     flt = opts.filter
-    dense_full = dense.tolist()
     # Each side's own prefetch size (LlamaIndex's similarity_top_k / sparse_top_k); BM25,
     # a lexical side too, takes the sparse side's.
     n_dense, n_sparse = opts.prefetch_sizes()
     sides = [
-        _dense_stage(schema, dense, dense_full, n_dense, opts, flt, n_dense),
-        _sparse_stage(schema, sparse, n_sparse, flt),
+        _dense_stage(schema, n_dense, opts, flt, n_dense),
+        _sparse_stage(schema, n_sparse, flt),
     ]
-    if bm25 is not None:
-        sides.append(_sparse_stage(schema, bm25, n_sparse, flt, BM25))
+    if with_bm25:
+        sides.append(_sparse_stage(schema, n_sparse, flt, BM25))
     weights = opts.signal_weights
     if opts.fusion is FusionMethod.RRF:
         rrf_weights = None if all(w == 1.0 for w in weights) else weights
@@ -391,13 +448,15 @@ def _hybrid_stage(
     # m3: every candidate of the union re-scored on each side, then the weighted sum.
     union = tuple(sides)
     union_size = sum(side.limit for side in sides)  # the most points the prefetches can hold
-    norm = opts.sparse_normalization
-    lexical = [(SPARSE, sparse, norm)] + ([(BM25, bm25, opts.bm25_normalization)] if bm25 is not None else [])
-    rescored = [Stage(Nearest(DENSE, dense_full), union_size, union, filter=flt)]
-    for using, query, scale in lexical:
-        scaled = self_normalised(query) if scale is SparseNormalization.QUERY else query
+    query = SPARSE_SELF if opts.sparse_normalization is SparseNormalization.QUERY else SPARSE_RAW
+    lexical = [(SPARSE, query)]
+    if with_bm25:
+        bm25 = BM25_SELF if opts.bm25_normalization is SparseNormalization.QUERY else BM25_RAW
+        lexical.append((BM25, bm25))
+    rescored = [Stage(Nearest(DENSE, DENSE_LIST), union_size, union, filter=flt)]
+    for using, ref in lexical:
         rescored.append(
-            Stage(Nearest(using, scaled), union_size, union, filter=flt, params=_sparse_params(schema, using))
+            Stage(Nearest(using, ref), union_size, union, filter=flt, params=_sparse_params(schema, using))
         )
     return Stage(WeightedSum(weights), limit, tuple(rescored), filter=flt)
 
@@ -427,13 +486,12 @@ def plan_mmr(
         rescore=q.rescore if q.quantized else None,
         oversampling=q.oversampling if q.quantized else None,
     )
-    root = Stage(
-        MmrQuery(DENSE, np.asarray(dense, dtype=np.float32).tolist(), lam, candidates),
-        limit,
-        filter=filter,
-        params=params,
+    root = Stage(MmrQuery(DENSE, DENSE_LIST, lam, candidates), limit, filter=filter, params=params)
+    return QueryPlan(
+        root=root,
+        with_vectors=_returned_vectors(schema, with_vectors),
+        vectors={DENSE_LIST.name: np.asarray(dense, dtype=np.float32).tolist()},
     )
-    return QueryPlan(root=root, with_vectors=_returned_vectors(schema, with_vectors))
 
 
 def _returned_vectors(schema: CollectionSchema, with_vectors: bool) -> tuple[str, ...]:

@@ -12,7 +12,6 @@ from shared.query.options import QueryOptions, resolve_options, resolve_sparse_n
 from shared.query.plan import (
     DbsfFusion,
     MmrQuery,
-    Nearest,
     RrfFusion,
     WeightedSum,
     iter_stages,
@@ -53,8 +52,10 @@ def test_hybrid_rrf_plan_shape_and_candidates() -> None:
     dense_side, sparse_side = root.prefetches
     # Candidate limit >= max(limit + offset, candidate_k).
     assert dense_side.limit == sparse_side.limit == 120
-    assert dense_side.query == Nearest("dense", [float(x) for x in DENSE])
-    assert sparse_side.query == Nearest("sparse", SPARSE)
+    # The stages name the query vectors; the plan holds them (one tree for every such query).
+    assert dense_side.query.using == "dense" and sparse_side.query.using == "sparse"  # type: ignore[union-attr]
+    assert plan.vector(dense_side.query.vector) == [float(x) for x in DENSE]  # type: ignore[union-attr]
+    assert plan.vector(sparse_side.query.vector) == SPARSE  # type: ignore[union-attr]
     # Quantization defaults of the preset, hnsw_ef scaled with the candidates.
     assert dense_side.params.rescore is True and dense_side.params.oversampling == 2.0  # type: ignore[union-attr]
     assert dense_side.params.hnsw_ef == 240  # type: ignore[union-attr]
@@ -89,12 +90,13 @@ def test_m3_query_normalisation_scales_only_the_rescoring_sparse_vector() -> Non
     plan = plan_query(SCHEMA, norm, dense=DENSE, sparse=SPARSE)
     _, by_sparse = plan.root.prefetches
     qq = 1.0**2 + 0.5**2
-    assert by_sparse.query.vector.values == pytest.approx([v / qq for v in SPARSE.values])  # type: ignore[union-attr]
-    assert by_sparse.query.vector.indices == SPARSE.indices  # type: ignore[union-attr]
+    scaled = plan.vector(by_sparse.query.vector)  # type: ignore[union-attr]
+    assert scaled.values == pytest.approx([v / qq for v in SPARSE.values])
+    assert scaled.indices == SPARSE.indices
     # The candidate search keeps the raw vector (its ranking does not depend on the scale).
-    assert by_sparse.prefetches[1].query.vector == SPARSE  # type: ignore[union-attr]
+    assert plan.vector(by_sparse.prefetches[1].query.vector) == SPARSE  # type: ignore[union-attr]
     raw = plan_query(SCHEMA, opts(fusion="m3", sparse_normalization="none"), dense=DENSE, sparse=SPARSE)
-    assert raw.root.prefetches[1].query.vector == SPARSE  # type: ignore[union-attr]
+    assert raw.vector(raw.root.prefetches[1].query.vector) == SPARSE  # type: ignore[union-attr]
     # rrf is rank-based: the option does not touch its plan.
     assert plan_query(SCHEMA, opts(sparse_normalization="query"), dense=DENSE, sparse=SPARSE) == plan_query(
         SCHEMA, opts(sparse_normalization="none"), dense=DENSE, sparse=SPARSE
@@ -140,7 +142,7 @@ def test_mrl_funnel_and_colbert_stage() -> None:
     (funnel,) = dense_stage.prefetches
     # The funnel takes 4x the candidates from the truncated vector (a coarse proxy).
     assert funnel.query.using == "dense_mrl" and funnel.limit == 160  # type: ignore[union-attr]
-    head = np.asarray(funnel.query.vector)  # type: ignore[union-attr]
+    head = np.asarray(plan.vector(funnel.query.vector))  # type: ignore[union-attr]
     assert head.shape == (4,) and np.linalg.norm(head) == pytest.approx(1.0)
     # MRL preset defaults (binary): rescore with oversampling 3.
     assert funnel.params.oversampling == 3.0  # type: ignore[union-attr]
@@ -166,7 +168,10 @@ def test_score_threshold_and_vectors() -> None:
 
 def test_mmr_plan() -> None:
     plan = plan_mmr(SCHEMA, DENSE, limit=4, fetch_k=20, lambda_mult=0.3, filter=FLT)
-    assert plan.root.query == MmrQuery("dense", [float(x) for x in DENSE], 0.3, 20)
+    mmr = plan.root.query
+    assert isinstance(mmr, MmrQuery)
+    assert (mmr.using, mmr.lambda_mult, mmr.candidates_limit) == ("dense", 0.3, 20)
+    assert plan.vector(mmr.vector) == [float(x) for x in DENSE]
     assert plan.root.limit == 4 and plan.root.filter is FLT
     with pytest.raises(InvalidInputError, match="lambda_mult"):
         plan_mmr(SCHEMA, DENSE, limit=4, fetch_k=20, lambda_mult=1.5)
