@@ -131,11 +131,13 @@ class MicroBatcher:
         self, texts: Sequence[str], kind: TextKind = "document", **options: Unpack[EncodeOptions]
     ) -> EncodeResult:
         """The wrapped encoder's ``encode``, joined with concurrent calls of the same kind and outputs."""
+        # A lone call runs at once, as the batch of one it would be (the encoder checks it).
+        joins = self.max_wait > 0 and options.get("batch_size") is None and not options.get("show_progress")
+        if joins and self._claim_alone():
+            return self._run_alone(texts, kind, options.get("outputs"))
         request = self._request(texts, kind, **options)
         if request is None:
             return self._inner.encode(texts, kind, **options)
-        if self._claim_alone():
-            return self._run_alone(request)
         if self._enqueue(request):
             self._lead()
         return request.future.result()
@@ -198,13 +200,12 @@ class MicroBatcher:
             self._busy = True
             return True
 
-    def _run_alone(self, request: _Request) -> EncodeResult:
+    def _run_alone(self, texts: Sequence[str], kind: TextKind, outputs: Sequence[str] | None) -> EncodeResult:
         """A lone call (:meth:`_claim_alone`): the batch of one that :meth:`_lead` would run, in
         the caller's thread without the future (the same encode call, so the same rows);
         calls that queued meanwhile go on as the next batch."""
-        kind, outputs = request.key
         try:
-            result = self._inner.encode(request.texts, kind, outputs=outputs)
+            result = self._inner.encode(texts, kind, outputs=outputs)
             self.batches += 1
             self.requests += 1
             return result

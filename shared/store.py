@@ -810,7 +810,7 @@ class HybridStore(Closing):
             return None
         encoded = bm25.encode(texts, "query").sparse
         assert encoded is not None  # BM25 makes sparse vectors only
-        return [sparse_query(v, "BM25 query vector") for v in encoded]
+        return [sparse_query(v, "BM25 query vector", checked=True) for v in encoded]
 
     def relevance_function(self, **options: Unpack[QueryArgs]) -> Callable[[float], float]:
         """Maps the scores of a text query with ``options`` onto [0, 1] (1 = most relevant).
@@ -1092,7 +1092,7 @@ class HybridStore(Closing):
                 raise UnsupportedOperationError("this collection has no dense vector")
             out["dense"] = dense_vector(dense, "dense query vector", schema.dense_dim)
         if opts.mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID) and sparse is not None:
-            out["sparse"] = sparse_query(sparse)
+            out["sparse"] = sparse_query(sparse, checked=encoded is not None and "sparse" in missing)
         if opts.colbert_rerank and colbert is not None:
             out["colbert"] = colbert_vectors(colbert, schema.colbert_dim)
         if bm25 is not None:

@@ -194,8 +194,16 @@ class QueryPlan:
         return self.vectors[value.name] if isinstance(value, VectorRef) else value
 
 
-def sparse_query(vector: Mapping[int, float] | Any, what: str = "sparse query vector") -> SparseQuery:
-    """A checked sparse query (:func:`shared.validation.sparse_arrays`; zero weights dropped)."""
+def sparse_query(
+    vector: Mapping[int, float] | Any, what: str = "sparse query vector", *, checked: bool = False
+) -> SparseQuery:
+    """A checked sparse query (:func:`shared.validation.sparse_arrays`; zero weights dropped).
+
+    ``checked``: ``vector`` is an encoder's output (a dict token id -> weight, checked when
+    the encoder made it), taken as is.
+    """
+    if checked and type(vector) is dict:
+        return SparseQuery(tuple(vector), tuple(vector.values()))
     indices, values = sparse_arrays(vector, what)
     return SparseQuery(tuple(indices), tuple(values))
 
