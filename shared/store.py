@@ -947,15 +947,21 @@ class HybridStore(Closing):
         opts = self._query_options(text, args, schema)
         if self._schema is None:
             return []  # nothing stored yet: the collection is created by the first add
-        vectors = yield call_async(
-            self._query_vectors,
-            self._aquery_vectors if isinstance(self._query_encoder, MicroBatcher) else None,
-            text,
-            args.get("dense"),
-            args.get("sparse"),
-            args.get("colbert"),
-            opts,
-        )
+        dense, sparse, colbert = args.get("dense"), args.get("sparse"), args.get("colbert")
+        if text is None:
+            # The query's own vectors, nothing to encode: checked here, no step (and so no worker
+            # thread under asyncio for a few microseconds of checks).
+            vectors = self._query_vectors(None, dense, sparse, colbert, opts)
+        else:
+            vectors = yield call_async(
+                self._query_vectors,
+                self._aquery_vectors if isinstance(self._query_encoder, MicroBatcher) else None,
+                text,
+                dense,
+                sparse,
+                colbert,
+                opts,
+            )
         plan = self._plan(schema, opts, vectors)
         layout = schema.stored_layout
         if plan.group is not None:
