@@ -201,9 +201,10 @@ def throughput(name: str, encoder: Encoder, path: Path, args: argparse.Namespace
     return lines
 
 
-def encoder_costs(name: str, encoder: Encoder, repeats: int = 3) -> list[str]:
+def encoder_costs(name: str, encoder: Encoder, repeats: int = 3, lone_pairs: int = 40) -> list[str]:
     """The encoder alone: CPU and wall time per query when n queries share one call, and what the
-    micro-batcher adds to a lone call (measured on cache hits, where it is the whole cost)."""
+    micro-batcher adds to a lone call (measured on cache hits, where it is the whole cost, and on
+    distinct lone queries taking turns with the encoder's own call)."""
     from shared.serving import MicroBatcher
 
     rows = []
@@ -231,8 +232,18 @@ def encoder_costs(name: str, encoder: Encoder, repeats: int = 3) -> list[str]:
         joined.append(time.perf_counter() - t)
     if cache is not None:
         cache.resize(0)
+    # Distinct lone queries, the encoder's own call and the batcher's taking turns (which goes
+    # first alternates): the lone p50 on / off with the machine's drift shared by both.
+    qs, alone, through = query_texts(2 * lone_pairs, seed=700), [], []
+    for i in range(lone_pairs):
+        pair = [(alone, encoder, qs[2 * i]), (through, batcher, qs[2 * i + 1])]
+        for times, enc, text in pair if i % 2 == 0 else pair[::-1]:
+            t = time.perf_counter()
+            enc.encode([text], "query", outputs=["dense", "sparse"])
+            times.append(time.perf_counter() - t)
     extra = (statistics.median(joined) - statistics.median(plain)) * 1e6
     lone = rows[0][2]
+    p_off, p_on = statistics.median(alone) * 1000, statistics.median(through) * 1000
     lines = [
         f"*{name}, the encoder alone* (n distinct queries in one call; {repeats} calls each):",
         "",
@@ -242,7 +253,8 @@ def encoder_costs(name: str, encoder: Encoder, repeats: int = 3) -> list[str]:
         "",
         f"A lone query through the micro-batcher (no overlap: no wait) costs {extra:.0f} µs more than "
         f"the encoder's own call (median of 2000 interleaved cache hits), {extra / 1000 / lone:.3%} of "
-        f"a lone encode here ({lone:.0f} ms).",
+        f"a lone encode here ({lone:.0f} ms). Distinct lone queries, the two taking turns ({lone_pairs} "
+        f"each): p50 {p_off:.1f} ms alone, {p_on:.1f} ms through the batcher ({p_on / p_off:.3f}).",
         "",
     ]
     return lines

@@ -57,7 +57,13 @@ def validate_max_batch_tokens(value: int | None) -> int | None:
     return value
 
 
-def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int | None) -> list[list[int]]:
+def plan_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    max_batch_tokens: int | None,
+    *,
+    pass_tokens: int | None = None,
+) -> list[list[int]]:
     """Indices of ``lengths`` grouped into batches, longest first.
 
     A batch holds at most ``batch_size`` texts and, when ``max_batch_tokens`` is set, at
@@ -65,7 +71,14 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int 
     drag short ones into a huge padded tensor.  A single text longer than the budget
     gets a batch of its own.  Sorting longest first keeps padding low and makes an
     out-of-memory error show up at once.
+
+    ``pass_tokens``: what one more forward pass costs, in padded tokens. When given, the
+    sorted texts are cut where the padding saved outweighs the extra passes (the split of
+    least ``passes x pass_tokens + padded tokens``) instead of filling each batch: a joined
+    pass of queries of 18 to 30 tokens otherwise computes ~20% padding.
     """
+    if pass_tokens is not None:
+        return _least_cost_batches(lengths, batch_size, max_batch_tokens, pass_tokens)
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
     current: list[int] = []
@@ -85,6 +98,36 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int 
     return batches
 
 
+def _least_cost_batches(
+    lengths: Sequence[int], batch_size: int, max_batch_tokens: int | None, pass_tokens: int
+) -> list[list[int]]:
+    """:func:`plan_batches` with a pass cost: runs of the longest-first order, chosen to
+    minimise ``pass_tokens`` per batch plus its padded tokens (dynamic programming over the
+    cut points; a batch's width is its first, longest text)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    widths = [max(1, lengths[i]) for i in order]
+    n = len(order)
+    cost = [0] + [0] * n
+    start = [0] * (n + 1)
+    for stop in range(1, n + 1):
+        best, best_start = -1, stop - 1
+        for first in range(stop - 1, max(0, stop - batch_size) - 1, -1):
+            rows = stop - first
+            padded = rows * widths[first]
+            if rows > 1 and max_batch_tokens is not None and padded > max_batch_tokens:
+                break  # earlier starts are wider and longer still
+            c = cost[first] + pass_tokens + padded
+            if best < 0 or c <= best:  # a tie: the fewer passes
+                best, best_start = c, first
+        cost[stop], start[stop] = best, best_start
+    batches: list[list[int]] = []
+    stop = n
+    while stop:
+        batches.append(order[start[stop] : stop])
+        stop = start[stop]
+    return batches[::-1]
+
+
 def encode_in_batches(
     ids: list[list[int]],
     truncated: list[bool],
@@ -94,12 +137,13 @@ def encode_in_batches(
     max_batch_tokens: int | None,
     desc: str,
     show_progress: bool,
+    pass_tokens: int | None = None,
 ) -> list[Entry]:
     """Entries for tokenised texts, run through ``run`` in the batches :func:`plan_batches` plans;
     the one batching loop of the torch and the ONNX Runtime paths."""
     from tqdm.auto import tqdm
 
-    batches = plan_batches([len(r) for r in ids], batch_size, max_batch_tokens)
+    batches = plan_batches([len(r) for r in ids], batch_size, max_batch_tokens, pass_tokens=pass_tokens)
     results: list[Entry | None] = [None] * len(ids)
     bar = tqdm(batches, desc=desc, unit="batch", disable=not (show_progress and len(batches) > 1))
     for batch in bar:

@@ -63,6 +63,12 @@ TOKENS = "tokens"
 # SPLADE pools over a [rows, tokens, vocab] logit tensor inside the graph; cap its size per
 # call (elements) like the torch path does, splitting a batch into row chunks.
 _MAX_LOGIT_ELEMENTS = 64_000_000
+#: What one more forward pass costs in padded tokens, for planning query batches (a joined pass
+#: of concurrent queries): ONNX Runtime's per-pass cost is mostly reading the weights once, about
+#: what 8 tokens' arithmetic costs (BGE-M3's shape, int8, 2 cores: ~20 ms a pass, ~2.5 ms a
+#: token); cutting 16 queries of 18-30 tokens where that pays took 85 -> 77 ms CPU per query.
+#: Documents keep full batches (long texts; not measured with a pass cost).
+_QUERY_PASS_TOKENS = 8
 
 
 def is_onnx_export(path: str | os.PathLike[str]) -> bool:
@@ -501,6 +507,11 @@ class OnnxEncoder(LateChunker, ModelEncoder):
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
+        # No spin-waiting between parallel sections: a spinning intra-op thread is CPU charged to
+        # the process for no work, which a lone or a joined run pays in full, and on a busy machine
+        # it spins while its partner waits for a core (measured at BGE-M3's shape, int8, 2 threads:
+        # a lone query 162 -> 93 ms CPU; benchmarks/RESULTS.md, serving).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
@@ -556,6 +567,7 @@ class OnnxEncoder(LateChunker, ModelEncoder):
             max_batch_tokens=self.max_batch_tokens,
             desc=f"Encoding {kind}s",
             show_progress=show_progress,
+            pass_tokens=_QUERY_PASS_TOKENS if kind == "query" else None,
         )
 
     def _splade_runs(self, input_ids: np.ndarray, mask: np.ndarray, output: str) -> Iterator[tuple[int, Any]]:

@@ -309,3 +309,21 @@ def test_graphs_over_the_protobuf_limit_keep_weights_in_one_external_file(
     for precision in ("fp32", "int8"):
         got = OnnxEncoder(out, precision=precision, show_progress=False).encode(TEXTS[:4])
         assert np.sum(ref.dense * got.dense, axis=1).min() >= (0.99999 if precision == "fp32" else 0.95)
+
+
+def test_pass_cost_cuts_where_padding_outweighs_a_pass() -> None:
+    lengths = [30, 18, 29, 19, 30, 18, 29, 20]
+    batches = plan_batches(lengths, batch_size=32, max_batch_tokens=None, pass_tokens=8)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    order = [i for b in batches for i in b]
+    assert [lengths[i] for i in order] == sorted(lengths, reverse=True)  # length sorting kept
+    # Long and short apart: 4 x 30 + 4 x 20 + 2 passes beats 8 x 30 + 1 pass.
+    assert [sorted(lengths[i] for i in b) for b in batches] == [[29, 29, 30, 30], [18, 18, 19, 20]]
+    # A pass dearer than all the padding: one batch, as without a pass cost.
+    assert plan_batches(lengths, 32, None, pass_tokens=1000) == [order]
+    # Equal lengths never split; the row and token bounds still hold.
+    assert sorted(len(b) for b in plan_batches([10] * 5, 2, None, pass_tokens=8)) == [1, 2, 2]
+    widths = [9, 8, 7, 6, 5, 4, 3, 2]
+    for b in plan_batches(widths, 4, 16, pass_tokens=100):
+        assert len(b) <= 4 and (len(b) == 1 or len(b) * max(widths[i] for i in b) <= 16)
+    assert plan_batches([], 4, None, pass_tokens=8) == []
