@@ -21,8 +21,11 @@ Nothing here is a tokeniser of our own: stop words, stemming and hashing are the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import chain
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
 
 from ..errors import InvalidInputError, InvalidTypeError
 from ..types import SparseDict, TextKind
@@ -117,11 +120,29 @@ def bm25_for_corpus(texts: Iterable[str], language: str = "english", **kw: Any) 
     """A BM25 encoder whose ``avg_len`` is the mean length of ``texts`` (as a BM25 index built
     from them has), rounded to 0.1 so that the same corpus gives the same identity.
 
-    What the drop-ins for client-side BM25 retrievers use: they are given the corpus up front.
+    What the drop-ins for client-side BM25 retrievers use: they are given the corpus up front,
+    and store it next. The engine's tokeniser runs once per text: the lengths that make
+    ``avg_len`` also give each text's weights (:meth:`Bm25Encoder.remember_corpus`), which
+    the store's add then takes instead of tokenising the text again.
     """
+    items = text_list(texts)
+    if not items:
+        raise InvalidInputError("mean_length needs at least one text")
     probe = Bm25Encoder(language, **{k: v for k, v in kw.items() if k != "avg_len"})
-    avg = max(round(probe.mean_length(texts), 1), 0.1)
-    return Bm25Encoder(language, **{**kw, "avg_len": avg})
+    counts = probe._counted(items)
+    avg = max(round(int(counts.lengths.sum()) / len(items), 1), 0.1)
+    enc = Bm25Encoder(language, **{**kw, "avg_len": avg})
+    enc.remember_corpus(items, counts)
+    return enc
+
+
+class _Counted(NamedTuple):
+    """Texts tokenised once by the engine: each text's token ids, every count flat (in the
+    texts' order), and each text's length (its number of terms)."""
+
+    indices: list[list[int]]
+    counts: np.ndarray
+    lengths: np.ndarray
 
 
 def bm25_model(encoder: Any) -> Bm25Encoder | None:
@@ -220,6 +241,8 @@ class Bm25Encoder(BaseEncoder):
         self.stemming = stemming
         self._model = self._engine_model(k=self.k1, b=self.b, avg_len=self.avg_len)
         self._counter: qe.Bm25 | None = None
+        #: Weights of a corpus measured up front (:meth:`remember_corpus`), by text, until stored.
+        self._corpus: dict[str, tuple[list[int], list[float]]] = {}
         self._outputs = frozenset({"sparse"})
         self._full_dim = None
         self._identity = self._make_identity(
@@ -293,10 +316,15 @@ class Bm25Encoder(BaseEncoder):
         punctuation, say) gets an empty vector, as :meth:`encode` gives it.
         """
         embed = self._model.embed_document
+        corpus = self._corpus
         out = []
         for i, text in enumerate(texts):
-            v = embed(text)
-            indices = v.indices
+            known = corpus.pop(text, None) if corpus else None
+            if known is not None:
+                indices, values = known
+            else:
+                v = embed(text)
+                indices, values = v.indices, v.values
             if not indices and (require_words or not text.strip()):
                 what = name(i) if name is not None else f"text {i}"
                 if require_words:
@@ -304,7 +332,7 @@ class Bm25Encoder(BaseEncoder):
                 raise InvalidInputError(
                     f"{what}: BM25 cannot weight an empty document text: it has no words (got {text!r})"
                 )
-            out.append((indices, v.values))
+            out.append((indices, values))
         self._count_forward()
         return out
 
@@ -330,14 +358,55 @@ class Bm25Encoder(BaseEncoder):
     def mean_length(self, texts: Iterable[str]) -> float:
         """The mean document length of ``texts`` in terms (what ``avg_len`` should be for them).
 
-        The sum of :meth:`term_counts`, without a dict per text (one pass of the engine's
-        tokeniser over a corpus, before it is weighted).
+        The sum of :meth:`term_counts`, without a dict per text.
         """
         items = text_list(texts)
         if not items:
             raise InvalidInputError("mean_length needs at least one text")
+        return int(self._counted(items).lengths.sum()) / len(items)
+
+    def _counted(self, items: list[str]) -> _Counted:
+        """One pass of the engine's tokeniser over ``items``: token ids, counts and lengths."""
         embed = self._counting_model().embed_document
-        return sum(sum(map(round, embed(text).values)) for text in items) / len(items)
+        indices: list[list[int]] = []
+        values: list[list[float]] = []
+        for text in items:
+            v = embed(text)
+            indices.append(v.indices)
+            values.append(v.values)
+        sizes = np.fromiter(map(len, indices), dtype=np.int64, count=len(indices))
+        total = int(sizes.sum())
+        counts = np.rint(np.fromiter(chain.from_iterable(values), dtype=np.float64, count=total))
+        ends = np.cumsum(sizes)
+        running = np.concatenate(([0.0], np.cumsum(counts)))  # exact: integers below 2**53
+        return _Counted(indices, counts, running[ends] - running[ends - sizes])
+
+    def remember_corpus(self, texts: Sequence[str], counted: _Counted | None = None) -> None:
+        """Weigh ``texts`` now, from one tokenisation each, and keep their weights until
+        :meth:`document_arrays` takes them (each text's once: the store's add of the corpus).
+
+        The weights are the engine's BM25 (``embed_document``): the same float64 arithmetic
+        over the same counts, rounded to float32 as the engine rounds them, so a stored
+        vector is the one :meth:`encode` gives. ``counted``: :meth:`_counted` of ``texts``.
+        """
+        items = text_list(texts)
+        c = counted if counted is not None else self._counted(items)
+        sizes = np.fromiter(map(len, c.indices), dtype=np.int64, count=len(c.indices))
+        tf = c.counts
+        dl = np.repeat(c.lengths, sizes)
+        k1, b = self.k1, self.b
+        weights = (tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * dl / self.avg_len))).astype(np.float32)
+        flat = weights.tolist()
+        corpus = self._corpus
+        pos = 0
+        for text, ids in zip(items, c.indices, strict=True):
+            end = pos + len(ids)
+            corpus[text] = (ids, flat[pos:end])
+            pos = end
+
+    def forget_corpus(self) -> None:
+        """Drop the weights :meth:`remember_corpus` keeps (those not stored yet)."""
+        self._corpus = {}
 
     def __repr__(self) -> str:
         return f"Bm25Encoder({self.model_id})"
