@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import chain
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -137,12 +136,25 @@ def bm25_for_corpus(texts: Iterable[str], language: str = "english", **kw: Any) 
 
 
 class _Counted(NamedTuple):
-    """Texts tokenised once by the engine: each text's token ids, every count flat (in the
-    texts' order), and each text's length (its number of terms)."""
+    """Texts tokenised once by the engine, flat (no list per text: a corpus' worth of small
+    objects that live on would cost the garbage collector full passes over the heap): every
+    token id and count in the texts' order, each text's start in them (and the end), and
+    each text's length (its number of terms)."""
 
-    indices: list[list[int]]
+    indices: np.ndarray
     counts: np.ndarray
+    offsets: np.ndarray
     lengths: np.ndarray
+
+
+class _CorpusWeights(NamedTuple):
+    """The weights :meth:`Bm25Encoder.remember_corpus` keeps: each text's position (taken
+    once), and its token ids and weights at ``offsets[position]:offsets[position + 1]``."""
+
+    positions: dict[str, int]
+    offsets: list[int]
+    indices: np.ndarray
+    values: np.ndarray
 
 
 def bm25_model(encoder: Any) -> Bm25Encoder | None:
@@ -241,8 +253,8 @@ class Bm25Encoder(BaseEncoder):
         self.stemming = stemming
         self._model = self._engine_model(k=self.k1, b=self.b, avg_len=self.avg_len)
         self._counter: qe.Bm25 | None = None
-        #: Weights of a corpus measured up front (:meth:`remember_corpus`), by text, until stored.
-        self._corpus: dict[str, tuple[list[int], list[float]]] = {}
+        #: Weights of a corpus measured up front (:meth:`remember_corpus`), until stored.
+        self._corpus: _CorpusWeights | None = None
         self._outputs = frozenset({"sparse"})
         self._full_dim = None
         self._identity = self._make_identity(
@@ -317,11 +329,14 @@ class Bm25Encoder(BaseEncoder):
         """
         embed = self._model.embed_document
         corpus = self._corpus
+        positions = corpus.positions if corpus is not None else {}
         out = []
         for i, text in enumerate(texts):
-            known = corpus.pop(text, None) if corpus else None
-            if known is not None:
-                indices, values = known
+            at = positions.pop(text, None) if positions else None
+            if at is not None:
+                assert corpus is not None
+                start, end = corpus.offsets[at], corpus.offsets[at + 1]
+                indices, values = corpus.indices[start:end].tolist(), corpus.values[start:end].tolist()
             else:
                 v = embed(text)
                 indices, values = v.indices, v.values
@@ -333,6 +348,8 @@ class Bm25Encoder(BaseEncoder):
                     f"{what}: BM25 cannot weight an empty document text: it has no words (got {text!r})"
                 )
             out.append((indices, values))
+        if corpus is not None and not positions:
+            self._corpus = None  # every text taken
         self._count_forward()
         return out
 
@@ -368,18 +385,25 @@ class Bm25Encoder(BaseEncoder):
     def _counted(self, items: list[str]) -> _Counted:
         """One pass of the engine's tokeniser over ``items``: token ids, counts and lengths."""
         embed = self._counting_model().embed_document
-        indices: list[list[int]] = []
-        values: list[list[float]] = []
+        indices: list[int] = []
+        values: list[float] = []
+        sizes: list[int] = []
         for text in items:
             v = embed(text)
-            indices.append(v.indices)
-            values.append(v.values)
-        sizes = np.fromiter(map(len, indices), dtype=np.int64, count=len(indices))
-        total = int(sizes.sum())
-        counts = np.rint(np.fromiter(chain.from_iterable(values), dtype=np.float64, count=total))
-        ends = np.cumsum(sizes)
+            ids = v.indices
+            indices.extend(ids)
+            values.extend(v.values)
+            sizes.append(len(ids))
+        offsets = np.zeros(len(items) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        counts = np.rint(np.asarray(values, dtype=np.float64))
         running = np.concatenate(([0.0], np.cumsum(counts)))  # exact: integers below 2**53
-        return _Counted(indices, counts, running[ends] - running[ends - sizes])
+        return _Counted(
+            np.asarray(indices, dtype=np.uint32),
+            counts,
+            offsets,
+            running[offsets[1:]] - running[offsets[:-1]],
+        )
 
     def remember_corpus(self, texts: Sequence[str], counted: _Counted | None = None) -> None:
         """Weigh ``texts`` now, from one tokenisation each, and keep their weights until
@@ -391,22 +415,17 @@ class Bm25Encoder(BaseEncoder):
         """
         items = text_list(texts)
         c = counted if counted is not None else self._counted(items)
-        sizes = np.fromiter(map(len, c.indices), dtype=np.int64, count=len(c.indices))
         tf = c.counts
-        dl = np.repeat(c.lengths, sizes)
+        dl = np.repeat(c.lengths, np.diff(c.offsets))
         k1, b = self.k1, self.b
         weights = (tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * dl / self.avg_len))).astype(np.float32)
-        flat = weights.tolist()
-        corpus = self._corpus
-        pos = 0
-        for text, ids in zip(items, c.indices, strict=True):
-            end = pos + len(ids)
-            corpus[text] = (ids, flat[pos:end])
-            pos = end
+        # A repeated text keeps its first position (the same weights).
+        positions = dict(zip(reversed(items), range(len(items) - 1, -1, -1), strict=True))
+        self._corpus = _CorpusWeights(positions, c.offsets.tolist(), c.indices, weights)
 
     def forget_corpus(self) -> None:
         """Drop the weights :meth:`remember_corpus` keeps (those not stored yet)."""
-        self._corpus = {}
+        self._corpus = None
 
     def __repr__(self) -> str:
         return f"Bm25Encoder({self.model_id})"

@@ -182,11 +182,12 @@ def test_corpus_weights_are_the_engines_from_one_tokenisation() -> None:
     engine = Bm25Encoder(k1=0.9, b=0.6, stopwords=True, avg_len=enc.avg_len)
     words = [*texts[:-1], texts[0]]  # the first verse twice: the second time from the engine
     assert enc.document_arrays(words) == engine.document_arrays(words)
-    assert list(enc._corpus) == ["!!!"]  # only what was not stored is kept
+    assert enc._corpus is not None and list(enc._corpus.positions) == ["!!!"]  # only what was not stored
     fresh = bm25_for_corpus(texts)
     with pytest.raises(InvalidInputError, match=r"text 1: no words"):
         fresh.document_arrays([texts[0], "!!!"])
     fresh.forget_corpus()
-    assert not fresh._corpus
+    assert fresh._corpus is None
+    assert fresh.document_arrays(texts[:2]) == Bm25Encoder(avg_len=fresh.avg_len).document_arrays(texts[:2])
     with pytest.raises(InvalidInputError, match="at least one text"):
         bm25_for_corpus([])
