@@ -191,3 +191,15 @@ def test_corpus_weights_are_the_engines_from_one_tokenisation() -> None:
     assert fresh.document_arrays(texts[:2]) == Bm25Encoder(avg_len=fresh.avg_len).document_arrays(texts[:2])
     with pytest.raises(InvalidInputError, match="at least one text"):
         bm25_for_corpus([])
+
+
+def test_an_add_keeps_no_corpus_weights_it_did_not_take(tmp_path: Path) -> None:
+    """Weights kept for texts the add never stored (another text was embedded) go with the add."""
+    docs = dict(_verses(0, 30))
+    enc = bm25_for_corpus([*docs.values(), "a text that is never added"])
+    with HybridStore("w", encoder=enc, path=tmp_path) as store:
+        store.add_texts(list(docs.values()), ids=list(docs))
+        assert enc._corpus is None
+        got = {r.id: r.sparse for r in store.scroll(with_vectors=True)}
+    want = Bm25Encoder(avg_len=enc.avg_len).encode(list(docs.values())).sparse or []
+    assert got == dict(zip(docs, want, strict=True))
