@@ -679,6 +679,15 @@ class HybridQdrantVectorStore(Closing, VectorStore):
 
     # --------------------------------------------------------------- lifecycle
 
+    def wait_indexed(self) -> None:
+        """Wait until the index builds that adds left running are in (:meth:`HybridStore.wait_indexed`):
+        an add returns with every document searchable, a large one before its HNSW index is built."""
+        self._store.wait_indexed()
+
+    async def await_indexed(self) -> None:
+        """Async :meth:`wait_indexed`."""
+        await self._store.await_indexed()
+
     def close(self) -> None:
         """Release the store (the embedded store's lock, the clients)."""
         self._store.close()

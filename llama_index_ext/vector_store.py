@@ -435,6 +435,15 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
 
     # -- lifecycle --------------------------------------------------------------
 
+    def wait_indexed(self) -> None:
+        """Wait until the index builds that adds left running are in (:meth:`HybridStore.wait_indexed`):
+        an add returns with every node searchable, a large one before its HNSW index is built."""
+        self._store.wait_indexed()
+
+    async def await_indexed(self) -> None:
+        """Async :meth:`wait_indexed`."""
+        await self._store.await_indexed()
+
     def close(self) -> None:
         """Release the store (the embedded shard's lock; a temporary store is deleted)."""
         self._store.close()

@@ -367,6 +367,17 @@ def _encode_missing(
         todo = {name: idx for name, idx in todo.items() if name != "sparse"}
         if not todo:
             return
+    dense_rows = todo.get("dense")
+    write_path = getattr(encoder, "document_dense", None)  # BaseEncoder's; not every Encoder's
+    if dense_rows and write_path is not None:
+        # The dense model's write path where it has one: one matrix for the batch, no cache.
+        mat = write_path([chunk[i].text_to_embed or "" for i in dense_rows])
+        if mat is not None:
+            for i, row in zip(dense_rows, mat, strict=True):
+                cleaned[i][DENSE] = row
+            todo = {name: idx for name, idx in todo.items() if name != "dense"}
+            if not todo:
+                return
     rows = sorted({i for idx in todo.values() for i in idx})
     result = encoder.encode([chunk[i].text_to_embed or "" for i in rows], "document", outputs=sorted(todo))
     wanted = {name: set(idx) for name, idx in todo.items()}

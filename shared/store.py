@@ -30,7 +30,7 @@ from qdrant_client import models
 from .backends import Connection, open_backend
 from .backends.base import Backend, PointData, ResultPoint
 from .config import ADD_BATCH_SIZE, StoreConfig, connection_from
-from .encoders.bm25 import Bm25Encoder, bm25_encoder, needs_idf
+from .encoders.bm25 import Bm25Encoder, bm25_encoder, bm25_model, needs_idf
 from .encoders.late import require_late_chunking
 from .errors import (
     BackendError,
@@ -689,6 +689,11 @@ class HybridStore(Closing):
         finally:
             if bar is not None:
                 bar.close()
+            # Corpus weights measured up front (bm25_for_corpus) are for this add: whatever it
+            # did not take is not kept for the store's life.
+            for enc in (bm25_model(self._encoder), self._bm25):
+                if enc is not None:
+                    enc.forget_corpus()
         if ids:
             # Build indexes / quantized codes once for the whole call.
             yield from self._backend.finish_bulk()

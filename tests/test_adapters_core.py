@@ -172,3 +172,50 @@ def test_llama_index_client_is_required_and_store_is_its_alias(tmp_path: Path) -
     assert "client" in BasePydanticVectorStore.__abstractmethods__
     with LlamaStore("c", path=tmp_path / "s", dense_dim=DIM, sparse=False) as store:
         assert store.client is store.store
+
+
+# ----------------------------------------------------------------------------- lifecycle
+
+
+@pytest.mark.parametrize("adapter", ["langchain", "llama_index"])
+async def test_wait_indexed_is_the_stores_on_both_adapters(
+    adapter: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An add above ``background_index_min`` returns before its index build; the adapters'
+    ``wait_indexed``/``await_indexed`` wait for the store's build and raise its failure."""
+    from shared.backends.edge import EdgeBackend
+    from shared.errors import BackendError
+
+    texts = [f"passage {i} about tea number {i % 7}" for i in range(60)]
+    if adapter == "langchain":
+        store: Any = LangChainStore(
+            DeterministicFakeEmbedding(size=DIM), path=tmp_path, background_index_min=40
+        )
+
+        def add(chunk: list[str]) -> None:
+            store.add_texts(chunk)
+    else:
+        store = LlamaStore("c", path=tmp_path, embed_model=HashEmbedding(), background_index_min=40)
+
+        def add(chunk: list[str]) -> None:
+            store.add([TextNode(text=t) for t in chunk])
+
+    with store:
+        backend = store.store._backend
+        assert isinstance(backend, EdgeBackend)
+        add(texts[:50])
+        store.wait_indexed()
+        assert backend.background_builds == 1 and backend._index_thread is None
+        add([*texts[50:], *texts[:45]])  # 55 more: a second build
+        await store.await_indexed()
+        assert backend.background_builds == 2 and backend._index_thread is None
+
+        def fail(self: EdgeBackend) -> None:
+            raise BackendError("build failed on purpose")
+
+        monkeypatch.setattr(EdgeBackend, "_build_apart", fail)
+        add(texts[:50])
+        with pytest.raises(BackendError, match="on purpose"):
+            store.wait_indexed()
+        store.wait_indexed()  # raised once: every point is stored, the next add builds again
+        assert store.store.count() == 155

@@ -254,6 +254,13 @@ class BaseEncoder(ABC):
             # A blank text has no terms; drop what the prompt/specials produced.
             entry.sparse = {}
 
+    def document_dense(self, texts: list[str]) -> np.ndarray | list[np.ndarray] | None:
+        """The write path's dense vectors of ``texts``: the rows :meth:`encode` gives them
+        (a float32 matrix, or a list of rows), computed without the cache (a store weighs each document
+        once), or None where this encoder has no such path (the store then calls
+        :meth:`encode`). ``texts`` are validated by the caller."""
+        return None
+
     @property
     def supports_late_chunking(self) -> bool:
         """Whether ``encode_chunks`` works (:class:`shared.encoders.late.LateChunker`)."""

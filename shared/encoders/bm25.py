@@ -21,8 +21,10 @@ Nothing here is a tokeniser of our own: stop words, stemming and hashing are the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
 
 from ..errors import InvalidInputError, InvalidTypeError
 from ..types import SparseDict, TextKind
@@ -117,11 +119,42 @@ def bm25_for_corpus(texts: Iterable[str], language: str = "english", **kw: Any) 
     """A BM25 encoder whose ``avg_len`` is the mean length of ``texts`` (as a BM25 index built
     from them has), rounded to 0.1 so that the same corpus gives the same identity.
 
-    What the drop-ins for client-side BM25 retrievers use: they are given the corpus up front.
+    What the drop-ins for client-side BM25 retrievers use: they are given the corpus up front,
+    and store it next. The engine's tokeniser runs once per text: the lengths that make
+    ``avg_len`` also give each text's weights (:meth:`Bm25Encoder.remember_corpus`), which
+    the store's add then takes instead of tokenising the text again.
     """
+    items = text_list(texts)
+    if not items:
+        raise InvalidInputError("mean_length needs at least one text")
     probe = Bm25Encoder(language, **{k: v for k, v in kw.items() if k != "avg_len"})
-    avg = max(round(probe.mean_length(texts), 1), 0.1)
-    return Bm25Encoder(language, **{**kw, "avg_len": avg})
+    counts = probe._counted(items)
+    avg = max(round(int(counts.lengths.sum()) / len(items), 1), 0.1)
+    enc = Bm25Encoder(language, **{**kw, "avg_len": avg})
+    enc.remember_corpus(items, counts)
+    return enc
+
+
+class _Counted(NamedTuple):
+    """Texts tokenised once by the engine, flat (no list per text: a corpus' worth of small
+    objects that live on would cost the garbage collector full passes over the heap): every
+    token id and count in the texts' order, each text's start in them (and the end), and
+    each text's length (its number of terms)."""
+
+    indices: np.ndarray
+    counts: np.ndarray
+    offsets: np.ndarray
+    lengths: np.ndarray
+
+
+class _CorpusWeights(NamedTuple):
+    """The weights :meth:`Bm25Encoder.remember_corpus` keeps: each text's position (taken
+    once), and its token ids and weights at ``offsets[position]:offsets[position + 1]``."""
+
+    positions: dict[str, int]
+    offsets: list[int]
+    indices: np.ndarray
+    values: np.ndarray
 
 
 def bm25_model(encoder: Any) -> Bm25Encoder | None:
@@ -220,6 +253,8 @@ class Bm25Encoder(BaseEncoder):
         self.stemming = stemming
         self._model = self._engine_model(k=self.k1, b=self.b, avg_len=self.avg_len)
         self._counter: qe.Bm25 | None = None
+        #: Weights of a corpus measured up front (:meth:`remember_corpus`), until stored.
+        self._corpus: _CorpusWeights | None = None
         self._outputs = frozenset({"sparse"})
         self._full_dim = None
         self._identity = self._make_identity(
@@ -293,10 +328,18 @@ class Bm25Encoder(BaseEncoder):
         punctuation, say) gets an empty vector, as :meth:`encode` gives it.
         """
         embed = self._model.embed_document
+        corpus = self._corpus
+        positions = corpus.positions if corpus is not None else {}
         out = []
         for i, text in enumerate(texts):
-            v = embed(text)
-            indices = v.indices
+            at = positions.pop(text, None) if positions else None
+            if at is not None:
+                assert corpus is not None
+                start, end = corpus.offsets[at], corpus.offsets[at + 1]
+                indices, values = corpus.indices[start:end].tolist(), corpus.values[start:end].tolist()
+            else:
+                v = embed(text)
+                indices, values = v.indices, v.values
             if not indices and (require_words or not text.strip()):
                 what = name(i) if name is not None else f"text {i}"
                 if require_words:
@@ -304,7 +347,9 @@ class Bm25Encoder(BaseEncoder):
                 raise InvalidInputError(
                     f"{what}: BM25 cannot weight an empty document text: it has no words (got {text!r})"
                 )
-            out.append((indices, v.values))
+            out.append((indices, values))
+        if corpus is not None and not positions:
+            self._corpus = None  # every text taken
         self._count_forward()
         return out
 
@@ -330,14 +375,57 @@ class Bm25Encoder(BaseEncoder):
     def mean_length(self, texts: Iterable[str]) -> float:
         """The mean document length of ``texts`` in terms (what ``avg_len`` should be for them).
 
-        The sum of :meth:`term_counts`, without a dict per text (one pass of the engine's
-        tokeniser over a corpus, before it is weighted).
+        The sum of :meth:`term_counts`, without a dict per text.
         """
         items = text_list(texts)
         if not items:
             raise InvalidInputError("mean_length needs at least one text")
+        return int(self._counted(items).lengths.sum()) / len(items)
+
+    def _counted(self, items: list[str]) -> _Counted:
+        """One pass of the engine's tokeniser over ``items``: token ids, counts and lengths."""
         embed = self._counting_model().embed_document
-        return sum(sum(map(round, embed(text).values)) for text in items) / len(items)
+        indices: list[int] = []
+        values: list[float] = []
+        sizes: list[int] = []
+        for text in items:
+            v = embed(text)
+            ids = v.indices
+            indices.extend(ids)
+            values.extend(v.values)
+            sizes.append(len(ids))
+        offsets = np.zeros(len(items) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        counts = np.rint(np.asarray(values, dtype=np.float64))
+        running = np.concatenate(([0.0], np.cumsum(counts)))  # exact: integers below 2**53
+        return _Counted(
+            np.asarray(indices, dtype=np.uint32),
+            counts,
+            offsets,
+            running[offsets[1:]] - running[offsets[:-1]],
+        )
+
+    def remember_corpus(self, texts: Sequence[str], counted: _Counted | None = None) -> None:
+        """Weigh ``texts`` now, from one tokenisation each, and keep their weights until
+        :meth:`document_arrays` takes them (each text's once: the store's add of the corpus).
+
+        The weights are the engine's BM25 (``embed_document``): the same float64 arithmetic
+        over the same counts, rounded to float32 as the engine rounds them, so a stored
+        vector is the one :meth:`encode` gives. ``counted``: :meth:`_counted` of ``texts``.
+        """
+        items = text_list(texts)
+        c = counted if counted is not None else self._counted(items)
+        tf = c.counts
+        dl = np.repeat(c.lengths, np.diff(c.offsets))
+        k1, b = self.k1, self.b
+        weights = (tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * dl / self.avg_len))).astype(np.float32)
+        # A repeated text keeps its first position (the same weights).
+        positions = dict(zip(reversed(items), range(len(items) - 1, -1, -1), strict=True))
+        self._corpus = _CorpusWeights(positions, c.offsets.tolist(), c.indices, weights)
+
+    def forget_corpus(self) -> None:
+        """Drop the weights :meth:`remember_corpus` keeps (those not stored yet)."""
+        self._corpus = None
 
     def __repr__(self) -> str:
         return f"Bm25Encoder({self.model_id})"

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import InvalidInputError, InvalidTypeError
 from ..types import Encoder, EncoderIdentity, SparseDict, TextKind
 from ..validation import dense_vector, sparse_arrays
-from .base import BaseEncoder, Entry
+from .base import BaseEncoder, Entry, _check_finite
 
 __all__ = ["FunctionEncoder", "encoder_from_functions", "pair_encoders", "sparse_dict"]
 
@@ -104,19 +104,57 @@ class FunctionEncoder(BaseEncoder):
             for i, row in enumerate(rows)
         ]
 
+    def document_dense(self, texts: list[str]) -> np.ndarray | list[np.ndarray] | None:
+        """The model's rows of ``texts``, unit float32, checked as :meth:`encode` checks them:
+        one matrix, or the rows one by one where they make none (the store's size check then
+        names the wrong one). None with ``truncate_dim`` (:meth:`encode` truncates row by row)."""
+        if "dense" not in self._outputs or self._truncate_dim is not None:
+            return None
+        rows = list(self._documents(texts))
+        self._count_forward()
+        if len(rows) != len(texts):
+            raise InvalidInputError(f"{self.model_id} returned {len(rows)} vectors for {len(texts)} texts")
+        mat = self._matrix(rows)
+        if mat is None:
+            out = self._dense_rows(rows)
+            for i, row in enumerate(out):
+                _check_finite(_dense_entry(row), f"texts[{i}]")
+            if self._full_dim is None and out:
+                self._full_dim = out[0].shape[0]
+            return out
+        # _unit's arithmetic for every row at once: each row's float32 norm from its own dot
+        # product (as _unit takes it); a row of norm 0 or not finite is divided by 1.
+        norms = np.sqrt(np.fromiter((v.dot(v) for v in mat), dtype=np.float32, count=len(mat)))
+        unit = mat / np.where((norms > 0) & np.isfinite(norms), norms, np.float32(1.0))[:, None]
+        finite = np.isfinite(unit).all(axis=1)
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite)[0])
+            _check_finite(_dense_entry(unit[bad]), f"texts[{bad}]")
+        if self._full_dim is None:
+            self._full_dim = unit.shape[1]
+        return unit
+
+    def _matrix(self, rows: list[Any]) -> np.ndarray | None:
+        """The rows as one float32 matrix, or None when they are not one (ragged, not numeric,
+        another size than the model's): the row-by-row path then says which row is wrong."""
+        dim = self._full_dim
+        if len(rows) < 2 or any(isinstance(row, (str, bytes)) for row in rows):
+            return None
+        try:
+            mat = np.asarray(rows, dtype=np.float32)
+        except (TypeError, ValueError):
+            return None
+        if mat.ndim != 2 or mat.shape[1] == 0 or (dim is not None and mat.shape[1] != dim):
+            return None
+        return mat
+
     def _dense_rows(self, rows: list[Any]) -> list[np.ndarray]:
         """The rows as unit float32 vectors: one numpy conversion for a batch of equal-size rows
         (the same arithmetic as :meth:`_dense_row`, row by row), else row by row, which names
         a bad row."""
-        dim = self._full_dim
-        mat = None
-        if len(rows) > 1 and not any(isinstance(row, (str, bytes)) for row in rows):
-            try:
-                mat = np.asarray(rows, dtype=np.float32)
-            except (TypeError, ValueError):
-                mat = None  # ragged or not numeric: the row-by-row path says which row
-        if mat is None or mat.ndim != 2 or mat.shape[1] == 0 or (dim is not None and mat.shape[1] != dim):
-            return [self._dense_row(row, f"texts[{i}]", dim) for i, row in enumerate(rows)]
+        mat = self._matrix(rows)
+        if mat is None:
+            return [self._dense_row(row, f"texts[{i}]", self._full_dim) for i, row in enumerate(rows)]
         return [_unit(vec) for vec in mat]
 
     def _dense_row(self, row: Any, where: str, dim: int | None) -> np.ndarray:
@@ -125,6 +163,10 @@ class FunctionEncoder(BaseEncoder):
         # Shape only: NaN/inf are the encoders' own output check (base._check_finite).
         what = f"the vector {self.model_id} returned for {where}"
         return _unit(dense_vector(row, what, dim, check_values=False, expects="expected"))
+
+
+def _dense_entry(vec: np.ndarray) -> Entry:
+    return Entry(dense=vec, sparse=None, colbert=None, token_count=0, truncated=False)
 
 
 def _unit(vec: np.ndarray) -> np.ndarray:

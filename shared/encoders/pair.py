@@ -12,6 +12,8 @@ import hashlib
 from dataclasses import replace
 from typing import Unpack
 
+import numpy as np
+
 from ..errors import InvalidInputError
 from ..mrl import truncate
 from ..types import EncoderIdentity, TextKind
@@ -107,6 +109,10 @@ class PairEncoder(LateChunker):
         # texts): the pair's own MRL truncation is what is left.
         if entry.dense is not None and self._truncate_dim is not None:
             entry.dense = truncate(entry.dense, self._truncate_dim)
+
+    def document_dense(self, texts: list[str]) -> np.ndarray | list[np.ndarray] | None:
+        # The dense model's write path; the pair's own truncation is applied row by row by encode.
+        return None if self._truncate_dim is not None else self.dense_encoder.document_dense(texts)
 
     def _compute(
         self, texts: list[str], kind: TextKind, outputs: frozenset[str], batch_size: int, show_progress: bool

@@ -18,6 +18,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from shared.encoders import Bm25Encoder, encoder_from_functions, load_encoder, pair_encoders
+from shared.encoders.bm25 import bm25_for_corpus
 from shared.errors import InvalidInputError, ModelMismatchError
 from shared.store import HybridStore
 from tests.support.bm25 import QUERIES, bm25_reference, verses
@@ -169,3 +170,36 @@ def test_store_writes_what_encode_gives(tmp_path: Path) -> None:
         with pytest.raises(InvalidInputError, match=r"'c' \(index 1\).*empty document"):
             store.add_texts(["fine words", "   "], ids=["x", "c"])
         assert store.count() == 2
+
+
+def test_corpus_weights_are_the_engines_from_one_tokenisation() -> None:
+    """bm25_for_corpus tokenises each text once: its avg_len is the corpus mean, and the weights
+    it keeps for the store's add are embed_document's, bit for bit, each taken once (a repeated
+    text is weighed again by the engine, a text without terms still refused)."""
+    texts = [r["text"] for r in verses(0, 300)] + ["Let there be light", "!!!"]
+    enc = bm25_for_corpus(texts, k1=0.9, b=0.6, stopwords=True)
+    assert enc.avg_len == round(Bm25Encoder(stopwords=True).mean_length(texts), 1)
+    engine = Bm25Encoder(k1=0.9, b=0.6, stopwords=True, avg_len=enc.avg_len)
+    words = [*texts[:-1], texts[0]]  # the first verse twice: the second time from the engine
+    assert enc.document_arrays(words) == engine.document_arrays(words)
+    assert enc._corpus is not None and list(enc._corpus.positions) == ["!!!"]  # only what was not stored
+    fresh = bm25_for_corpus(texts)
+    with pytest.raises(InvalidInputError, match=r"text 1: no words"):
+        fresh.document_arrays([texts[0], "!!!"])
+    fresh.forget_corpus()
+    assert fresh._corpus is None
+    assert fresh.document_arrays(texts[:2]) == Bm25Encoder(avg_len=fresh.avg_len).document_arrays(texts[:2])
+    with pytest.raises(InvalidInputError, match="at least one text"):
+        bm25_for_corpus([])
+
+
+def test_an_add_keeps_no_corpus_weights_it_did_not_take(tmp_path: Path) -> None:
+    """Weights kept for texts the add never stored (another text was embedded) go with the add."""
+    docs = dict(_verses(0, 30))
+    enc = bm25_for_corpus([*docs.values(), "a text that is never added"])
+    with HybridStore("w", encoder=enc, path=tmp_path) as store:
+        store.add_texts(list(docs.values()), ids=list(docs))
+        assert enc._corpus is None
+        got = {r.id: r.sparse for r in store.scroll(with_vectors=True)}
+    want = Bm25Encoder(avg_len=enc.avg_len).encode(list(docs.values())).sparse or []
+    assert got == dict(zip(docs, want, strict=True))

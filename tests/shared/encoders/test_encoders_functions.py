@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -172,3 +173,55 @@ def test_sparse_dict_fast_path_matches_the_checked_path() -> None:
     for bad in ({1: float("nan")}, {1: float("inf")}, {-1: 1.0}, {2**32: 1.0}, {True: 1.0}):
         with pytest.raises(InvalidInputError, match="v:"):
             sparse_dict(bad, "v")
+
+
+def test_document_dense_is_encode_in_one_call_without_the_cache() -> None:
+    """The store's write path: the rows encode() gives, bit for bit, from one call of the model,
+    nothing cached; a zero row stays zero; bad rows are refused as encode() refuses them."""
+    model = Counting()
+    enc = encoder_from_functions(model_id="m", embed_documents=model.docs, embed_query=model.query)
+    texts = ["ab", "cd", "", "zzzz zz"]
+    mat = enc.document_dense(texts)
+    assert model.calls == [("docs", 4)] and len(enc.cache) == 0 and enc.dense_dim == 6
+    want = enc.encode(texts, "document").dense
+    assert mat is not None and want is not None and mat.dtype == np.float32
+    assert np.array_equal(mat, want)
+    rows = {
+        "zero": [[0.0, 0.0], [3.0, 4.0]],
+        "nan": [[1.0, 0.0], [float("nan"), 1.0]],
+        "ragged": [[1.0], [1.0, 2.0]],
+    }
+
+    def fixed(name: str) -> Any:
+        return encoder_from_functions(
+            model_id=name, embed_documents=lambda t: rows[name][: len(t)], embed_query=lambda t: [1.0, 0.0]
+        )
+
+    zero = fixed("zero").document_dense(["a", "b"])
+    assert zero is not None and np.array_equal(zero, np.asarray([[0.0, 0.0], [0.6, 0.8]], dtype=np.float32))
+    with pytest.raises(InvalidInputError, match=r"NaN or inf for texts\[1\]"):
+        fixed("nan").encode(["a", "b"])
+    with pytest.raises(InvalidInputError, match=r"NaN or inf for texts\[1\]"):
+        fixed("nan").document_dense(["a", "b"])
+    ragged = fixed("ragged").document_dense(["a", "b"])  # row by row: the store names the odd one
+    assert ragged is not None and [r.shape for r in ragged] == [(1,), (2,)]
+
+
+def test_pair_document_dense_is_its_dense_models() -> None:
+    model = Counting()
+    pair = encoder_from_functions(
+        model_id="d",
+        embed_documents=model.docs,
+        embed_query=model.query,
+        sparse_documents=model.sparse_docs,
+        sparse_query=model.sparse_query,
+        sparse_model_id="s",
+    )
+    mat = pair.document_dense(["a b", "c"])
+    assert model.calls == [("docs", 2)]  # the sparse model is not run
+    want = pair.encode(["a b", "c"], outputs=["dense"]).dense
+    assert mat is not None and want is not None and np.array_equal(mat, want)
+    assert isinstance(pair, PairEncoder)
+    with pytest.warns(UserWarning, match="Matryoshka"):
+        truncated = PairEncoder(pair.dense_encoder, pair.sparse_encoder, truncate_dim=3)
+    assert truncated.document_dense(["ab"]) is None  # encode() truncates row by row
