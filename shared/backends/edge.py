@@ -123,6 +123,16 @@ _INDEXING_THRESHOLD_BYTES = 10_000 * 1024
 ON_DISK_SEGMENT_NUMBER = 64
 #: Points per engine upsert call: each call holds the GIL, so other threads run between slices.
 UPSERT_SLICE = 64
+#: While index builds run apart, the shard is flushed every this many points written: a flush
+#: holds the GIL for a time that grows with what it writes (about 40 ms per 1,000 points of
+#: 384-d + sparse), and the flush before a build's copy then has little left to write.
+FLUSH_EVERY = 2048
+#: An add indexes apart a window of this many times ``background_index_min`` points as soon as
+#: it has written one, while it goes on writing (and waits when the next window is full before
+#: the previous one is swapped in): queries search at most about two windows exactly, and each
+#: build's fixed costs (the copy of the shard, the load of the indexed one) are paid once per
+#: window, not once per threshold's worth of points.
+WINDOW_FACTOR = 2
 #: ``background_index_min`` of a collection without dense vectors (the sparse index's build).
 SPARSE_BACKGROUND_INDEX_MIN = 10_000
 
@@ -601,6 +611,10 @@ class EdgeBackend:
         self._closing = False  # set first by close/drop: a running build is abandoned
         self._previous_at: Path | None = None  # where a swap in progress put the previous shard
         self._unindexed = 0
+        self._unflushed = 0
+        # Notified when a build apart ends (swapped in, failed or abandoned): an add waiting for
+        # its window (see _wait_for_window) goes on.
+        self._window = threading.Condition()
         # An add's index build runs after the add returns (see finish_bulk): one thread at a
         # time builds whatever is due, and a failure is kept until wait_indexed/close reports it.
         self._index_lock = threading.Lock()
@@ -893,12 +907,26 @@ class EdgeBackend:
 
     @one_step
     def upsert(self, points: Sequence[PointData]) -> None:
+        window = self.background_index_min * WINDOW_FACTOR
+        apart = self._builds_apart(window)
+        if apart:
+            self._wait_for_window()
         with self._write_lock:
             self._require()
             for lo in range(0, len(points), UPSERT_SLICE):
                 batch = [_edge_point(p) for p in points[lo : lo + UPSERT_SLICE]]
                 self._update(qe.UpdateOperation.upsert_points(batch), "upsert")
                 self._unindexed += len(batch)
+            if apart:
+                self._unflushed += len(points)
+                if self._unflushed >= FLUSH_EVERY:
+                    with self._gate.operation(), _engine_errors("flush", self.location):
+                        self._require().flush()
+                    self._unflushed = 0
+        if apart and self._unindexed >= window:
+            # A window of the add is due: indexed apart while the add goes on, so that queries
+            # never search more than about two windows of unindexed points exactly.
+            self._index_in_background()
         if self.compact_every:
             with self._count_lock:
                 self._written += len(points)
@@ -927,6 +955,19 @@ class EdgeBackend:
             with self._gate.operation(), _engine_errors("optimize", self.location):
                 self._require().optimize()
             self._unindexed = 0
+
+    def _wait_for_window(self) -> None:
+        """Hold a write while a build runs apart and a whole window has been written since its
+        copy: the points written during a build are searched exactly until the next build, and
+        replayed onto the copy at its swap, so both stay bounded by about one window."""
+        with self._window:
+            while (
+                self._log is not None
+                and self._unindexed >= self.background_index_min * WINDOW_FACTOR
+                and not self._closing
+                and self._indexing()
+            ):
+                self._window.wait(1.0)
 
     def _indexing(self) -> bool:
         with self._index_lock:
@@ -1076,6 +1117,7 @@ class EdgeBackend:
                     raise BackendError(f"cannot copy the embedded store at {self.location}: {exc}") from None
                 self._log = []
                 pending, self._unindexed = self._unindexed, 0
+                self._unflushed = 0
             with self._writer_lock:
                 if self._closing:
                     raise BackendError(f"the embedded store at {self.location} was closed")
@@ -1101,6 +1143,8 @@ class EdgeBackend:
         finally:
             with self._writer_lock:
                 self._writer = None
+            with self._window:
+                self._window.notify_all()
         self.background_builds += 1
         shutil.rmtree(copy, ignore_errors=True)  # now the previous shard
         _return_freed_heap()
@@ -1119,39 +1163,48 @@ class EdgeBackend:
         """Exchange the indexed ``copy`` with the shard directory and load it (see edge_build).
 
         The current shard stays open through the exchange (its files keep working under
-        their new name; no write reaches it, the write lock is held) and is closed only once
-        the indexed shard serves, after the gate: the load and the close are two GIL holds
-        with queries answered between them, not one. Until the marker is removed, a
-        reopened store exchanges the previous shard back; a failure here puts it back at
-        once, the current shard still open and serving.
+        their new name; no write reaches it, the write lock is held) and keeps answering
+        queries while the indexed shard is loaded and the writes made during the build are
+        replayed onto it (each engine call a GIL hold of its own, queries run between them):
+        queries wait only for the switch from one shard to the other, and the previous shard
+        is closed after it. Until the marker is removed, a reopened store exchanges the
+        previous shard back; a failure here puts it back at once, the current shard still
+        open and serving.
         """
         with self._write_lock:
             lock = _lock_file(copy)  # the lock the directory will carry once it is the store's
             try:
                 edge_build.mark_swapping(copy)
+                if self._closing:
+                    raise BackendError(f"the embedded store at {self.location} was closed")
+                old = self._require()
+                if self._tmp is not None:  # no write-ahead log: a swap back needs the points on disk
+                    with (
+                        self._gate.operation(),
+                        _engine_errors("flushing the shard for the swap", self.location),
+                    ):
+                        old.flush()
+                try:
+                    edge_build.exchange(self.path, copy)
+                except OSError as exc:
+                    raise BackendError(f"cannot swap the indexed shard in: {exc}") from None
+                self._previous_at = copy
+                try:
+                    new = self._load_swapped()
+                    edge_build.commit_swap(self.path)
+                    self._previous_at = None
+                except BaseException:
+                    with self._gate.swap():  # a failed restore closes ``old``: no query on it then
+                        self._swap_back(copy, old)
+                    raise
                 with self._gate.swap():
                     paused = time.perf_counter()
-                    if self._closing:
-                        raise BackendError(f"the embedded store at {self.location} was closed")
-                    old = self._require()
-                    if self._tmp is not None:  # no write-ahead log: a swap back needs the points on disk
-                        with _engine_errors("flushing the shard for the swap", self.location):
-                            old.flush()
-                    try:
-                        edge_build.exchange(self.path, copy)
-                    except OSError as exc:
-                        raise BackendError(f"cannot swap the indexed shard in: {exc}") from None
-                    self._previous_at = copy
-                    try:
-                        self._shard = self._load_swapped()
-                        edge_build.commit_swap(self.path)
-                        self._previous_at = None
-                    except BaseException:
-                        self._swap_back(copy, old)
-                        raise
+                    self._shard = new
                     self._log = None
                     self._relock(lock)  # inside the gate: a close waiting for it releases this lock
                     paused = time.perf_counter() - paused
+                with self._count_lock:
+                    self._written = 0  # the swap is a reload: the engine's heap is given back
             except BaseException:
                 if lock is not None and lock is not self._lock_fh:
                     lock.close()
@@ -1163,7 +1216,7 @@ class EdgeBackend:
 
     def _load_swapped(self) -> qe.EdgeShard:
         """The indexed shard now at the store's path, with the writes made during the build
-        replayed and flushed (gate held)."""
+        replayed and flushed (write lock held; queries go on with the current shard)."""
         with _engine_errors("loading the indexed shard", self.location):
             shard = qe.EdgeShard.load(str(self.path))
         try:
@@ -1178,7 +1231,7 @@ class EdgeBackend:
         return shard
 
     def _swap_back(self, copy: Path, old: qe.EdgeShard) -> None:
-        """Put the previous shard's directory back after a failed swap (gate held): ``old``,
+        """Put the previous shard's directory back after a failed swap (write lock and gate held): ``old``,
         still open, serves on. If even that fails the store is unusable and a reopen
         finishes the job (the marker is still there)."""
         try:
