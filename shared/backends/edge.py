@@ -33,8 +33,12 @@
   previous shard is closed afterwards, while queries go on). An add's build runs on the
   backend's index thread after the add has returned (:meth:`EdgeBackend.finish_bulk`);
   :meth:`EdgeBackend.wait_indexed` and ``close`` wait for it. Smaller builds stay in-process.
-  Upserts go to the engine in slices of :data:`UPSERT_SLICE` points, so no single GIL hold of
-  a write is long. A gate keeps operations off the shard between its close and reload.
+  A large add is indexed in windows as it writes (:data:`WINDOW_FACTOR`): every point is
+  searchable as soon as it is written, and a query searches at most about two windows of
+  unindexed points exactly, not the whole add. Upserts go to the engine in slices of
+  :data:`UPSERT_SLICE` points and the shard is flushed every :data:`FLUSH_EVERY` points, so no
+  single GIL hold of a write is long. A gate keeps operations off the shard between its close
+  and reload.
 * Every operation is one blocking engine call declared with :func:`shared.steps.one_step`:
   the store runs it in place, or (async) in a worker thread, so an event loop never waits
   on the engine. Nothing is retried: in-process calls have no transient failures.
@@ -947,6 +951,8 @@ class EdgeBackend:
         the indexed copy is swapped in when it is ready (:meth:`wait_indexed` waits for it;
         :meth:`close` does). Smaller windows are optimized in-process, unless a build is
         under way: its swap replays them, and its thread builds again if enough are due.
+        A large add has had its earlier windows indexed while it wrote (:meth:`upsert`):
+        what is left here is its last window.
         """
         if self._builds_apart(self._unindexed) or self._indexing():
             self._index_in_background()

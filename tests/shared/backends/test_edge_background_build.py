@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import qdrant_edge as qe
 
+from shared.backends import edge as edge_module
 from shared.backends import edge_build
 from shared.backends.edge import EdgeBackend
 from shared.errors import BackendError, InvalidInputError, InvalidTypeError
@@ -434,6 +435,75 @@ def test_a_failed_load_of_the_indexed_shard_keeps_the_current_one_serving(
         assert backend.background_builds == 1 and store.count() == 810
     with HybridStore("c", path=tmp_path) as store:
         assert store.count() == 810
+
+
+def test_a_large_add_is_indexed_in_windows_while_it_writes(tmp_path: Path, held: threading.Event) -> None:
+    # Once a window (2 x background_index_min) is written, it is indexed apart while the add
+    # goes on; when the next window is full before that build is swapped in, the add waits:
+    # queries never search more than about two windows of unindexed points exactly.
+    window = MIN * edge_module.WINDOW_FACTOR
+    n = 8 * window
+    with _store(tmp_path) as store:
+        backend = _backend(store)
+        adder, errors, results = _in_thread(lambda: store.add(_records(0, n)))
+        deadline = time.monotonic() + 120
+        while backend._writer is None and adder.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert backend._writer is not None, "no window was indexed during the add"
+        adder.join(0.5)
+        try:
+            assert adder.is_alive(), "the add did not wait for its window's build"
+            assert window <= store.count() < n
+            # Every point written so far is searchable while the build runs.
+            first = next(_records(0, 1))
+            assert store.query(sparse={100_000: 1.0}, mode="sparse", limit=1)[0].id == first.id
+        finally:
+            held.set()
+        adder.join(300)
+        assert not adder.is_alive() and not errors and len(results[0]) == n
+        store.wait_indexed()
+        assert backend.background_builds >= 2
+        assert store.count() == n
+        assert backend._shard.info().points_count == n  # type: ignore[union-attr]  # no stale copies
+        wanted = [f"doc-{i}" for i in range(n)]
+        got = [r.id for r in store.get(wanted)]
+        assert len(got) == n and set(got) == set(wanted)
+        assert store.query(sparse={100_000 + n - 1: 1.0}, mode="sparse", limit=1)[0].id == f"doc-{n - 1}"
+        assert _leftovers(tmp_path) == []
+    with HybridStore("c", path=tmp_path) as store:
+        assert store.count() == n
+
+
+def test_queries_are_answered_while_the_indexed_shard_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The load of the indexed shard and the replay of the writes made during its build run
+    # outside the swap gate: queries go on from the current shard meanwhile.
+    loading, go_on = threading.Event(), threading.Event()
+    with _store(tmp_path) as store:
+        backend = _backend(store)
+        store.add(_records(0, 200))
+        real = backend._load_swapped
+
+        def slow_load() -> Any:
+            loading.set()
+            assert go_on.wait(120)
+            return real()
+
+        monkeypatch.setattr(backend, "_load_swapped", slow_load)
+        store.add(_records(200, 600))
+        assert loading.wait(120), "the swap never started"
+        try:
+            asker, errors, results = _in_thread(
+                lambda: (store.count(), store.query(sparse={100_700: 1.0}, mode="sparse", limit=1)[0].id)
+            )
+            asker.join(60)
+            assert not asker.is_alive(), "a query waited for the load of the indexed shard"
+            assert not errors and results == [(800, "doc-700")]
+        finally:
+            go_on.set()
+        store.wait_indexed()
+        assert backend.background_builds == 1 and store.count() == 800
 
 
 def _resident(path: Path) -> float:
