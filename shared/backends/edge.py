@@ -28,10 +28,10 @@
   at least ``background_index_min`` unindexed points (an ``add``'s :meth:`finish_bulk`, or a
   compaction) therefore runs in a writer process on a copy of the shard, and the indexed
   copy is swapped in (:mod:`shared.backends.edge_build`): queries keep being answered from
-  the current shard meanwhile, and pause only for the swap (the load of the indexed shard,
-  its files cached and, in the default layout, memory-mapped: :data:`DEFAULT_MEMORY`; the
-  previous shard is closed afterwards, while queries go on). An add's build runs on the
-  backend's index thread after the add has returned (:meth:`EdgeBackend.finish_bulk`);
+  the current shard meanwhile, and pause only for the swap (the close of the current shard,
+  then the load of the indexed one, its files cached and, in the default layout,
+  memory-mapped: :data:`DEFAULT_MEMORY`, and the replay of the writes made meanwhile). An
+  add's build runs on the backend's index thread after the add has returned (:meth:`EdgeBackend.finish_bulk`);
   :meth:`EdgeBackend.wait_indexed` and ``close`` wait for it. Smaller builds stay in-process.
   A large add is indexed in windows as it writes (:data:`WINDOW_FACTOR`): every point is
   searchable as soon as it is written, and a query searches at most about two windows of
@@ -1168,44 +1168,43 @@ class EdgeBackend:
     def _swap_in(self, copy: Path) -> float:
         """Exchange the indexed ``copy`` with the shard directory and load it (see edge_build).
 
-        The current shard stays open through the exchange (its files keep working under
-        their new name; no write reaches it, the write lock is held) and keeps answering
-        queries while the indexed shard is loaded and the writes made during the build are
-        replayed onto it (each engine call a GIL hold of its own, queries run between them):
-        queries wait only for the switch from one shard to the other, and the previous shard
-        is closed after it. Until the marker is removed, a reopened store exchanges the
-        previous shard back; a failure here puts it back at once, the current shard still
-        open and serving.
+        Under the swap gate (queries wait; no write reaches the shard, the write lock is
+        held): the current shard is closed while its files are still at the store's path,
+        the directories are exchanged, the indexed shard is loaded and the writes made during
+        the build are replayed onto it. The close must come first: the engine writes a
+        shard's state (write-ahead log, segments) at the paths it was loaded from, so a
+        previous shard closed after the exchange wrote over the swapped-in shard's files,
+        and the writes replayed at the swap came back, at the next load, attached to other
+        points' payloads (296 of 300 points, ``test_writes_made_during_a_build_keep_their_payloads``).
+        Until the marker is removed, a reopened store exchanges the previous shard back; a
+        failure here puts it back at once and reloads it.
         """
         with self._write_lock:
             lock = _lock_file(copy)  # the lock the directory will carry once it is the store's
             try:
                 edge_build.mark_swapping(copy)
-                if self._closing:
-                    raise BackendError(f"the embedded store at {self.location} was closed")
-                old = self._require()
-                if self._tmp is not None:  # no write-ahead log: a swap back needs the points on disk
-                    with (
-                        self._gate.operation(),
-                        _engine_errors("flushing the shard for the swap", self.location),
-                    ):
-                        old.flush()
-                try:
-                    edge_build.exchange(self.path, copy)
-                except OSError as exc:
-                    raise BackendError(f"cannot swap the indexed shard in: {exc}") from None
-                self._previous_at = copy
-                try:
-                    new = self._load_swapped()
-                    edge_build.commit_swap(self.path)
-                    self._previous_at = None
-                except BaseException:
-                    with self._gate.swap():  # a failed restore closes ``old``: no query on it then
-                        self._swap_back(copy, old)
-                    raise
                 with self._gate.swap():
                     paused = time.perf_counter()
-                    self._shard = new
+                    if self._closing:
+                        raise BackendError(f"the embedded store at {self.location} was closed")
+                    old = self._require()
+                    with _engine_errors("closing the shard for the swap", self.location):
+                        old.flush()  # a temporary store has no write-ahead log: its points on disk
+                        old.close()
+                    self._shard = None
+                    try:
+                        edge_build.exchange(self.path, copy)
+                    except OSError as exc:
+                        self._reload(self.path, "reopening the shard after a failed swap")
+                        raise BackendError(f"cannot swap the indexed shard in: {exc}") from None
+                    self._previous_at = copy
+                    try:
+                        self._shard = self._load_swapped()
+                        edge_build.commit_swap(self.path)
+                        self._previous_at = None
+                    except BaseException:
+                        self._swap_back(copy)
+                        raise
                     self._log = None
                     self._relock(lock)  # inside the gate: a close waiting for it releases this lock
                     paused = time.perf_counter() - paused
@@ -1215,14 +1214,11 @@ class EdgeBackend:
                 if lock is not None and lock is not self._lock_fh:
                     lock.close()
                 raise
-        # No operation can reach the previous shard any more: closed while queries go on.
-        with _engine_errors("closing the previous shard", self.location):
-            old.close()
         return paused
 
     def _load_swapped(self) -> qe.EdgeShard:
         """The indexed shard now at the store's path, with the writes made during the build
-        replayed and flushed (write lock held; queries go on with the current shard)."""
+        replayed and flushed (write lock and gate held)."""
         with _engine_errors("loading the indexed shard", self.location):
             shard = qe.EdgeShard.load(str(self.path))
         try:
@@ -1236,10 +1232,10 @@ class EdgeBackend:
             raise
         return shard
 
-    def _swap_back(self, copy: Path, old: qe.EdgeShard) -> None:
-        """Put the previous shard's directory back after a failed swap (write lock and gate held): ``old``,
-        still open, serves on. If even that fails the store is unusable and a reopen
-        finishes the job (the marker is still there)."""
+    def _swap_back(self, copy: Path) -> None:
+        """Put the previous shard's directory back after a failed swap and reload it (write lock
+        and gate held; it was flushed and closed, so it holds every write). If even that fails
+        the store is unusable and a reopen finishes the job (the marker is still there)."""
         try:
             edge_build.exchange(self.path, copy)
         except OSError as exc:
@@ -1248,11 +1244,9 @@ class EdgeBackend:
                 f"({exc}); open it again to recover the previous shard"
             )
             self._shard = None
-            with contextlib.suppress(Exception):
-                old.close()
             raise
-        self._shard = old
         self._previous_at = None
+        self._reload(self.path, "reopening the shard after a failed swap")
 
     @one_step
     def delete_ids(self, ids: Sequence[PointId]) -> None:
