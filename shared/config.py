@@ -87,9 +87,11 @@ class StoreConfig:
         None,
         "embedded store: an index build of at least this many unindexed points (a large add, "
         "a compaction) runs in a writer process on a copy of the shard, swapped in when done, "
-        "so queries and other threads keep running; an add returns before its build ends "
-        "(wait_indexed() waits for it) (None: the engine's indexing threshold, ~6,700 points "
-        "at 384-d; 0: never, index in this process, inside add)",
+        "so queries and other threads keep running; a large add is indexed in windows of twice "
+        "this many points as it writes (its points are searchable once written), and returns "
+        "before the build of its last window ends (wait_indexed() waits for it) (None: the "
+        "engine's indexing threshold, ~6,700 points at 384-d; 0: never, index in this process, "
+        "inside add)",
     )
     shard_number: int | None = _option(None, "shards of a new collection on a server (None: the server's)")
     replication_factor: int | None = _option(None, "replicas of a new collection on a server")

@@ -1331,8 +1331,10 @@ class HybridStore(Closing):
     def wait_indexed(self) -> None:
         """Wait for the index builds that adds left running, and raise the failure of one.
 
-        The embedded store indexes a large add in a writer process after the add returns
-        (queries meanwhile search the new points exactly); ``close`` waits for it too. A
+        The embedded store indexes a large add in a writer process, in windows while the add
+        writes and its last window after the add returns (queries meanwhile search the points
+        not yet indexed exactly: every point is searchable once written); ``close`` waits for
+        it too. A
         failed build loses nothing: every point is stored, and the next add builds again.
         A Qdrant server indexes on its own: nothing to wait for.
         """

@@ -28,13 +28,17 @@
   at least ``background_index_min`` unindexed points (an ``add``'s :meth:`finish_bulk`, or a
   compaction) therefore runs in a writer process on a copy of the shard, and the indexed
   copy is swapped in (:mod:`shared.backends.edge_build`): queries keep being answered from
-  the current shard meanwhile, and pause only for the swap (the load of the indexed shard,
-  its files cached and, in the default layout, memory-mapped: :data:`DEFAULT_MEMORY`; the
-  previous shard is closed afterwards, while queries go on). An add's build runs on the
-  backend's index thread after the add has returned (:meth:`EdgeBackend.finish_bulk`);
+  the current shard meanwhile, and pause only for the swap (the close of the current shard,
+  then the load of the indexed one, its files cached and, in the default layout,
+  memory-mapped: :data:`DEFAULT_MEMORY`, and the replay of the writes made meanwhile). An
+  add's build runs on the backend's index thread after the add has returned (:meth:`EdgeBackend.finish_bulk`);
   :meth:`EdgeBackend.wait_indexed` and ``close`` wait for it. Smaller builds stay in-process.
-  Upserts go to the engine in slices of :data:`UPSERT_SLICE` points, so no single GIL hold of
-  a write is long. A gate keeps operations off the shard between its close and reload.
+  A large add is indexed in windows as it writes (:data:`WINDOW_FACTOR`): every point is
+  searchable as soon as it is written, and a query searches at most about two windows of
+  unindexed points exactly, not the whole add. Upserts go to the engine in slices of
+  :data:`UPSERT_SLICE` points and the shard is flushed every :data:`FLUSH_EVERY` points, so no
+  single GIL hold of a write is long. A gate keeps operations off the shard between its close
+  and reload.
 * Every operation is one blocking engine call declared with :func:`shared.steps.one_step`:
   the store runs it in place, or (async) in a worker thread, so an event loop never waits
   on the engine. Nothing is retried: in-process calls have no transient failures.
@@ -124,6 +128,16 @@ _INDEXING_THRESHOLD_BYTES = 10_000 * 1024
 ON_DISK_SEGMENT_NUMBER = 64
 #: Points per engine upsert call: each call holds the GIL, so other threads run between slices.
 UPSERT_SLICE = 64
+#: While index builds run apart, the shard is flushed every this many points written: a flush
+#: holds the GIL for a time that grows with what it writes (about 40 ms per 1,000 points of
+#: 384-d + sparse), and the flush before a build's copy then has little left to write.
+FLUSH_EVERY = 2048
+#: An add indexes apart a window of this many times ``background_index_min`` points as soon as
+#: it has written one, while it goes on writing (and waits when the next window is full before
+#: the previous one is swapped in): queries search at most about two windows exactly, and each
+#: build's fixed costs (the copy of the shard, the load of the indexed one) are paid once per
+#: window, not once per threshold's worth of points.
+WINDOW_FACTOR = 2
 #: ``background_index_min`` of a collection without dense vectors (the sparse index's build).
 SPARSE_BACKGROUND_INDEX_MIN = 10_000
 
@@ -659,6 +673,10 @@ class EdgeBackend:
         self._closing = False  # set first by close/drop: a running build is abandoned
         self._previous_at: Path | None = None  # where a swap in progress put the previous shard
         self._unindexed = 0
+        self._unflushed = 0
+        # Notified when a build apart ends (swapped in, failed or abandoned): an add waiting for
+        # its window (see _wait_for_window) goes on.
+        self._window = threading.Condition()
         # An add's index build runs after the add returns (see finish_bulk): one thread at a
         # time builds whatever is due, and a failure is kept until wait_indexed/close reports it.
         self._index_lock = threading.Lock()
@@ -951,12 +969,26 @@ class EdgeBackend:
 
     @one_step
     def upsert(self, points: Sequence[PointData]) -> None:
+        window = self.background_index_min * WINDOW_FACTOR
+        apart = self._builds_apart(window)
+        if apart:
+            self._wait_for_window()
         with self._write_lock:
             self._require()
             for lo in range(0, len(points), UPSERT_SLICE):
                 batch = [_edge_point(p) for p in points[lo : lo + UPSERT_SLICE]]
                 self._update(qe.UpdateOperation.upsert_points(batch), "upsert")
                 self._unindexed += len(batch)
+            if apart:
+                self._unflushed += len(points)
+                if self._unflushed >= FLUSH_EVERY:
+                    with self._gate.operation(), _engine_errors("flush", self.location):
+                        self._require().flush()
+                    self._unflushed = 0
+        if apart and self._unindexed >= window:
+            # A window of the add is due: indexed apart while the add goes on, so that queries
+            # never search more than about two windows of unindexed points exactly.
+            self._index_in_background()
         if self.compact_every:
             with self._count_lock:
                 self._written += len(points)
@@ -977,6 +1009,8 @@ class EdgeBackend:
         the indexed copy is swapped in when it is ready (:meth:`wait_indexed` waits for it;
         :meth:`close` does). Smaller windows are optimized in-process, unless a build is
         under way: its swap replays them, and its thread builds again if enough are due.
+        A large add has had its earlier windows indexed while it wrote (:meth:`upsert`):
+        what is left here is its last window.
         """
         if self._builds_apart(self._unindexed) or self._indexing():
             self._index_in_background()
@@ -985,6 +1019,19 @@ class EdgeBackend:
             with self._gate.operation(), _engine_errors("optimize", self.location):
                 self._require().optimize()
             self._unindexed = 0
+
+    def _wait_for_window(self) -> None:
+        """Hold a write while a build runs apart and a whole window has been written since its
+        copy: the points written during a build are searched exactly until the next build, and
+        replayed onto the copy at its swap, so both stay bounded by about one window."""
+        with self._window:
+            while (
+                self._log is not None
+                and self._unindexed >= self.background_index_min * WINDOW_FACTOR
+                and not self._closing
+                and self._indexing()
+            ):
+                self._window.wait(1.0)
 
     def _indexing(self) -> bool:
         with self._index_lock:
@@ -1134,6 +1181,7 @@ class EdgeBackend:
                     raise BackendError(f"cannot copy the embedded store at {self.location}: {exc}") from None
                 self._log = []
                 pending, self._unindexed = self._unindexed, 0
+                self._unflushed = 0
             with self._writer_lock:
                 if self._closing:
                     raise BackendError(f"the embedded store at {self.location} was closed")
@@ -1159,6 +1207,8 @@ class EdgeBackend:
         finally:
             with self._writer_lock:
                 self._writer = None
+            with self._window:
+                self._window.notify_all()
         self.background_builds += 1
         shutil.rmtree(copy, ignore_errors=True)  # now the previous shard
         _return_freed_heap()
@@ -1176,12 +1226,16 @@ class EdgeBackend:
     def _swap_in(self, copy: Path) -> float:
         """Exchange the indexed ``copy`` with the shard directory and load it (see edge_build).
 
-        The current shard stays open through the exchange (its files keep working under
-        their new name; no write reaches it, the write lock is held) and is closed only once
-        the indexed shard serves, after the gate: the load and the close are two GIL holds
-        with queries answered between them, not one. Until the marker is removed, a
-        reopened store exchanges the previous shard back; a failure here puts it back at
-        once, the current shard still open and serving.
+        Under the swap gate (queries wait; no write reaches the shard, the write lock is
+        held): the current shard is closed while its files are still at the store's path,
+        the directories are exchanged, the indexed shard is loaded and the writes made during
+        the build are replayed onto it. The close must come first: the engine writes a
+        shard's state (write-ahead log, segments) at the paths it was loaded from, so a
+        previous shard closed after the exchange wrote over the swapped-in shard's files,
+        and the writes replayed at the swap came back, at the next load, attached to other
+        points' payloads (296 of 300 points, ``test_writes_made_during_a_build_keep_their_payloads``).
+        Until the marker is removed, a reopened store exchanges the previous shard back; a
+        failure here puts it back at once and reloads it.
         """
         with self._write_lock:
             lock = _lock_file(copy)  # the lock the directory will carry once it is the store's
@@ -1192,12 +1246,14 @@ class EdgeBackend:
                     if self._closing:
                         raise BackendError(f"the embedded store at {self.location} was closed")
                     old = self._require()
-                    if self._tmp is not None:  # no write-ahead log: a swap back needs the points on disk
-                        with _engine_errors("flushing the shard for the swap", self.location):
-                            old.flush()
+                    with _engine_errors("closing the shard for the swap", self.location):
+                        old.flush()  # a temporary store has no write-ahead log: its points on disk
+                        old.close()
+                    self._shard = None
                     try:
                         edge_build.exchange(self.path, copy)
                     except OSError as exc:
+                        self._reload(self.path, "reopening the shard after a failed swap")
                         raise BackendError(f"cannot swap the indexed shard in: {exc}") from None
                     self._previous_at = copy
                     try:
@@ -1205,23 +1261,22 @@ class EdgeBackend:
                         edge_build.commit_swap(self.path)
                         self._previous_at = None
                     except BaseException:
-                        self._swap_back(copy, old)
+                        self._swap_back(copy)
                         raise
                     self._log = None
                     self._relock(lock)  # inside the gate: a close waiting for it releases this lock
                     paused = time.perf_counter() - paused
+                with self._count_lock:
+                    self._written = 0  # the swap is a reload: the engine's heap is given back
             except BaseException:
                 if lock is not None and lock is not self._lock_fh:
                     lock.close()
                 raise
-        # No operation can reach the previous shard any more: closed while queries go on.
-        with _engine_errors("closing the previous shard", self.location):
-            old.close()
         return paused
 
     def _load_swapped(self) -> qe.EdgeShard:
         """The indexed shard now at the store's path, with the writes made during the build
-        replayed and flushed (gate held)."""
+        replayed and flushed (write lock and gate held)."""
         with _engine_errors("loading the indexed shard", self.location):
             shard = qe.EdgeShard.load(str(self.path))
         try:
@@ -1235,10 +1290,10 @@ class EdgeBackend:
             raise
         return shard
 
-    def _swap_back(self, copy: Path, old: qe.EdgeShard) -> None:
-        """Put the previous shard's directory back after a failed swap (gate held): ``old``,
-        still open, serves on. If even that fails the store is unusable and a reopen
-        finishes the job (the marker is still there)."""
+    def _swap_back(self, copy: Path) -> None:
+        """Put the previous shard's directory back after a failed swap and reload it (write lock
+        and gate held; it was flushed and closed, so it holds every write). If even that fails
+        the store is unusable and a reopen finishes the job (the marker is still there)."""
         try:
             edge_build.exchange(self.path, copy)
         except OSError as exc:
@@ -1247,11 +1302,9 @@ class EdgeBackend:
                 f"({exc}); open it again to recover the previous shard"
             )
             self._shard = None
-            with contextlib.suppress(Exception):
-                old.close()
             raise
-        self._shard = old
         self._previous_at = None
+        self._reload(self.path, "reopening the shard after a failed swap")
 
     @one_step
     def delete_ids(self, ids: Sequence[PointId]) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import qdrant_edge as qe
 
+from shared.backends import edge as edge_module
 from shared.backends import edge_build
 from shared.backends.edge import EdgeBackend
 from shared.errors import BackendError, InvalidInputError, InvalidTypeError
@@ -378,10 +379,9 @@ def test_killing_the_serving_process_during_the_build_loses_nothing(tmp_path: Pa
     assert _leftovers(tmp_path) == []
 
 
-def test_the_previous_shard_is_closed_after_the_swap_while_the_indexed_one_serves(tmp_path: Path) -> None:
-    # The load of the indexed shard and the close of the previous one are two GIL holds with
-    # queries answered between them: the close runs outside the swap gate, once the store
-    # already serves from the indexed shard.
+def test_the_previous_shard_is_closed_before_the_directories_are_exchanged(tmp_path: Path) -> None:
+    # The engine writes a shard's state at the paths it was loaded from: a previous shard
+    # closed after the exchange wrote over the swapped-in shard's files.
     with _store(tmp_path) as store:
         backend = _backend(store)
         store.add(_records(0, 200))
@@ -393,17 +393,34 @@ def test_the_previous_shard_is_closed_after_the_swap_while_the_indexed_one_serve
                 return getattr(real, name)
 
             def close(self) -> None:
-                seen["gate held"] = backend._gate._swapping or backend._gate._waiting > 0
-                seen["serving"] = backend._shard
+                seen["marker at the store's path"] = (backend.path / edge_build.SWAP_MARKER).exists()
+                seen["gate held"] = backend._gate._swapping
                 real.close()
 
         backend._shard = Previous()  # type: ignore[assignment]
         store.add(_records(200, 600))
-        store.wait_indexed()  # the add returned once written; its build finishes on the index thread
+        store.wait_indexed()
         assert backend.background_builds == 1
-        assert seen["gate held"] is False
-        assert seen["serving"] is backend._shard and not isinstance(seen["serving"], Previous)
+        assert seen == {"marker at the store's path": False, "gate held": True}
         assert store.count() == 800
+
+
+def test_writes_made_during_a_build_keep_their_payloads(tmp_path: Path, held: threading.Event) -> None:
+    # Writes made during a build are replayed onto the indexed shard at its swap; each point
+    # must read back with its own payload, in this store and once reopened.
+    with _store(tmp_path) as store:
+        store.add(_records(0, 600))
+        _writer_pid(_backend(store))
+        try:
+            store.add(_records(5000, 300))  # during the build: logged, replayed at the swap
+        finally:
+            held.set()
+        store.wait_indexed()
+        ids = [f"doc-{i}" for i in (*range(600), *range(5000, 5300))]
+        assert [r.id for r in store.get(ids)] == ids
+    with HybridStore("c", path=tmp_path) as store:
+        assert [r.id for r in store.get(ids)] == ids
+        assert store.query(sparse={105_299: 1.0}, mode="sparse", limit=1)[0].id == "doc-5299"
 
 
 def test_a_failed_load_of_the_indexed_shard_keeps_the_current_one_serving(
@@ -422,7 +439,7 @@ def test_a_failed_load_of_the_indexed_shard_keeps_the_current_one_serving(
         with pytest.raises(BackendError, match=r"failed \(test\)"):
             store.wait_indexed()
         monkeypatch.undo()
-        assert backend._shard is old  # never closed: it serves on from its own directory
+        assert backend._shard is not old  # closed for the swap, reloaded from its own directory
         assert backend.background_builds == 0
         assert store.count() == 800
         assert store.query(sparse={100_700: 1.0}, mode="sparse", limit=1)[0].id == "doc-700"
@@ -434,6 +451,43 @@ def test_a_failed_load_of_the_indexed_shard_keeps_the_current_one_serving(
         assert backend.background_builds == 1 and store.count() == 810
     with HybridStore("c", path=tmp_path) as store:
         assert store.count() == 810
+
+
+def test_a_large_add_is_indexed_in_windows_while_it_writes(tmp_path: Path, held: threading.Event) -> None:
+    # Once a window (2 x background_index_min) is written, it is indexed apart while the add
+    # goes on; when the next window is full before that build is swapped in, the add waits:
+    # queries never search more than about two windows of unindexed points exactly.
+    window = MIN * edge_module.WINDOW_FACTOR
+    n = 8 * window
+    with _store(tmp_path) as store:
+        backend = _backend(store)
+        adder, errors, results = _in_thread(lambda: store.add(_records(0, n)))
+        deadline = time.monotonic() + 120
+        while backend._writer is None and adder.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert backend._writer is not None, "no window was indexed during the add"
+        adder.join(0.5)
+        try:
+            assert adder.is_alive(), "the add did not wait for its window's build"
+            assert window <= store.count() < n
+            # Every point written so far is searchable while the build runs.
+            first = next(_records(0, 1))
+            assert store.query(sparse={100_000: 1.0}, mode="sparse", limit=1)[0].id == first.id
+        finally:
+            held.set()
+        adder.join(300)
+        assert not adder.is_alive() and not errors and len(results[0]) == n
+        store.wait_indexed()
+        assert backend.background_builds >= 2
+        assert store.count() == n
+        assert backend._shard.info().points_count == n  # type: ignore[union-attr]  # no stale copies
+        wanted = [f"doc-{i}" for i in range(n)]
+        assert [r.id for r in store.get(wanted)] == wanted  # each point with its own payload
+        assert store.query(sparse={100_000 + n - 1: 1.0}, mode="sparse", limit=1)[0].id == f"doc-{n - 1}"
+        assert _leftovers(tmp_path) == []
+    with HybridStore("c", path=tmp_path) as store:
+        assert store.count() == n
+        assert [r.id for r in store.get(wanted)] == wanted
 
 
 def _resident(path: Path) -> float:
