@@ -323,6 +323,8 @@ def edge_config(schema: CollectionSchema, *, wal: bool = True) -> qe.EdgeConfig:
 def _edge_vector(value: Any) -> Any:
     if isinstance(value, SparseQuery):
         return qe.SparseVector(indices=list(value.indices), values=list(value.values))
+    if isinstance(value, np.ndarray):
+        return _dense_buffer(value)  # the engine reads the buffer: no list of floats per query
     return value
 
 

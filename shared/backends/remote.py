@@ -203,6 +203,8 @@ def index_schema(spec: IndexSpec) -> Any:
 def _vector(value: Any) -> Any:
     if isinstance(value, qp.SparseQuery):
         return models.SparseVector(indices=list(value.indices), values=list(value.values))
+    if isinstance(value, np.ndarray):
+        return value.tolist()
     return value
 
 
@@ -247,7 +249,7 @@ def _query(q: Any, plan: qp.QueryPlan) -> tuple[Any, str | None]:
     if isinstance(q, qp.MmrQuery):
         # Qdrant's API takes diversity = 1 - lambda (the engine's internal lambda).
         mmr = models.Mmr(diversity=1.0 - q.lambda_mult, candidates_limit=q.candidates_limit)
-        return models.NearestQuery(nearest=plan.vector(q.vector), mmr=mmr), q.using
+        return models.NearestQuery(nearest=_vector(plan.vector(q.vector)), mmr=mmr), q.using
     raise TypeError(f"unknown plan query {type(q).__name__}")
 
 

@@ -186,8 +186,10 @@ class QueryPlan:
     #: A grouped query (:mod:`shared.query.groups`): the root ranks the hits, the backend
     #: groups them (the root's limit is where an over-fetching backend starts).
     group: GroupSpec | None = None
-    #: The values of the :class:`VectorRef` s in the stages (ref name -> value).
-    vectors: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    #: The values of the :class:`VectorRef` s in the stages (ref name -> value: a float32 array
+    #: for a dense vector, a :class:`SparseQuery`, a list of rows for ColBERT). Not compared:
+    #: plans are equal when their stages are (the vectors are the query's).
+    vectors: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def vector(self, value: Any) -> Any:
         """A stage's query vector: the plan's value of a :class:`VectorRef`, else ``value``."""
@@ -381,7 +383,8 @@ def bind_vectors(
     bm25: SparseQuery | None = None,
 ) -> QueryPlan:
     """``template`` (:func:`plan_template`) with the values of its vector refs, each derived
-    once from the given vectors (a dense list converted once per query: a measurable cost)."""
+    once from the given vectors. Dense values stay float32 arrays: each backend hands them to
+    its engine in the form it reads fastest (the embedded engine reads the array's buffer)."""
     values: dict[str, Any] = {}
     for stage in iter_stages(template.root):
         ref = getattr(stage.query, "vector", None)
@@ -390,10 +393,10 @@ def bind_vectors(
         name = ref.name
         if name == DENSE_LIST.name:
             assert dense is not None
-            values[name] = dense.tolist()
+            values[name] = np.asarray(dense, dtype=np.float32)
         elif name == MRL_HEAD.name:
             assert dense is not None and schema.mrl_dim is not None
-            values[name] = truncate(dense, schema.mrl_dim).tolist()
+            values[name] = truncate(dense, schema.mrl_dim)
         elif name in (SPARSE_RAW.name, SPARSE_SELF.name):
             assert sparse is not None
             values[name] = sparse if name == SPARSE_RAW.name else self_normalised(sparse)
@@ -498,7 +501,7 @@ def plan_mmr(
     return QueryPlan(
         root=root,
         with_vectors=_returned_vectors(schema, with_vectors),
-        vectors={DENSE_LIST.name: np.asarray(dense, dtype=np.float32).tolist()},
+        vectors={DENSE_LIST.name: np.asarray(dense, dtype=np.float32)},
     )
 
 

@@ -54,7 +54,7 @@ def test_hybrid_rrf_plan_shape_and_candidates() -> None:
     assert dense_side.limit == sparse_side.limit == 120
     # The stages name the query vectors; the plan holds them (one tree for every such query).
     assert dense_side.query.using == "dense" and sparse_side.query.using == "sparse"  # type: ignore[union-attr]
-    assert plan.vector(dense_side.query.vector) == [float(x) for x in DENSE]  # type: ignore[union-attr]
+    np.testing.assert_array_equal(plan.vector(dense_side.query.vector), DENSE)  # type: ignore[union-attr]
     assert plan.vector(sparse_side.query.vector) == SPARSE  # type: ignore[union-attr]
     # Quantization defaults of the preset, hnsw_ef scaled with the candidates.
     assert dense_side.params.rescore is True and dense_side.params.oversampling == 2.0  # type: ignore[union-attr]
@@ -171,7 +171,7 @@ def test_mmr_plan() -> None:
     mmr = plan.root.query
     assert isinstance(mmr, MmrQuery)
     assert (mmr.using, mmr.lambda_mult, mmr.candidates_limit) == ("dense", 0.3, 20)
-    assert plan.vector(mmr.vector) == [float(x) for x in DENSE]
+    np.testing.assert_array_equal(plan.vector(mmr.vector), DENSE)
     assert plan.root.limit == 4 and plan.root.filter is FLT
     with pytest.raises(InvalidInputError, match="lambda_mult"):
         plan_mmr(SCHEMA, DENSE, limit=4, fetch_k=20, lambda_mult=1.5)
