@@ -87,8 +87,9 @@ class StoreConfig:
         None,
         "embedded store: an index build of at least this many unindexed points (a large add, "
         "a compaction) runs in a writer process on a copy of the shard, swapped in when done, "
-        "so queries and other threads keep running; a large add is indexed in windows of twice "
-        "this many points as it writes (its points are searchable once written), and returns "
+        "so queries and other threads keep running; while queries come in, a large add is indexed "
+        "in windows of twice this many points as it writes (its points are searchable once "
+        "written); an add returns "
         "before the build of its last window ends (wait_indexed() waits for it) (None: the "
         "engine's indexing threshold, ~6,700 points at 384-d; 0: never, index in this process, "
         "inside add)",

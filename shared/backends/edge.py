@@ -33,7 +33,8 @@
   memory-mapped: :data:`DEFAULT_MEMORY`, and the replay of the writes made meanwhile). An
   add's build runs on the backend's index thread after the add has returned (:meth:`EdgeBackend.finish_bulk`);
   :meth:`EdgeBackend.wait_indexed` and ``close`` wait for it. Smaller builds stay in-process.
-  A large add is indexed in windows as it writes (:data:`WINDOW_FACTOR`): every point is
+  While the store serves queries (:data:`WINDOWS_WHILE_QUERIED_S`), a large add is indexed in
+  windows as it writes (:data:`WINDOW_FACTOR`): every point is
   searchable as soon as it is written, and a query searches at most about two windows of
   unindexed points exactly, not the whole add. Upserts go to the engine in slices of
   :data:`UPSERT_SLICE` points and the shard is flushed every :data:`FLUSH_EVERY` points, so no
@@ -52,6 +53,7 @@ import ctypes.util
 import functools
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -138,6 +140,12 @@ FLUSH_EVERY = 2048
 #: build's fixed costs (the copy of the shard, the load of the indexed one) are paid once per
 #: window, not once per threshold's worth of points.
 WINDOW_FACTOR = 2
+#: An add is indexed in windows only while the store serves queries (one in the last this many
+#: seconds): the windows keep those queries off long exact scans of the add's points, but each
+#: copies and reloads the shard, which a bulk load with no one querying would pay for nothing
+#: (benchmarks/store.py: 100,000 x 1024-d int8 + sparse into an empty store took 4x longer in
+#: windows; RESULTS.md).
+WINDOWS_WHILE_QUERIED_S = 10.0
 #: ``background_index_min`` of a collection without dense vectors (the sparse index's build).
 SPARSE_BACKGROUND_INDEX_MIN = 10_000
 
@@ -675,6 +683,8 @@ class EdgeBackend:
         self._closing = False  # set first by close/drop: a running build is abandoned
         self._previous_at: Path | None = None  # where a swap in progress put the previous shard
         self._unindexed = 0
+        # When a query last ran (monotonic): an add is indexed in windows while queries come in.
+        self._last_query = -math.inf
         self._unflushed = 0
         # Notified when a build apart ends (swapped in, failed or abandoned): an add waiting for
         # its window (see _wait_for_window) goes on.
@@ -972,7 +982,7 @@ class EdgeBackend:
     @one_step
     def upsert(self, points: Sequence[PointData]) -> None:
         window = self.background_index_min * WINDOW_FACTOR
-        apart = self._builds_apart(window)
+        apart = self._builds_apart(window) and time.monotonic() - self._last_query < WINDOWS_WHILE_QUERIED_S
         if apart:
             self._wait_for_window()
         with self._write_lock:
@@ -1333,6 +1343,7 @@ class EdgeBackend:
 
     @one_step
     def query(self, plan: QueryPlan) -> list[ResultPoint]:
+        self._last_query = time.monotonic()
         request = edge_request(plan)
         with self._gate.operation(), _engine_errors("query", self.location):
             if (shard := self._current()) is None:
@@ -1347,6 +1358,7 @@ class EdgeBackend:
         (:func:`shared.query.groups.fill_groups`)."""
         spec = plan.group
         assert spec is not None
+        self._last_query = time.monotonic()
 
         def fetch(n: int) -> list[Any]:
             request = edge_request(plan, n)
@@ -1361,6 +1373,7 @@ class EdgeBackend:
     @one_step
     def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[ResultPoint]]:
         """The plans as one engine batch (it shares one pass over the segments)."""
+        self._last_query = time.monotonic()
         request = qe.QueryBatchRequest([edge_request(p) for p in plans])
         with self._gate.operation(), _engine_errors("query batch", self.location):
             if (shard := self._current()) is None:
