@@ -110,17 +110,22 @@ def test_sparse_dict_refuses_bad_vectors(vector: object, error: type[Exception],
         sparse_dict(vector, "v")
 
 
-def test_pairing_runs_only_the_model_asked_for() -> None:
-    model = Counting()
-    pair = encoder_from_functions(
+def _counting_pair(model: Counting, dense_dim: int | None = None) -> Any:
+    """``model``'s dense and sparse functions as one core encoder (models "d" and "s")."""
+    return encoder_from_functions(
         model_id="d",
         embed_documents=model.docs,
         embed_query=model.query,
         sparse_documents=model.sparse_docs,
         sparse_query=model.sparse_query,
         sparse_model_id="s",
-        dense_dim=6,
+        dense_dim=dense_dim,
     )
+
+
+def test_pairing_runs_only_the_model_asked_for() -> None:
+    model = Counting()
+    pair = _counting_pair(model, dense_dim=6)
     assert isinstance(pair, PairEncoder)
     assert pair.identity.model_id == "d" and pair.identity.sparse_model_id == "s"
     pair.encode(["a b"], outputs=["sparse"])
@@ -140,14 +145,7 @@ def test_pair_encoders_keeps_one_model_once() -> None:
 
 def test_the_store_encodes_with_wrapped_functions_and_embed_text(tmp_path: Path) -> None:
     model = Counting()
-    enc = encoder_from_functions(
-        model_id="d",
-        embed_documents=model.docs,
-        embed_query=model.query,
-        sparse_documents=model.sparse_docs,
-        sparse_query=model.sparse_query,
-        sparse_model_id="s",
-    )
+    enc = _counting_pair(model)
     with HybridStore("c", path=tmp_path / "s", encoder=enc) as store:
         store.add(
             [
@@ -209,14 +207,7 @@ def test_document_dense_is_encode_in_one_call_without_the_cache() -> None:
 
 def test_pair_document_dense_is_its_dense_models() -> None:
     model = Counting()
-    pair = encoder_from_functions(
-        model_id="d",
-        embed_documents=model.docs,
-        embed_query=model.query,
-        sparse_documents=model.sparse_docs,
-        sparse_query=model.sparse_query,
-        sparse_model_id="s",
-    )
+    pair = _counting_pair(model)
     mat = pair.document_dense(["a b", "c"])
     assert model.calls == [("docs", 2)]  # the sparse model is not run
     want = pair.encode(["a b", "c"], outputs=["dense"]).dense
