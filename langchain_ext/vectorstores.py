@@ -33,7 +33,7 @@ from qdrant_client import models
 from typing_extensions import Self
 
 from shared.config import ADD_BATCH_SIZE, StoreConfig, connection_from
-from shared.encoders import encoder_from_functions, pair_encoders, sparse_dict
+from shared.encoders import encoder_from_functions, pair_encoders
 from shared.errors import InvalidInputError, InvalidTypeError
 from shared.hierarchy import Hierarchy
 from shared.late_chunking import DEFAULT_DOCUMENT_KEY, chunk_from_metadata, documents_by_key
@@ -457,7 +457,7 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         kwargs: dict[str, Any],
         *,
         dense: Any = None,
-        sparse: dict[int, float] | None = None,
+        sparse: Any = None,
     ) -> dict[str, Any]:
         """Translate a search into the arguments of one core query (the store encodes the text)."""
         k = positive_int(k, "k")
@@ -512,8 +512,8 @@ class HybridQdrantVectorStore(Closing, VectorStore):
         return _documents(await self._store.aquery(**self._search_args(query, k, dict(kwargs))))
 
     def _by_vector_args(self, embedding: Any, k: int, kwargs: dict[str, Any]) -> dict[str, Any]:
-        sparse_vector = kwargs.pop("sparse_vector", None)
-        sparse = None if sparse_vector is None else sparse_dict(sparse_vector, "sparse_vector")
+        # As given: the store checks it (a mapping, or LangChain's/Qdrant's indices + values).
+        sparse = kwargs.pop("sparse_vector", None)
         # No text: the store searches with what is given (dense only -> dense, both -> hybrid).
         return self._search_args(None, k, kwargs, dense=embedding, sparse=sparse)
 

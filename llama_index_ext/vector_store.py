@@ -59,6 +59,7 @@ _NODE_CONTENT_KEY = "_node_content"
 #: options, less the sizes a ``VectorStoreQuery`` itself gives (top-k's, no offset).
 _QUERY_OPTIONS = SEARCH_OPTIONS - {"offset", "dense_candidates", "sparse_candidates", "mrl_candidates"}
 _MMR_OPTIONS = frozenset({"mmr_prefetch_k", "mmr_prefetch_factor"})
+_KNOWN_OPTIONS = _QUERY_OPTIONS | _MMR_OPTIONS
 #: The store options defaults: every field below that is a store option takes its default here.
 _D = StoreConfig()
 
@@ -378,11 +379,11 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
             raise InvalidTypeError(f"query must be a VectorStoreQuery, got {type(query).__name__}")
         options = dict(kwargs)
         raw_filter = options.pop("qdrant_filters", None)  # checked by and_filters
-        unknown = sorted(set(options) - _QUERY_OPTIONS - _MMR_OPTIONS)
+        unknown = sorted(options.keys() - _KNOWN_OPTIONS) if options else None
         if unknown:
             raise InvalidInputError(
                 f"unknown query options {unknown}; "
-                f"known: {sorted(_QUERY_OPTIONS | _MMR_OPTIONS | {'qdrant_filters'})}"
+                f"known: {sorted(_KNOWN_OPTIONS | {'qdrant_filters'})}"
             )
         flt = and_filters(
             to_qdrant_filter(query.filters),
@@ -403,7 +404,7 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
             return _StoreQuery(
                 True, {**vectors, "limit": top_k, "fetch_k": fetch_k, "lambda_mult": query.mmr_threshold}
             )
-        for name in _MMR_OPTIONS & set(options):
+        for name in _MMR_OPTIONS & options.keys():
             raise InvalidInputError(f"option {name!r} only applies to MMR queries")
         sizes = _MODE_SIZES.get(mode)
         if sizes is None:

@@ -386,11 +386,7 @@ def bind_vectors(
     once from the given vectors. Dense values stay float32 arrays: each backend hands them to
     its engine in the form it reads fastest (the embedded engine reads the array's buffer)."""
     values: dict[str, Any] = {}
-    for stage in iter_stages(template.root):
-        ref = getattr(stage.query, "vector", None)
-        if not isinstance(ref, VectorRef) or ref.name in values:
-            continue
-        name = ref.name
+    for name in _ref_names(template.root):
         if name == DENSE_LIST.name:
             assert dense is not None
             values[name] = np.asarray(dense, dtype=np.float32)
@@ -408,7 +404,23 @@ def bind_vectors(
             values[name] = np.asarray(colbert, dtype=np.float32).tolist()
         else:
             raise TypeError(f"unknown vector ref {name!r}")
-    return replace(template, vectors=values)
+    return QueryPlan(template.root, template.offset, template.with_vectors, template.group, values)
+
+
+#: The vector ref names of a stage tree, by the tree's id (a store reuses one tree per options).
+_REF_NAMES: dict[int, tuple[Stage, tuple[str, ...]]] = {}
+
+
+def _ref_names(root: Stage) -> tuple[str, ...]:
+    """The distinct :class:`VectorRef` names in ``root``'s tree, root first (walked once per tree)."""
+    known = _REF_NAMES.get(id(root))
+    if known is None or known[0] is not root:
+        refs = (getattr(stage.query, "vector", None) for stage in iter_stages(root))
+        names = tuple(dict.fromkeys(r.name for r in refs if isinstance(r, VectorRef)))
+        if len(_REF_NAMES) >= 256:
+            _REF_NAMES.clear()
+        known = _REF_NAMES[id(root)] = (root, names)
+    return known[1]
 
 
 def _levels_stage(schema: CollectionSchema, opts: QueryOptions, limit: int, given: frozenset[str]) -> Stage:
