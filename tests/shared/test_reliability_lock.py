@@ -58,8 +58,14 @@ def test_open_while_another_process_ingests_is_refused_then_free_after_kill(tmp_
             time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGKILL)
-        out, _ = proc.communicate(timeout=30)
-    lines += [x.strip() for x in out.splitlines()]
+        proc.wait(timeout=30)
+    # The rest through the same reader: readline may have read ahead past the first ack, and
+    # communicate() reads the raw pipe, so acks in that buffer would be lost (an acknowledged
+    # batch would then count as unexpected data).
+    assert proc.stdout is not None and proc.stderr is not None
+    lines += [x.strip() for x in proc.stdout.read().splitlines()]
+    proc.stdout.close()
+    proc.stderr.close()
     acked = [int(x.split()[1]) for x in lines if x.startswith("ack ")]
     # The owner's acknowledged data survived the refused opens and its own death.
     _, lost, problems = crash.verify(tmp_path, acked, max(acked) + 1, 16, 5)
