@@ -385,14 +385,16 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
                 f"unknown query options {unknown}; "
                 f"known: {sorted(_KNOWN_OPTIONS | {'qdrant_filters'})}"
             )
-        flt = and_filters(
-            to_qdrant_filter(query.filters),
-            _id_filter(REF_DOC_ID_KEY, query.doc_ids, "doc_ids"),
-            _has_ids(query.node_ids, "node_ids"),
-            raw_filter,
-        )
+        flt = None
+        if query.filters is not None or query.doc_ids or query.node_ids or raw_filter is not None:
+            flt = and_filters(
+                to_qdrant_filter(query.filters),
+                _id_filter(REF_DOC_ID_KEY, query.doc_ids, "doc_ids"),
+                _has_ids(query.node_ids, "node_ids"),
+                raw_filter,
+            )
         top_k = positive_int(query.similarity_top_k, "similarity_top_k")
-        mode = VectorStoreQueryMode(query.mode)
+        mode = query.mode if type(query.mode) is VectorStoreQueryMode else VectorStoreQueryMode(query.mode)
         vectors = {"text": query.query_str, "dense": query.query_embedding, "filter": flt}
         if mode == VectorStoreQueryMode.MMR:
             mmr = {name: options.pop(name, None) for name in _MMR_OPTIONS}
