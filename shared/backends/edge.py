@@ -100,6 +100,7 @@ from ..query.plan import (
     Stage,
     VectorRef,
     WeightedSum,
+    per_tree,
 )
 from ..schema import BM25, COLBERT, DENSE, DENSE_MRL, REF_DOC_ID_KEY, SPARSE, CollectionSchema
 from ..steps import one_step
@@ -421,6 +422,7 @@ def _prefetch_part(stage: Stage) -> _Part:
 _Request = Callable[[QueryPlan, "int | None"], qe.QueryRequest]
 
 
+@per_tree
 def _request_builder(root: Stage) -> _Request:
     """The request of every plan with this stage tree: everything but the vectors and the
     page translated once (a store reuses one tree for all queries with the same options)."""
@@ -449,20 +451,9 @@ def _request_builder(root: Stage) -> _Request:
     return build
 
 
-# Builders by stage tree (the tree is held, so its id stays its own while it is here).
-_BUILDERS: dict[int, tuple[Stage, _Request]] = {}
-
-
 def edge_request(plan: QueryPlan, limit: int | None = None) -> qe.QueryRequest:
     """The one qdrant_edge request that runs ``plan`` (its root's top ``limit`` when given)."""
-    root = plan.root
-    known = _BUILDERS.get(id(root))
-    if known is None or known[0] is not root:
-        if len(_BUILDERS) >= 256:
-            _BUILDERS.clear()
-        known = (root, _request_builder(root))
-        _BUILDERS[id(root)] = known
-    return known[1](plan, limit)
+    return _request_builder(plan.root)(plan, limit)
 
 
 _SPARSE_NAMES = frozenset({SPARSE, BM25})

@@ -463,6 +463,7 @@ class QueryResolver:
             return False
         return colbert is not None or (text is not None and can_encode_colbert)
 
+
 def _checked(weighted: tuple[Any, ...] | None, **kwargs: Any) -> QueryOptions:
     """:func:`resolve_options` (then :func:`_weighted` for LlamaIndex's terms)."""
     opts = resolve_options(**kwargs)

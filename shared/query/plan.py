@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from qdrant_client import models
@@ -28,6 +28,8 @@ from ..validation import non_negative_number, positive_int, sparse_arrays
 from .groups import GroupSpec
 from .modes import FusionMethod, RetrievalMode, SparseNormalization
 from .options import QueryOptions
+
+T = TypeVar("T")
 
 __all__ = [
     "MIN_HNSW_EF",
@@ -45,6 +47,7 @@ __all__ = [
     "WeightedSum",
     "bind_vectors",
     "iter_stages",
+    "per_tree",
     "plan_mmr",
     "plan_query",
     "plan_template",
@@ -407,20 +410,28 @@ def bind_vectors(
     return QueryPlan(template.root, template.offset, template.with_vectors, template.group, values)
 
 
-#: The vector ref names of a stage tree, by the tree's id (a store reuses one tree per options).
-_REF_NAMES: dict[int, tuple[Stage, tuple[str, ...]]] = {}
+def per_tree(make: Callable[[Stage], T]) -> Callable[[Stage], T]:
+    """``make`` computed once per stage tree: a store reuses one tree for every query with the same
+    options (:meth:`shared.store.HybridStore._plan`). The last 256 trees are held, so each id stays
+    its own while it is a key."""
+    known: dict[int, tuple[Stage, T]] = {}
+
+    def cached(root: Stage) -> T:
+        hit = known.get(id(root))
+        if hit is None or hit[0] is not root:
+            if len(known) >= 256:
+                known.clear()
+            hit = known[id(root)] = (root, make(root))
+        return hit[1]
+
+    return cached
 
 
+@per_tree
 def _ref_names(root: Stage) -> tuple[str, ...]:
-    """The distinct :class:`VectorRef` names in ``root``'s tree, root first (walked once per tree)."""
-    known = _REF_NAMES.get(id(root))
-    if known is None or known[0] is not root:
-        refs = (getattr(stage.query, "vector", None) for stage in iter_stages(root))
-        names = tuple(dict.fromkeys(r.name for r in refs if isinstance(r, VectorRef)))
-        if len(_REF_NAMES) >= 256:
-            _REF_NAMES.clear()
-        known = _REF_NAMES[id(root)] = (root, names)
-    return known[1]
+    """The distinct :class:`VectorRef` names in ``root``'s tree, root first."""
+    refs = (getattr(stage.query, "vector", None) for stage in iter_stages(root))
+    return tuple(dict.fromkeys(r.name for r in refs if isinstance(r, VectorRef)))
 
 
 def _levels_stage(schema: CollectionSchema, opts: QueryOptions, limit: int, given: frozenset[str]) -> Stage:
