@@ -134,7 +134,7 @@ class MicroBatcher:
         # A lone call runs at once, as the batch of one it would be (the encoder checks it).
         joins = self.max_wait > 0 and options.get("batch_size") is None and not options.get("show_progress")
         if joins and self._claim_alone():
-            return self._run_alone(texts, kind, options.get("outputs"))
+            return self._run_alone(texts, kind, options)
         request = self._request(texts, kind, **options)
         if request is None:
             return self._inner.encode(texts, kind, **options)
@@ -200,12 +200,13 @@ class MicroBatcher:
             self._busy = True
             return True
 
-    def _run_alone(self, texts: Sequence[str], kind: TextKind, outputs: Sequence[str] | None) -> EncodeResult:
+    def _run_alone(self, texts: Sequence[str], kind: TextKind, options: EncodeOptions) -> EncodeResult:
         """A lone call (:meth:`_claim_alone`): the batch of one that :meth:`_lead` would run, in
         the caller's thread without the future (the same encode call, so the same rows);
-        calls that queued meanwhile go on as the next batch."""
+        calls that queued meanwhile go on as the next batch. Every option goes through, so the
+        encoder refuses an unknown one as it would alone."""
         try:
-            result = self._inner.encode(texts, kind, outputs=outputs)
+            result = self._inner.encode(texts, kind, **options)
             self.batches += 1
             self.requests += 1
             return result

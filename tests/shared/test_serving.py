@@ -187,6 +187,16 @@ def test_a_lone_call_runs_at_once_in_its_thread_and_frees_the_encoder_even_when_
     assert (batcher.batches, batcher.requests, batcher.waiting) == (2, 2, 0)
 
 
+def test_an_unknown_option_is_refused_alone_and_joined(bge: Encoder) -> None:
+    batcher = MicroBatcher(bge, max_wait=0.05)
+    with pytest.raises(TypeError, match="outptus"):
+        batcher.encode(["a lone call"], "query", outptus=["sparse"])  # type: ignore[call-arg]
+    batcher._last_overlap = time.monotonic()  # queries overlapped just now: the call joins
+    with pytest.raises(TypeError, match="outptus"):
+        batcher.encode(["a joining call"], "query", outptus=["sparse"])  # type: ignore[call-arg]
+    batcher.close()
+
+
 def test_a_failing_caller_fails_alone(bge: Encoder) -> None:
     gated = Gated(bge)
     batcher = MicroBatcher(gated, max_wait=0.05)
