@@ -132,8 +132,7 @@ class MicroBatcher:
     ) -> EncodeResult:
         """The wrapped encoder's ``encode``, joined with concurrent calls of the same kind and outputs."""
         # A lone call runs at once, as the batch of one it would be (the encoder checks it).
-        joins = self.max_wait > 0 and options.get("batch_size") is None and not options.get("show_progress")
-        if joins and self._claim_alone():
+        if self._joins(options.get("batch_size"), options.get("show_progress")) and self._claim_alone():
             return self._run_alone(texts, kind, options)
         request = self._request(texts, kind, **options)
         if request is None:
@@ -178,7 +177,7 @@ class MicroBatcher:
     ) -> _Request | None:
         """A request to join, or None when the call goes straight through (an unknown option
         is refused here, as the wrapped encoder would refuse it)."""
-        if self.max_wait <= 0 or batch_size is not None or show_progress:
+        if not self._joins(batch_size, show_progress):
             return None
         # Checked here, so a bad call fails alone, in its caller, before it can join a batch.
         items = text_list(texts)
@@ -190,6 +189,10 @@ class MicroBatcher:
             outputs = [outputs]
         key = (kind, None if outputs is None else tuple(sorted(set(outputs))))
         return _Request(items, key)
+
+    def _joins(self, batch_size: int | None, show_progress: bool | None) -> bool:
+        """Whether a call may join others: batching is on and the call sets no batching of its own."""
+        return self.max_wait > 0 and batch_size is None and not show_progress
 
     def _claim_alone(self) -> bool:
         """True when this call may run alone at once: the encoder is idle and queries have not

@@ -975,7 +975,7 @@ class EdgeBackend:
         window = self.background_index_min * WINDOW_FACTOR
         apart = self._builds_apart(window) and time.monotonic() - self._last_query < WINDOWS_WHILE_QUERIED_S
         if apart:
-            self._wait_for_window()
+            self._wait_for_window(window)
         with self._write_lock:
             self._require()
             for lo in range(0, len(points), UPSERT_SLICE):
@@ -1023,16 +1023,13 @@ class EdgeBackend:
                 self._require().optimize()
             self._unindexed = 0
 
-    def _wait_for_window(self) -> None:
+    def _wait_for_window(self, window: int) -> None:
         """Hold a write while a build runs apart and a whole window has been written since its
         copy: the points written during a build are searched exactly until the next build, and
         replayed onto the copy at its swap, so both stay bounded by about one window."""
         with self._window:
             while (
-                self._log is not None
-                and self._unindexed >= self.background_index_min * WINDOW_FACTOR
-                and not self._closing
-                and self._indexing()
+                self._log is not None and self._unindexed >= window and not self._closing and self._indexing()
             ):
                 self._window.wait(1.0)
 
