@@ -65,8 +65,7 @@ TOKENS = "tokens"
 _MAX_LOGIT_ELEMENTS = 64_000_000
 #: What one more forward pass costs in padded tokens, for planning query batches (a joined pass
 #: of concurrent queries): ONNX Runtime's per-pass cost is mostly reading the weights once, about
-#: what 8 tokens' arithmetic costs (BGE-M3's shape, int8, 2 cores: ~20 ms a pass, ~2.5 ms a
-#: token); cutting 16 queries of 18-30 tokens where that pays took 85 -> 77 ms CPU per query.
+#: what 8 tokens' arithmetic costs at BGE-M3's shape (measured: benchmarks/RESULTS.md, serving).
 #: Documents keep full batches (long texts; not measured with a pass cost).
 _QUERY_PASS_TOKENS = 8
 
@@ -509,8 +508,7 @@ class OnnxEncoder(LateChunker, ModelEncoder):
         options.inter_op_num_threads = 1
         # No spin-waiting between parallel sections: a spinning intra-op thread is CPU charged to
         # the process for no work, which a lone or a joined run pays in full, and on a busy machine
-        # it spins while its partner waits for a core (measured at BGE-M3's shape, int8, 2 threads:
-        # a lone query 162 -> 93 ms CPU; benchmarks/RESULTS.md, serving).
+        # it spins while its partner waits for a core (benchmarks/RESULTS.md, serving).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
