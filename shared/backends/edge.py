@@ -132,8 +132,8 @@ ON_DISK_SEGMENT_NUMBER = 64
 #: Points per engine upsert call: each call holds the GIL, so other threads run between slices.
 UPSERT_SLICE = 64
 #: While index builds run apart, the shard is flushed every this many points written: a flush
-#: holds the GIL for a time that grows with what it writes (about 40 ms per 1,000 points of
-#: 384-d + sparse), and the flush before a build's copy then has little left to write.
+#: holds the GIL for a time that grows with what it writes, and the flush before a build's copy
+#: then has little left to write.
 FLUSH_EVERY = 2048
 #: An add indexes apart a window of this many times ``background_index_min`` points as soon as
 #: it has written one, while it goes on writing (and waits when the next window is full before
@@ -144,8 +144,7 @@ WINDOW_FACTOR = 2
 #: An add is indexed in windows only while the store serves queries (one in the last this many
 #: seconds): the windows keep those queries off long exact scans of the add's points, but each
 #: copies and reloads the shard, which a bulk load with no one querying would pay for nothing
-#: (benchmarks/store.py: 100,000 x 1024-d int8 + sparse into an empty store took 4x longer in
-#: windows; RESULTS.md).
+#: (benchmarks/store.py, RESULTS.md).
 WINDOWS_WHILE_QUERIED_S = 10.0
 #: ``background_index_min`` of a collection without dense vectors (the sparse index's build).
 SPARSE_BACKGROUND_INDEX_MIN = 10_000
@@ -1233,7 +1232,7 @@ class EdgeBackend:
         shard's state (write-ahead log, segments) at the paths it was loaded from, so a
         previous shard closed after the exchange wrote over the swapped-in shard's files,
         and the writes replayed at the swap came back, at the next load, attached to other
-        points' payloads (296 of 300 points, ``test_writes_made_during_a_build_keep_their_payloads``).
+        points' payloads (``test_writes_made_during_a_build_keep_their_payloads``).
         Until the marker is removed, a reopened store exchanges the previous shard back; a
         failure here puts it back at once and reloads it.
         """
