@@ -97,6 +97,12 @@ def build_store(path: Path, encoder: Encoder, n: int, **kw: Any) -> None:
 
 def closed_loop(store: HybridStore, queries: list[str], callers: int) -> dict[str, float]:
     """``callers`` threads, each querying its share of ``queries`` one after another."""
+    return threads_each_in_turn(lambda q: store.query(q, limit=10), queries, callers)
+
+
+def threads_each_in_turn(ask: Callable[[str], Any], queries: list[str], callers: int) -> dict[str, float]:
+    """``callers`` threads, each calling ``ask`` on its share of ``queries`` one after another:
+    queries/s, CPU ms per query (the process's), p50 and p99 latency."""
     shares = [queries[i::callers] for i in range(callers)]
     latencies: list[float] = []
     lock = threading.Lock()
@@ -107,7 +113,7 @@ def closed_loop(store: HybridStore, queries: list[str], callers: int) -> dict[st
         local = []
         for q in mine:
             t = time.perf_counter()
-            store.query(q, limit=10)
+            ask(q)
             local.append(time.perf_counter() - t)
         with lock:
             latencies.extend(local)
@@ -201,6 +207,10 @@ def throughput(name: str, encoder: Encoder, path: Path, args: argparse.Namespace
     return lines
 
 
+#: Concurrent callers whose encoder ceiling :func:`encoder_costs` measures (the throughput target's).
+CEILING_CALLERS = 32
+
+
 def encoder_costs(name: str, encoder: Encoder, repeats: int = 3, lone_pairs: int = 40) -> list[str]:
     """The encoder alone: CPU and wall time per query when n queries share one call, and what the
     micro-batcher adds to a lone call (measured on cache hits, where it is the whole cost, and on
@@ -217,7 +227,14 @@ def encoder_costs(name: str, encoder: Encoder, repeats: int = 3, lone_pairs: int
             encoder.encode(qs[r * n : (r + 1) * n], "query", outputs=["dense", "sparse"])
         cpu, wall = time.process_time() - c0, time.perf_counter() - t0
         rows.append((n, cpu / (n * repeats) * 1000, wall / (n * repeats) * 1000))
-    concurrent = lone_calls_concurrently(encoder, query_texts(CEILING_CALLERS * repeats, seed=600))
+    # What batching off runs: lone calls from CEILING_CALLERS threads at once. The model runtimes
+    # release the GIL, so those passes overlap on the cores.
+    at_once = threads_each_in_turn(
+        lambda q: encoder.encode([q], "query", outputs=["dense", "sparse"]),
+        query_texts(CEILING_CALLERS * repeats, seed=600),
+        CEILING_CALLERS,
+    )
+    concurrent = (at_once["cpu"], 1000 / at_once["qps"])
     cache = getattr(encoder, "cache", None)  # the BaseEncoder's LRU (off in the timed runs)
     if cache is not None:
         cache.resize(16)
@@ -267,28 +284,6 @@ def encoder_costs(name: str, encoder: Encoder, repeats: int = 3, lone_pairs: int
         "",
     ]
     return lines
-
-
-#: Concurrent callers whose encoder ceiling :func:`encoder_costs` measures (the throughput target's).
-CEILING_CALLERS = 32
-
-
-def lone_calls_concurrently(encoder: Encoder, texts: list[str]) -> tuple[float, float]:
-    """CPU and wall ms per query of ``texts`` encoded one per call from :data:`CEILING_CALLERS`
-    threads at once: the model runtimes release the GIL, so lone passes overlap on the cores."""
-    shares = [texts[i::CEILING_CALLERS] for i in range(CEILING_CALLERS)]
-    start = threading.Barrier(CEILING_CALLERS)
-
-    def caller(mine: list[str]) -> None:
-        start.wait()
-        for text in mine:
-            encoder.encode([text], "query", outputs=["dense", "sparse"])
-
-    c0, t0 = time.process_time(), time.perf_counter()
-    with ThreadPoolExecutor(CEILING_CALLERS) as pool:
-        list(pool.map(caller, shares))
-    cpu, wall = time.process_time() - c0, time.perf_counter() - t0
-    return cpu / len(texts) * 1000, wall / len(texts) * 1000
 
 
 def m3_shaped(work: Path, threads: int) -> Encoder:

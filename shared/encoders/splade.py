@@ -47,7 +47,7 @@ class SpladeEncoder(TransformerEncoder):
             self._count_forward()
             # log1p(relu(.)) is monotone: pooling the raw logits first and weighting the pooled
             # row gives the same weights with two passes over the [rows, tokens, vocab] tensor
-            # instead of four. Padding is set to 0, which relu maps to the floor of 0 it had.
+            # instead of four. Padding becomes 0: no weight is below 0 once relu has run.
             logits = logits.float().masked_fill_(mask.unsqueeze(-1) == 0, 0.0)
             pooled.append(torch.log1p(torch.relu(logits.amax(dim=1))))
         vec = torch.cat(pooled).cpu()
