@@ -407,7 +407,13 @@ def bind_vectors(
             values[name] = np.asarray(colbert, dtype=np.float32).tolist()
         else:
             raise TypeError(f"unknown vector ref {name!r}")
-    return QueryPlan(template.root, template.offset, template.with_vectors, template.group, values)
+    return QueryPlan(
+        root=template.root,
+        offset=template.offset,
+        with_vectors=template.with_vectors,
+        group=template.group,
+        vectors=values,
+    )
 
 
 def per_tree(make: Callable[[Stage], T]) -> Callable[[Stage], T]:

@@ -415,17 +415,16 @@ def test_hybrid_search_by_dense_and_sparse_vectors(
 ) -> None:
     query = "sourdough starter yeast"
     expected = corpus_store.similarity_search(query, k=3, mode="hybrid")
-    got = corpus_store.similarity_search_by_vector(
-        dense.embed_query(query), k=3, sparse_vector=sparse.embed_query(query)
-    )
+    query_dense, query_sparse = dense.embed_query(query), sparse.embed_query(query)
+    got = corpus_store.similarity_search_by_vector(query_dense, k=3, sparse_vector=query_sparse)
     assert [d.id for d in got] == [d.id for d in expected]
     # The sparse vector is checked once, by the store, whatever its form.
-    as_dict = dict(zip(sparse.embed_query(query).indices, sparse.embed_query(query).values, strict=True))
-    got = corpus_store.similarity_search_by_vector(dense.embed_query(query), k=3, sparse_vector=as_dict)
+    as_dict = dict(zip(query_sparse.indices, query_sparse.values, strict=True))
+    got = corpus_store.similarity_search_by_vector(query_dense, k=3, sparse_vector=as_dict)
     assert [d.id for d in got] == [d.id for d in expected]
     for bad, problem in (({3: float("nan")}, "3"), ({-1: 0.5}, "-1"), ("terms", "str")):
         with pytest.raises(M3HybridError, match=problem):
-            corpus_store.similarity_search_by_vector(dense.embed_query(query), k=3, sparse_vector=bad)
+            corpus_store.similarity_search_by_vector(query_dense, k=3, sparse_vector=bad)
 
 
 def test_mmr_prefers_diverse_results(small_store: HybridQdrantVectorStore) -> None:
