@@ -158,7 +158,8 @@ class StoreConfig:
     query_batch_wait_ms: float = _option(
         DEFAULT_WAIT_MS,
         "concurrent queries' texts are encoded in one pass: the most an idle encoder waits for "
-        "company once queries overlap, in ms (0: off; a lone query never waits)",
+        "company once queries overlap, in ms (0: off; a lone query never waits; a model that embeds "
+        "one query text at a time, such as a framework's embed_query, is never batched)",
     )
     query_batch_size: int = _option(DEFAULT_BATCH_SIZE, "most query texts encoded in one joined pass")
 

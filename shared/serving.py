@@ -4,7 +4,10 @@
 together, from threads (:meth:`MicroBatcher.encode`) or coroutines
 (:meth:`MicroBatcher.aencode`), are joined into one ``encode`` call of the wrapped
 encoder, which plans its own sub-batches (its ``batch_size`` and ``max_batch_tokens``
-are the token budget); each caller gets back exactly its own rows.
+are the token budget); each caller gets back exactly its own rows. A store and the
+embedding classes batch only an encoder whose ``joins_queries`` is true: a framework's
+one-text ``embed_query`` (:class:`~shared.encoders.functions.FunctionEncoder`) gains
+nothing from a joined call and would serve its callers one after another.
 
 How a batch forms (no background thread while traffic is one query at a time):
 
@@ -106,7 +109,10 @@ class MicroBatcher:
         self._inner = encoder
         self.max_wait = float(max_wait)
         self.max_batch = int(max_batch)
-        self._cond = threading.Condition(threading.Lock())
+        # The lone path (every query when traffic is one at a time) takes the condition's lock
+        # directly: Condition's own ``with`` runs two Python-level calls per enter and exit.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._pending: list[_Request] = []
         self._waiting_texts = 0
         self._busy = False
@@ -133,7 +139,16 @@ class MicroBatcher:
         """The wrapped encoder's ``encode``, joined with concurrent calls of the same kind and outputs."""
         # A lone call runs at once, as the batch of one it would be (the encoder checks it).
         if self._joins(options.get("batch_size"), options.get("show_progress")) and self._claim_alone():
-            return self._run_alone(texts, kind, options)
+            # The batch of one that _lead would run, in the caller's thread without the future
+            # (the same encode call, so the same rows); calls that queued meanwhile go on as the
+            # next batch. Every option goes through: the encoder refuses an unknown one.
+            try:
+                result = self._inner.encode(texts, kind, **options)
+                self.batches += 1
+                self.requests += 1
+                return result
+            finally:
+                self._release()
         request = self._request(texts, kind, **options)
         if request is None:
             return self._inner.encode(texts, kind, **options)
@@ -197,24 +212,11 @@ class MicroBatcher:
     def _claim_alone(self) -> bool:
         """True when this call may run alone at once: the encoder is idle and queries have not
         overlapped lately (nothing to wait for). It then holds the encoder as a batch would."""
-        with self._cond:
+        with self._lock:
             if self._busy or time.monotonic() - self._last_overlap <= OVERLAP_WINDOW:
                 return False
             self._busy = True
             return True
-
-    def _run_alone(self, texts: Sequence[str], kind: TextKind, options: EncodeOptions) -> EncodeResult:
-        """A lone call (:meth:`_claim_alone`): the batch of one that :meth:`_lead` would run, in
-        the caller's thread without the future (the same encode call, so the same rows);
-        calls that queued meanwhile go on as the next batch. Every option goes through, so the
-        encoder refuses an unknown one as it would alone."""
-        try:
-            result = self._inner.encode(texts, kind, **options)
-            self.batches += 1
-            self.requests += 1
-            return result
-        finally:
-            self._release()
 
     def _runner_pool(self) -> ThreadPoolExecutor:
         with self._cond:
@@ -254,7 +256,7 @@ class MicroBatcher:
 
     def _release(self) -> None:
         """After a first batch: free the encoder, or hand what queued meanwhile to the runner."""
-        with self._cond:
+        with self._lock:
             more = bool(self._pending)
             if not more:
                 self._busy = False
@@ -344,11 +346,17 @@ def shared_batcher(encoder: Encoder) -> MicroBatcher | None:
         return batcher
 
 
+def _shares_passes(encoder: Encoder) -> bool:
+    """Whether joining ``encoder``'s concurrent query calls shares work (an encoder of the
+    protocol that does not say is assumed to, as a model batching its texts does)."""
+    return bool(getattr(encoder, "joins_queries", True))
+
+
 def query_encoder(encoder: Encoder | None, max_wait_ms: float, max_batch: int) -> Encoder | None:
     """What a store encodes queries with: ``encoder`` behind a :class:`MicroBatcher` (the
     process's shared one with the default settings), or as is when ``max_wait_ms`` is 0
-    (batching off) or there is no encoder."""
-    if encoder is None or max_wait_ms <= 0:
+    (batching off), there is no encoder, or the encoder embeds one query at a time."""
+    if encoder is None or max_wait_ms <= 0 or not _shares_passes(encoder):
         return encoder
     if (max_wait_ms, max_batch) == (DEFAULT_WAIT_MS, DEFAULT_BATCH_SIZE):
         shared = shared_batcher(encoder)
@@ -362,7 +370,7 @@ def encode(
 ) -> EncodeResult:
     """An embedding class's encode call: a few query texts join concurrent queries in the
     process's shared batcher; anything else goes straight to ``encoder``."""
-    if kind == "query" and len(texts) < DEFAULT_BATCH_SIZE:
+    if kind == "query" and len(texts) < DEFAULT_BATCH_SIZE and _shares_passes(encoder):
         batcher = shared_batcher(encoder)
         if batcher is not None:
             return batcher.encode(texts, kind, outputs=options.get("outputs"))

@@ -104,6 +104,12 @@ class FunctionEncoder(BaseEncoder):
             for i, row in enumerate(rows)
         ]
 
+    @property
+    def joins_queries(self) -> bool:
+        # The query function takes one text: a joined call would run its callers' queries one
+        # after another (an embedding API's round trips in a row) instead of side by side.
+        return False
+
     def document_dense(self, texts: list[str]) -> np.ndarray | list[np.ndarray] | None:
         """The model's rows of ``texts``, unit float32, checked as :meth:`encode` checks them:
         one matrix, or the rows one by one where they make none (the store's size check then

@@ -81,6 +81,10 @@ class PairEncoder(LateChunker):
         return self.dense_encoder.forward_passes + self.sparse_encoder.forward_passes
 
     @property
+    def joins_queries(self) -> bool:
+        return self.dense_encoder.joins_queries or self.sparse_encoder.joins_queries
+
+    @property
     def supports_late_chunking(self) -> bool:
         return self.dense_encoder.supports_late_chunking and self.sparse_encoder.supports_late_chunking
 

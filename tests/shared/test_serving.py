@@ -300,6 +300,39 @@ def test_a_lone_query_does_not_wait_and_zero_turns_batching_off(bge: Encoder) ->
         HybridStore("bad", encoder=bge, query_batch_size=0)
 
 
+def test_a_one_text_query_model_is_called_side_by_side_not_queued(bge: Encoder, tmp_path: Path) -> None:
+    """A framework's embed_query (one text a call: a FunctionEncoder) gets no batcher: two
+    concurrent queries are inside the model at the same moment (a batcher would hold the second
+    until the first returned, and the barrier below would break), in the store and in the
+    embedding classes' encode path alike."""
+    from shared.encoders.functions import encoder_from_functions, pair_encoders
+    from shared.serving import encode
+
+    barrier = threading.Barrier(2, timeout=10)
+
+    def query(text: str) -> dict[int, float]:
+        barrier.wait()  # both callers must be here at once
+        return {len(text): 1.0}
+
+    def documents(texts: list[str]) -> list[dict[int, float]]:
+        return [{len(t): 1.0} for t in texts]
+
+    sparse = encoder_from_functions(model_id="one-at-a-time", sparse_documents=documents, sparse_query=query)
+    assert not sparse.joins_queries and query_encoder(sparse, 2.0, 32) is sparse
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(lambda t: encode(sparse, [t], "query").sparse, ["ab", "abc"]))
+    assert got == [[{2: 1.0}], [{3: 1.0}]]
+    store = HybridStore("side", path=tmp_path / "s", encoder=sparse, retrieval_mode="sparse")
+    store.add_texts(["ab", "abc"], ids=["a", "b"])
+    with ThreadPoolExecutor(2) as pool:
+        hits = list(pool.map(lambda t: store.query(t, limit=1), ["xy", "xyz"]))
+    assert [h[0].id for h in hits] == ["a", "b"]
+    store.close()
+    # Paired with a model that batches its texts, the pair is batched (that half shares passes).
+    pair = pair_encoders(bge, sparse)
+    assert pair is not None and isinstance(query_encoder(pair, 2.0, 32), MicroBatcher)
+
+
 # -- the store: batched results identical to one by one --------------------------
 
 
