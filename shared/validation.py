@@ -11,6 +11,7 @@ item by item once something is wrong, to name it.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -149,17 +150,19 @@ def dense_vector(
     ``expects`` says whose size ``dim`` is."""
     arr: np.ndarray | None = None
     if type(value) is list:
-        # Fast path for the list a framework carries: fromiter converts a flat list of numbers
-        # in one pass (np.asarray inspects it for nesting first, ~1.5x slower); anything else
-        # (nested, ragged, strings) fails here and takes the general conversion below.
+        # Fast path for the list a framework carries: struct packs a flat list of numbers into
+        # float32 in C, the same rounding as numpy's cast at half fromiter's cost and a third of
+        # np.asarray's (which inspects the list for nesting first); anything else (nested,
+        # strings, None) fails here and takes the general conversion below, which names it.
+        arr = np.empty(len(value), dtype=np.float32)
         try:
-            arr = np.fromiter(value, dtype=np.float32, count=len(value))
-        except (TypeError, ValueError):
+            struct.pack_into(f"{len(value)}f", arr.data, 0, *value)
+        except (struct.error, TypeError, OverflowError):
             arr = None
     if arr is None:
         try:
             arr = np.asarray(value, dtype=np.float32)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InvalidTypeError(f"{what} must be a sequence of numbers") from None
     if arr.ndim != 1 or arr.shape[0] == 0:
         raise InvalidInputError(f"{what} must be a non-empty 1-d sequence of numbers, got shape {arr.shape}")

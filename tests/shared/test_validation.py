@@ -18,6 +18,8 @@ GOOD = [
     [np.float64(0.1), np.float32(2.0), 3],  # numpy scalars
     ["1.5", "2", 3.0],  # numeric strings, as np.asarray reads them
     [Decimal("0.5"), 1.0, 2.0],
+    [16777217.0, 1e-45, 0.1 + 2**-40],  # halfway (ties to even), a subnormal, a rounding case
+    [1 / 3, -2 / 3, 2**-149 * 1.5],  # rounded to nearest, as numpy casts
 ]
 
 BAD = [
@@ -33,6 +35,7 @@ BAD = [
     [0.0, 0.0, 0.0],  # no norm
     ["a", 1.0, 2.0],
     [object(), 1.0, 2.0],
+    [10**400, 1.0, 2.0],  # no float at all
 ]
 
 
