@@ -146,6 +146,8 @@ class BaseEncoder(ABC):
         self._truncate_dim: int | None = None
         self._forward_passes = 0
         self._counter_lock = threading.Lock()
+        # Checked ``outputs`` per distinct value: a query checks the same few values every time.
+        self._wanted: dict[Any, frozenset[str]] = {}
 
     # -- the Encoder protocol -------------------------------------------------------
 
@@ -192,7 +194,7 @@ class BaseEncoder(ABC):
         bs = self.batch_size if batch_size is None else check_batch_size(batch_size)
         progress = self.show_progress if show_progress is None else bool(show_progress)
         entries = self._encode_entries(items, kind, wanted, bs, progress)
-        return self._assemble(entries, wanted, self.prompt_for(kind))
+        return self._assemble(entries, wanted, self._prompts[kind])
 
     def _encode_entries(
         self, items: list[str], kind: TextKind, wanted: frozenset[str], batch_size: int, show_progress: bool
@@ -201,12 +203,13 @@ class BaseEncoder(ABC):
 
         Entries are shared with the cache: callers must not mutate them.
         """
-        prompt = self.prompt_for(kind)
+        prompt = self._prompts[kind]
+        cache = self._cache
         entries: list[Entry | None] = [None] * len(items)
         missing: dict[str, list[int]] = {}
         partial: dict[str, Entry] = {}
         for i, text in enumerate(items):
-            hit = self._cache.get((kind, prompt, text))
+            hit = cache.get((kind, prompt, text)) if cache.maxsize > 0 else None
             if hit is not None and all(getattr(hit, out) is not None for out in wanted):
                 entries[i] = hit
             else:
@@ -266,6 +269,13 @@ class BaseEncoder(ABC):
         """Whether ``encode_chunks`` works (:class:`shared.encoders.late.LateChunker`)."""
         return False
 
+    @property
+    def joins_queries(self) -> bool:
+        """Whether query texts given in one call share a model pass: what the micro-batcher
+        (:mod:`shared.serving`) joins concurrent queries for. False for a model that embeds
+        one query text at a time."""
+        return True
+
     # -- for subclasses -------------------------------------------------------------
 
     @abstractmethod
@@ -316,6 +326,18 @@ class BaseEncoder(ABC):
     def _validate_outputs(self, outputs: Sequence[str] | None) -> frozenset[str]:
         if outputs is None:
             return self._outputs - {"colbert"}
+        key = tuple(outputs) if type(outputs) is list or type(outputs) is tuple else None
+        try:
+            known = self._wanted.get(key) if key is not None else None
+        except TypeError:  # an unhashable item: the check below names it
+            key, known = None, None
+        if known is None:
+            known = self._checked_outputs(outputs)
+            if key is not None and len(self._wanted) < 64:
+                self._wanted[key] = known
+        return known
+
+    def _checked_outputs(self, outputs: Sequence[str]) -> frozenset[str]:
         if isinstance(outputs, str):
             outputs = [outputs]
         wanted = frozenset(outputs)
