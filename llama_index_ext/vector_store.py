@@ -274,12 +274,18 @@ class HybridQdrantVectorStore(Closing, BasePydanticVectorStore):
             node = metadata_dict_to_node(metadata, text=hit.text)
         else:
             # A point written by another client (e.g. the LangChain adapter): a plain TextNode.
-            relationships = {}
+            # No relationships argument without a source: validating an empty one costs as much
+            # as a third of the node (every query builds ten).
+            text = hit.text or ""
             if hit.ref_doc_id:
-                relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=hit.ref_doc_id)
-            node = TextNode(id_=hit.id, text=hit.text or "", metadata=metadata, relationships=relationships)
+                source = {NodeRelationship.SOURCE: RelatedNodeInfo(node_id=hit.ref_doc_id)}
+                node = TextNode(id_=hit.id, text=text, metadata=metadata, relationships=source)
+            else:
+                node = TextNode(id_=hit.id, text=text, metadata=metadata)
         if isinstance(hit, Hit):
-            _annotate(node, hit.annotations())
+            extra = hit.annotations()
+            if extra:
+                _annotate(node, extra)
         return node
 
     # -- add --------------------------------------------------------------------
@@ -478,8 +484,6 @@ def _hierarchy_fields(node: BaseNode, metadata: dict[str, Any], hierarchy: Hiera
 def _annotate(node: BaseNode, extra: dict[str, Any]) -> None:
     """Add what the query asked for (group id, ...) to a node's metadata, kept out of what
     it embeds and what an LLM reads (as LlamaIndex's own added keys are)."""
-    if not extra:
-        return
     node.metadata.update(extra)
     for keys in (node.excluded_embed_metadata_keys, node.excluded_llm_metadata_keys):
         keys.extend(k for k in extra if k not in keys)

@@ -347,7 +347,8 @@ class HybridStore(Closing):
     @property
     def schema(self) -> CollectionSchema:
         """The collection's schema (the requested one until the collection exists)."""
-        return self._schema if self._schema is not None else self._requested
+        schema = self._state.schema  # the state itself: read on every query, one lookup not two
+        return schema if schema is not None else self._requested
 
     query_defaults: ReadOnly[QueryOptions] = ReadOnly(
         "_queries.defaults",
@@ -537,7 +538,7 @@ class HybridStore(Closing):
     def _ready(self) -> Steps[None]:
         if self._closed:
             raise BackendError(f"HybridStore {self.collection_name!r} is closed")
-        if not self._opened:
+        if not self._state.opened:
             yield from self._open_steps()
 
     # -- add ---------------------------------------------------------------
@@ -950,7 +951,7 @@ class HybridStore(Closing):
         yield from self._ready()
         schema = self.schema
         opts = self._query_options(text, args, schema)
-        if self._schema is None:
+        if self._state.schema is None:
             return []  # nothing stored yet: the collection is created by the first add
         dense, sparse, colbert = args.get("dense"), args.get("sparse"), args.get("colbert")
         if text is None:

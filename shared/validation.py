@@ -96,7 +96,7 @@ def text_list(texts: Any, name: str = "texts") -> list[str]:
         raise InvalidTypeError(
             f"{name} must be a sequence of str, not a single {type(texts).__name__}; wrap it in a list"
         )
-    if not isinstance(texts, Iterable):
+    if type(texts) is not list and not isinstance(texts, Iterable):  # a list skips the ABC check
         raise InvalidTypeError(f"{name} must be a sequence of str, not {type(texts).__name__}")
     out = list(texts)
     for i, t in enumerate(out):
@@ -217,7 +217,7 @@ def sparse_arrays(vector: Any, what: str) -> tuple[list[int], list[float]]:
     builtins-only path; anything else a vectorised numpy check; only a vector that fails
     it goes item by item, to name the offending token.
     """
-    if isinstance(vector, Mapping):
+    if type(vector) is dict or isinstance(vector, Mapping):  # a dict skips the ABC check
         if not vector:
             return [], []
         keys, vals = list(vector), list(vector.values())
