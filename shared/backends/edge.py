@@ -504,19 +504,6 @@ def _result(point: Any, score: float | None) -> ResultPoint:
 # ---------------------------------------------------------------------------
 
 
-class _Operation:
-    __slots__ = ("_gate",)
-
-    def __init__(self, gate: _SwapGate) -> None:
-        self._gate = gate
-
-    def __enter__(self) -> None:
-        self._gate._start()
-
-    def __exit__(self, *exc: object) -> None:
-        self._gate._end()
-
-
 class _SwapGate:
     """Any number of shard operations at once, or one shard swap (close + reload) alone.
 
@@ -525,23 +512,26 @@ class _SwapGate:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        # Every query enters and leaves the gate: its lock is taken directly (C-level), not
+        # through the Condition's ``with`` (two Python-level calls at each end).
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
         self._active = 0
         self._swapping = False
         self._waiting = 0
 
-    def operation(self) -> _Operation:
-        """Context manager around one shard operation (a class: it wraps every query)."""
-        return _Operation(self)
+    def operation(self) -> _SwapGate:
+        """Context manager around one shard operation: the gate itself."""
+        return self
 
-    def _start(self) -> None:
-        with self._cond:
+    def __enter__(self) -> None:
+        with self._lock:
             while self._swapping or self._waiting:
                 self._cond.wait()
             self._active += 1
 
-    def _end(self) -> None:
-        with self._cond:
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
             self._active -= 1
             if not self._active and self._waiting:  # only a waiting swap waits for the count
                 self._cond.notify_all()
