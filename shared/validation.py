@@ -151,9 +151,9 @@ def dense_vector(
     arr: np.ndarray | None = None
     if type(value) is list:
         # Fast path for the list a framework carries: struct packs a flat list of numbers into
-        # float32 in C, the same rounding as numpy's cast at half fromiter's cost and a third of
-        # np.asarray's (which inspects the list for nesting first); anything else (nested,
-        # strings, None) fails here and takes the general conversion below, which names it.
+        # float32 in C with numpy's rounding, cheaper than fromiter and than np.asarray (which
+        # inspects the list for nesting first); anything else (nested, strings, None) fails
+        # here and takes the general conversion below, which names it.
         arr = np.empty(len(value), dtype=np.float32)
         try:
             struct.pack_into(f"{len(value)}f", arr.data, 0, *value)
