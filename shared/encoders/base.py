@@ -66,6 +66,8 @@ class LRUCache:
         self.misses = 0
 
     def get(self, key: Any) -> Entry | None:
+        if self.maxsize <= 0:  # disabled: nothing to look up (and no lock to take)
+            return None
         with self._lock:
             entry = self._data.get(key)
             if entry is None:
@@ -146,8 +148,6 @@ class BaseEncoder(ABC):
         self._truncate_dim: int | None = None
         self._forward_passes = 0
         self._counter_lock = threading.Lock()
-        # Checked ``outputs`` per distinct value: a query checks the same few values every time.
-        self._wanted: dict[Any, frozenset[str]] = {}
 
     # -- the Encoder protocol -------------------------------------------------------
 
@@ -209,7 +209,7 @@ class BaseEncoder(ABC):
         missing: dict[str, list[int]] = {}
         partial: dict[str, Entry] = {}
         for i, text in enumerate(items):
-            hit = cache.get((kind, prompt, text)) if cache.maxsize > 0 else None
+            hit = cache.get((kind, prompt, text))
             if hit is not None and all(getattr(hit, out) is not None for out in wanted):
                 entries[i] = hit
             else:
@@ -326,18 +326,6 @@ class BaseEncoder(ABC):
     def _validate_outputs(self, outputs: Sequence[str] | None) -> frozenset[str]:
         if outputs is None:
             return self._outputs - {"colbert"}
-        key = tuple(outputs) if type(outputs) is list or type(outputs) is tuple else None
-        try:
-            known = self._wanted.get(key) if key is not None else None
-        except TypeError:  # an unhashable item: the check below names it
-            key, known = None, None
-        if known is None:
-            known = self._checked_outputs(outputs)
-            if key is not None and len(self._wanted) < 64:
-                self._wanted[key] = known
-        return known
-
-    def _checked_outputs(self, outputs: Sequence[str]) -> frozenset[str]:
         if isinstance(outputs, str):
             outputs = [outputs]
         wanted = frozenset(outputs)
