@@ -1102,7 +1102,10 @@ class HybridStore(Closing):
         if opts.mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID) and dense is not None:
             if schema.dense_dim is None:
                 raise UnsupportedOperationError("this collection has no dense vector")
-            out["dense"] = dense_vector(dense, "dense query vector", schema.dense_dim)
+            checked = dense_vector(dense, "dense query vector", schema.dense_dim)
+            # A framework's list (checked above) goes to the engine as it came: the embedded
+            # engine reads a list of floats faster than an array's buffer (RESULTS.md, store).
+            out["dense"] = dense if type(dense) is list else checked
         if opts.mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID) and sparse is not None:
             out["sparse"] = sparse_query(sparse, checked=encoded is not None and "sparse" in missing)
         if opts.colbert_rerank and colbert is not None:

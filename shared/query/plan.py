@@ -190,8 +190,9 @@ class QueryPlan:
     #: groups them (the root's limit is where an over-fetching backend starts).
     group: GroupSpec | None = None
     #: The values of the :class:`VectorRef` s in the stages (ref name -> value: a float32 array
-    #: for a dense vector, a :class:`SparseQuery`, a list of rows for ColBERT). Not compared:
-    #: plans are equal when their stages are (the vectors are the query's).
+    #: or a checked list of numbers for a dense vector, a :class:`SparseQuery`, a list of rows
+    #: for ColBERT). Not compared: plans are equal when their stages are (the vectors are the
+    #: query's).
     vectors: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def vector(self, value: Any) -> Any:
@@ -297,7 +298,7 @@ def plan_query(
     schema: CollectionSchema,
     opts: QueryOptions,
     *,
-    dense: FloatArray | None = None,
+    dense: FloatArray | list[float] | None = None,
     sparse: SparseQuery | None = None,
     colbert: FloatArray | None = None,
     bm25: SparseQuery | None = None,
@@ -380,19 +381,20 @@ def bind_vectors(
     template: QueryPlan,
     schema: CollectionSchema,
     *,
-    dense: FloatArray | None = None,
+    dense: FloatArray | list[float] | None = None,
     sparse: SparseQuery | None = None,
     colbert: FloatArray | None = None,
     bm25: SparseQuery | None = None,
 ) -> QueryPlan:
     """``template`` (:func:`plan_template`) with the values of its vector refs, each derived
-    once from the given vectors. Dense values stay float32 arrays: each backend hands them to
-    its engine in the form it reads fastest (the embedded engine reads the array's buffer)."""
+    once from the given vectors. A dense value stays what the store checked: a float32 array, or
+    the caller's list of numbers (a framework's query embedding, as it came); each backend hands
+    it to its engine in the form that engine reads fastest."""
     values: dict[str, Any] = {}
     for name in _ref_names(template.root):
         if name == DENSE_LIST.name:
             assert dense is not None
-            values[name] = np.asarray(dense, dtype=np.float32)
+            values[name] = dense if type(dense) is list else np.asarray(dense, dtype=np.float32)
         elif name == MRL_HEAD.name:
             assert dense is not None and schema.mrl_dim is not None
             values[name] = truncate(dense, schema.mrl_dim)

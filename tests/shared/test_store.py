@@ -521,3 +521,33 @@ async def test_async_api_shares_semantics(recs: list[Record]) -> None:
         assert await s.acount() == len(recs) - 1
         await s.aclear()
         assert await s.acount() == 0
+
+
+@pytest.mark.parametrize("backend", ["edge", "client"])
+@pytest.mark.parametrize("mrl_dim", [None, 8])
+def test_a_list_query_vector_finds_what_its_float32_array_finds(
+    recs: list[Record], backend: str, mrl_dim: int | None
+) -> None:
+    """A framework's list goes to the engine as it came (its floats are rounded by the engine, not
+    by us): every mode ranks and scores as the same vector given as a float32 array."""
+    from qdrant_client import QdrantClient
+
+    where = {"client": QdrantClient(":memory:")} if backend == "client" else {}
+    with HybridStore("l", dense_dim=DIM, mrl_dim=mrl_dim, **where) as s:
+        s.add(recs)
+        rng = np.random.default_rng(11)
+        as_list = rng.normal(size=DIM).tolist()  # float64 values: rounding to float32 matters
+        as_array = np.asarray(as_list, dtype=np.float32)
+        sparse = recs[3].sparse
+        for mode in ("dense", "hybrid"):
+            for exact in (False, True):
+                got = s.query(dense=as_list, sparse=sparse, mode=mode, limit=8, exact=exact)
+                want = s.query(dense=as_array, sparse=sparse, mode=mode, limit=8, exact=exact)
+                assert_same_hits(got, want, tol=1e-6)
+        got_mmr = s.mmr(dense=as_list, limit=5, fetch_k=20)
+        assert [h.id for h in got_mmr] == [h.id for h in s.mmr(dense=as_array, limit=5, fetch_k=20)]
+        ints = [1] + [0] * (DIM - 1)  # a list of ints is a vector too
+        assert_same_hits(s.query(dense=ints, limit=5), s.query(dense=np.eye(DIM)[0], limit=5), tol=1e-6)
+        for bad in (1e300, float("nan")):  # beyond float32, or not a number: refused, never sent
+            with pytest.raises(InvalidInputError, match="dense query vector contains NaN or infinity"):
+                s.query(dense=[bad] + [0.0] * (DIM - 1))
