@@ -337,6 +337,43 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def raw_search_params(store: Any) -> Any:
+    """The search params the store's plan sends for ``store``'s quantization (by hand)."""
+    import qdrant_edge as qe
+
+    q = store.schema.quantization
+    quant = (
+        qe.QuantizationSearchParams(rescore=q.rescore, oversampling=q.oversampling) if q.quantized else None
+    )
+    return qe.SearchParams(hnsw_ef=2 * CANDIDATES, quantization=quant)
+
+
+def raw_request(dense: np.ndarray, sparse: dict[int, float], params: Any) -> Any:
+    """The overhead phase's hybrid query written by hand for qdrant_edge (what 'raw' sends):
+    RRF over ``CANDIDATES`` dense and sparse candidates, ``LIMIT`` hits with their payloads."""
+    import qdrant_edge as qe
+
+    items = sorted(sparse.items())
+    return qe.QueryRequest(
+        limit=LIMIT,
+        query=qe.Fusion.Rrf(k=60),
+        prefetches=[
+            qe.Prefetch(
+                limit=CANDIDATES, query=qe.Query.Nearest(dense.tolist(), using="dense"), params=params
+            ),
+            qe.Prefetch(
+                limit=CANDIDATES,
+                query=qe.Query.Nearest(
+                    qe.SparseVector(indices=[k for k, _ in items], values=[v for _, v in items]),
+                    using="sparse",
+                ),
+            ),
+        ],
+        with_payload=True,
+        with_vector=False,
+    )
+
+
 FUSIONS = ("rrf", "m3", "dbsf")
 #: Times each query is run per variant in the overhead phase (all variants taking turns each time).
 OVERHEAD_REPEATS = 5
@@ -355,7 +392,6 @@ def serve_overhead(args: argparse.Namespace) -> int:
     """
     import logging
 
-    import qdrant_edge as qe
     from langchain_core.embeddings import Embeddings
     from llama_index.core.base.embeddings.base_sparse import BaseSparseEmbedding
     from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
@@ -430,11 +466,7 @@ def serve_overhead(args: argparse.Namespace) -> int:
     lc._store.close()
     lc._store = store
     shard = store._backend._shard  # type: ignore[attr-defined]
-    q = store.schema.quantization
-    quant = (
-        qe.QuantizationSearchParams(rescore=q.rescore, oversampling=q.oversampling) if q.quantized else None
-    )
-    params = qe.SearchParams(hnsw_ef=2 * CANDIDATES, quantization=quant)
+    params = raw_search_params(store)
     dense_lists = [v.tolist() for v in qd]
     llama_queries = [
         VectorStoreQuery(
@@ -447,26 +479,7 @@ def serve_overhead(args: argparse.Namespace) -> int:
     ]
 
     def raw_points(i: int) -> list[Any]:
-        items = sorted(qs[i].items())
-        req = qe.QueryRequest(
-            limit=LIMIT,
-            query=qe.Fusion.Rrf(k=60),
-            prefetches=[
-                qe.Prefetch(
-                    limit=CANDIDATES, query=qe.Query.Nearest(qd[i].tolist(), using="dense"), params=params
-                ),
-                qe.Prefetch(
-                    limit=CANDIDATES,
-                    query=qe.Query.Nearest(
-                        qe.SparseVector(indices=[k for k, _ in items], values=[v for _, v in items]),
-                        using="sparse",
-                    ),
-                ),
-            ],
-            with_payload=True,
-            with_vector=False,
-        )
-        return shard.query(req)  # type: ignore[no-any-return]
+        return shard.query(raw_request(qd[i], qs[i], params))  # type: ignore[no-any-return]
 
     def raw(i: int) -> list[str]:
         return [p.payload["doc_id"] for p in raw_points(i)]
