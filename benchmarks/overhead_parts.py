@@ -38,7 +38,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from store import CANDIDATES, LIMIT, OVERHEAD_REPEATS, raw_request, raw_search_params
+from store import (
+    CANDIDATES,
+    LIMIT,
+    OVERHEAD_REPEATS,
+    llama_hybrid_queries,
+    lookup_sparse_embedding,
+    raw_request,
+    raw_search_params,
+)
 
 PARTS = ("engine", "query vectors", "hits", "LlamaIndex translation", "LlamaIndex nodes")
 
@@ -79,13 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from langchain_core.embeddings import Embeddings
-    from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
 
     import llama_index_ext.vector_store as llama_module
     from langchain_ext import HybridQdrantVectorStore as LangChainStore
-    from llama_index_ext import BGEM3SparseEmbedding
     from llama_index_ext import HybridQdrantVectorStore as LlamaStore
-    from shared.encoders import encoder_from_functions
 
     logging.getLogger("shared").setLevel(logging.ERROR)
     work = Path(args.workdir)
@@ -95,18 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     n = len(qd)
     table = {f"q{i}": qs[i] for i in range(n)}
 
-    def no_documents(texts: list[str]) -> list[Any]:
-        raise NotImplementedError
-
-    # As in store.py: the query's sparse vector from a lookup table, through a core encoder.
-    lookup = BGEM3SparseEmbedding.from_encoder(
-        encoder_from_functions(
-            model_id="lookup-sparse",
-            sparse_documents=no_documents,
-            sparse_query=table.__getitem__,
-            cache_size=0,
-        )
-    )
+    lookup = lookup_sparse_embedding(table)  # as in store.py's overhead phase
     storage = {"quantization": args.config, "fusion": "rrf"}
     llama = LlamaStore("bench", path=str(work / args.config), sparse_embed_model=lookup, **storage)
     store = llama.store
@@ -134,15 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     params = raw_search_params(store)
     raw_query = timers.wrap("engine", shard.query)
     dense_lists = [v.tolist() for v in qd]
-    queries = [
-        VectorStoreQuery(
-            query_embedding=dense_lists[i],
-            query_str=f"q{i}",
-            similarity_top_k=LIMIT,
-            mode=VectorStoreQueryMode.HYBRID,
-        )
-        for i in range(n)
-    ]
+    queries = llama_hybrid_queries(dense_lists)
 
     def ours(fusion: str) -> Callable[[int], Any]:
         return lambda i: store.query(

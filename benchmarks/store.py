@@ -337,6 +337,43 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def lookup_sparse_embedding(table: dict[str, dict[int, float]]) -> Any:
+    """The LlamaIndex store's sparse model in the overhead phase: each query text's sparse vector
+    looked up in ``table`` (a model that costs nothing), as a core encoder behind our embedding
+    class (what BGE-M3 users have). No result cache: every query (and every repeat) takes the
+    encode path, as a new text does."""
+    from llama_index_ext import BGEM3SparseEmbedding
+    from shared.encoders import encoder_from_functions
+
+    def no_documents(texts: list[str]) -> list[Any]:
+        raise NotImplementedError
+
+    return BGEM3SparseEmbedding.from_encoder(
+        encoder_from_functions(
+            model_id="lookup-sparse",
+            sparse_documents=no_documents,
+            sparse_query=table.__getitem__,
+            cache_size=0,
+        )
+    )
+
+
+def llama_hybrid_queries(dense_lists: list[list[float]]) -> list[Any]:
+    """The LlamaIndex ``VectorStoreQuery`` of each query: its dense list and its text ``q<i>``
+    (the lookup model's key), hybrid, ``LIMIT`` hits."""
+    from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
+
+    return [
+        VectorStoreQuery(
+            query_embedding=dense,
+            query_str=f"q{i}",
+            similarity_top_k=LIMIT,
+            mode=VectorStoreQueryMode.HYBRID,
+        )
+        for i, dense in enumerate(dense_lists)
+    ]
+
+
 def raw_search_params(store: Any) -> Any:
     """The search params the store's plan sends for ``store``'s quantization (by hand)."""
     import qdrant_edge as qe
@@ -394,12 +431,9 @@ def serve_overhead(args: argparse.Namespace) -> int:
 
     from langchain_core.embeddings import Embeddings
     from llama_index.core.base.embeddings.base_sparse import BaseSparseEmbedding
-    from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
 
     from langchain_ext import HybridQdrantVectorStore as LangChainStore
-    from llama_index_ext import BGEM3SparseEmbedding
     from llama_index_ext import HybridQdrantVectorStore as LlamaStore
-    from shared.encoders import encoder_from_functions
 
     logging.getLogger("shared").setLevel(logging.ERROR)
     data = np.load(args.serve_queries)
@@ -423,19 +457,7 @@ def serve_overhead(args: argparse.Namespace) -> int:
         async def _aget_text_embedding(self, text: str) -> dict[int, float]:
             raise NotImplementedError
 
-    def no_documents(texts: list[str]) -> list[Any]:
-        raise NotImplementedError
-
-    # The same lookup as a core encoder behind our embedding class (what BGE-M3 users have).
-    # No result cache: every query (and every repeat) takes the encode path, as a new text does.
-    lookup = BGEM3SparseEmbedding.from_encoder(
-        encoder_from_functions(
-            model_id="lookup-sparse",
-            sparse_documents=no_documents,
-            sparse_query=table.__getitem__,
-            cache_size=0,
-        )
-    )
+    lookup = lookup_sparse_embedding(table)
 
     class Unused(Embeddings):  # type: ignore[misc]
         """LangChain wants a model; queries by vector never call it."""
@@ -468,15 +490,7 @@ def serve_overhead(args: argparse.Namespace) -> int:
     shard = store._backend._shard  # type: ignore[attr-defined]
     params = raw_search_params(store)
     dense_lists = [v.tolist() for v in qd]
-    llama_queries = [
-        VectorStoreQuery(
-            query_embedding=dense_lists[i],
-            query_str=f"q{i}",
-            similarity_top_k=LIMIT,
-            mode=VectorStoreQueryMode.HYBRID,
-        )
-        for i in range(n)
-    ]
+    llama_queries = llama_hybrid_queries(dense_lists)
 
     def raw_points(i: int) -> list[Any]:
         return shard.query(raw_request(qd[i], qs[i], params))  # type: ignore[no-any-return]
