@@ -74,7 +74,7 @@ from .serving import MicroBatcher, query_encoder, shared_batcher
 from .steps import Steps, arun, arun_method, call, call_async, run, run_method
 from .tenancy import ALL, TenantScope, check_indexed_fields, index_specs, shard_key_of
 from .types import ChunkOf, Encoder, EncodeResult, EncoderIdentity, Hit, Record
-from .validation import check_utf8, colbert_vectors, dense_vector, id_list, positive_int, text_list
+from .validation import check_utf8, colbert_vectors, dense_query, id_list, positive_int, text_list
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -1102,10 +1102,7 @@ class HybridStore(Closing):
         if opts.mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID) and dense is not None:
             if schema.dense_dim is None:
                 raise UnsupportedOperationError("this collection has no dense vector")
-            checked = dense_vector(dense, "dense query vector", schema.dense_dim)
-            # A framework's list (checked above) goes to the engine as it came: the embedded
-            # engine reads a list of floats faster than an array's buffer (RESULTS.md, store).
-            out["dense"] = dense if type(dense) is list else checked
+            out["dense"] = dense_query(dense, "dense query vector", schema.dense_dim)
         if opts.mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID) and sparse is not None:
             out["sparse"] = sparse_query(sparse, checked=encoded is not None and "sparse" in missing)
         if opts.colbert_rerank and colbert is not None:

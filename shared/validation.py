@@ -24,6 +24,7 @@ __all__ = [
     "check_utf8",
     "colbert_vectors",
     "dense_matrix",
+    "dense_query",
     "dense_vector",
     "id_list",
     "is_plain_sparse",
@@ -148,6 +149,22 @@ def dense_vector(
     """``value`` as a float32 vector: 1-d, non-empty, ``dim`` long when given; with
     ``check_values`` also finite and not all zeros (cosine needs a norm). ``what`` names it,
     ``expects`` says whose size ``dim`` is."""
+    return _checked_dense(value, what, dim, check_values, expects)[0]
+
+
+def dense_query(value: Any, what: str, dim: int | None) -> np.ndarray | list[Any]:
+    """A query's dense vector checked as :func:`dense_vector` checks it, in the form an engine
+    reads fastest: a list of numbers as it came (a framework's query embedding: Qdrant Edge builds
+    its query from a list in half the time it takes from an array's buffer), else the float32 array."""
+    arr, packed = _checked_dense(value, what, dim, True, "the collection expects")
+    return value if packed else arr
+
+
+def _checked_dense(
+    value: Any, what: str, dim: int | None, check_values: bool, expects: str
+) -> tuple[np.ndarray, bool]:
+    """The checks of :func:`dense_vector`; also whether ``value`` is a flat list of numbers (packed
+    as it is, so an engine reads the same values from it)."""
     arr: np.ndarray | None = None
     if type(value) is list:
         # Fast path for the list a framework carries: struct packs a flat list of numbers into
@@ -159,6 +176,7 @@ def dense_vector(
             struct.pack_into(f"{len(value)}f", arr.data, 0, *value)
         except (struct.error, TypeError, OverflowError):
             arr = None
+    packed = arr is not None
     if arr is None:
         try:
             arr = np.asarray(value, dtype=np.float32)
@@ -177,7 +195,7 @@ def dense_vector(
                 raise InvalidInputError(f"{what} contains NaN or infinity")
             if not arr.any():
                 raise InvalidInputError(f"{what} is all zeros (cosine similarity is undefined)")
-    return arr
+    return arr, packed
 
 
 def dense_matrix(rows: Sequence[Any], dim: int | None, what: Callable[[int], str]) -> np.ndarray:

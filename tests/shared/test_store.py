@@ -548,6 +548,9 @@ def test_a_list_query_vector_finds_what_its_float32_array_finds(
         assert [h.id for h in got_mmr] == [h.id for h in s.mmr(dense=as_array, limit=5, fetch_k=20)]
         ints = [1] + [0] * (DIM - 1)  # a list of ints is a vector too
         assert_same_hits(s.query(dense=ints, limit=5), s.query(dense=np.eye(DIM)[0], limit=5), tol=1e-6)
+        # Numeric strings read as numpy reads them (the engine is given numbers, not the text).
+        texts = [repr(v) for v in as_list]
+        assert_same_hits(s.query(dense=texts, limit=5), s.query(dense=as_array, limit=5), tol=1e-6)
         for bad in (1e300, float("nan")):  # beyond float32, or not a number: refused, never sent
             with pytest.raises(InvalidInputError, match="dense query vector contains NaN or infinity"):
                 s.query(dense=[bad] + [0.0] * (DIM - 1))
