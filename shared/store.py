@@ -1102,7 +1102,10 @@ class HybridStore(Closing):
         if opts.mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID) and dense is not None:
             if schema.dense_dim is None:
                 raise UnsupportedOperationError("this collection has no dense vector")
-            out["dense"] = dense_query(dense, "dense query vector", schema.dense_dim)
+            # An MRL collection also cuts the vector's head (an array op): it gets the array.
+            out["dense"] = dense_query(
+                dense, "dense query vector", schema.dense_dim, keep_list=schema.mrl_dim is None
+            )
         if opts.mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID) and sparse is not None:
             out["sparse"] = sparse_query(sparse, checked=encoded is not None and "sparse" in missing)
         if opts.colbert_rerank and colbert is not None:

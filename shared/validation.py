@@ -152,12 +152,13 @@ def dense_vector(
     return _checked_dense(value, what, dim, check_values, expects)[0]
 
 
-def dense_query(value: Any, what: str, dim: int | None) -> np.ndarray | list[Any]:
+def dense_query(value: Any, what: str, dim: int | None, *, keep_list: bool = True) -> np.ndarray | list[Any]:
     """A query's dense vector checked as :func:`dense_vector` checks it, in the form an engine
     reads fastest: a list of numbers as it came (a framework's query embedding: Qdrant Edge builds
-    its query from a list in half the time it takes from an array's buffer), else the float32 array."""
+    its query from a list in half the time it takes from an array's buffer), else the float32 array.
+    ``keep_list=False``: always the array (a caller that computes with it)."""
     arr, packed = _checked_dense(value, what, dim, True, "the collection expects")
-    return value if packed else arr
+    return value if packed and keep_list else arr
 
 
 def _checked_dense(
